@@ -1,0 +1,256 @@
+//! nf_tables expressions: how one compiled filter [`Match`] becomes register loads and
+//! comparisons, and the capture tail (counters, sampling, `log`, `return`).
+//!
+//! Every expression is encoded as `NFTA_LIST_ELEM { NFTA_EXPR_NAME, NFTA_EXPR_DATA { .. } }`.
+//! Constants are from `include/uapi/linux/netfilter/nf_tables.h`.
+
+use std::net::IpAddr;
+
+use edgecap_filter::ir::{Dir, Family, Match};
+
+use crate::nl::MsgBuilder;
+
+const NFTA_LIST_ELEM: u16 = 1;
+const NFTA_EXPR_NAME: u16 = 1;
+const NFTA_EXPR_DATA: u16 = 2;
+const NFTA_DATA_VALUE: u16 = 1;
+const NFTA_DATA_VERDICT: u16 = 2;
+const NFTA_VERDICT_CODE: u16 = 1;
+
+const NFT_REG_VERDICT: u32 = 0;
+/// The first 16-byte general register; wide enough for an IPv6 address.
+const NFT_REG_1: u32 = 1;
+
+const NFT_META_NFPROTO: u32 = 15;
+const NFT_META_L4PROTO: u32 = 16;
+const NFTA_META_DREG: u16 = 1;
+const NFTA_META_KEY: u16 = 2;
+
+const NFT_PAYLOAD_NETWORK_HEADER: u32 = 1;
+const NFT_PAYLOAD_TRANSPORT_HEADER: u32 = 2;
+const NFTA_PAYLOAD_DREG: u16 = 1;
+const NFTA_PAYLOAD_BASE: u16 = 2;
+const NFTA_PAYLOAD_OFFSET: u16 = 3;
+const NFTA_PAYLOAD_LEN: u16 = 4;
+
+const NFTA_BITWISE_SREG: u16 = 1;
+const NFTA_BITWISE_DREG: u16 = 2;
+const NFTA_BITWISE_LEN: u16 = 3;
+const NFTA_BITWISE_MASK: u16 = 4;
+const NFTA_BITWISE_XOR: u16 = 5;
+
+const NFTA_CMP_SREG: u16 = 1;
+const NFTA_CMP_OP: u16 = 2;
+const NFTA_CMP_DATA: u16 = 3;
+const NFT_CMP_EQ: u32 = 0;
+const NFT_CMP_NEQ: u32 = 1;
+
+const NFTA_RANGE_SREG: u16 = 1;
+const NFTA_RANGE_OP: u16 = 2;
+const NFTA_RANGE_FROM_DATA: u16 = 3;
+const NFTA_RANGE_TO_DATA: u16 = 4;
+const NFT_RANGE_EQ: u32 = 0;
+const NFT_RANGE_NEQ: u32 = 1;
+
+const NFTA_OBJREF_IMM_TYPE: u16 = 1;
+const NFTA_OBJREF_IMM_NAME: u16 = 2;
+pub(crate) const NFT_OBJECT_COUNTER: u32 = 1;
+
+const NFTA_NG_DREG: u16 = 1;
+const NFTA_NG_MODULUS: u16 = 2;
+const NFTA_NG_TYPE: u16 = 3;
+const NFT_NG_RANDOM: u32 = 1;
+
+const NFTA_LOG_GROUP: u16 = 1;
+const NFTA_LOG_PREFIX: u16 = 2;
+const NFTA_LOG_SNAPLEN: u16 = 3;
+
+const NFTA_IMMEDIATE_DREG: u16 = 1;
+const NFTA_IMMEDIATE_DATA: u16 = 2;
+const NFT_RETURN: i32 = -5;
+
+const NFPROTO_IPV4: u8 = 2;
+const NFPROTO_IPV6: u8 = 10;
+
+struct Expr<'b> {
+    b: &'b mut MsgBuilder,
+    elem: usize,
+    data: usize,
+}
+
+impl<'b> Expr<'b> {
+    fn begin(b: &'b mut MsgBuilder, name: &str) -> Self {
+        let elem = b.nest_begin(NFTA_LIST_ELEM);
+        b.attr_str(NFTA_EXPR_NAME, name);
+        let data = b.nest_begin(NFTA_EXPR_DATA);
+        Self { b, elem, data }
+    }
+    fn end(self) {
+        self.b.nest_end(self.data);
+        self.b.nest_end(self.elem);
+    }
+    fn data_value(&mut self, ty: u16, value: &[u8]) {
+        let n = self.b.nest_begin(ty);
+        self.b.attr(NFTA_DATA_VALUE, value);
+        self.b.nest_end(n);
+    }
+}
+
+fn meta(b: &mut MsgBuilder, key: u32) {
+    let e = Expr::begin(b, "meta");
+    e.b.attr_be32(NFTA_META_KEY, key);
+    e.b.attr_be32(NFTA_META_DREG, NFT_REG_1);
+    e.end();
+}
+
+fn payload(b: &mut MsgBuilder, base: u32, offset: u32, len: u32) {
+    let e = Expr::begin(b, "payload");
+    e.b.attr_be32(NFTA_PAYLOAD_DREG, NFT_REG_1);
+    e.b.attr_be32(NFTA_PAYLOAD_BASE, base);
+    e.b.attr_be32(NFTA_PAYLOAD_OFFSET, offset);
+    e.b.attr_be32(NFTA_PAYLOAD_LEN, len);
+    e.end();
+}
+
+fn cmp(b: &mut MsgBuilder, op: u32, value: &[u8]) {
+    let mut e = Expr::begin(b, "cmp");
+    e.b.attr_be32(NFTA_CMP_SREG, NFT_REG_1);
+    e.b.attr_be32(NFTA_CMP_OP, op);
+    e.data_value(NFTA_CMP_DATA, value);
+    e.end();
+}
+
+fn mask(b: &mut MsgBuilder, mask: &[u8]) {
+    let mut e = Expr::begin(b, "bitwise");
+    e.b.attr_be32(NFTA_BITWISE_SREG, NFT_REG_1);
+    e.b.attr_be32(NFTA_BITWISE_DREG, NFT_REG_1);
+    e.b.attr_be32(NFTA_BITWISE_LEN, mask.len() as u32);
+    e.data_value(NFTA_BITWISE_MASK, mask);
+    e.data_value(NFTA_BITWISE_XOR, &vec![0u8; mask.len()]);
+    e.end();
+}
+
+fn range(b: &mut MsgBuilder, negate: bool, from: &[u8], to: &[u8]) {
+    let mut e = Expr::begin(b, "range");
+    e.b.attr_be32(NFTA_RANGE_SREG, NFT_REG_1);
+    e.b.attr_be32(
+        NFTA_RANGE_OP,
+        if negate { NFT_RANGE_NEQ } else { NFT_RANGE_EQ },
+    );
+    e.data_value(NFTA_RANGE_FROM_DATA, from);
+    e.data_value(NFTA_RANGE_TO_DATA, to);
+    e.end();
+}
+
+fn op(negate: bool) -> u32 {
+    if negate { NFT_CMP_NEQ } else { NFT_CMP_EQ }
+}
+
+/// Why a match cannot be encoded (the filter crate promises these never reach us).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unencodable(pub String);
+
+/// Encodes one filter match as expressions.
+pub(crate) fn encode_match(b: &mut MsgBuilder, m: &Match) -> Result<(), Unencodable> {
+    match m {
+        Match::Family(f) => {
+            meta(b, NFT_META_NFPROTO);
+            let v = match f {
+                Family::V4 => NFPROTO_IPV4,
+                Family::V6 => NFPROTO_IPV6,
+            };
+            cmp(b, NFT_CMP_EQ, &[v]);
+        }
+        Match::L4Proto { proto, negate } => {
+            meta(b, NFT_META_L4PROTO);
+            cmp(b, op(*negate), &[*proto]);
+        }
+        Match::Addr {
+            dir,
+            addr,
+            prefix_len,
+            negate,
+        } => {
+            let (bytes, offset): (Vec<u8>, u32) = match (addr, dir) {
+                (IpAddr::V4(a), Dir::Src) => (a.octets().to_vec(), 12),
+                (IpAddr::V4(a), Dir::Dst) => (a.octets().to_vec(), 16),
+                (IpAddr::V6(a), Dir::Src) => (a.octets().to_vec(), 8),
+                (IpAddr::V6(a), Dir::Dst) => (a.octets().to_vec(), 24),
+            };
+            let plen = usize::from(*prefix_len);
+            if plen == 0 || plen > bytes.len() * 8 {
+                return Err(Unencodable(format!("prefix length {plen} for {addr}")));
+            }
+            // Load only the bytes the prefix covers, as nft does, and mask a partial last byte.
+            let nbytes = plen.div_ceil(8);
+            payload(b, NFT_PAYLOAD_NETWORK_HEADER, offset, nbytes as u32);
+            if plen % 8 != 0 {
+                let mut m = vec![0xffu8; nbytes];
+                m[nbytes - 1] = 0xffu8 << (8 - plen % 8);
+                mask(b, &m);
+            }
+            cmp(b, op(*negate), &bytes[..nbytes]);
+        }
+        Match::Port {
+            dir,
+            lo,
+            hi,
+            negate,
+        } => {
+            let offset = match dir {
+                Dir::Src => 0,
+                Dir::Dst => 2,
+            };
+            payload(b, NFT_PAYLOAD_TRANSPORT_HEADER, offset, 2);
+            if lo == hi {
+                cmp(b, op(*negate), &lo.to_be_bytes());
+            } else {
+                range(b, *negate, &lo.to_be_bytes(), &hi.to_be_bytes());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `counter name "NAME"`: a reference to a named counter object of the table.
+pub(crate) fn counter_ref(b: &mut MsgBuilder, name: &str) {
+    let e = Expr::begin(b, "objref");
+    e.b.attr_be32(NFTA_OBJREF_IMM_TYPE, NFT_OBJECT_COUNTER);
+    e.b.attr_str(NFTA_OBJREF_IMM_NAME, name);
+    e.end();
+}
+
+/// `numgen random mod N == 0`: lets one packet in N through. Equality with zero does not depend
+/// on the register's byte order, so no byteorder expression is needed.
+pub(crate) fn sample_one_in(b: &mut MsgBuilder, n: u32) {
+    let e = Expr::begin(b, "numgen");
+    e.b.attr_be32(NFTA_NG_DREG, NFT_REG_1);
+    e.b.attr_be32(NFTA_NG_MODULUS, n);
+    e.b.attr_be32(NFTA_NG_TYPE, NFT_NG_RANDOM);
+    e.end();
+    cmp(b, NFT_CMP_EQ, &[0, 0, 0, 0]);
+}
+
+/// `log group G snaplen S [prefix P]`.
+pub(crate) fn log(b: &mut MsgBuilder, group: u16, snaplen: u32, prefix: Option<&str>) {
+    let e = Expr::begin(b, "log");
+    e.b.attr_be16(NFTA_LOG_GROUP, group);
+    e.b.attr_be32(NFTA_LOG_SNAPLEN, snaplen);
+    if let Some(p) = prefix {
+        e.b.attr_str(NFTA_LOG_PREFIX, p);
+    }
+    e.end();
+}
+
+/// `return`: leaves the chain. In a base chain with policy accept this is exactly the policy,
+/// so it changes no verdict; it only stops a packet from being logged by a later rule too.
+pub(crate) fn return_(b: &mut MsgBuilder) {
+    let e = Expr::begin(b, "immediate");
+    e.b.attr_be32(NFTA_IMMEDIATE_DREG, NFT_REG_VERDICT);
+    let d = e.b.nest_begin(NFTA_IMMEDIATE_DATA);
+    let v = e.b.nest_begin(NFTA_DATA_VERDICT);
+    e.b.attr_be32(NFTA_VERDICT_CODE, NFT_RETURN as u32);
+    e.b.nest_end(v);
+    e.b.nest_end(d);
+    e.end();
+}
