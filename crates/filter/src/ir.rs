@@ -32,11 +32,21 @@ pub enum Match {
     /// `ip saddr 198.18.0.0/15` / `ip6 daddr 2001:db8::/32`: address under a prefix.
     /// `prefix_len` is at most 32 (IPv4) or 128 (IPv6); `addr` has its host bits cleared.
     /// Must be preceded in the same conjunction by `Family` of the address's family.
-    Addr { dir: Dir, addr: IpAddr, prefix_len: u8, negate: bool },
+    Addr {
+        dir: Dir,
+        addr: IpAddr,
+        prefix_len: u8,
+        negate: bool,
+    },
     /// `th sport|dport lo-hi` (one port when `lo == hi`). Must be preceded in the same
     /// conjunction by an `L4Proto` with `negate == false` naming a protocol with ports
     /// (TCP 6, UDP 17, DCCP 33, SCTP 132), because `th` reads bytes of any transport header.
-    Port { dir: Dir, lo: u16, hi: u16, negate: bool },
+    Port {
+        dir: Dir,
+        lo: u16,
+        hi: u16,
+        negate: bool,
+    },
 }
 
 /// A rule: every match must hold. An empty conjunction matches every packet.

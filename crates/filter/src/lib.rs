@@ -1,5 +1,38 @@
-//! Capture filters.
+//! Capture filters: what a user asks to capture, checked, and compiled to nftables match rules.
+//! Pure: no I/O.
 //!
-//! - [`ir`]: the compiled form (disjunction of conjunctions of primitive matches) that the
-//!   netfilter crate encodes as nftables expressions.
+//! The path of a filter: JSON ([`RawFilter`]) or CLI options ([`StructuredFilter::from_cli`])
+//! → [`StructuredFilter`] (validated) → [`StructuredFilter::compile`] →
+//! `Vec<`[`ir::Conjunction`]`>`, which the netfilter crate encodes as one nftables rule per
+//! conjunction, [`render_nft`] shows to people, and [`matches()`] evaluates in user space.
+//!
+//! - [`structured`]: the structured filter (Cloudflare's `filter_v1` plus prefixes, IPv6, port
+//!   ranges and lists), its CLI constructor and its one-line summary.
+//! - [`raw`]: the JSON shape as received (scalars or arrays), before validation.
+//! - [`address`], [`port`], [`protocol`]: one value of a field (prefix, port range, protocol
+//!   number and its names).
+//! - [`error`]: [`FilterError`], whose every message names the field at fault.
+//! - `compile`: expansion into disjunctive normal form, with the rule limit [`MAX_RULES`].
+//! - [`ir`]: the compiled form.
+//! - [`render`]: nft syntax for each compiled rule.
+//! - [`matcher`]: evaluates compiled rules on a raw IP packet, with nf_tables semantics.
+
+pub mod address;
+mod compile;
+pub mod error;
 pub mod ir;
+pub mod matcher;
+pub mod port;
+pub mod protocol;
+pub mod raw;
+pub mod render;
+pub mod structured;
+
+pub use address::Prefix;
+pub use error::{Field, FilterError, MAX_RULES};
+pub use matcher::matches;
+pub use port::PortRange;
+pub use protocol::Protocol;
+pub use raw::{RawFilter, RawValue};
+pub use render::render_nft;
+pub use structured::StructuredFilter;
