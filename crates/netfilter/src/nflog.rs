@@ -103,7 +103,8 @@ pub struct NflogReader {
 }
 
 impl NflogReader {
-    /// Binds and configures the group. Fails with [`Error::GroupBusy`] when another socket has it.
+    /// Binds and configures the group. Fails with [`Error::GroupBusy`] when another socket has it
+    /// (the kernel says EPERM for that, not EBUSY, on 6.x).
     pub fn bind(cfg: &NflogConfig) -> Result<Self, Error> {
         let sock = NlSocket::open().map_err(|e| Error::Socket(e.to_string()))?;
         sock.set_ext_ack();
@@ -196,6 +197,9 @@ impl NflogReader {
                 return match -code {
                     0 => Ok(()),
                     libc::EBUSY => Err(Error::GroupBusy { group: self.group }),
+                    // The kernel answers EPERM both to a caller without CAP_NET_ADMIN and to a
+                    // bind of a group another socket holds; only the capability tells them apart.
+                    libc::EPERM if has_net_admin() => Err(Error::GroupBusy { group: self.group }),
                     libc::EPERM | libc::EACCES => Err(Error::NotPermitted {
                         what: format!("{what} NFLOG group {}", self.group),
                     }),
@@ -274,6 +278,16 @@ impl NflogReader {
             .send(b.bytes())
             .map_err(|e| Error::Socket(e.to_string()))
     }
+}
+
+/// Whether this process holds CAP_NET_ADMIN (bit 12 of the effective set).
+fn has_net_admin() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .is_some_and(|caps| caps & (1 << 12) != 0)
 }
 
 fn config_type() -> u16 {

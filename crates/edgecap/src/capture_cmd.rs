@@ -1,0 +1,243 @@
+//! `edgecap capture`: validate every option, open the output, run the engine, print a summary.
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use edgecap_capture::{CaptureError, CaptureSpec, GroupChoice, Limits, Point, Summary};
+use edgecap_filter::StructuredFilter;
+use edgecap_pcap::Format;
+
+use crate::cli::CaptureArgs;
+use crate::exit::Failure;
+use crate::units::{parse_count, parse_duration, parse_size};
+
+/// NFLOG copies at most this many bytes of a packet (16-bit attribute length).
+const MAX_SNAPLEN: u64 = edgecap_netfilter::nflog::MAX_SNAPLEN as u64;
+
+/// Turns raw flags into a capture spec. Every error names the option and the reason.
+pub fn validate(a: &CaptureArgs) -> Result<CaptureSpec, Failure> {
+    let bad = |opt: &str, why: String| Failure::usage(format!("{opt}: {why}"));
+    let point: Point = a.point.parse().map_err(|e| bad("--point", e))?;
+    let filter = StructuredFilter::from_cli(&a.src, &a.dst, &a.sport, &a.dport, &a.proto)
+        .map_err(|e| Failure::usage(filter_error(&e)))?;
+    let compiled = filter
+        .compile()
+        .map_err(|e| Failure::usage(filter_error(&e)))?;
+    let limits = Limits {
+        time: a
+            .time
+            .as_deref()
+            .map(parse_duration)
+            .transpose()
+            .map_err(|e| bad("--time", e))?,
+        packets: a
+            .packets
+            .as_deref()
+            .map(parse_count)
+            .transpose()
+            .map_err(|e| bad("--packets", e))?,
+        bytes: a
+            .bytes
+            .as_deref()
+            .map(parse_size)
+            .transpose()
+            .map_err(|e| bad("--bytes", e))?,
+    };
+    let snaplen = match a.snaplen.as_deref() {
+        None => MAX_SNAPLEN,
+        Some(s) => {
+            let n = parse_count(s).map_err(|e| bad("--snaplen", e))?;
+            if n > MAX_SNAPLEN {
+                return Err(bad(
+                    "--snaplen",
+                    format!("{n} is above {MAX_SNAPLEN}, the most NFLOG copies of a packet"),
+                ));
+            }
+            n
+        }
+    } as u32;
+    let sample_one_in = match a.sample.as_deref() {
+        None => None,
+        Some(s) => {
+            let n = parse_count(s).map_err(|e| bad("--sample", e))?;
+            let n = u32::try_from(n)
+                .map_err(|_| bad("--sample", format!("{n} is above {}", u32::MAX)))?;
+            (n > 1).then_some(n)
+        }
+    };
+    let group = match a.group.as_deref() {
+        None => GroupChoice::Auto,
+        Some(s) => {
+            let n: u16 = s.trim().parse().map_err(|_| {
+                bad(
+                    "--group",
+                    format!("{s:?} is not an NFLOG group number (0-65535)"),
+                )
+            })?;
+            GroupChoice::Fixed(n)
+        }
+    };
+    let format: Format = match a.format.as_str() {
+        "pcapng" => Format::Pcapng,
+        "pcap" => Format::Pcap,
+        other => {
+            return Err(bad(
+                "--format",
+                format!("unknown format {other:?} (use pcapng or pcap)"),
+            ));
+        }
+    };
+    let node = match &a.node {
+        Some(n) if n.trim().is_empty() => return Err(bad("--node", "is empty".into())),
+        Some(n) => n.clone(),
+        None => hostname(),
+    };
+    let socket_buffer = a
+        .buffer
+        .as_deref()
+        .map(|s| parse_size(s).map(|n| usize::try_from(n).unwrap_or(usize::MAX)))
+        .transpose()
+        .map_err(|e| bad("--buffer", e))?;
+    Ok(CaptureSpec {
+        socket_buffer,
+        id: new_id(),
+        node,
+        filter_text: filter.to_string(),
+        filter: compiled,
+        point,
+        limits,
+        snaplen,
+        sample_one_in,
+        group,
+        format,
+    })
+}
+
+/// Maps a filter field to the option a CLI user typed.
+fn filter_error(e: &edgecap_filter::FilterError) -> String {
+    let opt = match e.field() {
+        "source_address" => "--src",
+        "destination_address" => "--dst",
+        "source_port" => "--sport",
+        "destination_port" => "--dport",
+        "protocol" => "--proto",
+        _ => "filter",
+    };
+    format!("{opt}: {e}")
+}
+
+/// Output opened before anything touches the kernel, so an unwritable path changes nothing.
+enum Output {
+    Stdout(File),
+    File {
+        file: File,
+        path: std::path::PathBuf,
+    },
+}
+
+fn open_output(path: &Path) -> Result<Output, Failure> {
+    if path == Path::new("-") {
+        // A File on fd 1 avoids stdout's line buffering, which would flush on every 0x0a byte.
+        let fd = std::io::stdout()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| Failure::runtime(format!("-w -: cannot use standard output: {e}")))?;
+        return Ok(Output::Stdout(File::from(fd)));
+    }
+    let file = File::create(path)
+        .map_err(|e| Failure::usage(format!("-w: cannot write {}: {e}", path.display())))?;
+    Ok(Output::File {
+        file,
+        path: path.to_owned(),
+    })
+}
+
+pub fn run(a: &CaptureArgs) -> Result<(), Failure> {
+    let spec = validate(a)?;
+    let output = open_output(&a.write)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .map_err(|e| Failure::runtime(format!("installing signal handler: {e}")))?;
+    }
+    let bar = progress_bar(a.quiet);
+    let on_progress = |p: &edgecap_capture::Progress| {
+        bar.set_message(format!(
+            "{} packets, {} bytes, {} lost, {:.1}s",
+            p.packets,
+            p.bytes,
+            p.lost,
+            p.elapsed.as_secs_f64()
+        ));
+        bar.tick();
+    };
+    let (file, path) = match output {
+        Output::Stdout(f) => (f, None),
+        Output::File { file, path } => (file, Some(path)),
+    };
+    let result = edgecap_capture::run(&spec, file, &stop, on_progress);
+    bar.finish_and_clear();
+    let summary = match result {
+        Ok((summary, mut file)) => {
+            file.flush()
+                .map_err(|e| Failure::runtime(format!("writing output: {e}")))?;
+            summary
+        }
+        Err(CaptureError::OutputClosed(summary)) => *summary,
+        Err(e) => {
+            if let Some(p) = &path {
+                // Nothing useful was captured; do not leave a header-only file behind.
+                let _ = std::fs::remove_file(p);
+            }
+            return Err(Failure::runtime(e.to_string()));
+        }
+    };
+    print_summary(&summary, a.json, path.as_deref());
+    Ok(())
+}
+
+fn print_summary(s: &Summary, json: bool, path: Option<&Path>) {
+    let mut err = std::io::stderr().lock();
+    if json {
+        let _ = serde_json::to_writer(&mut err, s);
+        let _ = writeln!(err);
+        return;
+    }
+    let _ = writeln!(err, "{s}");
+    if let Some(p) = path {
+        let _ = writeln!(err, "wrote {} ({} bytes)", p.display(), s.file_bytes);
+    }
+}
+
+fn progress_bar(quiet: bool) -> indicatif::ProgressBar {
+    if quiet {
+        return indicatif::ProgressBar::hidden();
+    }
+    // Draws only when stderr is a terminal, so pipelines and logs stay clean.
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar.set_message("waiting for packets");
+    bar
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// 32 hex digits, like the capture ids of the Cloudflare API.
+fn new_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}

@@ -1,0 +1,137 @@
+//! Raw command-line flags, exactly as typed. Validation into engine types happens in the
+//! command modules, so every error can name the option it came from.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "edgecap",
+    version,
+    about = "On-demand packet captures across Linux edge nodes"
+)]
+pub struct Cli {
+    /// Log level for diagnostics on stderr (error, warn, info, debug, trace).
+    #[arg(long, global = true, default_value = "warn", env = "EDGECAP_LOG")]
+    pub log: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Capture matching packets on this node into a pcapng (or pcap) file.
+    Capture(Box<CaptureArgs>),
+    /// Build or remove the throw-away test network of namespaces.
+    Lab {
+        #[command(subcommand)]
+        command: LabCommand,
+    },
+    /// Rerunnable benchmarks against the standard tools.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CaptureArgs {
+    /// Where in the packet pipeline to capture: pre-firewall or post-firewall.
+    #[arg(long, default_value = "pre-firewall")]
+    pub point: String,
+    /// Source address or prefix (IPv4 or IPv6); repeat or separate with commas for a list.
+    #[arg(long, allow_hyphen_values = true)]
+    pub src: Vec<String>,
+    /// Destination address or prefix; repeat or separate with commas for a list.
+    #[arg(long, allow_hyphen_values = true)]
+    pub dst: Vec<String>,
+    /// Source port or range (e.g. 53, 1024-65535); repeat or separate with commas.
+    #[arg(long, allow_hyphen_values = true)]
+    pub sport: Vec<String>,
+    /// Destination port or range; repeat or separate with commas.
+    #[arg(long, allow_hyphen_values = true)]
+    pub dport: Vec<String>,
+    /// Transport protocol: a name (tcp, udp, icmp, icmpv6, ...) or a number 0-255.
+    #[arg(long, allow_hyphen_values = true)]
+    pub proto: Vec<String>,
+    /// Stop after this long (e.g. 30s, 5m, 1h30m, 500ms; a bare number is seconds).
+    #[arg(long, allow_hyphen_values = true)]
+    pub time: Option<String>,
+    /// Stop after exactly this many packets.
+    #[arg(long, allow_hyphen_values = true)]
+    pub packets: Option<String>,
+    /// Stop before the captured packet bytes would exceed this (e.g. 1000000, 10MB, 1GiB).
+    #[arg(long, allow_hyphen_values = true)]
+    pub bytes: Option<String>,
+    /// Bytes kept of each packet, at most 65531 (NFLOG's copy limit).
+    #[arg(long, allow_hyphen_values = true)]
+    pub snaplen: Option<String>,
+    /// Keep one matching packet in N, chosen at random in the kernel.
+    #[arg(long, allow_hyphen_values = true)]
+    pub sample: Option<String>,
+    /// NFLOG group to use (default: the first free one in 60416-61439).
+    #[arg(long, allow_hyphen_values = true)]
+    pub group: Option<String>,
+    /// Socket receive buffer between kernel and edgecap (default 32MiB; like tcpdump -B).
+    #[arg(long, allow_hyphen_values = true)]
+    pub buffer: Option<String>,
+    /// Output format: pcapng (default) or pcap.
+    #[arg(long, default_value = "pcapng")]
+    pub format: String,
+    /// This node's name in the file (default: the host name).
+    #[arg(long)]
+    pub node: Option<String>,
+    /// Output file, or - for standard output.
+    #[arg(short = 'w', long = "write", value_name = "FILE")]
+    pub write: PathBuf,
+    /// Print the summary as JSON (on stderr, so it never mixes with a streamed capture).
+    #[arg(long)]
+    pub json: bool,
+    /// No progress display.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Create a lab: a traffic source, edge nodes and an origin, in network namespaces.
+    Up {
+        /// Name of the lab (namespaces are <name>-src, <name>-edge0, ..., <name>-origin).
+        #[arg(long, default_value = "edgecap")]
+        name: String,
+        /// Number of edge nodes.
+        #[arg(long, default_value_t = 1)]
+        edges: usize,
+    },
+    /// Remove a lab created with `lab up`.
+    Down {
+        #[arg(long, default_value = "edgecap")]
+        name: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Capture throughput and CPU: edgecap vs tcpdump on the same NFLOG group and traffic.
+    Capture(BenchCaptureArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchCaptureArgs {
+    /// Seconds of traffic per measurement.
+    #[arg(long, default_value_t = 3.0)]
+    pub seconds: f64,
+    /// Offered rates in packets per second; "max" means as fast as the generator goes.
+    #[arg(long, value_delimiter = ',', default_value = "50000,100000,200000,max")]
+    pub rates: Vec<String>,
+    /// UDP payload sizes in bytes.
+    #[arg(long, value_delimiter = ',', default_value = "64,1400")]
+    pub sizes: Vec<usize>,
+    /// Write the markdown table here as well as to stdout.
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+    /// Directory for capture files (default: a temporary directory, removed afterwards).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}

@@ -1,0 +1,99 @@
+//! Bad input: a message naming the option and the reason, exit code 2, nothing installed.
+
+use crate::common::*;
+
+#[test]
+fn every_bad_option_is_refused_with_exit_2_and_nothing_installed() {
+    if !root_or_skip() {
+        return;
+    }
+    let lab = lab();
+    let scratch = Scratch::new("bad");
+    let ok_out = scratch.path("out.pcapng");
+    let ok = ok_out.to_str().unwrap();
+    let cases: &[(&[&str], &str, &str)] = &[
+        (
+            &["--src", "198.18.0.300", "-w", ok],
+            "--src",
+            "198.18.0.300",
+        ),
+        (&["--dst", "2001:db8::/129", "-w", ok], "--dst", "129"),
+        (&["--src", "198.18.0.0/33", "-w", ok], "--src", "33"),
+        (&["--dport", "70000", "-w", ok], "--dport", "70000"),
+        (&["--sport", "-1", "-w", ok], "--sport", "-1"),
+        (&["--proto", "tcpp", "-w", ok], "--proto", "tcpp"),
+        (&["--proto", "256", "-w", ok], "--proto", "256"),
+        (
+            &["--proto", "icmp", "--dport", "53", "-w", ok],
+            "--dport",
+            "icmp",
+        ),
+        (
+            &["--packets", "0", "-w", ok],
+            "--packets",
+            "greater than zero",
+        ),
+        (
+            &["--packets", "-5", "-w", ok],
+            "--packets",
+            "greater than zero",
+        ),
+        (&["--bytes", "0", "-w", ok], "--bytes", "greater than zero"),
+        (&["--time", "0", "-w", ok], "--time", "greater than zero"),
+        (&["--time", "-3s", "-w", ok], "--time", "-3s"),
+        (
+            &["--time", "10 fortnights", "-w", ok],
+            "--time",
+            "fortnights",
+        ),
+        (
+            &["--snaplen", "0", "-w", ok],
+            "--snaplen",
+            "greater than zero",
+        ),
+        (&["--snaplen", "70000", "-w", ok], "--snaplen", "65531"),
+        (
+            &["--sample", "0", "-w", ok],
+            "--sample",
+            "greater than zero",
+        ),
+        (
+            &["--point", "after-lunch", "-w", ok],
+            "--point",
+            "after-lunch",
+        ),
+        (&["--format", "pcapx", "-w", ok], "--format", "pcapx"),
+        (
+            &["-w", "/nonexistent-dir/x.pcapng"],
+            "-w",
+            "/nonexistent-dir/x.pcapng",
+        ),
+    ];
+    for (args, option, reason) in cases {
+        let mut full = vec!["capture"];
+        full.extend_from_slice(args);
+        let out = edgecap_in(lab.edge_ns(0), &full).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: exit code; stderr: {err}"
+        );
+        assert!(
+            err.contains(option),
+            "{args:?}: message must name {option}: {err}"
+        );
+        assert!(
+            err.contains(reason),
+            "{args:?}: message must say {reason:?}: {err}"
+        );
+        assert!(
+            edgecap_tables(lab.edge_ns(0)).is_empty(),
+            "{args:?}: something was installed"
+        );
+        assert!(
+            !ok_out.exists(),
+            "{args:?}: output file created despite bad input"
+        );
+    }
+}

@@ -1,0 +1,260 @@
+//! Shared harness: run the real `edgecap` binary inside a lab namespace, stop it the way a user
+//! would, and read its file back with tshark.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use edgecap_lab::{Lab, LabSpec};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_edgecap");
+
+/// Root-only tests run as root; under `CI=true` a missing privilege is a failure, never a skip.
+pub fn root_or_skip() -> bool {
+    // SAFETY-free check: /proc/self/status "Uid:" line, effective uid is the second field.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let euid = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .unwrap_or("1");
+    if euid == "0" {
+        return true;
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("this test needs root (network namespaces, nftables) and CI=true forbids skipping");
+    }
+    eprintln!("skipping: needs root");
+    false
+}
+
+pub fn lab() -> Lab {
+    Lab::new(&LabSpec::default()).expect("building the lab")
+}
+
+/// A scratch directory removed at drop.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(tag: &str) -> Self {
+        let p = std::env::temp_dir().join(format!(
+            "edgecap-test-{tag}-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&p).expect("scratch dir");
+        Self(p)
+    }
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `edgecap <args>` inside namespace `ns`, as an argv (never a shell string).
+pub fn edgecap_in(ns: &str, args: &[&str]) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", ns, BIN]).args(args);
+    c
+}
+
+/// The edgecap-owned nftables tables present in a namespace.
+pub fn edgecap_tables(ns: &str) -> Vec<String> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "nft", "list", "tables"])
+        .output()
+        .expect("nft list tables");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_prefix("table inet "))
+        .filter(|t| t.starts_with("edgecap_"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Polls until `f` holds or `limit` passes.
+pub fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f()
+}
+
+/// A capture process running in a lab namespace.
+pub struct Running {
+    pub child: Child,
+}
+
+#[derive(Debug)]
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stderr: String,
+}
+
+impl Finished {
+    /// The JSON summary the capture printed (`--json`).
+    pub fn summary(&self) -> serde_json::Value {
+        let line = self
+            .stderr
+            .lines()
+            .rev()
+            .find(|l| l.starts_with('{'))
+            .unwrap_or_else(|| panic!("no JSON summary in stderr:\n{}", self.stderr));
+        serde_json::from_str(line).expect("summary is JSON")
+    }
+}
+
+/// Starts `edgecap capture <args> --json -q` in `ns` and returns once its rule is installed.
+pub fn start(ns: &str, args: &[&str]) -> Running {
+    let tables_before = edgecap_tables(ns).len();
+    let mut cmd = edgecap_in(ns, &["capture", "--json", "-q"]);
+    cmd.args(args).stdin(Stdio::null()).stderr(Stdio::piped());
+    if !args.contains(&"-") {
+        cmd.stdout(Stdio::null());
+    } else {
+        cmd.stdout(Stdio::piped());
+    }
+    let mut child = cmd.spawn().expect("spawn edgecap");
+    let ready = wait_for(Duration::from_secs(10), || {
+        if let Ok(Some(_)) = child.try_wait() {
+            return true;
+        }
+        edgecap_tables(ns).len() > tables_before
+    });
+    if let Ok(Some(st)) = child.try_wait() {
+        let mut err = String::new();
+        if let Some(mut e) = child.stderr.take() {
+            let _ = e.read_to_string(&mut err);
+        }
+        panic!("edgecap exited before installing its rule ({st}):\n{err}");
+    }
+    assert!(ready, "edgecap did not install its rule within 10s");
+    Running { child }
+}
+
+impl Running {
+    /// Sends a signal to the capture (through `ip netns exec`, which execs, so the pid is ours).
+    pub fn signal(&self, sig: &str) {
+        let st = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(st.success());
+    }
+
+    /// Waits for the process to end by itself within `limit`.
+    pub fn wait(mut self, limit: Duration) -> Finished {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                let mut stderr = String::new();
+                if let Some(mut e) = self.child.stderr.take() {
+                    let _ = e.read_to_string(&mut stderr);
+                }
+                return Finished { status, stderr };
+            }
+            if start.elapsed() > limit {
+                let _ = self.child.kill();
+                panic!("capture did not finish within {limit:?}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Ctrl-C, then wait.
+    pub fn interrupt(self) -> Finished {
+        self.signal("INT");
+        self.wait(Duration::from_secs(10))
+    }
+}
+
+/// One packet as tshark read it from a capture file.
+#[derive(Debug, Clone)]
+pub struct ReadPacket {
+    /// The captured bytes (an IP packet).
+    pub data: Vec<u8>,
+    pub cap_len: u32,
+    pub orig_len: u32,
+}
+
+/// Opens `file` with tshark (proving it reads it) and returns its packets in file order.
+/// tshark re-writes the packets as classic pcap on stdout, which we parse here.
+pub fn tshark_packets(file: &Path) -> Vec<ReadPacket> {
+    let out = Command::new("tshark")
+        .args(["-r"])
+        .arg(file)
+        .args(["-F", "pcap", "-w", "-"])
+        .output()
+        .expect("run tshark");
+    assert!(
+        out.status.success(),
+        "tshark could not read {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    parse_pcap(&out.stdout)
+}
+
+fn parse_pcap(b: &[u8]) -> Vec<ReadPacket> {
+    assert!(b.len() >= 24, "tshark wrote no pcap header");
+    let magic = u32::from_le_bytes(b[0..4].try_into().unwrap());
+    assert!(
+        magic == 0xa1b2_c3d4 || magic == 0xa1b2_3c4d,
+        "tshark output is not little-endian pcap: {magic:#x}"
+    );
+    let mut out = Vec::new();
+    let mut off = 24;
+    while off + 16 <= b.len() {
+        let cap = u32::from_le_bytes(b[off + 8..off + 12].try_into().unwrap());
+        let orig = u32::from_le_bytes(b[off + 12..off + 16].try_into().unwrap());
+        let data = b[off + 16..off + 16 + cap as usize].to_vec();
+        out.push(ReadPacket {
+            data,
+            cap_len: cap,
+            orig_len: orig,
+        });
+        off += 16 + cap as usize;
+    }
+    out
+}
+
+/// The markers of the packets in `file`, sorted.
+pub fn markers(file: &Path) -> Vec<u32> {
+    let mut m: Vec<u32> = tshark_packets(file)
+        .iter()
+        .map(|r| edgecap_lab::packet::find_marker(&r.data).expect("every test packet has a marker"))
+        .collect();
+    m.sort_unstable();
+    m
+}
+
+/// tshark fields, one line per packet.
+pub fn tshark_fields(file: &Path, fields: &[&str]) -> Vec<Vec<String>> {
+    let mut c = Command::new("tshark");
+    c.arg("-r")
+        .arg(file)
+        .args(["-T", "fields", "-E", "separator=|"]);
+    for f in fields {
+        c.args(["-e", f]);
+    }
+    let out = c.output().expect("tshark");
+    assert!(
+        out.status.success(),
+        "tshark: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.split('|').map(str::to_owned).collect())
+        .collect()
+}

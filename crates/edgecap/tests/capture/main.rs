@@ -1,0 +1,10 @@
+//! Capture tests through the real kernel: nftables + NFLOG in lab namespaces, files read back
+//! with tshark / tcpdump. They need root; under CI=true they fail rather than skip without it.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod bad_input;
+mod common;
+mod filters;
+mod limits;
+mod output;
+mod safety;
