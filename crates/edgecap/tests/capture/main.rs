@@ -5,6 +5,7 @@
 mod bad_input;
 mod common;
 mod filters;
+mod lab_cli;
 mod limits;
 mod output;
 mod safety;
