@@ -91,10 +91,17 @@ pub fn run<W: Write>(
             break StopReason::TimeLimit;
         }
         let wait = deadline.map_or(TICK, |d| d.saturating_duration_since(now).min(TICK));
-        if reader.recv(wait)?
-            && let Some(r) = st.take_batch(&reader, &mut writer, spec, deadline_ns)?
-        {
-            break r;
+        if reader.recv(wait)? {
+            if let Some(r) = st.take_batch(&reader, &mut writer, spec, deadline_ns)? {
+                break r;
+            }
+            if spec.live_output {
+                match writer.flush() {
+                    Ok(()) => {}
+                    Err(e) if is_broken_pipe(&e) => break StopReason::OutputClosed,
+                    Err(e) => return Err(e.into()),
+                }
+            }
         }
         if last_progress.elapsed() >= PROGRESS_EVERY {
             last_progress = Instant::now();

@@ -110,4 +110,7 @@ pub struct CaptureSpec {
     pub format: Format,
     /// NFLOG socket receive buffer in bytes (default 32 MiB; the kernel doubles it).
     pub socket_buffer: Option<usize>,
+    /// Flush the output after every kernel batch, so a live reader of a pipe sees packets
+    /// within ~10 ms instead of once per 1 MiB of output.
+    pub live_output: bool,
 }

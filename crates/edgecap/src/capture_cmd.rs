@@ -105,6 +105,7 @@ pub fn validate(a: &CaptureArgs) -> Result<CaptureSpec, Failure> {
         .map_err(|e| bad("--buffer", e))?;
     Ok(CaptureSpec {
         socket_buffer,
+        live_output: a.write.as_os_str() == "-",
         id: new_id(),
         node,
         filter_text: filter.to_string(),

@@ -38,6 +38,8 @@ fn check_invariants(compiled: &[Conjunction]) {
         Match::L4Proto { .. } => 1,
         Match::Addr { .. } => 2,
         Match::Port { .. } => 3,
+        Match::TcpFlags { .. } => 4,
+        Match::Length { .. } => 5,
     };
     for conj in compiled {
         assert!(

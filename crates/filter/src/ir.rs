@@ -47,6 +47,26 @@ pub enum Match {
         hi: u16,
         negate: bool,
     },
+    /// `tcp flags & mask == value` (`!=` when `negate`): byte 13 of the TCP header. Must be
+    /// preceded by a non-negated `L4Proto` 6. `(flags & mask) != 0` is
+    /// `TcpFlags { mask, value: 0, negate: true }`.
+    TcpFlags { mask: u8, value: u8, negate: bool },
+    /// `meta len OP value`: the length of the network-layer packet (IP header included), as
+    /// tcpdump's `len` is on a RAW-linktype capture. `less N` is `Le`, `greater N` is `Ge`.
+    Length { op: LenOp, value: u32 },
+}
+
+/// Comparison of [`Match::Length`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LenOp {
+    /// `<=` (tcpdump `less`)
+    Le,
+    /// `>=` (tcpdump `greater`)
+    Ge,
+    /// `<`
+    Lt,
+    /// `>`
+    Gt,
 }
 
 /// A rule: every match must hold. An empty conjunction matches every packet.

@@ -17,7 +17,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::address::{family_of, mask};
-use crate::ir::{Conjunction, Dir, Family, Match};
+use crate::ir::{Conjunction, Dir, Family, LenOp, Match};
 
 /// Whether any rule matches `ip_packet`, a raw IPv4 or IPv6 packet with no link-layer header.
 /// Bytes that are not an IP header match nothing, not even the empty rule. Never panics.
@@ -39,6 +39,8 @@ struct Packet<'a> {
     data: &'a [u8],
     /// `None` where nf_tables finds no transport protocol (`NFT_PKTINFO_L4PROTO` unset).
     transport: Option<Transport>,
+    /// The packet's length on the wire as its header states it (`meta len` in the kernel).
+    wire_len: u32,
 }
 
 #[derive(Clone, Copy)]
@@ -88,6 +90,11 @@ impl<'a> Packet<'a> {
             )),
             data: bytes.get(..end.max(header_len))?,
             transport,
+            wire_len: if total_len == 0 {
+                bytes.len() as u32
+            } else {
+                total_len as u32
+            },
         })
     }
 
@@ -111,6 +118,11 @@ impl<'a> Packet<'a> {
             dst: addr(24)?,
             data,
             transport: find_transport_v6(data, header[6]),
+            wire_len: if payload_len == 0 {
+                bytes.len() as u32
+            } else {
+                40 + payload_len as u32
+            },
         })
     }
 
@@ -143,7 +155,29 @@ impl<'a> Packet<'a> {
             } => self
                 .port(dir)
                 .is_some_and(|p| (lo..=hi).contains(&p) != negate),
+            Match::TcpFlags {
+                mask,
+                value,
+                negate,
+            } => self
+                .tcp_flags()
+                .is_some_and(|f| (f & mask == value) != negate),
+            Match::Length { op, value } => match op {
+                LenOp::Le => self.wire_len <= value,
+                LenOp::Ge => self.wire_len >= value,
+                LenOp::Lt => self.wire_len < value,
+                LenOp::Gt => self.wire_len > value,
+            },
         }
+    }
+
+    /// Byte 13 of a TCP header that is present (first fragment, long enough).
+    fn tcp_flags(&self) -> Option<u8> {
+        let t = self.transport?;
+        if t.proto != 6 || t.fragment_offset != 0 {
+            return None;
+        }
+        self.data.get(t.offset.checked_add(13)?).copied()
     }
 
     /// `th sport` / `th dport`: bytes 0-1 / 2-3 of whatever transport header is there.

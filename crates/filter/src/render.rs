@@ -3,7 +3,7 @@
 //! The kernel never sees this text (the netfilter crate encodes [`Match`]es as expressions), but
 //! it is valid `nft` rule syntax, so an operator can paste it into `nft add rule`.
 
-use crate::ir::{Conjunction, Dir, Family, Match};
+use crate::ir::{Conjunction, Dir, Family, LenOp, Match};
 
 /// One line per rule, e.g. `meta nfproto ipv4 meta l4proto 17 ip saddr 198.18.0.0/24 th dport 53`.
 /// An empty rule (match everything) renders as an empty string: it has no match expressions,
@@ -68,6 +68,22 @@ fn render_match(m: &Match, family: Option<Family>) -> String {
                 true => format!("th {field} {}{lo}", op(negate)),
                 false => format!("th {field} {}{lo}-{hi}", op(negate)),
             }
+        }
+        Match::TcpFlags {
+            mask,
+            value,
+            negate,
+        } => {
+            format!("tcp flags & {mask:#04x} {}{value:#04x}", op(negate))
+        }
+        Match::Length { op, value } => {
+            let o = match op {
+                LenOp::Le => "<=",
+                LenOp::Ge => ">=",
+                LenOp::Lt => "<",
+                LenOp::Gt => ">",
+            };
+            format!("meta len {o} {value}")
         }
     }
 }

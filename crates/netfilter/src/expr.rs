@@ -6,7 +6,7 @@
 
 use std::net::IpAddr;
 
-use edgecap_filter::ir::{Dir, Family, Match};
+use edgecap_filter::ir::{Dir, Family, LenOp, Match};
 
 use crate::nl::MsgBuilder;
 
@@ -21,6 +21,7 @@ const NFT_REG_VERDICT: u32 = 0;
 /// The first 16-byte general register; wide enough for an IPv6 address.
 const NFT_REG_1: u32 = 1;
 
+const NFT_META_LEN: u32 = 0;
 const NFT_META_NFPROTO: u32 = 15;
 const NFT_META_L4PROTO: u32 = 16;
 const NFTA_META_DREG: u16 = 1;
@@ -44,6 +45,17 @@ const NFTA_CMP_OP: u16 = 2;
 const NFTA_CMP_DATA: u16 = 3;
 const NFT_CMP_EQ: u32 = 0;
 const NFT_CMP_NEQ: u32 = 1;
+const NFT_CMP_LT: u32 = 2;
+const NFT_CMP_LTE: u32 = 3;
+const NFT_CMP_GT: u32 = 4;
+const NFT_CMP_GTE: u32 = 5;
+
+const NFTA_BYTEORDER_SREG: u16 = 1;
+const NFTA_BYTEORDER_DREG: u16 = 2;
+const NFTA_BYTEORDER_OP: u16 = 3;
+const NFTA_BYTEORDER_LEN: u16 = 4;
+const NFTA_BYTEORDER_SIZE: u16 = 5;
+const NFT_BYTEORDER_HTON: u32 = 1;
 
 const NFTA_RANGE_SREG: u16 = 1;
 const NFTA_RANGE_OP: u16 = 2;
@@ -181,15 +193,23 @@ pub(crate) fn encode_match(b: &mut MsgBuilder, m: &Match) -> Result<(), Unencoda
             if plen == 0 || plen > bytes.len() * 8 {
                 return Err(Unencodable(format!("prefix length {plen} for {addr}")));
             }
-            // Load only the bytes the prefix covers, as nft does, and mask a partial last byte.
-            let nbytes = plen.div_ceil(8);
-            payload(b, NFT_PAYLOAD_NETWORK_HEADER, offset, nbytes as u32);
-            if plen % 8 != 0 {
-                let mut m = vec![0xffu8; nbytes];
-                m[nbytes - 1] = 0xffu8 << (8 - plen % 8);
+            // As nft does (so `nft list` prints `ip saddr P/N`): a byte-aligned prefix loads
+            // only its bytes; any other loads the whole address and masks it.
+            if plen % 8 == 0 {
+                let nbytes = plen / 8;
+                payload(b, NFT_PAYLOAD_NETWORK_HEADER, offset, nbytes as u32);
+                cmp(b, op(*negate), &bytes[..nbytes]);
+            } else {
+                payload(b, NFT_PAYLOAD_NETWORK_HEADER, offset, bytes.len() as u32);
+                let m: Vec<u8> = (0..bytes.len())
+                    .map(|i| {
+                        let bits = plen.saturating_sub(i * 8).min(8);
+                        if bits == 0 { 0 } else { 0xffu8 << (8 - bits) }
+                    })
+                    .collect();
                 mask(b, &m);
+                cmp(b, op(*negate), &bytes);
             }
-            cmp(b, op(*negate), &bytes[..nbytes]);
         }
         Match::Port {
             dir,
@@ -208,8 +228,42 @@ pub(crate) fn encode_match(b: &mut MsgBuilder, m: &Match) -> Result<(), Unencoda
                 range(b, *negate, &lo.to_be_bytes(), &hi.to_be_bytes());
             }
         }
+        Match::TcpFlags {
+            mask: m,
+            value,
+            negate,
+        } => {
+            payload(b, NFT_PAYLOAD_TRANSPORT_HEADER, 13, 1);
+            if *m != 0xff {
+                mask(b, &[*m]);
+            }
+            cmp(b, op(*negate), &[*value]);
+        }
+        Match::Length { op: o, value } => {
+            meta(b, NFT_META_LEN);
+            hton32(b);
+            let code = match o {
+                LenOp::Le => NFT_CMP_LTE,
+                LenOp::Ge => NFT_CMP_GTE,
+                LenOp::Lt => NFT_CMP_LT,
+                LenOp::Gt => NFT_CMP_GT,
+            };
+            cmp(b, code, &value.to_be_bytes());
+        }
     }
     Ok(())
+}
+
+/// Converts the 4-byte host-order value in the register to network order, so ordered
+/// comparisons (which compare bytes) see the numeric order.
+fn hton32(b: &mut MsgBuilder) {
+    let e = Expr::begin(b, "byteorder");
+    e.b.attr_be32(NFTA_BYTEORDER_SREG, NFT_REG_1);
+    e.b.attr_be32(NFTA_BYTEORDER_DREG, NFT_REG_1);
+    e.b.attr_be32(NFTA_BYTEORDER_OP, NFT_BYTEORDER_HTON);
+    e.b.attr_be32(NFTA_BYTEORDER_LEN, 4);
+    e.b.attr_be32(NFTA_BYTEORDER_SIZE, 4);
+    e.end();
 }
 
 /// `counter name "NAME"`: a reference to a named counter object of the table.

@@ -177,3 +177,90 @@ fn pcapng_names_node_and_point_and_records_the_filter() {
         "the filter is recorded in the file: {text}"
     );
 }
+
+#[test]
+fn a_live_reader_sees_packets_while_the_capture_runs() {
+    if !root_or_skip() {
+        return;
+    }
+    use std::io::BufRead;
+    let lab = lab();
+    let mut run = start(lab.edge_ns(0), &["--proto", "udp", "-w", "-"]);
+    let stdout = run.child.stdout.take().unwrap();
+    let mut tshark = Command::new("tshark")
+        .args(["-l", "-r", "-", "-T", "fields", "-e", "udp.dstport"])
+        .stdin(Stdio::from(stdout))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let packets: Vec<Vec<u8>> = (1..=5)
+        .map(|i| {
+            Packet::udp(
+                lab.src_addr(0, false),
+                lab.origin_addr(0, false),
+                40000,
+                5000 + i as u16,
+            )
+            .marker(i)
+            .build()
+            .unwrap()
+        })
+        .collect();
+    lab.send(0, &packets).unwrap();
+    // Read five lines while edgecap is still running (it has no limit).
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = tshark.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().take(5) {
+            let _ = tx.send(line.unwrap());
+        }
+    });
+    let mut seen = Vec::new();
+    while seen.len() < 5 {
+        match rx.recv_timeout(Duration::from_secs(5)) {
+            Ok(l) => seen.push(l),
+            Err(_) => panic!(
+                "only {} of 5 packets reached the live reader: {seen:?}",
+                seen.len()
+            ),
+        }
+    }
+    assert!(
+        run.child.try_wait().unwrap().is_none(),
+        "the capture must still be running"
+    );
+    assert_eq!(seen, ["5001", "5002", "5003", "5004", "5005"]);
+    let done = run.interrupt();
+    assert!(done.status.success(), "{}", done.stderr);
+    let _ = tshark.wait();
+}
+
+#[test]
+fn a_reader_that_goes_away_stops_the_capture_cleanly() {
+    if !root_or_skip() {
+        return;
+    }
+    let lab = lab();
+    let mut run = start(lab.edge_ns(0), &["--proto", "udp", "-w", "-"]);
+    // Like `| head -c 200`: read a little, then close the pipe.
+    let mut stdout = run.child.stdout.take().unwrap();
+    let packets: Vec<Vec<u8>> = (1..=50)
+        .map(|i| {
+            Packet::udp(lab.src_addr(0, false), lab.origin_addr(0, false), 40000, 9)
+                .marker(i)
+                .total_len(500)
+                .build()
+                .unwrap()
+        })
+        .collect();
+    lab.send(0, &packets).unwrap();
+    let mut buf = [0u8; 200];
+    std::io::Read::read_exact(&mut stdout, &mut buf).unwrap();
+    drop(stdout);
+    lab.send(0, &packets).unwrap();
+    let done = run.wait(Duration::from_secs(5));
+    assert!(done.status.success(), "{}", done.stderr);
+    assert_eq!(done.summary()["stop_reason"], "output-closed");
+    assert!(edgecap_tables(lab.edge_ns(0)).is_empty());
+}
