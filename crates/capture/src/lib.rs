@@ -1,17 +1,24 @@
 //! The single-node capture engine: filter -> nftables rule -> NFLOG -> pcapng.
 //!
-//! - [`spec`]: the validated request (filter, point, limits, snaplen, sampling, group, format).
+//! - [`spec`]: the validated request (filter, points, limits, snaplen, sampling, group, format).
+//! - [`points`]: named capture points and the nftables hooks behind them.
+//! - [`config`]: the agent configuration file (node name, configured and custom points).
 //! - [`run`](mod@run): the loop: bind the NFLOG group, write the header, install the owned table,
 //!   read batches, enforce limits exactly, detach, drain, count loss, write statistics.
 //! - [`summary`]: what a finished capture reports and why it stopped.
 //! - [`error`]: what can fail.
 
+mod batch;
+pub mod config;
 pub mod error;
+pub mod points;
 pub mod run;
 pub mod spec;
 pub mod summary;
 
+pub use config::Config;
 pub use error::CaptureError;
+pub use points::PointDef;
 pub use run::{Progress, run};
-pub use spec::{AUTO_GROUPS, CaptureSpec, DEFAULT_SNAPLEN, GroupChoice, Limits, Point};
-pub use summary::{StopReason, Summary};
+pub use spec::{AUTO_GROUPS, CaptureSpec, DEFAULT_SNAPLEN, GroupChoice, Limits};
+pub use summary::{PointSummary, StopReason, Summary};

@@ -5,12 +5,14 @@ use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use edgecap_netfilter::{CaptureTable, NflogConfig, NflogReader, RuleSpec};
-use edgecap_pcap::{Direction, Interface, InterfaceStats, LINKTYPE_RAW, Section, Writer};
+use edgecap_netfilter::{CaptureTable, NflogConfig, NflogReader, PointRules, RuleSpec};
+use edgecap_pcap::{Interface, InterfaceStats, LINKTYPE_RAW, Section, Writer};
+
+use crate::batch::{State, point_label};
 
 use crate::error::CaptureError;
 use crate::spec::{AUTO_GROUPS, CaptureSpec, GroupChoice};
-use crate::summary::{StopReason, Summary};
+use crate::summary::{PointSummary, StopReason, Summary};
 
 /// How long a partial kernel batch can wait before the kernel flushes it (timeout 1 = 10 ms),
 /// with margin: after detaching the rules we read until the socket stays quiet this long.
@@ -45,24 +47,7 @@ pub fn run<W: Write>(
     let mut reader = bind_group(spec)?;
     let group = reader.group();
     let snaplen = spec.snaplen.min(edgecap_netfilter::nflog::MAX_SNAPLEN);
-
-    let iface = Interface {
-        name: format!("{}/{}", spec.node, spec.point),
-        description: Some(format!(
-            "edgecap capture {} at {} on {} (NFLOG group {group})",
-            spec.id, spec.point, spec.node
-        )),
-        filter: Some(spec.filter_text.clone()),
-        linktype: LINKTYPE_RAW,
-        snaplen,
-    };
-    let section = Section {
-        user_appl: format!("edgecap {}", env!("CARGO_PKG_VERSION")),
-        os: os_name(),
-        hardware: None,
-        comment: Some(format!("capture {} filter: {}", spec.id, spec.filter_text)),
-    };
-    let mut writer = Writer::new(sink, spec.format, &section, &[iface])?;
+    let mut writer = open_writer(spec, sink, group, snaplen)?;
 
     let table_name = format!("edgecap_{}", spec.id);
     let rules = RuleSpec {
@@ -70,16 +55,24 @@ pub fn run<W: Write>(
         group,
         snaplen,
         sample_one_in: spec.sample_one_in,
-        prefix: None,
     };
-    let mut table = CaptureTable::install(&table_name, &spec.point.hooks(), &rules)?;
-    tracing::info!(table = %table_name, group, point = %spec.point, filter = %spec.filter_text, "capture rule installed");
+    let point_rules: Vec<PointRules> = spec
+        .points
+        .iter()
+        .enumerate()
+        .map(|(i, p)| PointRules {
+            label: point_label(i),
+            hooks: p.hooks.clone(),
+        })
+        .collect();
+    let mut table = CaptureTable::install(&table_name, &point_rules, &rules)?;
+    tracing::info!(table = %table_name, group, points = %point_names(spec), filter = %spec.filter_text, "capture rules installed");
 
     let started = Instant::now();
     let start_ns = now_ns();
     let deadline = spec.limits.time.map(|t| started + t);
     let deadline_ns = spec.limits.time.map(|t| start_ns + t.as_nanos() as u64);
-    let mut st = State::default();
+    let mut st = State::new(spec.points.len());
     let mut last_progress = started;
 
     let reason = loop {
@@ -111,11 +104,11 @@ pub fn run<W: Write>(
 
     // Stop logging first, then read what the kernel had already queued for us.
     table.detach()?;
-    let drained_fully = !matches!(
+    let drained = !matches!(
         reason,
         StopReason::PacketLimit | StopReason::ByteLimit | StopReason::OutputClosed
     );
-    if drained_fully {
+    if drained {
         let drain_start = Instant::now();
         while drain_start.elapsed() < DRAIN_MAX && reader.recv(DRAIN_QUIET)? {
             if st
@@ -126,10 +119,23 @@ pub fn run<W: Write>(
             }
         }
     }
-    let counters = table.counters()?;
-    if drained_fully && !st.limit_hit {
-        // Logged by the kernel but never received: lost after the last packet we saw.
-        st.lost += counters.logged.saturating_sub(st.kernel_sent());
+    let mut per_point = Vec::with_capacity(spec.points.len());
+    for (i, p) in spec.points.iter().enumerate() {
+        let c = table.counters(&point_label(i))?;
+        // After a full drain every logged packet was either received or lost, so the counter
+        // attributes loss to points exactly; after a limit we stopped reading early and only
+        // the sequence gaps (not attributable to a point) are known.
+        let lost = (drained && !st.limit_hit).then(|| c.logged.saturating_sub(st.received[i]));
+        per_point.push(PointSummary {
+            point: p.name.clone(),
+            packets: st.written[i],
+            matched: c.matched,
+            logged: c.logged,
+            lost,
+        });
+    }
+    if drained && !st.limit_hit {
+        st.lost = per_point.iter().filter_map(|p| p.lost).sum();
     }
     let end_ns = now_ns();
     let duration = started.elapsed();
@@ -137,133 +143,97 @@ pub fn run<W: Write>(
     let overruns = reader.stats().enobufs;
     drop(reader);
 
-    let stats = InterfaceStats {
-        start_ns,
-        end_ns,
-        if_recv: Some(counters.matched),
-        if_drop: None,
-        filter_accept: Some(counters.logged),
-        os_drop: Some(st.lost),
-        usr_deliv: Some(st.packets),
-        comment: Some(format!("stopped: {}", reason.describe())),
-    };
-    let sink = if reason == StopReason::OutputClosed {
-        // The reader is gone; a trailer nobody reads is not worth an error.
-        None
-    } else {
-        writer.write_stats(0, &stats)?;
-        Some(writer)
-    };
-    let file_bytes = sink.as_ref().map_or(0, |w| w.bytes_written());
+    let closed = reason == StopReason::OutputClosed;
+    if !closed {
+        for (i, p) in per_point.iter().enumerate() {
+            let stats = InterfaceStats {
+                start_ns,
+                end_ns,
+                if_recv: Some(p.matched),
+                if_drop: None,
+                filter_accept: Some(p.logged),
+                os_drop: p.lost.or((spec.points.len() == 1).then_some(st.lost)),
+                usr_deliv: Some(p.packets),
+                comment: Some(format!("stopped: {}", reason.describe())),
+            };
+            writer.write_stats(i as u32, &stats)?;
+        }
+    }
     let summary = Summary {
         id: spec.id.clone(),
-        point: spec.point.to_string(),
+        point: point_names(spec),
         group,
         filter: spec.filter_text.clone(),
         packets: st.packets,
         bytes: st.bytes,
-        file_bytes,
+        file_bytes: writer.bytes_written(),
         lost: st.lost,
-        matched: counters.matched,
-        logged: counters.logged,
+        matched: per_point.iter().map(|p| p.matched).sum(),
+        logged: per_point.iter().map(|p| p.logged).sum(),
         overruns,
         duration,
         stop_reason: reason,
+        points: per_point,
     };
-    match sink {
-        Some(w) => Ok((summary, w.finish()?)),
-        None => Err(CaptureError::OutputClosed(Box::new(summary))),
+    if closed {
+        // The reader is gone; a trailer nobody reads is not worth an error.
+        return Err(CaptureError::OutputClosed(Box::new(summary)));
     }
+    Ok((summary, writer.finish()?))
 }
 
-/// Counting state of the loop.
-#[derive(Debug, Default)]
-struct State {
-    packets: u64,
-    bytes: u64,
-    lost: u64,
-    /// Lost packets not yet reported in a packet record's drop count.
-    pending_drops: u64,
-    /// Next NFLOG sequence number we expect (the kernel starts a new instance at 0).
-    next_seq: u32,
-    /// Packets received from the kernel, written or not.
-    received: u64,
-    limit_hit: bool,
+fn open_writer<W: Write>(
+    spec: &CaptureSpec,
+    sink: W,
+    group: u16,
+    snaplen: u32,
+) -> Result<Writer<W>, CaptureError> {
+    let interfaces: Vec<Interface> = spec
+        .points
+        .iter()
+        .map(|p| Interface {
+            name: format!("{}/{}", spec.node, p.name),
+            description: Some(format!(
+                "edgecap capture {} at {} on {} (NFLOG group {group}; {})",
+                spec.id,
+                p.name,
+                spec.node,
+                describe_hooks(&p.hooks)
+            )),
+            filter: Some(spec.filter_text.clone()),
+            linktype: LINKTYPE_RAW,
+            snaplen,
+        })
+        .collect();
+    let section = Section {
+        user_appl: format!("edgecap {}", env!("CARGO_PKG_VERSION")),
+        os: os_name(),
+        hardware: None,
+        comment: Some(format!("capture {} filter: {}", spec.id, spec.filter_text)),
+    };
+    Ok(Writer::new(sink, spec.format, &section, &interfaces)?)
 }
 
-impl State {
-    /// Packets the kernel has sent us up to the last one received.
-    fn kernel_sent(&self) -> u64 {
-        self.received + self.lost
-    }
-
-    fn progress(&self, started: Instant) -> Progress {
-        Progress {
-            packets: self.packets,
-            bytes: self.bytes,
-            lost: self.lost,
-            elapsed: started.elapsed(),
-        }
-    }
-
-    /// Writes the packets of the reader's current batch. Returns the limit that stopped it.
-    fn take_batch<W: Write>(
-        &mut self,
-        reader: &NflogReader,
-        writer: &mut Writer<W>,
-        spec: &CaptureSpec,
-        deadline_ns: Option<u64>,
-    ) -> Result<Option<StopReason>, CaptureError> {
-        let batch_ns = now_ns();
-        for p in reader.packets() {
-            if let Some(seq) = p.seq {
-                let gap = seq.wrapping_sub(self.next_seq);
-                // A "gap" of more than 2^31 is a reordering we cannot explain; never count it.
-                if gap < 1 << 31 {
-                    self.lost += u64::from(gap);
-                    self.pending_drops += u64::from(gap);
-                }
-                self.next_seq = seq.wrapping_add(1);
-            }
-            self.received += 1;
-            let ts = p.timestamp_ns.unwrap_or(batch_ns);
-            if deadline_ns.is_some_and(|d| ts > d) {
-                // Queued before we detached but after the time limit: not part of the capture.
-                continue;
-            }
-            if spec.limits.packets.is_some_and(|n| self.packets >= n) {
-                self.limit_hit = true;
-                return Ok(Some(StopReason::PacketLimit));
-            }
-            let len = p.payload.len() as u64;
-            if spec.limits.bytes.is_some_and(|n| self.bytes + len > n) {
-                self.limit_hit = true;
-                return Ok(Some(StopReason::ByteLimit));
-            }
-            let dir = if p.hook <= 2 {
-                Direction::Inbound
-            } else {
-                Direction::Outbound
-            };
-            let orig = edgecap_pcap::orig_len_from_ip(p.payload, p.payload.len());
-            match writer.write_packet(0, ts, p.payload, orig, dir, self.pending_drops) {
-                Ok(_) => {}
-                Err(e) if is_broken_pipe(&e) => return Ok(Some(StopReason::OutputClosed)),
-                Err(e) => return Err(e.into()),
-            }
-            self.pending_drops = 0;
-            self.packets += 1;
-            self.bytes += len;
-            if spec.limits.packets.is_some_and(|n| self.packets >= n) {
-                self.limit_hit = true;
-                return Ok(Some(StopReason::PacketLimit));
-            }
-        }
-        Ok(None)
-    }
+fn describe_hooks(hooks: &[edgecap_netfilter::Hook]) -> String {
+    hooks
+        .iter()
+        .map(|h| match &h.device {
+            Some(d) => format!("{} {d} priority {}", h.hook.name(), h.priority),
+            None => format!("{} priority {}", h.hook.name(), h.priority),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
-fn is_broken_pipe(e: &edgecap_pcap::Error) -> bool {
+fn point_names(spec: &CaptureSpec) -> String {
+    spec.points
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+pub(crate) fn is_broken_pipe(e: &edgecap_pcap::Error) -> bool {
     std::error::Error::source(e)
         .and_then(|s| s.downcast_ref::<std::io::Error>())
         .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
@@ -295,7 +265,7 @@ fn bind_group(spec: &CaptureSpec) -> Result<NflogReader, CaptureError> {
     }
 }
 
-fn now_ns() -> u64 {
+pub(crate) fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)

@@ -3,68 +3,7 @@
 use std::time::Duration;
 
 use edgecap_filter::ir::Conjunction;
-use edgecap_netfilter::{Hook, HookNum};
 use edgecap_pcap::Format;
-
-/// A named place in the node's packet pipeline (DESIGN.md §4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Point {
-    /// Prerouting at `raw - 10`: everything routed or delivered, before any firewall.
-    PreFirewall,
-    /// Input and forward at `filter + 10`: what the firewall accepted.
-    PostFirewall,
-}
-
-impl Point {
-    pub const ALL: [Point; 2] = [Point::PreFirewall, Point::PostFirewall];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Point::PreFirewall => "pre-firewall",
-            Point::PostFirewall => "post-firewall",
-        }
-    }
-
-    /// The base chains that implement the point. Locally generated traffic does not pass
-    /// prerouting, input or forward; it belongs to the `egress` point.
-    pub fn hooks(self) -> Vec<Hook> {
-        match self {
-            Point::PreFirewall => vec![Hook {
-                hook: HookNum::Prerouting,
-                priority: -310,
-            }],
-            Point::PostFirewall => vec![
-                Hook {
-                    hook: HookNum::Input,
-                    priority: 10,
-                },
-                Hook {
-                    hook: HookNum::Forward,
-                    priority: 10,
-                },
-            ],
-        }
-    }
-}
-
-impl std::str::FromStr for Point {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Point::ALL
-            .into_iter()
-            .find(|p| p.name() == s)
-            .ok_or_else(|| {
-                let names: Vec<_> = Point::ALL.iter().map(|p| p.name()).collect();
-                format!("unknown capture point {s:?} (known: {})", names.join(", "))
-            })
-    }
-}
-
-impl std::fmt::Display for Point {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
 
 /// Stop conditions; the first one reached ends the capture. `None` means unlimited.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -100,7 +39,8 @@ pub struct CaptureSpec {
     pub filter: Vec<Conjunction>,
     /// Human-readable filter, recorded in the file (`if_filter`) and summaries.
     pub filter_text: String,
-    pub point: Point,
+    /// Where to capture; each point becomes one pcapng interface named `<node>/<point>`.
+    pub points: Vec<crate::points::PointDef>,
     pub limits: Limits,
     /// Bytes kept of each packet (capped by the kernel at 65 531).
     pub snaplen: u32,

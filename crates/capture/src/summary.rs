@@ -34,6 +34,7 @@ impl StopReason {
 #[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     pub id: String,
+    /// The capture points, comma-separated.
     pub point: String,
     pub group: u16,
     pub filter: String,
@@ -54,6 +55,23 @@ pub struct Summary {
     #[serde(serialize_with = "secs")]
     pub duration: Duration,
     pub stop_reason: StopReason,
+    /// Per capture point, in the order asked for.
+    pub points: Vec<PointSummary>,
+}
+
+/// What one capture point saw.
+#[derive(Debug, Clone, Serialize)]
+pub struct PointSummary {
+    pub point: String,
+    /// Packets written to this point's interface.
+    pub packets: u64,
+    /// Packets that matched at this point (before sampling).
+    pub matched: u64,
+    /// Packets this point handed to NFLOG.
+    pub logged: u64,
+    /// Packets of this point lost on the way to edgecap; unknown when a limit stopped the
+    /// capture before everything queued was read (the total `lost` still counts the gaps).
+    pub lost: Option<u64>,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

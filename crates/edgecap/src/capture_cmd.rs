@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use edgecap_capture::{CaptureError, CaptureSpec, GroupChoice, Limits, Point, Summary};
+use edgecap_capture::{CaptureError, CaptureSpec, Config, GroupChoice, Limits, Summary};
 use edgecap_filter::StructuredFilter;
 use edgecap_pcap::Format;
 
@@ -22,7 +22,14 @@ const MAX_SNAPLEN: u64 = edgecap_netfilter::nflog::MAX_SNAPLEN as u64;
 /// Turns raw flags into a capture spec. Every error names the option and the reason.
 pub fn validate(a: &CaptureArgs) -> Result<CaptureSpec, Failure> {
     let bad = |opt: &str, why: String| Failure::usage(format!("{opt}: {why}"));
-    let point: Point = a.point.parse().map_err(|e| bad("--point", e))?;
+    let config = load_config(a.config.as_deref())?;
+    let names: Vec<String> = a.point.split(',').map(|p| p.trim().to_owned()).collect();
+    let points = edgecap_capture::points::resolve(
+        &names,
+        &config,
+        &edgecap_capture::points::local_devices(),
+    )
+    .map_err(|e| bad("--point", e.to_string()))?;
     let filter = StructuredFilter::from_cli(&a.src, &a.dst, &a.sport, &a.dport, &a.proto)
         .map_err(|e| Failure::usage(filter_error(&e)))?;
     let compiled = filter
@@ -95,7 +102,7 @@ pub fn validate(a: &CaptureArgs) -> Result<CaptureSpec, Failure> {
     let node = match &a.node {
         Some(n) if n.trim().is_empty() => return Err(bad("--node", "is empty".into())),
         Some(n) => n.clone(),
-        None => hostname(),
+        None => config.node.clone().unwrap_or_else(hostname),
     };
     let socket_buffer = a
         .buffer
@@ -110,13 +117,30 @@ pub fn validate(a: &CaptureArgs) -> Result<CaptureSpec, Failure> {
         node,
         filter_text: filter.to_string(),
         filter: compiled,
-        point,
+        points,
         limits,
         snaplen,
         sample_one_in,
         group,
         format,
     })
+}
+
+/// The configuration named by `--config` (which must exist), else the default file if present.
+fn load_config(path: Option<&Path>) -> Result<Config, Failure> {
+    let (path, required) = match path {
+        Some(p) => (p, true),
+        None => (Path::new(edgecap_capture::config::DEFAULT_PATH), false),
+    };
+    match Config::load(path) {
+        Ok(Some(c)) => Ok(c),
+        Ok(None) if required => Err(Failure::usage(format!(
+            "--config: {} does not exist",
+            path.display()
+        ))),
+        Ok(None) => Ok(Config::default()),
+        Err(e) => Err(Failure::usage(format!("--config: {e}"))),
+    }
 }
 
 /// Maps a filter field to the option a CLI user typed.

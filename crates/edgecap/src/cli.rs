@@ -37,9 +37,15 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct CaptureArgs {
-    /// Where in the packet pipeline to capture: pre-firewall or post-firewall.
+    /// Where in the packet pipeline to capture: ingress, pre-firewall, post-firewall,
+    /// post-mitigation (when configured), egress, or a point from the configuration file.
+    /// Several, comma-separated, give one pcapng interface each.
     #[arg(long, default_value = "pre-firewall")]
     pub point: String,
+    /// Agent configuration file (node name, configured capture points).
+    /// Default: /etc/edgecap/agent.toml when it exists.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// Source address or prefix (IPv4 or IPv6); repeat or separate with commas for a list.
     #[arg(long, allow_hyphen_values = true)]
     pub src: Vec<String>,
@@ -122,8 +128,8 @@ pub struct BenchCaptureArgs {
     /// Seconds of traffic per measurement.
     #[arg(long, default_value_t = 3.0)]
     pub seconds: f64,
-    /// Offered rates in packets per second; "max" means as fast as the generator goes.
-    #[arg(long, value_delimiter = ',', default_value = "50000,100000,200000,max")]
+    /// Offered rates in packets per second (200k = 200000); "max": as fast as the generator goes.
+    #[arg(long, value_delimiter = ',', default_value = "50k,100k,200k,400k,max")]
     pub rates: Vec<String>,
     /// UDP payload sizes in bytes.
     #[arg(long, value_delimiter = ',', default_value = "64,1400")]

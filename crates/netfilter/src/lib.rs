@@ -18,4 +18,4 @@ pub mod table;
 
 pub use error::Error;
 pub use nflog::{NflogConfig, NflogReader, Packet, ReaderStats};
-pub use table::{CaptureTable, Counters, Hook, HookNum, RuleSpec};
+pub use table::{CaptureTable, Counters, Hook, HookNum, PointRules, RuleSpec};

@@ -37,6 +37,7 @@ const NFTA_CHAIN_POLICY: u16 = 5;
 const NFTA_CHAIN_TYPE: u16 = 7;
 const NFTA_HOOK_HOOKNUM: u16 = 1;
 const NFTA_HOOK_PRIORITY: u16 = 2;
+const NFTA_HOOK_DEV: u16 = 3;
 const NF_ACCEPT: u32 = 1;
 
 const NFTA_RULE_TABLE: u16 = 1;
@@ -61,6 +62,8 @@ pub enum HookNum {
     Forward = 2,
     Output = 3,
     Postrouting = 4,
+    /// `inet` ingress (Linux 5.10+): per device, before prerouting; needs [`Hook::device`].
+    Ingress = 5,
 }
 
 impl HookNum {
@@ -71,15 +74,41 @@ impl HookNum {
             Self::Forward => "forward",
             Self::Output => "output",
             Self::Postrouting => "postrouting",
+            Self::Ingress => "ingress",
         }
+    }
+
+    /// Parses the nft name of a hook.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            Self::Prerouting,
+            Self::Input,
+            Self::Forward,
+            Self::Output,
+            Self::Postrouting,
+            Self::Ingress,
+        ]
+        .into_iter()
+        .find(|h| h.name() == name)
     }
 }
 
 /// Where one base chain of the capture attaches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hook {
     pub hook: HookNum,
     pub priority: i32,
+    /// The device of an `ingress` hook (ignored by the other hooks).
+    pub device: Option<String>,
+}
+
+/// One capture point: its hooks, and the label that names its chains and counters and is
+/// carried as the NFLOG prefix of its packets, so one group can serve several points.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PointRules {
+    /// Short label (`p0`, `p1`, ...): at most 15 bytes, letters, digits and `_`.
+    pub label: String,
+    pub hooks: Vec<Hook>,
 }
 
 /// What the capture rules do with a matching packet.
@@ -93,8 +122,6 @@ pub struct RuleSpec<'a> {
     pub snaplen: u32,
     /// Log one matching packet in N (random), or every packet when `None`.
     pub sample_one_in: Option<u32>,
-    /// NFLOG prefix carried with each packet (tells capture points apart on one group).
-    pub prefix: Option<&'a str>,
 }
 
 /// Packets counted by the capture's named counters.
@@ -120,9 +147,9 @@ pub struct CaptureTable {
 }
 
 impl CaptureTable {
-    /// Creates the owned table, its counters, one base chain per hook and the rules, in one
-    /// atomic batch: either all of it is live afterwards or none of it.
-    pub fn install(name: &str, hooks: &[Hook], spec: &RuleSpec<'_>) -> Result<Self, Error> {
+    /// Creates the owned table, per point its counters, one base chain per hook and the rules,
+    /// in one atomic batch: either all of it is live afterwards or none of it.
+    pub fn install(name: &str, points: &[PointRules], spec: &RuleSpec<'_>) -> Result<Self, Error> {
         let sock = NlSocket::open().map_err(|e| Error::Socket(e.to_string()))?;
         sock.set_ext_ack();
         let mut t = Self {
@@ -135,10 +162,11 @@ impl CaptureTable {
         };
         let mut b = MsgBuilder::new();
         let first = t.begin_batch(&mut b);
+        let create = nl::NLM_F_REQUEST | nl::NLM_F_CREATE | nl::NLM_F_ACK;
 
         let m = b.begin_msg(
             msg_type(NFT_MSG_NEWTABLE),
-            nl::NLM_F_REQUEST | nl::NLM_F_CREATE | nl::NLM_F_ACK,
+            create,
             t.next_seq(),
             NFPROTO_INET,
             0,
@@ -147,71 +175,81 @@ impl CaptureTable {
         b.attr_be32(NFTA_TABLE_FLAGS, NFT_TABLE_F_OWNER);
         b.end_msg(m);
 
-        let counters: &[&str] = if t.sampled {
-            &[COUNTER_SEEN, COUNTER_LOGGED]
-        } else {
-            &[COUNTER_LOGGED]
-        };
-        for c in counters {
-            let m = b.begin_msg(
-                msg_type(NFT_MSG_NEWOBJ),
-                nl::NLM_F_REQUEST | nl::NLM_F_CREATE | nl::NLM_F_ACK,
-                t.next_seq(),
-                NFPROTO_INET,
-                0,
-            );
-            b.attr_str(NFTA_OBJ_TABLE, name);
-            b.attr_str(NFTA_OBJ_NAME, c);
-            b.attr_be32(NFTA_OBJ_TYPE, expr::NFT_OBJECT_COUNTER);
-            let d = b.nest_begin(NFTA_OBJ_DATA);
-            b.nest_end(d);
-            b.end_msg(m);
-        }
-
-        for h in hooks {
-            let chain = format!("{}_{}", h.hook.name(), priority_label(h.priority));
-            let m = b.begin_msg(
-                msg_type(NFT_MSG_NEWCHAIN),
-                nl::NLM_F_REQUEST | nl::NLM_F_CREATE | nl::NLM_F_ACK,
-                t.next_seq(),
-                NFPROTO_INET,
-                0,
-            );
-            b.attr_str(NFTA_CHAIN_TABLE, name);
-            b.attr_str(NFTA_CHAIN_NAME, &chain);
-            let hk = b.nest_begin(NFTA_CHAIN_HOOK);
-            b.attr_be32(NFTA_HOOK_HOOKNUM, h.hook as u32);
-            b.attr_be32(NFTA_HOOK_PRIORITY, h.priority as u32);
-            b.nest_end(hk);
-            b.attr_be32(NFTA_CHAIN_POLICY, NF_ACCEPT);
-            b.attr_str(NFTA_CHAIN_TYPE, "filter");
-            b.end_msg(m);
-
-            for conj in spec.filter {
+        for point in points {
+            let seen = counter_name(COUNTER_SEEN, &point.label);
+            let logged = counter_name(COUNTER_LOGGED, &point.label);
+            let counters = if t.sampled {
+                vec![&seen, &logged]
+            } else {
+                vec![&logged]
+            };
+            for c in counters {
                 let m = b.begin_msg(
-                    msg_type(NFT_MSG_NEWRULE),
-                    nl::NLM_F_REQUEST | nl::NLM_F_CREATE | nl::NLM_F_APPEND | nl::NLM_F_ACK,
+                    msg_type(NFT_MSG_NEWOBJ),
+                    create,
                     t.next_seq(),
                     NFPROTO_INET,
                     0,
                 );
-                b.attr_str(NFTA_RULE_TABLE, name);
-                b.attr_str(NFTA_RULE_CHAIN, &chain);
-                let exprs = b.nest_begin(NFTA_RULE_EXPRESSIONS);
-                for mt in &conj.matches {
-                    expr::encode_match(&mut b, mt).map_err(|e| Error::Unencodable { what: e.0 })?;
-                }
-                if let Some(n) = spec.sample_one_in {
-                    expr::counter_ref(&mut b, COUNTER_SEEN);
-                    expr::sample_one_in(&mut b, n);
-                }
-                expr::counter_ref(&mut b, COUNTER_LOGGED);
-                expr::log(&mut b, spec.group, spec.snaplen, spec.prefix);
-                expr::return_(&mut b);
-                b.nest_end(exprs);
+                b.attr_str(NFTA_OBJ_TABLE, name);
+                b.attr_str(NFTA_OBJ_NAME, c);
+                b.attr_be32(NFTA_OBJ_TYPE, expr::NFT_OBJECT_COUNTER);
+                let d = b.nest_begin(NFTA_OBJ_DATA);
+                b.nest_end(d);
                 b.end_msg(m);
             }
-            t.chains.push(chain);
+            for h in &point.hooks {
+                let chain = chain_name(&point.label, h);
+                let m = b.begin_msg(
+                    msg_type(NFT_MSG_NEWCHAIN),
+                    create,
+                    t.next_seq(),
+                    NFPROTO_INET,
+                    0,
+                );
+                b.attr_str(NFTA_CHAIN_TABLE, name);
+                b.attr_str(NFTA_CHAIN_NAME, &chain);
+                let hk = b.nest_begin(NFTA_CHAIN_HOOK);
+                b.attr_be32(NFTA_HOOK_HOOKNUM, h.hook as u32);
+                b.attr_be32(NFTA_HOOK_PRIORITY, h.priority as u32);
+                if h.hook == HookNum::Ingress {
+                    let dev = h.device.as_deref().ok_or_else(|| Error::Unencodable {
+                        what: format!("an ingress hook needs a device (point {})", point.label),
+                    })?;
+                    b.attr_str(NFTA_HOOK_DEV, dev);
+                }
+                b.nest_end(hk);
+                b.attr_be32(NFTA_CHAIN_POLICY, NF_ACCEPT);
+                b.attr_str(NFTA_CHAIN_TYPE, "filter");
+                b.end_msg(m);
+
+                for conj in spec.filter {
+                    let m = b.begin_msg(
+                        msg_type(NFT_MSG_NEWRULE),
+                        create | nl::NLM_F_APPEND,
+                        t.next_seq(),
+                        NFPROTO_INET,
+                        0,
+                    );
+                    b.attr_str(NFTA_RULE_TABLE, name);
+                    b.attr_str(NFTA_RULE_CHAIN, &chain);
+                    let exprs = b.nest_begin(NFTA_RULE_EXPRESSIONS);
+                    for mt in &conj.matches {
+                        expr::encode_match(&mut b, mt)
+                            .map_err(|e| Error::Unencodable { what: e.0 })?;
+                    }
+                    if let Some(n) = spec.sample_one_in {
+                        expr::counter_ref(&mut b, &seen);
+                        expr::sample_one_in(&mut b, n);
+                    }
+                    expr::counter_ref(&mut b, &logged);
+                    expr::log(&mut b, spec.group, spec.snaplen, Some(&point.label));
+                    expr::return_(&mut b);
+                    b.nest_end(exprs);
+                    b.end_msg(m);
+                }
+                t.chains.push(chain);
+            }
         }
         t.end_batch(&mut b);
         t.run_batch(&b, first)
@@ -268,11 +306,11 @@ impl CaptureTable {
         self.run_batch(&b, first)
     }
 
-    /// Reads the capture's counters.
-    pub fn counters(&mut self) -> Result<Counters, Error> {
-        let (logged, logged_bytes) = self.read_counter(COUNTER_LOGGED)?;
+    /// Reads the counters of one point (by its label).
+    pub fn counters(&mut self, label: &str) -> Result<Counters, Error> {
+        let (logged, logged_bytes) = self.read_counter(&counter_name(COUNTER_LOGGED, label))?;
         let matched = if self.sampled {
-            self.read_counter(COUNTER_SEEN)?.0
+            self.read_counter(&counter_name(COUNTER_SEEN, label))?.0
         } else {
             logged
         };
@@ -438,6 +476,20 @@ impl CaptureTable {
                 Err(e) => return Err(Error::Socket(e.to_string())),
             }
         }
+    }
+}
+
+fn counter_name(kind: &str, label: &str) -> String {
+    format!("{label}_{kind}")
+}
+
+/// `p0_prerouting_m310`, `p1_ingress_eth0_0`: unique per point and hook.
+fn chain_name(label: &str, h: &Hook) -> String {
+    match (&h.device, h.hook) {
+        (Some(dev), HookNum::Ingress) => {
+            format!("{label}_ingress_{dev}_{}", priority_label(h.priority))
+        }
+        _ => format!("{label}_{}_{}", h.hook.name(), priority_label(h.priority)),
     }
 }
 

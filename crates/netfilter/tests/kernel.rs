@@ -7,7 +7,9 @@ use std::os::fd::AsRawFd;
 use std::process::Command;
 
 use edgecap_filter::ir::{Conjunction, Dir, Family, LenOp, Match};
-use edgecap_netfilter::{CaptureTable, Hook, HookNum, NflogConfig, NflogReader, RuleSpec};
+use edgecap_netfilter::{
+    CaptureTable, Hook, HookNum, NflogConfig, NflogReader, PointRules, RuleSpec,
+};
 
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
@@ -186,18 +188,22 @@ fn every_primitive_reads_back_as_the_nft_it_stands_for() {
         .collect();
     let listing = ns.run(move || {
         let _reader = NflogReader::bind(&NflogConfig::tuned(4242, 128)).unwrap();
-        let table = CaptureTable::install(
-            "edgecap_rt",
-            &[Hook {
+        let points = [PointRules {
+            label: "pre".into(),
+            hooks: vec![Hook {
                 hook: HookNum::Prerouting,
                 priority: -310,
+                device: None,
             }],
+        }];
+        let table = CaptureTable::install(
+            "edgecap_rt",
+            &points,
             &RuleSpec {
                 filter: &filter,
                 group: 4242,
                 snaplen: 128,
                 sample_one_in: Some(4),
-                prefix: Some("pre"),
             },
         )
         .unwrap();
@@ -214,7 +220,7 @@ fn every_primitive_reads_back_as_the_nft_it_stands_for() {
         .filter(|l| l.contains("log prefix"))
         .collect();
     assert_eq!(rules.len(), cases.len(), "{listing}");
-    let tail = "counter name \"seen\" numgen random mod 4 0 counter name \"logged\" log prefix \"pre\" group 4242 snaplen 128 return";
+    let tail = "counter name \"pre_seen\" numgen random mod 4 0 counter name \"pre_logged\" log prefix \"pre\" group 4242 snaplen 128 return";
     for ((_, want), got) in cases.iter().zip(&rules) {
         // nft prints the sampling compare as `numgen random mod 4 0` (equality implied).
         assert_eq!(*got, format!("{want} {tail}"), "full listing:\n{listing}");

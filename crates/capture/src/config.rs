@@ -1,0 +1,214 @@
+//! The agent configuration file (TOML): what this node is and which capture points it has.
+//! Read in two stages: raw serde structs that reject unknown fields, then validated types.
+//!
+//! ```toml
+//! node = "edge-fra-1"               # default: the host name
+//!
+//! [points.post-mitigation]          # where traffic has passed this node's DDoS mitigation
+//! hook = "prerouting"
+//! priority = -149                   # just after a mitigation chain at mangle (-150)
+//!
+//! [points.ingress]                  # restrict the built-in ingress point to some devices
+//! hook = "ingress"
+//! devices = ["eth0"]
+//!
+//! [points.after-nat]                # an operator's own point
+//! hook = "postrouting"
+//! priority = 200
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use edgecap_netfilter::HookNum;
+use serde::Deserialize;
+
+/// Where the agent looks when no `--config` is given.
+pub const DEFAULT_PATH: &str = "/etc/edgecap/agent.toml";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    node: Option<String>,
+    #[serde(default)]
+    points: BTreeMap<String, RawPoint>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPoint {
+    /// prerouting, input, forward, output, postrouting or ingress.
+    hook: String,
+    /// Chain priority; lower runs earlier. Required except for ingress (default -500).
+    priority: Option<i64>,
+    /// Devices of an ingress point (default: every device but lo).
+    #[serde(default)]
+    devices: Vec<String>,
+    /// Free text for people reading the configuration.
+    #[allow(dead_code)]
+    description: Option<String>,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Config {
+    pub node: Option<String>,
+    pub points: BTreeMap<String, PointConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PointConfig {
+    pub hook: HookNum,
+    pub priority: i32,
+    pub devices: Vec<String>,
+}
+
+/// A configuration problem, naming the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {reason}")]
+pub struct ConfigError {
+    pub key: String,
+    pub reason: String,
+}
+
+impl Config {
+    /// Reads `path`; `Ok(None)` when it does not exist.
+    pub fn load(path: &Path) -> Result<Option<Config>, ConfigError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Config::parse(&text).map(Some).map_err(|e| ConfigError {
+                key: format!("{}: {}", path.display(), e.key),
+                reason: e.reason,
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(ConfigError {
+                key: path.display().to_string(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
+            key: "config".into(),
+            reason: e.to_string().trim().replace('\n', " "),
+        })?;
+        if raw.node.as_deref().is_some_and(|n| n.trim().is_empty()) {
+            return Err(ConfigError {
+                key: "node".into(),
+                reason: "is empty".into(),
+            });
+        }
+        let mut points = BTreeMap::new();
+        for (name, p) in raw.points {
+            let key = |field: &str| format!("points.{name}.{field}");
+            if !valid_name(&name) {
+                return Err(ConfigError {
+                    key: format!("points.{name}"),
+                    reason: "a point name is 1-32 characters of a-z, 0-9 and -".into(),
+                });
+            }
+            if matches!(name.as_str(), "pre-firewall" | "post-firewall" | "egress") {
+                return Err(ConfigError {
+                    key: format!("points.{name}"),
+                    reason: "is built in; give your point another name".into(),
+                });
+            }
+            let hook = HookNum::from_name(&p.hook).ok_or_else(|| ConfigError {
+                key: key("hook"),
+                reason: format!(
+                    "unknown hook {:?} (use prerouting, input, forward, output, postrouting or ingress)",
+                    p.hook
+                ),
+            })?;
+            if name == "ingress" && hook != HookNum::Ingress {
+                return Err(ConfigError {
+                    key: key("hook"),
+                    reason: "the ingress point must use hook ingress".into(),
+                });
+            }
+            if hook != HookNum::Ingress && !p.devices.is_empty() {
+                return Err(ConfigError {
+                    key: key("devices"),
+                    reason: "only an ingress hook takes devices".into(),
+                });
+            }
+            let priority = match (p.priority, hook) {
+                (Some(v), _) => i32::try_from(v).map_err(|_| ConfigError {
+                    key: key("priority"),
+                    reason: format!("{v} is outside the 32-bit range nftables accepts"),
+                })?,
+                (None, HookNum::Ingress) => -500,
+                (None, _) => {
+                    return Err(ConfigError {
+                        key: key("priority"),
+                        reason: "is required: say where in the hook's chain order to capture"
+                            .into(),
+                    });
+                }
+            };
+            points.insert(
+                name,
+                PointConfig {
+                    hook,
+                    priority,
+                    devices: p.devices,
+                },
+            );
+        }
+        Ok(Config {
+            node: raw.node,
+            points,
+        })
+    }
+}
+
+fn valid_name(n: &str) -> bool {
+    (1..=32).contains(&n.len())
+        && n.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_example() {
+        let c = Config::parse(
+            "node = \"edge-fra-1\"\n[points.post-mitigation]\nhook = \"prerouting\"\npriority = -149\n\
+             description = \"after ddos\"\n[points.after-nat]\nhook = \"postrouting\"\npriority = 200\n",
+        )
+        .unwrap();
+        assert_eq!(c.node.as_deref(), Some("edge-fra-1"));
+        assert_eq!(
+            c.points["post-mitigation"],
+            PointConfig {
+                hook: HookNum::Prerouting,
+                priority: -149,
+                devices: vec![]
+            }
+        );
+        assert_eq!(c.points["after-nat"].priority, 200);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = Config::parse("[points.x]\nhook = \"prerouteing\"\npriority = 1\n").unwrap_err();
+        assert_eq!(e.key, "points.x.hook");
+        let e = Config::parse("[points.x]\nhook = \"input\"\n").unwrap_err();
+        assert_eq!(e.key, "points.x.priority");
+        let e = Config::parse("[points.x]\nhook = \"input\"\npriority = 1\ncolour = \"red\"\n")
+            .unwrap_err();
+        assert!(e.reason.contains("colour"), "{e}");
+        let e = Config::parse("[points.egress]\nhook = \"input\"\npriority = 1\n").unwrap_err();
+        assert!(e.reason.contains("built in"), "{e}");
+        let e = Config::parse("[points.Bad_Name]\nhook = \"input\"\npriority = 1\n").unwrap_err();
+        assert_eq!(e.key, "points.Bad_Name");
+        let e =
+            Config::parse("[points.x]\nhook = \"input\"\npriority = 99999999999\n").unwrap_err();
+        assert_eq!(e.key, "points.x.priority");
+        let e = Config::parse("[points.x]\nhook = \"input\"\npriority = 1\ndevices = [\"eth0\"]\n")
+            .unwrap_err();
+        assert_eq!(e.key, "points.x.devices");
+    }
+}
