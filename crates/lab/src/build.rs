@@ -55,6 +55,12 @@ pub(crate) fn configure(lab: &Lab) -> Result<(), LabError> {
     ip_batch(Some(lab.src_ns()), &src_lines(lab), false)?;
     for i in 0..lab.edges() {
         ip_batch(Some(lab.edge_ns(i)), &edge_lines(i), false)?;
+        lab.run_in_with_input(
+            lab.edge_ns(i),
+            "nft",
+            ["-f", "-"],
+            &crate::pipeline::ruleset(),
+        )?;
     }
     ip_batch(Some(lab.origin_ns()), &origin_lines(lab), false)?;
     if lab.silent_origin() {

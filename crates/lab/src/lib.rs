@@ -17,6 +17,7 @@
 //! | `build` | the setup commands: sysctls, veth pairs, addresses, neighbours, routes, nft |
 //! | [`plan`] | the address plan as pure functions: addresses, prefixes, MACs, interface names |
 //! | [`netns`] | running Rust code (sockets, threads) inside a lab namespace |
+//! | [`pipeline`] | each edge's firewall and mitigation tables, their ports, rates and priorities |
 //! | [`packet`] | crafting raw IPv4/IPv6 TCP/UDP/ICMP/any-protocol packets, markers, Ethernet |
 //! | [`send`] | [`Lab::send`], [`Lab::send_from`], [`Lab::blast`] (sendmmsg generator) |
 //! | [`state`] | lab names, state files under `/run/edgecap-lab/`, [`cleanup_stale`] |
@@ -73,6 +74,7 @@ mod cmd;
 pub mod error;
 pub mod netns;
 pub mod packet;
+pub mod pipeline;
 pub mod plan;
 pub mod send;
 pub mod spec;

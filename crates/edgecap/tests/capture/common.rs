@@ -190,9 +190,27 @@ pub struct ReadPacket {
 /// Opens `file` with tshark (proving it reads it) and returns its packets in file order.
 /// tshark re-writes the packets as classic pcap on stdout, which we parse here.
 pub fn tshark_packets(file: &Path) -> Vec<ReadPacket> {
-    let out = Command::new("tshark")
-        .args(["-r"])
-        .arg(file)
+    tshark_packets_where(file, None)
+}
+
+/// The markers of the packets tshark shows on interface `name`, sorted.
+pub fn markers_at(file: &Path, name: &str) -> Vec<u32> {
+    let filter = format!("frame.interface_name == \"{name}\"");
+    let mut m: Vec<u32> = tshark_packets_where(file, Some(&filter))
+        .iter()
+        .map(|r| edgecap_lab::packet::find_marker(&r.data).expect("every test packet has a marker"))
+        .collect();
+    m.sort_unstable();
+    m
+}
+
+fn tshark_packets_where(file: &Path, display_filter: Option<&str>) -> Vec<ReadPacket> {
+    let mut c = Command::new("tshark");
+    c.args(["-r"]).arg(file);
+    if let Some(f) = display_filter {
+        c.args(["-Y", f]);
+    }
+    let out = c
         .args(["-F", "pcap", "-w", "-"])
         .output()
         .expect("run tshark");

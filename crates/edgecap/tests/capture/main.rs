@@ -8,4 +8,5 @@ mod filters;
 mod lab_cli;
 mod limits;
 mod output;
+mod points;
 mod safety;
