@@ -276,3 +276,28 @@ pub fn tshark_fields(file: &Path, fields: &[&str]) -> Vec<Vec<String>> {
         .map(|l| l.split('|').map(str::to_owned).collect())
         .collect()
 }
+
+/// The interface statistics blocks of a pcapng file, read with pcap-parser (an independent
+/// reader: tshark does not print ISB counters): `(interface id, ifrecv, filteraccept, osdrop,
+/// usrdeliv)`.
+pub fn isb_counters(file: &Path) -> Vec<(u32, Option<u64>, Option<u64>, Option<u64>, Option<u64>)> {
+    use pcap_parser::pcapng::{Block, parse_block_le};
+    let bytes = std::fs::read(file).unwrap();
+    let mut rest = &bytes[..];
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let (after, block) = parse_block_le(rest).expect("pcapng block");
+        if let Block::InterfaceStatistics(isb) = block {
+            let get = |v: Option<Result<u64, _>>| v.map(|r: Result<u64, _>| r.unwrap());
+            out.push((
+                isb.if_id,
+                get(isb.isb_ifrecv()),
+                get(isb.isb_filteraccept()),
+                get(isb.isb_osdrop()),
+                get(isb.isb_usrdeliv()),
+            ));
+        }
+        rest = after;
+    }
+    out
+}

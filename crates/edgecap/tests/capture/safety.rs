@@ -333,4 +333,15 @@ fn loss_is_counted_exactly_and_recorded_in_the_file() {
         "drop counts {between}, lost {lost}"
     );
     assert_eq!(tshark_packets(&out).len() as u64, packets);
+    // The interface statistics block: matched, logged, lost and written, as the summary says.
+    assert_eq!(
+        isb_counters(&out),
+        vec![(
+            0,
+            Some(u64::from(n)),
+            Some(u64::from(n)),
+            Some(lost),
+            Some(packets)
+        )]
+    );
 }
