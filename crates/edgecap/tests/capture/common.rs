@@ -277,10 +277,12 @@ pub fn tshark_fields(file: &Path, fields: &[&str]) -> Vec<Vec<String>> {
         .collect()
 }
 
+/// One interface statistics block: `(interface id, ifrecv, filteraccept, osdrop, usrdeliv)`.
+pub type Isb = (u32, Option<u64>, Option<u64>, Option<u64>, Option<u64>);
+
 /// The interface statistics blocks of a pcapng file, read with pcap-parser (an independent
-/// reader: tshark does not print ISB counters): `(interface id, ifrecv, filteraccept, osdrop,
-/// usrdeliv)`.
-pub fn isb_counters(file: &Path) -> Vec<(u32, Option<u64>, Option<u64>, Option<u64>, Option<u64>)> {
+/// reader: tshark does not print ISB counters).
+pub fn isb_counters(file: &Path) -> Vec<Isb> {
     use pcap_parser::pcapng::{Block, parse_block_le};
     let bytes = std::fs::read(file).unwrap();
     let mut rest = &bytes[..];
