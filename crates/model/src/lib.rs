@@ -1,0 +1,18 @@
+//! edgecap's wire contract, shared by server, agent and CLI. Pure: no I/O.
+//!
+//! - [`envelope`]: the Cloudflare v4 envelope `{result, success, errors, messages}`, error codes.
+//! - [`capture`]: captures, statuses, per-node results and nodes as the API returns them.
+//! - [`request`]: validation of `POST /pcaps` bodies with field-named errors.
+//! - [`protocol`]: the agent <-> server messages and how limits are split across nodes.
+//! - [`ids`]: 32-hex ids and RFC 3339 timestamps.
+
+pub mod capture;
+pub mod envelope;
+pub mod ids;
+pub mod protocol;
+pub mod request;
+
+pub use capture::{Capture, Node, NodeResult, Status};
+pub use envelope::{ApiError, ApiMessage, Envelope, ErrorSource, codes};
+pub use protocol::{AgentMsg, Assignment, Outcome, ServerMsg, split_limit};
+pub use request::{AccountLimits, CreateRequest, validate_create};

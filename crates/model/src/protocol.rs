@@ -1,0 +1,150 @@
+//! The agent protocol: JSON text messages over one WebSocket that the agent opens to
+//! `GET /agent/v1/connect` with `Authorization: Bearer <agent token>` (agents dial out, so
+//! they work behind NAT). The server never connects to an agent.
+//!
+//! ```text
+//! agent                                   server
+//!   | -- hello {name, labels, points, running, finished} -->
+//!   | <-- welcome {heartbeat_secs} ------------------------ |   (or refused {reason}, then close)
+//!   | <-- assign {assignment} ----------------------------- |
+//!   | -- ack {capture_id} --------------------------------> |   (dispatch latency ends here)
+//!   | -- progress {capture_id, packets, bytes, lost} -----> |   (at most every PROGRESS_SECS)
+//!   | <-- stop {capture_id} ------------------------------- |
+//!   | -- done {outcome} ----------------------------------> |
+//!   | -- heartbeat ----------------------------------------> |   (every heartbeat_secs)
+//! ```
+//!
+//! Reconnects: an agent that loses the connection keeps its captures running, reconnects with
+//! backoff, and lists them in `hello.running`; outcomes it could not deliver go in
+//! `hello.finished`. The server marks a node's part failed when the node stays away longer
+//! than its grace period.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// How often an agent reports progress of a running capture, at most.
+pub const PROGRESS_SECS: f64 = 1.0;
+
+/// Messages from agent to server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentMsg {
+    Hello {
+        /// Unique node name.
+        name: String,
+        /// e.g. `site=fra1`, `region=eu`, and free-form labels.
+        labels: BTreeMap<String, String>,
+        /// Capture points this node offers (built-in and configured).
+        points: Vec<String>,
+        version: String,
+        /// Captures still running on this node (after a reconnect).
+        running: Vec<String>,
+        /// Outcomes not yet delivered (they finished while disconnected).
+        finished: Vec<Outcome>,
+    },
+    Heartbeat,
+    Ack {
+        capture_id: String,
+    },
+    Progress {
+        capture_id: String,
+        packets: u64,
+        bytes: u64,
+        lost: u64,
+    },
+    Done {
+        outcome: Outcome,
+    },
+}
+
+/// How a node's part of a capture ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub capture_id: String,
+    /// False when the capture could not run or its output could not be written.
+    pub ok: bool,
+    pub error: Option<String>,
+    pub packets: u64,
+    pub bytes: u64,
+    pub lost: u64,
+    /// Why it stopped: time-limit, packet-limit, byte-limit, stopped, output-closed.
+    pub stop_reason: Option<String>,
+    /// Where the file went (path or object key under the destination).
+    pub file: Option<String>,
+}
+
+/// Messages from server to agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    Welcome { heartbeat_secs: f64 },
+    Refused { reason: String },
+    Assign { assignment: Assignment },
+    Stop { capture_id: String },
+}
+
+/// One node's part of a capture.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Assignment {
+    pub capture_id: String,
+    /// The structured filter (Cloudflare `filter_v1` shape, edgecap extensions allowed).
+    pub filter_v1: serde_json::Value,
+    /// A tcpdump-style expression, ANDed with `filter_v1`.
+    pub filter: Option<String>,
+    pub points: Vec<String>,
+    pub time_limit: f64,
+    /// This node's share of the capture's packet limit.
+    pub packet_limit: Option<u64>,
+    /// This node's share of the capture's byte limit.
+    pub byte_limit: Option<u64>,
+    pub snaplen: Option<u32>,
+    pub sample_rate: Option<f64>,
+    /// `pcapng` or `pcap`.
+    pub format: String,
+    /// Where to write: `file:///dir` (more schemes with bucket support).
+    pub destination_conf: String,
+}
+
+/// Splits a capture-wide limit across `n` nodes so the parts never add up to more than the
+/// whole: every node gets `limit / n`, and the first `limit % n` nodes one more. A node whose
+/// share is 0 gets no assignment (the server refuses a limit smaller than the node count).
+pub fn split_limit(limit: u64, n: usize, index: usize) -> u64 {
+    let n = n.max(1) as u64;
+    limit / n + u64::from((index as u64) < limit % n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limit_shares_add_up_exactly() {
+        for (limit, n) in [(10u64, 3usize), (1000, 7), (5, 5), (10_000, 1000), (1, 1)] {
+            let total: u64 = (0..n).map(|i| split_limit(limit, n, i)).sum();
+            assert_eq!(total, limit, "{limit} over {n}");
+            let shares: Vec<u64> = (0..n).map(|i| split_limit(limit, n, i)).collect();
+            assert!(shares.iter().max().unwrap() - shares.iter().min().unwrap() <= 1);
+        }
+    }
+
+    #[test]
+    fn messages_round_trip_with_a_type_tag() {
+        let m = AgentMsg::Progress {
+            capture_id: "ab".into(),
+            packets: 1,
+            bytes: 2,
+            lost: 0,
+        };
+        let text = serde_json::to_string(&m).unwrap();
+        assert!(text.starts_with("{\"type\":\"progress\""), "{text}");
+        assert_eq!(serde_json::from_str::<AgentMsg>(&text).unwrap(), m);
+        let s = ServerMsg::Stop {
+            capture_id: "ab".into(),
+        };
+        assert_eq!(
+            serde_json::from_str::<ServerMsg>(&serde_json::to_string(&s).unwrap()).unwrap(),
+            s
+        );
+    }
+}
