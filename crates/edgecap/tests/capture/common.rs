@@ -29,6 +29,32 @@ pub fn root_or_skip() -> bool {
     false
 }
 
+/// IPv4 UDP packets from the source to the origin through edge 0, one per marker, sport 40000,
+/// `total_len` bytes each (IP header included) when given.
+pub fn udp_packets(
+    lab: &Lab,
+    markers: std::ops::RangeInclusive<u32>,
+    dport: u16,
+    total_len: Option<usize>,
+) -> Vec<Vec<u8>> {
+    markers
+        .map(|i| {
+            let p = edgecap_lab::packet::Packet::udp(
+                lab.src_addr(0, false),
+                lab.origin_addr(0, false),
+                40000,
+                dport,
+            )
+            .marker(i);
+            let p = match total_len {
+                Some(n) => p.total_len(n),
+                None => p,
+            };
+            p.build().expect("build packet")
+        })
+        .collect()
+}
+
 pub fn lab() -> Lab {
     Lab::new(&LabSpec::default()).expect("building the lab")
 }

@@ -2,22 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use edgecap_lab::Lab;
-use edgecap_lab::packet::Packet;
-
 use crate::common::*;
-
-fn udp_burst(lab: &Lab, n: u32, size: usize) -> Vec<Vec<u8>> {
-    (1..=n)
-        .map(|i| {
-            Packet::udp(lab.src_addr(0, false), lab.origin_addr(0, false), 40000, 9)
-                .marker(i)
-                .total_len(size)
-                .build()
-                .unwrap()
-        })
-        .collect()
-}
 
 #[test]
 fn packet_limit_yields_exactly_that_many_packets() {
@@ -38,7 +23,8 @@ fn packet_limit_yields_exactly_that_many_packets() {
             out.to_str().unwrap(),
         ],
     );
-    lab.send(0, &udp_burst(&lab, 1500, 100)).unwrap();
+    lab.send(0, &udp_packets(&lab, 1..=1500, 9, Some(100)))
+        .unwrap();
     let done = run.wait(Duration::from_secs(10));
     assert!(done.status.success(), "{}", done.stderr);
     let s = done.summary();
@@ -73,7 +59,8 @@ fn byte_limit_stops_before_exceeding_it() {
             out.to_str().unwrap(),
         ],
     );
-    lab.send(0, &udp_burst(&lab, 120, 200)).unwrap();
+    lab.send(0, &udp_packets(&lab, 1..=120, 9, Some(200)))
+        .unwrap();
     let done = run.wait(Duration::from_secs(10));
     assert!(done.status.success(), "{}", done.stderr);
     let s = done.summary();
@@ -111,7 +98,8 @@ fn time_limit_ends_the_capture_and_first_limit_wins() {
             out.to_str().unwrap(),
         ],
     );
-    lab.send(0, &udp_burst(&lab, 20, 100)).unwrap();
+    lab.send(0, &udp_packets(&lab, 1..=20, 9, Some(100)))
+        .unwrap();
     let done = run.wait(Duration::from_secs(10));
     let took = started.elapsed();
     assert!(done.status.success(), "{}", done.stderr);
@@ -146,7 +134,8 @@ fn snaplen_truncates_and_keeps_the_original_length() {
             out.to_str().unwrap(),
         ],
     );
-    lab.send(0, &udp_burst(&lab, 5, 1000)).unwrap();
+    lab.send(0, &udp_packets(&lab, 1..=5, 9, Some(1000)))
+        .unwrap();
     let done = run.wait(Duration::from_secs(10));
     assert!(done.status.success(), "{}", done.stderr);
     for r in tshark_packets(&out) {
@@ -182,7 +171,7 @@ fn sampling_keeps_about_one_in_n() {
         ],
     );
     let n = 20_000u32;
-    for chunk in udp_burst(&lab, n, 64).chunks(2000) {
+    for chunk in udp_packets(&lab, 1..=n, 9, Some(64)).chunks(2000) {
         lab.send(0, chunk).unwrap();
     }
     std::thread::sleep(Duration::from_millis(300));

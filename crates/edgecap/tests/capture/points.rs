@@ -10,22 +10,6 @@ use edgecap_lab::{Lab, pipeline};
 
 use crate::common::*;
 
-fn udp(lab: &Lab, first: u32, n: u32, dport: u16) -> Vec<Vec<u8>> {
-    (first..first + n)
-        .map(|i| {
-            Packet::udp(
-                lab.src_addr(0, false),
-                lab.origin_addr(0, false),
-                40000,
-                dport,
-            )
-            .marker(i)
-            .build()
-            .unwrap()
-        })
-        .collect()
-}
-
 /// Packets counted by the first `counter ... drop` rule of a lab pipeline table.
 fn dropped_by(lab: &Lab, table: &str) -> u64 {
     let out = Command::new("ip")
@@ -74,11 +58,17 @@ fn each_point_sees_what_survives_up_to_it() {
         ],
     );
     // Normal traffic (markers 1-30), traffic the firewall drops (101-120), a flood (1001-1500).
-    lab.send(0, &udp(&lab, 1, 30, 53)).unwrap();
-    lab.send(0, &udp(&lab, 101, 20, pipeline::FIREWALL_UDP_PORT))
-        .unwrap();
-    lab.send(0, &udp(&lab, 1001, 500, pipeline::FLOOD_PORT))
-        .unwrap();
+    lab.send(0, &udp_packets(&lab, 1..=30, 53, None)).unwrap();
+    lab.send(
+        0,
+        &udp_packets(&lab, 101..=120, pipeline::FIREWALL_UDP_PORT, None),
+    )
+    .unwrap();
+    lab.send(
+        0,
+        &udp_packets(&lab, 1001..=1500, pipeline::FLOOD_PORT, None),
+    )
+    .unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let done = run.interrupt();
     assert!(done.status.success(), "{}", done.stderr);
@@ -185,9 +175,12 @@ fn ingress_sees_everything_on_its_device_only() {
             out.to_str().unwrap(),
         ],
     );
-    lab.send(0, &udp(&lab, 1, 10, pipeline::FIREWALL_UDP_PORT))
-        .unwrap();
-    lab.send(0, &udp(&lab, 11, 200, pipeline::FLOOD_PORT))
+    lab.send(
+        0,
+        &udp_packets(&lab, 1..=10, pipeline::FIREWALL_UDP_PORT, None),
+    )
+    .unwrap();
+    lab.send(0, &udp_packets(&lab, 11..=210, pipeline::FLOOD_PORT, None))
         .unwrap();
     let back: Vec<Vec<u8>> = (501..=505)
         .map(|i| {

@@ -5,25 +5,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use edgecap_lab::Lab;
-use edgecap_lab::packet::Packet;
 
 use crate::common::*;
-
-fn udp(lab: &Lab, n: u32, dport: u16) -> Vec<Vec<u8>> {
-    (1..=n)
-        .map(|i| {
-            Packet::udp(
-                lab.src_addr(0, false),
-                lab.origin_addr(0, false),
-                40000,
-                dport,
-            )
-            .marker(i)
-            .build()
-            .unwrap()
-        })
-        .collect()
-}
 
 /// Packets that reached the origin, counted by an nft counter in its prerouting.
 fn origin_counter(lab: &Lab, action: &str) -> u64 {
@@ -96,7 +79,8 @@ fn capturing_never_changes_what_the_node_forwards() {
             b.to_str().unwrap(),
         ],
     );
-    lab.send(0, &udp(&lab, 300, 7777)).unwrap();
+    lab.send(0, &udp_packets(&lab, 1..=300, 7777, None))
+        .unwrap();
     std::thread::sleep(Duration::from_millis(300));
     let d1 = pre.interrupt();
     let d2 = post.interrupt();
@@ -130,7 +114,7 @@ fn sigint_and_sigterm_leave_a_complete_file_and_no_rule() {
             lab.edge_ns(0),
             &["--proto", "udp", "-w", out.to_str().unwrap()],
         );
-        lab.send(0, &udp(&lab, 50, 9)).unwrap();
+        lab.send(0, &udp_packets(&lab, 1..=50, 9, None)).unwrap();
         std::thread::sleep(Duration::from_millis(200));
         run.signal(sig);
         let done = run.wait(Duration::from_secs(5));
@@ -302,7 +286,7 @@ fn loss_is_counted_exactly_and_recorded_in_the_file() {
     );
     run.signal("STOP");
     let n = 3500u32;
-    let all = udp(&lab, n, 9);
+    let all = udp_packets(&lab, 1..=n, 9, None);
     for chunk in all[..3000].chunks(500) {
         lab.send(0, chunk).unwrap();
         std::thread::sleep(Duration::from_millis(30));
