@@ -16,6 +16,9 @@
 //!   interfaces (notably: more than one LINKTYPE_RAW interface, a libpcap bug).
 //! - `iplen`: [`orig_len_from_ip`], the untruncated length NFLOG does not report.
 //! - `error`: the single [`Error`] type.
+//! - [`read`]: the streaming reader for files from any tool (pcap in both byte orders, µs/ns;
+//!   pcapng with several sections, `if_tsresol`/`if_tsoffset`; linktypes RAW, IPv4/IPv6,
+//!   Ethernet with VLAN tags, SLL/SLL2, NFLOG, NULL/LOOP, PPP), with its own [`read::ReadError`].
 //!
 //! Format decisions (one linktype and snaplen per file, RAW by default, loss recorded in
 //! `epb_dropcount` and an ISB) are in the project's kernel-capture facts, section 7.
@@ -27,6 +30,7 @@ mod model;
 mod output;
 mod pcap;
 mod pcapng;
+pub mod read;
 mod writer;
 
 pub use compat::libpcap_incompatibility;
