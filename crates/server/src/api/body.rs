@@ -1,0 +1,184 @@
+//! Request bodies and query strings, read defensively: a size limit (413), JSON that must
+//! parse and be an object (400), and unknown fields or parameters named in the error.
+
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use edgecap_model::Envelope;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::AppState;
+use crate::error::HttpError;
+
+/// A JSON object body (anything else is refused before the handler runs).
+#[derive(Debug)]
+pub struct JsonBody(pub Map<String, Value>);
+
+impl FromRequest<AppState> for JsonBody {
+    type Rejection = HttpError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, HttpError> {
+        let limit = state.config.body_limit;
+        let too_large = || {
+            HttpError::body(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body: larger than the limit of {limit} bytes"),
+            )
+        };
+        let declared = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            return Err(too_large());
+        }
+        let bytes = match axum::body::to_bytes(req.into_body(), limit).await {
+            Ok(b) => b,
+            Err(e) => {
+                let over = std::error::Error::source(&e)
+                    .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+                return Err(if over {
+                    too_large()
+                } else {
+                    HttpError::body(StatusCode::BAD_REQUEST, format!("request body: {e}"))
+                });
+            }
+        };
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(HttpError::body(
+                StatusCode::BAD_REQUEST,
+                "request body: is empty; send a JSON object",
+            ));
+        }
+        let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            HttpError::body(
+                StatusCode::BAD_REQUEST,
+                format!("request body: not valid JSON: {e}"),
+            )
+        })?;
+        match value {
+            Value::Object(map) => Ok(JsonBody(map)),
+            other => Err(HttpError::body(
+                StatusCode::BAD_REQUEST,
+                format!("request body: must be a JSON object, not {}", kind(&other)),
+            )),
+        }
+    }
+}
+
+impl JsonBody {
+    pub fn object(&self) -> &Map<String, Value> {
+        &self.0
+    }
+
+    /// Errors for fields outside `known`.
+    pub fn unknown_fields(&self, known: &[&str]) -> Vec<edgecap_model::ApiError> {
+        self.object()
+            .keys()
+            .filter(|k| !known.contains(&k.as_str()))
+            .map(|k| {
+                edgecap_model::ApiError::field(
+                    k,
+                    format!("unknown field (known: {})", known.join(", ")),
+                )
+            })
+            .collect()
+    }
+
+    /// A required non-empty string field; errors are pushed to `errs`.
+    pub fn string(&self, field: &str, errs: &mut Vec<edgecap_model::ApiError>) -> Option<String> {
+        match self.object().get(field) {
+            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+            None | Some(Value::Null) => {
+                errs.push(edgecap_model::ApiError::field(field, "is required"));
+                None
+            }
+            Some(v) => {
+                errs.push(edgecap_model::ApiError::field(
+                    field,
+                    format!("must be a non-empty string, not {}", kind(v)),
+                ));
+                None
+            }
+        }
+    }
+}
+
+pub fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Reads `?page=&per_page=` style parameters: each known one at most once, a whole number in
+/// `1..=max`; anything else is a 400 naming the parameter.
+pub fn numbers(
+    query: &[(String, String)],
+    known: &[(&str, u64, u64)],
+) -> Result<Vec<u64>, HttpError> {
+    let mut out: Vec<u64> = known.iter().map(|k| k.1).collect();
+    let mut errs = Vec::new();
+    let mut seen = Vec::new();
+    for (k, v) in query {
+        let Some(i) = known.iter().position(|(name, _, _)| name == k) else {
+            let names: Vec<&str> = known.iter().map(|k| k.0).collect();
+            errs.push(edgecap_model::ApiError::field(
+                k,
+                format!("unknown query parameter (known: {})", names.join(", ")),
+            ));
+            continue;
+        };
+        if seen.contains(&i) {
+            errs.push(edgecap_model::ApiError::field(k, "given more than once"));
+            continue;
+        }
+        seen.push(i);
+        let max = known[i].2;
+        match v.parse::<u64>() {
+            Ok(n) if (1..=max).contains(&n) => out[i] = n,
+            _ => errs.push(edgecap_model::ApiError::field(
+                k,
+                format!("{v:?} is not a whole number in 1-{max}"),
+            )),
+        }
+    }
+    if errs.is_empty() {
+        Ok(out)
+    } else {
+        Err(HttpError::bad_request(errs))
+    }
+}
+
+/// `{result, success, errors, messages}` with a result.
+pub fn ok<T: Serialize>(result: T) -> Response {
+    axum::Json(Envelope::ok(result)).into_response()
+}
+
+/// The id at the end of the path (`pcap_id` or `ownership_id`), as typed.
+#[derive(Debug)]
+pub struct PathId(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PathId {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, HttpError> {
+        let params = axum::extract::RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|e| HttpError::field("path", e.body_text()))?;
+        params
+            .iter()
+            .find(|(k, _)| k.ends_with("_id") && *k != "account_id")
+            .map(|(_, v)| PathId(v.to_owned()))
+            .ok_or_else(|| HttpError::field("path", "no id in the path"))
+    }
+}

@@ -1,0 +1,58 @@
+//! The edgecap resources beside the PCAP API: the node list, the OpenAPI document and the
+//! health check.
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::body::ok;
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::HttpError;
+
+/// The OpenAPI 3.1 document, checked in beside the code and tested against the router.
+pub const OPENAPI: &str = include_str!("../../openapi.json");
+
+/// `GET /client/v4/accounts/{account_id}/nodes`: every node that ever connected; the
+/// connected ones with what they said in their current hello.
+pub async fn nodes(caller: Caller, State(state): State<AppState>) -> Result<Response, HttpError> {
+    let _ = caller;
+    let mut nodes = crate::db::nodes::list(&state.db).await?;
+    let live = state.hub.live_nodes();
+    for n in &mut nodes {
+        match live.iter().find(|l| l.info.name == n.name) {
+            Some(l) => {
+                n.connected = true;
+                n.labels = l.info.labels.clone();
+                n.points = l.info.points.clone();
+                n.version = l.info.version.clone();
+                n.last_seen = edgecap_model::ids::rfc3339(l.last_seen);
+            }
+            None => n.connected = false,
+        }
+    }
+    Ok(ok(nodes))
+}
+
+/// `GET /openapi.json`.
+pub async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+/// `GET /healthz`: 200 when the database answers, 503 when it does not.
+pub async fn healthz(State(state): State<AppState>) -> Response {
+    match state.db.ping().await {
+        Ok(()) => ok(serde_json::json!({"status": "ok"})),
+        Err(e) => {
+            tracing::error!(error = %e, "health check: database unreachable");
+            HttpError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                vec![edgecap_model::ApiError::new(
+                    edgecap_model::codes::INTERNAL,
+                    "database unreachable",
+                )],
+            )
+            .into_response()
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! `/client/v4/accounts/{account_id}/pcaps`: create, list, get, stop, download.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use edgecap_model::{Capture, Envelope, ServerMsg, Status, codes, split_limit, validate_create};
+use serde_json::json;
+
+use super::body::{JsonBody, PathId, numbers, ok};
+use super::select::select;
+use crate::AppState;
+use crate::auth::Caller;
+use crate::clock;
+use crate::db::captures::{self, NewPart, StoredRequest};
+use crate::db::parts::assignment;
+use crate::error::HttpError;
+use crate::hub::Hub;
+
+/// `POST /pcaps`: validate, select nodes, store the capture with its parts, assign each node
+/// its share. Nothing is stored or sent unless every check passes.
+pub async fn create(
+    caller: Caller,
+    State(state): State<AppState>,
+    body: JsonBody,
+) -> Result<Response, HttpError> {
+    let colo_field = if body.0.contains_key("colo_name") {
+        "colo_name"
+    } else {
+        "colo"
+    };
+    let req = validate_create(
+        &serde_json::Value::Object(body.0.clone()),
+        &caller.account.limits(),
+    )
+    .map_err(HttpError::bad_request)?;
+    crate::destination::parse(&req.destination_conf, "destination_conf")?;
+    let live = state.hub.live_nodes();
+    let chosen = select(&req, colo_field, &live)?;
+    let n = chosen.len();
+    let mut errs = Vec::new();
+    for (field, limit) in [
+        ("packet_limit", req.packet_limit),
+        ("byte_limit", req.byte_limit),
+    ] {
+        if let Some(l) = limit
+            && l < n as u64
+        {
+            errs.push(edgecap_model::ApiError::field(
+                field,
+                format!(
+                    "{l} is less than the {n} selected nodes: each node needs a share of at least 1"
+                ),
+            ));
+        }
+    }
+    if !errs.is_empty() {
+        return Err(HttpError::bad_request(errs));
+    }
+    let parts: Vec<NewPart> = chosen
+        .iter()
+        .enumerate()
+        .map(|(i, node)| NewPart {
+            node: node.info.name.clone(),
+            packet_limit: req.packet_limit.map(|l| split_limit(l, n, i)),
+            byte_limit: req.byte_limit.map(|l| split_limit(l, n, i)),
+        })
+        .collect();
+    let id = crate::secret::new_id();
+    let submitted = clock::now();
+    let deadline = clock::after(
+        std::time::Duration::from_secs_f64(req.time_limit) + state.config.result_margin,
+    );
+    let stored = StoredRequest::from(&req);
+    captures::insert(
+        &state.db,
+        &id,
+        &caller.account.id,
+        &stored,
+        &parts,
+        &submitted,
+        &deadline,
+    )
+    .await?;
+    let mut sent = 0usize;
+    for p in &parts {
+        let msg = ServerMsg::Assign {
+            assignment: assignment(&id, &stored, p.packet_limit, p.byte_limit),
+        };
+        sent += usize::from(state.hub.send(&p.node, msg));
+    }
+    tracing::info!(capture = %id, account = %caller.account.id, nodes = n, sent, "capture created");
+    let capture = captures::get(&state.db, &caller.account.id, &id)
+        .await?
+        .ok_or_else(|| HttpError::not_found(format!("capture {id} vanished")))?;
+    Ok(ok(capture))
+}
+
+/// `GET /pcaps`: newest first, 50 a page (Cloudflare's single page), `?page=&per_page=`.
+pub async fn list(
+    caller: Caller,
+    State(state): State<AppState>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Response, HttpError> {
+    let Query(query) = query.map_err(|e| HttpError::field("query", e.body_text()))?;
+    let v = numbers(&query, &[("page", 1, 1_000_000), ("per_page", 50, 1000)])?;
+    let (page, per_page) = (v[0], v[1]);
+    let (mut list, total) = captures::list(
+        &state.db,
+        &caller.account.id,
+        (page - 1) * per_page,
+        per_page,
+    )
+    .await?;
+    for c in &mut list {
+        overlay(&state.hub, c);
+    }
+    let mut envelope = serde_json::to_value(Envelope::ok(&list)).unwrap_or_default();
+    envelope["result_info"] = json!({
+        "page": page, "per_page": per_page, "count": list.len(), "total_count": total,
+    });
+    Ok(axum::Json(envelope).into_response())
+}
+
+/// `GET /pcaps/{pcap_id}`.
+pub async fn get(
+    caller: Caller,
+    State(state): State<AppState>,
+    PathId(id): PathId,
+) -> Result<Response, HttpError> {
+    let mut c = find(&state, &caller, &id).await?;
+    overlay(&state.hub, &mut c);
+    Ok(ok(c))
+}
+
+/// `PUT /pcaps/{pcap_id}/stop`: records `stop_requested` and tells every node with an
+/// unfinished part to stop. Answers the envelope with a null result (Cloudflare's SDKs read no
+/// body). Stopping a finished capture is a 409.
+pub async fn stop(
+    caller: Caller,
+    State(state): State<AppState>,
+    PathId(id): PathId,
+) -> Result<Response, HttpError> {
+    let id = capture_id(&id)?;
+    let at = clock::now();
+    let deadline = clock::after(state.config.result_margin);
+    let status = captures::request_stop(&state.db, &caller.account.id, &id, &at, &deadline)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    if status.is_terminal() {
+        return Err(HttpError::conflict(format!(
+            "capture {id} has already finished ({}); there is nothing to stop",
+            status.as_str()
+        )));
+    }
+    let nodes = captures::open_nodes(&state.db, &id).await?;
+    let mut sent = 0usize;
+    for node in &nodes {
+        let msg = ServerMsg::Stop {
+            capture_id: id.clone(),
+        };
+        sent += usize::from(state.hub.send(node, msg));
+    }
+    tracing::info!(capture = %id, nodes = nodes.len(), sent, "stop requested");
+    Ok(ok(()))
+}
+
+/// `GET /pcaps/{pcap_id}/download`: Cloudflare serves downloads of simple captures only;
+/// full captures are files in the destination.
+pub async fn download(
+    caller: Caller,
+    State(state): State<AppState>,
+    PathId(id): PathId,
+) -> Result<Response, HttpError> {
+    let c = find(&state, &caller, &id).await?;
+    Err(HttpError::bad_request(vec![edgecap_model::ApiError::new(
+        codes::UNSUPPORTED,
+        format!(
+            "download: only simple captures can be downloaded from the API; capture {} is a \
+             full capture whose files are in its destination_conf ({}), one per node (see \
+             node_results[].file)",
+            c.id, c.destination_conf
+        ),
+    )]))
+}
+
+async fn find(state: &AppState, caller: &Caller, id: &str) -> Result<Capture, HttpError> {
+    let id = capture_id(id)?;
+    captures::get(&state.db, &caller.account.id, &id)
+        .await?
+        .ok_or_else(|| not_found(&id))
+}
+
+fn capture_id(id: &str) -> Result<String, HttpError> {
+    if edgecap_model::ids::is_id(id) {
+        Ok(id.to_ascii_lowercase())
+    } else {
+        Err(HttpError::field(
+            "pcap_id",
+            format!("{id:?} is not a capture id (32 hex digits)"),
+        ))
+    }
+}
+
+fn not_found(id: &str) -> HttpError {
+    HttpError::not_found(format!("pcap_id: no capture {id} in this account"))
+}
+
+/// Running parts show the progress their nodes reported since the last database write.
+fn overlay(hub: &Hub, c: &mut Capture) {
+    if c.status.is_terminal() {
+        return;
+    }
+    let live = hub.progress(&c.id);
+    if live.is_empty() {
+        return;
+    }
+    for r in &mut c.node_results {
+        if r.status == Status::Running
+            && let Some(l) = live.get(&r.node)
+        {
+            r.packets = r.packets.max(l.packets);
+            r.bytes = r.bytes.max(l.bytes);
+            r.lost = r.lost.max(l.lost);
+        }
+    }
+    c.packets_captured = c.node_results.iter().map(|r| r.packets).sum();
+    c.bytes_captured = c.node_results.iter().map(|r| r.bytes).sum();
+    c.packets_lost = c.node_results.iter().map(|r| r.lost).sum();
+}

@@ -1,0 +1,41 @@
+//! How the server runs: timings of the agent protocol and the request size limit. Flags of
+//! `edgecap server` fill it; tests shorten the timers.
+
+use std::time::Duration;
+
+/// Server settings. `Default` gives the production values.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// How often agents send a heartbeat (told to them in `welcome`).
+    pub heartbeat: Duration,
+    /// An agent that sends nothing for this long is taken as gone and its socket closed.
+    pub heartbeat_timeout: Duration,
+    /// How long a disconnected node may stay away before its running parts are failed.
+    pub grace: Duration,
+    /// How long after `time_limit` (or after a stop) a part may still report its result
+    /// (the tail of an upload) before it is failed with "no result from node".
+    pub result_margin: Duration,
+    /// How often live progress is written to the database, at most.
+    pub progress_flush: Duration,
+    /// How often overdue parts are looked for.
+    pub sweep: Duration,
+    /// Largest accepted request body.
+    pub body_limit: usize,
+    /// How long an agent has to send `hello` after the WebSocket opens.
+    pub hello_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            heartbeat: Duration::from_secs(2),
+            heartbeat_timeout: Duration::from_secs(7),
+            grace: Duration::from_secs(10),
+            result_margin: Duration::from_secs(60),
+            progress_flush: Duration::from_secs(2),
+            sweep: Duration::from_secs(1),
+            body_limit: 64 * 1024,
+            hello_timeout: Duration::from_secs(10),
+        }
+    }
+}

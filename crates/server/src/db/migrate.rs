@@ -1,0 +1,86 @@
+//! Schema migrations: SQL files embedded in the binary, applied in order, each in its own
+//! transaction, and recorded in `schema_migrations`. (sqlx's migrator needs its macros, which
+//! this workspace does not build.)
+
+use sqlx::{Acquire, Executor};
+
+use super::{Backend, Db};
+use crate::error::{Error, Result};
+
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "init", include_str!("../../migrations/0001_init.sql"))];
+
+pub(super) async fn run(db: &Db) -> Result<()> {
+    let mut conn = db.pool.acquire().await?;
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+            version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied TEXT NOT NULL)",
+    )
+    .await?;
+    for &(version, name, sql) in MIGRATIONS {
+        let fail = |source| Error::Migrate {
+            version,
+            name,
+            source,
+        };
+        let mut tx = conn.begin().await.map_err(fail)?;
+        if db.backend == Backend::Postgres {
+            // Replicas starting together: the first migrates, the others wait and then skip.
+            tx.execute("SELECT pg_advisory_xact_lock(7158335131)")
+                .await
+                .map_err(fail)?;
+        }
+        let done: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM schema_migrations WHERE version = $1")
+                .bind(version)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(fail)?;
+        if done > 0 {
+            continue;
+        }
+        for statement in statements(sql) {
+            tx.execute(sqlx::AssertSqlSafe(statement))
+                .await
+                .map_err(fail)?;
+        }
+        sqlx::query("INSERT INTO schema_migrations (version, name, applied) VALUES ($1, $2, $3)")
+            .bind(version)
+            .bind(name)
+            .bind(crate::clock::now())
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+        tx.commit().await.map_err(fail)?;
+        tracing::info!(version, name, "applied database migration");
+    }
+    Ok(())
+}
+
+/// Splits a migration into statements (our files have no `;` inside strings), dropping
+/// comment lines.
+fn statements(sql: &str) -> Vec<String> {
+    let text: String = sql
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    text.split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_schema_splits_into_its_statements() {
+        let s = super::statements(super::MIGRATIONS[0].2);
+        assert!(s.iter().all(|s| s.starts_with("CREATE ")), "{s:?}");
+        assert_eq!(
+            s.iter().filter(|s| s.starts_with("CREATE TABLE")).count(),
+            6
+        );
+    }
+}

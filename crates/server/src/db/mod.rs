@@ -1,0 +1,182 @@
+//! The database: one connection pool through sqlx's `any` driver, so the same runtime queries
+//! (with `$1` placeholders) run on SQLite and PostgreSQL, and one set of migrations valid on
+//! both. Each submodule holds the queries of one table.
+
+pub mod accounts;
+pub mod captures;
+mod migrate;
+pub mod nodes;
+pub mod ownership;
+pub mod parts;
+pub mod tokens;
+
+use std::sync::Once;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+
+use crate::error::{Error, Result};
+
+/// Which engine is behind the pool (the few places that differ ask this).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A cheap-to-clone handle on the pool.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pub(crate) pool: AnyPool,
+    pub backend: Backend,
+}
+
+impl Db {
+    /// Connects to `sqlite:///path/file.db` (created, with its directory, if missing) or
+    /// `postgres://user@host:port/db`, and brings the schema up to date.
+    pub async fn connect(url: &str) -> Result<Db> {
+        static DRIVERS: Once = Once::new();
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+        let bad = |reason: &str| Error::DatabaseUrl {
+            url: url.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let (backend, url) = if url.starts_with("sqlite:") {
+            (Backend::Sqlite, prepare_sqlite(url)?)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            (Backend::Postgres, url.to_owned())
+        } else {
+            return Err(bad("use sqlite:///path/to/file.db or postgres://..."));
+        };
+        let options = match backend {
+            // SQLite takes one writer at a time: a few connections serve the readers, and
+            // every connection waits for the lock rather than failing at once.
+            Backend::Sqlite => AnyPoolOptions::new()
+                .max_connections(4)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        conn.execute("PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000")
+                            .await?;
+                        Ok(())
+                    })
+                }),
+            Backend::Postgres => AnyPoolOptions::new().max_connections(8),
+        };
+        let pool = options
+            .acquire_timeout(Duration::from_secs(30))
+            .connect(&url)
+            .await?;
+        if backend == Backend::Sqlite {
+            // WAL lets readers (API requests) run beside the writer. It is persistent, so
+            // once per open is enough.
+            pool.execute("PRAGMA journal_mode = WAL").await?;
+        }
+        let db = Db { pool, backend };
+        migrate::run(&db).await?;
+        Ok(db)
+    }
+
+    /// A trivial query, for `/healthz`.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Adds `mode=rwc` so the file is created, and creates its directory.
+fn prepare_sqlite(url: &str) -> Result<String> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or_default();
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Err(Error::DatabaseUrl {
+            url: url.to_owned(),
+            reason: "give a file, e.g. sqlite:///var/lib/edgecap/edgecap.db (an in-memory \
+                     database would lose every capture at exit)"
+                .into(),
+        });
+    }
+    if let Some(dir) = std::path::Path::new(path).parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(|source| Error::Io {
+            what: format!("creating database directory {}", dir.display()),
+            source,
+        })?;
+    }
+    Ok(if rest.contains("mode=") {
+        url.to_owned()
+    } else if rest.contains('?') {
+        format!("{url}&mode=rwc")
+    } else {
+        format!("{url}?mode=rwc")
+    })
+}
+
+/// Tables of the schema, for [`count_rows`].
+pub const TABLES: &[&str] = &[
+    "accounts",
+    "tokens",
+    "nodes",
+    "captures",
+    "capture_nodes",
+    "ownerships",
+];
+
+/// Rows in one of [`TABLES`] (tests and diagnostics).
+pub async fn count_rows(db: &Db, table: &str) -> Result<i64> {
+    let Some(table) = TABLES.iter().find(|t| **t == table) else {
+        return Err(Error::Corrupt {
+            what: "table name".into(),
+            reason: format!("{table:?} is not one of {TABLES:?}"),
+        });
+    };
+    let sql = format!("SELECT COUNT(*) FROM {table}");
+    Ok(sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .fetch_one(&db.pool)
+        .await?)
+}
+
+/// Counters are u64 in the API and BIGINT in SQL.
+pub(crate) fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+pub(crate) fn opt_u64(row: &AnyRow, col: &str) -> Result<Option<u64>> {
+    Ok(row.try_get::<Option<i64>, _>(col)?.map(to_u64))
+}
+
+/// `$from, $from+1, ...` for an `IN (...)` list of `n` values.
+pub(crate) fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_get_create_mode() {
+        let dir = std::env::temp_dir().join(format!("edgecap-db-url-{}", std::process::id()));
+        let url = format!("sqlite://{}/x.db", dir.display());
+        assert_eq!(prepare_sqlite(&url).unwrap(), format!("{url}?mode=rwc"));
+        assert!(dir.is_dir());
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(prepare_sqlite("sqlite::memory:").is_err());
+        assert_eq!(placeholders(2, 3), "$2, $3, $4");
+    }
+}

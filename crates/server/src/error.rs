@@ -1,0 +1,132 @@
+//! The crate's one error enum, and [`HttpError`]: what a handler returns when it fails. An
+//! `HttpError` carries the clean errors the client sees and, for server faults, the cause that
+//! only the log sees.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use edgecap_model::{ApiError, Envelope, codes};
+
+/// Everything that can go wrong inside the server.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("database migration {version} ({name}): {source}")]
+    Migrate {
+        version: i64,
+        name: &'static str,
+        source: sqlx::Error,
+    },
+    #[error("database URL {url:?}: {reason}")]
+    DatabaseUrl { url: String, reason: String },
+    #[error("stored {what} is unreadable: {reason}")]
+    Corrupt { what: String, reason: String },
+    #[error("destination {destination}: {source}")]
+    Destination {
+        destination: String,
+        source: std::io::Error,
+    },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("no account {0}")]
+    NoAccount(String),
+    #[error("agent connection: {0}")]
+    Agent(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A failed request: an HTTP status, the envelope's `errors`, and for server faults the cause,
+/// which is logged and never shown to the client.
+#[derive(Debug)]
+pub struct HttpError {
+    pub status: StatusCode,
+    pub errors: Vec<ApiError>,
+    cause: Option<Error>,
+}
+
+impl HttpError {
+    pub fn new(status: StatusCode, errors: Vec<ApiError>) -> Self {
+        Self {
+            status,
+            errors,
+            cause: None,
+        }
+    }
+    /// 400 with one or more field errors.
+    pub fn bad_request(errors: Vec<ApiError>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, errors)
+    }
+    /// 400 naming one field.
+    pub fn field(path: &str, reason: impl std::fmt::Display) -> Self {
+        Self::bad_request(vec![ApiError::field(path, reason)])
+    }
+    /// 400 with a code other than INVALID_FIELD, still pointing at the field.
+    pub fn field_code(code: u32, path: &str, reason: impl std::fmt::Display) -> Self {
+        Self::bad_request(vec![ApiError {
+            code,
+            ..ApiError::field(path, reason)
+        }])
+    }
+    pub fn not_found(what: impl std::fmt::Display) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            vec![ApiError::new(codes::NOT_FOUND, what.to_string())],
+        )
+    }
+    pub fn unauthenticated(why: &str) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            vec![ApiError::new(codes::UNAUTHENTICATED, why)],
+        )
+    }
+    pub fn forbidden(why: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            vec![ApiError::new(codes::FORBIDDEN, why)],
+        )
+    }
+    pub fn conflict(why: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            vec![ApiError::new(codes::CONFLICT, why)],
+        )
+    }
+    pub fn body(status: StatusCode, why: impl Into<String>) -> Self {
+        Self::new(status, vec![ApiError::new(codes::INVALID_BODY, why)])
+    }
+}
+
+impl From<Error> for HttpError {
+    fn from(cause: Error) -> Self {
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            errors: vec![ApiError::new(
+                codes::INTERNAL,
+                "internal error; the server log has the details",
+            )],
+            cause: Some(cause),
+        }
+    }
+}
+
+impl From<sqlx::Error> for HttpError {
+    fn from(e: sqlx::Error) -> Self {
+        Error::Db(e).into()
+    }
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        match &self.cause {
+            Some(cause) => tracing::error!(error = %cause, status = %self.status, "request failed"),
+            None => {
+                tracing::debug!(status = %self.status, errors = ?self.errors, "request refused")
+            }
+        }
+        (self.status, axum::Json(Envelope::<()>::err(self.errors))).into_response()
+    }
+}

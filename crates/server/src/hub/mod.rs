@@ -1,0 +1,194 @@
+//! The hub: every connected agent, what is sent to them, and what they report.
+//!
+//! - this file: the [`Hub`] handle and its in-memory state (live nodes, live progress, nodes
+//!   within their grace period);
+//! - [`session`]: one agent's connection as the hub sees it (transport-free, so tests can
+//!   drive it directly), and reconciliation after a reconnect;
+//! - [`socket`]: the WebSocket endpoint that carries a session;
+//! - [`writer`]: the single task that writes agent-driven state changes to the database in
+//!   batches, so a thousand agents acknowledging at once cost a few transactions;
+//! - [`timers`]: grace periods, the overdue-part sweep and the progress flush.
+//!
+//! The std `Mutex` is never held across an `.await`: every critical section is a few map
+//! operations, cheaper than an async lock.
+
+mod session;
+pub mod socket;
+mod timers;
+mod writer;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use edgecap_model::ServerMsg;
+use tokio::sync::{mpsc, oneshot, watch};
+
+pub use session::Session;
+pub use timers::Background;
+use writer::Write;
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::db::nodes::NodeInfo;
+
+/// Live counters of a running part, as last reported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub packets: u64,
+    pub bytes: u64,
+    pub lost: u64,
+}
+
+/// A connected node as the API shows it.
+#[derive(Debug, Clone)]
+pub struct LiveNode {
+    pub info: NodeInfo,
+    /// Unix seconds of the last message from the node.
+    pub last_seen: f64,
+}
+
+/// A handle on the hub; clones share it.
+#[derive(Debug, Clone)]
+pub struct Hub {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    db: Db,
+    config: Arc<Config>,
+    live: Arc<Mutex<Live>>,
+    /// To the writer task. Unbounded: everything queued is small and produced by a bounded
+    /// number of connections and timers, and dropping a state change is never acceptable.
+    writes: mpsc::UnboundedSender<Write>,
+    /// Set when the server shuts down: sessions close, and no node is failed for leaving.
+    closing: watch::Sender<bool>,
+}
+
+#[derive(Debug, Default)]
+struct Live {
+    nodes: HashMap<String, Connected>,
+    /// capture id -> node -> counters not yet known to the database (`dirty`) or known.
+    progress: HashMap<String, HashMap<String, (Counters, bool)>>,
+    /// Nodes that left while they had unfinished parts: name -> generation of the timer
+    /// that will fail those parts unless the node comes back first.
+    away: HashMap<String, u64>,
+    next_id: u64,
+}
+
+#[derive(Debug)]
+struct Connected {
+    conn: u64,
+    info: NodeInfo,
+    last_seen: f64,
+    /// To the socket task. Unbounded for the same reason as `writes`; only API actions
+    /// (assign, stop) produce these messages.
+    tx: mpsc::UnboundedSender<ServerMsg>,
+}
+
+impl Hub {
+    /// A hub on `db`. Starts the writer task, so it needs a Tokio runtime.
+    pub fn new(db: Db, config: Arc<Config>) -> Hub {
+        let (writes, rx) = mpsc::unbounded_channel();
+        let live = Arc::new(Mutex::new(Live::default()));
+        tokio::spawn(writer::run(db.clone(), live.clone(), rx));
+        Hub {
+            shared: Arc::new(Shared {
+                db,
+                config,
+                live,
+                writes,
+                closing: watch::channel(false).0,
+            }),
+        }
+    }
+
+    fn live(&self) -> MutexGuard<'_, Live> {
+        // A panic while holding the lock leaves maps that are still consistent (each
+        // critical section is a handful of inserts/removes), so carry on with them.
+        self.shared
+            .live
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(&self, w: Write) {
+        if self.shared.writes.send(w).is_err() {
+            tracing::error!("database writer has stopped; a state change was lost");
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// Connected nodes, sorted by name.
+    pub fn live_nodes(&self) -> Vec<LiveNode> {
+        let live = self.live();
+        let mut nodes: Vec<LiveNode> = live
+            .nodes
+            .values()
+            .map(|c| LiveNode {
+                info: c.info.clone(),
+                last_seen: c.last_seen,
+            })
+            .collect();
+        nodes.sort_by(|a, b| a.info.name.cmp(&b.info.name));
+        nodes
+    }
+
+    /// Sends a message to a connected node; false if it is not connected.
+    pub fn send(&self, node: &str, msg: ServerMsg) -> bool {
+        let live = self.live();
+        match live.nodes.get(node) {
+            Some(c) => c.tx.send(msg).is_ok(),
+            None => false,
+        }
+    }
+
+    /// Live counters of the running parts of a capture, by node.
+    pub fn progress(&self, capture_id: &str) -> HashMap<String, Counters> {
+        let live = self.live();
+        live.progress
+            .get(capture_id)
+            .map(|m| m.iter().map(|(n, (c, _))| (n.clone(), *c)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Waits until every state change queued so far is in the database.
+    pub async fn barrier(&self) {
+        let (tx, rx) = oneshot::channel();
+        self.write(Write::Barrier(tx));
+        let _ = rx.await;
+    }
+
+    /// Writes live progress to the database now, then waits for it (tests, shutdown).
+    pub async fn flush(&self) {
+        timers::flush_progress(self);
+        self.barrier().await;
+    }
+
+    /// Starts the timers: progress flush, overdue sweep, and a grace period for every node
+    /// that has unfinished parts but is not connected (after a restart).
+    pub async fn start(&self) -> crate::error::Result<Background> {
+        timers::start(self).await
+    }
+
+    /// Closes every agent session (server shutdown). Nodes are not failed for leaving: the
+    /// next server process gives them their grace period.
+    pub fn close(&self) {
+        self.shared.closing.send_replace(true);
+    }
+
+    fn closing(&self) -> watch::Receiver<bool> {
+        self.shared.closing.subscribe()
+    }
+
+    fn is_closing(&self) -> bool {
+        *self.shared.closing.borrow()
+    }
+
+    pub(crate) fn db(&self) -> &Db {
+        &self.shared.db
+    }
+}

@@ -1,0 +1,250 @@
+//! One agent's connection as the hub sees it: registration (one live connection per node
+//! name), the messages it sends, reconciliation after a (re)connect, and what its departure
+//! starts. Nothing here knows about WebSockets.
+
+use std::collections::HashSet;
+
+use edgecap_model::{AgentMsg, Outcome, ServerMsg, Status};
+use tokio::sync::{mpsc, watch};
+
+use super::writer::Write;
+use super::{Connected, Counters, Hub, timers};
+use crate::clock;
+use crate::db::nodes::NodeInfo;
+use crate::db::parts;
+use crate::error::Result;
+
+/// A registered agent connection. Dropping it disconnects the node.
+#[derive(Debug)]
+pub struct Session {
+    hub: Hub,
+    name: String,
+    conn: u64,
+}
+
+impl Hub {
+    /// Registers a node that said hello. Refused (with the reason to send the agent) if a node
+    /// of that name is already connected. The receiver yields what to send the agent.
+    pub fn connect(
+        &self,
+        info: NodeInfo,
+    ) -> Result<(Session, mpsc::UnboundedReceiver<ServerMsg>), String> {
+        if self.is_closing() {
+            return Err("the server is shutting down".into());
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let name = info.name.clone();
+        let conn = {
+            let mut live = self.live();
+            if live.nodes.contains_key(&name) {
+                return Err(format!(
+                    "a node named {name:?} is already connected; node names must be unique"
+                ));
+            }
+            live.next_id += 1;
+            let conn = live.next_id;
+            live.away.remove(&name);
+            live.nodes.insert(
+                name.clone(),
+                Connected {
+                    conn,
+                    info: info.clone(),
+                    last_seen: clock::unix_now(),
+                    tx,
+                },
+            );
+            conn
+        };
+        self.write(Write::NodeSeen {
+            node: info,
+            at: clock::now(),
+        });
+        tracing::info!(node = %name, conn, "agent connected");
+        Ok((
+            Session {
+                hub: self.clone(),
+                name,
+                conn,
+            },
+            rx,
+        ))
+    }
+}
+
+impl Session {
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Becomes true when the server shuts down.
+    pub fn closing(&self) -> watch::Receiver<bool> {
+        self.hub.closing()
+    }
+
+    /// Brings the database and the node into agreement after `hello`:
+    /// outcomes the node could not deliver are recorded; parts it still runs stay running;
+    /// running parts it no longer knows failed ("node restarted and lost the capture");
+    /// parts it never acknowledged are assigned again (or failed, if a stop came meanwhile);
+    /// captures it runs that are over (or unknown) are stopped.
+    pub async fn reconcile(&self, running: Vec<String>, finished: Vec<Outcome>) -> Result<()> {
+        let at = clock::now();
+        for outcome in finished {
+            self.done(outcome);
+        }
+        self.hub.barrier().await;
+        let open = parts::open_for_node(self.hub.db(), &self.name).await?;
+        let running: HashSet<String> = running.into_iter().collect();
+        let mut known = HashSet::new();
+        for part in open {
+            known.insert(part.capture_id.clone());
+            let id = part.capture_id.clone();
+            if running.contains(&id) {
+                if part.status == Status::Pending {
+                    self.hub.write(Write::Ack {
+                        capture_id: id,
+                        node: self.name.clone(),
+                        at: at.clone(),
+                    });
+                }
+            } else if part.status == Status::Running {
+                self.fail(id, "node restarted and lost the capture".into());
+            } else if part.stop_requested {
+                self.fail(
+                    id,
+                    format!(
+                        "never started: the capture was stopped before node {} acknowledged it",
+                        self.name
+                    ),
+                );
+            } else {
+                self.hub.send(
+                    &self.name,
+                    ServerMsg::Assign {
+                        assignment: part.assignment,
+                    },
+                );
+            }
+        }
+        for id in running.difference(&known) {
+            tracing::info!(node = %self.name, capture = %id, "stopping a capture that is over");
+            self.hub.send(
+                &self.name,
+                ServerMsg::Stop {
+                    capture_id: id.clone(),
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Takes one message from the agent. Never blocks: state changes are queued for the
+    /// writer, progress stays in memory until the next flush.
+    pub fn handle(&self, msg: AgentMsg) {
+        self.touch();
+        match msg {
+            AgentMsg::Heartbeat => {}
+            AgentMsg::Hello { .. } => {
+                tracing::warn!(node = %self.name, "second hello on one connection ignored");
+            }
+            AgentMsg::Ack { capture_id } => {
+                if edgecap_model::ids::is_id(&capture_id) {
+                    self.hub.write(Write::Ack {
+                        capture_id: capture_id.to_ascii_lowercase(),
+                        node: self.name.clone(),
+                        at: clock::now(),
+                    });
+                }
+            }
+            AgentMsg::Progress {
+                capture_id,
+                packets,
+                bytes,
+                lost,
+            } => {
+                if edgecap_model::ids::is_id(&capture_id) {
+                    let mut live = self.hub.live();
+                    live.progress
+                        .entry(capture_id.to_ascii_lowercase())
+                        .or_default()
+                        .insert(
+                            self.name.clone(),
+                            (
+                                Counters {
+                                    packets,
+                                    bytes,
+                                    lost,
+                                },
+                                true,
+                            ),
+                        );
+                }
+            }
+            AgentMsg::Done { outcome } => self.done(outcome),
+        }
+    }
+
+    fn done(&self, mut outcome: Outcome) {
+        if !edgecap_model::ids::is_id(&outcome.capture_id) {
+            return;
+        }
+        outcome.capture_id.make_ascii_lowercase();
+        tracing::info!(node = %self.name, capture = %outcome.capture_id, ok = outcome.ok,
+            packets = outcome.packets, "part finished");
+        self.hub.write(Write::Done {
+            node: self.name.clone(),
+            outcome,
+            at: clock::now(),
+        });
+    }
+
+    fn fail(&self, capture_id: String, reason: String) {
+        tracing::warn!(node = %self.name, capture = %capture_id, %reason, "part failed");
+        self.hub.write(Write::Fail {
+            capture_id,
+            node: self.name.clone(),
+            reason,
+            at: clock::now(),
+        });
+    }
+
+    fn touch(&self) {
+        let mut live = self.hub.live();
+        if let Some(c) = live.nodes.get_mut(&self.name)
+            && c.conn == self.conn
+        {
+            c.last_seen = clock::unix_now();
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let generation = {
+            let mut live = self.hub.live();
+            if live
+                .nodes
+                .get(&self.name)
+                .is_some_and(|c| c.conn == self.conn)
+            {
+                live.nodes.remove(&self.name);
+            }
+            live.next_id += 1;
+            let generation = live.next_id;
+            live.away.insert(self.name.clone(), generation);
+            generation
+        };
+        self.hub.write(Write::NodeGone {
+            name: self.name.clone(),
+            at: clock::now(),
+        });
+        tracing::info!(node = %self.name, conn = self.conn, "agent disconnected");
+        if !self.hub.is_closing() {
+            let reason = format!(
+                "node {} disconnected and did not return within {}",
+                self.name,
+                clock::human(self.hub.config().grace)
+            );
+            timers::grace(&self.hub, self.name.clone(), generation, reason);
+        }
+    }
+}

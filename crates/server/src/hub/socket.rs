@@ -1,0 +1,222 @@
+//! `GET /agent/v1/connect`: the WebSocket that carries one agent session. The agent must
+//! present an agent token, then say `hello` within the hello timeout; after `welcome` the
+//! socket carries the hub's messages down and the agent's up until either side leaves, the
+//! agent falls silent for longer than the heartbeat timeout, or the server shuts down.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use edgecap_model::{AgentMsg, ServerMsg};
+use futures_util::SinkExt;
+
+use crate::AppState;
+use crate::db::nodes::NodeInfo;
+use crate::db::tokens;
+use crate::error::HttpError;
+
+/// Largest message an agent may send (a hello with many finished outcomes fits easily).
+const MAX_MESSAGE: usize = 1 << 20;
+
+pub async fn connect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let Some(secret) = crate::auth::bearer(&headers) else {
+        return HttpError::unauthenticated(
+            "missing Authorization: Bearer <agent token> (create one with \
+             `edgecap admin agent-token create`)",
+        )
+        .into_response();
+    };
+    match tokens::is_agent(&state.db, secret).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return HttpError::unauthenticated("not a valid agent token").into_response();
+        }
+        Err(e) => return HttpError::from(e).into_response(),
+    }
+    let upgrade = match upgrade {
+        Ok(u) => u,
+        Err(e) => {
+            return HttpError::body(
+                e.status(),
+                format!("agent connection: expected a WebSocket upgrade ({e})"),
+            )
+            .into_response();
+        }
+    };
+    upgrade
+        .max_message_size(MAX_MESSAGE)
+        .on_upgrade(move |socket| serve(state, socket))
+}
+
+async fn serve(state: AppState, mut socket: WebSocket) {
+    let config = state.hub.config().clone();
+    let hello = match tokio::time::timeout(config.hello_timeout, next_msg(&mut socket)).await {
+        Ok(Some(AgentMsg::Hello {
+            name,
+            labels,
+            points,
+            version,
+            running,
+            finished,
+        })) => match validate(name, labels, points, version) {
+            Ok(info) => (info, running, finished),
+            Err(reason) => return refuse(socket, reason).await,
+        },
+        Ok(Some(_)) => return refuse(socket, "the first message must be hello".into()).await,
+        Ok(None) => return,
+        Err(_) => return refuse(socket, "no hello within the time allowed".into()).await,
+    };
+    let (info, running, finished) = hello;
+    let (session, mut outbox) = match state.hub.connect(info) {
+        Ok(s) => s,
+        Err(reason) => return refuse(socket, reason).await,
+    };
+    let welcome = ServerMsg::Welcome {
+        heartbeat_secs: config.heartbeat.as_secs_f64(),
+    };
+    if send(&mut socket, &welcome).await.is_err() {
+        return;
+    }
+    if let Err(e) = session.reconcile(running, finished).await {
+        tracing::error!(node = %session.name(), error = %e, "reconciliation failed");
+        return;
+    }
+    let mut closing = session.closing();
+    loop {
+        tokio::select! {
+            msg = tokio::time::timeout(config.heartbeat_timeout, socket.recv()) => match msg {
+                Err(_) => {
+                    tracing::warn!(node = %session.name(), "no heartbeat; closing the connection");
+                    let _ = close(&mut socket, close_code::AWAY, "no heartbeat").await;
+                    break;
+                }
+                Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => break,
+                Ok(Some(Ok(Message::Text(text)))) => match serde_json::from_str::<AgentMsg>(&text) {
+                    Ok(m) => session.handle(m),
+                    Err(e) => tracing::warn!(node = %session.name(), error = %e,
+                        "unreadable agent message ignored"),
+                },
+                // Pings are answered by the socket itself; binary frames mean nothing here,
+                // but they still show the agent is alive.
+                Ok(Some(Ok(_))) => session.handle(AgentMsg::Heartbeat),
+            },
+            out = outbox.recv() => match out {
+                Some(m) => if send(&mut socket, &m).await.is_err() { break },
+                None => break,
+            },
+            _ = closing.changed() => {
+                let _ = close(&mut socket, close_code::RESTART, "server shutting down").await;
+                break;
+            }
+        }
+    }
+    drop(session);
+}
+
+/// The next text message as a protocol message (None when the socket ends).
+async fn next_msg(socket: &mut WebSocket) -> Option<AgentMsg> {
+    loop {
+        match socket.recv().await? {
+            Ok(Message::Text(text)) => return serde_json::from_str(&text).ok(),
+            Ok(Message::Close(_)) | Err(_) => return None,
+            Ok(_) => continue,
+        }
+    }
+}
+
+async fn send(socket: &mut WebSocket, msg: &ServerMsg) -> Result<(), axum::Error> {
+    let text = serde_json::to_string(msg).unwrap_or_default();
+    socket.send(Message::Text(text.into())).await
+}
+
+async fn close(socket: &mut WebSocket, code: u16, reason: &str) -> Result<(), axum::Error> {
+    socket
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        })))
+        .await
+}
+
+async fn refuse(mut socket: WebSocket, reason: String) {
+    tracing::warn!(%reason, "agent refused");
+    let _ = send(&mut socket, &ServerMsg::Refused { reason }).await;
+    let _ = close(&mut socket, close_code::POLICY, "refused").await;
+    let _ = socket.flush().await;
+}
+
+/// Node names, labels and points end up in API answers and selectors: keep them plain.
+fn validate(
+    name: String,
+    labels: BTreeMap<String, String>,
+    points: Vec<String>,
+    version: String,
+) -> Result<NodeInfo, String> {
+    let plain = |s: &str, max: usize| {
+        !s.is_empty()
+            && s.len() <= max
+            && s.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"._-/:".contains(&c))
+    };
+    if !plain(&name, 64) || name.contains(['/', ':']) {
+        return Err(format!(
+            "hello.name: {name:?} must be 1-64 characters of letters, digits, '.', '_', '-'"
+        ));
+    }
+    if labels.len() > 64 {
+        return Err("hello.labels: at most 64 labels".into());
+    }
+    for (k, v) in &labels {
+        if !plain(k, 63) || v.len() > 256 || v.chars().any(char::is_control) {
+            return Err(format!(
+                "hello.labels: {k:?}={v:?}: keys are 1-63 plain characters, values at most 256"
+            ));
+        }
+    }
+    if points.len() > 64 || points.iter().any(|p| !plain(p, 64)) {
+        return Err("hello.points: at most 64 names of 1-64 plain characters".into());
+    }
+    if version.len() > 64 || version.chars().any(char::is_control) {
+        return Err("hello.version: at most 64 printable characters".into());
+    }
+    Ok(NodeInfo {
+        name,
+        labels,
+        points,
+        version,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hello_fields_are_checked() {
+        let ok = |name: &str| validate(name.into(), BTreeMap::new(), vec![], "1".into());
+        assert!(ok("edge-1.fra").is_ok());
+        assert!(ok("").is_err());
+        assert!(ok("a b").is_err());
+        assert!(ok("a/b").is_err());
+        assert!(ok(&"x".repeat(65)).is_err());
+        let labels = BTreeMap::from([("site".to_owned(), "fra1".to_owned())]);
+        assert!(
+            validate(
+                "n".into(),
+                labels,
+                vec!["pre-firewall".into()],
+                "0.1".into()
+            )
+            .is_ok()
+        );
+        let bad = BTreeMap::from([("a=b".to_owned(), "x".to_owned())]);
+        assert!(validate("n".into(), bad, vec![], "0.1".into()).is_err());
+    }
+}

@@ -1,0 +1,238 @@
+//! The single writer of agent-driven state. It drains whatever is queued (up to
+//! [`BATCH`] changes), groups the changes by capture, and applies each group in one
+//! transaction that ends by recomputing the capture's status. FIFO order is kept per
+//! capture, and every part update is guarded by the part's current status, so a late or
+//! repeated message (a `done` after the server gave up, a second `fail`) changes nothing.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use edgecap_model::Outcome;
+use sqlx::Acquire;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Counters, Live};
+use crate::db::nodes::{self, NodeInfo};
+use crate::db::{Db, parts};
+use crate::error::Result;
+
+/// Most changes applied per round.
+const BATCH: usize = 4096;
+
+#[derive(Debug)]
+pub(super) enum Write {
+    NodeSeen {
+        node: NodeInfo,
+        at: String,
+    },
+    NodeGone {
+        name: String,
+        at: String,
+    },
+    Ack {
+        capture_id: String,
+        node: String,
+        at: String,
+    },
+    Progress {
+        capture_id: String,
+        node: String,
+        counters: Counters,
+    },
+    Done {
+        node: String,
+        outcome: Outcome,
+        at: String,
+    },
+    Fail {
+        capture_id: String,
+        node: String,
+        reason: String,
+        at: String,
+    },
+    /// Fail every unfinished part of a node (its grace period ran out).
+    FailNode {
+        node: String,
+        reason: String,
+    },
+    /// Answered once everything queued before it is applied.
+    Barrier(oneshot::Sender<()>),
+}
+
+/// A change to one part of one capture.
+#[derive(Debug)]
+enum PartWrite {
+    Ack {
+        node: String,
+        at: String,
+    },
+    Progress {
+        node: String,
+        c: Counters,
+    },
+    Done {
+        node: String,
+        outcome: Outcome,
+        at: String,
+    },
+    Fail {
+        node: String,
+        reason: String,
+        at: String,
+    },
+}
+
+pub(super) async fn run(db: Db, live: Arc<Mutex<Live>>, mut rx: mpsc::UnboundedReceiver<Write>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(w) => batch.push(w),
+                Err(_) => break,
+            }
+        }
+        apply(&db, &live, batch).await;
+    }
+}
+
+async fn apply(db: &Db, live: &Mutex<Live>, batch: Vec<Write>) {
+    let mut node_writes = Vec::new();
+    let mut by_capture: BTreeMap<String, Vec<PartWrite>> = BTreeMap::new();
+    let mut barriers = Vec::new();
+    for w in batch {
+        match w {
+            Write::NodeSeen { .. } | Write::NodeGone { .. } => node_writes.push(w),
+            Write::Ack {
+                capture_id,
+                node,
+                at,
+            } => by_capture
+                .entry(capture_id)
+                .or_default()
+                .push(PartWrite::Ack { node, at }),
+            Write::Progress {
+                capture_id,
+                node,
+                counters,
+            } => by_capture
+                .entry(capture_id)
+                .or_default()
+                .push(PartWrite::Progress { node, c: counters }),
+            Write::Done { node, outcome, at } => by_capture
+                .entry(outcome.capture_id.clone())
+                .or_default()
+                .push(PartWrite::Done { node, outcome, at }),
+            Write::Fail {
+                capture_id,
+                node,
+                reason,
+                at,
+            } => by_capture
+                .entry(capture_id)
+                .or_default()
+                .push(PartWrite::Fail { node, reason, at }),
+            Write::FailNode { node, reason } => match open_captures(db, &node).await {
+                Ok(ids) => {
+                    let at = crate::clock::now();
+                    for id in ids {
+                        by_capture.entry(id).or_default().push(PartWrite::Fail {
+                            node: node.clone(),
+                            reason: reason.clone(),
+                            at: at.clone(),
+                        });
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(node = %node, error = %e, "cannot fail a lost node's parts")
+                }
+            },
+            Write::Barrier(tx) => barriers.push(tx),
+        }
+    }
+    if !node_writes.is_empty()
+        && let Err(e) = apply_nodes(db, &node_writes).await
+    {
+        tracing::error!(error = %e, count = node_writes.len(), "cannot record node connections");
+    }
+    // BTreeMap order: captures are always locked in the same order, so two replicas' writers
+    // cannot deadlock each other on PostgreSQL.
+    for (capture_id, writes) in by_capture {
+        let mut result = apply_capture(db, &capture_id, &writes).await;
+        if let Err(e) = &result {
+            tracing::warn!(capture = %capture_id, error = %e, "state change failed; retrying once");
+            result = apply_capture(db, &capture_id, &writes).await;
+        }
+        match result {
+            Ok(terminal) => forget(live, &capture_id, &writes, terminal),
+            Err(e) => tracing::error!(capture = %capture_id, error = %e, changes = writes.len(),
+                "cannot record agent reports"),
+        }
+    }
+    for b in barriers {
+        let _ = b.send(());
+    }
+}
+
+async fn open_captures(db: &Db, node: &str) -> Result<Vec<String>> {
+    let mut conn = db.pool.acquire().await?;
+    parts::open_captures_of(&mut conn, node).await
+}
+
+async fn apply_nodes(db: &Db, writes: &[Write]) -> Result<()> {
+    let mut conn = db.pool.acquire().await?;
+    let mut tx = conn.begin().await?;
+    for w in writes {
+        match w {
+            Write::NodeSeen { node, at } => nodes::seen(&mut tx, node, at).await?,
+            Write::NodeGone { name, at } => nodes::gone(&mut tx, name, at).await?,
+            _ => {}
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Applies one capture's changes; true if the capture is now finished.
+async fn apply_capture(db: &Db, capture_id: &str, writes: &[PartWrite]) -> Result<bool> {
+    let mut tx = db.pool.begin().await?;
+    if !parts::lock_open(&mut tx, capture_id).await? {
+        tx.rollback().await?;
+        return Ok(true);
+    }
+    for w in writes {
+        match w {
+            PartWrite::Ack { node, at } => parts::ack(&mut tx, capture_id, node, at).await?,
+            PartWrite::Progress { node, c } => {
+                parts::progress(&mut tx, capture_id, node, c.packets, c.bytes, c.lost).await?
+            }
+            PartWrite::Done { node, outcome, at } => {
+                parts::finish(&mut tx, node, outcome, at).await?
+            }
+            PartWrite::Fail { node, reason, at } => {
+                parts::fail(&mut tx, capture_id, node, reason, at).await?
+            }
+        }
+    }
+    let status = parts::refresh(&mut tx, capture_id, &crate::clock::now()).await?;
+    tx.commit().await?;
+    if status.is_terminal() {
+        tracing::info!(capture = %capture_id, status = status.as_str(), "capture finished");
+    }
+    Ok(status.is_terminal())
+}
+
+/// Drops live progress that the database now holds for good.
+fn forget(live: &Mutex<Live>, capture_id: &str, writes: &[PartWrite], terminal: bool) {
+    let mut live = live.lock().unwrap_or_else(|p| p.into_inner());
+    if terminal {
+        live.progress.remove(capture_id);
+        return;
+    }
+    if let Some(nodes) = live.progress.get_mut(capture_id) {
+        for w in writes {
+            if let PartWrite::Done { node, .. } | PartWrite::Fail { node, .. } = w {
+                nodes.remove(node);
+            }
+        }
+    }
+}

@@ -1,0 +1,94 @@
+//! edgecap's control plane: the Cloudflare-compatible PCAP API, accounts and tokens, bucket
+//! ownership, and the hub that dispatches captures to agents and gathers their results. It
+//! stores state in SQLite or PostgreSQL and never stores packet bytes.
+//!
+//! - [`app`] builds the router for in-process use; [`run`] serves it on a listener until a
+//!   shutdown future resolves (mini-redis style).
+//! - [`config`]: timings and limits; [`AppState`]: what every request sees.
+//! - [`api`]: the HTTP routes (captures, ownership, nodes, OpenAPI, health).
+//! - [`hub`]: agent sessions over WebSocket, dispatch, progress, grace periods, the writer.
+//! - [`status`]: how a capture's status follows from its parts (pure).
+//! - [`db`]: the pool, migrations (`migrations/*.sql`) and one module of queries per table.
+//! - [`auth`]: bearer tokens; [`secret`]: ids, secrets, digests.
+//! - [`destination`]: `destination_conf` URLs and the `Destination` trait.
+//! - [`sim`]: a light simulated agent, for tests and `edgecap bench dispatch`.
+//! - [`clock`]: timestamps; [`error`]: the error enum and the HTTP error.
+
+pub mod api;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod destination;
+pub mod error;
+pub mod hub;
+pub mod secret;
+pub mod sim;
+pub mod status;
+
+use std::future::Future;
+use std::sync::Arc;
+
+pub use config::Config;
+pub use db::Db;
+pub use error::{Error, HttpError, Result};
+pub use hub::Hub;
+
+/// What every request handler sees.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub hub: Hub,
+    pub config: Arc<Config>,
+}
+
+impl AppState {
+    /// State on an open database. Starts the hub's writer task, so it needs a Tokio runtime.
+    pub fn new(db: Db, config: Config) -> AppState {
+        let config = Arc::new(config);
+        AppState {
+            hub: Hub::new(db.clone(), config.clone()),
+            db,
+            config,
+        }
+    }
+
+    /// Connects to the database (migrating it) and builds the state.
+    pub async fn open(database_url: &str, config: Config) -> Result<AppState> {
+        Ok(AppState::new(Db::connect(database_url).await?, config))
+    }
+}
+
+/// The API as a router, for in-process tests. Timers (grace periods after a restart, the
+/// overdue sweep, the progress flush) run only under [`run`], or after [`Hub::start`].
+pub fn app(state: AppState) -> axum::Router {
+    api::router(state)
+}
+
+/// Serves the API on `listener` until `shutdown` resolves; then closes agent sessions (agents
+/// reconnect to the next server process and report), stops the timers and writes what is
+/// pending.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<()> {
+    let background = state.hub.start().await?;
+    let hub = state.hub.clone();
+    let addr = listener.local_addr().ok();
+    tracing::info!(addr = ?addr, "serving");
+    axum::serve(listener, app(state.clone()))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down");
+            hub.close();
+        })
+        .await
+        .map_err(|source| Error::Io {
+            what: "serving HTTP".into(),
+            source,
+        })?;
+    drop(background);
+    state.hub.flush().await;
+    Ok(())
+}

@@ -1,0 +1,107 @@
+//! A simulated agent: speaks the protocol over a real WebSocket but captures nothing. Tests
+//! drive it message by message; `edgecap bench dispatch` runs a thousand of them.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use edgecap_model::{AgentMsg, ServerMsg};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::error::{Error, Result};
+
+/// One simulated agent connection.
+#[derive(Debug)]
+pub struct SimAgent {
+    ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+/// A `hello` with `site` and other labels, offering `points`.
+pub fn hello(name: &str, labels: &[(&str, &str)], points: &[&str]) -> AgentMsg {
+    AgentMsg::Hello {
+        name: name.to_owned(),
+        labels: labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect::<BTreeMap<_, _>>(),
+        points: points.iter().map(|p| (*p).to_owned()).collect(),
+        version: "sim".into(),
+        running: vec![],
+        finished: vec![],
+    }
+}
+
+fn socket_err(e: impl std::fmt::Display) -> Error {
+    Error::Agent(e.to_string())
+}
+
+impl SimAgent {
+    /// Opens `ws://<host:port>/agent/v1/connect` on the server at `base` (`http://host:port`),
+    /// sends `hello`, and returns the agent with the server's first answer (`welcome`, or
+    /// `refused`).
+    pub async fn connect(
+        base: &str,
+        token: &str,
+        hello: &AgentMsg,
+    ) -> Result<(SimAgent, ServerMsg)> {
+        let url = format!(
+            "{}/agent/v1/connect",
+            base.replacen("http://", "ws://", 1).trim_end_matches('/')
+        );
+        let mut request = url.into_client_request().map_err(socket_err)?;
+        let auth = format!("Bearer {token}").parse().map_err(socket_err)?;
+        request.headers_mut().insert("authorization", auth);
+        let (ws, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .map_err(socket_err)?;
+        let mut agent = SimAgent { ws };
+        agent.send(hello).await?;
+        let first = agent
+            .recv()
+            .await?
+            .ok_or_else(|| Error::Agent("closed before welcome".into()))?;
+        Ok((agent, first))
+    }
+
+    pub async fn send(&mut self, msg: &AgentMsg) -> Result<()> {
+        let text = serde_json::to_string(msg).map_err(socket_err)?;
+        self.ws
+            .send(Message::Text(text.into()))
+            .await
+            .map_err(socket_err)
+    }
+
+    /// The next protocol message; None when the server closed the connection.
+    pub async fn recv(&mut self) -> Result<Option<ServerMsg>> {
+        loop {
+            match self.ws.next().await {
+                None | Some(Ok(Message::Close(_))) => return Ok(None),
+                Some(Err(e)) => return Err(socket_err(e)),
+                Some(Ok(Message::Text(t))) => {
+                    return serde_json::from_str(&t).map(Some).map_err(socket_err);
+                }
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
+    /// Like [`recv`](Self::recv), giving up after `d` (Ok(None) then too).
+    pub async fn recv_within(&mut self, d: Duration) -> Result<Option<ServerMsg>> {
+        tokio::time::timeout(d, self.recv())
+            .await
+            .unwrap_or(Ok(None))
+    }
+
+    /// Closes the connection cleanly.
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+
+    /// Drops the connection without a close handshake, like a crashed agent.
+    pub fn abort(self) {
+        drop(self);
+    }
+}

@@ -1,0 +1,342 @@
+//! Test harness: a fresh database (SQLite file or PostgreSQL database) per test, an account
+//! with tokens, the API in process, fake nodes attached straight to the hub, and a real
+//! listening server for the WebSocket tests.
+
+pub mod pg;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use edgecap_model::{AccountLimits, ServerMsg};
+use edgecap_server::db::accounts::{self, Account};
+use edgecap_server::db::nodes::NodeInfo;
+use edgecap_server::db::tokens::{self, Kind};
+use edgecap_server::hub::Session;
+use edgecap_server::{AppState, Config};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tower::ServiceExt;
+
+/// Runs each listed test function once per database.
+#[macro_export]
+macro_rules! both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A directory removed at drop.
+#[derive(Debug)]
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(what: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!(
+            "edgecap-{what}-{}-{}",
+            std::process::id(),
+            edgecap_server::secret::new_id()
+        ));
+        std::fs::create_dir_all(&p).expect("temp dir");
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A fresh database URL; None when the backend is not available (PostgreSQL outside CI).
+pub async fn database(b: Backend, tmp: &TempDir) -> Option<String> {
+    match b {
+        Backend::Sqlite => Some(format!("sqlite://{}/edgecap.db", tmp.0.display())),
+        Backend::Postgres => Some(pg::server()?.database().await),
+    }
+}
+
+/// Timings short enough for tests.
+pub fn test_config() -> Config {
+    Config {
+        grace: Duration::from_secs(1),
+        result_margin: Duration::from_secs(2),
+        progress_flush: Duration::from_millis(200),
+        sweep: Duration::from_millis(200),
+        ..Config::default()
+    }
+}
+
+#[derive(Debug)]
+pub struct Harness {
+    pub state: AppState,
+    pub db_url: String,
+    pub account: Account,
+    pub token: String,
+    pub other: Account,
+    pub other_token: String,
+    pub agent_token: String,
+    /// A directory for `file://` destinations.
+    pub dest: PathBuf,
+    pub _tmp: TempDir,
+}
+
+impl Harness {
+    pub async fn new(b: Backend) -> Option<Harness> {
+        Harness::with_config(b, test_config()).await
+    }
+
+    pub async fn with_config(b: Backend, config: Config) -> Option<Harness> {
+        // EDGECAP_TEST_LOG=debug shows the server's logs for a failing test.
+        if let Ok(filter) = std::env::var("EDGECAP_TEST_LOG") {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+                .with_test_writer()
+                .try_init();
+        }
+        let tmp = TempDir::new("server-test");
+        let db_url = database(b, &tmp).await?;
+        let state = AppState::open(&db_url, config).await.expect("open state");
+        let (acme, token) = account(&state, "acme", AccountLimits::default()).await;
+        let (other, other_token) = account(&state, "other", AccountLimits::default()).await;
+        let (_, agent_token) = tokens::create(&state.db, Kind::Agent, None, "agents")
+            .await
+            .expect("agent token");
+        let dest = tmp.0.join("captures");
+        std::fs::create_dir_all(&dest).expect("dest dir");
+        Some(Harness {
+            state,
+            db_url,
+            account: acme,
+            token,
+            other,
+            other_token,
+            agent_token,
+            dest,
+            _tmp: tmp,
+        })
+    }
+
+    /// `/client/v4/accounts/<our account>/<rest>`.
+    pub fn acc(&self, rest: &str) -> String {
+        format!("/client/v4/accounts/{}/{rest}", self.account.id)
+    }
+
+    pub fn file_dest(&self) -> String {
+        format!("file://{}", self.dest.display())
+    }
+
+    /// One request through the router, with our API token.
+    pub async fn call(&self, method: &str, path: &str, body: Option<&str>) -> (StatusCode, Value) {
+        self.call_as(Some(&self.token.clone()), method, path, body)
+            .await
+    }
+
+    pub async fn call_as(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> (StatusCode, Value) {
+        call(&self.state, token, method, path, body).await
+    }
+
+    /// A node attached to the hub without a socket (its messages arrive on `rx`).
+    pub fn node(&self, name: &str, labels: &[(&str, &str)], points: &[&str]) -> FakeNode {
+        let info = NodeInfo {
+            name: name.to_owned(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<BTreeMap<_, _>>(),
+            points: points.iter().map(|p| (*p).to_owned()).collect(),
+            version: "test".into(),
+        };
+        let (session, rx) = self.state.hub.connect(info).expect("connect fake node");
+        FakeNode { session, rx }
+    }
+
+    /// A valid create body for `colo`, writing to our destination.
+    pub fn create_body(&self, colo: &str, extra: Value) -> String {
+        let mut b = serde_json::json!({
+            "type": "full", "system": "magic-transit", "time_limit": 60,
+            "colo_name": colo, "destination_conf": self.file_dest(),
+            "filter_v1": {"protocol": 17, "destination_port": 53}
+        });
+        if let (Some(b), Some(extra)) = (b.as_object_mut(), extra.as_object()) {
+            for (k, v) in extra {
+                if v.is_null() {
+                    b.remove(k);
+                } else {
+                    b.insert(k.clone(), v.clone());
+                }
+            }
+        }
+        b.to_string()
+    }
+
+    /// Creates a capture; its id.
+    pub async fn create(&self, colo: &str, extra: Value) -> String {
+        let (s, v) = self
+            .call(
+                "POST",
+                &self.acc("pcaps"),
+                Some(&self.create_body(colo, extra)),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v["result"]["id"].as_str().expect("id").to_owned()
+    }
+
+    /// The capture as GET shows it, after queued state changes are written.
+    pub async fn capture(&self, id: &str) -> Value {
+        self.state.hub.barrier().await;
+        let (s, v) = self
+            .call("GET", &self.acc(&format!("pcaps/{id}")), None)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v["result"].clone()
+    }
+
+    /// Polls the capture until `done` says so, for at most `within`.
+    pub async fn wait_for(
+        &self,
+        id: &str,
+        within: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let until = tokio::time::Instant::now() + within;
+        loop {
+            let c = self.capture(id).await;
+            if done(&c) || tokio::time::Instant::now() > until {
+                return c;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn count(&self, table: &str) -> i64 {
+        count(&self.state, table).await
+    }
+}
+
+pub async fn account(state: &AppState, name: &str, limits: AccountLimits) -> (Account, String) {
+    let a = accounts::create(&state.db, name, &limits)
+        .await
+        .expect("account");
+    let (_, secret) = tokens::create(&state.db, Kind::Api, Some(&a.id), "test")
+        .await
+        .expect("token");
+    (a, secret)
+}
+
+pub async fn count(state: &AppState, table: &str) -> i64 {
+    let db = state.db.clone();
+    edgecap_server::db::count_rows(&db, table)
+        .await
+        .expect("count")
+}
+
+pub async fn call(
+    state: &AppState,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> (StatusCode, Value) {
+    let mut req = Request::builder().method(method).uri(path);
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    if body.is_some() {
+        req = req.header("content-type", "application/json");
+    }
+    let req = req
+        .body(Body::from(body.unwrap_or_default().to_owned()))
+        .expect("request");
+    let resp = edgecap_server::app(state.clone())
+        .oneshot(req)
+        .await
+        .expect("infallible");
+    let status = resp.status();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    let v = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    (status, v)
+}
+
+/// A node attached to the hub in process.
+#[derive(Debug)]
+pub struct FakeNode {
+    pub session: Session,
+    pub rx: UnboundedReceiver<ServerMsg>,
+}
+
+impl FakeNode {
+    /// The next message sent to this node, within a second.
+    pub async fn next(&mut self) -> ServerMsg {
+        tokio::time::timeout(Duration::from_secs(1), self.rx.recv())
+            .await
+            .expect("a message within a second")
+            .expect("hub open")
+    }
+
+    /// Nothing was sent to this node.
+    pub fn assert_idle(&mut self) {
+        if let Ok(m) = self.rx.try_recv() {
+            panic!("{} was sent {m:?}", self.session.name());
+        }
+    }
+}
+
+/// Asserts a 4xx envelope whose errors name `field` (pointer `/field`) with `code`.
+pub fn assert_field_error(status: StatusCode, v: &Value, code: u64, pointer: &str) {
+    assert!(status.is_client_error(), "{status} {v}");
+    assert_eq!(v["success"], false, "{v}");
+    assert!(v["result"].is_null(), "{v}");
+    let errs = v["errors"].as_array().expect("errors");
+    assert!(
+        errs.iter()
+            .any(|e| e["code"] == code && e["source"]["pointer"] == pointer),
+        "no error {code} at {pointer}: {v}"
+    );
+}
+
+/// Asserts a 4xx envelope with an error of `code` whose message contains `text`.
+pub fn assert_error(status: StatusCode, expect: StatusCode, v: &Value, code: u64, text: &str) {
+    assert_eq!(status, expect, "{v}");
+    assert_eq!(v["success"], false, "{v}");
+    assert!(v["result"].is_null(), "{v}");
+    assert!(v["messages"].is_array(), "{v}");
+    let errs = v["errors"].as_array().expect("errors");
+    assert!(
+        errs.iter()
+            .any(|e| e["code"] == code && e["message"].as_str().unwrap_or("").contains(text)),
+        "no error {code} containing {text:?}: {v}"
+    );
+}

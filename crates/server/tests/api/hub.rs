@@ -1,0 +1,535 @@
+//! The agent hub over real WebSockets: a listening server (`run`) and simulated agents that
+//! speak the protocol.
+
+use std::time::{Duration, Instant};
+
+use edgecap_model::{AgentMsg, Outcome, ServerMsg};
+use edgecap_server::sim::{SimAgent, hello};
+use edgecap_server::{AppState, Config};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::both_databases;
+use crate::common::{Backend, Harness, call, test_config};
+
+both_databases!(
+    dispatch_ack_progress_and_done,
+    stop_reaches_the_agent_within_a_second,
+    a_lost_node_fails_after_the_grace_period,
+    a_node_back_within_grace_keeps_its_capture,
+    a_node_back_without_its_capture_fails_it,
+    outcomes_delivered_in_hello_are_recorded,
+    duplicate_names_are_refused,
+    unacknowledged_parts_are_assigned_again,
+    silent_agents_are_disconnected,
+    hello_comes_first_and_tokens_are_checked,
+    captures_survive_a_server_restart,
+);
+
+/// A server listening on 127.0.0.1 until stopped.
+struct Server {
+    base: String,
+    state: AppState,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<edgecap_server::Result<()>>,
+}
+
+impl Server {
+    async fn start(state: AppState) -> Server {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(edgecap_server::run(listener, state.clone(), async move {
+            let _ = rx.await;
+        }));
+        Server {
+            base,
+            state,
+            stop: Some(tx),
+            task,
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("server stops within 10 s")
+            .expect("server task")
+            .expect("server result");
+    }
+}
+
+fn hub_config() -> Config {
+    Config {
+        heartbeat_timeout: Duration::from_secs(60),
+        ..test_config()
+    }
+}
+
+async fn setup(b: Backend) -> Option<(Harness, Server)> {
+    let h = Harness::with_config(b, hub_config()).await?;
+    let server = Server::start(h.state.clone()).await;
+    Some((h, server))
+}
+
+async fn agent(h: &Harness, s: &Server, name: &str) -> SimAgent {
+    agent_with(h, s, name, vec![], vec![]).await
+}
+
+async fn agent_with(
+    h: &Harness,
+    s: &Server,
+    name: &str,
+    running: Vec<String>,
+    finished: Vec<Outcome>,
+) -> SimAgent {
+    let mut msg = hello(name, &[("site", "fra")], &["pre-firewall", "egress"]);
+    if let AgentMsg::Hello {
+        running: r,
+        finished: f,
+        ..
+    } = &mut msg
+    {
+        *r = running;
+        *f = finished;
+    }
+    let (a, first) = SimAgent::connect(&s.base, &h.agent_token, &msg)
+        .await
+        .unwrap();
+    assert_eq!(
+        first,
+        ServerMsg::Welcome {
+            heartbeat_secs: 2.0
+        }
+    );
+    a
+}
+
+async fn expect(a: &mut SimAgent) -> ServerMsg {
+    a.recv_within(Duration::from_secs(2))
+        .await
+        .unwrap()
+        .expect("a message within 2 s")
+}
+
+async fn expect_assign(a: &mut SimAgent) -> String {
+    match expect(a).await {
+        ServerMsg::Assign { assignment } => assignment.capture_id,
+        other => panic!("expected assign, got {other:?}"),
+    }
+}
+
+/// Waits until the named node is connected to `state`'s hub (a hello is being handled).
+async fn until_connected(state: &AppState, name: &str) {
+    for _ in 0..100 {
+        if state.hub.live_nodes().iter().any(|n| n.info.name == name) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{name} never connected");
+}
+
+async fn create(h: &Harness, state: &AppState, extra: Value) -> String {
+    let body = h.create_body("fra", extra);
+    let (s, v) = call(state, Some(&h.token), "POST", &h.acc("pcaps"), Some(&body)).await;
+    assert!(s.is_success(), "{v}");
+    v["result"]["id"].as_str().unwrap().to_owned()
+}
+
+async fn get(h: &Harness, state: &AppState, id: &str) -> Value {
+    state.hub.barrier().await;
+    let (_, v) = call(
+        state,
+        Some(&h.token),
+        "GET",
+        &h.acc(&format!("pcaps/{id}")),
+        None,
+    )
+    .await;
+    v["result"].clone()
+}
+
+async fn wait(
+    h: &Harness,
+    state: &AppState,
+    id: &str,
+    secs: u64,
+    f: impl Fn(&Value) -> bool,
+) -> Value {
+    let until = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let c = get(h, state, id).await;
+        if f(&c) || Instant::now() > until {
+            return c;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn done(id: &str, packets: u64, reason: &str) -> AgentMsg {
+    AgentMsg::Done {
+        outcome: outcome(id, packets, reason),
+    }
+}
+
+fn outcome(id: &str, packets: u64, reason: &str) -> Outcome {
+    Outcome {
+        capture_id: id.to_owned(),
+        ok: true,
+        error: None,
+        packets,
+        bytes: packets * 64,
+        lost: 0,
+        stop_reason: Some(reason.into()),
+        file: Some(format!("{id}/edge.pcapng")),
+    }
+}
+
+async fn dispatch_ack_progress_and_done(b: Backend) {
+    let Some((h, s)) = setup(b).await else { return };
+    let mut a0 = agent(&h, &s, "edge0").await;
+    let mut a1 = agent(&h, &s, "edge1").await;
+    let id = create(&h, &s.state, json!({"packet_limit": 100})).await;
+    for a in [&mut a0, &mut a1] {
+        match expect(a).await {
+            ServerMsg::Assign { assignment } => {
+                assert_eq!(assignment.capture_id, id);
+                assert_eq!(assignment.packet_limit, Some(50));
+                assert_eq!(
+                    assignment.filter_v1,
+                    json!({"protocol": 17, "destination_port": 53})
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        a.send(&AgentMsg::Ack {
+            capture_id: id.clone(),
+        })
+        .await
+        .unwrap();
+    }
+    let c = wait(&h, &s.state, &id, 2, |c| {
+        c["node_results"][1]["status"] == "running"
+    })
+    .await;
+    assert_eq!(c["status"], "running", "{c}");
+    a0.send(&AgentMsg::Progress {
+        capture_id: id.clone(),
+        packets: 7,
+        bytes: 448,
+        lost: 0,
+    })
+    .await
+    .unwrap();
+    let c = wait(&h, &s.state, &id, 2, |c| c["packets_captured"] == 7).await;
+    assert_eq!(c["packets_captured"], 7);
+    // The flush timer writes progress to the database (every 200 ms in tests).
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(stored_packets(&h, &s.state, &id).await, 7);
+    a0.send(&done(&id, 50, "packet-limit")).await.unwrap();
+    a1.send(&done(&id, 50, "packet-limit")).await.unwrap();
+    let c = wait(&h, &s.state, &id, 2, |c| c["status"] == "success").await;
+    assert_eq!(c["status"], "success", "{c}");
+    assert_eq!(c["packets_captured"], 100);
+    s.stop().await;
+}
+
+/// Packets as the database holds them (no live overlay).
+async fn stored_packets(h: &Harness, state: &AppState, id: &str) -> u64 {
+    let c = edgecap_server::db::captures::get(&state.db, &h.account.id, id)
+        .await
+        .unwrap()
+        .unwrap();
+    c.node_results.iter().map(|r| r.packets).sum()
+}
+
+async fn stop_reaches_the_agent_within_a_second(b: Backend) {
+    let Some((h, s)) = setup(b).await else { return };
+    let mut a0 = agent(&h, &s, "edge0").await;
+    let id = create(&h, &s.state, json!({})).await;
+    assert_eq!(expect_assign(&mut a0).await, id);
+    a0.send(&AgentMsg::Ack {
+        capture_id: id.clone(),
+    })
+    .await
+    .unwrap();
+    let t = Instant::now();
+    let (st, v) = call(
+        &s.state,
+        Some(&h.token),
+        "PUT",
+        &h.acc(&format!("pcaps/{id}/stop")),
+        None,
+    )
+    .await;
+    assert!(st.is_success(), "{v}");
+    assert_eq!(
+        expect(&mut a0).await,
+        ServerMsg::Stop {
+            capture_id: id.clone()
+        }
+    );
+    assert!(
+        t.elapsed() < Duration::from_secs(1),
+        "stop took {:?}",
+        t.elapsed()
+    );
+    a0.send(&done(&id, 3, "stopped")).await.unwrap();
+    let c = wait(&h, &s.state, &id, 2, |c| c["status"] == "success").await;
+    assert_eq!(c["status"], "success");
+    assert!(c["stop_requested"].is_string());
+    assert_eq!(c["node_results"][0]["stop_reason"], "stopped");
+    s.stop().await;
+}
+
+async fn a_lost_node_fails_after_the_grace_period(b: Backend) {
+    let Some((h, s)) = setup(b).await else { return };
+    let mut a0 = agent(&h, &s, "edge0").await;
+    let mut a1 = agent(&h, &s, "edge1").await;
+    let id = create(&h, &s.state, json!({})).await;
+    for a in [&mut a0, &mut a1] {
+        expect_assign(a).await;
+        a.send(&AgentMsg::Ack {
+            capture_id: id.clone(),
+        })
+        .await
+        .unwrap();
+    }
+    wait(&h, &s.state, &id, 2, |c| {
+        c["node_results"][1]["status"] == "running"
+    })
+    .await;
+    let t = Instant::now();
+    a1.abort();
+    // Within the grace period (1 s) the part still runs.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        get(&h, &s.state, &id).await["node_results"][1]["status"],
+        "running"
+    );
+    let c = wait(&h, &s.state, &id, 4, |c| {
+        c["node_results"][1]["status"] == "failed"
+    })
+    .await;
+    assert!(t.elapsed() >= Duration::from_secs(1));
+    assert_eq!(
+        c["node_results"][1]["error_message"],
+        "node edge1 disconnected and did not return within 1s"
+    );
+    assert_eq!(c["status"], "running");
+    a0.send(&done(&id, 5, "time-limit")).await.unwrap();
+    let c = wait(&h, &s.state, &id, 2, |c| c["status"] == "failed").await;
+    assert_eq!(
+        c["error_message"],
+        "failed on 1 of 2 nodes: edge1: node edge1 disconnected and did not return within 1s"
+    );
+    s.stop().await;
+}
+
+async fn a_node_back_within_grace_keeps_its_capture(b: Backend) {
+    let Some((h, s)) = setup(b).await else { return };
+    let mut a0 = agent(&h, &s, "edge0").await;
+    let id = create(&h, &s.state, json!({})).await;
+    expect_assign(&mut a0).await;
+    a0.send(&AgentMsg::Ack {
+        capture_id: id.clone(),
+    })
+    .await
+    .unwrap();
+    wait(&h, &s.state, &id, 2, |c| c["status"] == "running").await;
+    a0.abort();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut a0 = agent_with(&h, &s, "edge0", vec![id.clone()], vec![]).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let c = get(&h, &s.state, &id).await;
+    assert_eq!(c["node_results"][0]["status"], "running", "{c}");
+    a0.send(&done(&id, 9, "time-limit")).await.unwrap();
+    let c = wait(&h, &s.state, &id, 2, |c| c["status"] == "success").await;
+    assert_eq!(c["packets_captured"], 9);
+    s.stop().await;
+}
+
+async fn a_node_back_without_its_capture_fails_it(b: Backend) {
+    let Some((h, s)) = setup(b).await else { return };
+    let mut a0 = agent(&h, &s, "edge0").await;
+    let id = create(&h, &s.state, json!({})).await;
+    expect_assign(&mut a0).await;
+    a0.send(&AgentMsg::Ack {
+        capture_id: id.clone(),
+    })
+    .await
+    .unwrap();
+    wait(&h, &s.state, &id, 2, |c| c["status"] == "running").await;
+    a0.abort();
+    let _a0 = agent(&h, &s, "edge0").await;
+    let c = wait(&h, &s.state, &id, 2, |c| c["status"] == "failed").await;
+    assert_eq!(
+        c["node_results"][0]["error_message"],
+        "node restarted and lost the capture"
+    );
+    s.stop().await;
+}
+
+async fn outcomes_delivered_in_hello_are_recorded(b: Backend) {
+    let Some((h, s)) = setup(b).await else { return };
+    let mut a0 = agent(&h, &s, "edge0").await;
+    let id = create(&h, &s.state, json!({})).await;
+    expect_assign(&mut a0).await;
+    a0.send(&AgentMsg::Ack {
+        capture_id: id.clone(),
+    })
+    .await
+    .unwrap();
+    a0.abort();
+    let _a0 = agent_with(
+        &h,
+        &s,
+        "edge0",
+        vec![],
+        vec![outcome(&id, 11, "packet-limit")],
+    )
+    .await;
+    let c = wait(&h, &s.state, &id, 2, |c| c["status"] == "success").await;
+    assert_eq!(c["status"], "success", "{c}");
+    assert_eq!(c["packets_captured"], 11);
+    s.stop().await;
+}
+
+async fn duplicate_names_are_refused(b: Backend) {
+    let Some((h, s)) = setup(b).await else { return };
+    let _a0 = agent(&h, &s, "edge0").await;
+    let (mut dup, first) = SimAgent::connect(&s.base, &h.agent_token, &hello("edge0", &[], &[]))
+        .await
+        .unwrap();
+    match first {
+        ServerMsg::Refused { reason } => assert!(reason.contains("already connected"), "{reason}"),
+        other => panic!("expected refused, got {other:?}"),
+    }
+    assert_eq!(
+        dup.recv_within(Duration::from_secs(2)).await.unwrap(),
+        None,
+        "closed"
+    );
+    // The first connection is untouched.
+    assert_eq!(s.state.hub.live_nodes().len(), 1);
+    s.stop().await;
+}
+
+async fn unacknowledged_parts_are_assigned_again(b: Backend) {
+    let Some((h, s)) = setup(b).await else { return };
+    let mut a0 = agent(&h, &s, "edge0").await;
+    let id = create(&h, &s.state, json!({})).await;
+    assert_eq!(expect_assign(&mut a0).await, id);
+    a0.abort();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut a0 = agent(&h, &s, "edge0").await;
+    assert_eq!(expect_assign(&mut a0).await, id);
+    a0.send(&AgentMsg::Ack {
+        capture_id: id.clone(),
+    })
+    .await
+    .unwrap();
+    let c = wait(&h, &s.state, &id, 2, |c| c["status"] == "running").await;
+    assert_eq!(c["status"], "running");
+    s.stop().await;
+}
+
+async fn silent_agents_are_disconnected(b: Backend) {
+    let config = Config {
+        heartbeat_timeout: Duration::from_millis(800),
+        ..test_config()
+    };
+    let Some(h) = Harness::with_config(b, config).await else {
+        return;
+    };
+    let s = Server::start(h.state.clone()).await;
+    let mut a0 = agent(&h, &s, "edge0").await;
+    // Heartbeats keep it.
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        a0.send(&AgentMsg::Heartbeat).await.unwrap();
+    }
+    assert_eq!(s.state.hub.live_nodes().len(), 1);
+    // Silence loses it.
+    assert_eq!(a0.recv_within(Duration::from_secs(3)).await.unwrap(), None);
+    assert!(s.state.hub.live_nodes().is_empty());
+    s.stop().await;
+}
+
+async fn hello_comes_first_and_tokens_are_checked(b: Backend) {
+    let Some((h, s)) = setup(b).await else { return };
+    let (_, first) = SimAgent::connect(&s.base, &h.agent_token, &AgentMsg::Heartbeat)
+        .await
+        .unwrap();
+    assert!(
+        matches!(first, ServerMsg::Refused { ref reason } if reason.contains("hello")),
+        "{first:?}"
+    );
+    let (_, first) = SimAgent::connect(&s.base, &h.agent_token, &hello("bad name", &[], &[]))
+        .await
+        .unwrap();
+    assert!(
+        matches!(first, ServerMsg::Refused { ref reason } if reason.contains("hello.name")),
+        "{first:?}"
+    );
+    for token in [h.token.as_str(), "eca_wrong"] {
+        let e = SimAgent::connect(&s.base, token, &hello("edge0", &[], &[]))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("401"), "{e}");
+    }
+    assert!(s.state.hub.live_nodes().is_empty());
+    s.stop().await;
+}
+
+async fn captures_survive_a_server_restart(b: Backend) {
+    let Some((h, s)) = setup(b).await else { return };
+    let mut a0 = agent(&h, &s, "edge0").await;
+    let mut a1 = agent(&h, &s, "edge1").await;
+    let id = create(&h, &s.state, json!({})).await;
+    for a in [&mut a0, &mut a1] {
+        expect_assign(a).await;
+        a.send(&AgentMsg::Ack {
+            capture_id: id.clone(),
+        })
+        .await
+        .unwrap();
+    }
+    wait(&h, &s.state, &id, 2, |c| {
+        c["node_results"][1]["status"] == "running"
+    })
+    .await;
+    s.stop().await;
+    // The agents see the server go away.
+    assert_eq!(
+        a0.recv_within(Duration::from_secs(2)).await.ok().flatten(),
+        None
+    );
+    drop(a1);
+    // A new server process on the same database.
+    let state = AppState::open(&h.db_url, hub_config()).await.unwrap();
+    let s2 = Server::start(state).await;
+    let c = get(&h, &s2.state, &id).await;
+    assert_eq!(c["status"], "running");
+    let mut a0 = agent_with(&h, &s2, "edge0", vec![id.clone()], vec![]).await;
+    until_connected(&s2.state, "edge0").await;
+    a0.send(&done(&id, 4, "time-limit")).await.unwrap();
+    let c = wait(&h, &s2.state, &id, 2, |c| {
+        c["node_results"][0]["status"] == "success"
+    })
+    .await;
+    assert_eq!(c["node_results"][0]["status"], "success");
+    // edge1 never comes back: it fails after the grace period, counted from the restart.
+    let c = wait(&h, &s2.state, &id, 4, |c| c["status"] == "failed").await;
+    assert_eq!(
+        c["node_results"][1]["error_message"],
+        "node edge1 did not reconnect within 1s after the server restarted"
+    );
+    assert_eq!(c["packets_captured"], 4);
+    s2.stop().await;
+}

@@ -1,0 +1,13 @@
+//! edgecap-server integration tests, one binary. The API tests run in process on `app(state)`
+//! and the hub tests against a real listening server with simulated agents; each runs once on
+//! SQLite and once on a PostgreSQL this binary starts.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod common;
+
+mod auth;
+mod bad_input;
+mod hub;
+mod openapi;
+mod ownership;
+mod pcaps;

@@ -1,0 +1,163 @@
+//! Bucket ownership: the challenge file, validation in constant time, the record's states.
+
+use axum::http::StatusCode;
+use serde_json::json;
+
+use crate::both_databases;
+use crate::common::{Backend, Harness, assert_error, assert_field_error};
+
+both_databases!(
+    add_writes_a_challenge_that_validates,
+    a_wrong_token_fails_and_can_be_retried,
+    adding_again_rewrites_the_challenge,
+    delete_removes_the_record,
+    buckets_are_not_supported_yet,
+);
+
+async fn add(h: &Harness) -> serde_json::Value {
+    let body = json!({"destination_conf": h.file_dest()}).to_string();
+    let (s, v) = h.call("POST", &h.acc("pcaps/ownership"), Some(&body)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v["result"].clone()
+}
+
+fn token_in(h: &Harness, o: &serde_json::Value) -> String {
+    std::fs::read_to_string(h.dest.join(o["filename"].as_str().unwrap())).expect("challenge file")
+}
+
+async fn validate(h: &Harness, token: &str) -> (StatusCode, serde_json::Value) {
+    let body = json!({"destination_conf": h.file_dest(), "ownership_challenge": token});
+    h.call(
+        "POST",
+        &h.acc("pcaps/ownership/validate"),
+        Some(&body.to_string()),
+    )
+    .await
+}
+
+async fn add_writes_a_challenge_that_validates(b: Backend) {
+    let Some(h) = Harness::new(b).await else {
+        return;
+    };
+    let o = add(&h).await;
+    let id = o["id"].as_str().unwrap();
+    assert!(edgecap_model::ids::is_id(id));
+    assert_eq!(o["filename"], format!("ownership-challenge-{id}.txt"));
+    assert_eq!(o["status"], "pending");
+    assert_eq!(o["validated"], "");
+    assert_eq!(o["destination_conf"], h.file_dest());
+    assert!(o["submitted"].as_str().unwrap().ends_with('Z'));
+    let token = token_in(&h, &o);
+    assert_eq!(token.len(), 64, "{token}");
+    let (_, v) = h.call("GET", &h.acc("pcaps/ownership"), None).await;
+    assert_eq!(v["result"], json!([o]));
+    // The database keeps no token, only its digest.
+    assert_eq!(h.count("ownerships").await, 1);
+    let (s, v) = validate(&h, &format!("{token}\n")).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["result"]["status"], "success");
+    assert_eq!(v["result"]["id"], id);
+    assert!(v["result"]["validated"].as_str().unwrap().ends_with('Z'));
+    let (_, v) = h.call("GET", &h.acc("pcaps/ownership"), None).await;
+    assert_eq!(v["result"][0]["status"], "success");
+    // A validated destination cannot be added again.
+    let body = json!({"destination_conf": h.file_dest()}).to_string();
+    let (s, v) = h.call("POST", &h.acc("pcaps/ownership"), Some(&body)).await;
+    assert_error(s, StatusCode::CONFLICT, &v, 1006, "already validated");
+    // Another account sees nothing.
+    let other = format!("/client/v4/accounts/{}/pcaps/ownership", h.other.id);
+    let (_, v) = h.call_as(Some(&h.other_token), "GET", &other, None).await;
+    assert_eq!(v["result"], json!([]));
+}
+
+async fn a_wrong_token_fails_and_can_be_retried(b: Backend) {
+    let Some(h) = Harness::new(b).await else {
+        return;
+    };
+    let o = add(&h).await;
+    let (s, v) = validate(&h, "0000").await;
+    assert_field_error(s, &v, 1001, "/ownership_challenge");
+    assert!(
+        v["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ownership-challenge-")
+    );
+    let (_, v) = h.call("GET", &h.acc("pcaps/ownership"), None).await;
+    assert_eq!(v["result"][0]["status"], "failed");
+    assert_eq!(v["result"][0]["validated"], "");
+    let (s, v) = validate(&h, &token_in(&h, &o)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["result"]["status"], "success");
+    // Validating a destination never added is a 404.
+    let body = json!({"destination_conf": "file:///nowhere", "ownership_challenge": "x"});
+    let (s, v) = h
+        .call(
+            "POST",
+            &h.acc("pcaps/ownership/validate"),
+            Some(&body.to_string()),
+        )
+        .await;
+    assert_error(s, StatusCode::NOT_FOUND, &v, 1003, "destination_conf");
+}
+
+async fn adding_again_rewrites_the_challenge(b: Backend) {
+    let Some(h) = Harness::new(b).await else {
+        return;
+    };
+    let first = add(&h).await;
+    let old = token_in(&h, &first);
+    let second = add(&h).await;
+    assert_eq!(second["id"], first["id"]);
+    let new = token_in(&h, &second);
+    assert_ne!(old, new);
+    let (s, _) = validate(&h, &old).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _) = validate(&h, &new).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(h.count("ownerships").await, 1);
+}
+
+async fn delete_removes_the_record(b: Backend) {
+    let Some(h) = Harness::new(b).await else {
+        return;
+    };
+    let o = add(&h).await;
+    let path = h.acc(&format!("pcaps/ownership/{}", o["id"].as_str().unwrap()));
+    let (s, v) = h.call_as(Some(&h.other_token), "DELETE", &path, None).await;
+    assert_error(s, StatusCode::FORBIDDEN, &v, 10001, "");
+    let (s, v) = h.call("DELETE", &path, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["success"], true);
+    assert!(v["result"].is_null());
+    let (s, v) = h.call("DELETE", &path, None).await;
+    assert_error(s, StatusCode::NOT_FOUND, &v, 1003, "no ownership");
+    let (_, v) = h.call("GET", &h.acc("pcaps/ownership"), None).await;
+    assert_eq!(v["result"], json!([]));
+}
+
+async fn buckets_are_not_supported_yet(b: Backend) {
+    let Some(h) = Harness::new(b).await else {
+        return;
+    };
+    for dest in [
+        "s3://bucket?region=us-east-1",
+        "gs://bucket",
+        "r2://b?account-id=1",
+    ] {
+        let body = json!({"destination_conf": dest}).to_string();
+        let (s, v) = h.call("POST", &h.acc("pcaps/ownership"), Some(&body)).await;
+        assert_field_error(s, &v, 1005, "/destination_conf");
+    }
+    let missing = format!("file://{}/missing", h.dest.display());
+    let body = json!({"destination_conf": missing}).to_string();
+    let (s, v) = h.call("POST", &h.acc("pcaps/ownership"), Some(&body)).await;
+    assert_field_error(s, &v, 1001, "/destination_conf");
+    assert!(
+        v["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a directory")
+    );
+    assert_eq!(h.count("ownerships").await, 0);
+}
