@@ -112,7 +112,7 @@ pub fn validate(a: &CaptureArgs) -> Result<CaptureSpec, Failure> {
         .map_err(|e| bad("--buffer", e))?;
     Ok(CaptureSpec {
         socket_buffer,
-        live_output: a.write.as_os_str() == "-",
+        live_output: a.write.as_deref().is_some_and(|w| w.as_os_str() == "-"),
         id: new_id(),
         node,
         filter_text: filter.to_string(),
@@ -183,8 +183,29 @@ fn open_output(path: &Path) -> Result<Output, Failure> {
 }
 
 pub fn run(a: &CaptureArgs) -> Result<(), Failure> {
+    if a.server.wants_server() {
+        if a.write.is_some() {
+            return Err(Failure::usage(
+                "-w: a fleet capture (--server) writes where --destination says; -w is for local captures",
+            ));
+        }
+        let conn = a.server.connect()?;
+        return crate::client::capture(&conn, a, &a.fleet);
+    }
+    let Some(write) = &a.write else {
+        return Err(Failure::usage(
+            "-w: give an output file (or - for standard output), or --server for a fleet capture",
+        ));
+    };
+    if a.filter.is_some() {
+        // The expression language is being added to the filter crate; until it lands, refuse
+        // rather than silently ignore the option.
+        return Err(Failure::usage(
+            "--filter: expressions are not supported by this build yet",
+        ));
+    }
     let spec = validate(a)?;
-    let output = open_output(&a.write)?;
+    let output = open_output(write)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [
         signal_hook::consts::SIGINT,

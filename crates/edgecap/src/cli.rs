@@ -23,6 +23,31 @@ pub struct Cli {
 pub enum Command {
     /// Capture matching packets on this node into a pcapng (or pcap) file.
     Capture(Box<CaptureArgs>),
+    /// List the captures of the account on a server.
+    Ls {
+        #[command(flatten)]
+        server: crate::client::ServerArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one capture, node by node.
+    Status {
+        /// Capture id (32 hex digits).
+        id: String,
+        #[command(flatten)]
+        server: crate::client::ServerArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a running capture on every node.
+    Stop {
+        /// Capture id (32 hex digits).
+        id: String,
+        #[command(flatten)]
+        server: crate::client::ServerArgs,
+    },
     /// Build or remove the throw-away test network of namespaces.
     Lab {
         #[command(subcommand)]
@@ -33,6 +58,10 @@ pub enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// Per flow, how many packets each capture point saw and where they stopped appearing.
+    Fate(crate::fate_cmd::FateArgs),
+    /// Compare two captures of the same traffic: missing packets per flow, and delays.
+    Diff(crate::diff_cmd::DiffArgs),
 }
 
 #[derive(Debug, Args)]
@@ -88,15 +117,39 @@ pub struct CaptureArgs {
     /// This node's name in the file (default: the host name).
     #[arg(long)]
     pub node: Option<String>,
-    /// Output file, or - for standard output.
+    /// Output file, or - for standard output (local captures).
     #[arg(short = 'w', long = "write", value_name = "FILE")]
-    pub write: PathBuf,
+    pub write: Option<PathBuf>,
+    /// A tcpdump-style filter expression, ANDed with --src/--dst/--sport/--dport/--proto.
+    #[arg(long, allow_hyphen_values = true)]
+    pub filter: Option<String>,
+    #[command(flatten)]
+    pub server: crate::client::ServerArgs,
+    #[command(flatten)]
+    pub fleet: FleetArgs,
     /// Print the summary as JSON (on stderr, so it never mixes with a streamed capture).
     #[arg(long)]
     pub json: bool,
     /// No progress display.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// Where a fleet capture runs and writes (with --server).
+#[derive(Debug, Clone, Default, Args)]
+pub struct FleetArgs {
+    /// Nodes by name or `key=value` label; repeat or separate with commas (fleet captures).
+    #[arg(long)]
+    pub nodes: Vec<String>,
+    /// A node name or site (Cloudflare's colo_name) (fleet captures).
+    #[arg(long)]
+    pub colo: Option<String>,
+    /// Where the nodes write their files, e.g. file:///var/lib/edgecap/captures (fleet captures).
+    #[arg(long)]
+    pub destination: Option<String>,
+    /// Print the capture id and return at once instead of following it (fleet captures).
+    #[arg(long)]
+    pub detach: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -134,6 +187,16 @@ pub struct BenchCaptureArgs {
     /// UDP payload sizes in bytes.
     #[arg(long, value_delimiter = ',', default_value = "64,1400")]
     pub sizes: Vec<usize>,
+    /// Readers to compare: edgecap, tcpdump (all defaults), tcpdump-B (tcpdump -B 4096).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "edgecap,tcpdump,tcpdump-B"
+    )]
+    pub readers: Vec<String>,
+    /// Readers write to /dev/null instead of a file: isolates capture cost from file cost.
+    #[arg(long)]
+    pub null_sink: bool,
     /// Write the markdown table here as well as to stdout.
     #[arg(long)]
     pub markdown: Option<PathBuf>,

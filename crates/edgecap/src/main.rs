@@ -1,8 +1,12 @@
 //! The `edgecap` binary: parse flags, set up logging, run a command, map failures to exit codes.
 
+mod bench;
 mod capture_cmd;
 mod cli;
+mod client;
+mod diff_cmd;
 mod exit;
+mod fate_cmd;
 mod lab_cmd;
 mod units;
 
@@ -17,7 +21,14 @@ fn main() {
     let result = match &cli.command {
         cli::Command::Capture(a) => capture_cmd::run(a),
         cli::Command::Lab { command } => lab_cmd::run(command),
-        cli::Command::Bench { command: _ } => Err(exit::Failure::runtime("not yet")),
+        cli::Command::Ls { server, json } => server.connect().and_then(|c| client::ls(&c, *json)),
+        cli::Command::Status { id, server, json } => {
+            server.connect().and_then(|c| client::status(&c, id, *json))
+        }
+        cli::Command::Stop { id, server } => server.connect().and_then(|c| client::stop(&c, id)),
+        cli::Command::Bench { command } => bench::run(command),
+        cli::Command::Fate(a) => fate_cmd::run(a),
+        cli::Command::Diff(a) => diff_cmd::run(a),
     };
     if let Err(f) = result {
         eprintln!("edgecap: error: {}", f.message);

@@ -1,0 +1,107 @@
+//! The nftables side of the benchmark, all inside the lab's edge namespace through `nft`
+//! (argv lists, never a shell): the "offered" counter every reader is judged against, the
+//! logging rule tcpdump needs (tcpdump/libpcap never install one), and readiness checks.
+
+use edgecap_lab::Lab;
+
+use crate::exit::Failure;
+
+/// Port the generator sends to (discard); every rule below matches only it.
+pub const DPORT: u16 = 9;
+
+/// Counts every benchmark packet before any capture rule sees it. Priority -400 runs before
+/// edgecap's pre-firewall chain (-310) and the tcpdump chain (-310), so "offered" is measured
+/// by the same rule, at the same point, whichever reader is under test.
+const OFFERED_TABLE: &str = "bench_offered";
+const TCPDUMP_TABLE: &str = "bench_tcpdump";
+
+fn nft_script(lab: &Lab, ns: &str, script: &str) -> Result<(), Failure> {
+    lab.run_in_with_input(ns, "nft", ["-f", "-"], script)
+        .map(|_| ())
+        .map_err(|e| Failure::runtime(format!("nft in {ns}: {e}")))
+}
+
+/// Installs the counter-only table measuring what was offered to the edge.
+pub fn install_offered(lab: &Lab, ns: &str) -> Result<(), Failure> {
+    let script = format!(
+        "table inet {OFFERED_TABLE} {{\n\
+         \tcounter offered {{ }}\n\
+         \tchain pre {{ type filter hook prerouting priority -400; policy accept; \
+         udp dport {DPORT} counter name \"offered\"; }}\n}}\n"
+    );
+    nft_script(lab, ns, &script)
+}
+
+/// Reads the offered counter and zeroes it in one atomic step, so a measurement's value
+/// never includes packets of the one before.
+pub fn take_offered(lab: &Lab, ns: &str) -> Result<u64, Failure> {
+    let out = lab
+        .run_in(
+            ns,
+            "nft",
+            ["-j", "reset", "counter", "inet", OFFERED_TABLE, "offered"],
+        )
+        .map_err(|e| Failure::runtime(format!("reading the offered counter: {e}")))?;
+    counter_packets(&out).ok_or_else(|| {
+        Failure::runtime(format!(
+            "no packet count in `nft -j reset counter` output: {out}"
+        ))
+    })
+}
+
+/// Extracts `packets` from `nft -j list|reset counter` output.
+fn counter_packets(json: &str) -> Option<u64> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    v.get("nftables")?
+        .as_array()?
+        .iter()
+        .find_map(|item| item.get("counter")?.get("packets")?.as_u64())
+}
+
+/// The rule edgecap would install, for tcpdump: same hook, priority and snaplen. The
+/// queue-threshold stays at the kernel default because libpcap never configures the NFLOG
+/// instance (no nlbufsiz, qthreshold or timeout), so this is the best tcpdump can get.
+pub fn install_tcpdump_rule(lab: &Lab, ns: &str, group: u16) -> Result<(), Failure> {
+    let script = format!(
+        "table inet {TCPDUMP_TABLE} {{\n\
+         \tchain pre {{ type filter hook prerouting priority -310; policy accept; \
+         udp dport {DPORT} counter log group {group} snaplen 65531; }}\n}}\n"
+    );
+    nft_script(lab, ns, &script)
+}
+
+/// Removes the tcpdump rule. It must go before the next measurement: a leftover rule on the
+/// same group would make the next reader receive every packet twice.
+pub fn remove_tcpdump_rule(lab: &Lab, ns: &str) -> Result<(), Failure> {
+    // Declaring the table first makes the delete succeed whether or not it exists.
+    let script = format!("table inet {TCPDUMP_TABLE}\ndelete table inet {TCPDUMP_TABLE}\n");
+    nft_script(lab, ns, &script)
+}
+
+/// True once an edgecap capture table (`edgecap_<id>`) exists in `ns`: edgecap installs it
+/// only after binding the group, so from then on it is reading.
+pub fn edgecap_table_present(lab: &Lab, ns: &str) -> Result<bool, Failure> {
+    let out = lab
+        .run_in(ns, "nft", ["list", "tables"])
+        .map_err(|e| Failure::runtime(format!("listing nft tables: {e}")))?;
+    Ok(out.lines().any(|l| l.contains(" edgecap_")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::counter_packets;
+
+    #[test]
+    fn reads_packets_from_nft_json() {
+        let out = r#"{"nftables": [{"metainfo": {"version": "1.0.6", "json_schema_version": 1}},
+            {"counter": {"family": "inet", "name": "offered", "table": "bench_offered",
+            "handle": 2, "packets": 123456, "bytes": 9}}]}"#;
+        assert_eq!(counter_packets(out), Some(123_456));
+    }
+
+    #[test]
+    fn no_counter_is_none() {
+        assert_eq!(counter_packets(r#"{"nftables": [{"metainfo": {}}]}"#), None);
+        assert_eq!(counter_packets("not json"), None);
+    }
+}

@@ -1,0 +1,217 @@
+//! The fleet commands: create a capture and follow it with per-node progress bars, list,
+//! show, stop.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use edgecap_model::Capture;
+use reqwest::Method;
+use serde_json::{Map, Value, json};
+
+use super::{Conn, render};
+use crate::cli::{CaptureArgs, FleetArgs};
+use crate::exit::Failure;
+use crate::units::{parse_count, parse_duration, parse_size};
+
+/// Fleet captures run 30 s unless told otherwise (Cloudflare's API requires a time limit).
+const DEFAULT_TIME: Duration = Duration::from_secs(30);
+const POLL: Duration = Duration::from_millis(500);
+
+/// `edgecap capture --server ...`: create, then follow until every node has finished.
+pub fn capture(conn: &Conn, a: &CaptureArgs, f: &FleetArgs) -> Result<(), Failure> {
+    let body = request_body(a, f)?;
+    let created: Capture = conn
+        .call(Method::POST, "pcaps", Some(&body))?
+        .ok_or_else(|| Failure::runtime("the server created a capture but returned nothing"))?;
+    if f.detach {
+        println!("{}", created.id);
+        return Ok(());
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .map_err(|e| Failure::runtime(format!("installing signal handler: {e}")))?;
+    }
+    let bars = render::Bars::new(a.quiet || a.json);
+    let mut stop_sent = false;
+    let started = Instant::now();
+    let last = loop {
+        let c: Capture = conn
+            .call(Method::GET, &format!("pcaps/{}", created.id), None)?
+            .ok_or_else(|| Failure::runtime("capture vanished from the server"))?;
+        bars.update(&c, started.elapsed());
+        if c.status.is_terminal() {
+            break c;
+        }
+        if stop.load(Ordering::Relaxed) && !stop_sent {
+            // First Ctrl-C: stop the capture on every node and wait for their results.
+            let _: Option<Value> =
+                conn.call(Method::PUT, &format!("pcaps/{}/stop", created.id), None)?;
+            stop_sent = true;
+        }
+        std::thread::sleep(POLL);
+    };
+    bars.finish();
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&last).unwrap_or_default()
+        );
+    } else {
+        render::capture_detail(&last);
+    }
+    if last.status == edgecap_model::Status::Failed {
+        return Err(Failure::runtime(format!(
+            "capture {} failed: {}",
+            last.id,
+            last.error_message.as_deref().unwrap_or("no reason given")
+        )));
+    }
+    Ok(())
+}
+
+/// The create body from CLI flags: Cloudflare's fields plus edgecap's extensions.
+fn request_body(a: &CaptureArgs, f: &FleetArgs) -> Result<Value, Failure> {
+    let bad = |opt: &str, why: String| Failure::usage(format!("{opt}: {why}"));
+    let mut body = Map::new();
+    body.insert("type".into(), json!("full"));
+    body.insert("system".into(), json!("magic-transit"));
+    let time = a
+        .time
+        .as_deref()
+        .map(parse_duration)
+        .transpose()
+        .map_err(|e| bad("--time", e))?;
+    body.insert(
+        "time_limit".into(),
+        json!(time.unwrap_or(DEFAULT_TIME).as_secs_f64()),
+    );
+    if let Some(p) = &a.packets {
+        body.insert(
+            "packet_limit".into(),
+            json!(parse_count(p).map_err(|e| bad("--packets", e))?),
+        );
+    }
+    if let Some(b) = &a.bytes {
+        body.insert(
+            "byte_limit".into(),
+            json!(parse_size(b).map_err(|e| bad("--bytes", e))?),
+        );
+    }
+    let mut filter = Map::new();
+    for (field, values) in [
+        ("source_address", &a.src),
+        ("destination_address", &a.dst),
+        ("source_port", &a.sport),
+        ("destination_port", &a.dport),
+        ("protocol", &a.proto),
+    ] {
+        let items: Vec<Value> = values
+            .iter()
+            .flat_map(|v| v.split(','))
+            .map(|v| json!(v.trim()))
+            .collect();
+        match items.len() {
+            0 => {}
+            1 => {
+                filter.insert(field.into(), items[0].clone());
+            }
+            _ => {
+                filter.insert(field.into(), Value::Array(items));
+            }
+        }
+    }
+    body.insert("filter_v1".into(), Value::Object(filter));
+    if let Some(e) = &a.filter {
+        body.insert("filter".into(), json!(e));
+    }
+    match (&f.colo, f.nodes.is_empty()) {
+        (Some(c), true) => {
+            body.insert("colo_name".into(), json!(c));
+        }
+        (None, false) => {
+            let nodes: Vec<&str> = f
+                .nodes
+                .iter()
+                .flat_map(|n| n.split(','))
+                .map(str::trim)
+                .collect();
+            body.insert("nodes".into(), json!(nodes));
+        }
+        (Some(_), false) => return Err(bad("--colo", "give --colo or --nodes, not both".into())),
+        (None, true) => {
+            return Err(bad(
+                "--nodes",
+                "say which nodes: --nodes NAME|key=value,... or --colo SITE".into(),
+            ));
+        }
+    }
+    let dest = f.destination.clone().ok_or_else(|| {
+        bad(
+            "--destination",
+            "where should the nodes write? e.g. file:///var/lib/edgecap/captures".into(),
+        )
+    })?;
+    body.insert("destination_conf".into(), json!(dest));
+    let points: Vec<&str> = a.point.split(',').map(str::trim).collect();
+    body.insert("points".into(), json!(points));
+    if let Some(s) = &a.snaplen {
+        body.insert(
+            "snaplen".into(),
+            json!(parse_count(s).map_err(|e| bad("--snaplen", e))?),
+        );
+    }
+    if let Some(s) = &a.sample {
+        let n = parse_count(s).map_err(|e| bad("--sample", e))?;
+        body.insert("sample_rate".into(), json!(1.0 / n as f64));
+    }
+    body.insert("format".into(), json!(a.format));
+    Ok(Value::Object(body))
+}
+
+/// `edgecap ls`.
+pub fn ls(conn: &Conn, json_out: bool) -> Result<(), Failure> {
+    let list: Vec<Capture> = conn.call(Method::GET, "pcaps", None)?.unwrap_or_default();
+    if json_out {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&list).unwrap_or_default()
+        );
+    } else {
+        render::capture_table(&list);
+    }
+    Ok(())
+}
+
+/// `edgecap status ID`.
+pub fn status(conn: &Conn, id: &str, json_out: bool) -> Result<(), Failure> {
+    check_id(id)?;
+    let c: Capture = conn
+        .call(Method::GET, &format!("pcaps/{id}"), None)?
+        .ok_or_else(|| Failure::runtime("empty answer"))?;
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&c).unwrap_or_default());
+    } else {
+        render::capture_detail(&c);
+    }
+    Ok(())
+}
+
+/// `edgecap stop ID`.
+pub fn stop(conn: &Conn, id: &str) -> Result<(), Failure> {
+    check_id(id)?;
+    let _: Option<Value> = conn.call(Method::PUT, &format!("pcaps/{id}/stop"), None)?;
+    eprintln!("stop requested for {id}");
+    Ok(())
+}
+
+fn check_id(id: &str) -> Result<(), Failure> {
+    if edgecap_model::ids::is_id(id) {
+        Ok(())
+    } else {
+        Err(Failure::usage(format!(
+            "ID: {id:?} is not a 32-hex-digit capture id"
+        )))
+    }
+}

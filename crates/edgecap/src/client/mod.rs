@@ -1,0 +1,173 @@
+//! Talking to an edgecap server: where it is and who we are (flags, environment, or the client
+//! config file), a small blocking HTTP client that unwraps the API envelope, and the people's
+//! commands `capture` (fleet mode), `ls`, `status` and `stop`.
+
+mod commands;
+mod render;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use edgecap_model::Envelope;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+pub use commands::{capture, ls, status, stop};
+
+use crate::exit::Failure;
+
+/// `--server/--token/--account` as typed, before the environment and the config file.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServerArgs {
+    /// Base URL of the edgecap server, e.g. http://127.0.0.1:8080 [env: EDGECAP_SERVER].
+    #[arg(long)]
+    pub server: Option<String>,
+    /// API token [env: EDGECAP_TOKEN].
+    #[arg(long)]
+    pub token: Option<String>,
+    /// Account id (32 hex digits) [env: EDGECAP_ACCOUNT].
+    #[arg(long)]
+    pub account: Option<String>,
+    /// Client configuration file (TOML with server, token, account keys).
+    /// Default: $XDG_CONFIG_HOME/edgecap/client.toml or ~/.config/edgecap/client.toml.
+    #[arg(long)]
+    pub client_config: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientFile {
+    server: Option<String>,
+    token: Option<String>,
+    account: Option<String>,
+}
+
+/// A resolved connection: flags win over environment, environment over the file.
+#[derive(Debug, Clone)]
+pub struct Conn {
+    pub server: String,
+    token: String,
+    pub account: String,
+    http: reqwest::blocking::Client,
+}
+
+impl ServerArgs {
+    /// True when the user pointed at a server in any of the three ways.
+    pub fn wants_server(&self) -> bool {
+        self.server.is_some() || std::env::var_os("EDGECAP_SERVER").is_some()
+    }
+
+    pub fn connect(&self) -> Result<Conn, Failure> {
+        let file = self.load_file()?;
+        let pick = |flag: &Option<String>, env: &str, file: &Option<String>| {
+            flag.clone()
+                .or_else(|| std::env::var(env).ok())
+                .or_else(|| file.clone())
+        };
+        let server = pick(&self.server, "EDGECAP_SERVER", &file.server).ok_or_else(|| {
+            Failure::usage("--server: no server given (flag, EDGECAP_SERVER or client config)")
+        })?;
+        let token = pick(&self.token, "EDGECAP_TOKEN", &file.token).ok_or_else(|| {
+            Failure::usage("--token: no API token given (flag, EDGECAP_TOKEN or client config)")
+        })?;
+        let account = pick(&self.account, "EDGECAP_ACCOUNT", &file.account).ok_or_else(|| {
+            Failure::usage(
+                "--account: no account id given (flag, EDGECAP_ACCOUNT or client config)",
+            )
+        })?;
+        if !edgecap_model::ids::is_id(&account) {
+            return Err(Failure::usage(format!(
+                "--account: {account:?} is not a 32-hex-digit account id"
+            )));
+        }
+        if !(server.starts_with("http://") || server.starts_with("https://")) {
+            return Err(Failure::usage(format!(
+                "--server: {server:?} must start with http:// or https://"
+            )));
+        }
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| Failure::runtime(format!("HTTP client: {e}")))?;
+        Ok(Conn {
+            server: server.trim_end_matches('/').to_owned(),
+            token,
+            account,
+            http,
+        })
+    }
+
+    fn load_file(&self) -> Result<ClientFile, Failure> {
+        let (path, required) = match &self.client_config {
+            Some(p) => (p.clone(), true),
+            None => match default_client_config() {
+                Some(p) => (p, false),
+                None => return Ok(ClientFile::default()),
+            },
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text)
+                .map_err(|e| Failure::usage(format!("--client-config: {}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                Ok(ClientFile::default())
+            }
+            Err(e) => Err(Failure::usage(format!(
+                "--client-config: {}: {e}",
+                path.display()
+            ))),
+        }
+    }
+}
+
+fn default_client_config() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("edgecap").join("client.toml"))
+}
+
+impl Conn {
+    fn url(&self, path: &str) -> String {
+        format!("{}/client/v4/accounts/{}/{path}", self.server, self.account)
+    }
+
+    /// Sends a request and unwraps the envelope; API errors become one readable message.
+    pub fn call<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Option<T>, Failure> {
+        let mut req = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req
+            .send()
+            .map_err(|e| Failure::runtime(format!("cannot reach {}: {e}", self.server)))?;
+        let status = resp.status();
+        let text = resp
+            .text()
+            .map_err(|e| Failure::runtime(format!("reading the answer: {e}")))?;
+        let env: Envelope<T> = serde_json::from_str(&text).map_err(|e| {
+            Failure::runtime(format!(
+                "unexpected answer from {} ({status}): {e}: {text:.200}",
+                self.server
+            ))
+        })?;
+        if env.success {
+            return Ok(env.result);
+        }
+        let msgs: Vec<String> = env.errors.iter().map(|e| e.message.clone()).collect();
+        let message = format!("server refused ({status}): {}", msgs.join("; "));
+        // 4xx: the request was wrong (nothing was created); 5xx and others: a failure.
+        Err(if status.is_client_error() {
+            Failure::usage(message)
+        } else {
+            Failure::runtime(message)
+        })
+    }
+}
