@@ -129,11 +129,15 @@ pub(crate) fn point_label(i: usize) -> String {
     format!("p{i}")
 }
 
+/// The inverse of [`point_label`], on the packet path: digits only, no allocation, no UTF-8.
 fn point_index(prefix: &[u8]) -> Option<usize> {
-    std::str::from_utf8(prefix.strip_prefix(b"p")?)
-        .ok()?
-        .parse()
-        .ok()
+    let digits = prefix.strip_prefix(b"p")?;
+    if digits.is_empty() || digits.len() > 4 {
+        return None;
+    }
+    digits.iter().try_fold(0usize, |n, &d| {
+        d.is_ascii_digit().then(|| n * 10 + usize::from(d - b'0'))
+    })
 }
 
 #[cfg(test)]
@@ -148,5 +152,7 @@ mod tests {
         assert_eq!(point_index(b"x1"), None);
         assert_eq!(point_index(b"p"), None);
         assert_eq!(point_index(b"p-1"), None);
+        assert_eq!(point_index(b"p1x"), None);
+        assert_eq!(point_index(b"p99999"), None);
     }
 }

@@ -5,6 +5,8 @@
 //! - [`config`]: the agent configuration file (node name, configured and custom points).
 //! - [`run`](mod@run): the loop: bind the NFLOG group, write the header, install the owned table,
 //!   read batches, enforce limits exactly, detach, drain, count loss, write statistics.
+//! - [`spool`]: the output file written by a thread of its own, with `O_DIRECT`, so disk writes
+//!   never stall the packet reader.
 //! - [`summary`]: what a finished capture reports and why it stopped.
 //! - [`error`]: what can fail.
 
@@ -14,6 +16,7 @@ pub mod error;
 pub mod points;
 pub mod run;
 pub mod spec;
+pub mod spool;
 pub mod summary;
 
 pub use config::Config;
@@ -21,4 +24,5 @@ pub use error::CaptureError;
 pub use points::PointDef;
 pub use run::{Progress, run};
 pub use spec::{AUTO_GROUPS, CaptureSpec, DEFAULT_SNAPLEN, GroupChoice, Limits};
+pub use spool::FileSpool;
 pub use summary::{PointSummary, StopReason, Summary};

@@ -53,4 +53,7 @@ pub struct CaptureSpec {
     /// Flush the output after every kernel batch, so a live reader of a pipe sees packets
     /// within ~10 ms instead of once per 1 MiB of output.
     pub live_output: bool,
+    /// The sink buffers writes itself (a [`crate::FileSpool`]), so the pcap writer keeps only a
+    /// small, cache-resident buffer instead of its usual 1 MiB.
+    pub sink_buffers: bool,
 }

@@ -3,12 +3,12 @@
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use edgecap_capture::{CaptureError, CaptureSpec, Config, GroupChoice, Limits, Summary};
+use edgecap_capture::{CaptureError, CaptureSpec, Config, FileSpool, GroupChoice, Limits, Summary};
 use edgecap_filter::StructuredFilter;
 use edgecap_pcap::Format;
 
@@ -113,6 +113,7 @@ pub fn validate(a: &CaptureArgs) -> Result<CaptureSpec, Failure> {
     Ok(CaptureSpec {
         socket_buffer,
         live_output: a.write.as_deref().is_some_and(|w| w.as_os_str() == "-"),
+        sink_buffers: false,
         id: new_id(),
         node,
         filter_text: filter.to_string(),
@@ -158,11 +159,12 @@ fn filter_error(e: &edgecap_filter::FilterError) -> String {
 
 /// Output opened before anything touches the kernel, so an unwritable path changes nothing.
 enum Output {
+    /// `-w -`: records are buffered by the pcap writer and flushed per kernel batch.
     Stdout(File),
-    File {
-        file: File,
-        path: std::path::PathBuf,
-    },
+    /// A FIFO or device (`/dev/null`): plain sequential writes.
+    Stream { file: File, path: PathBuf },
+    /// A regular file: written by the spool's own thread, with `O_DIRECT` where possible.
+    Spool { spool: FileSpool, path: PathBuf },
 }
 
 fn open_output(path: &Path) -> Result<Output, Failure> {
@@ -174,12 +176,21 @@ fn open_output(path: &Path) -> Result<Output, Failure> {
             .map_err(|e| Failure::runtime(format!("-w -: cannot use standard output: {e}")))?;
         return Ok(Output::Stdout(File::from(fd)));
     }
-    let file = File::create(path)
-        .map_err(|e| Failure::usage(format!("-w: cannot write {}: {e}", path.display())))?;
-    Ok(Output::File {
-        file,
-        path: path.to_owned(),
-    })
+    let cannot =
+        |e: std::io::Error| Failure::usage(format!("-w: cannot write {}: {e}", path.display()));
+    match FileSpool::create(path).map_err(cannot)? {
+        Some((spool, _)) => Ok(Output::Spool {
+            spool,
+            path: path.to_owned(),
+        }),
+        None => Ok(Output::Stream {
+            file: std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map_err(cannot)?,
+            path: path.to_owned(),
+        }),
+    }
 }
 
 pub fn run(a: &CaptureArgs) -> Result<(), Failure> {
@@ -204,7 +215,7 @@ pub fn run(a: &CaptureArgs) -> Result<(), Failure> {
             "--filter: expressions are not supported by this build yet",
         ));
     }
-    let spec = validate(a)?;
+    let mut spec = validate(a)?;
     let output = open_output(write)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [
@@ -216,6 +227,54 @@ pub fn run(a: &CaptureArgs) -> Result<(), Failure> {
             .map_err(|e| Failure::runtime(format!("installing signal handler: {e}")))?;
     }
     let bar = progress_bar(a.quiet);
+    let target = |path: &Path, remove: bool| Target {
+        what: path.display().to_string(),
+        remove_on_error: remove.then(|| path.to_owned()),
+    };
+    let (summary, path) = match output {
+        Output::Stdout(f) => {
+            let to = Target {
+                what: "standard output".into(),
+                remove_on_error: None,
+            };
+            (
+                capture_into(&spec, f, &stop, &bar, &to, |mut f| f.flush())?,
+                None,
+            )
+        }
+        Output::Stream { file, path } => {
+            let to = target(&path, false);
+            let s = capture_into(&spec, file, &stop, &bar, &to, |mut f| f.flush())?;
+            (s, Some(path))
+        }
+        Output::Spool { spool, path } => {
+            spec.sink_buffers = true;
+            let to = target(&path, true);
+            let s = capture_into(&spec, spool, &stop, &bar, &to, FileSpool::finish)?;
+            (s, Some(path))
+        }
+    };
+    print_summary(&summary, a.json, path.as_deref());
+    Ok(())
+}
+
+/// Where the capture goes, for messages, and whether a failed capture's file is removed (only
+/// regular files: never a device or FIFO the user named).
+struct Target {
+    what: String,
+    remove_on_error: Option<PathBuf>,
+}
+
+/// Runs the engine into `sink`, then `finish`es the sink (flush, or join the spool's writer).
+/// On a failure a file that holds nothing useful is removed rather than left half-written.
+fn capture_into<W: Write>(
+    spec: &CaptureSpec,
+    sink: W,
+    stop: &AtomicBool,
+    bar: &indicatif::ProgressBar,
+    target: &Target,
+    finish: impl FnOnce(W) -> std::io::Result<()>,
+) -> Result<Summary, Failure> {
     let on_progress = |p: &edgecap_capture::Progress| {
         bar.set_message(format!(
             "{} packets, {} bytes, {} lost, {:.1}s",
@@ -226,29 +285,22 @@ pub fn run(a: &CaptureArgs) -> Result<(), Failure> {
         ));
         bar.tick();
     };
-    let (file, path) = match output {
-        Output::Stdout(f) => (f, None),
-        Output::File { file, path } => (file, Some(path)),
-    };
-    let result = edgecap_capture::run(&spec, file, &stop, on_progress);
+    let result = edgecap_capture::run(spec, sink, stop, on_progress);
     bar.finish_and_clear();
-    let summary = match result {
-        Ok((summary, mut file)) => {
-            file.flush()
-                .map_err(|e| Failure::runtime(format!("writing output: {e}")))?;
-            summary
+    match result {
+        Ok((summary, sink)) => {
+            finish(sink).map_err(|e| Failure::runtime(format!("writing {}: {e}", target.what)))?;
+            Ok(summary)
         }
-        Err(CaptureError::OutputClosed(summary)) => *summary,
+        Err(CaptureError::OutputClosed(summary)) => Ok(*summary),
         Err(e) => {
-            if let Some(p) = &path {
+            if let Some(p) = &target.remove_on_error {
                 // Nothing useful was captured; do not leave a header-only file behind.
                 let _ = std::fs::remove_file(p);
             }
-            return Err(Failure::runtime(e.to_string()));
+            Err(Failure::runtime(e.to_string()))
         }
-    };
-    print_summary(&summary, a.json, path.as_deref());
-    Ok(())
+    }
 }
 
 fn print_summary(s: &Summary, json: bool, path: Option<&Path>) {

@@ -134,14 +134,28 @@ pub fn measure(
             },
         )
     } else {
+        let setup_null_sink = s.null_sink;
         let s = counts::parse_edgecap(&finished.stderr).ok_or_else(|| {
             Failure::runtime(format!(
                 "no JSON summary from edgecap: {}",
                 finished.stderr.join(" | ")
             ))
         })?;
+        let n = if setup_null_sink {
+            s.packets
+        } else {
+            let n = counts::count_capture_file(&file)
+                .map_err(|e| Failure::runtime(format!("counting {}: {e}", file.display())))?;
+            if n != s.packets {
+                eprintln!(
+                    "    note: edgecap said {} captured, its file holds {n}",
+                    s.packets
+                );
+            }
+            n
+        };
         (
-            s.packets,
+            n,
             SelfReport::Edgecap {
                 lost: s.lost,
                 overruns: s.overruns,
