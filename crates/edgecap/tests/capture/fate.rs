@@ -12,6 +12,7 @@ use std::time::Duration;
 use edgecap_lab::{Lab, pipeline};
 
 use crate::common::*;
+use crate::points::{POINTS, start_at_every_point};
 
 /// Markers of the three flows: passes everything, dropped by the firewall, a flood the
 /// mitigation rate-limits.
@@ -127,26 +128,7 @@ fn fate_reports_where_each_flow_stopped_along_the_pipeline() {
     }
     let lab = lab();
     let scratch = Scratch::new("fate");
-    let config = scratch.path("agent.toml");
-    std::fs::write(&config, pipeline::AGENT_CONFIG).unwrap();
-    let file = scratch.path("multi.pcapng");
-    let run = start(
-        lab.edge_ns(0),
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--node",
-            "lab-edge0",
-            "--point",
-            "pre-firewall,post-mitigation,post-firewall,egress",
-            "--proto",
-            "udp",
-            "--src",
-            &lab.src_addr(0, false).to_string(),
-            "-w",
-            file.to_str().unwrap(),
-        ],
-    );
+    let (run, file) = start_at_every_point(&lab, &scratch, &["--proto", "udp"]);
     send_traffic(&lab);
     std::thread::sleep(Duration::from_millis(300));
     let done = run.interrupt();
@@ -162,14 +144,8 @@ fn fate_reports_where_each_flow_stopped_along_the_pipeline() {
     let r = report(&["fate", file.to_str().unwrap()]);
     let node = &r["nodes"][0];
     assert_eq!(node["node"], "lab-edge0");
-    assert_eq!(
-        node["points"],
-        serde_json::json!(["pre-firewall", "post-mitigation", "post-firewall", "egress"])
-    );
-    let per_point: Vec<u64> = ["pre-firewall", "post-mitigation", "post-firewall", "egress"]
-        .iter()
-        .map(|p| at(p).len() as u64)
-        .collect();
+    assert_eq!(node["points"], serde_json::json!(POINTS));
+    let per_point: Vec<u64> = POINTS.iter().map(|p| at(p).len() as u64).collect();
     assert_eq!(node["packets"], serde_json::json!(per_point));
 
     let normal = NORMAL.count() as u64;

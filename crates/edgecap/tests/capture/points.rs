@@ -2,6 +2,7 @@
 //! mangle) that rate-limits a UDP flood and a firewall (input/forward, filter) that drops some
 //! ports. Each point must see exactly what survives up to it.
 
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -32,6 +33,33 @@ fn dropped_by(lab: &Lab, table: &str) -> u64 {
         .sum()
 }
 
+/// Every pipeline point of [`POINTS`] on edge 0 as node `lab-edge0`, for traffic from the
+/// source (plus `extra` options), into `multi.pcapng` in `scratch`.
+pub fn start_at_every_point(lab: &Lab, scratch: &Scratch, extra: &[&str]) -> (Running, PathBuf) {
+    let config = scratch.path("agent.toml");
+    std::fs::write(&config, pipeline::AGENT_CONFIG).unwrap();
+    let out = scratch.path("multi.pcapng");
+    let src = lab.src_addr(0, false).to_string();
+    let points = POINTS.join(",");
+    let mut args = vec![
+        "--config",
+        config.to_str().unwrap(),
+        "--node",
+        "lab-edge0",
+        "--point",
+        &points,
+        "--src",
+        &src,
+        "-w",
+        out.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    (start(lab.edge_ns(0), &args), out)
+}
+
+/// The points of a lab edge node, in pipeline order.
+pub const POINTS: [&str; 4] = ["pre-firewall", "post-mitigation", "post-firewall", "egress"];
+
 #[test]
 fn each_point_sees_what_survives_up_to_it() {
     if !root_or_skip() {
@@ -39,24 +67,7 @@ fn each_point_sees_what_survives_up_to_it() {
     }
     let lab = lab();
     let scratch = Scratch::new("points");
-    let config = scratch.path("agent.toml");
-    std::fs::write(&config, pipeline::AGENT_CONFIG).unwrap();
-    let out = scratch.path("multi.pcapng");
-    let run = start(
-        lab.edge_ns(0),
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "--node",
-            "lab-edge0",
-            "--point",
-            "pre-firewall,post-mitigation,post-firewall,egress",
-            "--src",
-            &lab.src_addr(0, false).to_string(),
-            "-w",
-            out.to_str().unwrap(),
-        ],
-    );
+    let (run, out) = start_at_every_point(&lab, &scratch, &[]);
     // Normal traffic (markers 1-30), traffic the firewall drops (101-120), a flood (1001-1500).
     lab.send(0, &udp_packets(&lab, 1..=30, 53, None)).unwrap();
     lab.send(
