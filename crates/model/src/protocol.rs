@@ -106,6 +106,60 @@ pub struct Assignment {
     pub destination_conf: String,
 }
 
+impl Assignment {
+    /// The sampling as the engine takes it: keep one packet in N. A `sample_rate` of 0.01 is
+    /// one in 100; rates whose inverse is not whole round to the nearest N; 1 (or none) keeps
+    /// every packet.
+    pub fn sample_one_in(&self) -> Option<u32> {
+        let rate = self.sample_rate?;
+        if !(rate > 0.0 && rate < 1.0) {
+            return None;
+        }
+        let n = (1.0 / rate).round();
+        (n >= 2.0).then(|| n.min(f64::from(u32::MAX)) as u32)
+    }
+}
+
+/// Checks what a node says about itself in `hello`. Names, labels and points end up in API
+/// answers, selectors and file names, so they are kept plain. The server refuses a hello that
+/// fails this; the agent checks its own settings with it before it dials.
+pub fn check_hello(
+    name: &str,
+    labels: &BTreeMap<String, String>,
+    points: &[String],
+    version: &str,
+) -> Result<(), String> {
+    let plain = |s: &str, max: usize| {
+        !s.is_empty()
+            && s.len() <= max
+            && s.bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"._-/:".contains(&c))
+    };
+    if !plain(name, 64) || name.contains(['/', ':']) || name == "." || name == ".." {
+        return Err(format!(
+            "hello.name: {name:?} must be 1-64 characters of letters, digits, '.', '_', '-'"
+        ));
+    }
+    if labels.len() > 64 {
+        return Err("hello.labels: at most 64 labels".into());
+    }
+    for (k, v) in labels {
+        if !plain(k, 63) || v.len() > 256 || v.chars().any(char::is_control) {
+            return Err(format!(
+                "hello.labels: {k:?}={v:?}: keys are 1-63 of letters, digits and ._-/:, values \
+                 at most 256 printable characters"
+            ));
+        }
+    }
+    if points.len() > 64 || points.iter().any(|p| !plain(p, 64)) {
+        return Err("hello.points: at most 64 names of 1-64 plain characters".into());
+    }
+    if version.len() > 64 || version.chars().any(char::is_control) {
+        return Err("hello.version: at most 64 printable characters".into());
+    }
+    Ok(())
+}
+
 /// Splits a capture-wide limit across `n` nodes so the parts never add up to more than the
 /// whole: every node gets `limit / n`, and the first `limit % n` nodes one more. A node whose
 /// share is 0 gets no assignment (the server refuses a limit smaller than the node count).
@@ -126,6 +180,46 @@ mod tests {
             let shares: Vec<u64> = (0..n).map(|i| split_limit(limit, n, i)).collect();
             assert!(shares.iter().max().unwrap() - shares.iter().min().unwrap() <= 1);
         }
+    }
+
+    #[test]
+    fn sample_rates_become_one_in_n() {
+        let mut a = Assignment {
+            capture_id: "ab".into(),
+            filter_v1: serde_json::json!({}),
+            filter: None,
+            points: vec!["pre-firewall".into()],
+            time_limit: 1.0,
+            packet_limit: None,
+            byte_limit: None,
+            snaplen: None,
+            sample_rate: None,
+            format: "pcapng".into(),
+            destination_conf: "file:///x".into(),
+        };
+        let mut one_in = |r: Option<f64>| {
+            a.sample_rate = r;
+            a.sample_one_in()
+        };
+        assert_eq!(one_in(None), None);
+        assert_eq!(one_in(Some(1.0)), None);
+        assert_eq!(one_in(Some(0.01)), Some(100));
+        assert_eq!(one_in(Some(0.3)), Some(3));
+        assert_eq!(one_in(Some(0.7)), None, "rounds to 1 in 1: every packet");
+    }
+
+    #[test]
+    fn hello_fields_are_checked() {
+        let none = BTreeMap::new();
+        let ok = |name: &str| check_hello(name, &none, &[], "1");
+        assert!(ok("edge-1.fra").is_ok());
+        for bad in ["", "a b", "a/b", "..", &"x".repeat(65)] {
+            assert!(ok(bad).is_err(), "{bad:?}");
+        }
+        let labels = BTreeMap::from([("site".to_owned(), "fra1".to_owned())]);
+        assert!(check_hello("n", &labels, &["pre-firewall".into()], "0.1").is_ok());
+        let bad = BTreeMap::from([("a=b".to_owned(), "x".to_owned())]);
+        assert!(check_hello("n", &bad, &[], "0.1").is_err());
     }
 
     #[test]

@@ -95,13 +95,10 @@ pub fn validate_create(
     }
     match obj.get("type").map(Value::as_str) {
         Some(Some("full")) => {}
-        Some(Some("simple")) => errs.push(ApiError {
-            code: codes::UNSUPPORTED,
-            ..ApiError::field(
-                "type",
-                "simple (sampled, look-back) captures are not available in this version; use full",
-            )
-        }),
+        Some(Some("simple")) => errs.push(unsupported(
+            "type",
+            "simple (sampled, look-back) captures are not available in this version; use full",
+        )),
         Some(_) => errs.push(ApiError::field("type", "must be \"full\" or \"simple\"")),
         None => errs.push(ApiError::field("type", "is required (\"full\")")),
     }
@@ -127,6 +124,14 @@ pub fn validate_create(
     }
     let (filter_v1, filter_v1_parsed) = filter_v1(obj, &mut errs);
     let filter = opt_string(obj, "filter", &mut errs);
+    if filter.is_some() {
+        // The expression language is being added to the filter crate; until agents can compile
+        // it, refuse rather than capture more than the user asked for.
+        errs.push(unsupported(
+            "filter",
+            "tcpdump-style expressions are not supported by this server yet; use filter_v1",
+        ));
+    }
     let colo_name = match (
         opt_string(obj, "colo_name", &mut errs),
         opt_string(obj, "colo", &mut errs),
@@ -193,8 +198,16 @@ pub fn validate_create(
         }
     };
     let merge = match obj.get("merge") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
+        None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+        Some(Value::Bool(true)) => {
+            // Accepting it and not merging would be a silent lie; merging comes with buckets.
+            errs.push(unsupported(
+                "merge",
+                "merging the per-node files is not available yet; each node writes \
+                 <capture_id>/<node>.pcapng under destination_conf (mergecap joins them)",
+            ));
+            false
+        }
         Some(_) => {
             errs.push(ApiError::field("merge", "must be true or false"));
             false
@@ -219,6 +232,14 @@ pub fn validate_create(
         format,
         merge,
     })
+}
+
+/// A field whose value is valid in the API but not served by this version.
+fn unsupported(field: &str, reason: &str) -> ApiError {
+    ApiError {
+        code: codes::UNSUPPORTED,
+        ..ApiError::field(field, reason)
+    }
 }
 
 fn number_in(v: &Value, field: &str, lo: f64, hi: f64, errs: &mut Vec<ApiError>) -> Option<f64> {
@@ -438,6 +459,21 @@ mod tests {
         let e = validate_create(&b, &AccountLimits::default()).unwrap_err();
         assert_eq!(e[0].code, codes::UNSUPPORTED);
         assert!(messages(json!([1, 2]))[0].contains("JSON object"));
+    }
+
+    #[test]
+    fn features_of_later_versions_are_refused_not_ignored() {
+        for (field, value) in [("filter", json!("tcp port 80")), ("merge", json!(true))] {
+            let mut b = ok_body();
+            b[field] = value;
+            let e = validate_create(&b, &AccountLimits::default()).unwrap_err();
+            assert_eq!(e.len(), 1, "{e:?}");
+            assert_eq!(e[0].code, codes::UNSUPPORTED);
+            assert!(e[0].message.starts_with(&format!("{field}: ")), "{e:?}");
+        }
+        let mut b = ok_body();
+        b["merge"] = json!(false);
+        assert!(validate_create(&b, &AccountLimits::default()).is_ok());
     }
 
     #[test]

@@ -83,10 +83,8 @@ pub async fn create(
     .await?;
     let mut sent = 0usize;
     for p in &parts {
-        let msg = ServerMsg::Assign {
-            assignment: assignment(&id, &stored, p.packet_limit, p.byte_limit),
-        };
-        sent += usize::from(state.hub.send(&p.node, msg));
+        let a = assignment(&id, &stored, p.packet_limit, p.byte_limit);
+        sent += usize::from(state.hub.assign(&p.node, a));
     }
     tracing::info!(capture = %id, account = %caller.account.id, nodes = n, sent, "capture created");
     let capture = captures::get(&state.db, &caller.account.id, &id)

@@ -17,10 +17,10 @@ pub mod socket;
 mod timers;
 mod writer;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use edgecap_model::ServerMsg;
+use edgecap_model::{Assignment, ServerMsg};
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use session::Session;
@@ -84,6 +84,11 @@ struct Connected {
     /// To the socket task. Unbounded for the same reason as `writes`; only API actions
     /// (assign, stop) produce these messages.
     tx: mpsc::UnboundedSender<ServerMsg>,
+    /// Captures assigned on this connection and not yet reported done. Two paths assign a
+    /// part: `create` (to the nodes it selected) and reconciliation after a hello (to parts
+    /// still pending). A node that connects just before a create is seen by both, so
+    /// assigning checks and records here, under the lock, and each part is sent once.
+    assigned: HashSet<String>,
 }
 
 impl Hub {
@@ -144,6 +149,19 @@ impl Hub {
             Some(c) => c.tx.send(msg).is_ok(),
             None => false,
         }
+    }
+
+    /// Assigns a part to a connected node, once per connection: false if the node is not
+    /// connected, true if it was sent now or earlier on this connection.
+    pub fn assign(&self, node: &str, assignment: Assignment) -> bool {
+        let mut live = self.live();
+        let Some(c) = live.nodes.get_mut(node) else {
+            return false;
+        };
+        if !c.assigned.insert(assignment.capture_id.clone()) {
+            return true;
+        }
+        c.tx.send(ServerMsg::Assign { assignment }).is_ok()
     }
 
     /// Live counters of the running parts of a capture, by node.

@@ -51,6 +51,7 @@ impl Hub {
                     info: info.clone(),
                     last_seen: clock::unix_now(),
                     tx,
+                    assigned: HashSet::new(),
                 },
             );
             conn
@@ -117,12 +118,7 @@ impl Session {
                     ),
                 );
             } else {
-                self.hub.send(
-                    &self.name,
-                    ServerMsg::Assign {
-                        assignment: part.assignment,
-                    },
-                );
+                self.hub.assign(&self.name, part.assignment);
             }
         }
         for id in running.difference(&known) {
@@ -188,6 +184,14 @@ impl Session {
             return;
         }
         outcome.capture_id.make_ascii_lowercase();
+        {
+            let mut live = self.hub.live();
+            if let Some(c) = live.nodes.get_mut(&self.name)
+                && c.conn == self.conn
+            {
+                c.assigned.remove(&outcome.capture_id);
+            }
+        }
         tracing::info!(node = %self.name, capture = %outcome.capture_id, ok = outcome.ok,
             packets = outcome.packets, "part finished");
         self.hub.write(Write::Done {

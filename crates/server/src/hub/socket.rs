@@ -152,71 +152,18 @@ async fn refuse(mut socket: WebSocket, reason: String) {
     let _ = socket.flush().await;
 }
 
-/// Node names, labels and points end up in API answers and selectors: keep them plain.
+/// The rules are the model's, so an agent can check its own settings before it dials.
 fn validate(
     name: String,
     labels: BTreeMap<String, String>,
     points: Vec<String>,
     version: String,
 ) -> Result<NodeInfo, String> {
-    let plain = |s: &str, max: usize| {
-        !s.is_empty()
-            && s.len() <= max
-            && s.bytes()
-                .all(|c| c.is_ascii_alphanumeric() || b"._-/:".contains(&c))
-    };
-    if !plain(&name, 64) || name.contains(['/', ':']) {
-        return Err(format!(
-            "hello.name: {name:?} must be 1-64 characters of letters, digits, '.', '_', '-'"
-        ));
-    }
-    if labels.len() > 64 {
-        return Err("hello.labels: at most 64 labels".into());
-    }
-    for (k, v) in &labels {
-        if !plain(k, 63) || v.len() > 256 || v.chars().any(char::is_control) {
-            return Err(format!(
-                "hello.labels: {k:?}={v:?}: keys are 1-63 plain characters, values at most 256"
-            ));
-        }
-    }
-    if points.len() > 64 || points.iter().any(|p| !plain(p, 64)) {
-        return Err("hello.points: at most 64 names of 1-64 plain characters".into());
-    }
-    if version.len() > 64 || version.chars().any(char::is_control) {
-        return Err("hello.version: at most 64 printable characters".into());
-    }
+    edgecap_model::check_hello(&name, &labels, &points, &version)?;
     Ok(NodeInfo {
         name,
         labels,
         points,
         version,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hello_fields_are_checked() {
-        let ok = |name: &str| validate(name.into(), BTreeMap::new(), vec![], "1".into());
-        assert!(ok("edge-1.fra").is_ok());
-        assert!(ok("").is_err());
-        assert!(ok("a b").is_err());
-        assert!(ok("a/b").is_err());
-        assert!(ok(&"x".repeat(65)).is_err());
-        let labels = BTreeMap::from([("site".to_owned(), "fra1".to_owned())]);
-        assert!(
-            validate(
-                "n".into(),
-                labels,
-                vec!["pre-firewall".into()],
-                "0.1".into()
-            )
-            .is_ok()
-        );
-        let bad = BTreeMap::from([("a=b".to_owned(), "x".to_owned())]);
-        assert!(validate("n".into(), bad, vec![], "0.1".into()).is_err());
-    }
 }

@@ -15,7 +15,8 @@ use crate::common::{Backend, Harness, call, test_config};
 
 both_databases!(
     dispatch_ack_progress_and_done,
-    stop_reaches_the_agent_within_a_second,
+    stop_reaches_the_agent,
+    a_part_is_assigned_once_when_a_create_races_a_hello,
     a_lost_node_fails_after_the_grace_period,
     a_node_back_within_grace_keeps_its_capture,
     a_node_back_without_its_capture_fails_it,
@@ -248,7 +249,9 @@ async fn stored_packets(h: &Harness, state: &AppState, id: &str) -> u64 {
     c.node_results.iter().map(|r| r.packets).sum()
 }
 
-async fn stop_reaches_the_agent_within_a_second(b: Backend) {
+/// How fast a stop arrives is measured by `edgecap bench dispatch` (stop -> every agent
+/// stopped); this test shows that it arrives, and what the capture records.
+async fn stop_reaches_the_agent(b: Backend) {
     let Some((h, s)) = setup(b).await else { return };
     let mut a0 = agent(&h, &s, "edge0").await;
     let id = create(&h, &s.state, json!({})).await;
@@ -258,7 +261,6 @@ async fn stop_reaches_the_agent_within_a_second(b: Backend) {
     })
     .await
     .unwrap();
-    let t = Instant::now();
     let (st, v) = call(
         &s.state,
         Some(&h.token),
@@ -274,17 +276,38 @@ async fn stop_reaches_the_agent_within_a_second(b: Backend) {
             capture_id: id.clone()
         }
     );
-    assert!(
-        t.elapsed() < Duration::from_secs(1),
-        "stop took {:?}",
-        t.elapsed()
-    );
     a0.send(&done(&id, 3, "stopped")).await.unwrap();
     let c = wait(&h, &s.state, &id, 2, |c| c["status"] == "success").await;
     assert_eq!(c["status"], "success");
     assert!(c["stop_requested"].is_string());
     assert_eq!(c["node_results"][0]["stop_reason"], "stopped");
     s.stop().await;
+}
+
+/// Regression: a node that connected just before a create was assigned the part by the create
+/// and again by the reconciliation of its hello (seen as a second `assign` where a test expected
+/// `stop`). Replayed here in a fixed order: the create's assign, then the hello's reconciliation.
+async fn a_part_is_assigned_once_when_a_create_races_a_hello(b: Backend) {
+    let Some(h) = Harness::new(b).await else {
+        return;
+    };
+    let mut e0 = h.node("edge0", &[("site", "fra")], &["pre-firewall"]);
+    let id = h.create("fra", json!({})).await;
+    match e0.next().await {
+        ServerMsg::Assign { assignment } => assert_eq!(assignment.capture_id, id),
+        other => panic!("expected assign, got {other:?}"),
+    }
+    e0.session.reconcile(vec![], vec![]).await.unwrap();
+    e0.assert_idle();
+    // A new connection of the same node is a new agent session: it is assigned again.
+    drop(e0);
+    let mut e0 = h.node("edge0", &[("site", "fra")], &["pre-firewall"]);
+    e0.session.reconcile(vec![], vec![]).await.unwrap();
+    match e0.next().await {
+        ServerMsg::Assign { assignment } => assert_eq!(assignment.capture_id, id),
+        other => panic!("expected assign, got {other:?}"),
+    }
+    e0.assert_idle();
 }
 
 async fn a_lost_node_fails_after_the_grace_period(b: Backend) {
