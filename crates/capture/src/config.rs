@@ -4,6 +4,10 @@
 //! ```toml
 //! node = "edge-fra-1"               # default: the host name
 //!
+//! [labels]                          # how the fleet selects this node (edgecap agent)
+//! site = "fra1"                     # colo_name matches the node name or this
+//! region = "eu"
+//!
 //! [points.post-mitigation]          # where traffic has passed this node's DDoS mitigation
 //! hook = "prerouting"
 //! priority = -149                   # just after a mitigation chain at mangle (-150)
@@ -31,6 +35,8 @@ pub const DEFAULT_PATH: &str = "/etc/edgecap/agent.toml";
 struct RawConfig {
     node: Option<String>,
     #[serde(default)]
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
     points: BTreeMap<String, RawPoint>,
 }
 
@@ -53,6 +59,8 @@ struct RawPoint {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Config {
     pub node: Option<String>,
+    /// `site`, `region` and free-form labels the agent reports; flags add to them.
+    pub labels: BTreeMap<String, String>,
     pub points: BTreeMap<String, PointConfig>,
 }
 
@@ -97,6 +105,16 @@ impl Config {
                 key: "node".into(),
                 reason: "is empty".into(),
             });
+        }
+        for (k, v) in &raw.labels {
+            if k.is_empty() || k.contains('=') || v.chars().any(char::is_control) {
+                return Err(ConfigError {
+                    key: format!("labels.{k}"),
+                    reason: "a label is key = \"value\" with a key free of '=' and a printable \
+                             value"
+                        .into(),
+                });
+            }
         }
         let mut points = BTreeMap::new();
         for (name, p) in raw.points {
@@ -157,6 +175,7 @@ impl Config {
         }
         Ok(Config {
             node: raw.node,
+            labels: raw.labels,
             points,
         })
     }
@@ -175,11 +194,12 @@ mod tests {
     #[test]
     fn parses_the_documented_example() {
         let c = Config::parse(
-            "node = \"edge-fra-1\"\n[points.post-mitigation]\nhook = \"prerouting\"\npriority = -149\n\
+            "node = \"edge-fra-1\"\n[labels]\nsite = \"fra1\"\n[points.post-mitigation]\nhook = \"prerouting\"\npriority = -149\n\
              description = \"after ddos\"\n[points.after-nat]\nhook = \"postrouting\"\npriority = 200\n",
         )
         .unwrap();
         assert_eq!(c.node.as_deref(), Some("edge-fra-1"));
+        assert_eq!(c.labels["site"], "fra1");
         assert_eq!(
             c.points["post-mitigation"],
             PointConfig {

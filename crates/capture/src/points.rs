@@ -163,16 +163,28 @@ fn ingress(wanted: &[String], devices: &[String], priority: i32) -> Result<Vec<H
         .collect())
 }
 
-/// The network devices of the current network namespace.
+/// The network devices of the calling thread's network namespace, sorted.
+///
+/// `/sys/class/net` would show the devices of the namespace sysfs was mounted in: right under
+/// `ip netns exec` (which remounts /sys), wrong on a thread that entered a namespace with
+/// `setns` (the agent's `--netns`). `/proc/thread-self/net/dev` follows the thread.
 pub fn local_devices() -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir("/sys/class/net")
-        .map(|rd| {
-            rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
-                .collect()
-        })
+    let mut v = std::fs::read_to_string("/proc/thread-self/net/dev")
+        .map(|text| parse_net_dev(&text))
         .unwrap_or_default();
     v.sort();
     v
+}
+
+/// Device names from `/proc/net/dev`: two header lines, then `  name: counters...` (names
+/// never contain ':').
+fn parse_net_dev(text: &str) -> Vec<String> {
+    text.lines()
+        .skip(2)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(name, _)| name.trim().to_owned())
+        .filter(|n| !n.is_empty())
+        .collect()
 }
 
 #[cfg(test)]
@@ -209,6 +221,17 @@ mod tests {
             .map(|h| h.device.clone().unwrap())
             .collect();
         assert_eq!(devs_used, ["eth0", "eth1"]);
+    }
+
+    #[test]
+    fn net_dev_lists_devices() {
+        let text = "Inter-|   Receive                            |  Transmit\n \
+                    face |bytes    packets errs drop fifo frame compressed multicast|bytes\n    \
+                    lo:  123 4 0 0 0 0 0 0 123 4 0 0 0 0 0 0\n\
+                    from-src: 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n";
+        assert_eq!(parse_net_dev(text), ["lo", "from-src"]);
+        // This thread's namespace has at least the loopback device.
+        assert!(local_devices().iter().any(|d| d == "lo"));
     }
 
     #[test]
