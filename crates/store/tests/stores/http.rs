@@ -1,0 +1,152 @@
+//! Setting up the servers: creating buckets, IAM users and containers with plain HTTP/1.1
+//! requests (object_store creates no buckets). Test scaffolding only: what the product sends
+//! goes through object_store.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use base64::Engine as _;
+
+use super::servers::{AZURITE_ACCOUNT, AZURITE_KEY};
+
+/// Sends one request and returns (status, body).
+pub fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut resp = Vec::new();
+    s.read_to_end(&mut resp).unwrap();
+    let text = String::from_utf8_lossy(&resp).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// An AWS SigV4-shaped Authorization header naming `service`; moto routes on it and, while
+/// its free requests last, checks nothing else.
+fn aws_auth(service: &str) -> (&'static str, String) {
+    (
+        "Authorization",
+        format!(
+            "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20260101/us-east-1/{service}/aws4_request, \
+             SignedHeaders=host, Signature=00"
+        ),
+    )
+}
+
+/// Creates an S3 bucket in moto.
+pub fn moto_bucket(port: u16, bucket: &str) {
+    let (status, body) = request(port, "PUT", &format!("/{bucket}"), &[aws_auth("s3")], b"");
+    assert_eq!(status, 200, "creating bucket {bucket}: {body}");
+}
+
+/// Calls an IAM action in moto with form parameters; returns the XML body.
+pub fn moto_iam(port: u16, params: &[(&str, &str)]) -> String {
+    let mut form = String::from("Version=2010-05-08");
+    for (k, v) in params {
+        form.push('&');
+        form.push_str(k);
+        form.push('=');
+        form.push_str(
+            &percent_encoding::utf8_percent_encode(v, percent_encoding::NON_ALPHANUMERIC)
+                .to_string(),
+        );
+    }
+    let (status, body) = request(
+        port,
+        "POST",
+        "/",
+        &[
+            aws_auth("iam"),
+            ("Content-Type", "application/x-www-form-urlencoded".into()),
+        ],
+        form.as_bytes(),
+    );
+    assert_eq!(status, 200, "IAM {params:?}: {body}");
+    body
+}
+
+/// The text of the first `<tag>` element.
+pub fn xml_field(xml: &str, tag: &str) -> String {
+    let open = format!("<{tag}>");
+    let start = xml
+        .find(&open)
+        .map(|i| i + open.len())
+        .unwrap_or_else(|| panic!("no <{tag}> in {xml}"));
+    let end = xml[start..].find('<').map(|i| start + i).unwrap();
+    xml[start..end].to_owned()
+}
+
+/// A moto IAM user with an access key and an inline policy; returns (key id, secret).
+pub fn moto_user(port: u16, name: &str, policy: &str) -> (String, String) {
+    moto_iam(port, &[("Action", "CreateUser"), ("UserName", name)]);
+    let xml = moto_iam(port, &[("Action", "CreateAccessKey"), ("UserName", name)]);
+    moto_iam(
+        port,
+        &[
+            ("Action", "PutUserPolicy"),
+            ("UserName", name),
+            ("PolicyName", "p"),
+            ("PolicyDocument", policy),
+        ],
+    );
+    (
+        xml_field(&xml, "AccessKeyId"),
+        xml_field(&xml, "SecretAccessKey"),
+    )
+}
+
+/// Creates a container in Azurite, signed with the development account's shared key.
+pub fn azurite_container(port: u16, container: &str) {
+    let date = httpdate::fmt_http_date(std::time::SystemTime::now());
+    let version = "2021-08-06";
+    let resource = format!("/{AZURITE_ACCOUNT}/{AZURITE_ACCOUNT}/{container}\nrestype:container");
+    let to_sign =
+        format!("PUT\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:{date}\nx-ms-version:{version}\n{resource}");
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(AZURITE_KEY)
+        .unwrap();
+    let mac = ring::hmac::sign(
+        &ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key),
+        to_sign.as_bytes(),
+    );
+    let sig = base64::engine::general_purpose::STANDARD.encode(mac.as_ref());
+    let (status, body) = request(
+        port,
+        "PUT",
+        &format!("/{AZURITE_ACCOUNT}/{container}?restype=container"),
+        &[
+            ("x-ms-date", date),
+            ("x-ms-version", version.into()),
+            (
+                "Authorization",
+                format!("SharedKey {AZURITE_ACCOUNT}:{sig}"),
+            ),
+        ],
+        b"",
+    );
+    assert_eq!(status, 201, "creating container {container}: {body}");
+}

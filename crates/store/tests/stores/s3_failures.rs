@@ -1,0 +1,135 @@
+//! Failures are loud: a missing bucket, an unreachable store, refused credentials and denied
+//! writes fail at the start, before any byte is accepted; an outage mid-upload fails the
+//! upload with what was delivered, and never completes it.
+
+use edgecap_pcap::Format;
+use edgecap_store::layout;
+use edgecap_store::{Store, StoreError, UploadOptions, UploadSink};
+
+use super::http::{moto_bucket, moto_user};
+use super::pcapfile::{packet, write_capture};
+use super::s3::{ID, fast, keys, moto_store};
+use super::servers::{Server, free_port};
+
+fn start_err(store: &Store) -> String {
+    let key = layout::node_file(ID, "edge0", Format::Pcapng).unwrap();
+    match UploadSink::start(store, &key, &UploadOptions::default()) {
+        Ok(_) => panic!("the upload started"),
+        Err(e @ StoreError::Unwritable { .. }) => e.to_string(),
+        Err(e) => panic!("expected Unwritable, got {e}"),
+    }
+}
+
+#[test]
+fn a_missing_bucket_fails_at_start_naming_it() {
+    let moto = Server::moto();
+    let store = moto_store(&moto, "no-such-bucket", "x");
+    let msg = start_err(&store);
+    assert!(msg.contains("s3://no-such-bucket/x"), "{msg}");
+    assert!(msg.contains("does not exist"), "{msg}");
+}
+
+#[test]
+fn an_unreachable_store_fails_at_start() {
+    let port = free_port();
+    let url =
+        format!("s3://pcaps?endpoint=http://127.0.0.1:{port}&access-key-id=a&secret-access-key=b");
+    let store = Store::from_url(&url, &fast(), "destination_conf").unwrap();
+    let msg = start_err(&store);
+    assert!(msg.contains("could not be reached"), "{msg}");
+    let small = super::s3::block_on(store.put_small("ownership-challenge-x.txt", "t"));
+    assert!(
+        small
+            .unwrap_err()
+            .to_string()
+            .contains("could not be reached")
+    );
+}
+
+#[test]
+fn refused_credentials_and_denied_writes_fail_at_start() {
+    // Seven unauthenticated requests set the server up; everything after is checked.
+    let moto = Server::moto_with_auth(7);
+    moto_bucket(moto.port, "guarded");
+    let write_all = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:*","Resource":"*"}]}"#;
+    let read_only = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:GetObject","s3:ListBucket"],"Resource":"*"}]}"#;
+    let (wid, wsecret) = moto_user(moto.port, "writer", write_all);
+    let (rid, rsecret) = moto_user(moto.port, "reader", read_only);
+    let open = |id: &str, secret: &str| {
+        let url = format!(
+            "s3://guarded/d?endpoint={}&access-key-id={id}&secret-access-key={}",
+            moto.endpoint(),
+            percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC)
+        );
+        Store::from_url(&url, &fast(), "destination_conf").unwrap()
+    };
+
+    let msg = start_err(&open(&wid, "not-the-secret"));
+    assert!(msg.contains("credentials were refused"), "{msg}");
+    let msg = start_err(&open(&rid, &rsecret));
+    assert!(msg.contains("not allowed"), "{msg}");
+
+    // The writer's own keys work, which shows the two refusals were about the keys.
+    let store = open(&wid, &wsecret);
+    let key = layout::node_file(ID, "edge0", Format::Pcapng).unwrap();
+    let sink = UploadSink::start(&store, &key, &UploadOptions::default()).unwrap();
+    let (sink, len) = write_capture(sink, "edge0", 100);
+    assert_eq!(sink.finish().unwrap().uploaded, len);
+    assert_eq!(keys(&store), vec![format!("d/{key}")]);
+}
+
+#[test]
+fn an_outage_mid_upload_fails_with_what_was_delivered_and_never_completes() {
+    let mut moto = Server::moto();
+    moto_bucket(moto.port, "outage");
+    let store = moto_store(&moto, "outage", "");
+    let key = layout::node_file(ID, "edge0", Format::Pcapng).unwrap();
+    let opts = UploadOptions {
+        stall_timeout: std::time::Duration::from_secs(5),
+        ..UploadOptions::default()
+    };
+    let chunk = opts.chunk_size as u64;
+    let mut sink = UploadSink::start(&store, &key, &opts).unwrap();
+    let p = packet(1);
+    let mut written = 0u64;
+    // Two parts' worth reaches the store while it is up.
+    while written < 2 * chunk + 1 {
+        std::io::Write::write_all(&mut sink, &p).unwrap();
+        written += p.len() as u64;
+    }
+    moto.kill();
+    // Then the store is gone: writing goes on until the bounded buffer is full and the sink
+    // fails. Bounded: at most the buffer plus the bytes in flight, plus a margin.
+    let limit = written + (opts.memory_bound() as u64) * 4;
+    let write_error = loop {
+        if let Err(e) = std::io::Write::write_all(&mut sink, &p) {
+            break e.to_string();
+        }
+        written += p.len() as u64;
+        assert!(
+            written < limit,
+            "the sink accepted {written} bytes with the store down"
+        );
+    };
+    assert!(write_error.contains(&key), "{write_error}");
+    let err = sink.finish().unwrap_err();
+    let msg = err.to_string();
+    let StoreError::Upload { report, reason, .. } = err else {
+        panic!("{msg}")
+    };
+    assert!(!report.completed, "{msg}");
+    assert!(
+        reason.contains("a part failed") || reason.contains("took no part"),
+        "{msg}"
+    );
+    // What was delivered is named: whole parts only, fewer bytes than were accepted.
+    assert_eq!(report.accepted, written);
+    assert_eq!(report.uploaded % chunk, 0, "{report:?}");
+    assert!(report.uploaded < report.accepted, "{report:?}");
+    assert!(
+        msg.contains(&format!("{} bytes accepted", report.accepted)),
+        "{msg}"
+    );
+    // The store is down, so the abort could not be confirmed; the message says so.
+    assert!(report.abort_error.is_some() || report.aborted, "{report:?}");
+}
