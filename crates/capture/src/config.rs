@@ -95,6 +95,20 @@ impl Config {
         }
     }
 
+    /// The file a user named (which must exist), else [`DEFAULT_PATH`] if it exists, else the
+    /// empty configuration.
+    pub fn load_or_default(named: Option<&Path>) -> Result<Config, ConfigError> {
+        let path = named.unwrap_or(Path::new(DEFAULT_PATH));
+        match Config::load(path)? {
+            Some(c) => Ok(c),
+            None if named.is_some() => Err(ConfigError {
+                key: path.display().to_string(),
+                reason: "does not exist".into(),
+            }),
+            None => Ok(Config::default()),
+        }
+    }
+
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError {
             key: "config".into(),

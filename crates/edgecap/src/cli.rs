@@ -62,6 +62,14 @@ pub enum Command {
     Fate(crate::fate_cmd::FateArgs),
     /// Compare two captures of the same traffic: missing packets per flow, and delays.
     Diff(crate::diff_cmd::DiffArgs),
+    /// Run the control plane: the Cloudflare-compatible API and the agents' hub.
+    Server(crate::server_cmd::ServerArgs),
+    /// Run this node's agent: take captures from a server and report them.
+    Agent(crate::agent_cmd::AgentArgs),
+    /// Create accounts and tokens (API tokens, agent tokens) in the server's database.
+    Admin(crate::admin_cmd::AdminArgs),
+    /// Server, an agent for this machine and a local destination, in one process.
+    Up(crate::up_cmd::UpArgs),
 }
 
 #[derive(Debug, Args)]

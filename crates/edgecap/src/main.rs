@@ -1,5 +1,7 @@
 //! The `edgecap` binary: parse flags, set up logging, run a command, map failures to exit codes.
 
+mod admin_cmd;
+mod agent_cmd;
 mod bench;
 mod capture_cmd;
 mod cli;
@@ -8,7 +10,9 @@ mod diff_cmd;
 mod exit;
 mod fate_cmd;
 mod lab_cmd;
+mod server_cmd;
 mod units;
+mod up_cmd;
 
 use clap::Parser;
 
@@ -29,6 +33,10 @@ fn main() {
         cli::Command::Bench { command } => bench::run(command),
         cli::Command::Fate(a) => fate_cmd::run(a),
         cli::Command::Diff(a) => diff_cmd::run(a),
+        cli::Command::Server(a) => server_cmd::run(a),
+        cli::Command::Agent(a) => agent_cmd::run(a),
+        cli::Command::Admin(a) => admin_cmd::run(a),
+        cli::Command::Up(a) => up_cmd::run(a),
     };
     if let Err(f) = result {
         eprintln!("edgecap: error: {}", f.message);

@@ -22,6 +22,33 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
+/// A caller with a live API token, on a route that names no account (`GET /accounts`).
+#[derive(Debug, Clone)]
+pub struct TokenCaller {
+    pub account: Account,
+}
+
+impl FromRequestParts<AppState> for TokenCaller {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, HttpError> {
+        Ok(TokenCaller {
+            account: token_account(parts, state).await?,
+        })
+    }
+}
+
+async fn token_account(parts: &Parts, state: &AppState) -> Result<Account, HttpError> {
+    let Some(secret) = bearer(&parts.headers) else {
+        return Err(HttpError::unauthenticated(
+            "missing Authorization: Bearer <API token> header",
+        ));
+    };
+    tokens::api_account(&state.db, secret)
+        .await?
+        .ok_or_else(|| HttpError::unauthenticated("not a valid API token"))
+}
+
 /// The authenticated caller of an account-scoped route: the account named in the path.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -32,14 +59,7 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = HttpError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, HttpError> {
-        let Some(secret) = bearer(&parts.headers) else {
-            return Err(HttpError::unauthenticated(
-                "missing Authorization: Bearer <API token> header",
-            ));
-        };
-        let Some(account) = tokens::api_account(&state.db, secret).await? else {
-            return Err(HttpError::unauthenticated("not a valid API token"));
-        };
+        let account = token_account(parts, state).await?;
         let params = RawPathParams::from_request_parts(parts, state)
             .await
             .map_err(|_| HttpError::forbidden("this route is not scoped to an account"))?;

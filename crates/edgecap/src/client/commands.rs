@@ -20,7 +20,7 @@ const POLL: Duration = Duration::from_millis(500);
 
 /// `edgecap capture --server ...`: create, then follow until every node has finished.
 pub fn capture(conn: &Conn, a: &CaptureArgs, f: &FleetArgs) -> Result<(), Failure> {
-    let body = request_body(a, f)?;
+    let body = request_body(a, f, conn.destination.clone())?;
     let created: Capture = conn
         .call(Method::POST, "pcaps", Some(&body))?
         .ok_or_else(|| Failure::runtime("the server created a capture but returned nothing"))?;
@@ -72,7 +72,11 @@ pub fn capture(conn: &Conn, a: &CaptureArgs, f: &FleetArgs) -> Result<(), Failur
 }
 
 /// The create body from CLI flags: Cloudflare's fields plus edgecap's extensions.
-fn request_body(a: &CaptureArgs, f: &FleetArgs) -> Result<Value, Failure> {
+fn request_body(
+    a: &CaptureArgs,
+    f: &FleetArgs,
+    default_dest: Option<String>,
+) -> Result<Value, Failure> {
     let bad = |opt: &str, why: String| Failure::usage(format!("{opt}: {why}"));
     let mut body = Map::new();
     body.insert("type".into(), json!("full"));
@@ -147,10 +151,12 @@ fn request_body(a: &CaptureArgs, f: &FleetArgs) -> Result<Value, Failure> {
             ));
         }
     }
-    let dest = f.destination.clone().ok_or_else(|| {
+    let dest = f.destination.clone().or(default_dest).ok_or_else(|| {
         bad(
             "--destination",
-            "where should the nodes write? e.g. file:///var/lib/edgecap/captures".into(),
+            "where should the nodes write? e.g. file:///var/lib/edgecap/captures (or set \
+             destination in the client config)"
+                .into(),
         )
     })?;
     body.insert("destination_conf".into(), json!(dest));

@@ -25,10 +25,10 @@ pub struct ServerArgs {
     /// API token [env: EDGECAP_TOKEN].
     #[arg(long)]
     pub token: Option<String>,
-    /// Account id (32 hex digits) [env: EDGECAP_ACCOUNT].
+    /// Account id (32 hex digits) [env: EDGECAP_ACCOUNT] [default: the token's account].
     #[arg(long)]
     pub account: Option<String>,
-    /// Client configuration file (TOML with server, token, account keys).
+    /// Client configuration file (TOML with server, token, account, destination keys).
     /// Default: $XDG_CONFIG_HOME/edgecap/client.toml or ~/.config/edgecap/client.toml.
     #[arg(long)]
     pub client_config: Option<PathBuf>,
@@ -40,6 +40,8 @@ struct ClientFile {
     server: Option<String>,
     token: Option<String>,
     account: Option<String>,
+    /// Default `--destination` of fleet captures.
+    destination: Option<String>,
 }
 
 /// A resolved connection: flags win over environment, environment over the file.
@@ -48,6 +50,8 @@ pub struct Conn {
     pub server: String,
     token: String,
     pub account: String,
+    /// Where fleet captures write unless `--destination` says otherwise.
+    pub destination: Option<String>,
     http: reqwest::blocking::Client,
 }
 
@@ -70,14 +74,12 @@ impl ServerArgs {
         let token = pick(&self.token, "EDGECAP_TOKEN", &file.token).ok_or_else(|| {
             Failure::usage("--token: no API token given (flag, EDGECAP_TOKEN or client config)")
         })?;
-        let account = pick(&self.account, "EDGECAP_ACCOUNT", &file.account).ok_or_else(|| {
-            Failure::usage(
-                "--account: no account id given (flag, EDGECAP_ACCOUNT or client config)",
-            )
-        })?;
-        if !edgecap_model::ids::is_id(&account) {
+        let account = pick(&self.account, "EDGECAP_ACCOUNT", &file.account);
+        if let Some(a) = &account
+            && !edgecap_model::ids::is_id(a)
+        {
             return Err(Failure::usage(format!(
-                "--account: {account:?} is not a 32-hex-digit account id"
+                "--account: {a:?} is not a 32-hex-digit account id"
             )));
         }
         if !(server.starts_with("http://") || server.starts_with("https://")) {
@@ -89,12 +91,17 @@ impl ServerArgs {
             .timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| Failure::runtime(format!("HTTP client: {e}")))?;
-        Ok(Conn {
+        let mut conn = Conn {
             server: server.trim_end_matches('/').to_owned(),
             token,
-            account,
+            account: account.unwrap_or_default(),
+            destination: file.destination,
             http,
-        })
+        };
+        if conn.account.is_empty() {
+            conn.account = conn.token_account()?;
+        }
+        Ok(conn)
     }
 
     fn load_file(&self) -> Result<ClientFile, Failure> {
@@ -119,7 +126,21 @@ impl ServerArgs {
     }
 }
 
-fn default_client_config() -> Option<PathBuf> {
+/// The token in a client config file, if it has one.
+pub fn config_token(path: &std::path::Path) -> Option<String> {
+    read_client_file(path)?.token
+}
+
+/// The server in a client config file, if it has one.
+pub fn config_server(path: &std::path::Path) -> Option<String> {
+    read_client_file(path)?.server
+}
+
+fn read_client_file(path: &std::path::Path) -> Option<ClientFile> {
+    toml::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
+pub fn default_client_config() -> Option<PathBuf> {
     let base = std::env::var_os("XDG_CONFIG_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
@@ -131,6 +152,25 @@ impl Conn {
         format!("{}/client/v4/accounts/{}/{path}", self.server, self.account)
     }
 
+    /// The one account the token acts for (`GET /client/v4/accounts`).
+    fn token_account(&self) -> Result<String, Failure> {
+        #[derive(Deserialize)]
+        struct Account {
+            id: String,
+        }
+        let url = format!("{}/client/v4/accounts", self.server);
+        let list: Vec<Account> = self
+            .send(reqwest::Method::GET, url, None)?
+            .unwrap_or_default();
+        match &list[..] {
+            [one] => Ok(one.id.clone()),
+            _ => Err(Failure::usage(format!(
+                "--account: the token acts for {} accounts; say which",
+                list.len()
+            ))),
+        }
+    }
+
     /// Sends a request and unwraps the envelope; API errors become one readable message.
     pub fn call<T: DeserializeOwned>(
         &self,
@@ -138,10 +178,16 @@ impl Conn {
         path: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<Option<T>, Failure> {
-        let mut req = self
-            .http
-            .request(method, self.url(path))
-            .bearer_auth(&self.token);
+        self.send(method, self.url(path), body)
+    }
+
+    fn send<T: DeserializeOwned>(
+        &self,
+        method: reqwest::Method,
+        url: String,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Option<T>, Failure> {
+        let mut req = self.http.request(method, url).bearer_auth(&self.token);
         if let Some(b) = body {
             req = req.json(b);
         }

@@ -6,13 +6,15 @@
 //! - [`body`]: reading bodies, query strings and path ids defensively;
 //! - [`pcaps`]: captures; [`select`]: which nodes a capture selects;
 //! - [`ownership`]: bucket ownership challenges;
-//! - [`misc`]: nodes, `/openapi.json`, `/healthz`.
+//! - [`misc`]: nodes, `/openapi.json`, `/healthz`;
+//! - [`tokens`]: the token's accounts and the account's API tokens.
 
 pub mod body;
 mod misc;
 mod ownership;
 mod pcaps;
 mod select;
+mod tokens;
 
 use std::time::Instant;
 
@@ -52,6 +54,10 @@ routes! {
     delete "/client/v4/accounts/{account_id}/pcaps/ownership/{ownership_id}" => ownership::delete,
     post "/client/v4/accounts/{account_id}/pcaps/ownership/validate" => ownership::validate,
     get "/client/v4/accounts/{account_id}/nodes" => misc::nodes,
+    get "/client/v4/accounts" => tokens::accounts,
+    get "/client/v4/accounts/{account_id}/tokens" => tokens::list,
+    post "/client/v4/accounts/{account_id}/tokens" => tokens::create,
+    delete "/client/v4/accounts/{account_id}/tokens/{token_id}" => tokens::delete,
     get "/agent/v1/connect" => crate::hub::socket::connect,
     get "/openapi.json" => misc::openapi,
     get "/healthz" => misc::healthz,

@@ -93,11 +93,38 @@ pub async fn is_agent(db: &Db, secret_text: &str) -> Result<bool> {
     Ok(n > 0)
 }
 
+/// Every token, oldest first.
 pub async fn list(db: &Db) -> Result<Vec<Token>> {
     let rows =
         sqlx::query("SELECT id, kind, account_id, name, created FROM tokens ORDER BY created, id")
             .fetch_all(&db.pool)
             .await?;
+    from_rows(&rows)
+}
+
+/// The API tokens of one account, oldest first.
+pub async fn list_for_account(db: &Db, account_id: &str) -> Result<Vec<Token>> {
+    let rows = sqlx::query(
+        "SELECT id, kind, account_id, name, created FROM tokens
+         WHERE account_id = $1 AND kind = 'api' ORDER BY created, id",
+    )
+    .bind(account_id)
+    .fetch_all(&db.pool)
+    .await?;
+    from_rows(&rows)
+}
+
+/// Revokes one of an account's API tokens; false if the account has no such token.
+pub async fn delete(db: &Db, account_id: &str, id: &str) -> Result<bool> {
+    let done = sqlx::query("DELETE FROM tokens WHERE id = $1 AND account_id = $2 AND kind = 'api'")
+        .bind(id)
+        .bind(account_id)
+        .execute(&db.pool)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+fn from_rows(rows: &[sqlx::any::AnyRow]) -> Result<Vec<Token>> {
     rows.iter()
         .map(|r| {
             let kind: String = r.try_get("kind")?;

@@ -11,3 +11,4 @@ mod hub;
 mod openapi;
 mod ownership;
 mod pcaps;
+mod tokens;

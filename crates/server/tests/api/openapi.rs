@@ -43,7 +43,8 @@ async fn every_route_is_documented_and_every_documented_route_exists(b: Backend)
         let concrete = path
             .replace("{account_id}", &h.account.id)
             .replace("{pcap_id}", "0123456789abcdef0123456789abcdef")
-            .replace("{ownership_id}", "0123456789abcdef0123456789abcdef");
+            .replace("{ownership_id}", "0123456789abcdef0123456789abcdef")
+            .replace("{token_id}", "0123456789abcdef0123456789abcdef");
         let (s, v) = h.call(&method.to_uppercase(), &concrete, Some("{}")).await;
         let from_fallback = s == StatusCode::METHOD_NOT_ALLOWED
             || v["errors"][0]["message"]

@@ -1,0 +1,99 @@
+//! edgecap's node agent: a pipeline of small parts with one job each.
+//!
+//! ```text
+//!  server --assign/stop--> link --begin--> ledger --> worker thread (in --netns, if given)
+//!     ^                      |                ^          plan -> engine -> output
+//!     +---ack/progress/done--+<---outbox------+-----------progress, outcome
+//! ```
+//!
+//! - [`settings`]: who the node is and where the server is, checked before the first dial.
+//! - [`link`]: one connection: dial with the agent token, `hello`, then messages both ways,
+//!   heartbeats and pings; how it ended.
+//! - [`backoff`]: delays between dials.
+//! - [`ledger`]: what runs here and what the server has yet to hear; outlives connections.
+//! - [`worker`]: one capture on its own thread: plan, open the file, run the engine, report.
+//! - [`plan`]: an assignment checked against this node and turned into the engine's spec.
+//! - [`output`]: where a node's file goes (`NodeFile`, local directories; buckets later).
+//!
+//! [`run`] ties them together: dial, serve, and on a lost connection dial again with backoff,
+//! while captures keep running and their outcomes wait in the ledger.
+
+pub mod backoff;
+pub mod ledger;
+pub mod link;
+pub mod output;
+pub mod plan;
+pub mod settings;
+pub mod worker;
+
+use std::future::Future;
+
+pub use settings::{Settings, SettingsError};
+
+/// Why the agent stopped without being asked to.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    /// The server will not take this agent as configured (token, name).
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// Runs the agent until `shutdown` resolves: then every capture is stopped and, if the server
+/// is reachable, their outcomes are reported before this returns.
+pub async fn run(
+    settings: Settings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), AgentError> {
+    settings.check()?;
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let watcher = tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let ledger = ledger::Ledger::default();
+    let mut backoff = backoff::Backoff::default();
+    tracing::info!(node = %settings.name, server = %settings.server,
+        netns = settings.netns.as_deref().unwrap_or("-"), "agent starting");
+    let result = loop {
+        if *stop_rx.borrow() {
+            break Ok(());
+        }
+        let dialled = tokio::select! {
+            r = link::dial(&settings, &ledger) => r,
+            _ = stop_rx.changed() => continue,
+        };
+        match dialled {
+            Ok(conn) => {
+                backoff.reset();
+                tracing::info!(server = %settings.server, "connected");
+                match conn.serve(&settings, &ledger, &mut stop_rx).await {
+                    link::Ended::Shutdown => break Ok(()),
+                    link::Ended::Lost(why) => {
+                        tracing::warn!(reason = %why, running = ledger.running().len(),
+                            "connection lost; captures keep running")
+                    }
+                }
+            }
+            Err(link::DialError::Fatal(why)) => break Err(AgentError::Refused(why)),
+            Err(link::DialError::Retry(why)) => {
+                tracing::warn!(reason = %why, server = %settings.server, "cannot reach the server")
+            }
+        }
+        let delay = backoff.next_delay();
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = stop_rx.changed() => {}
+        }
+    };
+    // Whatever ended the loop, leave no capture running: their tables go with their sockets
+    // when the threads end, and a process exit would end them less cleanly.
+    ledger.stop_all();
+    let until = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !ledger.is_idle() && tokio::time::Instant::now() < until {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    watcher.abort();
+    result
+}

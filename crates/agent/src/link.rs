@@ -1,0 +1,284 @@
+//! The connection to the server: dial `GET /agent/v1/connect` with the agent token, say
+//! `hello`, then carry messages both ways until the connection ends. The server's messages
+//! start and stop captures; the ledger's outcomes and progress go up; a heartbeat goes up
+//! every `heartbeat_secs`, with a WebSocket ping whose pong shows the server is still there.
+
+use std::time::Duration;
+
+use edgecap_model::{AgentMsg, Assignment, ServerMsg};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use crate::ledger::{Begin, Ledger};
+use crate::settings::Settings;
+use crate::worker;
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// How long dialling (TCP, upgrade, hello, welcome) may take.
+const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Silence from the server (no message, no pong) for this many heartbeats ends the connection.
+const SILENT_BEATS: u32 = 4;
+/// How long a shutting-down agent waits for its captures to end and report.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(10);
+
+/// Why dialling failed.
+#[derive(Debug)]
+pub enum DialError {
+    /// Worth trying again later (server down, restarting, a stale session of our name).
+    Retry(String),
+    /// The server says this agent cannot work as configured (token, hello fields).
+    Fatal(String),
+}
+
+/// A live connection, after `welcome`.
+pub struct Connection {
+    ws: Ws,
+    heartbeat: Duration,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("heartbeat", &self.heartbeat)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How a connection ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// The agent is shutting down and has reported what it could.
+    Shutdown,
+    /// The connection was lost; dial again.
+    Lost(String),
+}
+
+/// Dials the server and says `hello`.
+pub async fn dial(settings: &Settings, ledger: &Ledger) -> Result<Connection, DialError> {
+    match tokio::time::timeout(DIAL_TIMEOUT, dial_inner(settings, ledger)).await {
+        Ok(r) => r,
+        Err(_) => Err(DialError::Retry(format!(
+            "no welcome from {} within {DIAL_TIMEOUT:?}",
+            settings.server
+        ))),
+    }
+}
+
+async fn dial_inner(settings: &Settings, ledger: &Ledger) -> Result<Connection, DialError> {
+    let retry = |e: &dyn std::fmt::Display| DialError::Retry(e.to_string());
+    let mut request = settings
+        .connect_url()
+        .into_client_request()
+        .map_err(|e| DialError::Fatal(format!("--server: {e}")))?;
+    let auth = format!("Bearer {}", settings.token)
+        .parse()
+        .map_err(|_| DialError::Fatal("--token: not usable in an HTTP header".into()))?;
+    request.headers_mut().insert("authorization", auth);
+    let mut ws = match tokio_tungstenite::connect_async(request).await {
+        Ok((ws, _)) => ws,
+        Err(tungstenite::Error::Http(resp)) if resp.status().is_client_error() => {
+            let body = resp
+                .body()
+                .as_deref()
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default();
+            return Err(DialError::Fatal(format!(
+                "the server refused the agent ({}): {}",
+                resp.status(),
+                api_errors(&body)
+            )));
+        }
+        Err(e) => return Err(retry(&e)),
+    };
+    // Points are listed at each dial: devices may come and go while the agent runs.
+    let points = settings.offered_points();
+    let (running, finished) = ledger.for_hello();
+    let hello = AgentMsg::Hello {
+        name: settings.name.clone(),
+        labels: settings.labels.clone(),
+        points,
+        version: settings.version.clone(),
+        running,
+        finished,
+    };
+    send(&mut ws, &hello).await.map_err(|e| retry(&e))?;
+    loop {
+        let Some(msg) = ws.next().await else {
+            return Err(DialError::Retry("closed before welcome".into()));
+        };
+        match msg.map_err(|e| retry(&e))? {
+            Message::Text(t) => match serde_json::from_str::<ServerMsg>(&t) {
+                Ok(ServerMsg::Welcome { heartbeat_secs }) => {
+                    let heartbeat = Duration::from_secs_f64(heartbeat_secs.clamp(0.1, 60.0));
+                    return Ok(Connection { ws, heartbeat });
+                }
+                Ok(ServerMsg::Refused { reason }) if reason.starts_with("hello.") => {
+                    return Err(DialError::Fatal(format!("the server refused: {reason}")));
+                }
+                Ok(ServerMsg::Refused { reason }) => {
+                    return Err(DialError::Retry(format!("the server refused: {reason}")));
+                }
+                Ok(other) => {
+                    return Err(DialError::Retry(format!("expected welcome, got {other:?}")));
+                }
+                Err(e) => return Err(DialError::Retry(format!("unreadable answer: {e}"))),
+            },
+            Message::Close(_) => return Err(DialError::Retry("closed before welcome".into())),
+            _ => continue,
+        }
+    }
+}
+
+/// The messages of an API error envelope, or the body itself.
+fn api_errors(body: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    let msgs: Vec<&str> = v["errors"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|e| e["message"].as_str()).collect())
+        .unwrap_or_default();
+    if msgs.is_empty() {
+        body.chars().take(200).collect()
+    } else {
+        msgs.join("; ")
+    }
+}
+
+async fn send(ws: &mut Ws, msg: &AgentMsg) -> Result<(), tungstenite::Error> {
+    let text = serde_json::to_string(msg).unwrap_or_default();
+    ws.send(Message::Text(text.into())).await
+}
+
+impl Connection {
+    /// Carries messages until the connection ends or the agent shuts down. On shutdown every
+    /// capture is stopped, and the connection stays open until they have all reported (at
+    /// most [`SHUTDOWN_WAIT`]).
+    pub async fn serve(
+        mut self,
+        settings: &Settings,
+        ledger: &Ledger,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Ended {
+        let node = settings.node();
+        let mut beat = tokio::time::interval(self.heartbeat);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let silent_limit = self.heartbeat * SILENT_BEATS;
+        let mut heard = Instant::now();
+        let mut stopping: Option<Instant> = None;
+        loop {
+            for msg in ledger.outbox() {
+                if let Err(e) = send(&mut self.ws, &msg).await {
+                    return Ended::Lost(format!("sending: {e}"));
+                }
+            }
+            if let Some(since) = stopping
+                && (ledger.is_idle() || since.elapsed() >= SHUTDOWN_WAIT)
+            {
+                let _ = self.ws.close(None).await;
+                return Ended::Shutdown;
+            }
+            tokio::select! {
+                msg = self.ws.next() => {
+                    heard = Instant::now();
+                    match msg {
+                        None | Some(Ok(Message::Close(_))) => {
+                            return Ended::Lost("the server closed the connection".into());
+                        }
+                        Some(Err(e)) => return Ended::Lost(e.to_string()),
+                        Some(Ok(Message::Text(t))) => match serde_json::from_str::<ServerMsg>(&t) {
+                            Ok(m) => {
+                                if let Err(e) =
+                                    self.handle(m, &node, ledger, stopping.is_some()).await
+                                {
+                                    return Ended::Lost(format!("sending: {e}"));
+                                }
+                            }
+                            Err(e) => tracing::warn!(error = %e, "unreadable server message ignored"),
+                        },
+                        Some(Ok(_)) => {}
+                    }
+                }
+                () = ledger.changed() => {}
+                _ = beat.tick() => {
+                    if heard.elapsed() > silent_limit {
+                        return Ended::Lost(format!(
+                            "nothing from the server for {:.1}s",
+                            heard.elapsed().as_secs_f64()
+                        ));
+                    }
+                    let beat = send(&mut self.ws, &AgentMsg::Heartbeat).await;
+                    let ping = self.ws.send(Message::Ping(Vec::new().into())).await;
+                    if let Err(e) = beat.and(ping) {
+                        return Ended::Lost(format!("sending: {e}"));
+                    }
+                }
+                changed = shutdown.changed(), if stopping.is_none() => {
+                    if changed.is_err() || *shutdown.borrow() {
+                        let n = ledger.stop_all();
+                        tracing::info!(running = n, "shutting down: stopping captures");
+                        stopping = Some(Instant::now());
+                    }
+                }
+                () = tokio::time::sleep(Duration::from_millis(100)), if stopping.is_some() => {}
+            }
+        }
+    }
+
+    async fn handle(
+        &mut self,
+        msg: ServerMsg,
+        node: &worker::NodeContext,
+        ledger: &Ledger,
+        stopping: bool,
+    ) -> Result<(), tungstenite::Error> {
+        match msg {
+            ServerMsg::Assign { mut assignment } => {
+                assignment.capture_id.make_ascii_lowercase();
+                let id = assignment.capture_id.clone();
+                send(
+                    &mut self.ws,
+                    &AgentMsg::Ack {
+                        capture_id: id.clone(),
+                    },
+                )
+                .await?;
+                start(node, assignment, ledger, stopping);
+            }
+            ServerMsg::Stop { mut capture_id } => {
+                capture_id.make_ascii_lowercase();
+                if ledger.stop(&capture_id) {
+                    tracing::info!(capture = %capture_id, "stop requested");
+                } else {
+                    tracing::debug!(capture = %capture_id, "stop for a capture not running here");
+                }
+            }
+            ServerMsg::Welcome { .. } => {}
+            ServerMsg::Refused { reason } => {
+                tracing::warn!(%reason, "the server refused us on a live connection");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Starts an assignment unless it runs or ran here already (a repeated `assign` after a
+/// reconnect): then the outcome, if any, is reported again.
+fn start(node: &worker::NodeContext, a: Assignment, ledger: &Ledger, stopping: bool) {
+    let id = a.capture_id.clone();
+    match ledger.begin(&id) {
+        Begin::Running => tracing::debug!(capture = %id, "already running"),
+        Begin::Finished(outcome) => ledger.finish(outcome),
+        Begin::New(_) if stopping => {
+            ledger.finish(worker::failed(&id, "the agent is shutting down".into()));
+        }
+        Begin::New(stop) => {
+            tracing::info!(capture = %id, "assigned");
+            worker::spawn(node, a, stop, ledger.clone());
+        }
+    }
+}

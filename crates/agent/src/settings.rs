@@ -1,0 +1,235 @@
+//! Who this node is and how the agent reaches its server, checked before the first dial.
+//! Flags and environment say how the process runs (server, token, namespace); the agent
+//! configuration file says what the node is (name, labels, capture points).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use edgecap_capture::Config;
+
+use crate::worker::NodeContext;
+
+/// Everything the agent needs to run.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Base URL of the server, `http://host:port`.
+    pub server: String,
+    /// An agent token (`edgecap admin agent-token create`).
+    pub token: String,
+    /// This node's unique name.
+    pub name: String,
+    /// `site`, `region` and free-form labels (the file's, then the flags').
+    pub labels: BTreeMap<String, String>,
+    /// The agent configuration file's contents (points; name and labels are merged above).
+    pub config: Config,
+    /// Network namespace captures run in (`/run/netns/NAME`); the control connection stays in
+    /// the agent's own namespace.
+    pub netns: Option<String>,
+    /// Reported in `hello`.
+    pub version: String,
+}
+
+/// A setting that cannot work, naming it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{setting}: {reason}")]
+pub struct SettingsError {
+    /// The flag or configuration key, e.g. `--server`.
+    pub setting: String,
+    pub reason: String,
+}
+
+fn bad(setting: &str, reason: impl Into<String>) -> SettingsError {
+    SettingsError {
+        setting: setting.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+impl Settings {
+    /// Checks every setting the way the server will, and that the capture namespace exists.
+    pub fn check(&self) -> Result<(), SettingsError> {
+        let rest = self.server.strip_prefix("http://").ok_or_else(|| {
+            match self.server.strip_prefix("https://") {
+                Some(_) => bad(
+                    "--server",
+                    "https is not supported by this agent yet; use http:// on a trusted network",
+                ),
+                None => bad(
+                    "--server",
+                    format!("{:?} must start with http://", self.server),
+                ),
+            }
+        })?;
+        if rest.trim_end_matches('/').is_empty() || rest.contains(char::is_whitespace) {
+            return Err(bad(
+                "--server",
+                format!("{:?} names no host:port", self.server),
+            ));
+        }
+        if self.token.trim().is_empty() || self.token.contains(char::is_whitespace) {
+            return Err(bad(
+                "--token",
+                "is empty or contains white space (an agent token looks like eca_...)",
+            ));
+        }
+        edgecap_model::check_hello(&self.name, &self.labels, &[], &self.version).map_err(|e| {
+            match e.split_once(": ") {
+                Some(("hello.name", r)) => bad("--name", r),
+                Some(("hello.labels", r)) => bad("--label", r),
+                _ => bad("settings", e),
+            }
+        })?;
+        if let Some(ns) = &self.netns {
+            let path = Path::new(edgecap_lab::NETNS_DIR).join(ns);
+            if ns.is_empty() || ns.contains('/') || !path.exists() {
+                return Err(bad(
+                    "--netns",
+                    format!(
+                        "no network namespace {ns:?} ({} does not exist)",
+                        path.display()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The capture points this node offers: every built-in and configured point that
+    /// resolves in the capture namespace now (`ingress` needs a device other than `lo`).
+    pub fn offered_points(&self) -> Vec<String> {
+        let probe = || {
+            let devices = edgecap_capture::points::local_devices();
+            edgecap_capture::points::known(&self.config)
+                .split(", ")
+                .filter(|name| {
+                    let names = [(*name).to_owned()];
+                    match edgecap_capture::points::resolve(&names, &self.config, &devices) {
+                        Ok(_) => true,
+                        Err(e) => {
+                            tracing::warn!(point = %name, error = %e, "capture point not offered");
+                            false
+                        }
+                    }
+                })
+                .map(str::to_owned)
+                .collect::<Vec<String>>()
+        };
+        match &self.netns {
+            None => probe(),
+            Some(ns) => edgecap_lab::netns::run(ns, probe).unwrap_or_else(|e| {
+                tracing::error!(netns = %ns, error = %e, "cannot list the namespace's devices");
+                Vec::new()
+            }),
+        }
+    }
+
+    /// What a capture thread needs.
+    pub fn node(&self) -> NodeContext {
+        NodeContext {
+            name: self.name.clone(),
+            config: self.config.clone(),
+            netns: self.netns.clone(),
+        }
+    }
+
+    /// `ws://host:port/agent/v1/connect`.
+    pub fn connect_url(&self) -> String {
+        format!(
+            "{}/agent/v1/connect",
+            self.server
+                .replacen("http://", "ws://", 1)
+                .trim_end_matches('/')
+        )
+    }
+}
+
+/// Parses `key=value` label flags; errors name the flag.
+pub fn parse_labels(flags: &[String]) -> Result<BTreeMap<String, String>, SettingsError> {
+    let mut out = BTreeMap::new();
+    for f in flags.iter().flat_map(|f| f.split(',')) {
+        let Some((k, v)) = f.split_once('=') else {
+            return Err(bad(
+                "--label",
+                format!("{f:?} is not key=value (e.g. site=fra1)"),
+            ));
+        };
+        out.insert(k.trim().to_owned(), v.trim().to_owned());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> Settings {
+        Settings {
+            server: "http://127.0.0.1:8080".into(),
+            token: "eca_x".into(),
+            name: "edge0".into(),
+            labels: BTreeMap::from([("site".into(), "fra1".into())]),
+            config: Config::default(),
+            netns: None,
+            version: "0.1.0".into(),
+        }
+    }
+
+    #[test]
+    fn settings_are_checked_by_name() {
+        assert!(settings().check().is_ok());
+        let err = |f: &dyn Fn(&mut Settings)| {
+            let mut s = settings();
+            f(&mut s);
+            s.check().unwrap_err().setting
+        };
+        assert_eq!(err(&|s| s.server = "127.0.0.1:8080".into()), "--server");
+        assert_eq!(err(&|s| s.server = "https://x".into()), "--server");
+        assert_eq!(err(&|s| s.server = "http://".into()), "--server");
+        assert_eq!(err(&|s| s.token = " ".into()), "--token");
+        assert_eq!(err(&|s| s.name = "a b".into()), "--name");
+        assert_eq!(
+            err(&|s| {
+                s.labels.insert("a b".into(), "x".into());
+            }),
+            "--label"
+        );
+        assert_eq!(
+            err(&|s| s.netns = Some("no-such-ns-for-edgecap".into())),
+            "--netns"
+        );
+        assert_eq!(
+            settings().connect_url(),
+            "ws://127.0.0.1:8080/agent/v1/connect"
+        );
+    }
+
+    #[test]
+    fn labels_from_flags() {
+        let l = parse_labels(&["site=fra1,region=eu".into(), "rack = r7".into()]).unwrap();
+        assert_eq!(l["site"], "fra1");
+        assert_eq!(l["region"], "eu");
+        assert_eq!(l["rack"], "r7");
+        assert_eq!(
+            parse_labels(&["fra1".into()]).unwrap_err().setting,
+            "--label"
+        );
+    }
+
+    #[test]
+    fn offered_points_follow_the_configuration() {
+        let p = settings().offered_points();
+        for builtin in ["pre-firewall", "post-firewall", "egress"] {
+            assert!(p.iter().any(|x| x == builtin), "{p:?}");
+        }
+        assert!(!p.iter().any(|x| x == "post-mitigation"), "{p:?}");
+        let mut s = settings();
+        s.config = Config::parse(
+            "[points.post-mitigation]\nhook = \"prerouting\"\npriority = -149\n\
+             [points.after-nat]\nhook = \"postrouting\"\npriority = 200\n",
+        )
+        .unwrap();
+        let p = s.offered_points();
+        assert!(p.iter().any(|x| x == "post-mitigation"), "{p:?}");
+        assert!(p.iter().any(|x| x == "after-nat"), "{p:?}");
+    }
+}

@@ -1,0 +1,94 @@
+//! `edgecap agent`: this node's agent, until SIGINT/SIGTERM. Flags and environment say how it
+//! runs (server, token, namespace); the agent configuration file says what the node is.
+
+use std::path::PathBuf;
+
+use edgecap_agent::{AgentError, Settings, settings::parse_labels};
+use edgecap_capture::Config;
+
+use crate::exit::Failure;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct AgentArgs {
+    /// Base URL of the edgecap server, e.g. http://10.0.0.1:8080 [env: EDGECAP_SERVER].
+    #[arg(long)]
+    pub server: Option<String>,
+    /// Agent token from `edgecap admin agent-token create` [env: EDGECAP_AGENT_TOKEN].
+    #[arg(long)]
+    pub token: Option<String>,
+    /// This node's unique name [default: `node` in the config file, else the host name].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// A label, key=value (site=fra1, region=eu, ...); repeat or separate with commas. Added
+    /// to (and overriding) the config file's [labels].
+    #[arg(long)]
+    pub label: Vec<String>,
+    /// Agent configuration file (node name, labels, capture points)
+    /// [default: /etc/edgecap/agent.toml when it exists].
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Run captures inside this network namespace (/run/netns/NAME), keeping the connection
+    /// to the server in the agent's own namespace.
+    #[arg(long)]
+    pub netns: Option<String>,
+}
+
+/// The validated settings; every error names its flag or key.
+pub fn settings(a: &AgentArgs) -> Result<Settings, Failure> {
+    let config = Config::load_or_default(a.config.as_deref())
+        .map_err(|e| Failure::usage(format!("--config: {e}")))?;
+    let server = a
+        .server
+        .clone()
+        .or_else(|| std::env::var("EDGECAP_SERVER").ok())
+        .ok_or_else(|| Failure::usage("--server: no server given (flag or EDGECAP_SERVER)"))?;
+    let token = a
+        .token
+        .clone()
+        .or_else(|| std::env::var("EDGECAP_AGENT_TOKEN").ok())
+        .ok_or_else(|| {
+            Failure::usage("--token: no agent token given (flag or EDGECAP_AGENT_TOKEN)")
+        })?;
+    let mut labels = config.labels.clone();
+    labels.extend(parse_labels(&a.label).map_err(|e| Failure::usage(e.to_string()))?);
+    let name = a
+        .name
+        .clone()
+        .or_else(|| config.node.clone())
+        .unwrap_or_else(hostname);
+    let s = Settings {
+        server: server.trim().trim_end_matches('/').to_owned(),
+        token: token.trim().to_owned(),
+        name,
+        labels,
+        config,
+        netns: a.netns.clone(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    };
+    s.check().map_err(|e| Failure::usage(e.to_string()))?;
+    Ok(s)
+}
+
+pub fn run(a: &AgentArgs) -> Result<(), Failure> {
+    let settings = settings(a)?;
+    crate::server_cmd::runtime()?.block_on(async {
+        edgecap_agent::run(settings, crate::server_cmd::shutdown_signal())
+            .await
+            .map_err(agent_failure)
+    })
+}
+
+pub fn agent_failure(e: AgentError) -> Failure {
+    match e {
+        AgentError::Settings(s) => Failure::usage(s.to_string()),
+        AgentError::Refused(why) => Failure::runtime(why),
+    }
+}
+
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}

@@ -1,0 +1,198 @@
+//! `edgecap server`: the control plane on a TCP port until SIGINT/SIGTERM. Also where the
+//! database flags (`--database`, `--data-dir`) are resolved for `admin` and `up`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use edgecap_server::{AppState, Config};
+
+use crate::exit::Failure;
+use crate::units::parse_duration;
+
+/// Where the state lives; shared by `server`, `admin` and `up`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct DbArgs {
+    /// Database: sqlite:///path/edgecap.db or postgres://user@host:port/db
+    /// [default: SQLite in --data-dir] [env: EDGECAP_DATABASE].
+    #[arg(long)]
+    pub database: Option<String>,
+    /// Directory for the default SQLite database
+    /// [default: $XDG_DATA_HOME/edgecap or ~/.local/share/edgecap; /var/lib/edgecap as root].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+impl DbArgs {
+    /// The data directory (created by whoever writes to it).
+    pub fn data_dir(&self) -> Result<PathBuf, Failure> {
+        if let Some(d) = &self.data_dir {
+            if d.as_os_str().is_empty() {
+                return Err(Failure::usage("--data-dir: is empty"));
+            }
+            return Ok(d.clone());
+        }
+        if is_root() {
+            return Ok(PathBuf::from("/var/lib/edgecap"));
+        }
+        std::env::var_os("XDG_DATA_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+            .map(|base| base.join("edgecap"))
+            .ok_or_else(|| Failure::usage("--data-dir: no HOME to put it under; give one"))
+    }
+
+    /// The database URL: the flag, the environment, or SQLite in the data directory.
+    pub fn url(&self) -> Result<String, Failure> {
+        if let Some(url) = self
+            .database
+            .clone()
+            .or_else(|| std::env::var("EDGECAP_DATABASE").ok())
+        {
+            return Ok(url);
+        }
+        Ok(format!(
+            "sqlite://{}/edgecap.db",
+            absolute(&self.data_dir()?)?.display()
+        ))
+    }
+
+    /// Opens (and migrates) the database; a bad URL is bad input.
+    pub async fn open(&self, config: Config) -> Result<AppState, Failure> {
+        let url = self.url()?;
+        AppState::open(&url, config).await.map_err(|e| match e {
+            edgecap_server::Error::DatabaseUrl { .. } => Failure::usage(format!("--database: {e}")),
+            other => Failure::runtime(format!("opening the database: {other}")),
+        })
+    }
+}
+
+fn absolute(p: &std::path::Path) -> Result<PathBuf, Failure> {
+    std::path::absolute(p).map_err(|e| Failure::usage(format!("--data-dir: {e}")))
+}
+
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+/// How the control plane runs: address and protocol timings.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on. The API speaks plain HTTP: keep it on loopback or behind a TLS
+    /// proxy. Port 0 picks a free port (printed at start).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// How long a disconnected node may stay away before its running parts fail.
+    #[arg(long, default_value = "10s")]
+    pub grace: String,
+    /// How long after its time limit (or a stop) a node may still report its part.
+    #[arg(long, default_value = "60s")]
+    pub result_margin: String,
+    /// How often agents send a heartbeat.
+    #[arg(long, default_value = "2s")]
+    pub heartbeat: String,
+}
+
+impl ServeArgs {
+    /// The listen address and the server settings; errors name the flag.
+    pub fn resolve(&self) -> Result<(SocketAddr, Config), Failure> {
+        let addr: SocketAddr = self.listen.trim().parse().map_err(|_| {
+            Failure::usage(format!(
+                "--listen: {:?} is not an address:port (e.g. 127.0.0.1:8080)",
+                self.listen
+            ))
+        })?;
+        let dur = |flag: &str, v: &str, min: Duration| {
+            let d = parse_duration(v).map_err(|e| Failure::usage(format!("{flag}: {e}")))?;
+            if d < min {
+                return Err(Failure::usage(format!(
+                    "{flag}: {v} is shorter than the minimum {min:?}"
+                )));
+            }
+            Ok(d)
+        };
+        let heartbeat = dur("--heartbeat", &self.heartbeat, Duration::from_millis(100))?;
+        let config = Config {
+            heartbeat,
+            // Three missed heartbeats and a half: a slow agent is not a gone agent.
+            heartbeat_timeout: heartbeat.mul_f64(3.5),
+            grace: dur("--grace", &self.grace, Duration::from_millis(100))?,
+            result_margin: dur(
+                "--result-margin",
+                &self.result_margin,
+                Duration::from_secs(1),
+            )?,
+            ..Config::default()
+        };
+        Ok((addr, config))
+    }
+}
+
+/// `edgecap server` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+pub fn run(a: &ServerArgs) -> Result<(), Failure> {
+    let (addr, config) = a.serve.resolve()?;
+    runtime()?.block_on(async {
+        let state = a.db.open(config).await?;
+        let listener = bind(addr).await?;
+        let url = format!("http://{}", local_addr(&listener)?);
+        println!("edgecap server listening on {url}");
+        flush_stdout();
+        edgecap_server::run(listener, state, shutdown_signal())
+            .await
+            .map_err(|e| Failure::runtime(e.to_string()))
+    })
+}
+
+pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::runtime(format!("starting the async runtime: {e}")))
+}
+
+pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, Failure> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| Failure::runtime(format!("--listen: cannot listen on {addr}: {e}")))
+}
+
+pub fn local_addr(l: &tokio::net::TcpListener) -> Result<SocketAddr, Failure> {
+    l.local_addr()
+        .map_err(|e| Failure::runtime(format!("--listen: {e}")))
+}
+
+pub fn flush_stdout() {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+}
+
+/// Resolves at the first SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop with SIGKILL");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+}

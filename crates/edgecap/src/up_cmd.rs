@@ -1,0 +1,269 @@
+//! `edgecap up`: the embedded default, in one process. A server on SQLite in a data directory,
+//! an agent for this machine, and a local-directory destination under the data directory. The
+//! first run creates an account, an API token (printed once, and written to the client config
+//! so `edgecap capture|ls|status|stop` need no flags) and an agent token (kept in the data
+//! directory, readable by its owner only).
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use edgecap_server::AppState;
+use edgecap_server::db::{accounts, tokens};
+
+use crate::exit::Failure;
+use crate::server_cmd::{DbArgs, ServeArgs};
+
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// This node's name [default: the host name].
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Client configuration to write the server, account, token and destination to
+    /// [default: $XDG_CONFIG_HOME/edgecap/client.toml or ~/.config/edgecap/client.toml].
+    #[arg(long)]
+    pub client_config: Option<PathBuf>,
+    /// Run only the server (no agent for this machine).
+    #[arg(long)]
+    pub no_agent: bool,
+}
+
+pub fn run(a: &UpArgs) -> Result<(), Failure> {
+    let (addr, config) = a.serve.resolve()?;
+    let dir = std::path::absolute(a.db.data_dir()?)
+        .map_err(|e| Failure::usage(format!("--data-dir: {e}")))?;
+    let captures = dir.join("captures");
+    std::fs::create_dir_all(&captures).map_err(|e| {
+        Failure::usage(format!(
+            "--data-dir: cannot create {}: {e}",
+            captures.display()
+        ))
+    })?;
+    let db = DbArgs {
+        database: a.db.database.clone(),
+        data_dir: Some(dir.clone()),
+    };
+    let name = a.name.clone().unwrap_or_else(crate::agent_cmd::hostname);
+    crate::server_cmd::runtime()?.block_on(async {
+        let state = db.open(config).await?;
+        let listener = crate::server_cmd::bind(addr).await?;
+        let url = format!("http://{}", crate::server_cmd::local_addr(&listener)?);
+        let destination = format!("file://{}", captures.display());
+        let client_path = match &a.client_config {
+            Some(p) => p.clone(),
+            None => crate::client::default_client_config().ok_or_else(|| {
+                Failure::usage("--client-config: no HOME or XDG_CONFIG_HOME; give a path")
+            })?,
+        };
+        let access = api_access(&state, &client_path).await?;
+        let wrote = write_client_config(&client_path, &url, &access, &destination)?;
+        let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(edgecap_server::run(listener, state.clone(), async {
+            let _ = server_stopped.await;
+        }));
+        let (stop_agent, agent_stopped) = tokio::sync::oneshot::channel::<()>();
+        let agent = if a.no_agent {
+            None
+        } else {
+            let settings = edgecap_agent::Settings {
+                server: url.clone(),
+                token: agent_token(&state, &dir).await?,
+                name: name.clone(),
+                labels: [("site".to_owned(), "local".to_owned())].into(),
+                config: edgecap_capture::Config::load_or_default(None)
+                    .map_err(|e| Failure::usage(format!("agent config: {e}")))?,
+                netns: None,
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+            };
+            settings
+                .check()
+                .map_err(|e| Failure::usage(e.to_string()))?;
+            Some(tokio::spawn(edgecap_agent::run(settings, async {
+                let _ = agent_stopped.await;
+            })))
+        };
+        print_banner(
+            &url,
+            &access,
+            wrote.as_deref(),
+            &client_path,
+            &name,
+            &destination,
+            a.no_agent,
+        );
+        crate::server_cmd::shutdown_signal().await;
+        eprintln!("edgecap up: stopping (captures are stopped and their files completed)");
+        // The agent first, so its captures report to a server that is still there.
+        let _ = stop_agent.send(());
+        if let Some(agent) = agent {
+            match agent.await {
+                Ok(Err(e)) => eprintln!("edgecap up: agent: {e}"),
+                Err(e) => eprintln!("edgecap up: agent task: {e}"),
+                Ok(Ok(())) => {}
+            }
+        }
+        let _ = stop_server.send(());
+        match server.await {
+            Ok(r) => r.map_err(|e| Failure::runtime(e.to_string())),
+            Err(e) => Err(Failure::runtime(format!("server task: {e}"))),
+        }
+    })
+}
+
+/// The account and API token people use.
+struct Access {
+    account: String,
+    token: String,
+    /// True when the token was created by this run (so it is printed).
+    new_token: bool,
+}
+
+/// The first account (created on the first run), and a token for it: the one in the client
+/// config if it is still valid here, else a new one.
+async fn api_access(state: &AppState, client_path: &Path) -> Result<Access, Failure> {
+    let failed = |e: edgecap_server::Error| Failure::runtime(e.to_string());
+    let account = match accounts::list(&state.db)
+        .await
+        .map_err(failed)?
+        .into_iter()
+        .next()
+    {
+        Some(a) => a,
+        None => accounts::create(&state.db, "local", &Default::default())
+            .await
+            .map_err(failed)?,
+    };
+    if let Some(token) = crate::client::config_token(client_path)
+        && let Ok(Some(owner)) = tokens::api_account(&state.db, &token).await
+        && owner.id == account.id
+    {
+        return Ok(Access {
+            account: account.id,
+            token,
+            new_token: false,
+        });
+    }
+    let (_, token) = tokens::create(
+        &state.db,
+        tokens::Kind::Api,
+        Some(&account.id),
+        "edgecap up",
+    )
+    .await
+    .map_err(failed)?;
+    Ok(Access {
+        account: account.id,
+        token,
+        new_token: true,
+    })
+}
+
+/// The local agent's token, kept in `<data-dir>/agent.token` (mode 0600).
+async fn agent_token(state: &AppState, dir: &Path) -> Result<String, Failure> {
+    let path = dir.join("agent.token");
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        let t = t.trim().to_owned();
+        if tokens::is_agent(&state.db, &t).await.unwrap_or(false) {
+            return Ok(t);
+        }
+    }
+    let (_, secret) = tokens::create(&state.db, tokens::Kind::Agent, None, "edgecap up")
+        .await
+        .map_err(|e| Failure::runtime(e.to_string()))?;
+    write_private(&path, &format!("{secret}\n"))?;
+    Ok(secret)
+}
+
+/// Writes the client config unless it belongs to another server. Returns why it was not
+/// written, if it was not.
+fn write_client_config(
+    path: &Path,
+    url: &str,
+    access: &Access,
+    destination: &str,
+) -> Result<Option<String>, Failure> {
+    if let Some(existing) = crate::client::config_server(path)
+        && existing.trim_end_matches('/') != url
+    {
+        return Ok(Some(format!(
+            "left {} alone: it points at {existing}",
+            path.display()
+        )));
+    }
+    let text = format!(
+        "# Written by `edgecap up`: how edgecap capture|ls|status|stop reach this server.\n\
+         server = {url:?}\naccount = {:?}\ntoken = {:?}\ndestination = {destination:?}\n",
+        access.account, access.token
+    );
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| {
+            Failure::usage(format!(
+                "--client-config: cannot create {}: {e}",
+                parent.display()
+            ))
+        })?;
+    }
+    write_private(path, &text)?;
+    Ok(None)
+}
+
+/// Writes a file only its owner can read (it holds a secret).
+fn write_private(path: &Path, text: &str) -> Result<(), Failure> {
+    let cannot = |e: std::io::Error| Failure::runtime(format!("writing {}: {e}", path.display()));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(cannot)?;
+    f.write_all(text.as_bytes()).map_err(cannot)
+}
+
+fn print_banner(
+    url: &str,
+    access: &Access,
+    not_written: Option<&str>,
+    client_path: &Path,
+    node: &str,
+    destination: &str,
+    no_agent: bool,
+) {
+    println!("edgecap is up");
+    println!("  API          {url}   (OpenAPI document: {url}/openapi.json)");
+    println!("  account      {}", access.account);
+    if access.new_token {
+        println!(
+            "  API token    {}   (shown once: only its hash is stored)",
+            access.token
+        );
+    } else {
+        println!("  API token    the one in {}", client_path.display());
+    }
+    match not_written {
+        None => println!(
+            "  client       {} (used by capture, ls, status, stop)",
+            client_path.display()
+        ),
+        Some(why) => println!("  client       {why}; pass --server {url} --token ..."),
+    }
+    println!("  destination  {destination}");
+    if no_agent {
+        println!("  node         none (--no-agent)");
+    } else {
+        println!("  node         {node} (this machine, site=local)");
+        if !crate::server_cmd::is_root() {
+            println!(
+                "               not root: its captures will fail (nftables and NFLOG need CAP_NET_ADMIN)"
+            );
+        }
+        println!("try:");
+        println!("  edgecap capture --colo {node} --proto icmp --time 10s");
+        println!("  edgecap ls");
+    }
+    crate::server_cmd::flush_stdout();
+}
