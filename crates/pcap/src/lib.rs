@@ -19,6 +19,8 @@
 //! - [`read`]: the streaming reader for files from any tool (pcap in both byte orders, µs/ns;
 //!   pcapng with several sections, `if_tsresol`/`if_tsoffset`; linktypes RAW, IPv4/IPv6,
 //!   Ethernet with VLAN tags, SLL/SLL2, NFLOG, NULL/LOOP, PPP), with its own [`read::ReadError`].
+//! - [`merge`]: the k-way merge of N readers into one time-ordered pcapng (one interface per
+//!   input interface, named `<node>/<point>`) or classic pcap; memory bounded by the readers.
 //!
 //! Format decisions (one linktype and snaplen per file, RAW by default, loss recorded in
 //! `epb_dropcount` and an ISB) are in the project's kernel-capture facts, section 7.
@@ -26,6 +28,7 @@
 mod compat;
 mod error;
 mod iplen;
+pub mod merge;
 mod model;
 mod output;
 mod pcap;
