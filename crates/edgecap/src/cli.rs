@@ -62,6 +62,8 @@ pub enum Command {
     Fate(crate::fate_cmd::FateArgs),
     /// Compare two captures of the same traffic: missing packets per flow, and delays.
     Diff(crate::diff_cmd::DiffArgs),
+    /// Merge per-node files (paths or bucket URLs) into one time-ordered pcapng or pcap.
+    Merge(crate::merge_cmd::MergeArgs),
     /// Run the control plane: the Cloudflare-compatible API and the agents' hub.
     Server(crate::server_cmd::ServerArgs),
     /// Run this node's agent: take captures from a server and report them.

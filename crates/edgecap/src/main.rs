@@ -10,6 +10,7 @@ mod diff_cmd;
 mod exit;
 mod fate_cmd;
 mod lab_cmd;
+mod merge_cmd;
 mod server_cmd;
 mod units;
 mod up_cmd;
@@ -33,6 +34,7 @@ fn main() {
         cli::Command::Bench { command } => bench::run(command),
         cli::Command::Fate(a) => fate_cmd::run(a),
         cli::Command::Diff(a) => diff_cmd::run(a),
+        cli::Command::Merge(a) => merge_cmd::run(a),
         cli::Command::Server(a) => server_cmd::run(a),
         cli::Command::Agent(a) => agent_cmd::run(a),
         cli::Command::Admin(a) => admin_cmd::run(a),

@@ -120,6 +120,49 @@ impl Store {
         Store::open(&Destination::parse(conf, field)?, opts, field)
     }
 
+    /// Opens the store of one object's URL, e.g. `s3://b/dir/id/edge0.pcapng?region=..` or
+    /// `file:///srv/x/edge0.pcapng`, and returns it with the object's key (its last segment;
+    /// the rest of the path becomes the prefix).
+    pub fn open_object(
+        url: &str,
+        opts: &StoreOptions,
+        field: &str,
+    ) -> Result<(Store, String), StoreError> {
+        let mut dest = Destination::parse(url, field)?;
+        let no_name = || {
+            StoreError::invalid(
+                field,
+                format!(
+                    "{dest_url} names no object (no file name after the bucket)",
+                    dest_url = url.split('?').next().unwrap_or(url)
+                ),
+            )
+        };
+        let name = match dest.scheme {
+            Scheme::File => {
+                let path = dest.dir.take().ok_or_else(no_name)?;
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .ok_or_else(no_name)?;
+                dest.dir = path.parent().map(std::path::Path::to_path_buf);
+                name
+            }
+            _ => {
+                let (dir, name) = match dest.prefix.rsplit_once('/') {
+                    Some((d, n)) => (d.to_owned(), n.to_owned()),
+                    None => (String::new(), dest.prefix.clone()),
+                };
+                if name.is_empty() {
+                    return Err(no_name());
+                }
+                dest.prefix = dir;
+                name
+            }
+        };
+        Ok((Store::open(&dest, opts, field)?, name))
+    }
+
     pub fn destination(&self) -> &Destination {
         &self.dest
     }
