@@ -40,6 +40,7 @@ fn check_invariants(compiled: &[Conjunction]) {
         Match::Port { .. } => 3,
         Match::TcpFlags { .. } => 4,
         Match::Length { .. } => 5,
+        Match::Payload(_) => 6,
     };
     for conj in compiled {
         assert!(

@@ -53,20 +53,200 @@ pub enum Match {
     TcpFlags { mask: u8, value: u8, negate: bool },
     /// `meta len OP value`: the length of the network-layer packet (IP header included), as
     /// tcpdump's `len` is on a RAW-linktype capture. `less N` is `Le`, `greater N` is `Ge`.
-    Length { op: LenOp, value: u32 },
+    Length { op: CmpOp, value: u32 },
+    /// Raw header bytes, tested: `@nh,72,8 6`, `@nh,48,16 & 0x1fff != 0`, `@th,0,16 1-1023`,
+    /// `@nh,72,8 { 6, 17, 132 }`. What tcpdump's `ip[9]`, `tcp[13] & 2` and the guards of its
+    /// `port` and `proto` primitives compile to. A network-header load reads bytes of whatever
+    /// IP header the packet has, so it must be preceded by the `Family` whose header it means.
+    Payload(Payload),
 }
 
-/// Comparison of [`Match::Length`].
+/// An ordered comparison (`cmp` in nf_tables), of [`Match::Length`] and [`Test::Cmp`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum LenOp {
-    /// `<=` (tcpdump `less`)
-    Le,
-    /// `>=` (tcpdump `greater`)
-    Ge,
+pub enum CmpOp {
+    Eq,
+    Ne,
     /// `<`
     Lt,
+    /// `<=` (tcpdump `less`)
+    Le,
     /// `>`
     Gt,
+    /// `>=` (tcpdump `greater`)
+    Ge,
+}
+
+impl CmpOp {
+    /// The comparison that holds exactly where this one does not.
+    pub fn negated(self) -> CmpOp {
+        match self {
+            CmpOp::Eq => CmpOp::Ne,
+            CmpOp::Ne => CmpOp::Eq,
+            CmpOp::Lt => CmpOp::Ge,
+            CmpOp::Le => CmpOp::Gt,
+            CmpOp::Gt => CmpOp::Le,
+            CmpOp::Ge => CmpOp::Lt,
+        }
+    }
+
+    /// nft's spelling.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            CmpOp::Eq => "==",
+            CmpOp::Ne => "!=",
+            CmpOp::Lt => "<",
+            CmpOp::Le => "<=",
+            CmpOp::Gt => ">",
+            CmpOp::Ge => ">=",
+        }
+    }
+
+    pub fn holds(self, left: u32, right: u32) -> bool {
+        match self {
+            CmpOp::Eq => left == right,
+            CmpOp::Ne => left != right,
+            CmpOp::Lt => left < right,
+            CmpOp::Le => left <= right,
+            CmpOp::Gt => left > right,
+            CmpOp::Ge => left >= right,
+        }
+    }
+}
+
+/// Where a [`Payload`] offset counts from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Base {
+    /// The IP header (`@nh`).
+    Network,
+    /// The transport header (`@th`): in IPv4 at the header length, in IPv6 after the extension
+    /// headers nf_tables walks; absent (the load fails) in every fragment but the first.
+    Transport,
+}
+
+/// `size` bytes at `offset` from `base`, big-endian, masked with `mask` when given, then tested.
+/// `size` is 1, 2 or 4; `mask` and every value of `test` fit in `size` bytes. A load past the
+/// end of the packet fails the rule, negated tests included.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Payload {
+    pub base: Base,
+    pub offset: u16,
+    pub size: u8,
+    pub mask: Option<u32>,
+    pub test: Test,
+}
+
+/// What a [`Payload`] value must satisfy.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Test {
+    Cmp {
+        op: CmpOp,
+        value: u32,
+    },
+    /// `lo-hi`, inclusive (`!=` when `negate`).
+    Range {
+        lo: u32,
+        hi: u32,
+        negate: bool,
+    },
+    /// One of `values` (sorted, without repeats; an anonymous nftables set), or none when
+    /// `negate`.
+    Set {
+        values: Vec<u32>,
+        negate: bool,
+    },
+}
+
+impl Test {
+    /// The test that holds exactly where this one does not (on a value that could be loaded).
+    pub fn negated(&self) -> Test {
+        match self {
+            Test::Cmp { op, value } => Test::Cmp {
+                op: op.negated(),
+                value: *value,
+            },
+            Test::Range { lo, hi, negate } => Test::Range {
+                lo: *lo,
+                hi: *hi,
+                negate: !negate,
+            },
+            Test::Set { values, negate } => Test::Set {
+                values: values.clone(),
+                negate: !negate,
+            },
+        }
+    }
+
+    pub fn holds(&self, v: u32) -> bool {
+        match self {
+            Test::Cmp { op, value } => op.holds(v, *value),
+            Test::Range { lo, hi, negate } => (*lo..=*hi).contains(&v) != *negate,
+            Test::Set { values, negate } => values.binary_search(&v).is_ok() != *negate,
+        }
+    }
+}
+
+impl Payload {
+    /// The loaded value: `size` big-endian bytes of `bytes` at `at` (the base's start plus
+    /// `offset`), masked. `None` when the bytes are not all there.
+    pub fn load(&self, bytes: &[u8], at: usize) -> Option<u32> {
+        let raw = bytes.get(at..at.checked_add(usize::from(self.size))?)?;
+        let v = raw.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b));
+        Some(self.mask.map_or(v, |m| v & m))
+    }
+}
+
+impl Match {
+    /// The match that holds exactly where this one does not, on a packet where its value can be
+    /// loaded (`Family` on our IPv4-or-IPv6 hooks, every other match under its guards).
+    pub fn negated(&self) -> Match {
+        match self {
+            Match::Family(Family::V4) => Match::Family(Family::V6),
+            Match::Family(Family::V6) => Match::Family(Family::V4),
+            Match::L4Proto { proto, negate } => Match::L4Proto {
+                proto: *proto,
+                negate: !negate,
+            },
+            Match::Addr {
+                dir,
+                addr,
+                prefix_len,
+                negate,
+            } => Match::Addr {
+                dir: *dir,
+                addr: *addr,
+                prefix_len: *prefix_len,
+                negate: !negate,
+            },
+            Match::Port {
+                dir,
+                lo,
+                hi,
+                negate,
+            } => Match::Port {
+                dir: *dir,
+                lo: *lo,
+                hi: *hi,
+                negate: !negate,
+            },
+            Match::TcpFlags {
+                mask,
+                value,
+                negate,
+            } => Match::TcpFlags {
+                mask: *mask,
+                value: *value,
+                negate: !negate,
+            },
+            Match::Length { op, value } => Match::Length {
+                op: op.negated(),
+                value: *value,
+            },
+            Match::Payload(p) => Match::Payload(Payload {
+                test: p.test.negated(),
+                ..p.clone()
+            }),
+        }
+    }
 }
 
 /// A rule: every match must hold. An empty conjunction matches every packet.

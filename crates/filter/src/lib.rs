@@ -5,6 +5,9 @@
 //! → [`StructuredFilter`] (validated) → [`StructuredFilter::compile`] →
 //! `Vec<`[`ir::Conjunction`]`>`, which the netfilter crate encodes as one nftables rule per
 //! conjunction, [`render_nft`] shows to people, and [`matches()`] evaluates in user space.
+//! A tcpdump-style expression takes the other road to the same rules:
+//! [`Expression::parse`] → [`Expression::compile`] (or [`Expression::compile_and`] to AND it
+//! with a structured filter's rules).
 //!
 //! - [`structured`]: the structured filter (Cloudflare's `filter_v1` plus prefixes, IPv6, port
 //!   ranges and lists), its CLI constructor and its one-line summary.
@@ -12,14 +15,21 @@
 //! - [`address`], [`port`], [`protocol`]: one value of a field (prefix, port range, protocol
 //!   number and its names).
 //! - [`error`]: [`FilterError`], whose every message names the field at fault.
-//! - `compile`: expansion into disjunctive normal form, with the rule limit [`MAX_RULES`].
+//! - `compile`: the structured filter's cross product, with the rule limit [`MAX_RULES`].
+//! - [`expr`]: tcpdump-style expressions (lexer, parser, tree, lowering to a formula).
+//! - `formula`: guarded boolean formulas over matches, negation that keeps guards, and
+//!   expansion into disjunctive normal form; `clause`: one conjunction's pruning
+//!   (contradictions, implied matches, absorption).
 //! - [`ir`]: the compiled form.
 //! - [`render`]: nft syntax for each compiled rule.
 //! - [`matcher`]: evaluates compiled rules on a raw IP packet, with nf_tables semantics.
 
 pub mod address;
+mod clause;
 mod compile;
 pub mod error;
+pub mod expr;
+mod formula;
 pub mod ir;
 pub mod matcher;
 pub mod port;
@@ -30,6 +40,7 @@ pub mod structured;
 
 pub use address::Prefix;
 pub use error::{Field, FilterError, MAX_RULES};
+pub use expr::{ExprError, Expression, SyntaxError};
 pub use matcher::matches;
 pub use port::PortRange;
 pub use protocol::Protocol;

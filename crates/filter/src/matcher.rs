@@ -6,7 +6,8 @@
 //!   routing, fragment, destination options, AH with its own length unit); a header that cannot
 //!   be read leaves the packet without a transport protocol, and then neither `meta l4proto N`
 //!   nor `meta l4proto != N` matches (nft's "break": the rule is skipped).
-//! - `th` ports need a first fragment (offset 0) and four readable bytes of transport header.
+//! - `th` ports and every transport-header load need a first fragment (offset 0) and the bytes
+//!   they read; network-header loads read the datagram as trimmed to its length field.
 //! - A value that cannot be loaded fails the whole rule, even a negated test; later rules are
 //!   still tried.
 //! - The IPv4 total length and IPv6 payload length trim trailing bytes (link-layer padding), as
@@ -17,7 +18,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::address::{family_of, mask};
-use crate::ir::{Conjunction, Dir, Family, LenOp, Match};
+use crate::ir::{Base, Conjunction, Dir, Family, Match};
 
 /// Whether any rule matches `ip_packet`, a raw IPv4 or IPv6 packet with no link-layer header.
 /// Bytes that are not an IP header match nothing, not even the empty rule. Never panics.
@@ -162,12 +163,20 @@ impl<'a> Packet<'a> {
             } => self
                 .tcp_flags()
                 .is_some_and(|f| (f & mask == value) != negate),
-            Match::Length { op, value } => match op {
-                LenOp::Le => self.wire_len <= value,
-                LenOp::Ge => self.wire_len >= value,
-                LenOp::Lt => self.wire_len < value,
-                LenOp::Gt => self.wire_len > value,
-            },
+            Match::Length { op, value } => op.holds(self.wire_len, value),
+            Match::Payload(ref p) => {
+                let start = match p.base {
+                    Base::Network => Some(0),
+                    Base::Transport => self
+                        .transport
+                        .filter(|t| t.fragment_offset == 0)
+                        .map(|t| t.offset),
+                };
+                start
+                    .and_then(|s| s.checked_add(usize::from(p.offset)))
+                    .and_then(|at| p.load(self.data, at))
+                    .is_some_and(|v| p.test.holds(v))
+            }
         }
     }
 

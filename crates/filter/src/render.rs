@@ -3,7 +3,7 @@
 //! The kernel never sees this text (the netfilter crate encodes [`Match`]es as expressions), but
 //! it is valid `nft` rule syntax, so an operator can paste it into `nft add rule`.
 
-use crate::ir::{Conjunction, Dir, Family, LenOp, Match};
+use crate::ir::{Base, Conjunction, Dir, Family, Match, Payload, Test};
 
 /// One line per rule, e.g. `meta nfproto ipv4 meta l4proto 17 ip saddr 198.18.0.0/24 th dport 53`.
 /// An empty rule (match everything) renders as an empty string: it has no match expressions,
@@ -76,16 +76,35 @@ fn render_match(m: &Match, family: Option<Family>) -> String {
         } => {
             format!("tcp flags & {mask:#04x} {}{value:#04x}", op(negate))
         }
-        Match::Length { op, value } => {
-            let o = match op {
-                LenOp::Le => "<=",
-                LenOp::Ge => ">=",
-                LenOp::Lt => "<",
-                LenOp::Gt => ">",
-            };
-            format!("meta len {o} {value}")
-        }
+        Match::Length { op, value } => format!("meta length {} {value}", op.symbol()),
+        Match::Payload(ref p) => render_payload(p),
     }
+}
+
+/// nft's raw payload syntax, `@nh,OFFSET_BITS,LEN_BITS [& MASK] TEST`.
+fn render_payload(p: &Payload) -> String {
+    let base = match p.base {
+        Base::Network => "nh",
+        Base::Transport => "th",
+    };
+    let mut s = format!(
+        "@{base},{},{}",
+        u32::from(p.offset) * 8,
+        u32::from(p.size) * 8
+    );
+    if let Some(m) = p.mask {
+        s.push_str(&format!(" & {m:#x}"));
+    }
+    let test = match &p.test {
+        // After a mask nft needs the operator spelled out; `==` reads well everywhere.
+        Test::Cmp { op, value } => format!("{} {value}", op.symbol()),
+        Test::Range { lo, hi, negate } => format!("{}{lo}-{hi}", op(*negate)),
+        Test::Set { values, negate } => {
+            let items: Vec<String> = values.iter().map(u32::to_string).collect();
+            format!("{}{{ {} }}", op(*negate), items.join(", "))
+        }
+    };
+    format!("{s} {test}")
 }
 
 fn op(negate: bool) -> &'static str {

@@ -6,7 +6,7 @@
 
 use std::net::IpAddr;
 
-use edgecap_filter::ir::{Dir, Family, LenOp, Match};
+use edgecap_filter::ir::{Base, CmpOp, Dir, Family, Match, Payload, Test};
 
 use crate::nl::MsgBuilder;
 
@@ -64,6 +64,34 @@ const NFTA_RANGE_TO_DATA: u16 = 4;
 const NFT_RANGE_EQ: u32 = 0;
 const NFT_RANGE_NEQ: u32 = 1;
 
+const NFTA_LOOKUP_SET: u16 = 1;
+const NFTA_LOOKUP_SREG: u16 = 2;
+const NFTA_LOOKUP_SET_ID: u16 = 4;
+const NFTA_LOOKUP_FLAGS: u16 = 5;
+const NFT_LOOKUP_F_INV: u32 = 1;
+
+const NFTA_SET_TABLE: u16 = 1;
+const NFTA_SET_NAME: u16 = 2;
+const NFTA_SET_FLAGS: u16 = 3;
+const NFTA_SET_KEY_TYPE: u16 = 4;
+const NFTA_SET_KEY_LEN: u16 = 5;
+const NFTA_SET_DESC: u16 = 9;
+const NFTA_SET_ID: u16 = 10;
+const NFTA_SET_DESC_SIZE: u16 = 1;
+const NFT_SET_ANONYMOUS: u32 = 1;
+const NFT_SET_CONSTANT: u32 = 2;
+/// nft's `integer` datatype, what it gives the key of a set over raw payload bytes.
+const NFT_TYPE_INTEGER: u32 = 4;
+const NFTA_SET_ELEM_LIST_TABLE: u16 = 1;
+const NFTA_SET_ELEM_LIST_SET: u16 = 2;
+const NFTA_SET_ELEM_LIST_ELEMENTS: u16 = 3;
+const NFTA_SET_ELEM_LIST_SET_ID: u16 = 4;
+const NFTA_SET_ELEM_KEY: u16 = 1;
+pub(crate) const NFT_MSG_NEWSET: u16 = 9;
+pub(crate) const NFT_MSG_NEWSETELEM: u16 = 12;
+/// The kernel replaces `%d` with the first free number, as it does for nft's own sets.
+const ANONYMOUS_SET_NAME: &str = "__set%d";
+
 const NFTA_OBJREF_IMM_TYPE: u16 = 1;
 const NFTA_OBJREF_IMM_NAME: u16 = 2;
 pub(crate) const NFT_OBJECT_COUNTER: u32 = 1;
@@ -81,6 +109,7 @@ const NFTA_IMMEDIATE_DREG: u16 = 1;
 const NFTA_IMMEDIATE_DATA: u16 = 2;
 const NFT_RETURN: i32 = -5;
 
+const NFPROTO_INET: u8 = 1;
 const NFPROTO_IPV4: u8 = 2;
 const NFPROTO_IPV6: u8 = 10;
 
@@ -162,8 +191,152 @@ fn op(negate: bool) -> u32 {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unencodable(pub String);
 
-/// Encodes one filter match as expressions.
-pub(crate) fn encode_match(b: &mut MsgBuilder, m: &Match) -> Result<(), Unencodable> {
+fn cmp_code(op: CmpOp) -> u32 {
+    match op {
+        CmpOp::Eq => NFT_CMP_EQ,
+        CmpOp::Ne => NFT_CMP_NEQ,
+        CmpOp::Lt => NFT_CMP_LT,
+        CmpOp::Le => NFT_CMP_LTE,
+        CmpOp::Gt => NFT_CMP_GT,
+        CmpOp::Ge => NFT_CMP_GTE,
+    }
+}
+
+/// `value` as the `size` big-endian bytes a payload load of that size leaves in the register.
+fn be_bytes(value: u32, size: u8) -> Result<Vec<u8>, Unencodable> {
+    let all = value.to_be_bytes();
+    let size = usize::from(size);
+    if !matches!(size, 1 | 2 | 4) || (size < 4 && value >> (8 * size) != 0) {
+        return Err(Unencodable(format!(
+            "value {value:#x} in a {size}-byte payload field"
+        )));
+    }
+    Ok(all[4 - size..].to_vec())
+}
+
+/// The anonymous sets of one rule, in the order its matches use them: each is declared (and
+/// filled) by [`declare_sets`] before the rule, and looked up by id from the rule.
+#[derive(Debug, Default)]
+pub(crate) struct RuleSets {
+    ids: std::collections::VecDeque<u32>,
+}
+
+/// Emits, for every set-valued match of a rule, the messages that create an anonymous constant
+/// set in `table` and add its elements, each with a batch-unique id from `next_id`.
+pub(crate) fn declare_sets(
+    b: &mut MsgBuilder,
+    table: &str,
+    matches: &[Match],
+    next_id: &mut u32,
+    mut next_seq: impl FnMut() -> u32,
+    msg_type: impl Fn(u16) -> u16,
+) -> Result<RuleSets, Unencodable> {
+    let mut sets = RuleSets::default();
+    for m in matches {
+        let Match::Payload(Payload {
+            size,
+            test: Test::Set { values, .. },
+            ..
+        }) = m
+        else {
+            continue;
+        };
+        let elements: Vec<Vec<u8>> = values
+            .iter()
+            .map(|v| be_bytes(*v, *size))
+            .collect::<Result<_, _>>()?;
+        if elements.is_empty() {
+            return Err(Unencodable("an empty set".into()));
+        }
+        *next_id += 1;
+        let id = *next_id;
+        let create = crate::nl::NLM_F_REQUEST | crate::nl::NLM_F_CREATE | crate::nl::NLM_F_ACK;
+        let msg = b.begin_msg(
+            msg_type(NFT_MSG_NEWSET),
+            create,
+            next_seq(),
+            NFPROTO_INET,
+            0,
+        );
+        b.attr_str(NFTA_SET_TABLE, table);
+        b.attr_str(NFTA_SET_NAME, ANONYMOUS_SET_NAME);
+        b.attr_be32(NFTA_SET_FLAGS, NFT_SET_ANONYMOUS | NFT_SET_CONSTANT);
+        b.attr_be32(NFTA_SET_KEY_TYPE, NFT_TYPE_INTEGER);
+        b.attr_be32(NFTA_SET_KEY_LEN, u32::from(*size));
+        b.attr_be32(NFTA_SET_ID, id);
+        let desc = b.nest_begin(NFTA_SET_DESC);
+        b.attr_be32(NFTA_SET_DESC_SIZE, elements.len() as u32);
+        b.nest_end(desc);
+        b.end_msg(msg);
+
+        let msg = b.begin_msg(
+            msg_type(NFT_MSG_NEWSETELEM),
+            create,
+            next_seq(),
+            NFPROTO_INET,
+            0,
+        );
+        b.attr_str(NFTA_SET_ELEM_LIST_TABLE, table);
+        b.attr_str(NFTA_SET_ELEM_LIST_SET, ANONYMOUS_SET_NAME);
+        b.attr_be32(NFTA_SET_ELEM_LIST_SET_ID, id);
+        let list = b.nest_begin(NFTA_SET_ELEM_LIST_ELEMENTS);
+        for e in &elements {
+            let elem = b.nest_begin(NFTA_LIST_ELEM);
+            let key = b.nest_begin(NFTA_SET_ELEM_KEY);
+            b.attr(NFTA_DATA_VALUE, e);
+            b.nest_end(key);
+            b.nest_end(elem);
+        }
+        b.nest_end(list);
+        b.end_msg(msg);
+        sets.ids.push_back(id);
+    }
+    Ok(sets)
+}
+
+fn lookup(b: &mut MsgBuilder, id: u32, negate: bool) {
+    let e = Expr::begin(b, "lookup");
+    e.b.attr_str(NFTA_LOOKUP_SET, ANONYMOUS_SET_NAME);
+    e.b.attr_be32(NFTA_LOOKUP_SREG, NFT_REG_1);
+    e.b.attr_be32(NFTA_LOOKUP_SET_ID, id);
+    if negate {
+        e.b.attr_be32(NFTA_LOOKUP_FLAGS, NFT_LOOKUP_F_INV);
+    }
+    e.end();
+}
+
+fn encode_payload(b: &mut MsgBuilder, p: &Payload, sets: &mut RuleSets) -> Result<(), Unencodable> {
+    let base = match p.base {
+        Base::Network => NFT_PAYLOAD_NETWORK_HEADER,
+        Base::Transport => NFT_PAYLOAD_TRANSPORT_HEADER,
+    };
+    payload(b, base, u32::from(p.offset), u32::from(p.size));
+    if let Some(m) = p.mask {
+        mask(b, &be_bytes(m, p.size)?);
+    }
+    match &p.test {
+        Test::Cmp { op, value } => cmp(b, cmp_code(*op), &be_bytes(*value, p.size)?),
+        Test::Range { lo, hi, negate } => {
+            range(b, *negate, &be_bytes(*lo, p.size)?, &be_bytes(*hi, p.size)?)
+        }
+        Test::Set { negate, .. } => {
+            let id = sets
+                .ids
+                .pop_front()
+                .ok_or_else(|| Unencodable("a set lookup without its set".into()))?;
+            lookup(b, id, *negate);
+        }
+    }
+    Ok(())
+}
+
+/// Encodes one filter match as expressions. Set lookups take their sets, in order, from
+/// `sets` (see [`declare_sets`]).
+pub(crate) fn encode_match(
+    b: &mut MsgBuilder,
+    m: &Match,
+    sets: &mut RuleSets,
+) -> Result<(), Unencodable> {
     match m {
         Match::Family(f) => {
             meta(b, NFT_META_NFPROTO);
@@ -242,14 +415,9 @@ pub(crate) fn encode_match(b: &mut MsgBuilder, m: &Match) -> Result<(), Unencoda
         Match::Length { op: o, value } => {
             meta(b, NFT_META_LEN);
             hton32(b);
-            let code = match o {
-                LenOp::Le => NFT_CMP_LTE,
-                LenOp::Ge => NFT_CMP_GTE,
-                LenOp::Lt => NFT_CMP_LT,
-                LenOp::Gt => NFT_CMP_GT,
-            };
-            cmp(b, code, &value.to_be_bytes());
+            cmp(b, cmp_code(*o), &value.to_be_bytes());
         }
+        Match::Payload(p) => encode_payload(b, p, sets)?,
     }
     Ok(())
 }

@@ -175,6 +175,8 @@ impl CaptureTable {
         b.attr_be32(NFTA_TABLE_FLAGS, NFT_TABLE_F_OWNER);
         b.end_msg(m);
 
+        // Ids of the anonymous sets of this batch, by which rules find their sets.
+        let mut set_id = 0u32;
         for point in points {
             let seen = counter_name(COUNTER_SEEN, &point.label);
             let logged = counter_name(COUNTER_LOGGED, &point.label);
@@ -224,6 +226,18 @@ impl CaptureTable {
                 b.end_msg(m);
 
                 for conj in spec.filter {
+                    let mut sets = {
+                        let mut seq = || t.next_seq();
+                        expr::declare_sets(
+                            &mut b,
+                            name,
+                            &conj.matches,
+                            &mut set_id,
+                            &mut seq,
+                            msg_type,
+                        )
+                        .map_err(|e| Error::Unencodable { what: e.0 })?
+                    };
                     let m = b.begin_msg(
                         msg_type(NFT_MSG_NEWRULE),
                         create | nl::NLM_F_APPEND,
@@ -235,7 +249,7 @@ impl CaptureTable {
                     b.attr_str(NFTA_RULE_CHAIN, &chain);
                     let exprs = b.nest_begin(NFTA_RULE_EXPRESSIONS);
                     for mt in &conj.matches {
-                        expr::encode_match(&mut b, mt)
+                        expr::encode_match(&mut b, mt, &mut sets)
                             .map_err(|e| Error::Unencodable { what: e.0 })?;
                     }
                     if let Some(n) = spec.sample_one_in {

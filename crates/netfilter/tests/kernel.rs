@@ -6,7 +6,7 @@
 use std::os::fd::AsRawFd;
 use std::process::Command;
 
-use edgecap_filter::ir::{Conjunction, Dir, Family, LenOp, Match};
+use edgecap_filter::ir::{Base, CmpOp, Conjunction, Dir, Family, Match, Payload, Test};
 use edgecap_netfilter::{
     CaptureTable, Hook, HookNum, NflogConfig, NflogReader, PointRules, RuleSpec,
 };
@@ -86,6 +86,16 @@ fn every_primitive_reads_back_as_the_nft_it_stands_for() {
         return;
     }
     let ns = Netns::new();
+    let payload = |base, offset, size, mask, test| {
+        Match::Payload(Payload {
+            base,
+            offset,
+            size,
+            mask,
+            test,
+        })
+    };
+    let cmp = |op, value| Test::Cmp { op, value };
     let tcp = Match::L4Proto {
         proto: 6,
         negate: false,
@@ -169,17 +179,109 @@ fn every_primitive_reads_back_as_the_nft_it_stands_for() {
         ),
         (
             vec![Match::Length {
-                op: LenOp::Le,
+                op: CmpOp::Le,
                 value: 100,
             }],
             "meta length <= 100",
         ),
         (
             vec![Match::Length {
-                op: LenOp::Gt,
+                op: CmpOp::Gt,
                 value: 1000,
             }],
             "meta length > 1000",
+        ),
+        (
+            vec![Match::Length {
+                op: CmpOp::Ne,
+                value: 64,
+            }],
+            "meta length != 64",
+        ),
+        (
+            vec![
+                Match::Family(Family::V4),
+                payload(Base::Network, 9, 1, None, cmp(CmpOp::Eq, 6)),
+            ],
+            "ip protocol tcp",
+        ),
+        (
+            vec![
+                Match::Family(Family::V4),
+                payload(Base::Network, 6, 2, Some(0x1fff), cmp(CmpOp::Ne, 0)),
+            ],
+            "ip frag-off & 8191 != 0",
+        ),
+        (
+            vec![
+                Match::Family(Family::V4),
+                payload(
+                    Base::Network,
+                    9,
+                    1,
+                    None,
+                    Test::Set {
+                        values: vec![6, 17, 132],
+                        negate: false,
+                    },
+                ),
+                payload(Base::Transport, 0, 2, None, cmp(CmpOp::Eq, 80)),
+            ],
+            "ip protocol { 6, 17, 132 } th sport 80",
+        ),
+        (
+            vec![
+                Match::Family(Family::V6),
+                payload(
+                    Base::Network,
+                    6,
+                    1,
+                    None,
+                    Test::Set {
+                        values: vec![6, 17, 132],
+                        negate: true,
+                    },
+                ),
+            ],
+            "ip6 nexthdr != { 6, 17, 132 }",
+        ),
+        (
+            vec![
+                Match::Family(Family::V6),
+                payload(
+                    Base::Network,
+                    42,
+                    2,
+                    None,
+                    Test::Range {
+                        lo: 1024,
+                        hi: 2048,
+                        negate: true,
+                    },
+                ),
+            ],
+            "meta nfproto ipv6 @nh,336,16 != 0x400-0x800",
+        ),
+        (
+            vec![
+                Match::Family(Family::V4),
+                payload(Base::Transport, 13, 1, Some(0x12), cmp(CmpOp::Eq, 2)),
+            ],
+            "meta nfproto ipv4 @th,104,8 & 0x12 == 0x2",
+        ),
+        (
+            vec![
+                Match::Family(Family::V4),
+                payload(Base::Transport, 13, 1, None, cmp(CmpOp::Ge, 3)),
+            ],
+            "meta nfproto ipv4 @th,104,8 >= 0x3",
+        ),
+        (
+            vec![
+                Match::Family(Family::V4),
+                payload(Base::Network, 12, 4, None, cmp(CmpOp::Lt, 0xc612_0000)),
+            ],
+            "ip saddr < 198.18.0.0",
         ),
     ];
     let filter: Vec<Conjunction> = cases
@@ -232,4 +334,110 @@ fn every_primitive_reads_back_as_the_nft_it_stands_for() {
     );
     // The table belonged to the thread's socket, now closed: the kernel removed it.
     assert!(!ns.nft(&["list", "tables"]).contains("edgecap_rt"));
+}
+
+/// The `expr` arrays of the rules of `table` in `ns`, as `nft -j` lists them.
+fn rule_exprs(ns: &str, table: &str) -> Vec<Vec<serde_json::Value>> {
+    let out = Command::new("ip")
+        .args([
+            "netns", "exec", ns, "nft", "-j", "list", "table", "inet", table,
+        ])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    json["nftables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|o| o.get("rule"))
+        .map(|r| r["expr"].as_array().unwrap().clone())
+        .collect()
+}
+
+/// Every kind of rule tcpdump expressions compile to, installed twice: by us over netlink, and
+/// by `nft -f` from the text `render_nft` shows for it. nft must read both back as the same
+/// expressions: our encoding is nft's encoding of what we display.
+#[test]
+fn compiled_expressions_encode_as_nft_encodes_their_rendering() {
+    if !is_root() {
+        return;
+    }
+    let ns = Netns::new();
+    let expressions = [
+        "tcp",
+        "not udp",
+        "icmp6 or ip6 proto 47",
+        "port 53",
+        "not portrange 1000-2000",
+        "tcp src port 80 and udp dst port 53",
+        "host 198.18.0.1 and not net 2001:db8::/33",
+        "tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn",
+        "not tcp[13] > 3",
+        "ip[6:2] & 0x1fff != 0 or icmp6[icmp6type] == icmp6-echo",
+        "udp[4:2] < 100 and len >= 60 and less 1000",
+        "icmp[icmptype] != icmp-echo and greater 64",
+        "ip6[0:4] & 0xfff00000 == 0x60000000",
+    ];
+    let filter: Vec<Conjunction> = expressions
+        .iter()
+        .flat_map(|e| {
+            edgecap_filter::Expression::parse(e)
+                .unwrap()
+                .compile()
+                .unwrap()
+        })
+        .collect();
+    let text = edgecap_filter::render_nft(&filter);
+    let mut script = String::from(
+        "table inet nftref {\n chain c {\n  type filter hook prerouting priority -310; policy accept;\n",
+    );
+    for line in &text {
+        script.push_str(&format!("  {line}\n"));
+    }
+    script.push_str(" }\n}\n");
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", &ns.0, "nft", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), script.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "nft refused our rendering: {}\n{script}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let filter_for_kernel = filter.clone();
+    let ns_path = ns.0.clone();
+    let ours = ns.run(move || {
+        let _reader = NflogReader::bind(&NflogConfig::tuned(4243, 128)).unwrap();
+        let points = [PointRules {
+            label: "pre".into(),
+            hooks: vec![Hook {
+                hook: HookNum::Prerouting,
+                priority: -310,
+                device: None,
+            }],
+        }];
+        let spec = RuleSpec {
+            filter: &filter_for_kernel,
+            group: 4243,
+            snaplen: 128,
+            sample_one_in: None,
+        };
+        let table = CaptureTable::install("edgecap_json", &points, &spec).unwrap();
+        // Listed while the owning socket is open; the table goes with it.
+        let listed = rule_exprs(&ns_path, "edgecap_json");
+        drop(table);
+        listed
+    });
+    let theirs = rule_exprs(&ns.0, "nftref");
+    assert_eq!(ours.len(), filter.len());
+    assert_eq!(theirs.len(), filter.len());
+    for ((mine, nft), line) in ours.iter().zip(&theirs).zip(&text) {
+        // Ours end with the capture tail: counter, log, return.
+        let matches = &mine[..mine.len() - 3];
+        assert_eq!(matches, nft.as_slice(), "rule `{line}` differs");
+    }
 }

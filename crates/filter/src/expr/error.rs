@@ -1,0 +1,88 @@
+//! Why an expression was refused: where, at which token, what is wrong, and what to write
+//! instead.
+
+use std::fmt;
+
+use crate::error::MAX_RULES;
+
+/// A refused expression. Every message can be shown as is; the CLI prefixes `--filter: `.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExprError {
+    /// The text does not parse, or asks for something edgecap cannot match exactly.
+    #[error("{0}")]
+    Syntax(SyntaxError),
+    /// The expression parses but needs more nftables rules than [`MAX_RULES`].
+    #[error(
+        "the expression {expression:?} expands to {} rules, more than the limit of {MAX_RULES} \
+         (simplify it: fewer alternatives under `not`, or port ranges and prefixes instead of \
+         lists of ports and hosts)",
+        if *at_least { format!("at least {count}") } else { count.to_string() }
+    )]
+    TooManyRules {
+        expression: String,
+        /// How many rules it needs (a lower bound when `at_least`: expansion stopped there).
+        count: usize,
+        at_least: bool,
+    },
+}
+
+/// A parse error, pointing at one token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxError {
+    /// 1-based position of the token's first character (in characters, not bytes); one past
+    /// the end for "the expression ended too early".
+    pub position: usize,
+    /// The token as written; empty at the end of the expression.
+    pub token: String,
+    /// What is wrong.
+    pub message: String,
+    /// What to write instead, when there is something to suggest.
+    pub hint: Option<String>,
+}
+
+impl SyntaxError {
+    pub(crate) fn new(position: usize, token: &str, message: impl Into<String>) -> Self {
+        SyntaxError {
+            position,
+            token: token.to_owned(),
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub(crate) fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+impl fmt::Display for SyntaxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.token.is_empty() {
+            true => write!(f, "at character {} (end of expression)", self.position)?,
+            false => write!(f, "at character {} ({:?})", self.position, self.token)?,
+        }
+        write!(f, ": {}", self.message)?;
+        if let Some(h) = &self.hint {
+            write!(f, "; hint: {h}")?;
+        }
+        Ok(())
+    }
+}
+
+impl From<SyntaxError> for ExprError {
+    fn from(e: SyntaxError) -> Self {
+        ExprError::Syntax(e)
+    }
+}
+
+impl ExprError {
+    /// The parse error, if this is one.
+    pub fn syntax(&self) -> Option<&SyntaxError> {
+        match self {
+            ExprError::Syntax(s) => Some(s),
+            ExprError::TooManyRules { .. } => None,
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! tcpdump-style filter expressions: `tcp port 443 and not net 198.18.0.0/24`.
+//!
+//! [`Expression::parse`] reads the text (never panics, whatever the input), and
+//! [`Expression::compile`] turns it into the same rules a structured filter compiles to, with
+//! libpcap's meaning on IPv4 and IPv6 packets. Anything edgecap cannot match exactly is
+//! refused with the position, the token and a hint: the capture never silently gets more or
+//! fewer packets than tcpdump would select.
+//!
+//! - `lexer`: tokens with 1-based character positions.
+//! - `parser`: precedence, qualifier inheritance, keyword handling; `value`: addresses,
+//!   networks, ports, protocols after their qualifiers; `names`: numbers, named constants,
+//!   protocol names and the refused keywords with their hints.
+//! - [`ast`]: the parsed tree, displayed as canonical tcpdump syntax.
+//! - `lower`: the tree as a guarded formula over nftables matches (libpcap's semantics).
+//! - [`error`]: [`ExprError`], [`SyntaxError`].
+
+use std::fmt;
+
+use crate::formula;
+use crate::ir::Conjunction;
+
+pub mod ast;
+pub mod error;
+mod lexer;
+mod lower;
+mod names;
+mod parser;
+mod value;
+
+pub use ast::Node;
+pub use error::{ExprError, SyntaxError};
+
+/// A parsed filter expression.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expression {
+    text: String,
+    root: Node,
+}
+
+impl Expression {
+    /// Parses `text`. Errors carry the 1-based character position of the offending token.
+    pub fn parse(text: &str) -> Result<Self, ExprError> {
+        let root = parser::parse(text)?;
+        Ok(Expression {
+            text: text.trim().to_owned(),
+            root,
+        })
+    }
+
+    /// The expression as the user wrote it (trimmed).
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    pub fn root(&self) -> &Node {
+        &self.root
+    }
+
+    /// The nftables rules that capture exactly the packets the expression selects (at most
+    /// [`MAX_RULES`](crate::MAX_RULES)); none when it can match no packet (`ip and ip6`).
+    pub fn compile(&self) -> Result<Vec<Conjunction>, ExprError> {
+        formula::compile(&lower::lower(&self.root)).map_err(|o| self.too_many(o))
+    }
+
+    /// The rules for this expression AND `other` (the compiled structured filter given with
+    /// it, such as the CLI's `--src`/`--dport`).
+    pub fn compile_and(&self, other: &[Conjunction]) -> Result<Vec<Conjunction>, ExprError> {
+        let own = self.compile()?;
+        formula::conjoin(other, &own).map_err(|o| self.too_many(o))
+    }
+
+    fn too_many(&self, o: formula::Overflow) -> ExprError {
+        ExprError::TooManyRules {
+            expression: self.text.clone(),
+            count: o.count,
+            at_least: o.at_least,
+        }
+    }
+}
+
+/// Canonical syntax: every qualifier explicit, parenthesized where `and`/`or` mix.
+impl fmt::Display for Expression {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.root)
+    }
+}
+
+#[cfg(test)]
+mod tests;
