@@ -1,6 +1,8 @@
 //! Where a node's file goes. The capture loop writes into a [`NodeFile`], an `io::Write` that
 //! is only real once [`NodeFile::finish`] succeeds; dropping it unfinished discards what was
-//! written, so a failed capture never leaves a file that looks whole.
+//! written, so a failed capture never leaves a file that looks whole. In a directory the file
+//! is written as `<key>.partial` and renamed at the end, so even an agent killed mid-capture
+//! (no destructor runs) leaves nothing at the key itself.
 //!
 //! [`Sink`] opens one per capture from the assignment's `destination_conf`. Today that is a
 //! local directory (`file:///dir`, laid out `<dir>/<capture_id>/<node>.pcapng`); a bucket sink
@@ -51,6 +53,9 @@ impl Sink {
 struct DirFile {
     /// None once finished.
     spool: Option<FileSpool>,
+    /// Where it is written: `<key>.partial`.
+    partial: PathBuf,
+    /// Where it goes when whole.
     path: PathBuf,
 }
 
@@ -71,14 +76,18 @@ impl DirFile {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| cannot("create", parent, e))?;
         }
-        match FileSpool::create(&path).map_err(|e| cannot("write", &path, e))? {
+        let mut partial = path.clone().into_os_string();
+        partial.push(".partial");
+        let partial = PathBuf::from(partial);
+        match FileSpool::create(&partial).map_err(|e| cannot("write", &partial, e))? {
             Some((spool, _)) => Ok(DirFile {
                 spool: Some(spool),
+                partial,
                 path,
             }),
             None => Err(format!(
                 "destination_conf: {} exists and is not a regular file",
-                path.display()
+                partial.display()
             )),
         }
     }
@@ -109,10 +118,12 @@ impl NodeFile for DirFile {
             .spool
             .take()
             .ok_or_else(|| io::Error::other("the file is already finished"))?;
-        let done = spool.finish();
+        let done = spool
+            .finish()
+            .and_then(|()| std::fs::rename(&self.partial, &self.path));
         if done.is_err() {
             // Some bytes never reached the disk: the file is not whole, so it goes.
-            let _ = std::fs::remove_file(&self.path);
+            let _ = std::fs::remove_file(&self.partial);
         }
         done
     }
@@ -122,7 +133,7 @@ impl Drop for DirFile {
     fn drop(&mut self) {
         if let Some(spool) = self.spool.take() {
             drop(spool);
-            let _ = std::fs::remove_file(&self.path);
+            let _ = std::fs::remove_file(&self.partial);
         }
     }
 }
@@ -146,7 +157,14 @@ mod tests {
         let mut f = sink.create("abc/edge0.pcapng", "edge0").unwrap();
         assert!(f.buffers());
         f.write_all(b"hello").unwrap();
+        f.flush().unwrap();
+        assert!(
+            !dir.join("abc/edge0.pcapng").exists(),
+            "not at its key until whole"
+        );
+        assert!(dir.join("abc/edge0.pcapng.partial").exists());
         f.finish().unwrap();
+        assert!(!dir.join("abc/edge0.pcapng.partial").exists());
         assert_eq!(
             std::fs::read(dir.join("abc/edge0.pcapng")).unwrap(),
             b"hello"
@@ -155,6 +173,7 @@ mod tests {
         g.write_all(b"half").unwrap();
         drop(g);
         assert!(!dir.join("abc/edge1.pcapng").exists());
+        assert!(!dir.join("abc/edge1.pcapng.partial").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

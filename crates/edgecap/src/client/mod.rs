@@ -87,6 +87,7 @@ impl ServerArgs {
                 "--server: {server:?} must start with http:// or https://"
             )));
         }
+        install_tls_provider();
         let http = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
@@ -124,6 +125,16 @@ impl ServerArgs {
             ))),
         }
     }
+}
+
+/// reqwest refuses to build a client when it was compiled without a default rustls provider
+/// (as the store crate compiles it) and none is installed; ring is the workspace's provider.
+fn install_tls_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Err: the process chose a provider already, which serves as well.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
 }
 
 /// The token in a client config file, if it has one.

@@ -1,0 +1,376 @@
+//! A fleet of real processes: a lab of edge namespaces, one `edgecap server` on a free
+//! 127.0.0.1 port with SQLite in a temporary directory, and one `edgecap agent --netns <edge>`
+//! per edge, all in the root namespace (so they reach the server) while their captures run in
+//! the edges. Everything is removed when the [`Fleet`] is dropped, also while a failing test
+//! unwinds: processes are killed first, then the lab's namespaces go, then the directory.
+//! A failing test prints every process's log.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use edgecap_lab::packet::Packet;
+use edgecap_lab::{Lab, LabSpec};
+use serde_json::Value;
+
+use crate::capture_common::{BIN, Scratch, edgecap_tables, wait_for};
+
+/// The UDP port fleet test traffic goes to (the lab's pipeline leaves it alone).
+pub const PORT: u16 = 5000;
+
+/// A child process killed (SIGKILL) and reaped when dropped.
+pub struct Proc {
+    pub child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    /// SIGTERM, then waits (up to `within`) for a clean exit; its exit status.
+    pub fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        let _ = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < within {
+            if let Ok(Some(st)) = c.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        None
+    }
+
+    /// SIGKILL and reap now (a crash, as far as the rest of the fleet can tell).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// How the server is started (tests that lose nodes want a short grace period).
+#[derive(Debug, Clone)]
+pub struct ServerOpts {
+    pub grace: &'static str,
+}
+
+impl Default for ServerOpts {
+    fn default() -> Self {
+        ServerOpts { grace: "8s" }
+    }
+}
+
+/// Field order is drop order: processes, then the lab, then the files.
+pub struct Fleet {
+    pub agents: Vec<Proc>,
+    pub server: Proc,
+    pub lab: Lab,
+    pub url: String,
+    pub token: String,
+    pub agent_token: String,
+    pub account: String,
+    /// `file://` destination directory.
+    pub dest: PathBuf,
+    opts: ServerOpts,
+    http: reqwest::blocking::Client,
+    pub tmp: Scratch,
+}
+
+/// Runs `edgecap <args>` to completion and returns its stdout; panics (with stderr) if it fails.
+pub fn edgecap(args: &[&str]) -> String {
+    let out = Command::new(BIN).args(args).output().expect("run edgecap");
+    assert!(
+        out.status.success(),
+        "edgecap {args:?} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Starts `edgecap server` and returns it with the URL it printed.
+fn start_server(tmp: &Path, listen: &str, opts: &ServerOpts, n: usize) -> (Proc, String) {
+    let log = tmp.join(format!("server-{n}.log"));
+    let mut child = Command::new(BIN)
+        .args(["server", "--data-dir"])
+        .arg(tmp)
+        .args(["--listen", listen, "--grace", opts.grace])
+        .args(["--result-margin", "10s", "--heartbeat", "500ms"])
+        .env("EDGECAP_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).expect("server log"))
+        .spawn()
+        .expect("spawn edgecap server");
+    let stdout = child.stdout.take().expect("server stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let proc = Proc {
+        child: Some(child),
+        log,
+    };
+    let line = rx
+        .recv_timeout(Duration::from_secs(20))
+        .unwrap_or_else(|_| {
+            panic!(
+                "no 'listening' line from the server; log: {}",
+                read(&proc.log)
+            )
+        });
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}; log: {}", read(&proc.log)))
+        .to_owned();
+    (proc, url)
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_default()
+}
+
+impl Fleet {
+    /// A lab of `edges` edges, a server and an agent per edge, all connected.
+    pub fn new(edges: usize, opts: ServerOpts) -> Fleet {
+        let lab = Lab::new(&LabSpec::with_edges(edges)).expect("building the lab");
+        let tmp = Scratch::new("fleet");
+        let dest = tmp.path("captures");
+        std::fs::create_dir_all(&dest).unwrap();
+        let dir = tmp.0.to_str().unwrap().to_owned();
+        let account = edgecap(&[
+            "admin",
+            "--data-dir",
+            &dir,
+            "account",
+            "create",
+            "--name",
+            "t",
+        ]);
+        let token = edgecap(&[
+            "admin",
+            "--data-dir",
+            &dir,
+            "token",
+            "create",
+            "--account",
+            &account,
+        ]);
+        let agent_token = edgecap(&["admin", "--data-dir", &dir, "agent-token", "create"]);
+        let (server, url) = start_server(&tmp.0, "127.0.0.1:0", &opts, 0);
+        let mut fleet = Fleet {
+            agents: Vec::new(),
+            server,
+            lab,
+            url,
+            token,
+            agent_token,
+            account,
+            dest,
+            opts,
+            http: {
+                // reqwest may be built without a default TLS provider (see the client module).
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                reqwest::blocking::Client::builder()
+                    .timeout(Duration::from_secs(30))
+                    .build()
+                    .unwrap()
+            },
+            tmp,
+        };
+        for i in 0..edges {
+            let agent = fleet.start_agent(i);
+            fleet.agents.push(agent);
+        }
+        fleet.wait_connected(edges);
+        fleet
+    }
+
+    pub fn start_agent(&self, i: usize) -> Proc {
+        let log = self.tmp.path(&format!("agent{i}.log"));
+        let child = Command::new(BIN)
+            .args(["agent", "--server", &self.url, "--token", &self.agent_token])
+            .args(["--name", &format!("edge{i}"), "--label", "site=lab"])
+            .args([
+                "--label",
+                &format!("rack=r{i}"),
+                "--netns",
+                self.lab.edge_ns(i),
+            ])
+            .env("EDGECAP_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("agent log"))
+            .spawn()
+            .expect("spawn edgecap agent");
+        Proc {
+            child: Some(child),
+            log,
+        }
+    }
+
+    /// Kills the server (SIGKILL) and starts a new one on the same port and database.
+    pub fn restart_server(&mut self, down_for: Duration) {
+        self.server.kill();
+        std::thread::sleep(down_for);
+        let listen = self.url.trim_start_matches("http://").to_owned();
+        let (server, url) = start_server(&self.tmp.0, &listen, &self.opts, 1);
+        assert_eq!(url, self.url);
+        self.server = server;
+    }
+
+    /// Waits until `n` nodes are connected.
+    pub fn wait_connected(&self, n: usize) {
+        let ok = wait_for(Duration::from_secs(20), || {
+            self.nodes()
+                .iter()
+                .filter(|n| n["connected"] == true)
+                .count()
+                == n
+        });
+        assert!(
+            ok,
+            "{n} nodes never connected: {:?}\n{}",
+            self.nodes(),
+            self.logs()
+        );
+    }
+
+    fn acc(&self, rest: &str) -> String {
+        format!("{}/client/v4/accounts/{}/{rest}", self.url, self.account)
+    }
+
+    /// One API call; the envelope.
+    pub fn api(&self, method: reqwest::Method, rest: &str, body: Option<Value>) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method, self.acc(rest))
+            .bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().expect("API call");
+        let status = resp.status().as_u16();
+        (status, resp.json().expect("JSON envelope"))
+    }
+
+    pub fn nodes(&self) -> Vec<Value> {
+        match self.api(reqwest::Method::GET, "nodes", None) {
+            (200, v) => v["result"].as_array().cloned().unwrap_or_default(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Creates a capture of UDP to [`PORT`] on every lab node; its id.
+    pub fn create(&self, extra: Value) -> String {
+        let mut body = serde_json::json!({
+            "type": "full", "system": "magic-transit", "time_limit": 30,
+            "nodes": ["site=lab"], "destination_conf": format!("file://{}", self.dest.display()),
+            "filter_v1": {"protocol": 17, "destination_port": PORT},
+        });
+        for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+            body[k] = v;
+        }
+        let (s, v) = self.api(reqwest::Method::POST, "pcaps", Some(body));
+        assert_eq!(s, 200, "{v}");
+        v["result"]["id"].as_str().unwrap().to_owned()
+    }
+
+    pub fn get(&self, id: &str) -> Value {
+        let (s, v) = self.api(reqwest::Method::GET, &format!("pcaps/{id}"), None);
+        assert_eq!(s, 200, "{v}");
+        v["result"].clone()
+    }
+
+    pub fn stop(&self, id: &str) {
+        let (s, v) = self.api(reqwest::Method::PUT, &format!("pcaps/{id}/stop"), None);
+        assert_eq!(s, 200, "{v}");
+    }
+
+    /// Polls the capture until `done` holds (at most `within`); the last state seen.
+    pub fn wait(&self, id: &str, within: Duration, done: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            let c = self.get(id);
+            if done(&c) {
+                return c;
+            }
+            assert!(
+                start.elapsed() < within,
+                "capture never reached the expected state within {within:?}: {c:#}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits until the capture's rule is installed in every listed edge.
+    pub fn wait_rules(&self, id: &str, edges: &[usize]) {
+        let table = format!("edgecap_{id}");
+        for &i in edges {
+            let ns = self.lab.edge_ns(i);
+            let ok = wait_for(Duration::from_secs(10), || {
+                edgecap_tables(ns).contains(&table)
+            });
+            assert!(ok, "no rule in {ns} for {id}\n{}", self.logs());
+        }
+    }
+
+    /// `count` UDP packets to [`PORT`] through edge `i`, markers `first..first+count`; and as
+    /// many to another port, which no capture here asks for.
+    pub fn send(&self, i: usize, first: u32, count: u32) {
+        let mk = |marker: u32, port: u16| {
+            Packet::udp(
+                self.lab.src_addr(i, false),
+                self.lab.origin_addr(i, false),
+                40000,
+                port,
+            )
+            .marker(marker)
+            .build()
+            .unwrap()
+        };
+        let mut packets = Vec::new();
+        for m in first..first + count {
+            packets.push(mk(m, PORT));
+            packets.push(mk(m, PORT + 1));
+        }
+        self.lab.send(i, &packets).expect("send through the lab");
+    }
+
+    /// The file a node wrote for a capture.
+    pub fn file(&self, id: &str, node: usize) -> PathBuf {
+        self.dest.join(id).join(format!("edge{node}.pcapng"))
+    }
+
+    /// Every process's log, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for p in std::iter::once(&self.server).chain(&self.agents) {
+            out.push_str(&format!("--- {} ---\n{}\n", p.log.display(), read(&p.log)));
+        }
+        out
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+    }
+}
