@@ -3,15 +3,19 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use edgecap_model::Capture;
+use edgecap_model::{Capture, NodeResult};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-/// One spinner per node, created as nodes appear in the capture's results.
+/// One progress bar per node, created as nodes appear in the capture's results: filled by
+/// packets toward the node's share when the capture has a packet limit, else by time toward
+/// the time limit. Drawn only when stderr is a terminal.
 pub struct Bars {
     multi: MultiProgress,
     bars: std::cell::RefCell<BTreeMap<String, ProgressBar>>,
     hidden: bool,
 }
+
+const STYLE: &str = "{prefix:<16} [{bar:24}] {msg}";
 
 impl Bars {
     pub fn new(hidden: bool) -> Self {
@@ -33,23 +37,19 @@ impl Bars {
         let mut bars = self.bars.borrow_mut();
         for r in &c.node_results {
             let bar = bars.entry(r.node.clone()).or_insert_with(|| {
-                let b = self.multi.add(ProgressBar::new_spinner());
+                let b = self.multi.add(ProgressBar::new(1));
                 b.set_style(
-                    ProgressStyle::with_template("{spinner} {prefix:<16} {msg}")
-                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                    ProgressStyle::with_template(STYLE)
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                        .progress_chars("=> "),
                 );
                 b.set_prefix(r.node.clone());
                 b
             });
-            bar.set_message(format!(
-                "{:<8} {:>9} packets {:>11} bytes {:>6} lost  {:.0}s",
-                r.status.as_str(),
-                r.packets,
-                r.bytes,
-                r.lost,
-                elapsed.as_secs_f64()
-            ));
-            bar.tick();
+            let (len, pos) = bar_fill(c, r, elapsed);
+            bar.set_length(len);
+            bar.set_position(pos);
+            bar.set_message(node_line(r, elapsed, c.time_limit));
         }
     }
 
@@ -58,6 +58,37 @@ impl Bars {
             b.finish_and_clear();
         }
     }
+}
+
+/// (length, position) of a node's bar.
+fn bar_fill(c: &Capture, r: &NodeResult, elapsed: Duration) -> (u64, u64) {
+    if r.status.is_terminal() {
+        return (1, 1);
+    }
+    match r.packet_limit {
+        Some(share) => (share.max(1), r.packets.min(share)),
+        None => {
+            let tenths = (c.time_limit * 10.0).max(1.0) as u64;
+            (tenths, ((elapsed.as_secs_f64() * 10.0) as u64).min(tenths))
+        }
+    }
+}
+
+/// The text beside a node's bar.
+fn node_line(r: &NodeResult, elapsed: Duration, time_limit: f64) -> String {
+    let share = r.packet_limit.map(|l| format!("/{l}")).unwrap_or_default();
+    let tail = match (&r.error_message, &r.stop_reason) {
+        (Some(e), _) => format!("  {e}"),
+        (None, Some(why)) => format!("  {why}"),
+        (None, None) => format!("  {:.0}/{time_limit:.0}s", elapsed.as_secs_f64()),
+    };
+    format!(
+        "{:<8} {}{share} packets, {} bytes, {} lost{tail}",
+        r.status.as_str(),
+        r.packets,
+        r.bytes,
+        r.lost
+    )
 }
 
 pub fn capture_table(list: &[Capture]) {
@@ -95,10 +126,15 @@ pub fn capture_detail(c: &Capture) {
         "NODE", "STATUS", "PACKETS", "BYTES", "LOST"
     );
     for r in &c.node_results {
+        // The file where a user can open it: its key under the destination.
         let tail = r
             .error_message
             .clone()
-            .or_else(|| r.file.clone())
+            .or_else(|| {
+                r.file
+                    .as_ref()
+                    .map(|f| format!("{}/{f}", c.destination_conf.trim_end_matches('/')))
+            })
             .unwrap_or_default();
         println!(
             "  {:<16}  {:<8}  {:>9}  {:>11}  {:>6}  {tail}",
@@ -121,5 +157,53 @@ fn filter_text(c: &Capture) -> String {
         (Some(a), None) => a,
         (None, Some(e)) => e.clone(),
         (Some(a), Some(e)) => format!("{a} and ({e})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use edgecap_model::Status;
+
+    fn node(status: Status, packets: u64, limit: Option<u64>) -> NodeResult {
+        NodeResult {
+            node: "edge0".into(),
+            status,
+            packets,
+            bytes: packets * 100,
+            lost: 0,
+            packet_limit: limit,
+            byte_limit: None,
+            file: None,
+            error_message: None,
+            stop_reason: None,
+        }
+    }
+
+    #[test]
+    fn bars_fill_by_share_or_by_time() {
+        let c: Capture = serde_json::from_value(serde_json::json!({
+            "id": "0123456789abcdef0123456789abcdef", "type": "full", "system": "magic-transit",
+            "status": "running", "submitted": "", "time_limit": 30.0, "filter_v1": {},
+            "destination_conf": "file:///x", "packets_captured": 0, "points": [],
+            "format": "pcapng", "bytes_captured": 0, "packets_lost": 0, "node_results": []
+        }))
+        .unwrap();
+        let t = Duration::from_secs(3);
+        assert_eq!(
+            bar_fill(&c, &node(Status::Running, 4, Some(10)), t),
+            (10, 4)
+        );
+        assert_eq!(
+            bar_fill(&c, &node(Status::Running, 40, Some(10)), t),
+            (10, 10)
+        );
+        assert_eq!(bar_fill(&c, &node(Status::Running, 4, None), t), (300, 30));
+        assert_eq!(bar_fill(&c, &node(Status::Success, 4, None), t), (1, 1));
+        let line = node_line(&node(Status::Running, 4, Some(10)), t, 30.0);
+        assert_eq!(line, "running  4/10 packets, 400 bytes, 0 lost  3/30s");
+        let mut failed = node(Status::Failed, 1, None);
+        failed.error_message = Some("node edge0 disconnected".into());
+        assert!(node_line(&failed, t, 30.0).ends_with("  node edge0 disconnected"));
     }
 }
