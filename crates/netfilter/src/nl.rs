@@ -133,6 +133,14 @@ impl NlSocket {
         Ok(usize::try_from(got).unwrap_or(0))
     }
 
+    /// Sets the send buffer (`SO_SNDBUFFORCE`, else `SO_SNDBUF`): a netlink message larger
+    /// than it is refused with EMSGSIZE, and an nftables batch is one message.
+    pub fn set_sndbuf(&self, bytes: usize) -> io::Result<()> {
+        let want = i32::try_from(bytes).unwrap_or(i32::MAX);
+        self.setsockopt_int(libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, want)
+            .or_else(|_| self.setsockopt_int(libc::SOL_SOCKET, libc::SO_SNDBUF, want))
+    }
+
     /// Asks for extended ACKs so errors carry the kernel's message where it gives one.
     pub fn set_ext_ack(&self) {
         let _ = self.setsockopt_int(libc::SOL_NETLINK, libc::NETLINK_EXT_ACK, 1);

@@ -51,6 +51,9 @@ const NFTA_OBJ_DATA: u16 = 4;
 const NFTA_COUNTER_BYTES: u16 = 1;
 const NFTA_COUNTER_PACKETS: u16 = 2;
 
+/// Socket buffers of the table's netlink socket, each way (the kernel doubles the value).
+const BATCH_SOCKET_BUFFER: usize = 8 << 20;
+
 const COUNTER_SEEN: &str = "seen";
 const COUNTER_LOGGED: &str = "logged";
 
@@ -152,6 +155,11 @@ impl CaptureTable {
     pub fn install(name: &str, points: &[PointRules], spec: &RuleSpec<'_>) -> Result<Self, Error> {
         let sock = NlSocket::open().map_err(|e| Error::Socket(e.to_string()))?;
         sock.set_ext_ack();
+        // The whole batch is one message, and the kernel acknowledges each of its messages
+        // (each ACK an skb of about a kilobyte of receive buffer): the defaults (208 KiB)
+        // overflow with a few hundred rules and their sets, failing with EMSGSIZE or ENOBUFS.
+        let _ = sock.set_sndbuf(BATCH_SOCKET_BUFFER);
+        let _ = sock.set_rcvbuf(BATCH_SOCKET_BUFFER);
         let mut t = Self {
             sock,
             name: name.to_owned(),

@@ -441,3 +441,56 @@ fn compiled_expressions_encode_as_nft_encodes_their_rendering() {
         assert_eq!(matches, nft.as_slice(), "rule `{line}` differs");
     }
 }
+
+/// The largest filter (MAX_RULES rules, each with several matches and an anonymous set) on a
+/// point with two hooks installs in one batch: the socket buffers hold the batch and its ACKs.
+#[test]
+fn the_largest_filter_installs_in_one_batch() {
+    if !is_root() {
+        return;
+    }
+    let ns = Netns::new();
+    // 2 directions x 128 ports = 256 rules, each: family, protocol set, fragment test, port.
+    let ports: Vec<String> = (1..=64).map(|p| format!("port {p}")).collect();
+    let expr =
+        edgecap_filter::Expression::parse(&format!("ip and ({})", ports.join(" or "))).unwrap();
+    let filter = expr.compile().unwrap();
+    assert_eq!(filter.len(), 128);
+    let filter: Vec<Conjunction> = filter
+        .iter()
+        .flat_map(|c| {
+            // The same rules again with a length test, to reach the limit.
+            let mut longer = c.clone();
+            longer.matches.push(Match::Length {
+                op: CmpOp::Ge,
+                value: 100,
+            });
+            [c.clone(), longer]
+        })
+        .collect();
+    assert_eq!(filter.len(), edgecap_filter::MAX_RULES);
+    let ns_path = ns.0.clone();
+    let listed = ns.run(move || {
+        let _reader = NflogReader::bind(&NflogConfig::tuned(4244, 128)).unwrap();
+        let hook = |h| Hook {
+            hook: h,
+            priority: 10,
+            device: None,
+        };
+        let points = [PointRules {
+            label: "post".into(),
+            hooks: vec![hook(HookNum::Input), hook(HookNum::Forward)],
+        }];
+        let spec = RuleSpec {
+            filter: &filter,
+            group: 4244,
+            snaplen: 128,
+            sample_one_in: Some(2),
+        };
+        let table = CaptureTable::install("edgecap_big", &points, &spec).unwrap();
+        let listed = rule_exprs(&ns_path, "edgecap_big").len();
+        drop(table);
+        listed
+    });
+    assert_eq!(listed, 2 * edgecap_filter::MAX_RULES);
+}
