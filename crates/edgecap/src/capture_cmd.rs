@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use edgecap_capture::{CaptureError, CaptureSpec, Config, FileSpool, GroupChoice, Limits, Summary};
-use edgecap_filter::StructuredFilter;
+use edgecap_filter::{Expression, StructuredFilter};
 use edgecap_pcap::Format;
 
 use crate::cli::CaptureArgs;
@@ -32,9 +32,22 @@ pub fn validate(a: &CaptureArgs) -> Result<CaptureSpec, Failure> {
     .map_err(|e| bad("--point", e.to_string()))?;
     let filter = StructuredFilter::from_cli(&a.src, &a.dst, &a.sport, &a.dport, &a.proto)
         .map_err(|e| Failure::usage(filter_error(&e)))?;
-    let compiled = filter
+    let structured = filter
         .compile()
         .map_err(|e| Failure::usage(filter_error(&e)))?;
+    let (compiled, filter_text) = match a.filter.as_deref() {
+        None => (structured, filter.to_string()),
+        Some(text) => {
+            let bad_expr = |e: edgecap_filter::ExprError| bad("--filter", e.to_string());
+            let expr = Expression::parse(text).map_err(bad_expr)?;
+            let rules = expr.compile_and(&structured).map_err(bad_expr)?;
+            let shown = match filter.is_empty() {
+                true => expr.to_string(),
+                false => format!("({filter}) and ({expr})"),
+            };
+            (rules, shown)
+        }
+    };
     let limits = Limits {
         time: a
             .time
@@ -116,7 +129,7 @@ pub fn validate(a: &CaptureArgs) -> Result<CaptureSpec, Failure> {
         sink_buffers: false,
         id: new_id(),
         node,
-        filter_text: filter.to_string(),
+        filter_text,
         filter: compiled,
         points,
         limits,
@@ -208,14 +221,14 @@ pub fn run(a: &CaptureArgs) -> Result<(), Failure> {
             "-w: give an output file (or - for standard output), or --server for a fleet capture",
         ));
     };
-    if a.filter.is_some() {
-        // The expression language is being added to the filter crate; until it lands, refuse
-        // rather than silently ignore the option.
-        return Err(Failure::usage(
-            "--filter: expressions are not supported by this build yet",
-        ));
-    }
     let mut spec = validate(a)?;
+    if spec.filter.is_empty() {
+        // tcpdump accepts such a filter too (`ip and ip6`); say so rather than wait silently.
+        eprintln!(
+            "warning: the filter can match no packet: {}",
+            spec.filter_text
+        );
+    }
     let output = open_output(write)?;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [

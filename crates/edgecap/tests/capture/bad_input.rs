@@ -68,6 +68,58 @@ fn every_bad_option_is_refused_with_exit_2_and_nothing_installed() {
             "-w",
             "/nonexistent-dir/x.pcapng",
         ),
+        (
+            &["--filter", "tcp and", "-w", ok],
+            "--filter",
+            "at character 8 (end of expression)",
+        ),
+        (
+            &["--filter", "ether host 02:00:00:00:00:01", "-w", ok],
+            "--filter",
+            "at character 1 (\"ether\"): ether is not supported; hint: edgecap captures at the IP layer",
+        ),
+        (
+            &["--filter", "port 80 or tcp[13] + 1 > 3", "-w", ok],
+            "--filter",
+            "at character 20 (\"+\"): arithmetic on packet fields is not supported",
+        ),
+        (
+            &["--filter", "host 198.18.0.0/16", "-w", ok],
+            "--filter",
+            "needs net, not host",
+        ),
+        (
+            &["--filter", "ip6 protochain 6", "-w", ok],
+            "--filter",
+            "protochain",
+        ),
+        (&["--filter", "", "-w", ok], "--filter", "empty"),
+        (
+            &[
+                "--filter",
+                "(net 198.18.0.0/24 or net 198.18.1.0/24 or net 198.18.2.0/24 or \
+                 net 198.18.3.0/24) and (net 198.18.4.0/24 or net 198.18.5.0/24 or \
+                 net 198.18.6.0/24 or net 198.18.7.0/24) and (port 1 or port 2 or port 3 or \
+                 port 4 or port 5)",
+                "-w",
+                ok,
+            ],
+            "--filter",
+            "expands to 320 rules, more than the limit of 256",
+        ),
+        (
+            // Each part alone fits; ANDed with the structured options it does not.
+            &[
+                "--dport",
+                "1,2,3,4,5,6,7,8",
+                "--filter",
+                "host 198.18.0.1 or 198.18.0.2 or 198.18.0.3 or 198.18.0.4 or 198.18.0.5 or 198.18.0.6",
+                "-w",
+                ok,
+            ],
+            "--filter",
+            "ANDed with the structured filter (addresses, ports, protocols) expands to 288 rules",
+        ),
     ];
     for (args, option, reason) in cases {
         let mut full = vec!["capture"];

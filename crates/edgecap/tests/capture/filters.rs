@@ -249,6 +249,58 @@ fn each_filter_captures_exactly_the_matching_packets() {
                 p.dst.to_string() == "2001:db8:1::2" && p.proto == 17 && p.sport == Some(5353)
             }),
         ),
+        // tcpdump-style expressions, alone and ANDed with the options.
+        (
+            "expr-udp-dst-53",
+            vec!["--filter", "udp and dst port 53"],
+            Box::new(|p| p.proto == 17 && p.dport == Some(53)),
+        ),
+        (
+            "expr-and-options",
+            vec![
+                "--src",
+                "198.18.0.0/15,2001:db8::/32",
+                "--filter",
+                "not (icmp or icmp6) and not port 5353",
+            ],
+            Box::new(move |p| {
+                !matches!(p.proto, 1 | 58)
+                    && !(ports(p) && (p.sport == Some(5353) || p.dport == Some(5353)))
+            }),
+        ),
+        (
+            "expr-syn-only",
+            vec!["--filter", "tcp[tcpflags] & (tcp-syn|tcp-ack) == tcp-syn"],
+            // tcpdump's tcp[] reads IPv4 only; the corpus sends SYN to 443, ACK to 80.
+            Box::new(|p| p.src.is_ipv4() && p.proto == 6 && p.dport == Some(443)),
+        ),
+        (
+            "expr-inherited-host",
+            vec!["--filter", "src host 198.18.100.5 or 2001:db8:ff::9"],
+            Box::new(|p| {
+                p.src.to_string() == "198.18.100.5" || p.src.to_string() == "2001:db8:ff::9"
+            }),
+        ),
+        (
+            "expr-partial-net-and-proto-name",
+            vec!["--filter", "src net 198.18.100 and proto \\gre"],
+            Box::new(|p| p.proto == 47 && in_prefix(p.src, "198.18.100.0/24")),
+        ),
+        (
+            "expr-and-proto-option",
+            vec![
+                "--proto",
+                "udp",
+                "--filter",
+                "portrange 5000-6000 or dst port 65535",
+            ],
+            Box::new(|p| {
+                p.proto == 17
+                    && (p.sport.is_some_and(|s| (5000..=6000).contains(&s))
+                        || p.dport
+                            .is_some_and(|d| (5000..=6000).contains(&d) || d == 65535))
+            }),
+        ),
     ];
     for (tag, args, pred) in &cases {
         let want: Vec<u32> = sent.iter().filter(|p| pred(p)).map(|p| p.marker).collect();

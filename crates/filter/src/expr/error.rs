@@ -14,9 +14,10 @@ pub enum ExprError {
     Syntax(SyntaxError),
     /// The expression parses but needs more nftables rules than [`MAX_RULES`].
     #[error(
-        "the expression {expression:?} expands to {} rules, more than the limit of {MAX_RULES} \
-         (simplify it: fewer alternatives under `not`, or port ranges and prefixes instead of \
-         lists of ports and hosts)",
+        "the expression {expression:?}{} expands to {} rules, more than the limit of \
+         {MAX_RULES} (simplify it: fewer alternatives under `not`, or port ranges and prefixes \
+         instead of lists of ports and hosts)",
+        if *combined { " ANDed with the structured filter (addresses, ports, protocols)" } else { "" },
         if *at_least { format!("at least {count}") } else { count.to_string() }
     )]
     TooManyRules {
@@ -24,6 +25,8 @@ pub enum ExprError {
         /// How many rules it needs (a lower bound when `at_least`: expansion stopped there).
         count: usize,
         at_least: bool,
+        /// The limit was passed only together with a structured filter.
+        combined: bool,
     },
 }
 

@@ -59,21 +59,22 @@ impl Expression {
     /// The nftables rules that capture exactly the packets the expression selects (at most
     /// [`MAX_RULES`](crate::MAX_RULES)); none when it can match no packet (`ip and ip6`).
     pub fn compile(&self) -> Result<Vec<Conjunction>, ExprError> {
-        formula::compile(&lower::lower(&self.root)).map_err(|o| self.too_many(o))
+        formula::compile(&lower::lower(&self.root)).map_err(|o| self.too_many(o, false))
     }
 
     /// The rules for this expression AND `other` (the compiled structured filter given with
     /// it, such as the CLI's `--src`/`--dport`).
     pub fn compile_and(&self, other: &[Conjunction]) -> Result<Vec<Conjunction>, ExprError> {
         let own = self.compile()?;
-        formula::conjoin(other, &own).map_err(|o| self.too_many(o))
+        formula::conjoin(other, &own).map_err(|o| self.too_many(o, true))
     }
 
-    fn too_many(&self, o: formula::Overflow) -> ExprError {
+    fn too_many(&self, o: formula::Overflow, combined: bool) -> ExprError {
         ExprError::TooManyRules {
             expression: self.text.clone(),
             count: o.count,
             at_least: o.at_least,
+            combined,
         }
     }
 }
