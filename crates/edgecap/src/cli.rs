@@ -184,6 +184,8 @@ pub enum LabCommand {
 pub enum BenchCommand {
     /// Capture throughput and CPU: edgecap vs tcpdump on the same NFLOG group and traffic.
     Capture(BenchCaptureArgs),
+    /// Dispatch latency, CPU and memory of one server with N simulated agents.
+    Dispatch(crate::bench::dispatch::BenchDispatchArgs),
 }
 
 #[derive(Debug, Args)]

@@ -88,6 +88,10 @@ pub async fn run(
             what: "serving HTTP".into(),
             source,
         })?;
+    state
+        .hub
+        .sessions_ended(std::time::Duration::from_secs(5))
+        .await;
     drop(background);
     state.hub.flush().await;
     Ok(())

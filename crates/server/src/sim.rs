@@ -1,12 +1,14 @@
 //! A simulated agent: speaks the protocol over a real WebSocket but captures nothing. Tests
-//! drive it message by message; `edgecap bench dispatch` runs a thousand of them.
+//! drive it message by message; `edgecap bench dispatch` runs a thousand of them with
+//! [`respond`], which answers like a real agent and reports when each message arrived.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use edgecap_model::{AgentMsg, ServerMsg};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
@@ -104,4 +106,56 @@ impl SimAgent {
     pub fn abort(self) {
         drop(self);
     }
+}
+
+/// What a responding simulated agent saw, and when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen {
+    /// An `assign` arrived (and was acknowledged at once).
+    Assigned { capture_id: String, at: Instant },
+    /// A `stop` arrived (and `done` was sent at once).
+    Stopped { capture_id: String, at: Instant },
+    /// The connection ended.
+    Closed,
+}
+
+/// Runs `agent` like a real agent that captures nothing: acknowledges every `assign`, answers
+/// every `stop` with a successful `done`, and sends a heartbeat every `heartbeat`. Each arrival
+/// is reported on `seen` with the time it was read, before the answer is written.
+pub async fn respond(mut agent: SimAgent, heartbeat: Duration, seen: mpsc::UnboundedSender<Seen>) {
+    let mut beat = tokio::time::interval(heartbeat);
+    beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let answer = tokio::select! {
+            msg = agent.recv() => match msg {
+                Ok(Some(ServerMsg::Assign { assignment })) => {
+                    let capture_id = assignment.capture_id;
+                    let _ = seen.send(Seen::Assigned { capture_id: capture_id.clone(), at: Instant::now() });
+                    AgentMsg::Ack { capture_id }
+                }
+                Ok(Some(ServerMsg::Stop { capture_id })) => {
+                    let _ = seen.send(Seen::Stopped { capture_id: capture_id.clone(), at: Instant::now() });
+                    AgentMsg::Done {
+                        outcome: edgecap_model::Outcome {
+                            capture_id,
+                            ok: true,
+                            error: None,
+                            packets: 0,
+                            bytes: 0,
+                            lost: 0,
+                            stop_reason: Some("stopped".into()),
+                            file: None,
+                        },
+                    }
+                }
+                Ok(Some(_)) => continue,
+                Ok(None) | Err(_) => break,
+            },
+            _ = beat.tick() => AgentMsg::Heartbeat,
+        };
+        if agent.send(&answer).await.is_err() {
+            break;
+        }
+    }
+    let _ = seen.send(Seen::Closed);
 }

@@ -8,6 +8,7 @@
 //! "offered" comes from one counter rule (priority -400) shared by all readers.
 
 mod counts;
+pub mod dispatch;
 mod kernel;
 mod measure;
 mod noise;
@@ -32,6 +33,7 @@ const MAX_PAYLOAD: usize = 1500 - IP_UDP_HEADERS;
 pub fn run(cmd: &BenchCommand) -> Result<(), Failure> {
     match cmd {
         BenchCommand::Capture(a) => capture(a),
+        BenchCommand::Dispatch(a) => dispatch::run(a),
     }
 }
 

@@ -129,7 +129,7 @@ impl ServerArgs {
 
 /// reqwest refuses to build a client when it was compiled without a default rustls provider
 /// (as the store crate compiles it) and none is installed; ring is the workspace's provider.
-fn install_tls_provider() {
+pub(crate) fn install_tls_provider() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
         // Err: the process chose a provider already, which serves as well.

@@ -198,6 +198,16 @@ impl Hub {
         self.shared.closing.send_replace(true);
     }
 
+    /// Waits (at most `limit`) until every agent session has ended, after [`Hub::close`]:
+    /// upgraded WebSockets outlive the HTTP server's graceful shutdown, and a session that
+    /// ends later would queue its last state changes to a writer that is gone.
+    pub async fn sessions_ended(&self, limit: std::time::Duration) {
+        let until = tokio::time::Instant::now() + limit;
+        while !self.live().nodes.is_empty() && tokio::time::Instant::now() < until {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     fn closing(&self) -> watch::Receiver<bool> {
         self.shared.closing.subscribe()
     }

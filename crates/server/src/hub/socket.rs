@@ -20,6 +20,10 @@ use crate::error::HttpError;
 
 /// Largest message an agent may send (a hello with many finished outcomes fits easily).
 const MAX_MESSAGE: usize = 1 << 20;
+/// Read and write buffers per agent socket. Agent messages are a few hundred bytes; the
+/// WebSocket library's default (128 KiB each) would hold 250 MiB for a thousand idle agents.
+/// Larger messages still arrive whole: the buffers grow for them.
+const SOCKET_BUFFER: usize = 4 << 10;
 
 pub async fn connect(
     State(state): State<AppState>,
@@ -52,6 +56,8 @@ pub async fn connect(
     };
     upgrade
         .max_message_size(MAX_MESSAGE)
+        .read_buffer_size(SOCKET_BUFFER)
+        .write_buffer_size(SOCKET_BUFFER)
         .on_upgrade(move |socket| serve(state, socket))
 }
 
