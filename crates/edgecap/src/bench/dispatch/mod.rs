@@ -6,9 +6,10 @@
 //! the capture is `success`. The server's CPU time over the rounds comes from
 //! `/proc/<pid>/stat`, its peak memory from `VmHWM` in `/proc/<pid>/status`.
 
-use std::io::{BufRead, BufReader};
+mod report;
+mod server;
+
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use edgecap_server::sim::{self, Seen, SimAgent};
@@ -16,6 +17,8 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use crate::exit::Failure;
+use report::{Row, header, ms, table, targets};
+use server::{Server, Workdir, run_edgecap};
 
 #[derive(Debug, clap::Args)]
 pub struct BenchDispatchArgs {
@@ -233,19 +236,19 @@ async fn wait_connected(api: &Api, n: usize) -> Result<(), Failure> {
 
 /// Latencies gathered over the rounds of one fleet size.
 #[derive(Debug, Default)]
-struct Measured {
+pub struct Measured {
     /// Create request sent -> each agent read its `assign` (one sample per agent and round).
-    assign: Vec<Duration>,
+    pub assign: Vec<Duration>,
     /// Per round: create -> the last agent's `assign`.
-    all_assigned: Vec<Duration>,
+    pub all_assigned: Vec<Duration>,
     /// Per round: create -> the API shows every part running (all acks recorded).
-    all_running: Vec<Duration>,
+    pub all_running: Vec<Duration>,
     /// Stop request sent -> each agent read its `stop`.
-    stop: Vec<Duration>,
+    pub stop: Vec<Duration>,
     /// Per round: stop -> the last agent's `stop`.
-    all_stopped: Vec<Duration>,
+    pub all_stopped: Vec<Duration>,
     /// Per round: stop -> the API shows the capture `success` (every `done` recorded).
-    all_done: Vec<Duration>,
+    pub all_done: Vec<Duration>,
 }
 
 async fn one_round(
@@ -352,221 +355,9 @@ async fn until(
     }
 }
 
-struct Row {
-    agents: usize,
-    rounds: usize,
-    m: Measured,
-    cpu: Duration,
-    hwm_kib: u64,
-}
-
-fn pct(v: &[Duration], p: f64) -> Duration {
-    let mut s = v.to_vec();
-    s.sort_unstable();
-    if s.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((s.len() as f64 * p).ceil() as usize).clamp(1, s.len()) - 1;
-    s[i]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-fn table(rows: &[Row]) -> String {
-    let mut t = String::from(
-        "| agents | rounds | create -> assign p50 | p99 | all assigned (max) | all running in API (p50) | stop -> agent p50 | p99 | all stopped (max) | all done in API (p50) | server CPU per round | server peak RSS |\n\
-         | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
-    );
-    for r in rows {
-        let max = |v: &[Duration]| v.iter().max().copied().unwrap_or_default();
-        t.push_str(&format!(
-            "| {} | {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {:.0} ms | {:.1} MiB |\n",
-            r.agents,
-            r.rounds,
-            ms(pct(&r.m.assign, 0.5)),
-            ms(pct(&r.m.assign, 0.99)),
-            ms(max(&r.m.all_assigned)),
-            ms(pct(&r.m.all_running, 0.5)),
-            ms(pct(&r.m.stop, 0.5)),
-            ms(pct(&r.m.stop, 0.99)),
-            ms(max(&r.m.all_stopped)),
-            ms(pct(&r.m.all_done, 0.5)),
-            ms(r.cpu) / r.rounds as f64,
-            r.hwm_kib as f64 / 1024.0,
-        ));
-    }
-    t
-}
-
-fn targets(rows: &[Row]) -> String {
-    let mut t = String::from("Targets (issue 4):\n\n");
-    for r in rows {
-        let p99 = pct(&r.m.assign, 0.99);
-        let mib = r.hwm_kib as f64 / 1024.0;
-        t.push_str(&format!(
-            "- N = {}: create -> assign p99 {:.1} ms ({}), stop -> every agent {:.1} ms at most, server peak {mib:.1} MiB ({})\n",
-            r.agents,
-            ms(p99),
-            if p99 < Duration::from_secs(1) { "under 1 s: met" } else { "NOT under 1 s" },
-            ms(r.m.all_stopped.iter().max().copied().unwrap_or_default()),
-            if mib < 200.0 { "under 200 MiB: met" } else { "NOT under 200 MiB" },
-        ));
-    }
-    t
-}
-
-fn header(a: &BenchDispatchArgs) -> String {
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let args: Vec<String> = std::env::args().collect();
-    format!(
-        "Command: `{}`; {} rounds per fleet size; server: `edgecap server` on 127.0.0.1 with \
-         SQLite; agents: simulated, in the benchmark's process (they share the machine with the \
-         server).\nMachine: {cpus} CPUs, kernel {}.\n",
-        args.join(" "),
-        a.rounds,
-        kernel.trim()
-    )
-}
-
-/// Runs `edgecap <args>` (this executable) and returns its stdout.
-fn run_edgecap(args: &[&str]) -> Result<String, Failure> {
-    let exe = std::env::current_exe().map_err(|e| Failure::runtime(format!("own path: {e}")))?;
-    let out = Command::new(exe)
-        .args(args)
-        .output()
-        .map_err(|e| Failure::runtime(format!("edgecap {args:?}: {e}")))?;
-    if !out.status.success() {
-        return Err(Failure::runtime(format!(
-            "edgecap {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
-
-/// The server process; killed when dropped.
-struct Server {
-    child: Option<Child>,
-    url: String,
-}
-
-impl Server {
-    fn start(dir: &str) -> Result<Server, Failure> {
-        let exe =
-            std::env::current_exe().map_err(|e| Failure::runtime(format!("own path: {e}")))?;
-        let mut child = Command::new(exe)
-            .args(["server", "--data-dir", dir, "--listen", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| Failure::runtime(format!("starting edgecap server: {e}")))?;
-        let mut line = String::new();
-        if let Some(out) = child.stdout.take() {
-            let _ = BufReader::new(out).read_line(&mut line);
-        }
-        let url = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .map(str::to_owned);
-        let mut server = Server {
-            child: Some(child),
-            url: String::new(),
-        };
-        server.url = url.ok_or_else(|| Failure::runtime(format!("server said {line:?}")))?;
-        Ok(server)
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.as_ref().map_or(0, Child::id)
-    }
-
-    /// User + system CPU time so far (`/proc/<pid>/stat`, in USER_HZ = 100 ticks a second).
-    fn cpu(&self) -> Result<Duration, Failure> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()))
-            .map_err(|e| Failure::runtime(format!("server stat: {e}")))?;
-        // Fields after the parenthesised command name: state is field 3, utime 14, stime 15.
-        let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-        let f: Vec<u64> = rest
-            .split_whitespace()
-            .skip(11)
-            .take(2)
-            .filter_map(|v| v.parse().ok())
-            .collect();
-        Ok(Duration::from_millis(f.iter().sum::<u64>() * 10))
-    }
-
-    /// Peak resident memory (`VmHWM`), KiB.
-    fn peak_kib(&self) -> Result<u64, Failure> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
-            .map_err(|e| Failure::runtime(format!("server status: {e}")))?;
-        status
-            .lines()
-            .find(|l| l.starts_with("VmHWM:"))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .ok_or_else(|| Failure::runtime("no VmHWM in the server's status"))
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // SIGTERM: the server closes the agents' sessions and exits cleanly.
-            let _ = Command::new("kill")
-                .args(["-TERM", &c.id().to_string()])
-                .status();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// The temporary data directory, removed at drop.
-struct Workdir(PathBuf);
-
-impl Workdir {
-    fn new() -> Result<Workdir, Failure> {
-        let p = std::env::temp_dir().join(format!(
-            "edgecap-bench-dispatch-{:016x}",
-            rand::random::<u64>()
-        ));
-        std::fs::create_dir_all(&p)
-            .map_err(|e| Failure::runtime(format!("creating {}: {e}", p.display())))?;
-        Ok(Workdir(p))
-    }
-    fn dir(&self) -> &str {
-        self.0.to_str().unwrap_or_default()
-    }
-}
-
-impl Drop for Workdir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn percentiles_are_nearest_rank() {
-        let v: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
-        assert_eq!(pct(&v, 0.5), Duration::from_millis(50));
-        assert_eq!(pct(&v, 0.99), Duration::from_millis(99));
-        assert_eq!(pct(&v[..1], 0.99), Duration::from_millis(1));
-        assert_eq!(pct(&[], 0.5), Duration::ZERO);
-    }
 
     #[test]
     fn flags_are_checked() {
