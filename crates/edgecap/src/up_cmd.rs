@@ -86,15 +86,22 @@ pub fn run(a: &UpArgs) -> Result<(), Failure> {
                 let _ = agent_stopped.await;
             })))
         };
-        print_banner(
-            &url,
-            &access,
-            wrote.as_deref(),
-            &client_path,
-            &name,
-            &destination,
-            a.no_agent,
-        );
+        Banner {
+            url: &url,
+            access: &access,
+            not_written: wrote.as_deref(),
+            client_path: &client_path,
+            // Commands need the path only when it is not the one they look at by default.
+            client_flag: a
+                .client_config
+                .as_ref()
+                .map(|p| format!(" --client-config {}", p.display()))
+                .unwrap_or_default(),
+            node: &name,
+            destination: &destination,
+            no_agent: a.no_agent,
+        }
+        .print();
         crate::server_cmd::shutdown_signal().await;
         eprintln!("edgecap up: stopping (captures are stopped and their files completed)");
         // The agent first, so its captures report to a server that is still there.
@@ -224,46 +231,60 @@ fn write_private(path: &Path, text: &str) -> Result<(), Failure> {
     f.write_all(text.as_bytes()).map_err(cannot)
 }
 
-fn print_banner(
-    url: &str,
-    access: &Access,
-    not_written: Option<&str>,
-    client_path: &Path,
-    node: &str,
-    destination: &str,
+/// What `up` tells people once it runs.
+struct Banner<'a> {
+    url: &'a str,
+    access: &'a Access,
+    /// Why the client config was not written, if it was not.
+    not_written: Option<&'a str>,
+    client_path: &'a Path,
+    client_flag: String,
+    node: &'a str,
+    destination: &'a str,
     no_agent: bool,
-) {
-    println!("edgecap is up");
-    println!("  API          {url}   (OpenAPI document: {url}/openapi.json)");
-    println!("  account      {}", access.account);
-    if access.new_token {
-        println!(
-            "  API token    {}   (shown once: only its hash is stored)",
-            access.token
-        );
-    } else {
-        println!("  API token    the one in {}", client_path.display());
-    }
-    match not_written {
-        None => println!(
-            "  client       {} (used by capture, ls, status, stop)",
-            client_path.display()
-        ),
-        Some(why) => println!("  client       {why}; pass --server {url} --token ..."),
-    }
-    println!("  destination  {destination}");
-    if no_agent {
-        println!("  node         none (--no-agent)");
-    } else {
-        println!("  node         {node} (this machine, site=local)");
-        if !crate::server_cmd::is_root() {
+}
+
+impl Banner<'_> {
+    fn print(&self) {
+        let (url, cfg) = (self.url, &self.client_flag);
+        println!("edgecap is up");
+        println!("  API          {url}   (OpenAPI document: {url}/openapi.json)");
+        println!("  account      {}", self.access.account);
+        if self.access.new_token {
             println!(
-                "               not root: its captures will fail (nftables and NFLOG need CAP_NET_ADMIN)"
+                "  API token    {}   (shown once: only its hash is stored)",
+                self.access.token
             );
+        } else {
+            println!("  API token    the one in {}", self.client_path.display());
         }
-        println!("try:");
-        println!("  edgecap capture --colo {node} --proto icmp --time 10s");
-        println!("  edgecap ls");
+        match self.not_written {
+            None => println!(
+                "  client       {} (used by capture, ls, status, stop)",
+                self.client_path.display()
+            ),
+            Some(why) => println!("  client       {why}; pass --server {url} --token ..."),
+        }
+        println!("  destination  {}", self.destination);
+        if self.no_agent {
+            println!("  node         none (--no-agent)");
+        } else {
+            println!("  node         {} (this machine, site=local)", self.node);
+            if !crate::server_cmd::is_root() {
+                println!(
+                    "               not root: its captures will fail (nftables and NFLOG need \
+                     CAP_NET_ADMIN)"
+                );
+            }
+            println!("try:");
+            // --server makes `capture` a fleet capture (without it, it captures locally to
+            // -w); token, account and destination come from the client config.
+            println!(
+                "  edgecap capture --server {url}{cfg} --colo {} --proto icmp --time 10s",
+                self.node
+            );
+            println!("  edgecap ls{cfg}");
+        }
+        crate::server_cmd::flush_stdout();
     }
-    crate::server_cmd::flush_stdout();
 }

@@ -49,6 +49,9 @@ fn up_serves_an_agent_and_writes_the_client_config() {
     let mut banner = Vec::new();
     while let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) {
         let last = line.starts_with("  edgecap ls");
+        if line.starts_with("  edgecap capture") {
+            assert!(line.contains("--server http://"), "{line}");
+        }
         banner.push(line);
         if last {
             break;
