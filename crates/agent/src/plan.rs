@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use edgecap_capture::{CaptureSpec, Config, DEFAULT_SNAPLEN, GroupChoice, Limits};
+use edgecap_filter::Expression;
 use edgecap_model::Assignment;
 use edgecap_pcap::Format;
 
@@ -25,15 +26,26 @@ pub fn spec(
             a.capture_id
         ));
     }
-    if a.filter.is_some() {
-        return Err(
-            "filter: tcpdump-style expressions are not supported by this agent yet".to_owned(),
-        );
-    }
     let raw: edgecap_filter::RawFilter =
         serde_json::from_value(a.filter_v1.clone()).map_err(|e| format!("filter_v1: {e}"))?;
     let filter = raw.validate().map_err(|e| format!("filter_v1.{e}"))?;
-    let compiled = filter.compile().map_err(|e| format!("filter_v1.{e}"))?;
+    let structured = filter.compile().map_err(|e| format!("filter_v1.{e}"))?;
+    // The expression, if any, ANDed with filter_v1 (as `edgecap capture --filter` does).
+    let (compiled, filter_text) = match a.filter.as_deref() {
+        None => (structured, filter.to_string()),
+        Some(text) => {
+            let expr = Expression::parse(text).map_err(|e| format!("filter: {e}"))?;
+            let rules = expr
+                .compile_and(&structured)
+                .map_err(|e| format!("filter: {e}"))?;
+            let shown = if filter.is_empty() {
+                expr.to_string()
+            } else {
+                format!("({filter}) and ({expr})")
+            };
+            (rules, shown)
+        }
+    };
     let points = edgecap_capture::points::resolve(&a.points, config, devices)
         .map_err(|e| format!("points: {e}"))?;
     if !(a.time_limit.is_finite() && a.time_limit > 0.0) {
@@ -50,7 +62,7 @@ pub fn spec(
     Ok(CaptureSpec {
         id: a.capture_id.to_ascii_lowercase(),
         node: node.to_owned(),
-        filter_text: filter.to_string(),
+        filter_text,
         filter: compiled,
         points,
         limits: Limits {
@@ -111,6 +123,34 @@ mod tests {
     }
 
     #[test]
+    fn an_expression_is_anded_with_filter_v1() {
+        let mut a = assignment();
+        a.filter = Some("src net 198.18.0.0/15".into());
+        let s = spec(&a, "edge0", &Config::default(), &[]).unwrap();
+        assert!(s.filter_text.contains(") and ("), "{}", s.filter_text);
+        assert!(edgecap_filter::matches(
+            &s.filter,
+            &udp([198, 18, 0, 2], 53)
+        ));
+        assert!(!edgecap_filter::matches(&s.filter, &udp([10, 0, 0, 1], 53)));
+        assert!(!edgecap_filter::matches(
+            &s.filter,
+            &udp([198, 18, 0, 2], 54)
+        ));
+    }
+
+    /// A minimal IPv4 UDP packet to 198.18.1.2 (the matcher checks no checksum).
+    fn udp(src: [u8; 4], dport: u16) -> Vec<u8> {
+        let mut p = vec![0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0];
+        p.extend_from_slice(&src);
+        p.extend_from_slice(&[198, 18, 1, 2]);
+        p.extend_from_slice(&40000u16.to_be_bytes());
+        p.extend_from_slice(&dport.to_be_bytes());
+        p.extend_from_slice(&[0, 8, 0, 0]);
+        p
+    }
+
+    #[test]
     fn what_the_node_cannot_honour_is_refused_by_field() {
         let cfg = Config::default();
         let err = |f: &dyn Fn(&mut Assignment)| {
@@ -124,7 +164,7 @@ mod tests {
             err(&|a| a.filter_v1 = json!({"source_port": 70000}))
                 .starts_with("filter_v1.source_port")
         );
-        assert!(err(&|a| a.filter = Some("tcp".into())).starts_with("filter: "));
+        assert!(err(&|a| a.filter = Some("tcp port".into())).starts_with("filter: "));
         assert!(err(&|a| a.capture_id = "../x".into()).starts_with("capture_id: "));
         assert!(err(&|a| a.format = "erf".into()).starts_with("format: "));
     }

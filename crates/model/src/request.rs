@@ -124,13 +124,21 @@ pub fn validate_create(
     }
     let (filter_v1, filter_v1_parsed) = filter_v1(obj, &mut errs);
     let filter = opt_string(obj, "filter", &mut errs);
-    if filter.is_some() {
-        // The expression language is being added to the filter crate; until agents can compile
-        // it, refuse rather than capture more than the user asked for.
-        errs.push(unsupported(
-            "filter",
-            "tcpdump-style expressions are not supported by this server yet; use filter_v1",
-        ));
+    // Compiled here as the agents will compile it, so a filter that cannot become nftables
+    // rules (a syntax error, too many rules together) is refused before anything is stored.
+    match filter_v1_parsed.compile() {
+        Err(e) => errs.push(ApiError::field(
+            &format!("filter_v1.{}", e.field()),
+            strip_field(&e.to_string(), e.field()),
+        )),
+        Ok(rules) => {
+            if let Some(text) = &filter
+                && let Err(e) = edgecap_filter::Expression::parse(text)
+                    .and_then(|expr| expr.compile_and(&rules))
+            {
+                errs.push(ApiError::field("filter", e));
+            }
+        }
     }
     let colo_name = match (
         opt_string(obj, "colo_name", &mut errs),
@@ -462,8 +470,34 @@ mod tests {
     }
 
     #[test]
+    fn filter_expressions_are_checked_with_the_structured_filter() {
+        let mut b = ok_body();
+        b["filter"] = json!("tcp port 80 or icmp");
+        let r = validate_create(&b, &AccountLimits::default()).unwrap();
+        assert_eq!(r.filter.as_deref(), Some("tcp port 80 or icmp"));
+        b["filter"] = json!("tcp port");
+        let m = messages(b.clone());
+        assert!(m[0].starts_with("filter: "), "{m:?}");
+        // Each is fine alone; together, 20 source ports x 20 destination ports pass the
+        // rule limit (256).
+        let ports: Vec<u16> = (1..=20).collect();
+        b["filter_v1"] = json!({"protocol": 6, "source_port": ports});
+        b.as_object_mut().unwrap().remove("filter");
+        assert!(validate_create(&b, &AccountLimits::default()).is_ok());
+        let alternatives: Vec<String> = (1..=20).map(|p| format!("dst port {p}")).collect();
+        b["filter"] = json!(alternatives.join(" or "));
+        let m = messages(b.clone());
+        b["filter_v1"] = json!({});
+        assert!(validate_create(&b, &AccountLimits::default()).is_ok());
+        assert!(
+            m[0].starts_with("filter: ") && m[0].contains("rules"),
+            "{m:?}"
+        );
+    }
+
+    #[test]
     fn features_of_later_versions_are_refused_not_ignored() {
-        for (field, value) in [("filter", json!("tcp port 80")), ("merge", json!(true))] {
+        for (field, value) in [("merge", json!(true))] {
             let mut b = ok_body();
             b[field] = value;
             let e = validate_create(&b, &AccountLimits::default()).unwrap_err();

@@ -1,4 +1,5 @@
-//! `stop` ends the capture on every node; every file is complete. How fast a stop reaches the
+//! `stop` ends the capture on every node; every file is complete. The capture's filter is an
+//! expression (`filter`), compiled by each agent. How fast a stop reaches the
 //! agents is measured by `edgecap bench dispatch` (stop -> every agent stopped), not here.
 
 use std::time::Duration;
@@ -6,7 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::capture_common::{edgecap_tables, isb_counters, markers, root_or_skip};
-use crate::harness::{Fleet, ServerOpts};
+use crate::harness::{Fleet, PORT, ServerOpts};
 
 #[test]
 fn stop_ends_the_capture_on_every_node_with_complete_files() {
@@ -14,7 +15,11 @@ fn stop_ends_the_capture_on_every_node_with_complete_files() {
         return;
     }
     let fleet = Fleet::new(3, ServerOpts::default());
-    let id = fleet.create(json!({"time_limit": 300}));
+    // The filter as a tcpdump-style expression: the packets to PORT + 1 sent beside each
+    // marker must stay out of the files.
+    let id = fleet.create(json!({
+        "time_limit": 300, "filter_v1": {}, "filter": format!("udp and dst port {PORT}"),
+    }));
     fleet.wait_rules(&id, &[0, 1, 2]);
     for i in 0..3 {
         fleet.send(i, 100 * (i as u32 + 1), 4);
