@@ -6,6 +6,7 @@
 //! the capture is `success`. The server's CPU time over the rounds comes from
 //! `/proc/<pid>/stat`, its peak memory from `VmHWM` in `/proc/<pid>/status`.
 
+mod lab;
 mod report;
 mod server;
 
@@ -28,6 +29,10 @@ pub struct BenchDispatchArgs {
     /// Captures created and stopped per fleet size.
     #[arg(long, default_value_t = 10)]
     pub rounds: usize,
+    /// Also run real agents (`edgecap agent --netns`) in a lab of this many edge namespaces
+    /// and time create -> running and stop -> done through the capture engine (needs root).
+    #[arg(long, default_value_t = 0)]
+    pub lab_edges: usize,
     /// Write the markdown table here as well as to stdout.
     #[arg(long)]
     pub markdown: Option<PathBuf>,
@@ -93,10 +98,24 @@ pub fn run(a: &BenchDispatchArgs) -> Result<(), Failure> {
                 hwm_kib: server.peak_kib()?,
             });
         }
-        Ok::<_, Failure>(rows)
+        let lab = match a.lab_edges {
+            0 => None,
+            n => {
+                let dest = work.0.join("captures");
+                std::fs::create_dir_all(&dest)
+                    .map_err(|e| Failure::runtime(format!("creating {}: {e}", dest.display())))?;
+                let dest = dest.display().to_string();
+                Some(lab::rounds(&api, &server.url, &agent_token, n, a.rounds, &dest).await?)
+            }
+        };
+        Ok::<_, Failure>((rows, lab))
     })?;
+    let (rows, lab) = rows;
     server.stop();
-    let md = format!("{}\n{}\n{}", header(a), table(&rows), targets(&rows));
+    let mut md = format!("{}\n{}\n{}", header(a), table(&rows), targets(&rows));
+    if let Some(lab) = &lab {
+        md.push_str(&format!("\n{}", report::lab_table(lab)));
+    }
     print!("{md}");
     if let Some(p) = &a.markdown {
         std::fs::write(p, &md)
@@ -116,6 +135,13 @@ fn check(a: &BenchDispatchArgs) -> Result<Vec<usize>, Failure> {
         return Err(Failure::usage(format!(
             "--rounds: {} is outside 1-100",
             a.rounds
+        )));
+    }
+    if a.lab_edges > edgecap_lab::plan::MAX_EDGES {
+        return Err(Failure::usage(format!(
+            "--lab-edges: {} is more than a lab has ({})",
+            a.lab_edges,
+            edgecap_lab::plan::MAX_EDGES
         )));
     }
     sizes.sort_unstable();
@@ -345,6 +371,12 @@ async fn until(
         if done(&c) {
             return Ok(from.elapsed());
         }
+        if c["status"] == "failed" {
+            return Err(Failure::runtime(format!(
+                "capture {id} failed: {}",
+                c["error_message"]
+            )));
+        }
         if from.elapsed() > ROUND_LIMIT {
             return Err(Failure::runtime(format!(
                 "capture {id} did not get there: {}",
@@ -364,6 +396,7 @@ mod tests {
         let a = |agents: Vec<usize>, rounds| BenchDispatchArgs {
             agents,
             rounds,
+            lab_edges: 0,
             markdown: None,
         };
         assert!(check(&a(vec![0], 3)).is_err());

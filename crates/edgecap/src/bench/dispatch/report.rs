@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use super::lab::LabMeasured;
 use super::{BenchDispatchArgs, Measured};
 
 pub struct Row {
@@ -68,6 +69,24 @@ pub fn targets(rows: &[Row]) -> String {
         ));
     }
     t
+}
+
+/// The real agents' rounds.
+pub fn lab_table(m: &LabMeasured) -> String {
+    let max = |v: &[Duration]| v.iter().max().copied().unwrap_or_default();
+    format!(
+        "Real agents (`edgecap agent --netns`, one per lab edge; the capture engine installs, \
+         detaches, drains and writes; no traffic):\n\n\
+         | edges | rounds | create -> all running p50 | max | stop -> all done p50 | max |\n\
+         | ---: | ---: | ---: | ---: | ---: | ---: |\n\
+         | {} | {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms |\n",
+        m.edges,
+        m.running.len(),
+        ms(pct(&m.running, 0.5)),
+        ms(max(&m.running)),
+        ms(pct(&m.done, 0.5)),
+        ms(max(&m.done)),
+    )
 }
 
 pub fn header(a: &BenchDispatchArgs) -> String {

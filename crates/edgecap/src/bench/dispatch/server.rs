@@ -110,7 +110,7 @@ impl Drop for Server {
 }
 
 /// The temporary data directory, removed at drop.
-pub struct Workdir(PathBuf);
+pub struct Workdir(pub PathBuf);
 
 impl Workdir {
     pub fn new() -> Result<Workdir, Failure> {
