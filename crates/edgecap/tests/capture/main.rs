@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod common;
+mod differential;
 mod fate;
 mod filters;
 mod lab_cli;

@@ -1,0 +1,316 @@
+//! The proof against libpcap: for many random expressions, the packets edgecap captures through
+//! the kernel are exactly the packets `tcpdump -r corpus.pcap EXPR` selects.
+//!
+//! A corpus of a few thousand crafted packets ([`corpus`]) is written once as a RAW pcap for
+//! tcpdump, and sent through the lab's edge node once per batch of expressions; each
+//! expression of the batch is captured at `pre-firewall` by its own `edgecap capture
+//! --filter EXPR` process (its own table and NFLOG group), and the markers of the captured
+//! packets are compared with the markers tcpdump selects. The userspace matcher is compared
+//! too. The edge namespace has no conntrack, so nothing reassembles fragments before
+//! prerouting -310; the first expression, `ip or ip6`, checks that every corpus packet,
+//! fragments included, reaches the capture as sent.
+//!
+//! Sizes and reproduction (see docs/filters.md):
+//! - `cargo test -p edgecap --test capture differential` runs [`DEFAULT_EXPRESSIONS`].
+//! - `EDGECAP_DIFF_EXPRESSIONS=500` runs more; `EDGECAP_DIFF_SEED=N` (or `random`) picks the
+//!   master seed the corpus and every expression derive from.
+//! - `EDGECAP_DIFF_EXPR_SEED=S` reruns one generated expression; `EDGECAP_DIFF_EXPR='...'` one
+//!   written by hand (both with the corpus of `EDGECAP_DIFF_SEED`).
+//!
+//! Expressions edgecap refuses for needing more than MAX_RULES rules are counted and listed,
+//! never silently skipped, and must stay rare.
+
+mod capture;
+mod corpus;
+mod exprgen;
+mod oracle;
+mod rng;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use edgecap_filter::{ExprError, Expression};
+
+use crate::common::*;
+use corpus::Corpus;
+use oracle::Oracle;
+
+const CORPUS_SIZE: usize = 3000;
+/// What `cargo test` runs: about ten seconds on two cores (500 take about a minute).
+const DEFAULT_EXPRESSIONS: usize = 60;
+const DEFAULT_SEED: u64 = 0x0edc_a9f1_17e5_0001;
+/// Captures running at once, per replay of the corpus.
+const PARALLEL: usize = 8;
+/// Selects the whole corpus: the check that every packet arrives as sent.
+const EVERYTHING: &str = "ip or ip6";
+/// At most this share (in percent) of generated expressions may exceed MAX_RULES.
+const MAX_OVER_LIMIT_PERCENT: usize = 10;
+
+struct Config {
+    seed: u64,
+    count: usize,
+    only_seed: Option<u64>,
+    only_expr: Option<String>,
+}
+
+fn parse_u64(s: &str) -> Option<u64> {
+    match s.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+impl Config {
+    fn from_env() -> Config {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let seed = match var("EDGECAP_DIFF_SEED").as_deref() {
+            None => DEFAULT_SEED,
+            Some("random") => rand::random(),
+            Some(s) => parse_u64(s).unwrap_or_else(|| panic!("EDGECAP_DIFF_SEED: {s:?}")),
+        };
+        let count = var("EDGECAP_DIFF_EXPRESSIONS").map_or(DEFAULT_EXPRESSIONS, |s| {
+            s.parse()
+                .unwrap_or_else(|_| panic!("EDGECAP_DIFF_EXPRESSIONS: {s:?}"))
+        });
+        Config {
+            seed,
+            count,
+            only_seed: var("EDGECAP_DIFF_EXPR_SEED")
+                .map(|s| parse_u64(&s).unwrap_or_else(|| panic!("EDGECAP_DIFF_EXPR_SEED: {s:?}"))),
+            only_expr: var("EDGECAP_DIFF_EXPR"),
+        }
+    }
+}
+
+/// One expression to check.
+struct Case {
+    /// The generator seed, or `None` for a fixed expression.
+    seed: Option<u64>,
+    text: String,
+    /// What edgecap parsed it as (canonical syntax).
+    understood: String,
+    /// What tcpdump selects: the one answer of libpcap with and without its optimizer, or,
+    /// where the optimizer changed the meaning, the unoptimized answer.
+    tcpdump: BTreeSet<u32>,
+    oracle: Oracle,
+    matcher: BTreeSet<u32>,
+    captured: BTreeSet<u32>,
+}
+
+impl Case {
+    fn label(&self) -> String {
+        match self.seed {
+            Some(s) => format!("EDGECAP_DIFF_EXPR_SEED={s:#x}"),
+            None => format!("EDGECAP_DIFF_EXPR='{}'", self.text),
+        }
+    }
+}
+
+fn describe(corpus: &Corpus, set: &BTreeSet<u32>) -> String {
+    let mut s = String::new();
+    for m in set.iter().take(12) {
+        s.push_str(&format!("\n      #{m}: {}", corpus.describe(*m)));
+    }
+    if set.len() > 12 {
+        s.push_str(&format!("\n      ... and {} more", set.len() - 12));
+    }
+    s
+}
+
+fn mismatch(
+    corpus: &Corpus,
+    c: &Case,
+    what: &str,
+    got: &BTreeSet<u32>,
+    master: u64,
+) -> Option<String> {
+    if *got == c.tcpdump {
+        return None;
+    }
+    let only_tcpdump: BTreeSet<u32> = c.tcpdump.difference(got).copied().collect();
+    let only_ours: BTreeSet<u32> = got.difference(&c.tcpdump).copied().collect();
+    Some(format!(
+        "{what} differs from tcpdump for {:?}\n    reproduce: EDGECAP_DIFF_SEED={master:#x} {} \
+         cargo test -p edgecap --test capture differential -- --nocapture\n    edgecap \
+         understood: {}\n    selected only by tcpdump ({}):{}\n    selected only by {what} \
+         ({}):{}",
+        c.text,
+        c.label(),
+        c.understood,
+        only_tcpdump.len(),
+        describe(corpus, &only_tcpdump),
+        only_ours.len(),
+        describe(corpus, &only_ours),
+    ))
+}
+
+#[test]
+fn expressions_select_what_tcpdump_selects() {
+    if !root_or_skip() {
+        return;
+    }
+    let cfg = Config::from_env();
+    let corpus = corpus::generate(rng::derive(cfg.seed, u64::MAX), CORPUS_SIZE);
+    let mut texts: Vec<(Option<u64>, String)> = vec![(None, EVERYTHING.to_owned())];
+    match (&cfg.only_expr, cfg.only_seed) {
+        (Some(e), _) => texts.push((None, e.clone())),
+        (None, Some(s)) => texts.push((Some(s), exprgen::expression(&mut rng::Rng::new(s)))),
+        (None, None) => texts.extend((0..cfg.count as u64).map(|i| {
+            let s = rng::derive(cfg.seed, i);
+            (Some(s), exprgen::expression(&mut rng::Rng::new(s)))
+        })),
+    }
+    let generated = texts.len() - 1;
+    eprintln!(
+        "differential: EDGECAP_DIFF_SEED={:#x}, {generated} expressions, {CORPUS_SIZE} packets",
+        cfg.seed
+    );
+
+    let scratch = Scratch::new("differential");
+    let pcap = scratch.path("corpus.pcap");
+    corpus.write_pcap(&pcap);
+
+    let mut failures = Vec::new();
+    let mut over_limit = Vec::new();
+    let mut cases = Vec::new();
+    for (seed, text) in texts {
+        let expr = match Expression::parse(&text) {
+            Ok(e) => e,
+            Err(e) => {
+                failures.push(format!("edgecap refused {text:?} (seed {seed:?}): {e}"));
+                continue;
+            }
+        };
+        let oracle = match Oracle::run(&pcap, &text) {
+            Ok(o) => o,
+            Err(e) => {
+                failures.push(format!("tcpdump refused {text:?} (seed {seed:?}): {e}"));
+                continue;
+            }
+        };
+        let tcpdump = oracle.unoptimized.clone();
+        match expr.compile() {
+            Ok(rules) => {
+                let matcher = corpus
+                    .packets
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, p)| edgecap_filter::matches(&rules, p))
+                    .map(|(i, _)| i as u32 + 1)
+                    .collect();
+                cases.push(Case {
+                    seed,
+                    understood: expr.to_string(),
+                    text,
+                    tcpdump,
+                    oracle,
+                    matcher,
+                    captured: BTreeSet::new(),
+                });
+            }
+            Err(e @ ExprError::TooManyRules { .. }) => over_limit.push(format!("{text:?}: {e}")),
+            Err(e) => failures.push(format!("edgecap cannot compile {text:?}: {e}")),
+        }
+    }
+
+    let lab = lab();
+    let ns = lab.edge_ns(0).to_owned();
+    let started = Instant::now();
+    for (b, batch) in cases.chunks_mut(PARALLEL).enumerate() {
+        let batch_texts: Vec<&str> = batch.iter().map(|c| c.text.as_str()).collect();
+        let caps = capture::start_all(&ns, &batch_texts, &scratch, b);
+        lab.send(0, &corpus.packets).expect("send the corpus");
+        // The kernel flushes NFLOG batches every 10 ms; give it ample time, then stop.
+        std::thread::sleep(Duration::from_millis(300));
+        for (c, case) in caps.into_iter().zip(batch.iter_mut()) {
+            case.captured = capture::finish(c, &case.text, &corpus);
+        }
+    }
+
+    let all: BTreeSet<u32> = (1..=CORPUS_SIZE as u32).collect();
+    assert_eq!(
+        cases.first().map(|c| &c.captured),
+        Some(&all),
+        "`{EVERYTHING}` must capture every corpus packet as sent (fragments not reassembled)"
+    );
+    for c in &cases {
+        failures.extend(mismatch(
+            &corpus,
+            c,
+            "the kernel capture",
+            &c.captured,
+            cfg.seed,
+        ));
+        failures.extend(mismatch(
+            &corpus,
+            c,
+            "the userspace matcher",
+            &c.matcher,
+            cfg.seed,
+        ));
+    }
+    // Where libpcap's optimizer changes a filter's meaning, tcpdump contradicts itself; edgecap
+    // is compared with the unoptimized program (above) and the cases are listed.
+    let optimizer_bugs: Vec<String> = cases
+        .iter()
+        .filter(|c| c.oracle.optimizer_disagrees())
+        .map(|c| {
+            let opt = c.oracle.optimized.clone().unwrap_or_default();
+            let only_unopt: BTreeSet<u32> = c.tcpdump.difference(&opt).copied().collect();
+            let only_opt: BTreeSet<u32> = opt.difference(&c.tcpdump).copied().collect();
+            format!(
+                "{:?} ({}): tcpdump -O selects {} packets, tcpdump {}; only without the \
+                 optimizer:{}\n    only with it:{}",
+                c.text,
+                c.label(),
+                c.tcpdump.len(),
+                c.oracle.optimized.as_ref().map_or(
+                    "refuses it (\"rejects all packets\")".to_owned(),
+                    |o| format!("selects {}", o.len())
+                ),
+                describe(&corpus, &only_unopt),
+                describe(&corpus, &only_opt),
+            )
+        })
+        .collect();
+    let nontrivial = cases[1..]
+        .iter()
+        .filter(|c| !c.tcpdump.is_empty() && c.tcpdump.len() < CORPUS_SIZE)
+        .count();
+    eprintln!(
+        "differential: {} expressions compared through the kernel in {:.1}s ({nontrivial} \
+         selecting some but not all packets), {} over the rule limit, {} where libpcap's \
+         optimizer changes the meaning, {} failures",
+        cases.len() - 1,
+        started.elapsed().as_secs_f64(),
+        over_limit.len(),
+        optimizer_bugs.len(),
+        failures.len()
+    );
+    for o in &optimizer_bugs {
+        eprintln!("  libpcap's optimizer disagrees with itself: {o}");
+    }
+    for o in &over_limit {
+        eprintln!("  over the rule limit: {o}");
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {generated} expressions differ (EDGECAP_DIFF_SEED={:#x}):\n\n{}",
+        failures.len(),
+        cfg.seed,
+        failures.join("\n\n")
+    );
+    if cfg.only_expr.is_none() && cfg.only_seed.is_none() {
+        assert!(
+            over_limit.len() * 100 <= generated * MAX_OVER_LIMIT_PERCENT,
+            "{} of {generated} generated expressions exceed the rule limit: the generator should \
+             stay mostly within it",
+            over_limit.len()
+        );
+        assert!(
+            nontrivial * 2 >= generated,
+            "only {nontrivial} of {generated} expressions select some but not all packets: the \
+             comparison would prove little"
+        );
+    }
+}
