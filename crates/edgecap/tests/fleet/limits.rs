@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::capture_common::{markers, root_or_skip};
+use crate::capture_common::{markers, root_or_skip, tshark_fields};
 use crate::harness::{Fleet, ServerOpts};
 
 #[test]
@@ -14,7 +14,8 @@ fn a_packet_limit_holds_for_the_capture_as_a_whole() {
         return;
     }
     let fleet = Fleet::new(3, ServerOpts::default());
-    let id = fleet.create(json!({"packet_limit": 31}));
+    // At ingress: the agents resolve the point's devices inside their edge's namespace.
+    let id = fleet.create(json!({"packet_limit": 31, "points": ["ingress"]}));
     let c = fleet.get(&id);
     let shares: Vec<u64> = (0..3)
         .map(|i| c["node_results"][i]["packet_limit"].as_u64().unwrap())
@@ -30,7 +31,13 @@ fn a_packet_limit_holds_for_the_capture_as_a_whole() {
     let mut total = 0;
     for (i, share) in shares.iter().enumerate() {
         assert_eq!(c["node_results"][i]["stop_reason"], "packet-limit");
-        let m = markers(&fleet.file(&id, i));
+        let file = fleet.file(&id, i);
+        let names = tshark_fields(&file, &["frame.interface_name"]);
+        assert!(
+            names.iter().all(|l| l[0] == format!("edge{i}/ingress")),
+            "{names:?}"
+        );
+        let m = markers(&file);
         let first = 100 * (i as u32 + 1);
         // Exactly the node's share: the first packets sent through it.
         assert_eq!(m, (first..first + *share as u32).collect::<Vec<_>>());

@@ -1,0 +1,67 @@
+//! The agent's `--netns`: device lookups and offered points follow the namespace the capture
+//! thread entered, not the agent's own. Needs root (it builds a lab); under CI=true it fails
+//! rather than skips without it.
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::collections::BTreeMap;
+
+use edgecap_agent::Settings;
+use edgecap_lab::{Lab, LabSpec};
+
+fn root_or_skip() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let root = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(2))
+        == Some("0");
+    if !root {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "this test needs root (network namespaces) and CI=true forbids skipping"
+        );
+        eprintln!("skipping: needs root");
+    }
+    root
+}
+
+#[test]
+fn devices_and_points_are_those_of_the_capture_namespace() {
+    if !root_or_skip() {
+        return;
+    }
+    let lab = Lab::new(&LabSpec::default()).unwrap();
+    let ns = lab.edge_ns(0).to_owned();
+    let inside = edgecap_lab::netns::run(&ns, edgecap_capture::points::local_devices).unwrap();
+    assert_eq!(inside, ["from-src", "lo", "to-origin"]);
+    let outside = edgecap_capture::points::local_devices();
+    assert!(
+        !outside.iter().any(|d| d == "from-src"),
+        "this thread is still in the root namespace: {outside:?}"
+    );
+    let settings = Settings {
+        server: "http://127.0.0.1:1".into(),
+        token: "eca_x".into(),
+        name: "edge0".into(),
+        labels: BTreeMap::new(),
+        config: edgecap_capture::Config::parse(
+            "[points.edge-in]\nhook = \"ingress\"\ndevices = [\"from-src\"]\n",
+        )
+        .unwrap(),
+        netns: Some(ns),
+        version: "test".into(),
+    };
+    settings.check().unwrap();
+    // `from-src` exists only in the edge: a lookup in the agent's namespace would drop the
+    // configured point.
+    let points = settings.offered_points();
+    for p in [
+        "ingress",
+        "pre-firewall",
+        "post-firewall",
+        "egress",
+        "edge-in",
+    ] {
+        assert!(points.iter().any(|x| x == p), "{p} missing from {points:?}");
+    }
+}
