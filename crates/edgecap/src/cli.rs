@@ -186,6 +186,39 @@ pub enum BenchCommand {
     Capture(BenchCaptureArgs),
     /// Dispatch latency, CPU and memory of one server with N simulated agents.
     Dispatch(crate::bench::dispatch::BenchDispatchArgs),
+    /// Merge time and memory: edgecap merge vs mergecap -w on the same generated files.
+    Merge(BenchMergeArgs),
+    /// Peak memory of the upload path: a capture-sized pcapng streamed into moto_server.
+    Upload(BenchUploadArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchMergeArgs {
+    /// Number of input files (one per node).
+    #[arg(long, default_value_t = 16)]
+    pub files: usize,
+    /// Total size of the inputs (e.g. 1GB, 100MB).
+    #[arg(long, default_value = "1GB")]
+    pub total: String,
+    /// Runs per tool (alternating order); medians are reported.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Write the markdown table here as well as to stdout.
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+    /// Directory for the files (default: a temporary directory, removed afterwards).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchUploadArgs {
+    /// Capture sizes to stream (e.g. 100MB,2GB).
+    #[arg(long, value_delimiter = ',', default_value = "100MB,2GB")]
+    pub sizes: Vec<String>,
+    /// Write the markdown table here as well as to stdout.
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

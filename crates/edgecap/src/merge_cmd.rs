@@ -65,6 +65,8 @@ enum Sink {
     /// The temporary file and the name it gets when complete.
     File(File, PathBuf, PathBuf),
     Stdout(io::Stdout),
+    /// A device or FIFO, written in place.
+    Device(File),
     Upload(Box<UploadSink>, String),
 }
 
@@ -73,6 +75,7 @@ impl Write for Sink {
         match self {
             Sink::File(f, ..) => f.write(buf),
             Sink::Stdout(s) => s.write(buf),
+            Sink::Device(f) => f.write(buf),
             Sink::Upload(u, _) => u.write(buf),
         }
     }
@@ -81,6 +84,7 @@ impl Write for Sink {
         match self {
             Sink::File(f, ..) => f.flush(),
             Sink::Stdout(s) => s.flush(),
+            Sink::Device(f) => f.flush(),
             Sink::Upload(u, _) => u.flush(),
         }
     }
@@ -185,6 +189,20 @@ fn open_output(
             "-w {out}: is also an input; write the merged file elsewhere"
         )));
     }
+    // A device or FIFO (/dev/null, a pipe to tshark) is written in place: renaming a
+    // temporary file over it would replace it.
+    if let Ok(meta) = std::fs::metadata(&path)
+        && !meta.is_file()
+    {
+        if meta.is_dir() {
+            return Err(Failure::usage(format!("-w {out}: is a directory")));
+        }
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(|e| Failure::usage(format!("-w {out}: {e}")))?;
+        return Ok(Sink::Device(f));
+    }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
         _ => PathBuf::from("."),
@@ -240,12 +258,15 @@ pub fn run(a: &MergeArgs) -> Result<(), Failure> {
     })?;
     let output = match sink {
         Sink::File(f, tmp, path) => {
-            f.sync_all()
-                .and_then(|()| std::fs::rename(&tmp, &path))
+            // No fsync, like tcpdump and mergecap: the rename makes the file appear whole to
+            // readers; durability across a power loss is the file system's business.
+            drop(f);
+            std::fs::rename(&tmp, &path)
                 .map_err(|e| Failure::runtime(format!("-w {}: {e}", path.display())))?;
             guard.0 = None;
             path.display().to_string()
         }
+        Sink::Device(_) => a.write.clone(),
         Sink::Stdout(mut s) => {
             s.flush()
                 .map_err(|e| Failure::runtime(format!("-w -: {e}")))?;

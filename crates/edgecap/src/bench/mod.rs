@@ -11,10 +11,12 @@ mod counts;
 pub mod dispatch;
 mod kernel;
 mod measure;
+mod merge;
 mod noise;
 mod reader;
 mod report;
 mod sys;
+mod upload;
 
 use std::path::{Path, PathBuf};
 use std::thread;
@@ -34,6 +36,8 @@ pub fn run(cmd: &BenchCommand) -> Result<(), Failure> {
     match cmd {
         BenchCommand::Capture(a) => capture(a),
         BenchCommand::Dispatch(a) => dispatch::run(a),
+        BenchCommand::Merge(a) => merge::run(a),
+        BenchCommand::Upload(a) => upload::run(a),
     }
 }
 

@@ -13,6 +13,8 @@ pub struct Reaped {
     pub user: Duration,
     /// System CPU time of the child over its whole life.
     pub system: Duration,
+    /// Peak resident set size of the child, in KiB (`ru_maxrss`).
+    pub max_rss_kib: u64,
 }
 
 impl Reaped {
@@ -71,6 +73,7 @@ pub fn try_reap(pid: u32) -> io::Result<Option<Reaped>> {
             status,
             user: timeval(usage.ru_utime),
             system: timeval(usage.ru_stime),
+            max_rss_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0),
         })),
         _ => Err(io::Error::last_os_error()),
     }
