@@ -11,4 +11,5 @@ mod hub;
 mod openapi;
 mod ownership;
 mod pcaps;
+mod sdk;
 mod tokens;
