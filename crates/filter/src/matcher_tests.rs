@@ -319,6 +319,183 @@ fn failed_loads_fail_negated_tests_too() {
     assert!(!matches(&not_v4_net, &ipv6(TCP, "::1", "::2", &[])));
 }
 
+fn payload(
+    base: crate::ir::Base,
+    offset: u16,
+    size: u8,
+    mask: Option<u32>,
+    test: crate::ir::Test,
+) -> Match {
+    Match::Payload(crate::ir::Payload {
+        base,
+        offset,
+        size,
+        mask,
+        test,
+    })
+}
+
+fn one(matches: Vec<Match>) -> Vec<Conjunction> {
+    vec![Conjunction { matches }]
+}
+
+#[test]
+fn payload_loads_compare_masked_big_endian_values() {
+    use crate::ir::{Base, CmpOp, Test};
+    let cmp = |op, value| Test::Cmp { op, value };
+    let p = ipv4_frag(UDP, "10.0.0.1", "10.0.0.2", 0x2000 | 0x40, &ports(4660, 53));
+    // ip[6:2] & 0x1fff == 0x40 (offset 512), ip[6:2] & 0x2000 != 0 (more fragments).
+    assert!(matches(
+        &one(vec![payload(
+            Base::Network,
+            6,
+            2,
+            Some(0x1fff),
+            cmp(CmpOp::Eq, 0x40)
+        )]),
+        &p
+    ));
+    assert!(matches(
+        &one(vec![payload(
+            Base::Network,
+            6,
+            2,
+            Some(0x2000),
+            cmp(CmpOp::Ne, 0)
+        )]),
+        &p
+    ));
+    // ip[12:4] is the source address as a big-endian number.
+    assert!(matches(
+        &one(vec![payload(
+            Base::Network,
+            12,
+            4,
+            None,
+            cmp(CmpOp::Eq, 0x0a00_0001)
+        )]),
+        &p
+    ));
+    for (op, v, want) in [
+        (CmpOp::Lt, 18, true),
+        (CmpOp::Lt, 17, false),
+        (CmpOp::Le, 17, true),
+        (CmpOp::Gt, 16, true),
+        (CmpOp::Ge, 18, false),
+        (CmpOp::Ne, 17, false),
+    ] {
+        assert_eq!(
+            matches(
+                &one(vec![payload(Base::Network, 9, 1, None, cmp(op, v))]),
+                &p
+            ),
+            want,
+            "{op:?} {v}"
+        );
+    }
+    let set = |values: &[u32], negate| Test::Set {
+        values: values.to_vec(),
+        negate,
+    };
+    assert!(matches(
+        &one(vec![payload(
+            Base::Network,
+            9,
+            1,
+            None,
+            set(&[6, 17, 132], false)
+        )]),
+        &p
+    ));
+    assert!(!matches(
+        &one(vec![payload(
+            Base::Network,
+            9,
+            1,
+            None,
+            set(&[6, 17, 132], true)
+        )]),
+        &p
+    ));
+    let range = |lo, hi, negate| Test::Range { lo, hi, negate };
+    let first = ipv4(UDP, "10.0.0.1", "10.0.0.2", &ports(4660, 53));
+    assert!(matches(
+        &one(vec![payload(
+            Base::Transport,
+            2,
+            2,
+            None,
+            range(1, 53, false)
+        )]),
+        &first
+    ));
+    assert!(!matches(
+        &one(vec![payload(
+            Base::Transport,
+            2,
+            2,
+            None,
+            range(1, 53, true)
+        )]),
+        &first
+    ));
+    // A later fragment has no transport header: the load fails, negated or not.
+    assert!(!matches(
+        &one(vec![payload(
+            Base::Transport,
+            2,
+            2,
+            None,
+            range(1, 53, true)
+        )]),
+        &p
+    ));
+    assert!(!matches(
+        &one(vec![payload(
+            Base::Transport,
+            2,
+            2,
+            None,
+            range(1, 53, false)
+        )]),
+        &p
+    ));
+}
+
+#[test]
+fn payload_loads_past_the_packet_fail_even_negated() {
+    use crate::ir::{Base, CmpOp, Test};
+    let short = ipv6(UDP, "2001:db8::1", "2001:db8::2", &[0, 53]);
+    for op in [CmpOp::Eq, CmpOp::Ne] {
+        let rule = one(vec![payload(
+            Base::Network,
+            40,
+            4,
+            None,
+            Test::Cmp { op, value: 7 },
+        )]);
+        assert!(!matches(&rule, &short), "{op:?}");
+    }
+    // The IPv6 payload length trims trailing bytes: they are not loadable.
+    let mut padded = ipv6(UDP, "2001:db8::1", "2001:db8::2", &ports(1, 2));
+    padded.extend_from_slice(&[9; 8]);
+    let rule = one(vec![payload(
+        Base::Network,
+        48,
+        1,
+        None,
+        Test::Cmp {
+            op: CmpOp::Ne,
+            value: 0,
+        },
+    )]);
+    assert!(!matches(&rule, &padded));
+    // `meta length` is the length the header states.
+    let len = |op, value| one(vec![Match::Length { op, value }]);
+    assert!(matches(&len(CmpOp::Eq, 48), &padded));
+    assert!(matches(&len(CmpOp::Ne, 56), &padded));
+}
+
 fn some_rules() -> Vec<Vec<Conjunction>> {
     vec![
         compiled(&[], &[], &[], &[], &[]),

@@ -190,13 +190,17 @@ fn inherited_chain(rng: &mut Rng) -> String {
         }
     };
     let n = 1 + rng.below(3);
-    let mut s = format!("{head} {}", values[0]);
+    let mut rest = values[0].clone();
     for v in &values[1..=n] {
         let op = *rng.pick(&["or", "and", "||", "&&", "or"]);
         let not = if rng.chance(20) { "not " } else { "" };
-        s.push_str(&format!(" {op} {not}{v}"));
+        rest.push_str(&format!(" {op} {not}{v}"));
     }
-    s
+    // `host (a or b)`: the values in parentheses right after the qualifiers.
+    match rng.chance(20) {
+        true => format!("{head} ({rest})"),
+        false => format!("{head} {rest}"),
+    }
 }
 
 fn primitive(rng: &mut Rng) -> String {
