@@ -258,12 +258,14 @@ fn report(a: &BenchMergeArgs, runs: &[Run], in_bytes: u64, packets: u64) -> Stri
         (wall, cpu, rss)
     };
     let version = Command::new("mergecap")
-        .arg("-V")
+        .arg("--version")
         .output()
         .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .next()
+            // Wireshark's tools print their version on stdout or stderr, by version.
+            let mut text = String::from_utf8_lossy(&o.stdout).into_owned();
+            text.push_str(&String::from_utf8_lossy(&o.stderr));
+            text.lines()
+                .find(|l| !l.trim().is_empty())
                 .unwrap_or("")
                 .to_owned()
         })
