@@ -123,6 +123,20 @@ fn classic_pcap_output_is_read_by_tcpdump() {
         lines[0].contains(".1001:") && lines[6].contains(".1007:"),
         "{lines:?}"
     );
+
+    // A device is written in place, never replaced by a renamed file.
+    let mut args = vec!["merge".to_owned(), "-w".into(), "/dev/null".into()];
+    args.extend(inputs.iter().map(|p| s(p)));
+    ok(&edgecap(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+    ));
+    use std::os::unix::fs::FileTypeExt;
+    assert!(
+        std::fs::metadata("/dev/null")
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
 }
 
 #[test]
