@@ -89,6 +89,9 @@ impl ReaderKind {
                 if self == ReaderKind::TcpdumpBig {
                     args.extend(["-B".into(), "4096".into()]);
                 }
+                // `-Z root`: Debian's tcpdump otherwise drops to user "tcpdump" and chowns its
+                // output, which with --null-sink would be /dev/null itself.
+                args.extend(["-Z".into(), "root".into()]);
                 args.extend(["-i".into(), format!("nflog:{group}"), "-w".into(), file]);
                 ("tcpdump".into(), args)
             }
