@@ -79,7 +79,13 @@ impl OriginCapture {
             file.to_str().unwrap().into(),
         ];
         if tool == "tcpdump" {
-            args.extend(["-U".into(), "--immediate-mode".into(), filter]);
+            args.extend([
+                "-Z".into(),
+                "root".into(),
+                "-U".into(),
+                "--immediate-mode".into(),
+            ]);
+            args.push(filter);
         } else {
             args.extend(["-q".into(), "-f".into(), filter]);
         }
