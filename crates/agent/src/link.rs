@@ -238,6 +238,12 @@ impl Connection {
     ) -> Result<(), tungstenite::Error> {
         match msg {
             ServerMsg::Assign { mut assignment } => {
+                // The id names a thread, a file and an nftables table: it must be one.
+                if !edgecap_model::ids::is_id(&assignment.capture_id) {
+                    tracing::warn!(capture = ?assignment.capture_id,
+                        "assignment with a malformed capture id ignored");
+                    return Ok(());
+                }
                 assignment.capture_id.make_ascii_lowercase();
                 let id = assignment.capture_id.clone();
                 send(

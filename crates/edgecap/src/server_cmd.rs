@@ -13,8 +13,8 @@ use crate::units::parse_duration;
 /// Where the state lives; shared by `server`, `admin` and `up`.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct DbArgs {
-    /// Database: sqlite:///path/edgecap.db or postgres://user@host:port/db
-    /// [default: SQLite in --data-dir] [env: EDGECAP_DATABASE].
+    /// Database: a SQLite file (path or sqlite:///path/edgecap.db) or
+    /// postgres://user@host:port/db [default: SQLite in --data-dir] [env: EDGECAP_DATABASE].
     #[arg(long)]
     pub database: Option<String>,
     /// Directory for the default SQLite database
@@ -49,6 +49,15 @@ impl DbArgs {
             .clone()
             .or_else(|| std::env::var("EDGECAP_DATABASE").ok())
         {
+            // A plain path is a SQLite file.
+            if !url.contains("://") && !url.starts_with("sqlite:") {
+                if url.trim().is_empty() {
+                    return Err(Failure::usage("--database: is empty"));
+                }
+                let path = std::path::absolute(&url)
+                    .map_err(|e| Failure::usage(format!("--database: {e}")))?;
+                return Ok(format!("sqlite://{}", path.display()));
+            }
             return Ok(url);
         }
         Ok(format!(
@@ -194,5 +203,30 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = int.recv() => {}
         _ = term.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_urls_and_paths() {
+        let db = |d: &str| DbArgs {
+            database: Some(d.into()),
+            data_dir: None,
+        };
+        assert_eq!(db("postgres://u@h/db").url().unwrap(), "postgres://u@h/db");
+        assert_eq!(db("sqlite:///x/e.db").url().unwrap(), "sqlite:///x/e.db");
+        assert_eq!(db("/var/e.db").url().unwrap(), "sqlite:///var/e.db");
+        assert!(db("e.db").url().unwrap().ends_with("/e.db"));
+        assert!(db(" ").url().is_err());
+        let dir = DbArgs {
+            database: None,
+            data_dir: Some("/srv/ec".into()),
+        };
+        if std::env::var_os("EDGECAP_DATABASE").is_none() {
+            assert_eq!(dir.url().unwrap(), "sqlite:///srv/ec/edgecap.db");
+        }
     }
 }

@@ -161,6 +161,19 @@ pub fn ok<T: Serialize>(result: T) -> Response {
     axum::Json(Envelope::ok(result)).into_response()
 }
 
+/// A 32-hex-digit id from the path, lower-cased; else a 400 naming `field` (`pcap_id`, ...)
+/// and saying what it should have been (`a capture id`).
+pub fn path_id(id: &str, field: &str, what: &str) -> Result<String, HttpError> {
+    if edgecap_model::ids::is_id(id) {
+        Ok(id.to_ascii_lowercase())
+    } else {
+        Err(HttpError::field(
+            field,
+            format!("{id:?} is not {what} (32 hex digits)"),
+        ))
+    }
+}
+
 /// The id at the end of the path (`pcap_id` or `ownership_id`), as typed.
 #[derive(Debug)]
 pub struct PathId(pub String);

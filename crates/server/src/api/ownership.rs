@@ -6,7 +6,7 @@
 use axum::extract::State;
 use axum::response::Response;
 
-use super::body::{JsonBody, PathId, ok};
+use super::body::{JsonBody, PathId, ok, path_id};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::clock;
@@ -79,13 +79,7 @@ pub async fn delete(
     State(state): State<AppState>,
     PathId(id): PathId,
 ) -> Result<Response, HttpError> {
-    if !edgecap_model::ids::is_id(&id) {
-        return Err(HttpError::field(
-            "ownership_id",
-            format!("{id:?} is not an ownership id (32 hex digits)"),
-        ));
-    }
-    let id = id.to_ascii_lowercase();
+    let id = path_id(&id, "ownership_id", "an ownership id")?;
     if !ownership::delete(&state.db, &caller.account.id, &id).await? {
         return Err(HttpError::not_found(format!(
             "ownership_id: no ownership {id} in this account"

@@ -189,14 +189,7 @@ async fn find(state: &AppState, caller: &Caller, id: &str) -> Result<Capture, Ht
 }
 
 fn capture_id(id: &str) -> Result<String, HttpError> {
-    if edgecap_model::ids::is_id(id) {
-        Ok(id.to_ascii_lowercase())
-    } else {
-        Err(HttpError::field(
-            "pcap_id",
-            format!("{id:?} is not a capture id (32 hex digits)"),
-        ))
-    }
+    super::body::path_id(id, "pcap_id", "a capture id")
 }
 
 fn not_found(id: &str) -> HttpError {

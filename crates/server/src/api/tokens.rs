@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::response::Response;
 use serde_json::json;
 
-use super::body::{JsonBody, PathId, ok};
+use super::body::{JsonBody, PathId, ok, path_id};
 use crate::AppState;
 use crate::auth::{Caller, TokenCaller};
 use crate::db::tokens::{self, Kind};
@@ -66,13 +66,7 @@ pub async fn delete(
     State(state): State<AppState>,
     PathId(id): PathId,
 ) -> Result<Response, HttpError> {
-    if !edgecap_model::ids::is_id(&id) {
-        return Err(HttpError::field(
-            "token_id",
-            format!("{id:?} is not a token id (32 hex digits)"),
-        ));
-    }
-    let id = id.to_ascii_lowercase();
+    let id = path_id(&id, "token_id", "a token id")?;
     if !tokens::delete(&state.db, &caller.account.id, &id).await? {
         return Err(HttpError::not_found(format!(
             "token_id: no API token {id} in this account"
