@@ -73,7 +73,7 @@ const RELOPS: &[&str] = &["==", "=", "!=", "<", "<=", ">", ">="];
 
 /// One random expression.
 pub fn expression(rng: &mut Rng) -> String {
-    let depth = 1 + rng.below(3);
+    let depth = 1 + rng.below(4);
     node(rng, depth)
 }
 
