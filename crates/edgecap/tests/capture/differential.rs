@@ -179,8 +179,8 @@ fn expressions_select_what_tcpdump_selects() {
     }
     let generated = texts.len() - 1 - fixed;
     eprintln!(
-        "differential: EDGECAP_DIFF_SEED={:#x}, {generated} generated and {fixed} written \
-         expressions, {CORPUS_SIZE} packets",
+        "differential: EDGECAP_DIFF_SEED={:#x}, {generated} expressions (and {fixed} large \
+         written ones), {CORPUS_SIZE} packets",
         cfg.seed
     );
 
