@@ -9,7 +9,9 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use edgecap_capture::{CaptureError, CaptureSpec, Config, FileSpool, GroupChoice, Limits, Summary};
+use edgecap_filter::ir::Match;
 use edgecap_filter::{Expression, StructuredFilter};
+use edgecap_netfilter::HookNum;
 use edgecap_pcap::Format;
 
 use crate::cli::CaptureArgs;
@@ -41,6 +43,21 @@ pub fn validate(a: &CaptureArgs) -> Result<CaptureSpec, Failure> {
             let bad_expr = |e: edgecap_filter::ExprError| bad("--filter", e.to_string());
             let expr = Expression::parse(text).map_err(bad_expr)?;
             let rules = expr.compile_and(&structured).map_err(bad_expr)?;
+            let at_ingress = points
+                .iter()
+                .any(|p| p.hooks.iter().any(|h| h.hook == HookNum::Ingress));
+            let length = |m: &Match| matches!(m, Match::Length { .. });
+            if at_ingress && rules.iter().any(|c| c.matches.iter().any(length)) {
+                // Measured: at netdev ingress a 36-byte packet in a padded 60-byte Ethernet
+                // frame has `meta length` 46; the IP layer trims the padding only later.
+                return Err(bad(
+                    "--filter",
+                    "len, less and greater are not exact at the ingress point, where the length \
+                     still includes link-layer padding; capture at pre-firewall or later, or \
+                     leave the length test out"
+                        .into(),
+                ));
+            }
             let shown = match filter.is_empty() {
                 true => expr.to_string(),
                 false => format!("({filter}) and ({expr})"),

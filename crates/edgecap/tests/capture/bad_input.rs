@@ -96,6 +96,18 @@ fn every_bad_option_is_refused_with_exit_2_and_nothing_installed() {
         (&["--filter", "", "-w", ok], "--filter", "empty"),
         (
             &[
+                "--point",
+                "ingress",
+                "--filter",
+                "udp and less 100",
+                "-w",
+                ok,
+            ],
+            "--filter",
+            "not exact at the ingress point",
+        ),
+        (
+            &[
                 "--filter",
                 "(net 198.18.0.0/24 or net 198.18.1.0/24 or net 198.18.2.0/24 or \
                  net 198.18.3.0/24) and (net 198.18.4.0/24 or net 198.18.5.0/24 or \
