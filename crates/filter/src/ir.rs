@@ -3,8 +3,13 @@
 //! A compiled filter is a disjunction of [`Conjunction`]s (disjunctive normal form). Each
 //! conjunction becomes one nftables rule; a packet is logged by the first rule it matches and the
 //! rest are skipped, so a packet is never captured twice. Every [`Match`] maps to a fixed, small
-//! sequence of nftables expressions (meta / payload / bitwise / cmp), so nothing here is a string
-//! that reaches a shell or a parser.
+//! sequence of nftables expressions (meta / payload / bitwise / cmp / range / lookup in an
+//! anonymous set), so nothing here is a string that reaches a shell or a parser.
+//!
+//! A match that loads header bytes means something only under its guards (the family for a
+//! network-header load; protocol and "not a later fragment" for a transport-header load). The
+//! compilers put the guards in the same conjunction, ahead of what they guard, and negate a
+//! guarded test only together with its guards ([`Match::negated`] is the bare complement).
 
 use std::net::IpAddr;
 

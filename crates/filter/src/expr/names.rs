@@ -138,7 +138,7 @@ pub(crate) fn unsupported(word: &str) -> Option<&'static str> {
     Some(hint)
 }
 
-/// Why `text` is not a number: `None` when it is one (decimal, or hex with `0x`).
+/// The number `text` spells (decimal, or hex with `0x`), or why it is not one.
 pub(crate) fn number(text: &str) -> Result<u32, &'static str> {
     let (digits, radix) = match text.get(..2) {
         Some("0x") | Some("0X") => (&text[2..], 16),
