@@ -224,7 +224,9 @@ fn open_output(path: &Path) -> Result<Output, Failure> {
 }
 
 pub fn run(a: &CaptureArgs) -> Result<(), Failure> {
-    if a.server.wants_server() {
+    // A fleet capture when a server is named, or when there is no -w and the client
+    // configuration (written by `edgecap up`) names one.
+    if a.server.wants_server() || (a.write.is_none() && a.server.config_names_server()?) {
         if a.write.is_some() {
             return Err(Failure::usage(
                 "-w: a fleet capture (--server) writes where --destination says; -w is for local captures",

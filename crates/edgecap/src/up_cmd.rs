@@ -277,10 +277,10 @@ impl Banner<'_> {
                 );
             }
             println!("try:");
-            // --server makes `capture` a fleet capture (without it, it captures locally to
-            // -w); token, account and destination come from the client config.
+            // Without -w, `capture` is a fleet capture through the server the client config
+            // names; server, token, account and destination all come from it.
             println!(
-                "  edgecap capture --server {url}{cfg} --colo {} --proto icmp --time 10s",
+                "  edgecap capture{cfg} --colo {} --proto icmp --time 10s",
                 self.node
             );
             println!("  edgecap ls{cfg}");

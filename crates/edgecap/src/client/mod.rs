@@ -61,6 +61,12 @@ impl ServerArgs {
         self.server.is_some() || std::env::var_os("EDGECAP_SERVER").is_some()
     }
 
+    /// True when the client configuration file (as `--client-config` names it, or the default
+    /// one that `edgecap up` writes) names a server.
+    pub fn config_names_server(&self) -> Result<bool, Failure> {
+        Ok(self.load_file()?.server.is_some())
+    }
+
     pub fn connect(&self) -> Result<Conn, Failure> {
         let file = self.load_file()?;
         let pick = |flag: &Option<String>, env: &str, file: &Option<String>| {
