@@ -123,13 +123,7 @@ pub fn run(a: &BenchMergeArgs) -> Result<(), Failure> {
         }
     }
     let md = report(a, &runs, in_bytes, packets);
-    print!("{md}");
-    if let Some(path) = &a.markdown {
-        std::fs::write(path, &md).map_err(|e| {
-            Failure::runtime(format!("--markdown: writing {}: {e}", path.display()))
-        })?;
-    }
-    Ok(())
+    super::publish(&md, a.markdown.as_deref())
 }
 
 /// Writes `files` pcapng files of about `each` bytes; packet k of file i is stamped

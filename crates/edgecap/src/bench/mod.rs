@@ -166,9 +166,14 @@ fn capture(a: &BenchCaptureArgs) -> Result<(), Failure> {
         report::table(&rows),
         report::targets(&rows, !a.null_sink)
     );
+    publish(&md, a.markdown.as_deref())
+}
+
+/// Prints a benchmark's markdown report, and writes it to `--markdown` when given.
+fn publish(md: &str, markdown: Option<&Path>) -> Result<(), Failure> {
     print!("{md}");
-    if let Some(path) = &a.markdown {
-        std::fs::write(path, &md).map_err(|e| {
+    if let Some(path) = markdown {
+        std::fs::write(path, md).map_err(|e| {
             Failure::runtime(format!("--markdown: writing {}: {e}", path.display()))
         })?;
     }

@@ -159,11 +159,5 @@ pub fn run(a: &BenchUploadArgs) -> Result<(), Failure> {
          on 127.0.0.1; nothing on disk.\n\n{md}",
         std::env::args().collect::<Vec<_>>().join(" ")
     );
-    print!("{md}");
-    if let Some(path) = &a.markdown {
-        std::fs::write(path, &md).map_err(|e| {
-            Failure::runtime(format!("--markdown: writing {}: {e}", path.display()))
-        })?;
-    }
-    Ok(())
+    super::publish(&md, a.markdown.as_deref())
 }

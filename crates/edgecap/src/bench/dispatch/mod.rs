@@ -116,12 +116,7 @@ pub fn run(a: &BenchDispatchArgs) -> Result<(), Failure> {
     if let Some(lab) = &lab {
         md.push_str(&format!("\n{}", report::lab_table(lab)));
     }
-    print!("{md}");
-    if let Some(p) = &a.markdown {
-        std::fs::write(p, &md)
-            .map_err(|e| Failure::runtime(format!("--markdown: writing {}: {e}", p.display())))?;
-    }
-    Ok(())
+    super::publish(&md, a.markdown.as_deref())
 }
 
 fn check(a: &BenchDispatchArgs) -> Result<Vec<usize>, Failure> {
