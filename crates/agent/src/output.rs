@@ -13,7 +13,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use edgecap_capture::FileSpool;
-use edgecap_model::destination::{self, Destination};
+use edgecap_store::{Destination, Scheme};
 
 /// One node's file of one capture, being written.
 pub trait NodeFile: Write + Send {
@@ -33,14 +33,18 @@ pub enum Sink {
 impl Sink {
     /// The sink of `conf`; errors name `destination_conf`.
     pub fn from_conf(conf: &str) -> Result<Sink, String> {
-        match destination::parse(conf) {
-            Ok(Destination::Dir(dir)) => Ok(Sink::Dir(dir)),
-            Err(e) => Err(format!("destination_conf: {e}")),
+        let dest = Destination::parse(conf, "destination_conf").map_err(|e| e.to_string())?;
+        match (dest.scheme, dest.dir) {
+            (Scheme::File, Some(dir)) => Ok(Sink::Dir(dir)),
+            (scheme, _) => Err(format!(
+                "destination_conf: this agent does not upload to {}:// buckets yet",
+                scheme.as_str()
+            )),
         }
     }
 
     /// Creates the file at `key` (`<capture_id>/<node>.<format>`, see
-    /// [`destination::node_file_key`]).
+    /// [`edgecap_store::layout::node_file`]).
     pub fn create(&self, key: &str, node: &str) -> Result<Box<dyn NodeFile>, String> {
         match self {
             Sink::Dir(dir) => Ok(Box::new(DirFile::create(dir, key, node)?)),
@@ -188,7 +192,7 @@ mod tests {
         assert!(
             Sink::from_conf("s3://bucket")
                 .unwrap_err()
-                .starts_with("destination_conf: s3:// buckets")
+                .starts_with("destination_conf: s3:// needs ?region=")
         );
     }
 }

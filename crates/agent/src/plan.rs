@@ -98,6 +98,7 @@ mod tests {
             sample_rate: Some(0.25),
             format: "pcap".into(),
             destination_conf: "file:///tmp".into(),
+            credentials: None,
         }
     }
 

@@ -65,7 +65,8 @@ fn run(
     let devices = edgecap_capture::points::local_devices();
     let mut spec = plan::spec(a, &node.name, &node.config, &devices)?;
     let sink = Sink::from_conf(&a.destination_conf)?;
-    let key = edgecap_model::destination::node_file_key(&spec.id, &node.name, &a.format);
+    let key = edgecap_store::layout::node_file(&spec.id, &node.name, spec.format)
+        .map_err(|e| e.to_string())?;
     let file = sink.create(&key, &node.name)?;
     spec.sink_buffers = file.buffers();
     let every = Duration::from_secs_f64(PROGRESS_SECS);

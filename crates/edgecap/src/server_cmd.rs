@@ -107,6 +107,11 @@ pub struct ServeArgs {
     /// How often agents send a heartbeat.
     #[arg(long, default_value = "2s")]
     pub heartbeat: String,
+    /// The key file that seals per-bucket credentials given through the API (created, mode
+    /// 0600, when missing). Replicas on one database need the same file
+    /// [default: <data-dir>/secrets.key].
+    #[arg(long)]
+    pub secrets_key: Option<std::path::PathBuf>,
 }
 
 impl ServeArgs {
@@ -153,10 +158,47 @@ pub struct ServerArgs {
     pub serve: ServeArgs,
 }
 
+/// Where the secrets key lives: `--secrets-key`, else `<data-dir>/secrets.key`; its
+/// directory is created, so the key can be.
+pub fn secrets_key(serve: &ServeArgs, db: &DbArgs) -> Result<std::path::PathBuf, Failure> {
+    let path = match &serve.secrets_key {
+        Some(p) => {
+            std::path::absolute(p).map_err(|e| Failure::usage(format!("--secrets-key: {e}")))?
+        }
+        None => absolute(&db.data_dir()?)?.join("secrets.key"),
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Failure::usage(format!(
+                "--secrets-key: cannot create {}: {e}",
+                dir.display()
+            ))
+        })?;
+    }
+    Ok(path)
+}
+
+/// Opens the database and loads (or creates) the secrets key: a key file that cannot be
+/// used stops the server now, not at the first bucket with credentials.
+pub async fn open_state(
+    serve: &ServeArgs,
+    db: &DbArgs,
+    mut config: Config,
+) -> Result<AppState, Failure> {
+    config.secrets_key = Some(secrets_key(serve, db)?);
+    let state = db.open(config).await?;
+    state
+        .hub
+        .vault()
+        .check()
+        .map_err(|e| Failure::usage(format!("--secrets-key: {e}")))?;
+    Ok(state)
+}
+
 pub fn run(a: &ServerArgs) -> Result<(), Failure> {
     let (addr, config) = a.serve.resolve()?;
     runtime()?.block_on(async {
-        let state = a.db.open(config).await?;
+        let state = open_state(&a.serve, &a.db, config).await?;
         let listener = bind(addr).await?;
         let url = format!("http://{}", local_addr(&listener)?);
         println!("edgecap server listening on {url}");

@@ -49,7 +49,7 @@ pub fn run(a: &UpArgs) -> Result<(), Failure> {
     };
     let name = a.name.clone().unwrap_or_else(crate::agent_cmd::hostname);
     crate::server_cmd::runtime()?.block_on(async {
-        let state = db.open(config).await?;
+        let state = crate::server_cmd::open_state(&a.serve, &db, config).await?;
         let listener = crate::server_cmd::bind(addr).await?;
         let url = format!("http://{}", crate::server_cmd::local_addr(&listener)?);
         let destination = format!("file://{}", captures.display());

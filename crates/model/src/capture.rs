@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 /// Cloudflare's 8-value status enum. edgecap uses `pending`, `running`, `success` (complete
-/// and ready) and `failed`; the others are never emitted but parse.
+/// and ready), `failed`, and `conversion_running` while the server merges the nodes' files
+/// (`merge: true`); the others are never emitted but parse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
@@ -101,6 +102,12 @@ pub struct Capture {
     pub format: String,
     pub bytes_captured: u64,
     pub packets_lost: u64,
+    /// `merge: true` asked for the merged timeline.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub merge: bool,
+    /// The merged file's key under the destination, once it is complete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged_file: Option<String>,
     pub node_results: Vec<NodeResult>,
 }
 

@@ -4,11 +4,9 @@
 //! - [`capture`]: captures, statuses, per-node results and nodes as the API returns them.
 //! - [`request`]: validation of `POST /pcaps` bodies with field-named errors.
 //! - [`protocol`]: the agent <-> server messages and how limits are split across nodes.
-//! - [`destination`]: `destination_conf` URLs and the key of a node's file under them.
 //! - [`ids`]: 32-hex ids and RFC 3339 timestamps.
 
 pub mod capture;
-pub mod destination;
 pub mod envelope;
 pub mod ids;
 pub mod protocol;
@@ -16,5 +14,7 @@ pub mod request;
 
 pub use capture::{Capture, Node, NodeResult, Status};
 pub use envelope::{ApiError, ApiMessage, Envelope, ErrorSource, codes};
-pub use protocol::{AgentMsg, Assignment, Outcome, ServerMsg, check_hello, split_limit};
+pub use protocol::{
+    AgentMsg, Assignment, Outcome, SecretJson, ServerMsg, check_hello, split_limit,
+};
 pub use request::{AccountLimits, CreateRequest, validate_create};

@@ -102,8 +102,39 @@ pub struct Assignment {
     pub sample_rate: Option<f64>,
     /// `pcapng` or `pcap`.
     pub format: String,
-    /// Where to write: `file:///dir` (more schemes with bucket support).
+    /// Where to write: the canonical, secret-free `destination_conf` (`s3://..`, `r2://..`,
+    /// `gs://..`, `azure://..` or `file:///dir`).
     pub destination_conf: String,
+    /// Per-bucket credentials given through the API, in its JSON shape
+    /// (`{"access_key_id": .., "secret_access_key": ..}`, ...), for this capture only. Absent:
+    /// the node uses its cloud's standard chain. Sent over the agent's authenticated
+    /// connection and never logged ([`SecretJson`] does not print).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<SecretJson>,
+}
+
+/// A JSON value holding secrets: serialized as itself (the wire needs it), but `Debug` prints
+/// `[redacted]`, so logging a message that carries it shows no secret. Boxed: most
+/// assignments carry none, and the message enum stays small.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretJson(Box<serde_json::Value>);
+
+impl SecretJson {
+    pub fn new(v: serde_json::Value) -> SecretJson {
+        SecretJson(Box::new(v))
+    }
+
+    /// The secrets themselves, to build a client with. Do not log them.
+    pub fn expose(&self) -> &serde_json::Value {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretJson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
 }
 
 impl Assignment {
@@ -135,10 +166,16 @@ pub fn check_hello(
             && s.bytes()
                 .all(|c| c.is_ascii_alphanumeric() || b"._-/:".contains(&c))
     };
-    if !plain(name, 64) || name.contains(['/', ':']) || name == "." || name == ".." {
+    // A name is one segment of an object key (`<capture_id>/<node>.pcapng`), so it is plain,
+    // does not start with '.', and is not `merged` (the merged file's name).
+    if !plain(name, 63) || name.contains(['/', ':']) || name.starts_with('.') {
         return Err(format!(
-            "hello.name: {name:?} must be 1-64 characters of letters, digits, '.', '_', '-'"
+            "hello.name: {name:?} must be 1-63 characters of letters, digits, '.', '_', '-', \
+             not starting with '.'"
         ));
+    }
+    if name == "merged" {
+        return Err("hello.name: \"merged\" is reserved for the merged file's name".into());
     }
     if labels.len() > 64 {
         return Err("hello.labels: at most 64 labels".into());
@@ -196,6 +233,7 @@ mod tests {
             sample_rate: None,
             format: "pcapng".into(),
             destination_conf: "file:///x".into(),
+            credentials: None,
         };
         let mut one_in = |r: Option<f64>| {
             a.sample_rate = r;
@@ -213,7 +251,7 @@ mod tests {
         let none = BTreeMap::new();
         let ok = |name: &str| check_hello(name, &none, &[], "1");
         assert!(ok("edge-1.fra").is_ok());
-        for bad in ["", "a b", "a/b", "..", &"x".repeat(65)] {
+        for bad in ["", "a b", "a/b", "..", ".x", "merged", &"x".repeat(64)] {
             assert!(ok(bad).is_err(), "{bad:?}");
         }
         let labels = BTreeMap::from([("site".to_owned(), "fra1".to_owned())]);
@@ -240,5 +278,24 @@ mod tests {
             serde_json::from_str::<ServerMsg>(&serde_json::to_string(&s).unwrap()).unwrap(),
             s
         );
+    }
+
+    #[test]
+    fn credentials_cross_the_wire_but_never_print() {
+        let secret = serde_json::json!({"access_key_id": "AK", "secret_access_key": "S3CR3T"});
+        let mut a: Assignment = serde_json::from_value(serde_json::json!({
+            "capture_id": "ab", "filter_v1": {}, "filter": null, "points": [],
+            "time_limit": 1.0, "packet_limit": null, "byte_limit": null, "snaplen": null,
+            "sample_rate": null, "format": "pcapng", "destination_conf": "s3://b?region=r"
+        }))
+        .unwrap();
+        assert_eq!(a.credentials, None, "older servers send none");
+        assert!(!serde_json::to_string(&a).unwrap().contains("credentials"));
+        a.credentials = Some(SecretJson::new(secret.clone()));
+        let msg = ServerMsg::Assign { assignment: a };
+        let wire = serde_json::to_string(&msg).unwrap();
+        assert!(wire.contains("S3CR3T"), "the agent needs them: {wire}");
+        assert_eq!(serde_json::from_str::<ServerMsg>(&wire).unwrap(), msg);
+        assert!(!format!("{msg:?}").contains("S3CR3T"), "{msg:?}");
     }
 }

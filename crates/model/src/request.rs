@@ -206,16 +206,8 @@ pub fn validate_create(
         }
     };
     let merge = match obj.get("merge") {
-        None | Some(Value::Null) | Some(Value::Bool(false)) => false,
-        Some(Value::Bool(true)) => {
-            // Accepting it and not merging would be a silent lie; merging comes with buckets.
-            errs.push(unsupported(
-                "merge",
-                "merging the per-node files is not available yet; each node writes \
-                 <capture_id>/<node>.pcapng under destination_conf (mergecap joins them)",
-            ));
-            false
-        }
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
         Some(_) => {
             errs.push(ApiError::field("merge", "must be true or false"));
             false
@@ -496,15 +488,24 @@ mod tests {
     }
 
     #[test]
-    fn merge_is_refused_not_ignored() {
+    fn merge_is_a_boolean() {
         let mut b = ok_body();
         b["merge"] = json!(true);
+        assert!(
+            validate_create(&b, &AccountLimits::default())
+                .unwrap()
+                .merge
+        );
+        b["merge"] = json!(false);
+        assert!(
+            !validate_create(&b, &AccountLimits::default())
+                .unwrap()
+                .merge
+        );
+        b["merge"] = json!("yes");
         let e = validate_create(&b, &AccountLimits::default()).unwrap_err();
         assert_eq!(e.len(), 1, "{e:?}");
-        assert_eq!(e[0].code, codes::UNSUPPORTED);
         assert!(e[0].message.starts_with("merge: "), "{e:?}");
-        b["merge"] = json!(false);
-        assert!(validate_create(&b, &AccountLimits::default()).is_ok());
     }
 
     #[test]

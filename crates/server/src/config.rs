@@ -1,6 +1,7 @@
 //! How the server runs: timings of the agent protocol and the request size limit. Flags of
 //! `edgecap server` fill it; tests shorten the timers.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Server settings. `Default` gives the production values.
@@ -23,6 +24,11 @@ pub struct Config {
     pub body_limit: usize,
     /// How long an agent has to send `hello` after the WebSocket opens.
     pub hello_timeout: Duration,
+    /// The key file that seals per-bucket credentials (`<data dir>/secrets.key`); created on
+    /// first use. `None`: credentials given through the API are refused.
+    pub secrets_key: Option<PathBuf>,
+    /// Merges (`merge: true`) running at once; each holds a few MiB (see `merge.rs`).
+    pub merge_concurrency: usize,
 }
 
 impl Default for Config {
@@ -36,6 +42,8 @@ impl Default for Config {
             sweep: Duration::from_secs(1),
             body_limit: 64 * 1024,
             hello_timeout: Duration::from_secs(10),
+            secrets_key: None,
+            merge_concurrency: 2,
         }
     }
 }

@@ -1,94 +1,108 @@
-//! Where files go: `destination_conf` URLs. This version writes to local directories
-//! (`file:///abs/dir`, shared by server and agents as in `edgecap up`); bucket schemes are
-//! recognised and refused as not supported yet. A [`Destination`] writes small objects such
-//! as ownership challenges; capture files are written by the agents, never by the server.
+//! `destination_conf` URLs as the API takes them: parsed by `edgecap_store` (the same parser
+//! the agents and `edgecap merge` use), with its errors turned into API errors that name the
+//! field. The server writes to a destination only small objects (ownership challenges) and,
+//! for `merge: true`, the merged file; capture files are written by the agents.
 
-use std::path::PathBuf;
-
-use futures_util::future::BoxFuture;
+use edgecap_model::codes;
+use edgecap_store::{Destination, Store, StoreError, StoreOptions};
 
 use crate::error::HttpError;
 
-/// Somewhere the server can put a small object.
-pub trait Destination: Send + Sync + std::fmt::Debug {
-    /// Writes `body` as `name` under the destination, replacing any object of that name.
-    fn put<'a>(&'a self, name: &'a str, body: Vec<u8>) -> BoxFuture<'a, std::io::Result<()>>;
+/// A store error about a request's input as the API answers it: `Unsupported` (an unknown
+/// scheme) is code 1005, other bad input 1001, both naming the field the error names (or
+/// `field` when it names none). Anything else (the store refused or could not be reached)
+/// is also the caller's to fix, so it is a 400 naming `field` with the reason.
+pub fn bad(e: StoreError, field: &str) -> HttpError {
+    let named = e.field().unwrap_or(field).to_owned();
+    let code = match e {
+        StoreError::Unsupported { .. } => codes::UNSUPPORTED,
+        _ => codes::INVALID_FIELD,
+    };
+    // The error's Display starts with its field already ("destination_conf: ..."); the API
+    // message puts the field first itself.
+    let text = e.to_string();
+    let reason = text
+        .strip_prefix(&format!("{named}: "))
+        .unwrap_or(&text)
+        .to_owned();
+    HttpError::field_code(code, &named, reason)
 }
 
-/// A local directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileDestination {
-    pub dir: PathBuf,
+/// Parses a `destination_conf` (named `field` in errors).
+pub fn parse(conf: &str, field: &str) -> Result<Destination, HttpError> {
+    Destination::parse(conf, field).map_err(|e| bad(e, field))
 }
 
-impl Destination for FileDestination {
-    fn put<'a>(&'a self, name: &'a str, body: Vec<u8>) -> BoxFuture<'a, std::io::Result<()>> {
-        let dir = self.dir.clone();
-        let name = name.to_owned();
-        Box::pin(async move {
-            tokio::task::spawn_blocking(move || {
-                // Write beside, then rename: a reader never sees half a file.
-                let tmp = dir.join(format!(".{name}.tmp"));
-                std::fs::write(&tmp, &body)?;
-                std::fs::rename(&tmp, dir.join(&name))
-            })
-            .await
-            .map_err(std::io::Error::other)?
-        })
+/// How the server's own requests behave: they run while an API caller waits, so they fail
+/// within seconds rather than ride out an outage.
+pub fn store_options() -> StoreOptions {
+    StoreOptions {
+        preflight_timeout: std::time::Duration::from_secs(10),
+        ..StoreOptions::default()
     }
 }
 
-/// Checks a `destination_conf` (named `field` in errors) and returns its directory. The
-/// rules are the model's, so agents read the URL the same way.
-pub fn parse(conf: &str, field: &str) -> Result<PathBuf, HttpError> {
-    match edgecap_model::destination::parse(conf) {
-        Ok(edgecap_model::destination::Destination::Dir(dir)) => Ok(dir),
-        Err(e) => Err(HttpError::field_code(e.code, field, e.reason)),
-    }
-}
-
-/// A destination the server itself writes to (ownership challenges): the directory must
-/// exist here.
-pub fn open(conf: &str, field: &str) -> Result<FileDestination, HttpError> {
-    let dir = parse(conf, field)?;
-    if !dir.is_dir() {
-        return Err(HttpError::field(
-            field,
-            format!("{} is not a directory on the server", dir.display()),
-        ));
-    }
-    Ok(FileDestination { dir })
+/// The client for `dest` (no network traffic). Missing credentials and a `file://`
+/// directory that does not exist on the server are bad input naming `field`.
+pub fn open(dest: &Destination, field: &str) -> Result<Store, HttpError> {
+    Store::open(dest, &store_options(), field).map_err(|e| bad(e, field))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn err(conf: &str) -> (u32, String) {
+    fn err(conf: &str) -> (u32, String, String) {
         let e = parse(conf, "destination_conf").unwrap_err();
-        (e.errors[0].code, e.errors[0].message.clone())
+        let a = &e.errors[0];
+        (
+            a.code,
+            a.message.clone(),
+            a.source
+                .as_ref()
+                .map(|s| s.pointer.clone())
+                .unwrap_or_default(),
+        )
     }
 
     #[test]
     fn errors_name_the_field_and_keep_the_code() {
-        use edgecap_model::codes;
+        let d = parse("s3://pcaps/edge?region=us-east-1", "destination_conf").unwrap();
+        assert_eq!(d.to_string(), "s3://pcaps/edge?region=us-east-1");
         assert_eq!(
-            parse("file:///var/x", "d").unwrap(),
-            PathBuf::from("/var/x")
+            parse("file:///var/x", "d").unwrap().to_string(),
+            "file:///var/x"
         );
-        assert_eq!(err("s3://b?region=us-east-1").0, codes::UNSUPPORTED);
-        assert!(
-            err("s3://b")
-                .1
-                .starts_with("destination_conf: s3:// buckets are not supported")
-        );
-        let (code, msg) = err("file://host/x");
+        let (code, msg, ptr) = err("ftp://x/y");
+        assert_eq!(code, codes::UNSUPPORTED);
+        assert!(msg.starts_with("destination_conf: scheme \"ftp\""), "{msg}");
+        assert_eq!(ptr, "/destination_conf");
+        let (code, msg, _) = err("s3://pcaps");
         assert_eq!(code, codes::INVALID_FIELD);
-        assert!(msg.starts_with("destination_conf: ") && msg.contains("three slashes"));
-        let e = parse("/var/x", "destination_conf").unwrap_err();
-        assert_eq!(
-            e.errors[0].source.as_ref().unwrap().pointer,
-            "/destination_conf"
+        assert!(
+            msg.starts_with("destination_conf: s3:// needs ?region="),
+            "{msg}"
         );
+        let (code, msg, _) = err("file://host/x");
+        assert_eq!(code, codes::INVALID_FIELD);
+        assert!(msg.contains("three slashes"), "{msg}");
+        let (_, msg, _) = err("/var/x");
+        assert!(msg.contains("not a URL"), "{msg}");
+        // Missing credentials name the field too, and never echo a secret.
+        let (code, msg, _) =
+            err("r2://pcaps?account-id=0123456789abcdef0123456789abcdef&secret-access-key=S3CR3T");
+        assert_eq!(code, codes::INVALID_FIELD);
+        assert!(
+            msg.contains("without access-key-id") && !msg.contains("S3CR3T"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_missing_directory_is_bad_input() {
+        let d = parse("file:///nonexistent/edgecap-x", "destination_conf").unwrap();
+        let e = open(&d, "destination_conf").unwrap_err();
+        assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
+        assert!(e.errors[0].message.contains("not a directory"), "{e:?}");
     }
 }

@@ -10,7 +10,8 @@
 //! - [`status`]: how a capture's status follows from its parts (pure).
 //! - [`db`]: the pool, migrations (`migrations/*.sql`) and one module of queries per table.
 //! - [`auth`]: bearer tokens; [`secret`]: ids, secrets, digests.
-//! - [`destination`]: `destination_conf` URLs and the `Destination` trait.
+//! - [`destination`]: `destination_conf` URLs through `edgecap_store`, errors naming the field;
+//!   [`credentials`]: per-bucket credentials sealed at rest ([`credentials::Vault`]).
 //! - [`sim`]: a light simulated agent, for tests and `edgecap bench dispatch`.
 //! - [`clock`]: timestamps; [`error`]: the error enum and the HTTP error.
 
@@ -18,6 +19,7 @@ pub mod api;
 pub mod auth;
 pub mod clock;
 pub mod config;
+pub mod credentials;
 pub mod db;
 pub mod destination;
 pub mod error;

@@ -197,7 +197,14 @@ impl Credentials {
         }
     }
 
-    /// The plaintext JSON, for [`crate::seal`] only.
+    /// The plaintext JSON in the API's shape (what [`Credentials::from_json`] reads back), to
+    /// hand to the one process that writes with them (the server gives it to an agent for
+    /// one capture, over the agent's authenticated connection). Never log or store it.
+    pub fn expose_json(&self) -> Value {
+        self.to_plain_json()
+    }
+
+    /// The plaintext JSON, for [`crate::seal`] and [`Credentials::expose_json`].
     pub(crate) fn to_plain_json(&self) -> Value {
         match self {
             Credentials::AccessKey {

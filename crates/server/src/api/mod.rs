@@ -4,7 +4,8 @@
 //! envelope (the WebSocket upgrade and the OpenAPI document aside).
 //!
 //! - [`body`]: reading bodies, query strings and path ids defensively;
-//! - [`pcaps`]: captures; [`select`]: which nodes a capture selects;
+//! - [`pcaps`]: captures; [`select`]: which nodes a capture selects; [`target`]: where it
+//!   writes (destination, ownership, credentials);
 //! - [`ownership`]: bucket ownership challenges;
 //! - [`misc`]: nodes, `/openapi.json`, `/healthz`;
 //! - [`tokens`]: the token's accounts and the account's API tokens.
@@ -14,6 +15,7 @@ mod misc;
 mod ownership;
 mod pcaps;
 mod select;
+mod target;
 mod tokens;
 
 use std::time::Instant;

@@ -3,7 +3,9 @@
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use edgecap_model::{Capture, Envelope, ServerMsg, Status, codes, split_limit, validate_create};
+use edgecap_model::{
+    Capture, Envelope, SecretJson, ServerMsg, Status, codes, split_limit, validate_create,
+};
 use serde_json::json;
 
 use super::body::{JsonBody, PathId, numbers, ok};
@@ -11,6 +13,7 @@ use super::select::select;
 use crate::AppState;
 use crate::auth::Caller;
 use crate::clock;
+use crate::credentials::capture_context;
 use crate::db::captures::{self, NewPart, StoredRequest};
 use crate::db::parts::assignment;
 use crate::error::HttpError;
@@ -33,7 +36,15 @@ pub async fn create(
         &caller.account.limits(),
     )
     .map_err(HttpError::bad_request)?;
-    crate::destination::parse(&req.destination_conf, "destination_conf")?;
+    if req.merge {
+        return Err(HttpError::field_code(
+            codes::UNSUPPORTED,
+            "merge",
+            "merging the per-node files is not available yet; each node writes \
+             <capture_id>/<node>.pcapng under destination_conf (edgecap merge joins them)",
+        ));
+    }
+    let target = super::target::resolve(&state, &caller.account.id, &req.destination_conf).await?;
     let live = state.hub.live_nodes();
     let chosen = select(&req, colo_field, &live)?;
     let n = chosen.len();
@@ -70,7 +81,13 @@ pub async fn create(
     let deadline = clock::after(
         std::time::Duration::from_secs_f64(req.time_limit) + state.config.result_margin,
     );
-    let stored = StoredRequest::from(&req);
+    let mut stored = StoredRequest::from(&req);
+    stored.destination_conf = target.canonical.clone();
+    let sealed = target
+        .credentials
+        .as_ref()
+        .map(|c| state.hub.vault().seal(c, &capture_context(&id)))
+        .transpose()?;
     captures::insert(
         &state.db,
         &id,
@@ -79,11 +96,17 @@ pub async fn create(
         &parts,
         &submitted,
         &deadline,
+        sealed.as_deref(),
     )
     .await?;
+    let handed = target
+        .credentials
+        .as_ref()
+        .map(|c| SecretJson::new(c.expose_json()));
     let mut sent = 0usize;
     for p in &parts {
-        let a = assignment(&id, &stored, p.packet_limit, p.byte_limit);
+        let mut a = assignment(&id, &stored, p.packet_limit, p.byte_limit);
+        a.credentials = handed.clone();
         sent += usize::from(state.hub.assign(&p.node, a));
     }
     tracing::info!(capture = %id, account = %caller.account.id, nodes = n, sent, "capture created");

@@ -58,7 +58,9 @@ pub struct NewPart {
 /// Rows per multi-row INSERT: well under both engines' bound-parameter limits.
 const INSERT_CHUNK: usize = 200;
 
-/// Inserts a capture (status pending) and its parts, all or nothing.
+/// Inserts a capture (status pending) and its parts, all or nothing. `credentials` is
+/// sealed (with `capture:<id>`); the request itself holds none.
+#[allow(clippy::too_many_arguments)] // one row's columns; a struct would only rename them
 pub async fn insert(
     db: &Db,
     id: &str,
@@ -67,6 +69,7 @@ pub async fn insert(
     parts: &[NewPart],
     submitted: &str,
     deadline: &str,
+    credentials: Option<&str>,
 ) -> Result<()> {
     let json = serde_json::to_string(request).map_err(|e| Error::Corrupt {
         what: format!("capture {id} request"),
@@ -74,14 +77,15 @@ pub async fn insert(
     })?;
     let mut tx = db.pool.begin().await?;
     sqlx::query(
-        "INSERT INTO captures (id, account_id, request, status, submitted, deadline)
-         VALUES ($1, $2, $3, 'pending', $4, $5)",
+        "INSERT INTO captures (id, account_id, request, status, submitted, deadline, credentials)
+         VALUES ($1, $2, $3, 'pending', $4, $5, $6)",
     )
     .bind(id)
     .bind(account_id)
     .bind(json)
     .bind(submitted)
     .bind(deadline)
+    .bind(credentials.map(str::to_owned))
     .execute(&mut *tx)
     .await?;
     for (chunk_no, chunk) in parts.chunks(INSERT_CHUNK).enumerate() {
@@ -108,7 +112,7 @@ pub async fn insert(
 }
 
 const CAPTURE_COLUMNS: &str = "id, request, status, submitted, stop_requested, error_message, \
-                               packets_captured, bytes_captured, packets_lost";
+                               packets_captured, bytes_captured, packets_lost, merged_file";
 
 /// One capture of the account, or None (also when it belongs to another account).
 pub async fn get(db: &Db, account_id: &str, id: &str) -> Result<Option<Capture>> {
@@ -240,6 +244,8 @@ fn from_row(row: &AnyRow, node_results: Vec<NodeResult>) -> Result<Capture> {
         format: r.format,
         bytes_captured: to_u64(row.try_get("bytes_captured")?),
         packets_lost: to_u64(row.try_get("packets_lost")?),
+        merge: r.merge,
+        merged_file: row.try_get("merged_file")?,
         node_results,
         id,
     })

@@ -7,8 +7,14 @@ use sqlx::{Acquire, Executor};
 use super::{Backend, Db};
 use crate::error::{Error, Result};
 
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "init", include_str!("../../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../../migrations/0001_init.sql")),
+    (
+        2,
+        "buckets",
+        include_str!("../../migrations/0002_buckets.sql"),
+    ),
+];
 
 pub(super) async fn run(db: &Db) -> Result<()> {
     let mut conn = db.pool.acquire().await?;
@@ -82,5 +88,8 @@ mod tests {
             s.iter().filter(|s| s.starts_with("CREATE TABLE")).count(),
             6
         );
+        let s = super::statements(super::MIGRATIONS[1].2);
+        assert_eq!(s.len(), 3, "{s:?}");
+        assert!(s.iter().all(|s| s.starts_with("ALTER TABLE ")), "{s:?}");
     }
 }

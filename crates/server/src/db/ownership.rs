@@ -1,5 +1,6 @@
-//! `ownerships`: bucket ownership challenges (Cloudflare's `/pcaps/ownership`). The challenge
-//! token itself lives only in the bucket; the row keeps its SHA-256.
+//! `ownerships`: bucket ownership challenges (Cloudflare's `/pcaps/ownership`), keyed on the
+//! destination's canonical, secret-free form. The challenge token itself lives only in the
+//! bucket; the row keeps its SHA-256, and the bucket's credentials only sealed.
 
 use serde::Serialize;
 use sqlx::Row;
@@ -20,11 +21,13 @@ pub struct Ownership {
     pub validated: String,
 }
 
-/// A row with its token digest, for validation.
+/// A row with its token digest and sealed credentials.
 #[derive(Debug, Clone)]
 pub struct Stored {
     pub ownership: Ownership,
     pub token_hash: String,
+    /// Credentials given on add, sealed with `ownership:<id>`; None: the writers' own chain.
+    pub credentials: Option<String>,
 }
 
 fn from_row(r: &AnyRow) -> Result<Stored> {
@@ -40,45 +43,50 @@ fn from_row(r: &AnyRow) -> Result<Stored> {
                 .unwrap_or_default(),
         },
         token_hash: r.try_get("token_hash")?,
+        credentials: r.try_get("credentials")?,
     })
 }
 
+const COLUMNS: &str =
+    "id, destination_conf, filename, status, submitted, validated, token_hash, credentials";
+
 pub async fn list(db: &Db, account_id: &str) -> Result<Vec<Ownership>> {
-    let rows = sqlx::query(
-        "SELECT id, destination_conf, filename, status, submitted, validated, token_hash
-         FROM ownerships WHERE account_id = $1 ORDER BY submitted, id",
-    )
-    .bind(account_id)
-    .fetch_all(&db.pool)
-    .await?;
+    let sql =
+        format!("SELECT {COLUMNS} FROM ownerships WHERE account_id = $1 ORDER BY submitted, id");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(account_id)
+        .fetch_all(&db.pool)
+        .await?;
     rows.iter().map(|r| Ok(from_row(r)?.ownership)).collect()
 }
 
 pub async fn by_destination(db: &Db, account_id: &str, dest: &str) -> Result<Option<Stored>> {
-    let row = sqlx::query(
-        "SELECT id, destination_conf, filename, status, submitted, validated, token_hash
-         FROM ownerships WHERE account_id = $1 AND destination_conf = $2",
-    )
-    .bind(account_id)
-    .bind(dest)
-    .fetch_optional(&db.pool)
-    .await?;
+    let sql =
+        format!("SELECT {COLUMNS} FROM ownerships WHERE account_id = $1 AND destination_conf = $2");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(account_id)
+        .bind(dest)
+        .fetch_optional(&db.pool)
+        .await?;
     row.as_ref().map(from_row).transpose()
 }
 
-/// Inserts a new challenge, or replaces the token of an existing unvalidated one (same id).
+/// Inserts a new challenge, or replaces the token (and credentials) of an existing
+/// unvalidated one (same id). `credentials` is already sealed.
 pub async fn upsert_pending(
     db: &Db,
     account_id: &str,
     o: &Ownership,
     token_hash: &str,
+    credentials: Option<&str>,
 ) -> Result<()> {
     sqlx::query(
         "INSERT INTO ownerships
-             (id, account_id, destination_conf, filename, token_hash, status, submitted)
-         VALUES ($1, $2, $3, $4, $5, 'pending', $6)
+             (id, account_id, destination_conf, filename, token_hash, status, submitted,
+              credentials)
+         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7)
          ON CONFLICT (id) DO UPDATE SET token_hash = $5, status = 'pending', submitted = $6,
-             validated = NULL",
+             validated = NULL, credentials = $7",
     )
     .bind(&o.id)
     .bind(account_id)
@@ -86,6 +94,7 @@ pub async fn upsert_pending(
     .bind(&o.filename)
     .bind(token_hash)
     .bind(&o.submitted)
+    .bind(credentials.map(str::to_owned))
     .execute(&db.pool)
     .await?;
     Ok(())

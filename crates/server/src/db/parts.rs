@@ -171,14 +171,17 @@ pub struct OpenPart {
     pub capture_id: String,
     pub status: Status,
     pub stop_requested: bool,
-    /// What to send the node if it must (again) be assigned.
+    /// What to send the node if it must (again) be assigned (without credentials).
     pub assignment: Assignment,
+    /// The capture's credentials, sealed with `capture:<id>`.
+    pub credentials: Option<String>,
 }
 
 /// The unfinished parts of a node, on unfinished captures.
 pub async fn open_for_node(db: &Db, node: &str) -> Result<Vec<OpenPart>> {
     let rows = sqlx::query(
-        "SELECT p.capture_id, p.status, p.packet_limit, p.byte_limit, c.request, c.stop_requested
+        "SELECT p.capture_id, p.status, p.packet_limit, p.byte_limit, c.request, c.stop_requested,
+                c.credentials
          FROM capture_nodes p JOIN captures c ON c.id = p.capture_id
          WHERE p.node = $1 AND p.status IN ('pending', 'running')
            AND c.status IN ('pending', 'running')
@@ -195,6 +198,7 @@ pub async fn open_for_node(db: &Db, node: &str) -> Result<Vec<OpenPart>> {
             Ok(OpenPart {
                 status: super::captures::status_of(r)?,
                 stop_requested: r.try_get::<Option<String>, _>("stop_requested")?.is_some(),
+                credentials: r.try_get("credentials")?,
                 assignment: assignment(
                     &capture_id,
                     &req,
@@ -207,7 +211,7 @@ pub async fn open_for_node(db: &Db, node: &str) -> Result<Vec<OpenPart>> {
         .collect()
 }
 
-/// What a node is told to do for its part.
+/// What a node is told to do for its part; the caller adds the credentials, unsealed.
 pub fn assignment(
     capture_id: &str,
     r: &super::captures::StoredRequest,
@@ -226,6 +230,7 @@ pub fn assignment(
         sample_rate: r.sample_rate,
         format: r.format.clone(),
         destination_conf: r.destination_conf.clone(),
+        credentials: None,
     }
 }
 

@@ -28,6 +28,7 @@ pub use timers::Background;
 use writer::Write;
 
 use crate::config::Config;
+use crate::credentials::Vault;
 use crate::db::Db;
 use crate::db::nodes::NodeInfo;
 
@@ -57,6 +58,8 @@ pub struct Hub {
 struct Shared {
     db: Db,
     config: Arc<Config>,
+    /// Opens the sealed credentials of captures assigned again after a reconnect.
+    vault: Arc<Vault>,
     live: Arc<Mutex<Live>>,
     /// To the writer task. Unbounded: everything queued is small and produced by a bounded
     /// number of connections and timers, and dropping a state change is never acceptable.
@@ -100,6 +103,7 @@ impl Hub {
         Hub {
             shared: Arc::new(Shared {
                 db,
+                vault: Arc::new(Vault::new(config.secrets_key.clone())),
                 config,
                 live,
                 writes,
@@ -125,6 +129,11 @@ impl Hub {
 
     pub fn config(&self) -> &Config {
         &self.shared.config
+    }
+
+    /// The key that seals and opens per-bucket credentials.
+    pub fn vault(&self) -> &Vault {
+        &self.shared.vault
     }
 
     /// Connected nodes, sorted by name.

@@ -118,7 +118,20 @@ impl Session {
                     ),
                 );
             } else {
-                self.hub.assign(&self.name, part.assignment);
+                let ctx = crate::credentials::capture_context(&id);
+                match self
+                    .hub
+                    .vault()
+                    .for_agent(part.credentials.as_deref(), &ctx)
+                {
+                    Ok(credentials) => {
+                        let mut a = part.assignment;
+                        a.credentials = credentials;
+                        self.hub.assign(&self.name, a);
+                    }
+                    // The key file changed under the database: say so on the part, loudly.
+                    Err(e) => self.fail(id, format!("the server cannot assign it: {e}")),
+                }
             }
         }
         for id in running.difference(&known) {

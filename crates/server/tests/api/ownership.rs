@@ -11,7 +11,7 @@ both_databases!(
     a_wrong_token_fails_and_can_be_retried,
     adding_again_rewrites_the_challenge,
     delete_removes_the_record,
-    buckets_are_not_supported_yet,
+    a_file_destination_must_exist_on_the_server,
 );
 
 async fn add(h: &Harness) -> serde_json::Value {
@@ -136,19 +136,10 @@ async fn delete_removes_the_record(b: Backend) {
     assert_eq!(v["result"], json!([]));
 }
 
-async fn buckets_are_not_supported_yet(b: Backend) {
+async fn a_file_destination_must_exist_on_the_server(b: Backend) {
     let Some(h) = Harness::new(b).await else {
         return;
     };
-    for dest in [
-        "s3://bucket?region=us-east-1",
-        "gs://bucket",
-        "r2://b?account-id=1",
-    ] {
-        let body = json!({"destination_conf": dest}).to_string();
-        let (s, v) = h.call("POST", &h.acc("pcaps/ownership"), Some(&body)).await;
-        assert_field_error(s, &v, 1005, "/destination_conf");
-    }
     let missing = format!("file://{}/missing", h.dest.display());
     let body = json!({"destination_conf": missing}).to_string();
     let (s, v) = h.call("POST", &h.acc("pcaps/ownership"), Some(&body)).await;
@@ -157,7 +148,16 @@ async fn buckets_are_not_supported_yet(b: Backend) {
         v["errors"][0]["message"]
             .as_str()
             .unwrap()
-            .contains("not a directory")
+            .contains("not a directory"),
+        "{v}"
     );
+    // Access keys do not fit a directory.
+    let body = json!({"destination_conf": h.file_dest(),
+        "credentials": {"access_key_id": "a", "secret_access_key": "b"}});
+    let (s, v) = h
+        .call("POST", &h.acc("pcaps/ownership"), Some(&body.to_string()))
+        .await;
+    assert_field_error(s, &v, 1001, "/credentials");
     assert_eq!(h.count("ownerships").await, 0);
+    assert_eq!(std::fs::read_dir(&h.dest).unwrap().count(), 0);
 }

@@ -21,7 +21,7 @@ both_databases!(
     ids_are_checked,
     every_point_must_exist_on_every_node,
     limits_must_cover_every_node,
-    bucket_destinations_are_not_supported_yet,
+    unvalidated_buckets_and_bad_destinations_are_refused,
     account_limits_apply,
     colo_is_accepted_for_colo_name,
 );
@@ -439,27 +439,31 @@ async fn limits_must_cover_every_node(b: Backend) {
     e0.assert_idle();
 }
 
-async fn bucket_destinations_are_not_supported_yet(b: Backend) {
+async fn unvalidated_buckets_and_bad_destinations_are_refused(b: Backend) {
     let Some(h) = Harness::new(b).await else {
         return;
     };
     let mut e0 = h.node("edge0", &[("site", "fra")], &["pre-firewall"]);
     for dest in [
         "s3://pcaps-bucket?region=us-east-1",
-        "gs://b",
-        "r2://b?account-id=x",
+        "gs://bucket",
+        "r2://pcaps?account-id=0123456789abcdef0123456789abcdef",
+        "azure://pcaps?account=acme",
     ] {
         let body = h.create_body("fra", json!({"destination_conf": dest}));
         let (s, v) = h.call("POST", &h.acc("pcaps"), Some(&body)).await;
-        assert_field_error(s, &v, 1005, "/destination_conf");
-        assert!(
-            v["errors"][0]["message"]
-                .as_str()
-                .unwrap()
-                .contains("not supported yet")
-        );
+        assert_field_error(s, &v, 1001, "/destination_conf");
+        let msg = v["errors"][0]["message"].as_str().unwrap();
+        assert!(msg.contains("is not a validated bucket"), "{msg}");
     }
-    for dest in ["ftp://x", "file://host/dir", "relative/dir"] {
+    let body = h.create_body("fra", json!({"destination_conf": "ftp://x/y"}));
+    let (s, v) = h.call("POST", &h.acc("pcaps"), Some(&body)).await;
+    assert_field_error(s, &v, 1005, "/destination_conf");
+    for dest in [
+        "file://host/dir",
+        "relative/dir",
+        "s3://Bad_Bucket?region=x",
+    ] {
         let body = h.create_body("fra", json!({"destination_conf": dest}));
         let (s, v) = h.call("POST", &h.acc("pcaps"), Some(&body)).await;
         assert_field_error(s, &v, 1001, "/destination_conf");

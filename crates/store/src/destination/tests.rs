@@ -227,4 +227,8 @@ fn api_credentials_json_is_checked_field_by_field() {
         other => panic!("{other:?}"),
     }
     assert!(!format!("{ak:?}").contains("SK"));
+    // The hand-off form reads back as the same credentials, for every kind.
+    for c in [&ak, &sa] {
+        assert_eq!(&Credentials::from_json(&c.expose_json(), f).unwrap(), c);
+    }
 }

@@ -1,6 +1,8 @@
-//! Setting up moto: creating buckets, IAM users and keys with plain HTTP/1.1 requests
-//! (object_store creates no buckets). Also used by crates/edgecap/tests/merge. Test scaffolding only: what the product sends
-//! goes through object_store.
+//! Setting up moto and looking into it: creating buckets, IAM users and keys, reading and
+//! listing objects with plain HTTP/1.1 requests (object_store creates no buckets, and a check
+//! should not read back through the code under test). Also used by crates/edgecap/tests
+//! (merge, fleet) and crates/server/tests. Test scaffolding only: what the product sends goes
+//! through object_store.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -14,6 +16,18 @@ pub fn request(
     headers: &[(&str, String)],
     body: &[u8],
 ) -> (u16, String) {
+    let (status, body) = request_bytes(port, method, path, headers, body);
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// [`request`] with the body as bytes (objects are binary).
+pub fn request_bytes(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> (u16, Vec<u8>) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut req = format!(
@@ -28,17 +42,76 @@ pub fn request(
     s.write_all(body).unwrap();
     let mut resp = Vec::new();
     s.read_to_end(&mut resp).unwrap();
-    let text = String::from_utf8_lossy(&resp).into_owned();
-    let status = text
+    let split = resp
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(resp.len());
+    let head = String::from_utf8_lossy(&resp[..split]).to_ascii_lowercase();
+    assert!(
+        !head.contains("transfer-encoding: chunked"),
+        "chunked answers are not read here: {head}"
+    );
+    let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
+    let body = resp.get(split + 4..).unwrap_or_default().to_vec();
     (status, body)
+}
+
+/// An object's bytes from moto; panics unless it exists.
+pub fn moto_get(port: u16, bucket: &str, key: &str) -> Vec<u8> {
+    let (status, body) = request_bytes(
+        port,
+        "GET",
+        &format!("/{bucket}/{key}"),
+        &[aws_auth("s3")],
+        b"",
+    );
+    assert_eq!(
+        status,
+        200,
+        "GET {bucket}/{key}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    body
+}
+
+/// Every key in a moto bucket (ListObjectsV2; test buckets hold fewer than 1000).
+pub fn moto_keys(port: u16, bucket: &str) -> Vec<String> {
+    let (status, body) = request(
+        port,
+        "GET",
+        &format!("/{bucket}?list-type=2"),
+        &[aws_auth("s3")],
+        b"",
+    );
+    assert_eq!(status, 200, "listing {bucket}: {body}");
+    assert!(body.contains("<IsTruncated>false</IsTruncated>"), "{body}");
+    let mut keys: Vec<String> = body
+        .split("<Key>")
+        .skip(1)
+        .filter_map(|s| s.split_once("</Key>").map(|(k, _)| k.to_owned()))
+        .collect();
+    keys.sort();
+    keys
+}
+
+/// Multipart uploads of a bucket that were started and neither completed nor aborted.
+pub fn moto_open_uploads(port: u16, bucket: &str) -> Vec<String> {
+    let (status, body) = request(
+        port,
+        "GET",
+        &format!("/{bucket}?uploads"),
+        &[aws_auth("s3")],
+        b"",
+    );
+    assert_eq!(status, 200, "listing uploads of {bucket}: {body}");
+    body.split("<Key>")
+        .skip(1)
+        .filter_map(|s| s.split_once("</Key>").map(|(k, _)| k.to_owned()))
+        .collect()
 }
 
 /// An AWS SigV4-shaped Authorization header naming `service`; moto routes on it and, while

@@ -120,8 +120,15 @@ fn moto_enforces_the_5_mib_minimum_and_a_refused_upload_is_never_success() {
     };
     assert!(!report.completed);
     assert_eq!(report.accepted, len);
-    // No object appeared.
+    // No object appeared, as moto itself lists it, and the refused upload was aborted (its
+    // parts are not left behind), as the preflight's was.
     assert!(keys(&store).is_empty());
+    assert!(super::http::moto_keys(moto.port, "small-parts").is_empty());
+    assert_eq!(
+        super::http::moto_open_uploads(moto.port, "small-parts"),
+        Vec::<String>::new()
+    );
+    assert!(report.aborted, "{report:?}");
 }
 
 #[test]
@@ -162,6 +169,12 @@ fn challenges_and_manifests_are_small_objects_under_the_prefix() {
     );
     assert_eq!(
         &block_on(store.get_small(&challenge, 1024)).unwrap()[..],
+        b"token-1234"
+    );
+    // The same bytes, as moto serves them to any S3 client.
+    let key = format!("pcaps/{challenge}");
+    assert_eq!(
+        super::http::moto_get(moto.port, "owned", &key),
         b"token-1234"
     );
     let big = block_on(store.get_small(&challenge, 4)).unwrap_err();

@@ -94,6 +94,7 @@ pub fn test_config() -> Config {
 #[derive(Debug)]
 pub struct Harness {
     pub state: AppState,
+    pub backend: Backend,
     pub db_url: String,
     pub account: Account,
     pub token: String,
@@ -120,6 +121,10 @@ impl Harness {
         }
         let tmp = TempDir::new("server-test");
         let db_url = database(b, &tmp).await?;
+        let mut config = config;
+        if config.secrets_key.is_none() {
+            config.secrets_key = Some(tmp.0.join("secrets.key"));
+        }
         let state = AppState::open(&db_url, config).await.expect("open state");
         let (acme, token) = account(&state, "acme", AccountLimits::default()).await;
         let (other, other_token) = account(&state, "other", AccountLimits::default()).await;
@@ -130,6 +135,7 @@ impl Harness {
         std::fs::create_dir_all(&dest).expect("dest dir");
         Some(Harness {
             state,
+            backend: b,
             db_url,
             account: acme,
             token,
@@ -242,6 +248,29 @@ impl Harness {
 
     pub async fn count(&self, table: &str) -> i64 {
         count(&self.state, table).await
+    }
+
+    /// Every byte the database keeps: the SQLite file with its WAL and shared memory, or
+    /// PostgreSQL's `pg_dump`, after queued state changes are written.
+    pub async fn database_bytes(&self) -> Vec<u8> {
+        self.state.hub.barrier().await;
+        match self.backend {
+            Backend::Sqlite => {
+                let mut all = Vec::new();
+                for f in ["edgecap.db", "edgecap.db-wal", "edgecap.db-shm"] {
+                    if let Ok(b) = std::fs::read(self._tmp.0.join(f)) {
+                        all.extend_from_slice(&b);
+                    }
+                }
+                assert!(
+                    !all.is_empty(),
+                    "no SQLite files in {}",
+                    self._tmp.0.display()
+                );
+                all
+            }
+            Backend::Postgres => pg::server().expect("PostgreSQL").dump(&self.db_url),
+        }
     }
 }
 

@@ -16,6 +16,8 @@ use std::sync::{Mutex, OnceLock};
 #[derive(Debug)]
 pub struct Pg {
     pub port: u16,
+    /// initdb, pg_ctl, createdb and pg_dump live here.
+    pub bin: PathBuf,
     /// The watchdog; its stdin is the pipe that keeps the server alive.
     _watchdog: Mutex<Child>,
 }
@@ -61,9 +63,9 @@ fn start() -> Option<Pg> {
         return None;
     };
     let dir = std::env::temp_dir().join(format!(
-        "edgecap-pg-{}-{}",
+        "edgecap-pg-{}-{:016x}",
         std::process::id(),
-        edgecap_server::secret::new_id()
+        rand::random::<u64>()
     ));
     std::fs::create_dir_all(&dir).expect("pg temp dir");
     let root = std::fs::metadata("/proc/self")
@@ -108,6 +110,7 @@ fn start() -> Option<Pg> {
     );
     Some(Pg {
         port,
+        bin,
         _watchdog: Mutex::new(child),
     })
 }
@@ -119,20 +122,50 @@ pub fn server() -> Option<&'static Pg> {
 }
 
 impl Pg {
-    /// A new, empty database; its URL.
+    /// A new, empty database; its URL. (`createdb` rather than a client library, so other
+    /// test binaries can include this file.)
     pub async fn database(&self) -> String {
-        let name = format!("t_{}", edgecap_server::secret::new_id());
-        sqlx::any::install_default_drivers();
-        let admin = format!("postgres://postgres@127.0.0.1:{}/postgres", self.port);
-        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&admin)
-            .await
-            .expect("connect to the test PostgreSQL");
-        sqlx::Executor::execute(
-            &mut conn,
-            sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")),
-        )
-        .await
-        .expect("create a test database");
+        self.create_database()
+    }
+
+    /// [`Pg::database`] for code without an async runtime.
+    pub fn create_database(&self) -> String {
+        let name = format!(
+            "t_{:016x}{:016x}",
+            rand::random::<u64>(),
+            rand::random::<u64>()
+        );
+        let out = Command::new(self.bin.join("createdb"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                &name,
+            ])
+            .output()
+            .expect("run createdb");
+        assert!(
+            out.status.success(),
+            "createdb {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// Everything the database at `url` holds, as `pg_dump` writes it (schema and rows).
+    pub fn dump(&self, url: &str) -> Vec<u8> {
+        let out = Command::new(self.bin.join("pg_dump"))
+            .args(["--dbname", url])
+            .output()
+            .expect("run pg_dump");
+        assert!(
+            out.status.success(),
+            "pg_dump {url}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
     }
 }
