@@ -36,4 +36,4 @@ pub use error::StoreError;
 pub use read::ObjectReader;
 pub use seal::SecretsKey;
 pub use store::{Store, StoreOptions};
-pub use upload::{UploadOptions, UploadReport, UploadSink};
+pub use upload::{UploadOptions, UploadReport, UploadSink, UploadWatch};

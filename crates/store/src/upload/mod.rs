@@ -30,7 +30,7 @@ mod task;
 use std::fmt;
 use std::time::Duration;
 
-pub use sink::UploadSink;
+pub use sink::{UploadSink, UploadWatch};
 
 /// S3's (and GCS's, and R2's) smallest part but the last.
 pub const MIN_PART: usize = 5 * 1024 * 1024;

@@ -153,6 +153,14 @@ impl UploadSink {
         self.slots.failure()
     }
 
+    /// A handle that sees the upload fail without writing to it: a writer with nothing to
+    /// write (a quiet capture) learns of a failed part only through this.
+    pub fn watch(&self) -> UploadWatch {
+        UploadWatch {
+            slots: Arc::clone(&self.slots),
+        }
+    }
+
     /// Uploads the last chunk, waits for every part and completes the object. On any failure
     /// the incomplete upload is aborted and the error carries the [`UploadReport`].
     pub fn finish(mut self) -> Result<UploadReport, StoreError> {
@@ -283,6 +291,28 @@ impl Drop for UploadSink {
                 .fail("the upload was dropped before finish()".to_owned());
             let _ = self.end(Msg::Abort);
         }
+    }
+}
+
+/// See [`UploadSink::watch`]. Cheap to clone; holds no upload state of its own.
+#[derive(Clone)]
+pub struct UploadWatch {
+    slots: Arc<Slots>,
+}
+
+impl std::fmt::Debug for UploadWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UploadWatch")
+            .field("failed", &self.failure().is_some())
+            .finish()
+    }
+}
+
+impl UploadWatch {
+    /// Why the upload failed, if it has (a part failed after its retries, the buffer stayed
+    /// full, or the sink was aborted).
+    pub fn failure(&self) -> Option<String> {
+        self.slots.failure()
     }
 }
 

@@ -187,3 +187,33 @@ pub fn moto_user(port: u16, name: &str, policy: &str) -> (String, String) {
         xml_field(&xml, "SecretAccessKey"),
     )
 }
+
+/// Parts already uploaded to the open multipart upload of `key` (0 when none is open):
+/// what the store holds of an object still being written.
+pub fn moto_open_parts(port: u16, bucket: &str, key: &str) -> usize {
+    let (status, body) = request(
+        port,
+        "GET",
+        &format!("/{bucket}?uploads"),
+        &[aws_auth("s3")],
+        b"",
+    );
+    assert_eq!(status, 200, "listing uploads of {bucket}: {body}");
+    let Some(upload) = body
+        .split("<Upload>")
+        .skip(1)
+        .find(|u| u.contains(&format!("<Key>{key}</Key>")))
+    else {
+        return 0;
+    };
+    let id = xml_field(upload, "UploadId");
+    let (status, body) = request(
+        port,
+        "GET",
+        &format!("/{bucket}/{key}?uploadId={id}"),
+        &[aws_auth("s3")],
+        b"",
+    );
+    assert_eq!(status, 200, "listing parts of {key}: {body}");
+    body.matches("<PartNumber>").count()
+}

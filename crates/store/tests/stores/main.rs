@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod azure;
+mod azurite;
 mod gcs;
 mod http;
 mod local;

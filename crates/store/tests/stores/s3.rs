@@ -81,6 +81,18 @@ fn a_capture_streams_to_s3_in_5_mib_parts_and_tshark_reads_it() {
     let count = packets_for(12 << 20);
     let (sink, len) = write_capture(sink, "edge0", count);
     assert!(len > 12 << 20);
+    // Before the end, the store already holds the full parts (it streams, it does not wait
+    // for the last byte); no object is visible yet.
+    let object = format!("captures/fleet/{ID}/edge0.pcapng");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while super::http::moto_open_parts(moto.port, "pcaps", &object) < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the full parts never arrived"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(keys(&store).is_empty());
     let report = sink.finish().unwrap();
     assert!(report.completed, "{report}");
     assert_eq!((report.accepted, report.uploaded), (len, len));

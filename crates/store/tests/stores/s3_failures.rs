@@ -133,3 +133,42 @@ fn an_outage_mid_upload_fails_with_what_was_delivered_and_never_completes() {
     // The store is down, so the abort could not be confirmed; the message says so.
     assert!(report.abort_error.is_some() || report.aborted, "{report:?}");
 }
+
+#[test]
+fn a_quiet_writer_learns_of_a_failed_part_through_the_watch() {
+    let mut moto = Server::moto();
+    moto_bucket(moto.port, "quiet");
+    let store = moto_store(&moto, "quiet", "");
+    let key = layout::node_file(ID, "edge0", Format::Pcapng).unwrap();
+    let opts = UploadOptions::default();
+    let mut sink = UploadSink::start(&store, &key, &opts).unwrap();
+    let watch = sink.watch();
+    assert_eq!(watch.failure(), None, "nothing has failed yet");
+    moto.kill();
+    // One full part handed over, then nothing more is written (a capture with no traffic).
+    let p = packet(1);
+    let mut written = 0u64;
+    while written <= opts.chunk_size as u64 {
+        std::io::Write::write_all(&mut sink, &p).unwrap();
+        written += p.len() as u64;
+    }
+    // The part fails after its retries; the watch says so without another write. Bounded by
+    // the store's retry budget (fast(): a few seconds) plus a margin.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let why = loop {
+        if let Some(why) = watch.failure() {
+            break why;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the watch never saw the failure"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(why.contains("part"), "{why}");
+    let err = sink.finish().unwrap_err().to_string();
+    assert!(
+        err.contains("no object was created") || err.contains("aborting"),
+        "{err}"
+    );
+}
