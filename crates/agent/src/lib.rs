@@ -13,7 +13,9 @@
 //! - [`ledger`]: what runs here and what the server has yet to hear; outlives connections.
 //! - [`worker`]: one capture on its own thread: plan, open the file, run the engine, report.
 //! - [`plan`]: an assignment checked against this node and turned into the engine's spec.
-//! - [`output`]: where a node's file goes (`NodeFile`, local directories; buckets later).
+//! - [`output`]: where a node's file goes (`NodeFile`: a local directory through the spool, or
+//!   a bucket through a streaming, bounded upload started before the capture).
+//! - [`report`]: the manifest written beside each file.
 //!
 //! [`run`] ties them together: dial, serve, and on a lost connection dial again with backoff,
 //! while captures keep running and their outcomes wait in the ledger.
@@ -23,6 +25,7 @@ pub mod ledger;
 pub mod link;
 pub mod output;
 pub mod plan;
+pub mod report;
 pub mod settings;
 pub mod worker;
 

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use edgecap_capture::Config;
 
+use crate::output::UploadSettings;
 use crate::worker::NodeContext;
 
 /// Everything the agent needs to run.
@@ -27,6 +28,8 @@ pub struct Settings {
     pub netns: Option<String>,
     /// Reported in `hello`.
     pub version: String,
+    /// How uploads to buckets ride out a slow or failing store.
+    pub upload: UploadSettings,
 }
 
 /// A setting that cannot work, naming it.
@@ -129,6 +132,7 @@ impl Settings {
             name: self.name.clone(),
             config: self.config.clone(),
             netns: self.netns.clone(),
+            upload: self.upload.clone(),
         }
     }
 
@@ -171,6 +175,7 @@ mod tests {
             config: Config::default(),
             netns: None,
             version: "0.1.0".into(),
+            upload: UploadSettings::default(),
         }
     }
 

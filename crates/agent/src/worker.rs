@@ -1,20 +1,27 @@
 //! One capture, start to end, on a thread of its own: plan it against this node, open its
-//! file, run the engine (synchronous, until a limit, the time or a stop), finish the file and
-//! say how it went. With a capture namespace the whole body runs on a thread that entered it,
-//! so the netlink sockets, the device list and the nftables table all belong to that
-//! namespace; the file is written in the agent's own mount namespace.
+//! output, run the engine (synchronous, until a limit, the time or a stop), complete the file,
+//! write its manifest and say how it went.
+//!
+//! With a capture namespace only the engine runs on a thread that entered it, so the netlink
+//! sockets, the device list and the nftables table belong to that namespace, while the output
+//! (an upload's connections, a spool's file) is opened here, in the agent's own namespace: the
+//! agent reaches its bucket the way it reaches its server.
+//!
+//! The order is the promise "fails at once": the output is opened (for a bucket: reachable,
+//! present, writable) before the engine installs any rule.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use edgecap_capture::{CaptureError, Config};
+use edgecap_capture::{CaptureError, Config, Summary};
 use edgecap_model::protocol::PROGRESS_SECS;
 use edgecap_model::{Assignment, Outcome};
+use edgecap_store::{layout, upload};
 
 use crate::ledger::{Counters, Ledger};
-use crate::output::Sink;
-use crate::plan;
+use crate::output::{Sink, UploadSettings};
+use crate::{plan, report};
 
 /// What a capture thread needs to know about the node.
 #[derive(Debug, Clone)]
@@ -23,6 +30,20 @@ pub struct NodeContext {
     pub config: Config,
     /// Network namespace (`/run/netns/NAME`) captures run in; None: the agent's own.
     pub netns: Option<String>,
+    /// How uploads to buckets behave.
+    pub upload: UploadSettings,
+}
+
+impl NodeContext {
+    /// Runs `f` in the capture namespace (on a thread that entered it), or here.
+    fn in_capture_ns<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T, String> {
+        match &self.netns {
+            None => Ok(f()),
+            Some(ns) => {
+                edgecap_lab::netns::run(ns, f).map_err(|e| format!("network namespace {ns}: {e}"))
+            }
+        }
+    }
 }
 
 /// Starts the capture on its own thread; its outcome goes to the ledger. If no thread can be
@@ -34,11 +55,8 @@ pub fn spawn(node: &NodeContext, a: Assignment, stop: Arc<AtomicBool>, ledger: L
     let started = std::thread::Builder::new()
         .name(format!("capture-{}", &id[..id.len().min(8)]))
         .spawn(move || {
-            let outcome = match &node.netns {
-                None => capture(&node, &a, &stop, &thread_ledger),
-                Some(ns) => edgecap_lab::netns::run(ns, || capture(&node, &a, &stop, &thread_ledger))
-                    .unwrap_or_else(|e| failed(&a.capture_id, format!("network namespace {ns}: {e}"))),
-            };
+            let outcome =
+                run(&node, &a, &stop, &thread_ledger).unwrap_or_else(|e| failed(&a.capture_id, e));
             tracing::info!(capture = %outcome.capture_id, ok = outcome.ok, packets = outcome.packets,
                 error = outcome.error.as_deref().unwrap_or(""), "capture ended");
             thread_ledger.finish(outcome);
@@ -48,30 +66,38 @@ pub fn spawn(node: &NodeContext, a: Assignment, stop: Arc<AtomicBool>, ledger: L
     }
 }
 
-/// Runs one capture to its end, on the calling thread.
-fn capture(node: &NodeContext, a: &Assignment, stop: &AtomicBool, ledger: &Ledger) -> Outcome {
-    match run(node, a, stop, ledger) {
-        Ok(o) => o,
-        Err(e) => failed(&a.capture_id, e),
-    }
-}
-
 fn run(
     node: &NodeContext,
     a: &Assignment,
-    stop: &AtomicBool,
+    stop: &Arc<AtomicBool>,
     ledger: &Ledger,
 ) -> Result<Outcome, String> {
-    let devices = edgecap_capture::points::local_devices();
+    let devices = node.in_capture_ns(edgecap_capture::points::local_devices)?;
     let mut spec = plan::spec(a, &node.name, &node.config, &devices)?;
-    let sink = Sink::from_conf(&a.destination_conf)?;
-    let key = edgecap_store::layout::node_file(&spec.id, &node.name, spec.format)
-        .map_err(|e| e.to_string())?;
-    let file = sink.create(&key, &node.name)?;
+    let key = layout::node_file(&spec.id, &node.name, spec.format).map_err(|e| e.to_string())?;
+    let manifest_key = layout::node_manifest(&spec.id, &node.name).map_err(|e| e.to_string())?;
+    let sink = Sink::open(
+        &a.destination_conf,
+        a.credentials.as_ref(),
+        &node.name,
+        &node.upload,
+    )?;
+    // The largest the file can get, which sizes the upload's parts (a byte limit bounds it).
+    let bound = a
+        .byte_limit
+        .map(|b| upload::capture_file_bound(b, a.packet_limit));
+    let file = sink.create(&key, &node.name, bound, Arc::clone(stop), &node.upload)?;
     spec.sink_buffers = file.buffers();
+    let watch = file.watch();
     let every = Duration::from_secs_f64(PROGRESS_SECS);
     let mut last: Option<Instant> = None;
+    // The engine calls this several times a second, packets or not.
     let on_progress = |p: &edgecap_capture::Progress| {
+        if let Some(why) = watch.as_ref().and_then(edgecap_store::UploadWatch::failure)
+            && !stop.swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!(capture = %spec.id, error = %why, "upload failed; stopping the capture");
+        }
         if last.is_none_or(|t| t.elapsed() >= every) {
             last = Some(Instant::now());
             ledger.progress(
@@ -84,30 +110,93 @@ fn run(
             );
         }
     };
-    tracing::info!(capture = %spec.id, points = ?a.points, file = %key, "capture starting");
-    let (summary, file) = match edgecap_capture::run(&spec, file, stop, on_progress) {
+    tracing::info!(capture = %spec.id, points = ?a.points, file = %sink.describe(&key), "capture starting");
+    let started = SystemTime::now();
+    let stop_flag: &AtomicBool = stop;
+    let ran = node.in_capture_ns(|| edgecap_capture::run(&spec, file, stop_flag, on_progress))?;
+    let ended = SystemTime::now();
+    let (summary, file) = match ran {
         Ok(done) => done,
-        // The file went with the error (dropped unfinished, so discarded).
-        Err(CaptureError::OutputClosed(_)) => {
-            return Err("the output was closed before the capture ended".into());
+        // The file went with the error, dropped unfinished: discarded (a directory's
+        // `.partial` removed, an upload aborted).
+        Err(e) => {
+            let why = match e {
+                CaptureError::OutputClosed(_) => {
+                    "the output was closed before the capture ended".to_owned()
+                }
+                other => other.to_string(),
+            };
+            let m = report::manifest(a, &node.name, &key, None, Err(&why), started, ended);
+            note_manifest(&sink, &manifest_key, &m);
+            return Err(why);
         }
-        Err(e) => return Err(e.to_string()),
     };
-    file.finish()
-        .map_err(|e| format!("destination_conf: writing {key}: {e}"))?;
-    let reason = serde_json::to_value(summary.stop_reason)
+    let delivered = file.finish();
+    let m = report::manifest(
+        a,
+        &node.name,
+        &key,
+        Some(&summary),
+        delivered.as_ref().map_err(String::as_str),
+        started,
+        ended,
+    );
+    let manifest = sink.put_manifest(&manifest_key, &m);
+    Ok(outcome(&spec.id, &summary, &key, delivered, manifest))
+}
+
+/// The part's outcome. A file that did not complete is a failure that says what the capture
+/// took and that none of it is at the key; a file without its manifest is complete, with the
+/// manifest's error beside it.
+fn outcome(
+    capture_id: &str,
+    s: &Summary,
+    key: &str,
+    delivered: Result<crate::output::Delivered, String>,
+    manifest: Result<(), String>,
+) -> Outcome {
+    let reason = serde_json::to_value(s.stop_reason)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned));
-    Ok(Outcome {
-        capture_id: spec.id.clone(),
-        ok: true,
-        error: None,
-        packets: summary.packets,
-        bytes: summary.bytes,
-        lost: summary.lost,
+    let (ok, error, file) = match (delivered, manifest) {
+        (Ok(_), Ok(())) => (true, None, Some(key.to_owned())),
+        (Ok(_), Err(e)) => (
+            true,
+            Some(format!(
+                "the file is complete, but its manifest was not written: {e}"
+            )),
+            Some(key.to_owned()),
+        ),
+        (Err(e), manifest) => {
+            let mut why = format!(
+                "{e}; the capture took {} packets ({} bytes, {} lost in the kernel), none of \
+                 them delivered: no file is at {key}",
+                s.packets, s.bytes, s.lost
+            );
+            if let Err(m) = manifest {
+                why.push_str(&format!("; the manifest was not written either: {m}"));
+            }
+            (false, Some(why), None)
+        }
+    };
+    Outcome {
+        capture_id: capture_id.to_owned(),
+        ok,
+        error,
+        packets: s.packets,
+        bytes: s.bytes,
+        lost: s.lost,
         stop_reason: reason,
-        file: Some(key),
-    })
+        file,
+    }
+}
+
+/// Writes a failed part's manifest if the destination takes it; a failure to do so only
+/// adds to the log (the part's error is what matters).
+fn note_manifest(sink: &Sink, key: &str, m: &edgecap_store::manifest::Manifest) {
+    if let Err(e) = sink.put_manifest(key, m) {
+        tracing::warn!(manifest = %sink.describe(key), error = %e, "manifest not written");
+    }
 }
 
 /// The outcome of a capture that could not run or whose file could not be completed.

@@ -50,6 +50,7 @@ fn devices_and_points_are_those_of_the_capture_namespace() {
         .unwrap(),
         netns: Some(ns),
         version: "test".into(),
+        upload: Default::default(),
     };
     settings.check().unwrap();
     // `from-src` exists only in the edge: a lookup in the agent's namespace would drop the

@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use edgecap_agent::output::UploadSettings;
 use edgecap_agent::{AgentError, Settings, settings::parse_labels};
 use edgecap_capture::Config;
 
@@ -28,9 +29,45 @@ pub struct AgentArgs {
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Run captures inside this network namespace (/run/netns/NAME), keeping the connection
-    /// to the server in the agent's own namespace.
+    /// to the server (and to buckets) in the agent's own namespace.
     #[arg(long)]
     pub netns: Option<String>,
+    /// Longest outage of a bucket one upload part rides out (retrying with backoff) before
+    /// the upload, and the node's part of the capture, fails.
+    #[arg(long, default_value = "120s")]
+    pub upload_retry_timeout: String,
+    /// Longest a capture waits for room when its upload buffer is full (the store is slower
+    /// than the traffic) before the upload fails; meanwhile the kernel drops, and counts,
+    /// packets.
+    #[arg(long, default_value = "60s")]
+    pub upload_stall_timeout: String,
+    /// Upload parts (5 MiB each unless a byte limit needs larger) buffered per capture while
+    /// the store is slow: the memory an outage may fill.
+    #[arg(long, default_value_t = 4)]
+    pub upload_buffer: usize,
+}
+
+/// The upload flags, checked.
+fn upload_settings(a: &AgentArgs) -> Result<UploadSettings, Failure> {
+    let dur = |flag: &str, v: &str| {
+        let d =
+            crate::units::parse_duration(v).map_err(|e| Failure::usage(format!("{flag}: {e}")))?;
+        if d < std::time::Duration::from_secs(1) {
+            return Err(Failure::usage(format!("{flag}: {v} is shorter than 1s")));
+        }
+        Ok(d)
+    };
+    if !(1..=64).contains(&a.upload_buffer) {
+        return Err(Failure::usage(format!(
+            "--upload-buffer: {} is not in 1-64 parts",
+            a.upload_buffer
+        )));
+    }
+    let mut u = UploadSettings::default();
+    u.store.retry_timeout = dur("--upload-retry-timeout", &a.upload_retry_timeout)?;
+    u.stall_timeout = dur("--upload-stall-timeout", &a.upload_stall_timeout)?;
+    u.buffer_chunks = a.upload_buffer;
+    Ok(u)
 }
 
 /// The validated settings; every error names its flag or key.
@@ -64,6 +101,7 @@ pub fn settings(a: &AgentArgs) -> Result<Settings, Failure> {
         config,
         netns: a.netns.clone(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
+        upload: upload_settings(a)?,
     };
     s.check().map_err(|e| Failure::usage(e.to_string()))?;
     Ok(s)

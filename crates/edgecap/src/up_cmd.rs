@@ -78,6 +78,7 @@ pub fn run(a: &UpArgs) -> Result<(), Failure> {
                     .map_err(|e| Failure::usage(format!("agent config: {e}")))?,
                 netns: None,
                 version: env!("CARGO_PKG_VERSION").to_owned(),
+                upload: Default::default(),
             };
             settings
                 .check()

@@ -130,11 +130,7 @@ pub fn capture_detail(c: &Capture) {
         let tail = r
             .error_message
             .clone()
-            .or_else(|| {
-                r.file
-                    .as_ref()
-                    .map(|f| format!("{}/{f}", c.destination_conf.trim_end_matches('/')))
-            })
+            .or_else(|| r.file.as_ref().map(|f| object_url(&c.destination_conf, f)))
             .unwrap_or_default();
         println!(
             "  {:<16}  {:<8}  {:>9}  {:>11}  {:>6}  {tail}",
@@ -144,6 +140,19 @@ pub fn capture_detail(c: &Capture) {
             r.bytes,
             r.lost
         );
+    }
+}
+
+/// The URL of a file under a destination: the key joins the path, before any options
+/// (`s3://b/dir/<id>/edge0.pcapng?region=..`), which is also what `edgecap merge` reads.
+pub fn object_url(destination: &str, key: &str) -> String {
+    let (base, query) = destination
+        .split_once('?')
+        .map_or((destination, None), |(b, q)| (b, Some(q)));
+    let url = format!("{}/{key}", base.trim_end_matches('/'));
+    match query {
+        Some(q) => format!("{url}?{q}"),
+        None => url,
     }
 }
 
@@ -178,6 +187,19 @@ mod tests {
             error_message: None,
             stop_reason: None,
         }
+    }
+
+    #[test]
+    fn files_are_shown_as_urls_under_their_destination() {
+        assert_eq!(
+            object_url("file:///srv/x", "id/e0.pcapng"),
+            "file:///srv/x/id/e0.pcapng"
+        );
+        assert_eq!(
+            object_url("s3://b/edge?region=eu-west-1", "id/e0.pcapng"),
+            "s3://b/edge/id/e0.pcapng?region=eu-west-1"
+        );
+        assert_eq!(object_url("gs://b/", "id/e0.pcapng"), "gs://b/id/e0.pcapng");
     }
 
     #[test]

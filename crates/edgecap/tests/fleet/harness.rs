@@ -59,16 +59,39 @@ impl Drop for Proc {
     }
 }
 
-/// How the server is started (tests that lose nodes want a short grace period).
+/// How the fleet is started (tests that lose nodes want a short grace period).
 #[derive(Debug, Clone)]
 pub struct ServerOpts {
     pub grace: &'static str,
+    /// The server's database: None is SQLite in its data directory; else a URL
+    /// (PostgreSQL).
+    pub database: Option<String>,
+    /// More flags for every agent (e.g. upload timeouts).
+    pub agent_args: Vec<String>,
 }
 
 impl Default for ServerOpts {
     fn default() -> Self {
-        ServerOpts { grace: "8s" }
+        ServerOpts {
+            grace: "8s",
+            database: None,
+            agent_args: Vec::new(),
+        }
     }
+}
+
+/// Fleet processes never look for cloud credentials or instance metadata beyond loopback:
+/// a test's credentials come through the API, and a lookup that slips through goes to a
+/// closed port on 127.0.0.1, never to 169.254.169.254.
+fn isolate(cmd: &mut Command) {
+    for (k, _) in std::env::vars_os() {
+        let k = k.to_string_lossy().into_owned();
+        if k.starts_with("AWS_") || k.starts_with("AZURE_") || k.starts_with("GOOGLE_") {
+            cmd.env_remove(&k);
+        }
+    }
+    cmd.env("AWS_METADATA_ENDPOINT", "http://127.0.0.1:9")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
 }
 
 /// Field order is drop order: processes, then the lab, then the files.
@@ -82,6 +105,8 @@ pub struct Fleet {
     pub account: String,
     /// `file://` destination directory.
     pub dest: PathBuf,
+    /// The server's data directory (its SQLite database, WAL and secrets key).
+    pub data: PathBuf,
     opts: ServerOpts,
     http: reqwest::blocking::Client,
     pub tmp: Scratch,
@@ -99,12 +124,30 @@ pub fn edgecap(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// `--data-dir DIR` and, for PostgreSQL, `--database URL`: where server and admin find the
+/// state.
+fn db_args(data: &Path, opts: &ServerOpts) -> Vec<String> {
+    let mut a = vec!["--data-dir".to_owned(), data.display().to_string()];
+    if let Some(url) = &opts.database {
+        a.extend(["--database".to_owned(), url.clone()]);
+    }
+    a
+}
+
 /// Starts `edgecap server` and returns it with the URL it printed.
-fn start_server(tmp: &Path, listen: &str, opts: &ServerOpts, n: usize) -> (Proc, String) {
+fn start_server(
+    tmp: &Path,
+    data: &Path,
+    listen: &str,
+    opts: &ServerOpts,
+    n: usize,
+) -> (Proc, String) {
     let log = tmp.join(format!("server-{n}.log"));
-    let mut child = Command::new(BIN)
-        .args(["server", "--data-dir"])
-        .arg(tmp)
+    let mut cmd = Command::new(BIN);
+    isolate(&mut cmd);
+    let mut child = cmd
+        .arg("server")
+        .args(db_args(data, opts))
         .args(["--listen", listen, "--grace", opts.grace])
         .args(["--result-margin", "10s", "--heartbeat", "500ms"])
         .env("EDGECAP_LOG", "info")
@@ -151,27 +194,20 @@ impl Fleet {
         let tmp = Scratch::new("fleet");
         let dest = tmp.path("captures");
         std::fs::create_dir_all(&dest).unwrap();
-        let dir = tmp.0.to_str().unwrap().to_owned();
-        let account = edgecap(&[
-            "admin",
-            "--data-dir",
-            &dir,
-            "account",
-            "create",
-            "--name",
-            "t",
-        ]);
-        let token = edgecap(&[
-            "admin",
-            "--data-dir",
-            &dir,
-            "token",
-            "create",
-            "--account",
-            &account,
-        ]);
-        let agent_token = edgecap(&["admin", "--data-dir", &dir, "agent-token", "create"]);
-        let (server, url) = start_server(&tmp.0, "127.0.0.1:0", &opts, 0);
+        let data = tmp.path("server-data");
+        let db = db_args(&data, &opts);
+        let admin = |args: &[&str]| {
+            let all: Vec<&str> = ["admin"]
+                .into_iter()
+                .chain(db.iter().map(String::as_str))
+                .chain(args.iter().copied())
+                .collect();
+            edgecap(&all)
+        };
+        let account = admin(&["account", "create", "--name", "t"]);
+        let token = admin(&["token", "create", "--account", &account]);
+        let agent_token = admin(&["agent-token", "create"]);
+        let (server, url) = start_server(&tmp.0, &data, "127.0.0.1:0", &opts, 0);
         let mut fleet = Fleet {
             agents: Vec::new(),
             server,
@@ -181,6 +217,7 @@ impl Fleet {
             agent_token,
             account,
             dest,
+            data,
             opts,
             http: {
                 // reqwest may be built without a default TLS provider (see the client module).
@@ -200,9 +237,25 @@ impl Fleet {
         fleet
     }
 
+    /// The agent of edge `i`'s own directories: its working directory and its TMPDIR (both
+    /// empty at start; an agent that uploads must leave them so).
+    pub fn agent_dirs(&self, i: usize) -> [PathBuf; 2] {
+        [
+            self.tmp.path(&format!("agent{i}-cwd")),
+            self.tmp.path(&format!("agent{i}-tmp")),
+        ]
+    }
+
     pub fn start_agent(&self, i: usize) -> Proc {
         let log = self.tmp.path(&format!("agent{i}.log"));
-        let child = Command::new(BIN)
+        let [cwd, tmpdir] = self.agent_dirs(i);
+        std::fs::create_dir_all(&cwd).unwrap();
+        std::fs::create_dir_all(&tmpdir).unwrap();
+        let mut cmd = Command::new(BIN);
+        isolate(&mut cmd);
+        let child = cmd
+            .current_dir(&cwd)
+            .env("TMPDIR", &tmpdir)
             .args(["agent", "--server", &self.url, "--token", &self.agent_token])
             .args(["--name", &format!("edge{i}"), "--label", "site=lab"])
             .args([
@@ -211,6 +264,7 @@ impl Fleet {
                 "--netns",
                 self.lab.edge_ns(i),
             ])
+            .args(&self.opts.agent_args)
             .env("EDGECAP_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -228,7 +282,7 @@ impl Fleet {
         self.server.kill();
         std::thread::sleep(down_for);
         let listen = self.url.trim_start_matches("http://").to_owned();
-        let (server, url) = start_server(&self.tmp.0, &listen, &self.opts, 1);
+        let (server, url) = start_server(&self.tmp.0, &self.data, &listen, &self.opts, 1);
         assert_eq!(url, self.url);
         self.server = server;
     }
@@ -277,6 +331,13 @@ impl Fleet {
 
     /// Creates a capture of UDP to [`PORT`] on every lab node; its id.
     pub fn create(&self, extra: Value) -> String {
+        let (s, v) = self.try_create(extra);
+        assert_eq!(s, 200, "{v}");
+        v["result"]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// [`Fleet::create`] without the assertion: (status, envelope).
+    pub fn try_create(&self, extra: Value) -> (u16, Value) {
         let mut body = serde_json::json!({
             "type": "full", "system": "magic-transit", "time_limit": 30,
             "nodes": ["site=lab"], "destination_conf": format!("file://{}", self.dest.display()),
@@ -285,9 +346,45 @@ impl Fleet {
         for (k, v) in extra.as_object().cloned().unwrap_or_default() {
             body[k] = v;
         }
-        let (s, v) = self.api(reqwest::Method::POST, "pcaps", Some(body));
-        assert_eq!(s, 200, "{v}");
-        v["result"]["id"].as_str().unwrap().to_owned()
+        self.api(reqwest::Method::POST, "pcaps", Some(body))
+    }
+
+    /// Every file left in the agent of edge `i`'s own directories.
+    pub fn agent_local_files(&self, i: usize) -> Vec<PathBuf> {
+        fn walk(d: &Path, out: &mut Vec<PathBuf>) {
+            for e in std::fs::read_dir(d).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else {
+                    out.push(p);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for d in self.agent_dirs(i) {
+            walk(&d, &mut out);
+        }
+        out
+    }
+
+    /// Files the agent of edge `i` has open now, other than its log, devices, sockets,
+    /// pipes and namespaces: where it could be writing packets to disk.
+    pub fn agent_open_files(&self, i: usize) -> Vec<String> {
+        let Some(pid) = self.agents[i].child.as_ref().map(Child::id) else {
+            return Vec::new();
+        };
+        let log = self.agents[i].log.display().to_string();
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| std::fs::read_link(e.path()).ok())
+            .map(|p| p.display().to_string())
+            .filter(|p| p.starts_with('/'))
+            .filter(|p| *p != log && !p.starts_with("/dev/") && !p.starts_with("/run/netns/"))
+            .filter(|p| !p.starts_with("/proc/"))
+            .collect()
     }
 
     pub fn get(&self, id: &str) -> Value {

@@ -14,7 +14,13 @@ fn a_node_that_vanishes_fails_alone_and_leaves_no_rule() {
     if !root_or_skip() {
         return;
     }
-    let mut fleet = Fleet::new(3, ServerOpts { grace: "1s" });
+    let mut fleet = Fleet::new(
+        3,
+        ServerOpts {
+            grace: "1s",
+            ..ServerOpts::default()
+        },
+    );
     let id = fleet.create(json!({"time_limit": 300}));
     fleet.wait_rules(&id, &[0, 1, 2]);
     for i in 0..3 {

@@ -1,0 +1,217 @@
+//! Where a node's file goes. The capture loop writes into a [`NodeFile`], an `io::Write` that
+//! is only real once [`NodeFile::finish`] succeeds; dropping it unfinished discards what was
+//! written, so a failed capture never leaves a file that looks whole.
+//!
+//! [`Sink`] is opened once per capture from the assignment's `destination_conf` (and its
+//! credentials, if the server handed any):
+//!
+//! - `dir`: a local directory (`file:///dir`): `<key>.partial` written through the engine's
+//!   spool and renamed when whole, so even an agent killed mid-capture leaves nothing at the
+//!   key itself;
+//! - `bucket`: an object store (S3, R2, GCS, Azure): an `edgecap_store::UploadSink` started
+//!   (and checked: the store reachable, the bucket there, writes allowed) before the capture
+//!   installs anything, fed while the capture runs, completed only when the capture ended
+//!   well. Nothing of it touches the agent's disk.
+//!
+//! Either way the layout is `edgecap_store::layout`'s: `<dir>/<capture_id>/<node>.pcapng` and,
+//! written after it, `<node>.json`, the manifest ([`Sink::put_manifest`]).
+
+mod bucket;
+mod dir;
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use edgecap_model::SecretJson;
+use edgecap_store::manifest::Manifest;
+use edgecap_store::{Credentials, Destination, Scheme, Store, StoreOptions, UploadOptions};
+
+/// One node's file of one capture, being written.
+pub trait NodeFile: Write + Send {
+    /// True when the file buffers whole blocks itself, so the engine keeps only a small buffer.
+    fn buffers(&self) -> bool;
+    /// For an upload: a handle that sees it fail between writes (a quiet capture writes
+    /// nothing for a long time), so the capture can stop at once.
+    fn watch(&self) -> Option<edgecap_store::UploadWatch> {
+        None
+    }
+    /// Completes the file; only after `Ok` does it exist, whole, at its key. An error says
+    /// what reached the destination and that the file is not there.
+    fn finish(self: Box<Self>) -> Result<Delivered, String>;
+}
+
+/// What a completed file is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Delivered {
+    /// Bytes of the file at its key.
+    pub bytes: u64,
+    /// Multipart parts (0 for a directory).
+    pub parts: u64,
+    /// Size of every part but the last (0 for a directory).
+    pub chunk_size: u64,
+}
+
+/// How uploads ride out a slow or failing store (flags of `edgecap agent`).
+#[derive(Debug, Clone)]
+pub struct UploadSettings {
+    /// Retries and timeouts of each request; `retry_timeout` is the longest outage one part
+    /// rides out.
+    pub store: StoreOptions,
+    /// Parts buffered while the store is slow (each `chunk_size`, 5 MiB unless a byte limit
+    /// asks for more): the memory an outage may fill.
+    pub buffer_chunks: usize,
+    /// Longest the capture waits for room in a full buffer before the upload fails.
+    pub stall_timeout: Duration,
+}
+
+impl Default for UploadSettings {
+    fn default() -> Self {
+        let up = UploadOptions::default();
+        UploadSettings {
+            store: StoreOptions::default(),
+            buffer_chunks: up.buffer_chunks,
+            stall_timeout: up.stall_timeout,
+        }
+    }
+}
+
+impl UploadSettings {
+    /// The upload options of one file of at most `bound` bytes.
+    fn options(&self, bound: Option<u64>) -> UploadOptions {
+        let mut o = UploadOptions::for_size(bound);
+        o.buffer_chunks = self.buffer_chunks.max(1);
+        o.concurrency = o.concurrency.min(o.buffer_chunks);
+        o.stall_timeout = self.stall_timeout;
+        o
+    }
+}
+
+/// Where this capture's files go.
+#[derive(Debug)]
+pub enum Sink {
+    /// A directory on this node, and the store over it (for the manifest).
+    Dir(std::path::PathBuf, Store),
+    /// A bucket.
+    Bucket(Store),
+}
+
+impl Sink {
+    /// The sink of `conf` with the credentials handed for this capture; errors name
+    /// `destination_conf` (or `credentials`). No network traffic yet.
+    pub fn open(
+        conf: &str,
+        credentials: Option<&SecretJson>,
+        node: &str,
+        settings: &UploadSettings,
+    ) -> Result<Sink, String> {
+        const FIELD: &str = "destination_conf";
+        let mut dest = Destination::parse(conf, FIELD).map_err(|e| e.to_string())?;
+        if let Some(c) = credentials {
+            let creds =
+                Credentials::from_json(c.expose(), "credentials").map_err(|e| e.to_string())?;
+            dest = dest
+                .with_credentials(creds, "credentials")
+                .map_err(|e| e.to_string())?;
+        }
+        if dest.scheme == Scheme::File {
+            let dir = dest.dir.clone().unwrap_or_default();
+            // The base directory must exist on the node: creating it would turn a typo into
+            // files somewhere unexpected.
+            if !dir.is_dir() {
+                return Err(format!(
+                    "{FIELD}: {} is not a directory on node {node}",
+                    dir.display()
+                ));
+            }
+            let store = Store::open(&dest, &settings.store, FIELD).map_err(|e| e.to_string())?;
+            return Ok(Sink::Dir(dir, store));
+        }
+        let store = Store::open(&dest, &settings.store, FIELD).map_err(|e| e.to_string())?;
+        Ok(Sink::Bucket(store))
+    }
+
+    /// Creates the file at `key` (`<capture_id>/<node>.<format>`, see
+    /// [`edgecap_store::layout::node_file`]). For a bucket this starts the upload, after a
+    /// check that makes the same requests: an unreachable store, a missing bucket or denied
+    /// writes fail here, before the capture installs anything. `bound` is the most bytes the
+    /// file can reach (it sizes the parts); `stop` is set if the upload fails mid-capture.
+    pub fn create(
+        &self,
+        key: &str,
+        node: &str,
+        bound: Option<u64>,
+        stop: Arc<AtomicBool>,
+        settings: &UploadSettings,
+    ) -> Result<Box<dyn NodeFile>, String> {
+        match self {
+            Sink::Dir(dir, _) => Ok(Box::new(dir::DirFile::create(dir, key, node)?)),
+            Sink::Bucket(store) => Ok(Box::new(bucket::UploadFile::start(
+                store,
+                key,
+                &settings.options(bound),
+                stop,
+            )?)),
+        }
+    }
+
+    /// Writes the manifest beside the file (`<capture_id>/<node>.json`).
+    pub fn put_manifest(&self, key: &str, m: &Manifest) -> Result<(), String> {
+        let store = match self {
+            Sink::Dir(_, s) | Sink::Bucket(s) => s,
+        };
+        // Capture threads are plain threads: one small request on a runtime of its own.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start a runtime for the manifest: {e}"))?;
+        rt.block_on(store.put_small(key, m.to_json()))
+            .map_err(|e| e.to_string())
+    }
+
+    /// The destination's canonical URL, for messages.
+    pub fn describe(&self, key: &str) -> String {
+        match self {
+            Sink::Dir(_, s) | Sink::Bucket(s) => s.describe_key(key),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn open(conf: &str, creds: Option<serde_json::Value>) -> Result<Sink, String> {
+        let creds = creds.map(SecretJson::new);
+        Sink::open(conf, creds.as_ref(), "edge0", &UploadSettings::default())
+    }
+
+    #[test]
+    fn what_cannot_be_written_is_refused_naming_the_field() {
+        let e = open("file:///nonexistent/edgecap-test-dir", None).unwrap_err();
+        assert_eq!(
+            e,
+            "destination_conf: /nonexistent/edgecap-test-dir is not a directory on node edge0"
+        );
+        let e = open("s3://bucket", None).unwrap_err();
+        assert!(
+            e.starts_with("destination_conf: s3:// needs ?region="),
+            "{e}"
+        );
+        let azure = serde_json::json!({"azure_sas": "sv=1"});
+        let e = open("s3://bucket?region=us-east-1", Some(azure)).unwrap_err();
+        assert!(
+            e.starts_with("credentials: Azure SAS credentials do not fit"),
+            "{e}"
+        );
+        let keys = serde_json::json!({"access_key_id": "a", "secret_access_key": "b"});
+        assert!(matches!(
+            open("s3://bucket?region=us-east-1", Some(keys)),
+            Ok(Sink::Bucket(_))
+        ));
+        let dir = std::env::temp_dir();
+        let sink = open(&format!("file://{}", dir.display()), None).unwrap();
+        assert!(matches!(sink, Sink::Dir(..)));
+    }
+}
