@@ -240,6 +240,12 @@ pub fn run(a: &CaptureArgs) -> Result<(), Failure> {
             "-w: give an output file (or - for standard output), or --server for a fleet capture",
         ));
     };
+    if a.fleet.merge {
+        return Err(Failure::usage(
+            "--merge: merges the nodes' files of a fleet capture (--server); a local capture \
+             writes one file",
+        ));
+    }
     let mut spec = validate(a)?;
     if spec.filter.is_empty() {
         // tcpdump accepts such a filter too (`ip and ip6`); say so rather than wait silently.

@@ -154,9 +154,14 @@ pub struct FleetArgs {
     /// A node name or site (Cloudflare's colo_name) (fleet captures).
     #[arg(long)]
     pub colo: Option<String>,
-    /// Where the nodes write their files, e.g. file:///var/lib/edgecap/captures (fleet captures).
+    /// Where the nodes write their files: a validated bucket (s3://bucket/dir?region=..,
+    /// r2://, gs://, azure://) or file:///var/lib/edgecap/captures (fleet captures).
     #[arg(long)]
     pub destination: Option<String>,
+    /// Also have the server merge the nodes' files into <id>/merged.pcapng in the
+    /// destination when they are all done (fleet captures).
+    #[arg(long)]
+    pub merge: bool,
     /// Print the capture id and return at once instead of following it (fleet captures).
     #[arg(long)]
     pub detach: bool,

@@ -12,6 +12,7 @@
 //! - [`auth`]: bearer tokens; [`secret`]: ids, secrets, digests.
 //! - [`destination`]: `destination_conf` URLs through `edgecap_store`, errors naming the field;
 //!   [`credentials`]: per-bucket credentials sealed at rest ([`credentials::Vault`]).
+//! - [`merge`]: `merge: true`, the nodes' files merged from and back to the destination.
 //! - [`sim`]: a light simulated agent, for tests and `edgecap bench dispatch`.
 //! - [`clock`]: timestamps; [`error`]: the error enum and the HTTP error.
 
@@ -24,6 +25,7 @@ pub mod db;
 pub mod destination;
 pub mod error;
 pub mod hub;
+pub mod merge;
 pub mod secret;
 pub mod sim;
 pub mod status;

@@ -160,6 +160,9 @@ fn request_body(
         )
     })?;
     body.insert("destination_conf".into(), json!(dest));
+    if f.merge {
+        body.insert("merge".into(), json!(true));
+    }
     let points: Vec<&str> = a.point.split(',').map(str::trim).collect();
     body.insert("points".into(), json!(points));
     if let Some(s) = &a.snaplen {

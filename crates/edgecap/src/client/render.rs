@@ -114,6 +114,11 @@ pub fn capture_detail(c: &Capture) {
     println!("  filter   {}", filter_text(c));
     println!("  points   {}", c.points.join(", "));
     println!("  output   {}", c.destination_conf);
+    if let Some(m) = &c.merged_file {
+        println!("  merged   {}", object_url(&c.destination_conf, m));
+    } else if c.merge && !c.status.is_terminal() {
+        println!("  merged   (being written)");
+    }
     println!(
         "  total    {} packets, {} bytes, {} lost",
         c.packets_captured, c.bytes_captured, c.packets_lost

@@ -164,3 +164,66 @@ fn a_large_capture_is_in_the_bucket_part_by_part_while_it_runs() {
     );
     assert_eq!(fleet.agent_local_files(0), Vec::<std::path::PathBuf>::new());
 }
+
+#[test]
+fn merge_writes_one_timeline_with_an_interface_per_node_and_point() {
+    if !root_or_skip() {
+        return;
+    }
+    let bucket = Bucket::s3();
+    let fleet = Fleet::new(3, ServerOpts::default());
+    fleet.own(&bucket);
+    let id = fleet.create(json!({
+        "destination_conf": bucket.conf(), "time_limit": 4, "merge": true,
+        "points": ["pre-firewall", "egress"],
+    }));
+    fleet.wait_rules(&id, &[0, 1, 2]);
+    // Round-robin over the nodes, so their packets interleave in time.
+    let counts = [6u32, 4, 5];
+    for k in 0..6u32 {
+        for (i, &n) in counts.iter().enumerate() {
+            if k < n {
+                fleet.send(i, 1000 * (i as u32 + 1) + k, 1);
+            }
+        }
+    }
+    let c = ended(&fleet, &id, Duration::from_secs(60));
+    assert_eq!(c["status"], "success", "{c:#}\n{}", fleet.logs());
+    let merged = format!("{id}/merged.pcapng");
+    assert_eq!(c["merged_file"], merged.as_str());
+    let got = Scratch::new("fleet-s3-merge");
+    let file = bucket.fetch(&merged, &got.0);
+    let mut total = 0;
+    for (i, &n) in counts.iter().enumerate() {
+        let first = 1000 * (i as u32 + 1);
+        for point in ["pre-firewall", "egress"] {
+            let name = format!("edge{i}/{point}");
+            assert_eq!(
+                crate::capture_common::markers_at(&file, &name),
+                (first..first + n).collect::<Vec<_>>(),
+                "{name}"
+            );
+            total += n as usize;
+        }
+    }
+    let rows = tshark_fields(&file, &["frame.interface_name", "frame.time_epoch"]);
+    assert_eq!(rows.len(), total, "nothing but the nodes' packets");
+    // One timeline: timestamps never go back (exact nanoseconds, as text s.nnnnnnnnn).
+    let ns = |t: &str| {
+        let (s, f) = t.split_once('.').unwrap_or((t, "0"));
+        s.parse::<u128>().unwrap() * 1_000_000_000
+            + format!("{f:0<9}")[..9].parse::<u128>().unwrap()
+    };
+    let times: Vec<u128> = rows.iter().map(|r| ns(&r[1])).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{rows:?}");
+    // And the nodes really interleave in it (not one node's packets after another's).
+    let switches = rows
+        .windows(2)
+        .filter(|w| w[0][0][..5] != w[1][0][..5])
+        .count();
+    assert!(switches >= 10, "{rows:?}");
+    // Merged from the bucket and back into it; the server's disk saw none of it.
+    let mut keys = bucket.keys();
+    keys.retain(|k| k.ends_with("merged.pcapng"));
+    assert_eq!(keys, vec![format!("edge/{merged}")]);
+}

@@ -1,9 +1,11 @@
 //! No packet bytes on the control plane. Captures with payload markers go through a real
-//! server to a bucket; afterwards every file in the server's data directory (its SQLite
+//! server to a bucket, merged by the server (`merge: true`: every packet passes through its
+//! memory, from the bucket back to it); afterwards every file in the server's data directory (its SQLite
 //! database with WAL and shared memory, its secrets key) and, in a second run, a PostgreSQL
 //! dump of its database are searched for the markers: none is there, while the bucket's
-//! objects hold every one (so the search would find them). The bucket's secret key is not
-//! there either, nor in the server's log.
+//! objects hold every one (so the search would find them). The server's TMPDIR is inside its
+//! data directory, so the search covers it too. The bucket's secret key is not there either,
+//! nor in the server's log.
 
 use std::path::Path;
 use std::time::Duration;
@@ -40,7 +42,8 @@ fn files(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
 /// the markers are in the bucket: the positive control of the search.
 fn capture_with_markers(fleet: &Fleet, bucket: &Bucket, counts: &[u32]) -> String {
     fleet.own(bucket);
-    let id = fleet.create(json!({"destination_conf": bucket.conf(), "time_limit": 4}));
+    let id =
+        fleet.create(json!({"destination_conf": bucket.conf(), "time_limit": 4, "merge": true}));
     let edges: Vec<usize> = (0..counts.len()).collect();
     fleet.wait_rules(&id, &edges);
     for (i, &n) in counts.iter().enumerate() {

@@ -143,9 +143,13 @@ fn start_server(
     n: usize,
 ) -> (Proc, String) {
     let log = tmp.join(format!("server-{n}.log"));
+    // Its temporary directory lies inside its data directory, so a search of one covers both.
+    let tmpdir = data.join("tmp");
+    std::fs::create_dir_all(&tmpdir).unwrap();
     let mut cmd = Command::new(BIN);
     isolate(&mut cmd);
     let mut child = cmd
+        .env("TMPDIR", &tmpdir)
         .arg("server")
         .args(db_args(data, opts))
         .args(["--listen", listen, "--grace", opts.grace])

@@ -36,14 +36,6 @@ pub async fn create(
         &caller.account.limits(),
     )
     .map_err(HttpError::bad_request)?;
-    if req.merge {
-        return Err(HttpError::field_code(
-            codes::UNSUPPORTED,
-            "merge",
-            "merging the per-node files is not available yet; each node writes \
-             <capture_id>/<node>.pcapng under destination_conf (edgecap merge joins them)",
-        ));
-    }
     let target = super::target::resolve(&state, &caller.account.id, &req.destination_conf).await?;
     let live = state.hub.live_nodes();
     let chosen = select(&req, colo_field, &live)?;

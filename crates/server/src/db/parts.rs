@@ -145,7 +145,12 @@ pub async fn refresh(conn: &mut AnyConnection, capture_id: &str, at: &str) -> Re
             error: error.as_deref(),
         })
         .collect();
-    let (status, error) = aggregate(&states);
+    let (mut status, error) = aggregate(&states);
+    if status == Status::Success && wants_merge(conn, capture_id).await? {
+        // Every node's file is whole; the merged one is not written yet.
+        status = Status::ConversionRunning;
+    }
+    let terminal = status.is_terminal();
     sqlx::query(
         "UPDATE captures SET status = $2, error_message = $3, packets_captured = $4,
              bytes_captured = $5, packets_lost = $6,
@@ -158,11 +163,20 @@ pub async fn refresh(conn: &mut AnyConnection, capture_id: &str, at: &str) -> Re
     .bind(to_i64(packets))
     .bind(to_i64(bytes))
     .bind(to_i64(lost))
-    .bind(i64::from(status.is_terminal()))
+    .bind(i64::from(terminal))
     .bind(at)
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
     Ok(status)
+}
+
+/// Whether the capture asked for the merged file.
+async fn wants_merge(conn: &mut AnyConnection, capture_id: &str) -> Result<bool> {
+    let json: String = sqlx::query_scalar("SELECT request FROM captures WHERE id = $1")
+        .bind(capture_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(super::captures::request_of(capture_id, &json)?.merge)
 }
 
 /// A part that has not finished, as a reconnecting node's reconciliation sees it.

@@ -66,6 +66,8 @@ struct Shared {
     writes: mpsc::UnboundedSender<Write>,
     /// Set when the server shuts down: sessions close, and no node is failed for leaving.
     closing: watch::Sender<bool>,
+    /// To the merge task: captures whose parts all succeeded and that asked for `merge`.
+    merges: mpsc::UnboundedSender<String>,
 }
 
 #[derive(Debug, Default)]
@@ -98,12 +100,21 @@ impl Hub {
     /// A hub on `db`. Starts the writer task, so it needs a Tokio runtime.
     pub fn new(db: Db, config: Arc<Config>) -> Hub {
         let (writes, rx) = mpsc::unbounded_channel();
+        let (merges, merge_rx) = mpsc::unbounded_channel();
         let live = Arc::new(Mutex::new(Live::default()));
-        tokio::spawn(writer::run(db.clone(), live.clone(), rx));
+        let vault = Arc::new(Vault::new(config.secrets_key.clone()));
+        tokio::spawn(writer::run(db.clone(), live.clone(), rx, merges.clone()));
+        tokio::spawn(crate::merge::run(
+            db.clone(),
+            vault.clone(),
+            config.merge_concurrency,
+            merge_rx,
+        ));
         Hub {
             shared: Arc::new(Shared {
                 db,
-                vault: Arc::new(Vault::new(config.secrets_key.clone())),
+                vault,
+                merges,
                 config,
                 live,
                 writes,
@@ -214,6 +225,13 @@ impl Hub {
         let until = tokio::time::Instant::now() + limit;
         while !self.live().nodes.is_empty() && tokio::time::Instant::now() < until {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Queues a merge (the capture is `conversion_running`).
+    pub(crate) fn merge(&self, capture_id: String) {
+        if self.shared.merges.send(capture_id).is_err() {
+            tracing::error!("the merge task has stopped; a merge was not started");
         }
     }
 

@@ -44,6 +44,12 @@ pub(super) async fn start(hub: &Hub) -> Result<Background> {
         );
         grace(hub, node, generation, reason);
     }
+    // Merges a stopped process left unfinished start again (the merged object is written
+    // whole or not at all, so nothing partial is left to clean up).
+    for id in crate::merge::pending(hub.db()).await? {
+        tracing::info!(capture = %id, "merging again after a restart");
+        hub.merge(id);
+    }
     let flusher = {
         let hub = hub.clone();
         tokio::spawn(async move {

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use edgecap_model::Outcome;
+use edgecap_model::{Outcome, Status};
 use sqlx::Acquire;
 use tokio::sync::{mpsc, oneshot};
 
@@ -82,7 +82,12 @@ enum PartWrite {
     },
 }
 
-pub(super) async fn run(db: Db, live: Arc<Mutex<Live>>, mut rx: mpsc::UnboundedReceiver<Write>) {
+pub(super) async fn run(
+    db: Db,
+    live: Arc<Mutex<Live>>,
+    mut rx: mpsc::UnboundedReceiver<Write>,
+    merges: mpsc::UnboundedSender<String>,
+) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < BATCH {
@@ -91,11 +96,16 @@ pub(super) async fn run(db: Db, live: Arc<Mutex<Live>>, mut rx: mpsc::UnboundedR
                 Err(_) => break,
             }
         }
-        apply(&db, &live, batch).await;
+        apply(&db, &live, batch, &merges).await;
     }
 }
 
-async fn apply(db: &Db, live: &Mutex<Live>, batch: Vec<Write>) {
+async fn apply(
+    db: &Db,
+    live: &Mutex<Live>,
+    batch: Vec<Write>,
+    merges: &mpsc::UnboundedSender<String>,
+) {
     let mut node_writes = Vec::new();
     let mut by_capture: BTreeMap<String, Vec<PartWrite>> = BTreeMap::new();
     let mut barriers = Vec::new();
@@ -163,7 +173,14 @@ async fn apply(db: &Db, live: &Mutex<Live>, batch: Vec<Write>) {
             result = apply_capture(db, &capture_id, &writes).await;
         }
         match result {
-            Ok(terminal) => forget(live, &capture_id, &writes, terminal),
+            Ok(status) => {
+                // No part will change again (finished, merging, or no longer open).
+                let done = !matches!(status, Status::Pending | Status::Running);
+                if status == Status::ConversionRunning {
+                    let _ = merges.send(capture_id.clone());
+                }
+                forget(live, &capture_id, &writes, done)
+            }
             Err(e) => tracing::error!(capture = %capture_id, error = %e, changes = writes.len(),
                 "cannot record agent reports"),
         }
@@ -192,12 +209,13 @@ async fn apply_nodes(db: &Db, writes: &[Write]) -> Result<()> {
     Ok(())
 }
 
-/// Applies one capture's changes; true if the capture is now finished.
-async fn apply_capture(db: &Db, capture_id: &str, writes: &[PartWrite]) -> Result<bool> {
+/// Applies one capture's changes; the capture's status afterwards (for a capture that was
+/// no longer open, `Unknown`: it has finished or is merging, and this changed nothing).
+async fn apply_capture(db: &Db, capture_id: &str, writes: &[PartWrite]) -> Result<Status> {
     let mut tx = db.pool.begin().await?;
     if !parts::lock_open(&mut tx, capture_id).await? {
         tx.rollback().await?;
-        return Ok(true);
+        return Ok(Status::Unknown);
     }
     for w in writes {
         match w {
@@ -215,10 +233,10 @@ async fn apply_capture(db: &Db, capture_id: &str, writes: &[PartWrite]) -> Resul
     }
     let status = parts::refresh(&mut tx, capture_id, &crate::clock::now()).await?;
     tx.commit().await?;
-    if status.is_terminal() {
+    if status.is_terminal() || status == Status::ConversionRunning {
         tracing::info!(capture = %capture_id, status = status.as_str(), "capture finished");
     }
-    Ok(status.is_terminal())
+    Ok(status)
 }
 
 /// Drops live progress that the database now holds for good.

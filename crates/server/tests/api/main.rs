@@ -9,6 +9,9 @@ mod common;
 #[path = "../../../store/tests/stores/http.rs"]
 mod moto_http;
 #[allow(dead_code)]
+#[path = "../../../store/tests/stores/pcapfile.rs"]
+mod pcapfile;
+#[allow(dead_code)]
 #[path = "../../../store/tests/stores/servers.rs"]
 mod stores;
 
@@ -16,6 +19,7 @@ mod auth;
 mod bad_input;
 mod buckets;
 mod hub;
+mod merge;
 mod openapi;
 mod ownership;
 mod pcaps;

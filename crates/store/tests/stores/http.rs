@@ -78,6 +78,18 @@ pub fn moto_get(port: u16, bucket: &str, key: &str) -> Vec<u8> {
     body
 }
 
+/// Puts an object into moto (a file "an agent wrote", for tests of what reads it).
+pub fn moto_put(port: u16, bucket: &str, key: &str, body: &[u8]) {
+    let (status, text) = request(
+        port,
+        "PUT",
+        &format!("/{bucket}/{key}"),
+        &[aws_auth("s3")],
+        body,
+    );
+    assert_eq!(status, 200, "PUT {bucket}/{key}: {text}");
+}
+
 /// Every key in a moto bucket (ListObjectsV2; test buckets hold fewer than 1000).
 pub fn moto_keys(port: u16, bucket: &str) -> Vec<String> {
     let (status, body) = request(

@@ -183,11 +183,17 @@ fn challenges_and_manifests_are_small_objects_under_the_prefix() {
         &block_on(store.get_small(&challenge, 1024)).unwrap()[..],
         b"token-1234"
     );
-    // The same bytes, as moto serves them to any S3 client.
+    // The same bytes, as moto serves them to any S3 client; and what another client put
+    // there reads back through the store.
     let key = format!("pcaps/{challenge}");
     assert_eq!(
         super::http::moto_get(moto.port, "owned", &key),
         b"token-1234"
+    );
+    super::http::moto_put(moto.port, "owned", "pcaps/other.txt", b"from elsewhere");
+    assert_eq!(
+        &block_on(store.get_small("other.txt", 64)).unwrap()[..],
+        b"from elsewhere"
     );
     let big = block_on(store.get_small(&challenge, 4)).unwrap_err();
     assert!(big.to_string().contains("more than 4"), "{big}");
