@@ -195,6 +195,8 @@ pub enum BenchCommand {
     Merge(BenchMergeArgs),
     /// Peak memory of the upload path: a capture-sized pcapng streamed into moto_server.
     Upload(BenchUploadArgs),
+    /// Peak memory of a real agent capturing lab traffic into a bucket on moto_server.
+    AgentMemory(crate::bench::agent_memory::BenchAgentMemoryArgs),
 }
 
 #[derive(Debug, Args)]

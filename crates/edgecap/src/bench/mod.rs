@@ -7,6 +7,7 @@
 //! reap it with `wait4` for its CPU time. Loss is always `offered - captured`, where
 //! "offered" comes from one counter rule (priority -400) shared by all readers.
 
+pub mod agent_memory;
 mod counts;
 pub mod dispatch;
 mod kernel;
@@ -38,6 +39,7 @@ pub fn run(cmd: &BenchCommand) -> Result<(), Failure> {
         BenchCommand::Dispatch(a) => dispatch::run(a),
         BenchCommand::Merge(a) => merge::run(a),
         BenchCommand::Upload(a) => upload::run(a),
+        BenchCommand::AgentMemory(a) => agent_memory::run(a),
     }
 }
 

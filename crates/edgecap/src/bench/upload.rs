@@ -17,7 +17,7 @@ use crate::exit::Failure;
 use crate::units::parse_size;
 
 /// The moto_server child; killed on drop, error paths included.
-struct Moto(Child, u16);
+pub(super) struct Moto(Child, pub(super) u16);
 
 impl Drop for Moto {
     fn drop(&mut self) {
@@ -26,7 +26,7 @@ impl Drop for Moto {
     }
 }
 
-fn start_moto() -> Result<Moto, Failure> {
+pub(super) fn start_moto() -> Result<Moto, Failure> {
     let port = TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map_err(|e| Failure::runtime(format!("finding a free port: {e}")))?
@@ -58,7 +58,7 @@ fn start_moto() -> Result<Moto, Failure> {
 }
 
 /// Creates the bucket (object_store creates none; moto checks no signature).
-fn create_bucket(port: u16, bucket: &str) -> Result<(), Failure> {
+pub(super) fn create_bucket(port: u16, bucket: &str) -> Result<(), Failure> {
     let fail = |e: std::io::Error| Failure::runtime(format!("creating bucket {bucket}: {e}"));
     let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(fail)?;
     write!(

@@ -8,7 +8,8 @@
 
 mod lab;
 mod report;
-mod server;
+// Also drives `bench agent-memory`'s server.
+pub(super) mod server;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
