@@ -94,6 +94,16 @@ fn the_server_keeps_no_packet_bytes_on_sqlite() {
         assert_clean(&p.display().to_string(), b);
     }
     assert_clean("the server log", &std::fs::read(&fleet.server.log).unwrap());
+    // The agents had the credentials in memory; their logs do not show them.
+    for a in &fleet.agents {
+        let log = std::fs::read(&a.log).unwrap();
+        assert_eq!(
+            count(&log, SECRET.as_bytes()),
+            0,
+            "the secret in {}",
+            a.log.display()
+        );
+    }
 }
 
 #[test]

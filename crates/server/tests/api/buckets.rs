@@ -101,6 +101,21 @@ async fn a_validated_bucket_takes_captures_with_sealed_credentials(b: Backend) {
         Some(&credentials())
     );
     assert!(!format!("{a:?}").contains(SECRET));
+    // A node that reconnects before acknowledging is assigned again, with the credentials
+    // opened from the capture's sealed copy.
+    drop(e0);
+    let mut e0 = h.node("edge0", &[("site", "fra")], &["pre-firewall"]);
+    e0.session.reconcile(vec![], vec![]).await.unwrap();
+    match e0.next().await {
+        ServerMsg::Assign { assignment } => {
+            assert_eq!(assignment.capture_id, capture);
+            assert_eq!(
+                assignment.credentials.as_ref().map(|c| c.expose()),
+                Some(&credentials())
+            );
+        }
+        other => panic!("expected the assignment again, got {other:?}"),
+    }
 
     // Nothing the API answers, and no byte the database keeps, holds the secret; the
     // database does hold the destination (so a search there finds what is there).
@@ -175,6 +190,23 @@ async fn bad_bucket_input_writes_nothing_but_the_challenge(b: Backend) {
                    "credentials": credentials()}),
             1001,
             "/credentials",
+        ),
+        // GCS: what can be checked without a server (docs/storage.md, the GCS gap).
+        (
+            json!({"destination_conf": "gs://pcaps/edge",
+                   "credentials": {"service_account_key": {"client_email": "a@b"}}}),
+            1001,
+            "/credentials/service_account_key",
+        ),
+        (
+            json!({"destination_conf": "gs://pcaps/edge", "credentials": credentials()}),
+            1001,
+            "/credentials",
+        ),
+        (
+            json!({"destination_conf": "gs://Pcaps"}),
+            1001,
+            "/destination_conf",
         ),
         // A store that cannot be reached: the challenge cannot be written.
         (
