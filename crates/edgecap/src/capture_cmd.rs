@@ -240,11 +240,11 @@ pub fn run(a: &CaptureArgs) -> Result<(), Failure> {
             "-w: give an output file (or - for standard output), or --server for a fleet capture",
         ));
     };
-    if a.fleet.merge {
-        return Err(Failure::usage(
-            "--merge: merges the nodes' files of a fleet capture (--server); a local capture \
-             writes one file",
-        ));
+    if let Some(opt) = fleet_only_option(&a.fleet) {
+        return Err(Failure::usage(format!(
+            "{opt}: is for fleet captures through a server (--server, or no -w with a client \
+             config); this capture runs on this node only and writes -w"
+        )));
     }
     let mut spec = validate(a)?;
     if spec.filter.is_empty() {
@@ -294,6 +294,19 @@ pub fn run(a: &CaptureArgs) -> Result<(), Failure> {
     };
     print_summary(&summary, a.json, path.as_deref());
     Ok(())
+}
+
+/// The first option given that only a fleet capture uses (a local capture would ignore it).
+fn fleet_only_option(f: &crate::cli::FleetArgs) -> Option<&'static str> {
+    [
+        (!f.nodes.is_empty(), "--nodes"),
+        (f.colo.is_some(), "--colo"),
+        (f.destination.is_some(), "--destination"),
+        (f.merge, "--merge"),
+        (f.detach, "--detach"),
+    ]
+    .into_iter()
+    .find_map(|(given, opt)| given.then_some(opt))
 }
 
 /// Where the capture goes, for messages, and whether a failed capture's file is removed (only

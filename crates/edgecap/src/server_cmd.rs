@@ -101,8 +101,9 @@ pub struct ServeArgs {
     /// How long a disconnected node may stay away before its running parts fail.
     #[arg(long, default_value = "10s")]
     pub grace: String,
-    /// How long after its time limit (or a stop) a node may still report its part.
-    #[arg(long, default_value = "60s")]
+    /// How long after its time limit (or a stop) a node may still report its part (keep it
+    /// above the agents' --upload-retry-timeout).
+    #[arg(long, default_value = "180s")]
     pub result_margin: String,
     /// How often agents send a heartbeat.
     #[arg(long, default_value = "2s")]

@@ -37,7 +37,9 @@ impl Default for Config {
             heartbeat: Duration::from_secs(2),
             heartbeat_timeout: Duration::from_secs(7),
             grace: Duration::from_secs(10),
-            result_margin: Duration::from_secs(60),
+            // Above the agents' default upload retry window (120 s), so a part whose last
+            // upload part is still retrying is not failed as "no result from node".
+            result_margin: Duration::from_secs(180),
             progress_flush: Duration::from_secs(2),
             sweep: Duration::from_secs(1),
             body_limit: 64 * 1024,

@@ -18,6 +18,19 @@ fn every_bad_option_is_refused_with_exit_2_and_nothing_installed() {
             "198.18.0.300",
         ),
         (&["--dst", "2001:db8::/129", "-w", ok], "--dst", "129"),
+        // Fleet-only options on a local capture would be ignored: refused instead.
+        (&["--colo", "fra1", "-w", ok], "--colo", "fleet captures"),
+        (
+            &["--nodes", "site=fra1", "-w", ok],
+            "--nodes",
+            "fleet captures",
+        ),
+        (
+            &["--destination", "file:///tmp", "-w", ok],
+            "--destination",
+            "fleet captures",
+        ),
+        (&["--merge", "-w", ok], "--merge", "fleet captures"),
         (&["--src", "198.18.0.0/33", "-w", ok], "--src", "33"),
         (&["--dport", "70000", "-w", ok], "--dport", "70000"),
         (&["--sport", "-1", "-w", ok], "--sport", "-1"),
