@@ -169,25 +169,15 @@ impl NflogReader {
             .map_err(|e| Error::Socket(e.to_string()))?;
         let deadline = Instant::now() + Duration::from_secs(2);
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+            let Some((n, _)) = self
+                .sock
+                .recv_until(&mut self.buf, deadline)
+                .map_err(|e| Error::Socket(e.to_string()))?
+            else {
                 return Err(Error::Protocol(format!(
                     "no answer {what} NFLOG group {}",
                     self.group
                 )));
-            }
-            if !self
-                .sock
-                .wait_readable(left)
-                .map_err(|e| Error::Socket(e.to_string()))?
-            {
-                continue;
-            }
-            let n = match self.sock.recv(&mut self.buf) {
-                Ok(Some((n, _))) => n,
-                Ok(None) => continue,
-                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => continue,
-                Err(e) => return Err(Error::Socket(e.to_string())),
             };
             for msg in Msgs::new(&self.buf[..n]) {
                 if msg.ty != nl::NLMSG_ERROR || msg.seq != seq {
@@ -221,44 +211,24 @@ impl NflogReader {
     }
 
     /// Waits up to `timeout` for a batch and receives it. Returns `false` when nothing arrived
-    /// (timeout, signal, or an overrun report, which is counted: the sequence gaps tell how many
-    /// packets it cost).
+    /// in that time. An overrun report is counted ([`ReaderStats::enobufs`]; the sequence gaps
+    /// tell how many packets it cost) and the batches queued behind it are still read.
     pub fn recv(&mut self, timeout: Duration) -> Result<bool, Error> {
         self.len = 0;
-        match self.sock.recv(&mut self.buf) {
-            Ok(Some(got)) => return Ok(self.accept(got)),
-            Ok(None) => {}
-            Err(e) => return self.recv_error(e),
-        }
-        if !self
+        let got = self
             .sock
-            .wait_readable(timeout)
-            .map_err(|e| Error::Socket(e.to_string()))?
-        {
+            .recv_until(&mut self.buf, Instant::now() + timeout)
+            .map_err(|e| Error::Socket(e.to_string()))?;
+        self.stats.enobufs = self.sock.overruns();
+        let Some((n, truncated)) = got else {
             return Ok(false);
-        }
-        match self.sock.recv(&mut self.buf) {
-            Ok(Some(got)) => Ok(self.accept(got)),
-            Ok(None) => Ok(false),
-            Err(e) => self.recv_error(e),
-        }
-    }
-
-    fn accept(&mut self, (n, truncated): (usize, bool)) -> bool {
+        };
         self.len = n;
         self.stats.batches += 1;
         if truncated {
             self.stats.truncated += 1;
         }
-        true
-    }
-
-    fn recv_error(&mut self, e: std::io::Error) -> Result<bool, Error> {
-        if e.raw_os_error() == Some(libc::ENOBUFS) {
-            self.stats.enobufs += 1;
-            return Ok(false);
-        }
-        Err(Error::Socket(e.to_string()))
+        Ok(true)
     }
 
     /// The packets of the last received batch.
@@ -335,7 +305,7 @@ pub fn parse_packet(body: &[u8]) -> Option<Packet<'_>> {
                 let usec = nl::be64(v.get(8..)?)?;
                 p.timestamp_ns = Some(
                     sec.saturating_mul(1_000_000_000)
-                        .saturating_add(usec * 1000),
+                        .saturating_add(usec.saturating_mul(1000)),
                 );
             }
             NFULA_IFINDEX_INDEV => p.indev = nl::be32(v),
@@ -392,6 +362,20 @@ mod tests {
         assert_eq!(ps[0].prefix, Some(&b"pre"[..]));
         assert_eq!(ps[0].timestamp_ns, Some(1_700_000_000_123_456_000));
         assert_eq!(ps[1].payload.len(), 7);
+    }
+
+    #[test]
+    fn an_absurd_timestamp_saturates_instead_of_overflowing() {
+        let mut b = MsgBuilder::new();
+        let m = b.begin_msg((NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET, 0, 0, 2, 7);
+        let mut ts = Vec::new();
+        ts.extend_from_slice(&1u64.to_be_bytes());
+        ts.extend_from_slice(&u64::MAX.to_be_bytes());
+        b.attr(NFULA_TIMESTAMP, &ts);
+        b.attr(NFULA_PAYLOAD, &[0x45, 0, 0, 20]);
+        b.end_msg(m);
+        let p = parse_packet(&b.bytes()[nl::NLMSG_HDRLEN..]).unwrap();
+        assert_eq!(p.timestamp_ns, Some(u64::MAX));
     }
 
     #[test]

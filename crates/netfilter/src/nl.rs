@@ -4,7 +4,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub const NLMSG_HDRLEN: usize = 16;
 pub const NFGENMSG_LEN: usize = 4;
@@ -31,6 +31,8 @@ pub const fn align4(n: usize) -> usize {
 pub struct NlSocket {
     fd: OwnedFd,
     portid: u32,
+    /// Overrun reports (ENOBUFS) seen by [`NlSocket::recv_until`].
+    overruns: u64,
 }
 
 impl NlSocket {
@@ -79,6 +81,7 @@ impl NlSocket {
         Ok(Self {
             fd,
             portid: bound.nl_pid,
+            overruns: 0,
         })
     }
 
@@ -179,7 +182,8 @@ impl NlSocket {
             events: libc::POLLIN,
             revents: 0,
         };
-        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+        // Rounded up: a wait shorter than a millisecond must not become a busy poll(0).
+        let ms = i32::try_from(timeout.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
         // SAFETY: one valid pollfd.
         let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
         if rc < 0 {
@@ -190,6 +194,41 @@ impl NlSocket {
             return Err(err);
         }
         Ok(rc > 0)
+    }
+
+    /// Receives one message into `buf`, waiting until `deadline` at most: the one receive loop
+    /// of the crate. Returns `(bytes in buf, truncated)`, or `Ok(None)` once the deadline has
+    /// passed with nothing to read (a signal does not end the wait early).
+    ///
+    /// An overrun report (ENOBUFS: the kernel dropped messages because the receive buffer was
+    /// full) is counted in [`NlSocket::overruns`] and the receive is retried at once, so what is
+    /// still queued behind the report is read, never abandoned.
+    pub fn recv_until(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Instant,
+    ) -> io::Result<Option<(usize, bool)>> {
+        loop {
+            match self.recv(buf) {
+                Ok(Some(got)) => return Ok(Some(got)),
+                Ok(None) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                    self.overruns += 1;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Ok(None);
+            }
+            self.wait_readable(left)?;
+        }
+    }
+
+    /// Overrun reports (ENOBUFS) [`NlSocket::recv_until`] has counted on this socket.
+    pub fn overruns(&self) -> u64 {
+        self.overruns
     }
 
     /// One non-blocking receive. Returns `(bytes in buf, truncated)`; `Ok(None)` when nothing

@@ -296,8 +296,14 @@ impl CaptureTable {
         }
         let mut b = MsgBuilder::new();
         let first = self.begin_batch(&mut b);
+        // Per chain: flush its rules, then delete it; each message names the table and the
+        // chain with its own attribute ids.
+        const STEPS: [(u16, u16, u16); 2] = [
+            (NFT_MSG_DELRULE, NFTA_RULE_TABLE, NFTA_RULE_CHAIN),
+            (NFT_MSG_DELCHAIN, NFTA_CHAIN_TABLE, NFTA_CHAIN_NAME),
+        ];
         for chain in std::mem::take(&mut self.chains) {
-            for ty in [NFT_MSG_DELRULE, NFT_MSG_DELCHAIN] {
+            for (ty, table_attr, chain_attr) in STEPS {
                 let m = b.begin_msg(
                     msg_type(ty),
                     nl::NLM_F_REQUEST | nl::NLM_F_ACK,
@@ -305,22 +311,8 @@ impl CaptureTable {
                     NFPROTO_INET,
                     0,
                 );
-                b.attr_str(
-                    if ty == NFT_MSG_DELRULE {
-                        NFTA_RULE_TABLE
-                    } else {
-                        NFTA_CHAIN_TABLE
-                    },
-                    &self.name,
-                );
-                b.attr_str(
-                    if ty == NFT_MSG_DELRULE {
-                        NFTA_RULE_CHAIN
-                    } else {
-                        NFTA_CHAIN_NAME
-                    },
-                    &chain,
-                );
+                b.attr_str(table_attr, &self.name);
+                b.attr_str(chain_attr, &chain);
                 b.end_msg(m);
             }
         }
@@ -477,26 +469,19 @@ impl CaptureTable {
         }
     }
 
+    /// The next answer from the kernel, by `deadline`.
     fn recv_until(&mut self, deadline: Instant) -> Result<usize, Error> {
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(Error::Protocol(
-                    "timed out waiting for the kernel's answer".into(),
-                ));
-            }
-            if !self
-                .sock
-                .wait_readable(left)
-                .map_err(|e| Error::Socket(e.to_string()))?
-            {
-                continue;
-            }
-            match self.sock.recv(&mut self.buf) {
-                Ok(Some((n, _))) => return Ok(n),
-                Ok(None) => continue,
-                Err(e) => return Err(Error::Socket(e.to_string())),
-            }
+        match self.sock.recv_until(&mut self.buf, deadline) {
+            Ok(Some((n, _))) => Ok(n),
+            Ok(None) if self.sock.overruns() > 0 => Err(Error::Socket(format!(
+                "the kernel's answers were lost: this socket's receive buffer overflowed {} \
+                 time(s) (ENOBUFS)",
+                self.sock.overruns()
+            ))),
+            Ok(None) => Err(Error::Protocol(
+                "timed out waiting for the kernel's answer".into(),
+            )),
+            Err(e) => Err(Error::Socket(e.to_string())),
         }
     }
 }

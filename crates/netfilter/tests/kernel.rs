@@ -494,3 +494,77 @@ fn the_largest_filter_installs_in_one_batch() {
     });
     assert_eq!(listed, 2 * edgecap_filter::MAX_RULES);
 }
+
+/// After an overrun (the kernel dropped batches because the receive buffer was full) the
+/// reader counts the report and still reads the batches queued behind it: an overrun never
+/// looks like a quiet socket.
+#[test]
+fn an_overrun_is_counted_and_the_batches_behind_it_are_still_read() {
+    if !is_root() {
+        return;
+    }
+    let ns = Netns::new();
+    for args in [
+        &["addr", "add", "198.18.0.1/32", "dev", "lo"][..],
+        &["link", "set", "lo", "up"][..],
+    ] {
+        assert!(
+            Command::new("ip")
+                .args(["-n", &ns.0])
+                .args(args)
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+    let (first, overruns, packets) = ns.run(|| {
+        let mut cfg = NflogConfig::tuned(4245, 128);
+        // The smallest buffer the kernel grants: the first batch fills it.
+        cfg.rcvbuf = 1;
+        let mut reader = NflogReader::bind(&cfg).unwrap();
+        let filter = [Conjunction {
+            matches: vec![
+                Match::Family(Family::V4),
+                Match::Addr {
+                    dir: Dir::Dst,
+                    addr: "198.18.0.1".parse().unwrap(),
+                    prefix_len: 32,
+                    negate: false,
+                },
+            ],
+        }];
+        let points = [PointRules {
+            label: "out".into(),
+            hooks: vec![Hook {
+                hook: HookNum::Output,
+                priority: 0,
+                device: None,
+            }],
+        }];
+        let spec = RuleSpec {
+            filter: &filter,
+            group: 4245,
+            snaplen: 128,
+            sample_one_in: None,
+        };
+        let _table = CaptureTable::install("edgecap_ovr", &points, &spec).unwrap();
+        // Many full batches (1000 packets or 128 KiB each) while nobody reads.
+        let sock = std::net::UdpSocket::bind("198.18.0.1:0").unwrap();
+        for i in 0..20_000u32 {
+            let _ = sock.send_to(&i.to_be_bytes(), "198.18.0.1:9");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        let first = reader.recv(std::time::Duration::from_millis(200)).unwrap();
+        let mut packets = reader.packets().count();
+        while reader.recv(std::time::Duration::from_millis(100)).unwrap() {
+            packets += reader.packets().count();
+        }
+        (first, reader.stats().enobufs, packets)
+    });
+    assert!(overruns >= 1, "the test did not overrun the socket");
+    assert!(
+        first,
+        "the first receive after an overrun must return the batch queued behind it"
+    );
+    assert!(packets > 0 && packets < 20_000, "{packets} packets read");
+}
