@@ -5,11 +5,12 @@ use std::io::Write;
 use std::time::Instant;
 
 use edgecap_netfilter::NflogReader;
-use edgecap_pcap::{Direction, Writer};
+use edgecap_pcap::{Direction, Writer, sll2_header};
 
 use crate::error::CaptureError;
 use crate::run::{Progress, is_broken_pipe, now_ns};
 use crate::spec::CaptureSpec;
+use crate::stamp::Stamper;
 use crate::summary::StopReason;
 
 /// Counting state of the capture loop.
@@ -30,11 +31,22 @@ pub(crate) struct State {
     /// Packets whose prefix names no point of ours (another rule logging to our group).
     pub foreign: u64,
     pub limit_hit: bool,
+    /// Times for packets the kernel gave none.
+    stamper: Stamper,
+    /// Whether a point of this capture logs at a hook without kernel times, so batches need
+    /// a look at how many of their first packets have none.
+    estimates: bool,
+    /// Whether packets are framed with an SLL2 header (files with several interfaces, see
+    /// `edgecap_pcap::sll2_header`) rather than stored as raw IP.
+    framed: bool,
 }
 
 impl State {
-    pub fn new(points: usize) -> Self {
+    pub fn new(points: usize, estimates: bool, framed: bool) -> Self {
         Self {
+            stamper: Stamper::default(),
+            estimates,
+            framed,
             packets: 0,
             bytes: 0,
             lost: 0,
@@ -64,7 +76,12 @@ impl State {
         spec: &CaptureSpec,
         deadline_ns: Option<u64>,
     ) -> Result<Option<StopReason>, CaptureError> {
-        let batch_ns = now_ns();
+        if self.estimates {
+            self.stamper
+                .begin(now_ns(), reader.packets().map(|p| p.timestamp_ns));
+        } else {
+            self.stamper.begin(now_ns(), std::iter::empty());
+        }
         for p in reader.packets() {
             if let Some(seq) = p.seq {
                 let gap = seq.wrapping_sub(self.next_seq);
@@ -84,9 +101,11 @@ impl State {
                 continue;
             };
             self.received[iface] += 1;
-            let ts = p.timestamp_ns.unwrap_or(batch_ns);
-            if deadline_ns.is_some_and(|d| ts > d) {
-                // Queued before we detached but after the time limit: not part of the capture.
+            // Ingress is NFLOG hook 5 (NF_INET_INGRESS), logged before prerouting.
+            let ts = self.stamper.stamp(p.timestamp_ns, p.hook == 5);
+            // Only a kernel time tells a packet logged after the time limit (and before the
+            // rules were detached) from one read late: an estimate is at most the read time.
+            if p.timestamp_ns.zip(deadline_ns).is_some_and(|(k, d)| k > d) {
                 continue;
             }
             if spec.limits.packets.is_some_and(|n| self.packets >= n) {
@@ -106,7 +125,25 @@ impl State {
                 Direction::Inbound
             };
             let orig = edgecap_pcap::orig_len_from_ip(p.payload, p.payload.len());
-            match writer.write_packet(iface as u32, ts, p.payload, orig, dir, self.pending_drops) {
+            let written = if self.framed {
+                let ifindex = match dir {
+                    Direction::Outbound => p.outdev,
+                    _ => p.indev,
+                };
+                let head = sll2_header(p.payload, ifindex.unwrap_or(0), dir);
+                writer.write_framed_packet(
+                    iface as u32,
+                    ts,
+                    &head,
+                    p.payload,
+                    orig + head.len() as u32,
+                    dir,
+                    self.pending_drops,
+                )
+            } else {
+                writer.write_packet(iface as u32, ts, p.payload, orig, dir, self.pending_drops)
+            };
+            match written {
                 Ok(_) => {}
                 Err(e) if is_broken_pipe(&e) => return Ok(Some(StopReason::OutputClosed)),
                 Err(e) => return Err(e.into()),

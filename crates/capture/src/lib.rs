@@ -5,6 +5,7 @@
 //! - [`config`]: the agent configuration file (node name, configured and custom points).
 //! - [`run`](mod@run): the loop: bind the NFLOG group, write the header, install the owned table,
 //!   read batches, enforce limits exactly, detach, drain, count loss, write statistics.
+//! - `stamp`: per-packet times where the kernel gives none (egress, ingress), in log order.
 //! - [`spool`]: the output file written by a thread of its own, with `O_DIRECT`, so disk writes
 //!   never stall the packet reader.
 //! - [`summary`]: what a finished capture reports and why it stopped.
@@ -17,6 +18,7 @@ pub mod points;
 pub mod run;
 pub mod spec;
 pub mod spool;
+mod stamp;
 pub mod summary;
 
 pub use config::Config;

@@ -6,7 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use edgecap_netfilter::{CaptureTable, NflogConfig, NflogReader, PointRules, RuleSpec};
-use edgecap_pcap::{Interface, InterfaceStats, LINKTYPE_RAW, Section, Writer};
+use edgecap_pcap::{
+    Format, Interface, InterfaceStats, LINKTYPE_LINUX_SLL2, LINKTYPE_RAW, SLL2_HEADER_LEN, Section,
+    Writer,
+};
 
 use crate::batch::{State, point_label};
 
@@ -72,7 +75,12 @@ pub fn run<W: Write>(
     let start_ns = now_ns();
     let deadline = spec.limits.time.map(|t| started + t);
     let deadline_ns = spec.limits.time.map(|t| start_ns + t.as_nanos() as u64);
-    let mut st = State::new(spec.points.len());
+    let estimates = spec
+        .points
+        .iter()
+        .flat_map(|p| &p.hooks)
+        .any(|h| !crate::stamp::has_kernel_time(h.hook));
+    let mut st = State::new(spec.points.len(), estimates, framed(spec));
     let mut last_progress = started;
 
     let reason = loop {
@@ -188,20 +196,26 @@ fn open_writer<W: Write>(
     group: u16,
     snaplen: u32,
 ) -> Result<Writer<W>, CaptureError> {
+    let (linktype, snaplen) = if framed(spec) {
+        (LINKTYPE_LINUX_SLL2, snaplen + SLL2_HEADER_LEN as u32)
+    } else {
+        (LINKTYPE_RAW, snaplen)
+    };
     let interfaces: Vec<Interface> = spec
         .points
         .iter()
         .map(|p| Interface {
             name: format!("{}/{}", spec.node, p.name),
             description: Some(format!(
-                "edgecap capture {} at {} on {} (NFLOG group {group}; {})",
+                "edgecap capture {} at {} on {} (NFLOG group {group}; {}); {}",
                 spec.id,
                 p.name,
                 spec.node,
-                describe_hooks(&p.hooks)
+                describe_hooks(&p.hooks),
+                crate::stamp::describe(&p.hooks)
             )),
             filter: Some(spec.filter_text.clone()),
-            linktype: LINKTYPE_RAW,
+            linktype,
             snaplen,
         })
         .collect();
@@ -225,6 +239,14 @@ fn open_writer<W: Write>(
         &interfaces,
         buffer,
     )?)
+}
+
+/// Whether packets are stored with an SLL2 header: a pcapng file with several interfaces
+/// (points). One RAW interface stays RAW, the leanest; several RAW interfaces would be
+/// unreadable for tcpdump (`edgecap_pcap::libpcap_incompatibility`). Classic pcap holds one
+/// interface whatever the points.
+fn framed(spec: &CaptureSpec) -> bool {
+    spec.format == Format::Pcapng && spec.points.len() > 1
 }
 
 fn describe_hooks(hooks: &[edgecap_netfilter::Hook]) -> String {

@@ -247,15 +247,26 @@ pub fn run(a: &MergeArgs) -> Result<(), Failure> {
         format,
         section: None,
     };
-    let result = edgecap_pcap::merge::merge(inputs, sink, &mopts, |p: &MergeProgress| {
+    let merge_error = |e| match e {
+        MergeError::MixedLinktypes { .. } => Failure::usage(format!("--format pcap: {e}")),
+        other => Failure::runtime(format!("merge: {other}")),
+    };
+    let merger = edgecap_pcap::merge::Merger::open(inputs, sink, &mopts).map_err(merge_error)?;
+    if let Some(note) = merger.libpcap_note() {
+        // Said before the work starts, so a user who needs tcpdump can stop and pick pcap.
+        bar.suspend(|| {
+            eprintln!(
+                "edgecap: warning: tcpdump will not read the merged pcapng ({note}); tshark \
+                 and Wireshark will, and --format pcap writes a file tcpdump reads"
+            )
+        });
+    }
+    let result = merger.run(|p: &MergeProgress| {
         bar.set_position(p.bytes_in);
         bar.set_message(format!("{} packets", p.packets));
     });
     bar.finish_and_clear();
-    let (summary, sink) = result.map_err(|e| match e {
-        MergeError::MixedLinktypes { .. } => Failure::usage(format!("--format pcap: {e}")),
-        other => Failure::runtime(format!("merge: {other}")),
-    })?;
+    let (summary, sink) = result.map_err(merge_error)?;
     let output = match sink {
         Sink::File(f, tmp, path) => {
             // No fsync, like tcpdump and mergecap: the rename makes the file appear whole to
@@ -316,13 +327,6 @@ fn report(s: &MergeSummary, a: &MergeArgs, output: &str, took: Duration) {
         s.bytes_out,
         took.as_secs_f64()
     );
-    if let Some(note) = &s.libpcap_note {
-        let _ = writeln!(
-            err,
-            "note: tcpdump cannot read this pcapng ({note}); tshark and Wireshark can, and \
-             --format pcap writes a file tcpdump reads"
-        );
-    }
 }
 
 fn progress_bar(quiet: bool, total: u64) -> indicatif::ProgressBar {

@@ -14,6 +14,8 @@
 //! - `pcap`: classic pcap encoding with nanosecond timestamps (magic `0xA1B23C4D`).
 //! - `compat`: [`libpcap_incompatibility`], why tcpdump would refuse a pcapng file with given
 //!   interfaces (notably: more than one LINKTYPE_RAW interface, a libpcap bug).
+//! - `sll2`: [`sll2_header`], the Linux cooked v2 framing that lets tcpdump read files with
+//!   several interfaces of IP packets (RAW would trip a libpcap bug, see `compat`).
 //! - `iplen`: [`orig_len_from_ip`], the untruncated length NFLOG does not report.
 //! - `error`: the single [`Error`] type.
 //! - [`read`]: the streaming reader for files from any tool (pcap in both byte orders, µs/ns;
@@ -34,6 +36,7 @@ mod output;
 mod pcap;
 mod pcapng;
 pub mod read;
+mod sll2;
 mod writer;
 
 pub use compat::libpcap_incompatibility;
@@ -43,4 +46,5 @@ pub use model::{
     Direction, Format, Interface, InterfaceStats, LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL2,
     LINKTYPE_NFLOG, LINKTYPE_RAW, Section,
 };
+pub use sll2::{SLL2_HEADER_LEN, sll2_header};
 pub use writer::{DEFAULT_BUFFER_CAPACITY, Writer};

@@ -13,7 +13,7 @@
 
 mod bytes;
 mod error;
-mod link;
+pub(crate) mod link;
 mod options;
 mod packet;
 mod pcap;
@@ -32,7 +32,7 @@ mod tests_pcapng;
 
 use std::io::Read;
 
-use crate::Format;
+use crate::{Direction, Format};
 
 pub use bytes::Endian;
 pub use error::ReadError;
@@ -67,6 +67,7 @@ struct Meta {
     orig_len: u32,
     start: usize,
     len: usize,
+    direction: Direction,
 }
 
 /// A streaming pcap/pcapng reader. See the module documentation.
@@ -172,6 +173,7 @@ impl<R: Read> Reader<R> {
             orig_len: m.orig_len,
             data,
             ip: ip_packet(info.linktype, data, info.byte_order),
+            direction: m.direction,
         }))
     }
 
@@ -215,6 +217,7 @@ impl<R: Read> Reader<R> {
             orig_len: r.orig_len,
             start: 0,
             len: r.caplen as usize,
+            direction: Direction::Unknown,
         }))
     }
 
@@ -288,6 +291,7 @@ impl<R: Read> Reader<R> {
             orig_len: p.orig_len,
             start: p.data_start,
             len,
+            direction: p.direction,
         })
     }
 }

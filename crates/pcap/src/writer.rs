@@ -159,15 +159,33 @@ impl<W: Write> Writer<W> {
         dir: Direction,
         drops_before: u64,
     ) -> Result<u64, Error> {
+        self.write_framed_packet(iface, ts_ns, &[], data, orig_len, dir, drops_before)
+    }
+
+    /// [`Writer::write_packet`] for a packet stored as `link_header` followed by `data` (an
+    /// SLL2 header before an IP packet, say) without copying them together. The snaplen and
+    /// `orig_len` count both.
+    #[allow(clippy::too_many_arguments)]
+    pub fn write_framed_packet(
+        &mut self,
+        iface: u32,
+        ts_ns: u64,
+        link_header: &[u8],
+        data: &[u8],
+        orig_len: u32,
+        dir: Direction,
+        drops_before: u64,
+    ) -> Result<u64, Error> {
         let info = self.iface(iface)?;
         let limit = info.limit();
-        let caplen = match u32::try_from(data.len()) {
+        let len = link_header.len() + data.len();
+        let caplen = match u32::try_from(len) {
             Ok(n) if n <= limit => n,
             _ => {
                 return Err(Error::PacketTooLong {
                     iface,
                     name: info.name.clone(),
-                    len: data.len(),
+                    len,
                     limit: u64::from(limit),
                 });
             }
@@ -176,14 +194,15 @@ impl<W: Write> Writer<W> {
         let what = || format!("a {caplen}-byte packet record of interface {iface}");
         let added = match self.format {
             Format::Pcapng => {
-                let epb = pcapng::epb(iface, ts_ns, data.len(), orig_len, dir, drops_before);
-                self.out.put(&[&epb.head, data, epb.tail()], what)?;
-                (epb.head.len() + data.len() + epb.tail().len()) as u64
+                let epb = pcapng::epb(iface, ts_ns, len, orig_len, dir, drops_before);
+                self.out
+                    .put(&[&epb.head, link_header, data, epb.tail()], what)?;
+                (epb.head.len() + len + epb.tail().len()) as u64
             }
             Format::Pcap => {
                 let head = pcap::record_header(ts_ns, caplen, orig_len)?;
-                self.out.put(&[&head, data], what)?;
-                (head.len() + data.len()) as u64
+                self.out.put(&[&head, link_header, data], what)?;
+                (head.len() + len) as u64
             }
         };
         Ok(added)

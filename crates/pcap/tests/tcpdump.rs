@@ -132,3 +132,73 @@ fn libpcap_incompatibility_predicts_tcpdump() {
         );
     }
 }
+
+#[test]
+fn tcpdump_reads_a_merge_of_several_raw_files_with_directions_and_order() {
+    use edgecap_pcap::merge::{MergeInput, MergeOptions, merge};
+    let Some(tcpdump) = tool("tcpdump") else {
+        return;
+    };
+    // Two nodes' single-point files (RAW, as edgecap writes them), one packet in and one out.
+    let node = |name: &str, base: u8, ts: [u64; 2]| {
+        let ifaces = [Interface::raw(format!("{name}/pre-firewall"), SNAPLEN)];
+        let mut w = Writer::new(Vec::new(), Format::Pcapng, &Section::default(), &ifaces).unwrap();
+        for (i, (t, dir)) in ts
+            .into_iter()
+            .zip([Direction::Inbound, Direction::Outbound])
+            .enumerate()
+        {
+            let p = ipv4_udp(
+                [198, 18, base, 1],
+                [198, 18, base, 2],
+                1000 + i as u16,
+                40000,
+                4,
+            );
+            w.write_packet(0, T0 + t, &p, p.len() as u32, dir, 0)
+                .unwrap();
+        }
+        MergeInput::new(name, std::io::Cursor::new(w.finish().unwrap())).unwrap()
+    };
+    let inputs = vec![node("edge0", 0, [10, 40]), node("edge1", 1, [20, 30])];
+    let (summary, bytes) = merge(inputs, Vec::new(), &MergeOptions::default(), |_| {}).unwrap();
+    assert_eq!(summary.libpcap_note, None);
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("merged-raw.pcapng");
+    std::fs::write(&path, bytes).unwrap();
+    let out = run(
+        &tcpdump,
+        &["-tt", "--nano", "-n", "-r", path.to_str().unwrap()],
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    let want = [
+        (
+            "1700000000.123456799",
+            "In",
+            "198.18.0.1.1000 > 198.18.0.2.40000",
+        ),
+        (
+            "1700000000.123456809",
+            "In",
+            "198.18.1.1.1000 > 198.18.1.2.40000",
+        ),
+        (
+            "1700000000.123456819",
+            "Out",
+            "198.18.1.1.1001 > 198.18.1.2.40000",
+        ),
+        (
+            "1700000000.123456829",
+            "Out",
+            "198.18.0.1.1001 > 198.18.0.2.40000",
+        ),
+    ];
+    assert_eq!(lines.len(), want.len(), "{out}");
+    for (line, (ts, dir, flow)) in lines.iter().zip(want) {
+        // tcpdump prints SLL2's interface (index 0: "?") and direction before the packet.
+        let words = line.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(
+            words.starts_with(ts) && words.contains(&format!(" {dir} IP {flow}: UDP, length 4")),
+            "{line:?} should be {ts} {dir} {flow}"
+        );
+    }
+}

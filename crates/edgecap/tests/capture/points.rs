@@ -268,3 +268,136 @@ fn points_that_do_not_exist_here_are_refused_with_nothing_installed() {
         assert!(!out.exists(), "{args:?}");
     }
 }
+
+/// Nanoseconds since the epoch from tshark's `frame.time_epoch` ("1700000000.123456789").
+fn epoch_ns(s: &str) -> u64 {
+    let (sec, frac) = s.split_once('.').unwrap_or((s, "0"));
+    let frac = format!("{frac:0<9}");
+    sec.parse::<u64>().unwrap() * 1_000_000_000 + frac[..9].parse::<u64>().unwrap()
+}
+
+/// The bound, stated in docs/filters.md and the file, between a packet's time at a point
+/// without kernel times (egress, ingress) and its time at pre-firewall.
+const ESTIMATE_BOUND_NS: u64 = 20_000_000;
+
+#[test]
+fn every_packet_has_its_own_time_in_pipeline_order_and_tcpdump_reads_the_file() {
+    if !root_or_skip() {
+        return;
+    }
+    let lab = lab();
+    let scratch = Scratch::new("times");
+    let config = scratch.path("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}[points.ingress]\nhook = \"ingress\"\ndevices = [\"from-src\"]\n",
+            pipeline::AGENT_CONFIG
+        ),
+    )
+    .unwrap();
+    let out = scratch.path("times.pcapng");
+    let src = lab.src_addr(0, false).to_string();
+    let run = start(
+        lab.edge_ns(0),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--node",
+            "e0",
+            "--point",
+            "ingress,pre-firewall,post-firewall,egress",
+            "--src",
+            &src,
+            "--proto",
+            "udp",
+            "-w",
+            out.to_str().unwrap(),
+        ],
+    );
+    // Several kernel batches: bursts of 50 with pauses longer than the 10 ms flush timeout.
+    for burst in 0..4u32 {
+        let first = burst * 50 + 1;
+        lab.send(0, &udp_packets(&lab, first..=first + 49, 53, None))
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let done = run.interrupt();
+    assert!(done.status.success(), "{}", done.stderr);
+    assert_eq!(done.summary()["lost"], 0);
+
+    // tcpdump (libpcap) opens the four-interface file and shows every packet.
+    let t = Command::new("tcpdump")
+        .args(["-n", "-r"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        t.status.success(),
+        "tcpdump: {}",
+        String::from_utf8_lossy(&t.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&t.stdout).lines().count(), 4 * 200);
+
+    // Each interface says how its times were taken.
+    let descr = tshark_fields(
+        &out,
+        &["frame.interface_name", "frame.interface_description"],
+    );
+    for r in &descr {
+        let estimated = r[1].contains("timestamps: estimated by edgecap");
+        let kernel = r[1].contains("timestamps: the kernel's");
+        let want_estimated = r[0].ends_with("/egress") || r[0].ends_with("/ingress");
+        assert!(
+            estimated == want_estimated && kernel != want_estimated,
+            "{r:?}"
+        );
+    }
+
+    // Per marker and point, the time tshark reads.
+    let rows = tshark_fields(
+        &out,
+        &["frame.interface_name", "frame.time_epoch", "udp.payload"],
+    );
+    let points = [
+        "e0/ingress",
+        "e0/pre-firewall",
+        "e0/post-firewall",
+        "e0/egress",
+    ];
+    let mut times = std::collections::BTreeMap::<u32, [Option<u64>; 4]>::new();
+    for r in &rows {
+        let bytes: Vec<u8> = (0..r[2].len() / 2)
+            .map(|i| u8::from_str_radix(&r[2][2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        let marker = edgecap_lab::packet::find_marker(&bytes).expect("a marker");
+        let at = points
+            .iter()
+            .position(|p| *p == r[0])
+            .expect("a known point");
+        let slot = &mut times.entry(marker).or_default()[at];
+        assert!(slot.is_none(), "marker {marker} twice at {}", r[0]);
+        *slot = Some(epoch_ns(&r[1]));
+    }
+    assert_eq!(times.len(), 200);
+    let mut last_egress = 0;
+    for (marker, t) in &times {
+        let t: Vec<u64> = t.iter().map(|t| t.expect("seen at every point")).collect();
+        // Along the pipeline: ingress, pre-firewall, post-firewall, egress.
+        assert!(
+            t.windows(2).all(|w| w[0] <= w[1]),
+            "marker {marker}: times out of pipeline order {t:?}"
+        );
+        assert!(
+            t[3] - t[1] <= ESTIMATE_BOUND_NS && t[1] - t[0] <= ESTIMATE_BOUND_NS,
+            "marker {marker}: {t:?} further apart than {ESTIMATE_BOUND_NS} ns"
+        );
+        // Every egress packet has a time of its own, in the order they were sent.
+        assert!(
+            t[3] > last_egress,
+            "marker {marker}: egress time not its own"
+        );
+        last_egress = t[3];
+    }
+}

@@ -59,7 +59,8 @@ fn read_back(bytes: &[u8]) -> Vec<(String, i64, u16)> {
     let mut r = Reader::new(bytes).unwrap();
     let mut out = Vec::new();
     while let Some(p) = r.next_packet().unwrap() {
-        let tag = u16::from_be_bytes([p.data[22], p.data[23]]);
+        let ip = p.ip.expect("an IP packet behind the link header");
+        let tag = u16::from_be_bytes([ip[22], ip[23]]);
         out.push((p.interface_name.to_owned(), p.ts_ns, tag));
     }
     out
@@ -107,8 +108,45 @@ fn packets_come_out_in_time_order_with_one_interface_per_node_and_point() {
             ("edge0/pre-firewall".into(), 50, 5),
         ]
     );
-    // Several RAW interfaces: tcpdump cannot read it, and the summary says why.
-    assert!(summary.libpcap_note.unwrap().contains("DLT_RAW"));
+    // Several RAW interfaces would be unreadable for tcpdump: they are written as SLL2 with
+    // one snaplen, the direction kept.
+    assert_eq!(summary.libpcap_note, None);
+    assert!(
+        summary
+            .interfaces
+            .iter()
+            .all(|i| i.linktype == crate::LINKTYPE_LINUX_SLL2 && i.snaplen == 0)
+    );
+    let mut r = Reader::new(&out[..]).unwrap();
+    let first = r.next_packet().unwrap().unwrap();
+    assert_eq!(first.data.len(), 20 + 28);
+    assert_eq!(first.direction, Direction::Inbound);
+}
+
+#[test]
+fn tcpdump_readability_is_known_before_the_merge_runs() {
+    let raw = |n| pcapng(&[(n, LINKTYPE_RAW)], &[(0, 10, 1)]);
+    let opts = MergeOptions::default();
+    let m = Merger::open(
+        vec![input("a", raw("a/p")), input("b", raw("b/p"))],
+        Vec::new(),
+        &opts,
+    )
+    .unwrap();
+    assert_eq!(m.libpcap_note(), None);
+    let eth = pcapng(&[("c/eth0", LINKTYPE_ETHERNET)], &[]);
+    let m = Merger::open(
+        vec![input("a", raw("a/p")), input("c", eth)],
+        Vec::new(),
+        &opts,
+    )
+    .unwrap();
+    let note = m.libpcap_note().expect("mixed linktypes");
+    assert!(note.contains("differ in linktype"), "{note}");
+    // Unframed: the RAW interface stays RAW beside the Ethernet one.
+    assert_eq!(m.interfaces()[0].linktype, LINKTYPE_RAW);
+    let (summary, _) = m.run(|_| {}).unwrap();
+    assert_eq!(summary.libpcap_note.as_deref(), Some(note.as_str()));
 }
 
 #[test]

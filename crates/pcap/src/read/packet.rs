@@ -53,4 +53,6 @@ pub struct Packet<'a> {
     /// The IPv4/IPv6 packet in the frame, cut to its declared length; `None` when the frame
     /// holds no IP packet (ARP, an unknown linktype, a frame too short for its header).
     pub ip: Option<&'a [u8]>,
+    /// Which way it went, from a pcapng EPB's `epb_flags`; `Unknown` for pcap and SPBs.
+    pub direction: crate::model::Direction,
 }

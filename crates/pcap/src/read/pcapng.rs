@@ -8,6 +8,7 @@ use super::ReadError;
 use super::bytes::{Endian, u16_at, u32_at};
 use super::options::{self, Idb};
 use super::source::{Fill, MAX_BLOCK_LEN, Source};
+use crate::model::Direction;
 
 /// The SHB type: a palindrome, the same in both byte orders.
 pub(crate) const SHB_TYPE: [u8; 4] = [0x0A, 0x0D, 0x0D, 0x0A];
@@ -42,6 +43,8 @@ pub(crate) struct PacketBlock {
     /// Bytes present; for an SPB the caller still caps it at the snaplen and `orig_len`.
     pub(crate) data_len: usize,
     pub(crate) simple: bool,
+    /// The direction in the EPB's `epb_flags` option (bits 0-1), when it says one.
+    pub(crate) direction: Direction,
 }
 
 /// Reads the next block; `None` at a clean end of file.
@@ -151,6 +154,7 @@ fn packet(kind: u32, body: &[u8], order: Endian, offset: u64) -> Result<PacketBl
                 data_start: 4,
                 data_len: present,
                 simple: true,
+                direction: Direction::Unknown,
             });
         }
         PB_TYPE => {
@@ -170,6 +174,15 @@ fn packet(kind: u32, body: &[u8], order: Endian, offset: u64) -> Result<PacketBl
             format!("{name} claims {caplen} captured bytes but holds only {present}"),
         ));
     }
+    let direction = if kind == EPB_TYPE {
+        epb_direction(
+            body,
+            data_start + (caplen as usize).next_multiple_of(4),
+            order,
+        )
+    } else {
+        Direction::Unknown
+    };
     Ok(PacketBlock {
         offset,
         iface,
@@ -178,7 +191,25 @@ fn packet(kind: u32, body: &[u8], order: Endian, offset: u64) -> Result<PacketBl
         data_start,
         data_len: caplen as usize,
         simple: false,
+        direction,
     })
+}
+
+/// The direction bits of an EPB's `epb_flags` (option 2) in the options from `start`. A
+/// malformed option list is not worth failing the packet for: it just says nothing.
+fn epb_direction(body: &[u8], start: usize, order: Endian) -> Direction {
+    const EPB_FLAGS: u16 = 2;
+    let mut flags = None;
+    let _ = options::for_each_option(body, start, order, 0, "enhanced packet", |code, value| {
+        if code == EPB_FLAGS {
+            flags = u32_at(value, 0, order);
+        }
+    });
+    match flags.map(|f| f & 0b11) {
+        Some(1) => Direction::Inbound,
+        Some(2) => Direction::Outbound,
+        _ => Direction::Unknown,
+    }
 }
 
 fn block_name(kind: u32) -> &'static str {

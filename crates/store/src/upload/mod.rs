@@ -48,12 +48,13 @@ pub fn chunk_size_for(max_object_bytes: Option<u64>) -> usize {
 }
 
 /// A safe upper bound of a capture file's size for a byte limit (captured packet bytes) and
-/// an optional packet limit: each record adds at most 64 bytes of framing and a packet holds
-/// at least 20 bytes (an IPv4 header), plus 64 KiB for headers and statistics.
+/// an optional packet limit: each record adds at most 96 bytes of framing (an EPB's 59 and,
+/// in files with several points, a 20-byte SLL2 header) and a packet holds at least 20 bytes
+/// (an IPv4 header), plus 64 KiB for headers and statistics.
 pub fn capture_file_bound(byte_limit: u64, packet_limit: Option<u64>) -> u64 {
     let records = packet_limit.map_or(byte_limit.div_ceil(20), |p| p.min(byte_limit.div_ceil(20)));
     byte_limit
-        .saturating_add(records.saturating_mul(64))
+        .saturating_add(records.saturating_mul(96))
         .saturating_add(64 << 10)
 }
 
@@ -176,8 +177,8 @@ mod tests {
         let size = 100u64 << 30;
         assert!(size.div_ceil(chunk_size_for(Some(size)) as u64) <= MAX_PARTS);
         // Tiny packets: framing dominates, the bound covers it.
-        assert!(capture_file_bound(1000, None) >= 1000 + 50 * 64);
-        assert_eq!(capture_file_bound(1000, Some(1)), 1000 + 64 + (64 << 10));
+        assert!(capture_file_bound(1000, None) >= 1000 + 50 * 96);
+        assert_eq!(capture_file_bound(1000, Some(1)), 1000 + 96 + (64 << 10));
     }
 
     #[test]
