@@ -2,7 +2,8 @@
 //! table, counters, base chains, rules), the detach and remove batches, and the counter read.
 //!
 //! Each takes its sequence numbers from a [`Seq`] and returns bytes, so the exact batch
-//! [`crate::table::CaptureTable`] sends is reproducible without a socket or root.
+//! [`crate::table::CaptureTable`] sends is reproducible without a socket or root; the golden
+//! tests (`tests/golden.rs`) compare it with the bytes recorded from the kernel path.
 
 use std::ops::RangeInclusive;
 
@@ -21,7 +22,7 @@ const NFT_MSG_NEWCHAIN: u16 = 3;
 const NFT_MSG_DELCHAIN: u16 = 5;
 const NFT_MSG_NEWRULE: u16 = 6;
 const NFT_MSG_DELRULE: u16 = 8;
-pub(crate) const NFT_MSG_NEWOBJ: u16 = 18;
+pub const NFT_MSG_NEWOBJ: u16 = 18;
 const NFT_MSG_GETOBJ: u16 = 19;
 
 const NFTA_TABLE_NAME: u16 = 1;
@@ -52,8 +53,8 @@ const NFTA_COUNTER_PACKETS: u16 = 2;
 const CREATE: u16 = codec::NLM_F_REQUEST | codec::NLM_F_CREATE | codec::NLM_F_ACK;
 const CHANGE: u16 = codec::NLM_F_REQUEST | codec::NLM_F_ACK;
 
-pub(crate) const COUNTER_SEEN: &str = "seen";
-pub(crate) const COUNTER_LOGGED: &str = "logged";
+pub const COUNTER_SEEN: &str = "seen";
+pub const COUNTER_LOGGED: &str = "logged";
 
 /// A netfilter hook of the `inet` family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

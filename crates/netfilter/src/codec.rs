@@ -2,7 +2,7 @@
 //! nfnetlink batch framing, and in-place parsers for messages, attributes and error answers.
 //!
 //! Pure functions over byte buffers, so every message the crate sends can be built and
-//! compared byte for byte without root. Hand-written because the hot
+//! compared byte for byte without root (`tests/golden.rs`). Hand-written because the hot
 //! path (NFLOG) must parse in place and the configuration path needs only a handful of shapes.
 
 pub const NLMSG_HDRLEN: usize = 16;

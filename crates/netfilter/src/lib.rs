@@ -1,7 +1,8 @@
 //! Kernel packet plumbing for edgecap: nftables over netlink and the NFLOG reader.
 //!
 //! The wire format is kept apart from the socket: every message is built and parsed by pure
-//! functions that need no socket and no root.
+//! functions that need no socket and no root, tested byte for byte against bytes recorded
+//! once from the kernel path (`tests/golden.rs`, recorded by `examples/record_golden.rs`).
 //!
 //! - [`codec`]: netlink messages and nested attributes, nfnetlink batch framing, in-place
 //!   parsers of messages, attributes and error answers. No syscalls.

@@ -1,5 +1,6 @@
 //! The NFLOG wire format, apart from the socket: config requests built from typed attributes,
-//! and the in-place parser of packet batches. Pure, so both are tested without root.
+//! and the in-place parser of packet batches. Pure, so both are tested without root against
+//! bytes recorded from the kernel (`tests/golden.rs`).
 
 use crate::codec::{self, Attrs, MsgBuilder, Msgs};
 
