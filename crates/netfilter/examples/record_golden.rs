@@ -149,7 +149,10 @@ fn to_golden(trace: &str) -> String {
             lines.next();
         }
         // `PID call(FD<annotation>, ...`
-        let call = line.split_once(' ').map_or(line, |(_, rest)| rest);
+        // (strace pads the PID to a fixed width).
+        let call = line
+            .split_once(' ')
+            .map_or(line, |(_, rest)| rest.trim_start());
         if call.starts_with("write(2") {
             if let Some(name) = String::from_utf8_lossy(&bytes).strip_prefix("== ") {
                 out.push_str(&format!("== {}\n", name.trim_end()));
