@@ -12,6 +12,7 @@ use edgecap_filter::ir::Conjunction;
 use crate::codec::{self, MsgBuilder, Seq};
 use crate::error::Error;
 use crate::expr;
+use crate::rules::{Hook, HookNum, PointRules, RuleSpec, chain_name};
 
 pub(crate) const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFPROTO_INET: u8 = 1;
@@ -55,76 +56,6 @@ const CHANGE: u16 = codec::NLM_F_REQUEST | codec::NLM_F_ACK;
 
 pub const COUNTER_SEEN: &str = "seen";
 pub const COUNTER_LOGGED: &str = "logged";
-
-/// A netfilter hook of the `inet` family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum HookNum {
-    Prerouting = 0,
-    Input = 1,
-    Forward = 2,
-    Output = 3,
-    Postrouting = 4,
-    /// `inet` ingress (Linux 5.10+): per device, before prerouting; needs [`Hook::device`].
-    Ingress = 5,
-}
-
-impl HookNum {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Prerouting => "prerouting",
-            Self::Input => "input",
-            Self::Forward => "forward",
-            Self::Output => "output",
-            Self::Postrouting => "postrouting",
-            Self::Ingress => "ingress",
-        }
-    }
-
-    /// Parses the nft name of a hook.
-    pub fn from_name(name: &str) -> Option<Self> {
-        [
-            Self::Prerouting,
-            Self::Input,
-            Self::Forward,
-            Self::Output,
-            Self::Postrouting,
-            Self::Ingress,
-        ]
-        .into_iter()
-        .find(|h| h.name() == name)
-    }
-}
-
-/// Where one base chain of the capture attaches.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hook {
-    pub hook: HookNum,
-    pub priority: i32,
-    /// The device of an `ingress` hook (ignored by the other hooks).
-    pub device: Option<String>,
-}
-
-/// One capture point: its hooks, and the label that names its chains and counters and is
-/// carried as the NFLOG prefix of its packets, so one group can serve several points.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PointRules {
-    /// Short label (`p0`, `p1`, ...): at most 15 bytes, letters, digits and `_`.
-    pub label: String,
-    pub hooks: Vec<Hook>,
-}
-
-/// What the capture rules do with a matching packet.
-#[derive(Debug, Clone)]
-pub struct RuleSpec<'a> {
-    /// The compiled filter: one rule per conjunction.
-    pub filter: &'a [Conjunction],
-    /// NFLOG group the packets are logged to.
-    pub group: u16,
-    /// Bytes of each packet copied to the group.
-    pub snaplen: u32,
-    /// Log one matching packet in N (random), or every packet when `None`.
-    pub sample_one_in: Option<u32>,
-}
 
 /// An nf_tables batch ready to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -388,21 +319,63 @@ pub fn counter_name(kind: &str, label: &str) -> String {
     format!("{label}_{kind}")
 }
 
-/// `p0_prerouting_m310`, `p1_ingress_eth0_0`: unique per point and hook.
-fn chain_name(label: &str, h: &Hook) -> String {
-    match (&h.device, h.hook) {
-        (Some(dev), HookNum::Ingress) => {
-            format!("{label}_ingress_{dev}_{}", priority_label(h.priority))
-        }
-        _ => format!("{label}_{}_{}", h.hook.name(), priority_label(h.priority)),
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use edgecap_filter::ir::Match;
 
-/// `-310` -> `m310`, `10` -> `10`: chain names may not carry a minus sign nicely in nft output.
-fn priority_label(p: i32) -> String {
-    if p < 0 {
-        format!("m{}", p.unsigned_abs())
-    } else {
-        p.to_string()
+    fn spec(filter: &[Conjunction]) -> RuleSpec<'_> {
+        RuleSpec {
+            filter,
+            group: 7,
+            snaplen: 64,
+            sample_one_in: None,
+        }
+    }
+
+    #[test]
+    fn an_ingress_hook_without_a_device_is_refused_by_name() {
+        let filter = [Conjunction {
+            matches: vec![Match::L4Proto {
+                proto: 6,
+                negate: false,
+            }],
+        }];
+        let points = [PointRules {
+            label: "p3".into(),
+            hooks: vec![Hook {
+                hook: HookNum::Ingress,
+                priority: 0,
+                device: None,
+            }],
+        }];
+        let err = install_batch("t", &points, &spec(&filter), &mut Seq::after(1)).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("ingress hook needs a device (point p3)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn batches_number_on_from_the_same_counter_and_ack_all_but_the_framing() {
+        let filter = [Conjunction { matches: vec![] }];
+        let points = [PointRules {
+            label: "p0".into(),
+            hooks: vec![Hook {
+                hook: HookNum::Input,
+                priority: 0,
+                device: None,
+            }],
+        }];
+        let mut seq = Seq::after(1);
+        let install = install_batch("t", &points, &spec(&filter), &mut seq).unwrap();
+        // begin 2, table 3, counter 4, chain 5, rule 6, end 7.
+        assert_eq!(install.batch.acked, 3..=6);
+        assert_eq!(install.chains, ["p0_input_0"]);
+        let detach = detach_batch("t", &install.chains, &mut seq);
+        // begin 8, flush 9, delete 10, end 11.
+        assert_eq!(detach.acked, 9..=10);
+        assert_eq!(seq.last(), 11);
     }
 }

@@ -8,6 +8,7 @@
 //!   parsers of messages, attributes and error answers. No syscalls.
 //! - [`expr`]: nf_tables expressions for filter matches and the capture tail
 //!   (counter, sampling, `log`, `return`).
+//! - [`rules`]: what a capture installs, as data: points, hooks, the rule spec, chain names.
 //! - [`batch`]: the nf_tables messages of a capture table (install, detach and remove
 //!   batches, the counter read) as pure functions of their inputs and sequence numbers.
 //! - [`nflog_msg`]: NFLOG config requests from typed attributes, and the packet parser.
@@ -25,6 +26,7 @@ pub mod error;
 pub mod expr;
 pub mod nflog;
 pub mod nflog_msg;
+pub mod rules;
 pub mod socket;
 pub mod table;
 

@@ -12,7 +12,7 @@ use crate::codec::{self, Msgs, Seq};
 use crate::error::{Error, kernel_error};
 use crate::socket::NlSocket;
 
-pub use crate::batch::{Hook, HookNum, PointRules, RuleSpec};
+pub use crate::rules::{Hook, HookNum, PointRules, RuleSpec};
 
 /// Socket buffers of the table's netlink socket, each way (the kernel doubles the value).
 const BATCH_SOCKET_BUFFER: usize = 8 << 20;
