@@ -27,8 +27,18 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
-    #[error("netlink socket: {0}")]
-    Socket(String),
+    /// A socket call failed; `call` says which (opening, sending to nf_tables, ...).
+    #[error("netlink socket, {call}: {source}")]
+    Socket {
+        call: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "the kernel's answers were lost: this socket's receive buffer overflowed {overruns} \
+         time(s) (ENOBUFS)"
+    )]
+    AnswersLost { overruns: u64 },
     #[error("unexpected netlink answer: {0}")]
     Protocol(String),
     #[error("filter cannot be expressed in nftables: {what}")]
@@ -36,6 +46,11 @@ pub enum Error {
 }
 
 impl Error {
+    /// Wraps a failed socket call, naming it; `map_err(Error::socket("sending ..."))`.
+    pub(crate) fn socket(call: &'static str) -> impl FnOnce(std::io::Error) -> Self {
+        move |source| Error::Socket { call, source }
+    }
+
     pub(crate) fn context_install(self, table: &str) -> Self {
         match self {
             // These already say everything an operator needs.
@@ -84,5 +99,17 @@ mod tests {
         let e = kernel_error(libc::EINVAL, Some("bad chain".into()), "batch message 3");
         assert!(e.to_string().contains("bad chain"), "{e}");
         assert!(e.to_string().contains("batch message 3"), "{e}");
+    }
+
+    #[test]
+    fn a_socket_error_names_the_call_and_keeps_its_cause() {
+        let io = std::io::Error::from_raw_os_error(libc::EMSGSIZE);
+        let e = Error::socket("sending to nf_tables")(io);
+        assert!(e.to_string().contains("sending to nf_tables"), "{e}");
+        let source = std::error::Error::source(&e).expect("the io::Error is the source");
+        let io = source
+            .downcast_ref::<std::io::Error>()
+            .expect("an io::Error");
+        assert_eq!(io.raw_os_error(), Some(libc::EMSGSIZE));
     }
 }

@@ -8,7 +8,8 @@ use std::net::IpAddr;
 
 use edgecap_filter::ir::{Base, CmpOp, Dir, Family, Match, Payload, Test};
 
-use crate::nl::MsgBuilder;
+use crate::batch::msg_type;
+use crate::codec::{self, MsgBuilder, Seq};
 
 const NFTA_LIST_ELEM: u16 = 1;
 const NFTA_EXPR_NAME: u16 = 1;
@@ -228,8 +229,7 @@ pub(crate) fn declare_sets(
     table: &str,
     matches: &[Match],
     next_id: &mut u32,
-    mut next_seq: impl FnMut() -> u32,
-    msg_type: impl Fn(u16) -> u16,
+    seq: &mut Seq,
 ) -> Result<RuleSets, Unencodable> {
     let mut sets = RuleSets::default();
     for m in matches {
@@ -250,11 +250,11 @@ pub(crate) fn declare_sets(
         }
         *next_id += 1;
         let id = *next_id;
-        let create = crate::nl::NLM_F_REQUEST | crate::nl::NLM_F_CREATE | crate::nl::NLM_F_ACK;
+        let create = codec::NLM_F_REQUEST | codec::NLM_F_CREATE | codec::NLM_F_ACK;
         let msg = b.begin_msg(
             msg_type(NFT_MSG_NEWSET),
             create,
-            next_seq(),
+            seq.fresh(),
             NFPROTO_INET,
             0,
         );
@@ -272,7 +272,7 @@ pub(crate) fn declare_sets(
         let msg = b.begin_msg(
             msg_type(NFT_MSG_NEWSETELEM),
             create,
-            next_seq(),
+            seq.fresh(),
             NFPROTO_INET,
             0,
         );

@@ -11,6 +11,7 @@ use edgecap_netfilter::{
     CaptureTable, Hook, HookNum, NflogConfig, NflogReader, PointRules, RuleSpec,
 };
 
+#[allow(unsafe_code)]
 fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
@@ -36,6 +37,7 @@ impl Netns {
         Self(name)
     }
     /// Runs `f` on a thread that has entered the namespace (setns is per thread).
+    #[allow(unsafe_code)]
     fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
         let path = format!("/run/netns/{}", self.0);
         std::thread::spawn(move || {
