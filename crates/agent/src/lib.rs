@@ -16,11 +16,14 @@
 //! - [`output`]: where a node's file goes (`NodeFile`: a local directory through the spool, or
 //!   a bucket through a streaming, bounded upload started before the capture).
 //! - [`report`]: the manifest written beside each file.
+//! - [`error`]: why a capture could not run or deliver its file: typed, with their sources,
+//!   displayed as the text the server is sent.
 //!
 //! [`run`] ties them together: dial, serve, and on a lost connection dial again with backoff,
 //! while captures keep running and their outcomes wait in the ledger.
 
 pub mod backoff;
+pub mod error;
 pub mod ledger;
 pub mod link;
 pub mod output;

@@ -4,85 +4,55 @@
 
 use std::time::Duration;
 
-use edgecap_capture::{CaptureSpec, Config, DEFAULT_SNAPLEN, GroupChoice, Limits};
-use edgecap_filter::Expression;
+use edgecap_capture::{CaptureSpec, Config, Limits, Request};
 use edgecap_model::Assignment;
-use edgecap_pcap::Format;
 
-/// NFLOG copies at most this many bytes of a packet (the model's bound on `snaplen`).
-const MAX_SNAPLEN: u32 = edgecap_model::request::MAX_SNAPLEN as u32;
+use crate::error::PlanError;
 
 /// The engine's spec for `a` on node `node`, whose configuration is `config` and whose
-/// network devices are `devices` (in the namespace the capture runs in).
+/// network devices are `devices` (in the namespace the capture runs in). The request rules
+/// (filter composition, refusals per point, snaplen, format) are `edgecap_capture::Request`'s,
+/// the builder `edgecap capture` uses too.
 pub fn spec(
     a: &Assignment,
     node: &str,
     config: &Config,
     devices: &[String],
-) -> Result<CaptureSpec, String> {
+) -> Result<CaptureSpec, PlanError> {
     if !edgecap_model::ids::is_id(&a.capture_id) {
-        return Err(format!(
-            "capture_id: {:?} is not a capture id (32 hex digits)",
-            a.capture_id
-        ));
+        return Err(PlanError::CaptureId(a.capture_id.clone()));
     }
     let raw: edgecap_filter::RawFilter =
-        serde_json::from_value(a.filter_v1.clone()).map_err(|e| format!("filter_v1: {e}"))?;
-    let filter = raw.validate().map_err(|e| format!("filter_v1.{e}"))?;
-    let structured = filter.compile().map_err(|e| format!("filter_v1.{e}"))?;
-    // The expression, if any, ANDed with filter_v1 (as `edgecap capture --filter` does).
-    let (compiled, filter_text) = match a.filter.as_deref() {
-        None => (structured, filter.to_string()),
-        Some(text) => {
-            let expr = Expression::parse(text).map_err(|e| format!("filter: {e}"))?;
-            let rules = expr
-                .compile_and(&structured)
-                .map_err(|e| format!("filter: {e}"))?;
-            let shown = if filter.is_empty() {
-                expr.to_string()
-            } else {
-                format!("({filter}) and ({expr})")
-            };
-            (rules, shown)
-        }
-    };
-    let points = edgecap_capture::points::resolve(&a.points, config, devices)
-        .map_err(|e| format!("points: {e}"))?;
+        serde_json::from_value(a.filter_v1.clone()).map_err(PlanError::FilterShape)?;
+    let structured = raw.validate().map_err(PlanError::Filter)?;
+    let points =
+        edgecap_capture::points::resolve(&a.points, config, devices).map_err(PlanError::Points)?;
     if !(a.time_limit.is_finite() && a.time_limit > 0.0) {
-        return Err(format!(
-            "time_limit: {} is not a positive number of seconds",
-            a.time_limit
-        ));
+        return Err(PlanError::TimeLimit(a.time_limit));
     }
-    let format = match a.format.as_str() {
-        "pcapng" => Format::Pcapng,
-        "pcap" => Format::Pcap,
-        other => return Err(format!("format: {other:?} is not pcapng or pcap")),
-    };
-    Ok(CaptureSpec {
+    Request {
         id: a.capture_id.to_ascii_lowercase(),
         node: node.to_owned(),
-        filter_text,
-        filter: compiled,
+        structured: &structured,
+        expression: a.filter.as_deref(),
         points,
         limits: Limits {
             time: Some(Duration::from_secs_f64(a.time_limit)),
             packets: a.packet_limit,
             bytes: a.byte_limit,
         },
-        snaplen: a.snaplen.unwrap_or(DEFAULT_SNAPLEN).min(MAX_SNAPLEN),
+        snaplen: a.snaplen.map(u64::from),
         sample_one_in: a.sample_one_in(),
-        group: GroupChoice::Auto,
-        format,
-        socket_buffer: None,
-        live_output: false,
-        sink_buffers: false,
-    })
+        format: &a.format,
+    }
+    .build()
+    .map_err(PlanError::Request)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use edgecap_pcap::Format;
     use serde_json::json;
 
     fn assignment() -> Assignment {
@@ -157,7 +127,7 @@ mod tests {
         let err = |f: &dyn Fn(&mut Assignment)| {
             let mut a = assignment();
             f(&mut a);
-            spec(&a, "edge0", &cfg, &[]).unwrap_err()
+            spec(&a, "edge0", &cfg, &[]).unwrap_err().to_string()
         };
         assert!(err(&|a| a.points = vec!["post-mitigation".into()]).starts_with("points: "));
         assert!(err(&|a| a.points = vec!["ingress".into()]).contains("no network device"));
@@ -168,5 +138,35 @@ mod tests {
         assert!(err(&|a| a.filter = Some("tcp port".into())).starts_with("filter: "));
         assert!(err(&|a| a.capture_id = "../x".into()).starts_with("capture_id: "));
         assert!(err(&|a| a.format = "erf".into()).starts_with("format: "));
+    }
+
+    #[test]
+    fn length_tests_at_ingress_are_refused_as_edgecap_capture_refuses_them() {
+        let devices = ["eth0".to_owned()];
+        let mut a = assignment();
+        a.points = vec!["ingress".into()];
+        a.filter = Some("udp and greater 100".into());
+        let e = spec(&a, "edge0", &Config::default(), &devices).unwrap_err();
+        assert!(matches!(e, PlanError::Request(_)), "{e:?}");
+        let e = e.to_string();
+        assert!(
+            e.starts_with("filter: len, less and greater are not exact at the ingress point"),
+            "{e}"
+        );
+        a.points = vec!["pre-firewall".into()];
+        assert!(spec(&a, "edge0", &Config::default(), &devices).is_ok());
+    }
+
+    #[test]
+    fn a_snaplen_above_what_nflog_copies_is_refused_not_clamped() {
+        let mut a = assignment();
+        a.snaplen = Some(65_532);
+        let e = spec(&a, "edge0", &Config::default(), &[]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "snaplen: 65532 is above 65531, the most NFLOG copies of a packet"
+        );
+        // The cause is kept for logs and callers that look.
+        assert!(std::error::Error::source(&e).is_some());
     }
 }

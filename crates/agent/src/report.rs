@@ -19,7 +19,7 @@ pub fn manifest(
     node: &str,
     key: &str,
     summary: Option<&Summary>,
-    delivered: Result<&Delivered, &str>,
+    delivered: Result<&Delivered, &dyn std::fmt::Display>,
     started: SystemTime,
     ended: SystemTime,
 ) -> Manifest {
@@ -35,7 +35,7 @@ pub fn manifest(
         ),
         Err(why) => (
             Outcome::Failed,
-            Some(why.to_owned()),
+            Some(why.to_string()),
             UploadCounts {
                 bytes: 0,
                 parts: 0,
@@ -107,7 +107,7 @@ mod tests {
         let t0 = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
         let t1 = t0 + Duration::from_millis(1500);
         let key = "0123456789abcdef0123456789abcdef/edge0.pcapng";
-        let m = manifest(&assignment(), "edge0", key, None, Err("no"), t0, t1);
+        let m = manifest(&assignment(), "edge0", key, None, Err(&"no"), t0, t1);
         assert_eq!(m.outcome, Outcome::Failed);
         assert_eq!(m.error.as_deref(), Some("no"));
         assert_eq!(m.upload.bytes, 0);

@@ -14,11 +14,12 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant, SystemTime};
 
-use edgecap_capture::{CaptureError, Config, Summary};
+use edgecap_capture::{Config, Summary};
 use edgecap_model::protocol::PROGRESS_SECS;
 use edgecap_model::{Assignment, Outcome};
 use edgecap_store::{layout, upload};
 
+use crate::error::{OutputError, WorkerError};
 use crate::ledger::{Counters, Ledger};
 use crate::output::{Sink, UploadSettings};
 use crate::{plan, report};
@@ -36,12 +37,13 @@ pub struct NodeContext {
 
 impl NodeContext {
     /// Runs `f` in the capture namespace (on a thread that entered it), or here.
-    fn in_capture_ns<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T, String> {
+    fn in_capture_ns<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T, WorkerError> {
         match &self.netns {
             None => Ok(f()),
-            Some(ns) => {
-                edgecap_lab::netns::run(ns, f).map_err(|e| format!("network namespace {ns}: {e}"))
-            }
+            Some(ns) => edgecap_lab::netns::run(ns, f).map_err(|source| WorkerError::Netns {
+                ns: ns.clone(),
+                source,
+            }),
         }
     }
 }
@@ -55,8 +57,8 @@ pub fn spawn(node: &NodeContext, a: Assignment, stop: Arc<AtomicBool>, ledger: L
     let started = std::thread::Builder::new()
         .name(format!("capture-{}", &id[..id.len().min(8)]))
         .spawn(move || {
-            let outcome =
-                run(&node, &a, &stop, &thread_ledger).unwrap_or_else(|e| failed(&a.capture_id, e));
+            let outcome = run(&node, &a, &stop, &thread_ledger)
+                .unwrap_or_else(|e| failed(&a.capture_id, e.to_string()));
             tracing::info!(capture = %outcome.capture_id, ok = outcome.ok, packets = outcome.packets,
                 error = outcome.error.as_deref().unwrap_or(""), "capture ended");
             thread_ledger.finish(outcome);
@@ -71,11 +73,11 @@ fn run(
     a: &Assignment,
     stop: &Arc<AtomicBool>,
     ledger: &Ledger,
-) -> Result<Outcome, String> {
+) -> Result<Outcome, WorkerError> {
     let devices = node.in_capture_ns(edgecap_capture::points::local_devices)?;
     let mut spec = plan::spec(a, &node.name, &node.config, &devices)?;
-    let key = layout::node_file(&spec.id, &node.name, spec.format).map_err(|e| e.to_string())?;
-    let manifest_key = layout::node_manifest(&spec.id, &node.name).map_err(|e| e.to_string())?;
+    let key = layout::node_file(&spec.id, &node.name, spec.format).map_err(OutputError::from)?;
+    let manifest_key = layout::node_manifest(&spec.id, &node.name).map_err(OutputError::from)?;
     let sink = Sink::open(
         &a.destination_conf,
         a.credentials.as_ref(),
@@ -120,12 +122,7 @@ fn run(
         // The file went with the error, dropped unfinished: discarded (a directory's
         // `.partial` removed, an upload aborted).
         Err(e) => {
-            let why = match e {
-                CaptureError::OutputClosed(_) => {
-                    "the output was closed before the capture ended".to_owned()
-                }
-                other => other.to_string(),
-            };
+            let why = WorkerError::Engine(e);
             let m = report::manifest(a, &node.name, &key, None, Err(&why), started, ended);
             note_manifest(&sink, &manifest_key, &m);
             return Err(why);
@@ -137,7 +134,7 @@ fn run(
         &node.name,
         &key,
         Some(&summary),
-        delivered.as_ref().map_err(String::as_str),
+        delivered.as_ref().map_err(|e| e as &dyn std::fmt::Display),
         started,
         ended,
     );
@@ -152,8 +149,8 @@ fn outcome(
     capture_id: &str,
     s: &Summary,
     key: &str,
-    delivered: Result<crate::output::Delivered, String>,
-    manifest: Result<(), String>,
+    delivered: Result<crate::output::Delivered, OutputError>,
+    manifest: Result<(), OutputError>,
 ) -> Outcome {
     let reason = serde_json::to_value(s.stop_reason)
         .ok()

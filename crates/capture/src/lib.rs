@@ -1,6 +1,8 @@
 //! The single-node capture engine: filter -> nftables rule -> NFLOG -> pcapng.
 //!
 //! - [`spec`]: the validated request (filter, points, limits, snaplen, sampling, group, format).
+//! - [`request`]: the one builder of a spec, shared by `edgecap capture` and the agent: the
+//!   request rules of `edgecap_filter::request` applied to resolved points.
 //! - [`points`]: named capture points and the nftables hooks behind them.
 //! - [`config`]: the agent configuration file (node name, configured and custom points).
 //! - [`run`](mod@run): the loop: bind the NFLOG group, write the header, install the owned table,
@@ -15,6 +17,7 @@ mod batch;
 pub mod config;
 pub mod error;
 pub mod points;
+pub mod request;
 pub mod run;
 pub mod spec;
 pub mod spool;
@@ -24,7 +27,8 @@ pub mod summary;
 pub use config::Config;
 pub use error::CaptureError;
 pub use points::PointDef;
+pub use request::{Request, RequestError, RequestField};
 pub use run::{Progress, run};
-pub use spec::{AUTO_GROUPS, CaptureSpec, DEFAULT_SNAPLEN, GroupChoice, Limits};
+pub use spec::{AUTO_GROUPS, CaptureSpec, DEFAULT_SNAPLEN, GroupChoice, Limits, MAX_SNAPLEN};
 pub use spool::FileSpool;
 pub use summary::{PointSummary, StopReason, Summary};

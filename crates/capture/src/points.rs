@@ -12,13 +12,14 @@
 //! Operators add points of their own (hook + priority, devices for ingress) in the agent
 //! configuration file, see [`crate::config`].
 
+use edgecap_filter::request::INGRESS_POINT;
 use edgecap_netfilter::{Hook, HookNum};
 
 use crate::config::{Config, PointConfig};
 
 /// The built-in names, in pipeline order.
 pub const BUILTIN: [&str; 5] = [
-    "ingress",
+    INGRESS_POINT,
     "pre-firewall",
     "post-firewall",
     "post-mitigation",
@@ -116,7 +117,7 @@ fn builtin(name: &str, devices: &[String]) -> Option<Result<Vec<Hook>, PointErro
         device: None,
     };
     Some(Ok(match name {
-        "ingress" => return Some(ingress(&[], devices, -500)),
+        INGRESS_POINT => return Some(ingress(&[], devices, -500)),
         "pre-firewall" => vec![h(HookNum::Prerouting, -310)],
         "post-firewall" => vec![h(HookNum::Input, 10), h(HookNum::Forward, 10)],
         "egress" => vec![h(HookNum::Postrouting, 110)],

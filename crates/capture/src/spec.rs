@@ -27,7 +27,8 @@ pub enum GroupChoice {
 /// rules and ulogd configurations tend to use).
 pub const AUTO_GROUPS: std::ops::RangeInclusive<u16> = 0xEC00..=0xEFFF;
 
-pub const DEFAULT_SNAPLEN: u32 = 262_144;
+/// The snaplen bound and default are the request rules' (`edgecap_filter::request`).
+pub use edgecap_filter::request::{DEFAULT_SNAPLEN, MAX_SNAPLEN};
 
 /// A complete, validated capture request for this node.
 #[derive(Debug, Clone)]
@@ -42,7 +43,7 @@ pub struct CaptureSpec {
     /// Where to capture; each point becomes one pcapng interface named `<node>/<point>`.
     pub points: Vec<crate::points::PointDef>,
     pub limits: Limits,
-    /// Bytes kept of each packet (capped by the kernel at 65 531).
+    /// Bytes kept of each packet, at most [`MAX_SNAPLEN`] ([`crate::request`] checks it).
     pub snaplen: u32,
     /// Capture one matching packet in N, chosen at random by the kernel.
     pub sample_one_in: Option<u32>,

@@ -1,9 +1,27 @@
 //! `edgecap lab up|down`: the test network for people trying edgecap.
 
+use clap::Subcommand;
 use edgecap_lab::{Lab, LabSpec};
 
-use crate::cli::LabCommand;
 use crate::exit::Failure;
+
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Create a lab: a traffic source, edge nodes and an origin, in network namespaces.
+    Up {
+        /// Name of the lab (namespaces are <name>-src, <name>-edge0, ..., <name>-origin).
+        #[arg(long, default_value = "edgecap")]
+        name: String,
+        /// Number of edge nodes.
+        #[arg(long, default_value_t = 1)]
+        edges: usize,
+    },
+    /// Remove a lab created with `lab up`.
+    Down {
+        #[arg(long, default_value = "edgecap")]
+        name: String,
+    },
+}
 
 pub fn run(cmd: &LabCommand) -> Result<(), Failure> {
     match cmd {

@@ -23,6 +23,8 @@
 //! - [`ir`]: the compiled form.
 //! - [`render`]: nft syntax for each compiled rule.
 //! - [`matcher`]: evaluates compiled rules on a raw IP packet, with nf_tables semantics.
+//! - [`request`]: the rules every capture request obeys, on every path (CLI, server, agent):
+//!   composing the fields with the expression, refusals per capture point, the snaplen.
 
 pub mod address;
 mod clause;
@@ -36,6 +38,7 @@ pub mod port;
 pub mod protocol;
 pub mod raw;
 pub mod render;
+pub mod request;
 pub mod structured;
 
 pub use address::Prefix;

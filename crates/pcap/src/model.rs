@@ -27,6 +27,15 @@ pub enum Format {
 }
 
 impl Format {
+    /// Every format, in the order they are offered.
+    pub const ALL: [Format; 2] = [Format::Pcapng, Format::Pcap];
+
+    /// The format a request names exactly by its extension (`pcapng`, `pcap`): the spelling
+    /// the CLI, the API and assignments use (the file's own `FromStr` is lenient on case).
+    pub fn from_name(name: &str) -> Option<Format> {
+        Format::ALL.into_iter().find(|f| f.extension() == name)
+    }
+
     /// The usual file name extension, without the dot.
     pub fn extension(self) -> &'static str {
         match self {

@@ -17,12 +17,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use edgecap_store::{Store, StoreError, UploadOptions, UploadSink};
 
 use super::{Delivered, NodeFile};
+use crate::error::OutputError;
 
 pub(super) struct UploadFile {
     /// None once finished.
     sink: Option<UploadSink>,
-    /// Why the upload failed, from the first write that failed.
-    failed: Option<String>,
+    /// Why the upload failed: the first write that failed.
+    failed: Option<io::Error>,
     /// Bytes written after the failure (never uploaded).
     dropped: u64,
     /// The capture's stop flag, set when the upload fails.
@@ -38,8 +39,8 @@ impl UploadFile {
         key: &str,
         opts: &UploadOptions,
         stop: Arc<AtomicBool>,
-    ) -> Result<UploadFile, String> {
-        let sink = UploadSink::start(store, key, opts).map_err(|e| e.to_string())?;
+    ) -> Result<UploadFile, OutputError> {
+        let sink = UploadSink::start(store, key, opts)?;
         Ok(UploadFile {
             sink: Some(sink),
             failed: None,
@@ -61,7 +62,7 @@ impl Write for UploadFile {
                 Err(e) => {
                     tracing::warn!(object = %self.name, error = %e,
                         "upload failed mid-capture; stopping the capture");
-                    self.failed = Some(e.to_string());
+                    self.failed = Some(e);
                     self.stop.store(true, Ordering::Relaxed);
                 }
             }
@@ -85,18 +86,18 @@ impl NodeFile for UploadFile {
         self.sink.as_ref().map(UploadSink::watch)
     }
 
-    fn finish(mut self: Box<Self>) -> Result<Delivered, String> {
+    fn finish(mut self: Box<Self>) -> Result<Delivered, OutputError> {
         let sink = self
             .sink
             .take()
-            .ok_or_else(|| "the upload is already finished".to_owned())?;
-        if let Some(why) = self.failed.take() {
-            let report = sink.abort();
-            return Err(format!(
-                "upload of {} failed mid-capture: {why} ({report}; {} more bytes were written \
-                 after the failure and dropped)",
-                self.name, self.dropped
-            ));
+            .ok_or(OutputError::AlreadyFinished("upload"))?;
+        if let Some(source) = self.failed.take() {
+            return Err(OutputError::FailedMidCapture {
+                name: std::mem::take(&mut self.name),
+                source,
+                report: Box::new(sink.abort()),
+                dropped: self.dropped,
+            });
         }
         match sink.finish() {
             Ok(r) => Ok(Delivered {
@@ -105,8 +106,11 @@ impl NodeFile for UploadFile {
                 chunk_size: r.chunk_size,
             }),
             // The error names the object and carries what the store confirmed.
-            Err(e @ StoreError::Upload { .. }) => Err(e.to_string()),
-            Err(e) => Err(format!("upload of {}: {e}", self.name)),
+            Err(e @ StoreError::Upload { .. }) => Err(e.into()),
+            Err(source) => Err(OutputError::Complete {
+                name: std::mem::take(&mut self.name),
+                source,
+            }),
         }
     }
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use edgecap_capture::FileSpool;
 
 use super::{Delivered, NodeFile};
+use crate::error::OutputError;
 
 /// A file in a local directory.
 pub(super) struct DirFile {
@@ -21,16 +22,18 @@ pub(super) struct DirFile {
 }
 
 impl DirFile {
-    pub(super) fn create(dir: &Path, key: &str, node: &str) -> Result<DirFile, String> {
+    pub(super) fn create(dir: &Path, key: &str, node: &str) -> Result<DirFile, OutputError> {
         if !dir.is_dir() {
-            return Err(format!(
-                "destination_conf: {} is not a directory on node {node}",
-                dir.display()
-            ));
+            return Err(OutputError::NotADirectory {
+                dir: dir.to_owned(),
+                node: node.to_owned(),
+            });
         }
         let path = dir.join(key);
-        let cannot = |what: &str, p: &Path, e: io::Error| {
-            format!("destination_conf: cannot {what} {}: {e}", p.display())
+        let cannot = |what: &'static str, p: &Path, source: io::Error| OutputError::Open {
+            what,
+            path: p.to_owned(),
+            source,
         };
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| cannot("create", parent, e))?;
@@ -44,10 +47,7 @@ impl DirFile {
                 partial,
                 path,
             }),
-            None => Err(format!(
-                "destination_conf: {} exists and is not a regular file",
-                partial.display()
-            )),
+            None => Err(OutputError::NotARegularFile(partial)),
         }
     }
 
@@ -72,11 +72,11 @@ impl NodeFile for DirFile {
         true
     }
 
-    fn finish(mut self: Box<Self>) -> Result<Delivered, String> {
+    fn finish(mut self: Box<Self>) -> Result<Delivered, OutputError> {
         let spool = self
             .spool
             .take()
-            .ok_or_else(|| "the file is already finished".to_owned())?;
+            .ok_or(OutputError::AlreadyFinished("file"))?;
         let done = spool
             .finish()
             .and_then(|()| std::fs::rename(&self.partial, &self.path))
@@ -86,13 +86,13 @@ impl NodeFile for DirFile {
                 bytes: meta.len(),
                 ..Delivered::default()
             }),
-            Err(e) => {
+            Err(source) => {
                 // Some bytes never reached the disk: the file is not whole, so it goes.
                 let _ = std::fs::remove_file(&self.partial);
-                Err(format!(
-                    "destination_conf: writing {}: {e}",
-                    self.path.display()
-                ))
+                Err(OutputError::Write {
+                    path: self.path.clone(),
+                    source,
+                })
             }
         }
     }

@@ -28,6 +28,8 @@ use edgecap_model::SecretJson;
 use edgecap_store::manifest::Manifest;
 use edgecap_store::{Credentials, Destination, Scheme, Store, StoreOptions, UploadOptions};
 
+use crate::error::OutputError;
+
 /// One node's file of one capture, being written.
 pub trait NodeFile: Write + Send {
     /// True when the file buffers whole blocks itself, so the engine keeps only a small buffer.
@@ -39,7 +41,7 @@ pub trait NodeFile: Write + Send {
     }
     /// Completes the file; only after `Ok` does it exist, whole, at its key. An error says
     /// what reached the destination and that the file is not there.
-    fn finish(self: Box<Self>) -> Result<Delivered, String>;
+    fn finish(self: Box<Self>) -> Result<Delivered, OutputError>;
 }
 
 /// What a completed file is.
@@ -105,30 +107,27 @@ impl Sink {
         credentials: Option<&SecretJson>,
         node: &str,
         settings: &UploadSettings,
-    ) -> Result<Sink, String> {
+    ) -> Result<Sink, OutputError> {
         const FIELD: &str = "destination_conf";
-        let mut dest = Destination::parse(conf, FIELD).map_err(|e| e.to_string())?;
+        let mut dest = Destination::parse(conf, FIELD)?;
         if let Some(c) = credentials {
-            let creds =
-                Credentials::from_json(c.expose(), "credentials").map_err(|e| e.to_string())?;
-            dest = dest
-                .with_credentials(creds, "credentials")
-                .map_err(|e| e.to_string())?;
+            let creds = Credentials::from_json(c.expose(), "credentials")?;
+            dest = dest.with_credentials(creds, "credentials")?;
         }
         if dest.scheme == Scheme::File {
             let dir = dest.dir.clone().unwrap_or_default();
             // The base directory must exist on the node: creating it would turn a typo into
             // files somewhere unexpected.
             if !dir.is_dir() {
-                return Err(format!(
-                    "{FIELD}: {} is not a directory on node {node}",
-                    dir.display()
-                ));
+                return Err(OutputError::NotADirectory {
+                    dir,
+                    node: node.to_owned(),
+                });
             }
-            let store = Store::open(&dest, &settings.store, FIELD).map_err(|e| e.to_string())?;
+            let store = Store::open(&dest, &settings.store, FIELD)?;
             return Ok(Sink::Dir(dir, store));
         }
-        let store = Store::open(&dest, &settings.store, FIELD).map_err(|e| e.to_string())?;
+        let store = Store::open(&dest, &settings.store, FIELD)?;
         Ok(Sink::Bucket(store))
     }
 
@@ -144,7 +143,7 @@ impl Sink {
         bound: Option<u64>,
         stop: Arc<AtomicBool>,
         settings: &UploadSettings,
-    ) -> Result<Box<dyn NodeFile>, String> {
+    ) -> Result<Box<dyn NodeFile>, OutputError> {
         match self {
             Sink::Dir(dir, _) => Ok(Box::new(dir::DirFile::create(dir, key, node)?)),
             Sink::Bucket(store) => Ok(Box::new(bucket::UploadFile::start(
@@ -157,7 +156,7 @@ impl Sink {
     }
 
     /// Writes the manifest beside the file (`<capture_id>/<node>.json`).
-    pub fn put_manifest(&self, key: &str, m: &Manifest) -> Result<(), String> {
+    pub fn put_manifest(&self, key: &str, m: &Manifest) -> Result<(), OutputError> {
         let store = match self {
             Sink::Dir(_, s) | Sink::Bucket(s) => s,
         };
@@ -165,9 +164,8 @@ impl Sink {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| format!("cannot start a runtime for the manifest: {e}"))?;
-        rt.block_on(store.put_small(key, m.to_json()))
-            .map_err(|e| e.to_string())
+            .map_err(OutputError::Runtime)?;
+        Ok(rt.block_on(store.put_small(key, m.to_json()))?)
     }
 
     /// The destination's canonical URL, for messages.
@@ -185,6 +183,7 @@ mod tests {
     fn open(conf: &str, creds: Option<serde_json::Value>) -> Result<Sink, String> {
         let creds = creds.map(SecretJson::new);
         Sink::open(conf, creds.as_ref(), "edge0", &UploadSettings::default())
+            .map_err(|e| e.to_string())
     }
 
     #[test]

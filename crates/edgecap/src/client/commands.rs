@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde_json::{Map, Value, json};
 
 use super::{Conn, render};
-use crate::cli::{CaptureArgs, FleetArgs};
+use crate::capture_cmd::{CaptureArgs, FleetArgs};
 use crate::exit::Failure;
 use crate::units::{parse_count, parse_duration, parse_size};
 
@@ -72,7 +72,7 @@ pub fn capture(conn: &Conn, a: &CaptureArgs, f: &FleetArgs) -> Result<(), Failur
 }
 
 /// The create body from CLI flags: Cloudflare's fields plus edgecap's extensions.
-fn request_body(
+pub(crate) fn request_body(
     a: &CaptureArgs,
     f: &FleetArgs,
     default_dest: Option<String>,

@@ -12,13 +12,15 @@ use edgecap_model::Envelope;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+#[cfg(test)]
+pub(crate) use commands::request_body;
 pub use commands::{capture, ls, status, stop};
 
 use crate::exit::Failure;
 
 /// `--server/--token/--account` as typed, before the environment and the config file.
 #[derive(Debug, Clone, Default, clap::Args)]
-pub struct ServerArgs {
+pub struct ConnectArgs {
     /// Base URL of the edgecap server, e.g. http://127.0.0.1:8080 [env: EDGECAP_SERVER].
     #[arg(long)]
     pub server: Option<String>,
@@ -55,7 +57,7 @@ pub struct Conn {
     http: reqwest::blocking::Client,
 }
 
-impl ServerArgs {
+impl ConnectArgs {
     /// True when the user pointed at a server in any of the three ways.
     pub fn wants_server(&self) -> bool {
         self.server.is_some() || std::env::var_os("EDGECAP_SERVER").is_some()

@@ -5,6 +5,7 @@ use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use edgecap_model::Envelope;
+use edgecap_model::request::kind;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -103,17 +104,6 @@ impl JsonBody {
                 None
             }
         }
-    }
-}
-
-pub fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

@@ -1,4 +1,7 @@
 //! `edgecap capture`: validate every option, open the output, run the engine, print a summary.
+//!
+//! - `args`: the flags as typed;
+//! - `validate`: flags -> the engine's spec, through the builder the agent shares.
 
 use std::fs::File;
 use std::io::Write;
@@ -8,184 +11,15 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use edgecap_capture::{CaptureError, CaptureSpec, Config, FileSpool, GroupChoice, Limits, Summary};
-use edgecap_filter::ir::Match;
-use edgecap_filter::{Expression, StructuredFilter};
-use edgecap_netfilter::HookNum;
-use edgecap_pcap::Format;
+use edgecap_capture::{CaptureError, CaptureSpec, FileSpool, Summary};
 
-use crate::cli::CaptureArgs;
 use crate::exit::Failure;
-use crate::units::{parse_count, parse_duration, parse_size};
 
-/// NFLOG copies at most this many bytes of a packet (16-bit attribute length).
-const MAX_SNAPLEN: u64 = edgecap_netfilter::nflog::MAX_SNAPLEN as u64;
+mod args;
+mod validate;
 
-/// Turns raw flags into a capture spec. Every error names the option and the reason.
-pub fn validate(a: &CaptureArgs) -> Result<CaptureSpec, Failure> {
-    let bad = |opt: &str, why: String| Failure::usage(format!("{opt}: {why}"));
-    let config = load_config(a.config.as_deref())?;
-    let names: Vec<String> = a.point.split(',').map(|p| p.trim().to_owned()).collect();
-    let points = edgecap_capture::points::resolve(
-        &names,
-        &config,
-        &edgecap_capture::points::local_devices(),
-    )
-    .map_err(|e| bad("--point", e.to_string()))?;
-    let filter = StructuredFilter::from_cli(&a.src, &a.dst, &a.sport, &a.dport, &a.proto)
-        .map_err(|e| Failure::usage(filter_error(&e)))?;
-    let structured = filter
-        .compile()
-        .map_err(|e| Failure::usage(filter_error(&e)))?;
-    let (compiled, filter_text) = match a.filter.as_deref() {
-        None => (structured, filter.to_string()),
-        Some(text) => {
-            let bad_expr = |e: edgecap_filter::ExprError| bad("--filter", e.to_string());
-            let expr = Expression::parse(text).map_err(bad_expr)?;
-            let rules = expr.compile_and(&structured).map_err(bad_expr)?;
-            let at_ingress = points
-                .iter()
-                .any(|p| p.hooks.iter().any(|h| h.hook == HookNum::Ingress));
-            let length = |m: &Match| matches!(m, Match::Length { .. });
-            if at_ingress && rules.iter().any(|c| c.matches.iter().any(length)) {
-                // Measured: at netdev ingress a 36-byte packet in a padded 60-byte Ethernet
-                // frame has `meta length` 46; the IP layer trims the padding only later.
-                return Err(bad(
-                    "--filter",
-                    "len, less and greater are not exact at the ingress point, where the length \
-                     still includes link-layer padding; capture at pre-firewall or later, or \
-                     leave the length test out"
-                        .into(),
-                ));
-            }
-            let shown = match filter.is_empty() {
-                true => expr.to_string(),
-                false => format!("({filter}) and ({expr})"),
-            };
-            (rules, shown)
-        }
-    };
-    let limits = Limits {
-        time: a
-            .time
-            .as_deref()
-            .map(parse_duration)
-            .transpose()
-            .map_err(|e| bad("--time", e))?,
-        packets: a
-            .packets
-            .as_deref()
-            .map(parse_count)
-            .transpose()
-            .map_err(|e| bad("--packets", e))?,
-        bytes: a
-            .bytes
-            .as_deref()
-            .map(parse_size)
-            .transpose()
-            .map_err(|e| bad("--bytes", e))?,
-    };
-    let snaplen = match a.snaplen.as_deref() {
-        None => MAX_SNAPLEN,
-        Some(s) => {
-            let n = parse_count(s).map_err(|e| bad("--snaplen", e))?;
-            if n > MAX_SNAPLEN {
-                return Err(bad(
-                    "--snaplen",
-                    format!("{n} is above {MAX_SNAPLEN}, the most NFLOG copies of a packet"),
-                ));
-            }
-            n
-        }
-    } as u32;
-    let sample_one_in = match a.sample.as_deref() {
-        None => None,
-        Some(s) => {
-            let n = parse_count(s).map_err(|e| bad("--sample", e))?;
-            let n = u32::try_from(n)
-                .map_err(|_| bad("--sample", format!("{n} is above {}", u32::MAX)))?;
-            (n > 1).then_some(n)
-        }
-    };
-    let group = match a.group.as_deref() {
-        None => GroupChoice::Auto,
-        Some(s) => {
-            let n: u16 = s.trim().parse().map_err(|_| {
-                bad(
-                    "--group",
-                    format!("{s:?} is not an NFLOG group number (0-65535)"),
-                )
-            })?;
-            GroupChoice::Fixed(n)
-        }
-    };
-    let format: Format = match a.format.as_str() {
-        "pcapng" => Format::Pcapng,
-        "pcap" => Format::Pcap,
-        other => {
-            return Err(bad(
-                "--format",
-                format!("unknown format {other:?} (use pcapng or pcap)"),
-            ));
-        }
-    };
-    let node = match &a.node {
-        Some(n) if n.trim().is_empty() => return Err(bad("--node", "is empty".into())),
-        Some(n) => n.clone(),
-        None => config.node.clone().unwrap_or_else(hostname),
-    };
-    let socket_buffer = a
-        .buffer
-        .as_deref()
-        .map(|s| parse_size(s).map(|n| usize::try_from(n).unwrap_or(usize::MAX)))
-        .transpose()
-        .map_err(|e| bad("--buffer", e))?;
-    Ok(CaptureSpec {
-        socket_buffer,
-        live_output: a.write.as_deref().is_some_and(|w| w.as_os_str() == "-"),
-        sink_buffers: false,
-        id: new_id(),
-        node,
-        filter_text,
-        filter: compiled,
-        points,
-        limits,
-        snaplen,
-        sample_one_in,
-        group,
-        format,
-    })
-}
-
-/// The configuration named by `--config` (which must exist), else the default file if present.
-fn load_config(path: Option<&Path>) -> Result<Config, Failure> {
-    let (path, required) = match path {
-        Some(p) => (p, true),
-        None => (Path::new(edgecap_capture::config::DEFAULT_PATH), false),
-    };
-    match Config::load(path) {
-        Ok(Some(c)) => Ok(c),
-        Ok(None) if required => Err(Failure::usage(format!(
-            "--config: {} does not exist",
-            path.display()
-        ))),
-        Ok(None) => Ok(Config::default()),
-        Err(e) => Err(Failure::usage(format!("--config: {e}"))),
-    }
-}
-
-/// Maps a filter field to the option a CLI user typed.
-fn filter_error(e: &edgecap_filter::FilterError) -> String {
-    let opt = match e.field() {
-        "source_address" => "--src",
-        "destination_address" => "--dst",
-        "source_port" => "--sport",
-        "destination_port" => "--dport",
-        "protocol" => "--proto",
-        _ => "filter",
-    };
-    format!("{opt}: {e}")
-}
+pub use args::{CaptureArgs, FleetArgs};
+pub use validate::validate;
 
 /// Output opened before anything touches the kernel, so an unwritable path changes nothing.
 enum Output {
@@ -297,7 +131,7 @@ pub fn run(a: &CaptureArgs) -> Result<(), Failure> {
 }
 
 /// The first option given that only a fleet capture uses (a local capture would ignore it).
-fn fleet_only_option(f: &crate::cli::FleetArgs) -> Option<&'static str> {
+fn fleet_only_option(f: &FleetArgs) -> Option<&'static str> {
     [
         (!f.nodes.is_empty(), "--nodes"),
         (f.colo.is_some(), "--colo"),
@@ -378,15 +212,5 @@ fn progress_bar(quiet: bool) -> indicatif::ProgressBar {
     bar
 }
 
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_owned())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "localhost".into())
-}
-
-/// 32 hex digits, like the capture ids of the Cloudflare API.
-fn new_id() -> String {
-    format!("{:032x}", rand::random::<u128>())
-}
+#[cfg(test)]
+mod parity_tests;
