@@ -299,27 +299,56 @@ impl Store {
 /// An object_store error with a hint for the common causes.
 pub(crate) fn explain(e: &object_store::Error) -> String {
     let text = describe(e);
-    let lower = text.to_ascii_lowercase();
-    let hint = if lower.contains("nosuchbucket") || lower.contains("containernotfound") {
-        " (the bucket or container does not exist)"
-    } else if lower.contains("invalidaccesskeyid")
-        || lower.contains("signaturedoesnotmatch")
-        || lower.contains("authenticationfailed")
-        || lower.contains("authorizationfailure")
-    {
-        " (the credentials were refused)"
-    } else if lower.contains("accessdenied") || lower.contains("403") {
-        " (writing is not allowed for these credentials)"
-    } else if lower.contains("connection refused")
-        || lower.contains("error sending request")
-        || lower.contains("dns error")
-        || lower.contains("timed out")
-    {
-        " (the store could not be reached)"
-    } else {
-        ""
-    };
-    format!("{text}{hint}")
+    match cause(e) {
+        Some(hint) => format!("{text} ({hint})"),
+        None => text,
+    }
+}
+
+/// The common cause of a failed request, from the error's type alone: object_store's variant
+/// (which it derives from the HTTP status), the HTTP client's error kind, or the I/O error
+/// kind, never from its text, which holds the endpoint's URL, the bucket and the store's
+/// answer (a port or bucket name containing "403" must not read as a denial).
+pub(crate) fn cause(e: &object_store::Error) -> Option<&'static str> {
+    use object_store::Error as E;
+    match e {
+        E::NotFound { .. } => return Some("the bucket, container or key does not exist (HTTP 404)"),
+        E::PermissionDenied { .. } => {
+            return Some(
+                "access denied (HTTP 403): the credentials were refused or may not write here",
+            );
+        }
+        E::Unauthenticated { .. } => return Some("the credentials were refused (HTTP 401)"),
+        _ => {}
+    }
+    let mut src: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = src {
+        if let Some(h) = s.downcast_ref::<object_store::client::HttpError>() {
+            use object_store::client::HttpErrorKind as K;
+            match h.kind() {
+                K::Connect | K::Request => return Some("the store could not be reached"),
+                K::Timeout => return Some("the store could not be reached (timed out)"),
+                _ => {}
+            }
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind as K;
+            if matches!(
+                io.kind(),
+                K::ConnectionRefused
+                    | K::ConnectionReset
+                    | K::ConnectionAborted
+                    | K::HostUnreachable
+                    | K::NetworkUnreachable
+                    | K::TimedOut
+                    | K::NotConnected
+            ) {
+                return Some("the store could not be reached");
+            }
+        }
+        src = s.source();
+    }
+    None
 }
 
 fn client_options(dest: &Destination, opts: &StoreOptions) -> ClientOptions {

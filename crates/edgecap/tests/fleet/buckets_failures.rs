@@ -162,7 +162,7 @@ fn denied_writes_fail_the_part_at_once_and_write_nothing() {
     );
     let r = failed_part(&fleet, &id, Duration::from_secs(60));
     let msg = r["error_message"].as_str().unwrap();
-    assert!(msg.contains("writing is not allowed"), "{msg}");
+    assert!(msg.contains("access denied (HTTP 403)"), "{msg}");
     assert!(!watch.seen(), "a capture rule was installed");
     // Only the challenge is in the bucket.
     let keys: Vec<String> = rt.block_on(async {

@@ -73,7 +73,11 @@ fn a_missing_container_or_a_wrong_key_fails_at_start() {
     let wrong = base64::engine::general_purpose::STANDARD.encode([7u8; 64]);
     let refused = azure_store(&az, "present", "", &wrong);
     let e = UploadSink::start(&refused, &key, &UploadOptions::default()).unwrap_err();
-    assert!(e.to_string().contains("credentials were refused"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("access denied (HTTP 403): the credentials were refused"),
+        "{e}"
+    );
     // Nothing was written by either attempt.
     let good = azure_store(&az, "present", "", AZURITE_KEY);
     assert!(keys(&good).is_empty());

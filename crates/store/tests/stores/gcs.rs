@@ -129,7 +129,7 @@ fn gcs_urls_configure_a_client_that_starts_xml_multipart_uploads() {
     let key = layout::node_file(ID, "edge6", Format::Pcapng).unwrap();
     let e = UploadSink::start(&store, &key, &UploadOptions::default()).unwrap_err();
     assert!(matches!(e, StoreError::Unwritable { .. }), "{e}");
-    assert!(e.to_string().contains("not allowed"), "{e}");
+    assert!(e.to_string().contains("access denied (HTTP 403)"), "{e}");
 
     let seen = rec.seen.lock().unwrap().clone();
     let first = seen.first().expect("the client sent a request");

@@ -46,6 +46,35 @@ fn an_unreachable_store_fails_at_start() {
     );
 }
 
+/// A closed port on loopback whose number contains "403" and "404".
+fn closed_port_with_status_digits() -> u16 {
+    [34403u16, 40304, 14034, 24043, 44030, 40340]
+        .into_iter()
+        .find(|&p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
+        .expect("one of the candidate ports is free")
+}
+
+#[test]
+fn causes_come_from_the_error_not_from_text_holding_the_url() {
+    // Connection refused at a port and a bucket that read like HTTP statuses: the cause is
+    // the connection, never a denial or a missing bucket.
+    let port = closed_port_with_status_digits();
+    let url = format!(
+        "s3://denied-403-notfound-404?endpoint=http://127.0.0.1:{port}&access-key-id=a&secret-access-key=b"
+    );
+    let store = Store::from_url(&url, &fast(), "destination_conf").unwrap();
+    let msg = start_err(&store);
+    assert!(msg.contains(&port.to_string()) || msg.contains("403"), "{msg}");
+    assert!(msg.contains("could not be reached"), "{msg}");
+    assert!(!msg.contains("access denied") && !msg.contains("does not exist"), "{msg}");
+
+    // A real 403 and a real 404 from moto, at a bucket whose name holds the other status.
+    let moto = Server::moto();
+    let msg = start_err(&moto_store(&moto, "no-bucket-403", "x"));
+    assert!(msg.contains("does not exist (HTTP 404)"), "{msg}");
+    assert!(!msg.contains("access denied"), "{msg}");
+}
+
 #[test]
 fn refused_credentials_and_denied_writes_fail_at_start() {
     // Seven unauthenticated requests set the server up; everything after is checked.
@@ -64,10 +93,11 @@ fn refused_credentials_and_denied_writes_fail_at_start() {
         Store::from_url(&url, &fast(), "destination_conf").unwrap()
     };
 
-    let msg = start_err(&open(&wid, "not-the-secret"));
-    assert!(msg.contains("credentials were refused"), "{msg}");
-    let msg = start_err(&open(&rid, &rsecret));
-    assert!(msg.contains("not allowed"), "{msg}");
+    // Both are HTTP 403: the hint names the status, not the store's words.
+    for (id, secret) in [(wid.as_str(), "not-the-secret"), (rid.as_str(), rsecret.as_str())] {
+        let msg = start_err(&open(id, secret));
+        assert!(msg.contains("access denied (HTTP 403)"), "{msg}");
+    }
 
     // The writer's own keys work, which shows the two refusals were about the keys.
     let store = open(&wid, &wsecret);
