@@ -214,10 +214,9 @@ async fn dispatch_ack_progress_and_done(b: Backend) {
         .await
         .unwrap();
     }
-    let c = wait(&h, &s.state, &id, 2, |c| {
-        c["node_results"][1]["status"] == "running"
-    })
-    .await;
+    // Both acks may sit in the writer's batch a while: wait for what the assertion needs,
+    // every node running, not just the last one acked.
+    let c = wait(&h, &s.state, &id, 5, |c| c["status"] == "running").await;
     assert_eq!(c["status"], "running", "{c}");
     a0.send(&AgentMsg::Progress {
         capture_id: id.clone(),
@@ -229,8 +228,11 @@ async fn dispatch_ack_progress_and_done(b: Backend) {
     .unwrap();
     let c = wait(&h, &s.state, &id, 2, |c| c["packets_captured"] == 7).await;
     assert_eq!(c["packets_captured"], 7);
-    // The flush timer writes progress to the database (every 200 ms in tests).
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The flush timer writes progress to the database (every 200 ms in tests): wait for it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while stored_packets(&h, &s.state, &id).await != 7 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(stored_packets(&h, &s.state, &id).await, 7);
     a0.send(&done(&id, 50, "packet-limit")).await.unwrap();
     a1.send(&done(&id, 50, "packet-limit")).await.unwrap();
