@@ -90,6 +90,23 @@ fn files_of_edgecap_tcpdump_and_wiretap_merge_into_one_timeline_like_mergecap() 
     let theirs: Vec<(String, u16)> = tshark(&reference).into_iter().map(|p| (p.0, p.2)).collect();
     let ours: Vec<(String, u16)> = got.into_iter().map(|p| (p.0, p.2)).collect();
     assert_eq!(ours, theirs);
+
+    // tcpdump opens the merged pcapng too.
+    let t = Command::new("tcpdump")
+        .args(["-n", "-r"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(t.status.success(), "{}", String::from_utf8_lossy(&t.stderr));
+    let lines: Vec<String> = String::from_utf8_lossy(&t.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(lines.len(), 7, "{lines:?}");
+    for (line, port) in lines.iter().zip(1001..=1007) {
+        assert!(line.contains(&format!(".{port}:")), "{lines:?}");
+    }
+    assert!(!summary.contains("tcpdump will not read"), "{summary}");
 }
 
 #[test]
