@@ -45,70 +45,30 @@ pub fn run<W: Write>(
     spec: &CaptureSpec,
     sink: W,
     stop: &AtomicBool,
-    mut on_progress: impl FnMut(&Progress),
+    on_progress: impl FnMut(&Progress),
 ) -> Result<(Summary, W), CaptureError> {
     let mut reader = bind_group(spec)?;
     let group = reader.group();
     let snaplen = spec.snaplen.min(edgecap_netfilter::nflog::MAX_SNAPLEN);
     let mut writer = open_writer(spec, sink, group, snaplen)?;
+    let mut table = install(spec, group, snaplen)?;
 
-    let table_name = format!("edgecap_{}", spec.id);
-    let rules = RuleSpec {
-        filter: &spec.filter,
-        group,
-        snaplen,
-        sample_one_in: spec.sample_one_in,
-    };
-    let point_rules: Vec<PointRules> = spec
-        .points
-        .iter()
-        .enumerate()
-        .map(|(i, p)| PointRules {
-            label: point_label(i),
-            hooks: p.hooks.clone(),
-        })
-        .collect();
-    let mut table = CaptureTable::install(&table_name, &point_rules, &rules)?;
-    tracing::info!(table = %table_name, group, points = %point_names(spec), filter = %spec.filter_text, "capture rules installed");
-
-    let started = Instant::now();
-    let start_ns = now_ns();
-    let deadline = spec.limits.time.map(|t| started + t);
-    let deadline_ns = spec.limits.time.map(|t| start_ns + t.as_nanos() as u64);
+    let clock = Clock::start(spec);
     let estimates = spec
         .points
         .iter()
         .flat_map(|p| &p.hooks)
         .any(|h| !crate::stamp::has_kernel_time(h.hook));
     let mut st = State::new(spec.points.len(), estimates, framed(spec));
-    let mut last_progress = started;
-
-    let reason = loop {
-        if stop.load(Ordering::Relaxed) {
-            break StopReason::Stopped;
-        }
-        let now = Instant::now();
-        if deadline.is_some_and(|d| now >= d) {
-            break StopReason::TimeLimit;
-        }
-        let wait = deadline.map_or(TICK, |d| d.saturating_duration_since(now).min(TICK));
-        if reader.recv(wait)? {
-            if let Some(r) = st.take_batch(&reader, &mut writer, spec, deadline_ns)? {
-                break r;
-            }
-            if spec.live_output {
-                match writer.flush() {
-                    Ok(()) => {}
-                    Err(e) if is_broken_pipe(&e) => break StopReason::OutputClosed,
-                    Err(e) => return Err(e.into()),
-                }
-            }
-        }
-        if last_progress.elapsed() >= PROGRESS_EVERY {
-            last_progress = Instant::now();
-            on_progress(&st.progress(started));
-        }
-    };
+    let reason = read(
+        spec,
+        &mut reader,
+        &mut writer,
+        &mut st,
+        &clock,
+        stop,
+        on_progress,
+    )?;
 
     // Stop logging first, then read what the kernel had already queued for us.
     table.detach()?;
@@ -117,55 +77,18 @@ pub fn run<W: Write>(
         StopReason::PacketLimit | StopReason::ByteLimit | StopReason::OutputClosed
     );
     if drained {
-        let drain_start = Instant::now();
-        while drain_start.elapsed() < DRAIN_MAX && reader.recv(DRAIN_QUIET)? {
-            if st
-                .take_batch(&reader, &mut writer, spec, deadline_ns)?
-                .is_some()
-            {
-                break;
-            }
-        }
+        drain(spec, &mut reader, &mut writer, &mut st, &clock)?;
     }
-    let mut per_point = Vec::with_capacity(spec.points.len());
-    for (i, p) in spec.points.iter().enumerate() {
-        let c = table.counters(&point_label(i))?;
-        // After a full drain every logged packet was either received or lost, so the counter
-        // attributes loss to points exactly; after a limit we stopped reading early and only
-        // the sequence gaps (not attributable to a point) are known.
-        let lost = (drained && !st.limit_hit).then(|| c.logged.saturating_sub(st.received[i]));
-        per_point.push(PointSummary {
-            point: p.name.clone(),
-            packets: st.written[i],
-            matched: c.matched,
-            logged: c.logged,
-            lost,
-        });
-    }
-    if drained && !st.limit_hit {
-        st.lost = per_point.iter().filter_map(|p| p.lost).sum();
-    }
+    let per_point = account(spec, &mut table, &mut st, drained)?;
     let end_ns = now_ns();
-    let duration = started.elapsed();
+    let duration = clock.started.elapsed();
     table.remove()?;
     let overruns = reader.stats().enobufs;
     drop(reader);
 
     let closed = reason == StopReason::OutputClosed;
     if !closed {
-        for (i, p) in per_point.iter().enumerate() {
-            let stats = InterfaceStats {
-                start_ns,
-                end_ns,
-                if_recv: Some(p.matched),
-                if_drop: None,
-                filter_accept: Some(p.logged),
-                os_drop: p.lost.or((spec.points.len() == 1).then_some(st.lost)),
-                usr_deliv: Some(p.packets),
-                comment: Some(format!("stopped: {}", reason.describe())),
-            };
-            writer.write_stats(i as u32, &stats)?;
-        }
+        write_stats(spec, &mut writer, &per_point, &st, &clock, end_ns, reason)?;
     }
     let summary = Summary {
         id: spec.id.clone(),
@@ -188,6 +111,170 @@ pub fn run<W: Write>(
         return Err(CaptureError::OutputClosed(Box::new(summary)));
     }
     Ok((summary, writer.finish()?))
+}
+
+/// When the capture started and when its time limit ends it, on both clocks.
+struct Clock {
+    started: Instant,
+    start_ns: u64,
+    deadline: Option<Instant>,
+    /// The time limit on the kernel's clock, for packets logged after it.
+    deadline_ns: Option<u64>,
+}
+
+impl Clock {
+    fn start(spec: &CaptureSpec) -> Clock {
+        let started = Instant::now();
+        let start_ns = now_ns();
+        Clock {
+            started,
+            start_ns,
+            deadline: spec.limits.time.and_then(|t| started.checked_add(t)),
+            deadline_ns: spec
+                .limits
+                .time
+                .map(|t| start_ns.saturating_add(u64::try_from(t.as_nanos()).unwrap_or(u64::MAX))),
+        }
+    }
+}
+
+/// Installs the owned table with one chain per point hook, logging to `group`.
+fn install(spec: &CaptureSpec, group: u16, snaplen: u32) -> Result<CaptureTable, CaptureError> {
+    let table_name = format!("edgecap_{}", spec.id);
+    let rules = RuleSpec {
+        filter: &spec.filter,
+        group,
+        snaplen,
+        sample_one_in: spec.sample_one_in,
+    };
+    let point_rules: Vec<PointRules> = spec
+        .points
+        .iter()
+        .enumerate()
+        .map(|(i, p)| PointRules {
+            label: point_label(i),
+            hooks: p.hooks.clone(),
+        })
+        .collect();
+    let table = CaptureTable::install(&table_name, &point_rules, &rules)?;
+    tracing::info!(table = %table_name, group, points = %point_names(spec), filter = %spec.filter_text, "capture rules installed");
+    Ok(table)
+}
+
+/// Reads and writes batches until a limit, the stop flag or a closed output ends the capture.
+fn read<W: Write>(
+    spec: &CaptureSpec,
+    reader: &mut NflogReader,
+    writer: &mut Writer<W>,
+    st: &mut State,
+    clock: &Clock,
+    stop: &AtomicBool,
+    mut on_progress: impl FnMut(&Progress),
+) -> Result<StopReason, CaptureError> {
+    let mut last_progress = clock.started;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(StopReason::Stopped);
+        }
+        let now = Instant::now();
+        if clock.deadline.is_some_and(|d| now >= d) {
+            return Ok(StopReason::TimeLimit);
+        }
+        let wait = clock
+            .deadline
+            .map_or(TICK, |d| d.saturating_duration_since(now).min(TICK));
+        if reader.recv(wait)? {
+            if let Some(r) = st.take_batch(reader, writer, spec, clock.deadline_ns)? {
+                return Ok(r);
+            }
+            if spec.live_output {
+                match writer.flush() {
+                    Ok(()) => {}
+                    Err(e) if is_broken_pipe(&e) => return Ok(StopReason::OutputClosed),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        if last_progress.elapsed() >= PROGRESS_EVERY {
+            last_progress = Instant::now();
+            on_progress(&st.progress(clock.started));
+        }
+    }
+}
+
+/// After the rules are detached: reads what the kernel had queued until the socket stays
+/// quiet (or [`DRAIN_MAX`]), so every packet logged before the stop is written or counted.
+fn drain<W: Write>(
+    spec: &CaptureSpec,
+    reader: &mut NflogReader,
+    writer: &mut Writer<W>,
+    st: &mut State,
+    clock: &Clock,
+) -> Result<(), CaptureError> {
+    let drain_start = Instant::now();
+    while drain_start.elapsed() < DRAIN_MAX && reader.recv(DRAIN_QUIET)? {
+        if st
+            .take_batch(reader, writer, spec, clock.deadline_ns)?
+            .is_some()
+        {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Each point's counts from its rule counters; after a full drain, the exact loss per point.
+fn account(
+    spec: &CaptureSpec,
+    table: &mut CaptureTable,
+    st: &mut State,
+    drained: bool,
+) -> Result<Vec<PointSummary>, CaptureError> {
+    let mut per_point = Vec::with_capacity(spec.points.len());
+    for (i, p) in spec.points.iter().enumerate() {
+        let c = table.counters(&point_label(i))?;
+        // After a full drain every logged packet was either received or lost, so the counter
+        // attributes loss to points exactly; after a limit we stopped reading early and only
+        // the sequence gaps (not attributable to a point) are known.
+        let lost = (drained && !st.limit_hit).then(|| c.logged.saturating_sub(st.received[i]));
+        per_point.push(PointSummary {
+            point: p.name.clone(),
+            packets: st.written[i],
+            matched: c.matched,
+            logged: c.logged,
+            lost,
+        });
+    }
+    if drained && !st.limit_hit {
+        st.lost = per_point.iter().filter_map(|p| p.lost).sum();
+    }
+    Ok(per_point)
+}
+
+/// One interface statistics block per point: the kernel's counts and why the capture ended.
+fn write_stats<W: Write>(
+    spec: &CaptureSpec,
+    writer: &mut Writer<W>,
+    per_point: &[PointSummary],
+    st: &State,
+    clock: &Clock,
+    end_ns: u64,
+    reason: StopReason,
+) -> Result<(), CaptureError> {
+    for (i, p) in per_point.iter().enumerate() {
+        let stats = InterfaceStats {
+            start_ns: clock.start_ns,
+            end_ns,
+            if_recv: Some(p.matched),
+            if_drop: None,
+            filter_accept: Some(p.logged),
+            os_drop: p.lost.or((spec.points.len() == 1).then_some(st.lost)),
+            usr_deliv: Some(p.packets),
+            comment: Some(format!("stopped: {}", reason.describe())),
+        };
+        writer.write_stats(i as u32, &stats)?;
+    }
+    Ok(())
 }
 
 fn open_writer<W: Write>(
