@@ -47,9 +47,11 @@ pub fn run<W: Write>(
     stop: &AtomicBool,
     on_progress: impl FnMut(&Progress),
 ) -> Result<(Summary, W), CaptureError> {
-    let mut reader = bind_group(spec)?;
-    let group = reader.group();
+    // The request builder refuses more than NFLOG copies; a spec made by hand is held to it
+    // here, the one place the engine reads it.
     let snaplen = spec.snaplen.min(edgecap_netfilter::nflog::MAX_SNAPLEN);
+    let mut reader = bind_group(spec, snaplen)?;
+    let group = reader.group();
     let mut writer = open_writer(spec, sink, group, snaplen)?;
     let mut table = install(spec, group, snaplen)?;
 
@@ -361,9 +363,9 @@ pub(crate) fn is_broken_pipe(e: &edgecap_pcap::Error) -> bool {
         .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
-fn bind_group(spec: &CaptureSpec) -> Result<NflogReader, CaptureError> {
+fn bind_group(spec: &CaptureSpec, snaplen: u32) -> Result<NflogReader, CaptureError> {
     let cfg = |g| {
-        let mut c = NflogConfig::tuned(g, spec.snaplen.min(edgecap_netfilter::nflog::MAX_SNAPLEN));
+        let mut c = NflogConfig::tuned(g, snaplen);
         if let Some(b) = spec.socket_buffer {
             c.rcvbuf = b;
         }

@@ -312,7 +312,9 @@ pub(crate) fn explain(e: &object_store::Error) -> String {
 pub(crate) fn cause(e: &object_store::Error) -> Option<&'static str> {
     use object_store::Error as E;
     match e {
-        E::NotFound { .. } => return Some("the bucket, container or key does not exist (HTTP 404)"),
+        E::NotFound { .. } => {
+            return Some("the bucket, container or key does not exist (HTTP 404)");
+        }
         E::PermissionDenied { .. } => {
             return Some(
                 "access denied (HTTP 403): the credentials were refused or may not write here",

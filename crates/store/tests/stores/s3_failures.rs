@@ -64,9 +64,15 @@ fn causes_come_from_the_error_not_from_text_holding_the_url() {
     );
     let store = Store::from_url(&url, &fast(), "destination_conf").unwrap();
     let msg = start_err(&store);
-    assert!(msg.contains(&port.to_string()) || msg.contains("403"), "{msg}");
+    assert!(
+        msg.contains(&port.to_string()) || msg.contains("403"),
+        "{msg}"
+    );
     assert!(msg.contains("could not be reached"), "{msg}");
-    assert!(!msg.contains("access denied") && !msg.contains("does not exist"), "{msg}");
+    assert!(
+        !msg.contains("access denied") && !msg.contains("does not exist"),
+        "{msg}"
+    );
 
     // A real 403 and a real 404 from moto, at a bucket whose name holds the other status.
     let moto = Server::moto();
@@ -94,7 +100,10 @@ fn refused_credentials_and_denied_writes_fail_at_start() {
     };
 
     // Both are HTTP 403: the hint names the status, not the store's words.
-    for (id, secret) in [(wid.as_str(), "not-the-secret"), (rid.as_str(), rsecret.as_str())] {
+    for (id, secret) in [
+        (wid.as_str(), "not-the-secret"),
+        (rid.as_str(), rsecret.as_str()),
+    ] {
         let msg = start_err(&open(id, secret));
         assert!(msg.contains("access denied (HTTP 403)"), "{msg}");
     }
