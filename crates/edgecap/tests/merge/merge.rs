@@ -45,6 +45,20 @@ fn three_nodes(dir: &Path) -> Vec<PathBuf> {
     vec![a, b, c]
 }
 
+/// What `tcpdump -n -r` prints for `file`, line by line; it must open the file.
+fn tcpdump_lines(file: &Path) -> Vec<String> {
+    let t = Command::new("tcpdump")
+        .args(["-n", "-r"])
+        .arg(file)
+        .output()
+        .unwrap();
+    assert!(t.status.success(), "{}", String::from_utf8_lossy(&t.stderr));
+    String::from_utf8_lossy(&t.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
 fn s(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
@@ -92,16 +106,7 @@ fn files_of_edgecap_tcpdump_and_wiretap_merge_into_one_timeline_like_mergecap() 
     assert_eq!(ours, theirs);
 
     // tcpdump opens the merged pcapng too.
-    let t = Command::new("tcpdump")
-        .args(["-n", "-r"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(t.status.success(), "{}", String::from_utf8_lossy(&t.stderr));
-    let lines: Vec<String> = String::from_utf8_lossy(&t.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect();
+    let lines = tcpdump_lines(&out);
     assert_eq!(lines.len(), 7, "{lines:?}");
     for (line, port) in lines.iter().zip(1001..=1007) {
         assert!(line.contains(&format!(".{port}:")), "{lines:?}");
@@ -125,16 +130,7 @@ fn classic_pcap_output_is_read_by_tcpdump() {
     ok(&edgecap(
         &args.iter().map(String::as_str).collect::<Vec<_>>(),
     ));
-    let t = Command::new("tcpdump")
-        .args(["-n", "-r"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(t.status.success(), "{}", String::from_utf8_lossy(&t.stderr));
-    let lines: Vec<String> = String::from_utf8_lossy(&t.stdout)
-        .lines()
-        .map(str::to_owned)
-        .collect();
+    let lines = tcpdump_lines(&out);
     assert_eq!(lines.len(), 7, "{lines:?}");
     assert!(
         lines[0].contains(".1001:") && lines[6].contains(".1007:"),
