@@ -8,6 +8,7 @@ use std::time::Duration;
 use edgecap_server::{AppState, Config};
 
 use crate::exit::Failure;
+use crate::out::outln;
 use crate::units::parse_duration;
 
 /// Where the state lives; shared by `server`, `admin` and `up`.
@@ -202,7 +203,7 @@ pub fn run(a: &ServerArgs) -> Result<(), Failure> {
         let state = open_state(&a.serve, &a.db, config).await?;
         let listener = bind(addr).await?;
         let url = format!("http://{}", local_addr(&listener)?);
-        println!("edgecap server listening on {url}");
+        outln!("edgecap server listening on {url}");
         flush_stdout();
         edgecap_server::run(listener, state, shutdown_signal())
             .await

@@ -12,6 +12,7 @@ use edgecap_server::AppState;
 use edgecap_server::db::{accounts, tokens};
 
 use crate::exit::Failure;
+use crate::out::outln;
 use crate::server_cmd::{DbArgs, ServeArgs};
 
 #[derive(Debug, clap::Args)]
@@ -248,43 +249,43 @@ struct Banner<'a> {
 impl Banner<'_> {
     fn print(&self) {
         let (url, cfg) = (self.url, &self.client_flag);
-        println!("edgecap is up");
-        println!("  API          {url}   (OpenAPI document: {url}/openapi.json)");
-        println!("  account      {}", self.access.account);
+        outln!("edgecap is up");
+        outln!("  API          {url}   (OpenAPI document: {url}/openapi.json)");
+        outln!("  account      {}", self.access.account);
         if self.access.new_token {
-            println!(
+            outln!(
                 "  API token    {}   (shown once: only its hash is stored)",
                 self.access.token
             );
         } else {
-            println!("  API token    the one in {}", self.client_path.display());
+            outln!("  API token    the one in {}", self.client_path.display());
         }
         match self.not_written {
-            None => println!(
+            None => outln!(
                 "  client       {} (used by capture, ls, status, stop)",
                 self.client_path.display()
             ),
-            Some(why) => println!("  client       {why}; pass --server {url} --token ..."),
+            Some(why) => outln!("  client       {why}; pass --server {url} --token ..."),
         }
-        println!("  destination  {}", self.destination);
+        outln!("  destination  {}", self.destination);
         if self.no_agent {
-            println!("  node         none (--no-agent)");
+            outln!("  node         none (--no-agent)");
         } else {
-            println!("  node         {} (this machine, site=local)", self.node);
+            outln!("  node         {} (this machine, site=local)", self.node);
             if !crate::server_cmd::is_root() {
-                println!(
+                outln!(
                     "               not root: its captures will fail (nftables and NFLOG need \
                      CAP_NET_ADMIN)"
                 );
             }
-            println!("try:");
+            outln!("try:");
             // Without -w, `capture` is a fleet capture through the server the client config
             // names; server, token, account and destination all come from it.
-            println!(
+            outln!(
                 "  edgecap capture{cfg} --colo {} --proto icmp --time 10s",
                 self.node
             );
-            println!("  edgecap ls{cfg}");
+            outln!("  edgecap ls{cfg}");
         }
         crate::server_cmd::flush_stdout();
     }

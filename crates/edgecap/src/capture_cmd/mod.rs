@@ -126,7 +126,7 @@ pub fn run(a: &CaptureArgs) -> Result<(), Failure> {
             (s, Some(path))
         }
     };
-    print_summary(&summary, a.json, path.as_deref());
+    print_summary(&summary, a, path.as_deref());
     Ok(())
 }
 
@@ -188,13 +188,22 @@ fn capture_into<W: Write>(
     }
 }
 
-fn print_summary(s: &Summary, json: bool, path: Option<&Path>) {
-    let mut err = std::io::stderr().lock();
-    if json {
-        let _ = serde_json::to_writer(&mut err, s);
-        let _ = writeln!(err);
+/// The summary: `--json` on standard output (standard error when `-w -` streams the packets
+/// there), else the human lines on standard error unless `-q`.
+fn print_summary(s: &Summary, a: &CaptureArgs, path: Option<&Path>) {
+    if a.json {
+        let v = serde_json::to_string(s).unwrap_or_default();
+        if path.is_none() {
+            let _ = writeln!(std::io::stderr().lock(), "{v}");
+        } else {
+            crate::out::outln!("{v}");
+        }
         return;
     }
+    if a.quiet {
+        return;
+    }
+    let mut err = std::io::stderr().lock();
     let _ = writeln!(err, "{s}");
     if let Some(p) = path {
         let _ = writeln!(err, "wrote {} ({} bytes)", p.display(), s.file_bytes);
