@@ -38,20 +38,22 @@ pub fn run(a: &UpArgs) -> Result<(), Failure> {
     let dir = std::path::absolute(a.db.data_dir()?)
         .map_err(|e| Failure::usage(format!("--data-dir: {e}")))?;
     let captures = dir.join("captures");
-    std::fs::create_dir_all(&captures).map_err(|e| {
-        Failure::usage(format!(
-            "--data-dir: cannot create {}: {e}",
-            captures.display()
-        ))
-    })?;
     let db = DbArgs {
         database: a.db.database.clone(),
         data_dir: Some(dir.clone()),
     };
     let name = a.name.clone().unwrap_or_else(crate::agent_cmd::hostname);
     crate::server_cmd::runtime()?.block_on(async {
-        let state = crate::server_cmd::open_state(&a.serve, &db, config).await?;
+        // The port first: when it is taken, nothing has been written to the data directory
+        // (database, secrets key, agent token) or the client config yet.
         let listener = crate::server_cmd::bind(addr).await?;
+        std::fs::create_dir_all(&captures).map_err(|e| {
+            Failure::usage(format!(
+                "--data-dir: cannot create {}: {e}",
+                captures.display()
+            ))
+        })?;
+        let state = crate::server_cmd::open_state(&a.serve, &db, config).await?;
         let url = format!("http://{}", crate::server_cmd::local_addr(&listener)?);
         let destination = format!("file://{}", captures.display());
         let client_path = match &a.client_config {
