@@ -8,14 +8,14 @@ use edgecap_server::db::{accounts, tokens};
 use serde_json::json;
 
 use crate::exit::Failure;
+use crate::out::outln;
 use crate::server_cmd::DbArgs;
 
 #[derive(Debug, clap::Args)]
 pub struct AdminArgs {
     #[command(flatten)]
     pub db: DbArgs,
-    /// Print JSON instead of plain lines.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help = crate::out::JSON_HELP)]
     pub json: bool,
     #[command(subcommand)]
     pub command: AdminCommand,
@@ -126,19 +126,19 @@ pub fn run(a: &AdminArgs) -> Result<(), Failure> {
                     };
                     let acc = accounts::create(db, &name, &limits).await.map_err(failed)?;
                     if a.json {
-                        println!("{}", json!(acc));
+                        outln!("{}", json!(acc));
                     } else {
-                        println!("{}", acc.id);
+                        outln!("{}", acc.id);
                         eprintln!("created account {:?} ({})", acc.name, acc.id);
                     }
                 }
                 AccountCommand::List => {
                     let list = accounts::list(db).await.map_err(failed)?;
                     if a.json {
-                        println!("{}", json!(list));
+                        outln!("{}", json!(list));
                     } else {
                         for acc in list {
-                            println!(
+                            outln!(
                                 "{}  {:<20}  time<={}s packets<={} bytes<={}",
                                 acc.id,
                                 acc.name,
@@ -172,10 +172,10 @@ pub fn run(a: &AdminArgs) -> Result<(), Failure> {
                 TokenCommand::List => {
                     let list = tokens::list(db).await.map_err(failed)?;
                     if a.json {
-                        println!("{}", json!(list));
+                        outln!("{}", json!(list));
                     } else {
                         for t in list {
-                            println!(
+                            outln!(
                                 "{}  {:<5}  {:<32}  {:<20}  {}",
                                 t.id,
                                 if t.kind == tokens::Kind::Api {
@@ -207,9 +207,9 @@ pub fn run(a: &AdminArgs) -> Result<(), Failure> {
 /// The secret on stdout (alone, for scripts), the warning on stderr.
 fn print_secret((token, secret): (tokens::Token, String), as_json: bool) {
     if as_json {
-        println!("{}", json!({"token": token, "secret": secret}));
+        outln!("{}", json!({"token": token, "secret": secret}));
     } else {
-        println!("{secret}");
+        outln!("{secret}");
     }
     eprintln!(
         "created token {} ({:?}); the secret above is shown only now: only its hash is stored",

@@ -27,8 +27,7 @@ pub enum Command {
     Ls {
         #[command(flatten)]
         server: crate::client::ConnectArgs,
-        /// Print JSON.
-        #[arg(long)]
+        #[arg(long, help = crate::out::JSON_HELP)]
         json: bool,
     },
     /// Show one capture, node by node.
@@ -37,8 +36,7 @@ pub enum Command {
         id: String,
         #[command(flatten)]
         server: crate::client::ConnectArgs,
-        /// Print JSON.
-        #[arg(long)]
+        #[arg(long, help = crate::out::JSON_HELP)]
         json: bool,
     },
     /// Stop a running capture on every node.
@@ -47,6 +45,9 @@ pub enum Command {
         id: String,
         #[command(flatten)]
         server: crate::client::ConnectArgs,
+        // The capture object, as `status --json` prints it.
+        #[arg(long, help = crate::out::JSON_HELP)]
+        json: bool,
     },
     /// Build or remove the throw-away test network of namespaces.
     Lab {

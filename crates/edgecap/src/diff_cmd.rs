@@ -50,8 +50,7 @@ pub struct DiffArgs {
     pub a: PathBuf,
     /// The second capture (e.g. at the origin), or - for standard input.
     pub b: PathBuf,
-    /// Print the report as JSON.
-    #[arg(long)]
+    #[arg(long, help = crate::out::JSON_HELP)]
     pub json: bool,
     /// Show the N most affected flows (0: all).
     #[arg(long, default_value_t = 20, value_name = "N")]

@@ -37,7 +37,7 @@
 //! is still printed, marked incomplete).
 
 use std::fs::File;
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use clap::Args;
@@ -52,8 +52,7 @@ use crate::units::parse_duration;
 pub struct FateArgs {
     /// Capture file (pcap or pcapng, from any tool), or - for standard input.
     pub file: PathBuf,
-    /// Print the report as JSON.
-    #[arg(long)]
+    #[arg(long, help = crate::out::JSON_HELP)]
     pub json: bool,
     /// Show the N most affected flows per node (0: all).
     #[arg(long, default_value_t = 20, value_name = "N")]
@@ -124,13 +123,8 @@ pub(crate) fn json<T: serde::Serialize>(report: &T) -> Result<String, Failure> {
         .map_err(|e| Failure::runtime(format!("encoding the report as JSON: {e}")))
 }
 
-/// Writes to standard output; a closed pipe (`| head`) is not an error.
+/// Writes to standard output; a closed pipe (`| head`) is not an error (see `crate::out`).
 pub(crate) fn print(text: &str) -> Result<(), Failure> {
-    let mut out = io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
-            Err(Failure::runtime(format!("writing to standard output: {e}")))
-        }
-        _ => Ok(()),
-    }
+    crate::out::write(format_args!("{text}"));
+    crate::out::finish()
 }

@@ -4,6 +4,7 @@ use clap::Subcommand;
 use edgecap_lab::{Lab, LabSpec};
 
 use crate::exit::Failure;
+use crate::out::outln;
 
 #[derive(Debug, Subcommand)]
 pub enum LabCommand {
@@ -48,32 +49,32 @@ fn up(name: &str, edges: usize) -> Result<(), Failure> {
     let mut lab = Lab::new(&spec).map_err(|e| Failure::runtime(format!("lab up {name}: {e}")))?;
     lab.keep()
         .map_err(|e| Failure::runtime(format!("lab up {name}: {e}")))?;
-    println!("lab {name} is up (remove it with: edgecap lab down --name {name})");
-    println!(
+    outln!("lab {name} is up (remove it with: edgecap lab down --name {name})");
+    outln!(
         "  source  {:<22} {}",
         lab.src_ns(),
         addrs(&lab, |l, i, v6| l.src_addr(i, v6), edges)
     );
     for i in 0..edges {
-        println!(
+        outln!(
             "  edge{i}   {:<22} {} / {}",
             lab.edge_ns(i),
             lab.edge_addr_src_side(i, false),
             lab.edge_addr_origin_side(i, false)
         );
     }
-    println!(
+    outln!(
         "  origin  {:<22} {}",
         lab.origin_ns(),
         addrs(&lab, |l, i, v6| l.origin_addr(i, v6), edges)
     );
-    println!();
-    println!("try:");
-    println!(
+    outln!();
+    outln!("try:");
+    outln!(
         "  ip netns exec {} edgecap capture --proto icmp --packets 3 -w - | tshark -r - &",
         lab.edge_ns(0)
     );
-    println!(
+    outln!(
         "  ip netns exec {} ping -c 3 {}",
         lab.src_ns(),
         lab.origin_addr(0, false)

@@ -11,6 +11,7 @@ mod exit;
 mod fate_cmd;
 mod lab_cmd;
 mod merge_cmd;
+mod out;
 mod server_cmd;
 mod units;
 mod up_cmd;
@@ -30,7 +31,9 @@ fn main() {
         cli::Command::Status { id, server, json } => {
             server.connect().and_then(|c| client::status(&c, id, *json))
         }
-        cli::Command::Stop { id, server } => server.connect().and_then(|c| client::stop(&c, id)),
+        cli::Command::Stop { id, server, json } => {
+            server.connect().and_then(|c| client::stop(&c, id, *json))
+        }
         cli::Command::Bench { command } => bench::run(command),
         cli::Command::Fate(a) => fate_cmd::run(a),
         cli::Command::Diff(a) => diff_cmd::run(a),
@@ -40,7 +43,7 @@ fn main() {
         cli::Command::Admin(a) => admin_cmd::run(a),
         cli::Command::Up(a) => up_cmd::run(a),
     };
-    if let Err(f) = result {
+    if let Err(f) = result.and_then(|()| out::finish()) {
         eprintln!("edgecap: error: {}", f.message);
         std::process::exit(f.code);
     }

@@ -39,11 +39,9 @@ pub struct MergeArgs {
     /// Output format: pcapng (one interface per node and point) or pcap (needs one linktype).
     #[arg(long, default_value = "pcapng")]
     pub format: String,
-    /// Print the summary as JSON on stderr.
-    #[arg(long)]
+    #[arg(long, help = crate::out::JSON_BESIDE_DATA_HELP)]
     pub json: bool,
-    /// No progress display or summary.
-    #[arg(long, short)]
+    #[arg(long, short, help = crate::out::QUIET_HELP)]
     pub quiet: bool,
 }
 
@@ -289,14 +287,13 @@ pub fn run(a: &MergeArgs) -> Result<(), Failure> {
             name
         }
     };
-    if !a.quiet {
-        report(&summary, a, &output, started.elapsed());
-    }
+    report(&summary, a, &output, started.elapsed());
     Ok(())
 }
 
+/// The summary: `--json` on standard output (standard error when `-w -` streams the merged
+/// file there), else a line on standard error unless `-q`.
 fn report(s: &MergeSummary, a: &MergeArgs, output: &str, took: Duration) {
-    let mut err = io::stderr().lock();
     if a.json {
         let inputs: Vec<serde_json::Value> = a
             .inputs
@@ -315,11 +312,18 @@ fn report(s: &MergeSummary, a: &MergeArgs, output: &str, took: Duration) {
             "seconds": took.as_secs_f64(),
             "libpcap_note": s.libpcap_note,
         });
-        let _ = writeln!(err, "{v}");
+        if a.write == "-" {
+            let _ = writeln!(io::stderr().lock(), "{v}");
+        } else {
+            crate::out::outln!("{v}");
+        }
+        return;
+    }
+    if a.quiet {
         return;
     }
     let _ = writeln!(
-        err,
+        io::stderr().lock(),
         "merged {} files ({} packets, {} interfaces) into {output} ({} bytes) in {:.2}s",
         a.inputs.len(),
         s.packets,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use edgecap_server::{AppState, Config};
 
 use crate::exit::Failure;
+use crate::out::outln;
 use crate::units::parse_duration;
 
 /// Where the state lives; shared by `server`, `admin` and `up`.
@@ -199,10 +200,11 @@ pub async fn open_state(
 pub fn run(a: &ServerArgs) -> Result<(), Failure> {
     let (addr, config) = a.serve.resolve()?;
     runtime()?.block_on(async {
-        let state = open_state(&a.serve, &a.db, config).await?;
+        // The port first: a taken one leaves no new database or secrets key behind.
         let listener = bind(addr).await?;
+        let state = open_state(&a.serve, &a.db, config).await?;
         let url = format!("http://{}", local_addr(&listener)?);
-        println!("edgecap server listening on {url}");
+        outln!("edgecap server listening on {url}");
         flush_stdout();
         edgecap_server::run(listener, state, shutdown_signal())
             .await
@@ -217,10 +219,21 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
         .map_err(|e| Failure::runtime(format!("starting the async runtime: {e}")))
 }
 
+/// Listens on `--listen`; a taken port says how to pick another.
 pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, Failure> {
-    tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| Failure::runtime(format!("--listen: cannot listen on {addr}: {e}")))
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::AddrInUse {
+            format!(
+                "; another process uses it: choose a port with --listen {}:PORT, or --listen \
+                 {}:0 for any free one",
+                addr.ip(),
+                addr.ip()
+            )
+        } else {
+            String::new()
+        };
+        Failure::runtime(format!("--listen: cannot listen on {addr}: {e}{hint}"))
+    })
 }
 
 pub fn local_addr(l: &tokio::net::TcpListener) -> Result<SocketAddr, Failure> {

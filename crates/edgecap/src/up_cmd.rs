@@ -12,6 +12,7 @@ use edgecap_server::AppState;
 use edgecap_server::db::{accounts, tokens};
 
 use crate::exit::Failure;
+use crate::out::outln;
 use crate::server_cmd::{DbArgs, ServeArgs};
 
 #[derive(Debug, clap::Args)]
@@ -37,20 +38,22 @@ pub fn run(a: &UpArgs) -> Result<(), Failure> {
     let dir = std::path::absolute(a.db.data_dir()?)
         .map_err(|e| Failure::usage(format!("--data-dir: {e}")))?;
     let captures = dir.join("captures");
-    std::fs::create_dir_all(&captures).map_err(|e| {
-        Failure::usage(format!(
-            "--data-dir: cannot create {}: {e}",
-            captures.display()
-        ))
-    })?;
     let db = DbArgs {
         database: a.db.database.clone(),
         data_dir: Some(dir.clone()),
     };
     let name = a.name.clone().unwrap_or_else(crate::agent_cmd::hostname);
     crate::server_cmd::runtime()?.block_on(async {
-        let state = crate::server_cmd::open_state(&a.serve, &db, config).await?;
+        // The port first: when it is taken, nothing has been written to the data directory
+        // (database, secrets key, agent token) or the client config yet.
         let listener = crate::server_cmd::bind(addr).await?;
+        std::fs::create_dir_all(&captures).map_err(|e| {
+            Failure::usage(format!(
+                "--data-dir: cannot create {}: {e}",
+                captures.display()
+            ))
+        })?;
+        let state = crate::server_cmd::open_state(&a.serve, &db, config).await?;
         let url = format!("http://{}", crate::server_cmd::local_addr(&listener)?);
         let destination = format!("file://{}", captures.display());
         let client_path = match &a.client_config {
@@ -248,43 +251,43 @@ struct Banner<'a> {
 impl Banner<'_> {
     fn print(&self) {
         let (url, cfg) = (self.url, &self.client_flag);
-        println!("edgecap is up");
-        println!("  API          {url}   (OpenAPI document: {url}/openapi.json)");
-        println!("  account      {}", self.access.account);
+        outln!("edgecap is up");
+        outln!("  API          {url}   (OpenAPI document: {url}/openapi.json)");
+        outln!("  account      {}", self.access.account);
         if self.access.new_token {
-            println!(
+            outln!(
                 "  API token    {}   (shown once: only its hash is stored)",
                 self.access.token
             );
         } else {
-            println!("  API token    the one in {}", self.client_path.display());
+            outln!("  API token    the one in {}", self.client_path.display());
         }
         match self.not_written {
-            None => println!(
+            None => outln!(
                 "  client       {} (used by capture, ls, status, stop)",
                 self.client_path.display()
             ),
-            Some(why) => println!("  client       {why}; pass --server {url} --token ..."),
+            Some(why) => outln!("  client       {why}; pass --server {url} --token ..."),
         }
-        println!("  destination  {}", self.destination);
+        outln!("  destination  {}", self.destination);
         if self.no_agent {
-            println!("  node         none (--no-agent)");
+            outln!("  node         none (--no-agent)");
         } else {
-            println!("  node         {} (this machine, site=local)", self.node);
+            outln!("  node         {} (this machine, site=local)", self.node);
             if !crate::server_cmd::is_root() {
-                println!(
+                outln!(
                     "               not root: its captures will fail (nftables and NFLOG need \
                      CAP_NET_ADMIN)"
                 );
             }
-            println!("try:");
+            outln!("try:");
             // Without -w, `capture` is a fleet capture through the server the client config
             // names; server, token, account and destination all come from it.
-            println!(
+            outln!(
                 "  edgecap capture{cfg} --colo {} --proto icmp --time 10s",
                 self.node
             );
-            println!("  edgecap ls{cfg}");
+            outln!("  edgecap ls{cfg}");
         }
         crate::server_cmd::flush_stdout();
     }

@@ -68,11 +68,10 @@ pub struct CaptureArgs {
     pub server: crate::client::ConnectArgs,
     #[command(flatten)]
     pub fleet: FleetArgs,
-    /// Print the summary as JSON (on stderr, so it never mixes with a streamed capture).
-    #[arg(long)]
+    // The result: the summary of a local capture, the capture object of a fleet one.
+    #[arg(long, help = crate::out::JSON_BESIDE_DATA_HELP)]
     pub json: bool,
-    /// No progress display.
-    #[arg(long, short)]
+    #[arg(long, short, help = crate::out::QUIET_HELP)]
     pub quiet: bool,
 }
 

@@ -66,6 +66,12 @@ pub fn run(a: &CaptureArgs) -> Result<(), Failure> {
                 "-w: a fleet capture (--server) writes where --destination says; -w is for local captures",
             ));
         }
+        if let Some(opt) = local_only_option(a) {
+            return Err(Failure::usage(format!(
+                "{opt}: applies to a local capture only (-w); a fleet capture (--server, or a \
+                 client config naming one) runs on the nodes with their agents' settings"
+            )));
+        }
         let conn = a.server.connect()?;
         return crate::client::capture(&conn, a, &a.fleet);
     }
@@ -126,7 +132,7 @@ pub fn run(a: &CaptureArgs) -> Result<(), Failure> {
             (s, Some(path))
         }
     };
-    print_summary(&summary, a.json, path.as_deref());
+    print_summary(&summary, a, path.as_deref());
     Ok(())
 }
 
@@ -138,6 +144,19 @@ fn fleet_only_option(f: &FleetArgs) -> Option<&'static str> {
         (f.destination.is_some(), "--destination"),
         (f.merge, "--merge"),
         (f.detach, "--detach"),
+    ]
+    .into_iter()
+    .find_map(|(given, opt)| given.then_some(opt))
+}
+
+/// The first option given that only a local capture uses (a fleet capture would ignore it:
+/// the create request has no field for it, each agent uses its own configuration).
+fn local_only_option(a: &CaptureArgs) -> Option<&'static str> {
+    [
+        (a.config.is_some(), "--config"),
+        (a.group.is_some(), "--group"),
+        (a.buffer.is_some(), "--buffer"),
+        (a.node.is_some(), "--node"),
     ]
     .into_iter()
     .find_map(|(given, opt)| given.then_some(opt))
@@ -188,13 +207,22 @@ fn capture_into<W: Write>(
     }
 }
 
-fn print_summary(s: &Summary, json: bool, path: Option<&Path>) {
-    let mut err = std::io::stderr().lock();
-    if json {
-        let _ = serde_json::to_writer(&mut err, s);
-        let _ = writeln!(err);
+/// The summary: `--json` on standard output (standard error when `-w -` streams the packets
+/// there), else the human lines on standard error unless `-q`.
+fn print_summary(s: &Summary, a: &CaptureArgs, path: Option<&Path>) {
+    if a.json {
+        let v = serde_json::to_string(s).unwrap_or_default();
+        if path.is_none() {
+            let _ = writeln!(std::io::stderr().lock(), "{v}");
+        } else {
+            crate::out::outln!("{v}");
+        }
         return;
     }
+    if a.quiet {
+        return;
+    }
+    let mut err = std::io::stderr().lock();
     let _ = writeln!(err, "{s}");
     if let Some(p) = path {
         let _ = writeln!(err, "wrote {} ({} bytes)", p.display(), s.file_bytes);
@@ -214,3 +242,5 @@ fn progress_bar(quiet: bool) -> indicatif::ProgressBar {
 
 #[cfg(test)]
 mod parity_tests;
+#[cfg(test)]
+mod refusal_tests;

@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 use super::{Conn, render};
 use crate::capture_cmd::{CaptureArgs, FleetArgs};
 use crate::exit::Failure;
+use crate::out::{self, outln};
 use crate::units::{parse_count, parse_duration, parse_size};
 
 /// Fleet captures run 30 s unless told otherwise (Cloudflare's API requires a time limit).
@@ -25,7 +26,11 @@ pub fn capture(conn: &Conn, a: &CaptureArgs, f: &FleetArgs) -> Result<(), Failur
         .call(Method::POST, "pcaps", Some(&body))?
         .ok_or_else(|| Failure::runtime("the server created a capture but returned nothing"))?;
     if f.detach {
-        println!("{}", created.id);
+        if a.json {
+            out::json(&created)?;
+        } else {
+            outln!("{}", created.id);
+        }
         return Ok(());
     }
     let stop = Arc::new(AtomicBool::new(false));
@@ -54,10 +59,7 @@ pub fn capture(conn: &Conn, a: &CaptureArgs, f: &FleetArgs) -> Result<(), Failur
     };
     bars.finish();
     if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&last).unwrap_or_default()
-        );
+        out::json(&last)?;
     } else {
         render::capture_detail(&last);
     }
@@ -183,10 +185,7 @@ pub(crate) fn request_body(
 pub fn ls(conn: &Conn, json_out: bool) -> Result<(), Failure> {
     let list: Vec<Capture> = conn.call(Method::GET, "pcaps", None)?.unwrap_or_default();
     if json_out {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&list).unwrap_or_default()
-        );
+        out::json(&list)?;
     } else {
         render::capture_table(&list);
     }
@@ -200,18 +199,26 @@ pub fn status(conn: &Conn, id: &str, json_out: bool) -> Result<(), Failure> {
         .call(Method::GET, &format!("pcaps/{id}"), None)?
         .ok_or_else(|| Failure::runtime("empty answer"))?;
     if json_out {
-        println!("{}", serde_json::to_string_pretty(&c).unwrap_or_default());
+        out::json(&c)?;
     } else {
         render::capture_detail(&c);
     }
     Ok(())
 }
 
-/// `edgecap stop ID`.
-pub fn stop(conn: &Conn, id: &str) -> Result<(), Failure> {
+/// `edgecap stop ID`; with `--json`, the capture as it stands after the stop request (the API
+/// answers a stop with no body, so it is read back).
+pub fn stop(conn: &Conn, id: &str, json_out: bool) -> Result<(), Failure> {
     check_id(id)?;
     let _: Option<Value> = conn.call(Method::PUT, &format!("pcaps/{id}/stop"), None)?;
-    eprintln!("stop requested for {id}");
+    if json_out {
+        let c: Capture = conn
+            .call(Method::GET, &format!("pcaps/{id}"), None)?
+            .ok_or_else(|| Failure::runtime("empty answer"))?;
+        out::json(&c)?;
+    } else {
+        eprintln!("stop requested for {id}");
+    }
     Ok(())
 }
 

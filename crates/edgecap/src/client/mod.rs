@@ -46,7 +46,9 @@ struct ClientFile {
     destination: Option<String>,
 }
 
-/// A resolved connection: flags win over environment, environment over the file.
+/// A resolved connection: flags win over environment, environment over the file; the
+/// account is `--account`, else `EDGECAP_ACCOUNT`, else the file's when the token is the
+/// file's too, else the one the token acts for (asked of the server).
 #[derive(Debug, Clone)]
 pub struct Conn {
     pub server: String,
@@ -82,7 +84,11 @@ impl ConnectArgs {
         let token = pick(&self.token, "EDGECAP_TOKEN", &file.token).ok_or_else(|| {
             Failure::usage("--token: no API token given (flag, EDGECAP_TOKEN or client config)")
         })?;
-        let account = pick(&self.account, "EDGECAP_ACCOUNT", &file.account);
+        // The file's account goes with the file's token only: a token from the flag or the
+        // environment may belong to another account, whose captures are the ones wanted.
+        let token_from_file = self.token.is_none() && std::env::var_os("EDGECAP_TOKEN").is_none();
+        let file_account = file.account.filter(|_| token_from_file);
+        let account = pick(&self.account, "EDGECAP_ACCOUNT", &file_account);
         if let Some(a) = &account
             && !edgecap_model::ids::is_id(a)
         {

@@ -6,6 +6,8 @@ use std::time::Duration;
 use edgecap_model::{Capture, NodeResult};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
+use crate::out::outln;
+
 /// One progress bar per node, created as nodes appear in the capture's results: filled by
 /// packets toward the node's share when the capture has a packet limit, else by time toward
 /// the time limit. Drawn only when stderr is a terminal.
@@ -92,12 +94,16 @@ fn node_line(r: &NodeResult, elapsed: Duration, time_limit: f64) -> String {
 }
 
 pub fn capture_table(list: &[Capture]) {
-    println!(
+    outln!(
         "{:<32}  {:<8}  {:<27}  {:>5}  {:>9}  FILTER",
-        "ID", "STATUS", "SUBMITTED", "NODES", "PACKETS"
+        "ID",
+        "STATUS",
+        "SUBMITTED",
+        "NODES",
+        "PACKETS"
     );
     for c in list {
-        println!(
+        outln!(
             "{:<32}  {:<8}  {:<27}  {:>5}  {:>9}  {}",
             c.id,
             c.status.as_str(),
@@ -110,25 +116,31 @@ pub fn capture_table(list: &[Capture]) {
 }
 
 pub fn capture_detail(c: &Capture) {
-    println!("capture {}  {}", c.id, c.status.as_str());
-    println!("  filter   {}", filter_text(c));
-    println!("  points   {}", c.points.join(", "));
-    println!("  output   {}", c.destination_conf);
+    outln!("capture {}  {}", c.id, c.status.as_str());
+    outln!("  filter   {}", filter_text(c));
+    outln!("  points   {}", c.points.join(", "));
+    outln!("  output   {}", c.destination_conf);
     if let Some(m) = &c.merged_file {
-        println!("  merged   {}", object_url(&c.destination_conf, m));
+        outln!("  merged   {}", object_url(&c.destination_conf, m));
     } else if c.merge && !c.status.is_terminal() {
-        println!("  merged   (being written)");
+        outln!("  merged   (being written)");
     }
-    println!(
+    outln!(
         "  total    {} packets, {} bytes, {} lost",
-        c.packets_captured, c.bytes_captured, c.packets_lost
+        c.packets_captured,
+        c.bytes_captured,
+        c.packets_lost
     );
     if let Some(e) = &c.error_message {
-        println!("  error    {e}");
+        outln!("  error    {e}");
     }
-    println!(
+    outln!(
         "  {:<16}  {:<8}  {:>9}  {:>11}  {:>6}  FILE / REASON",
-        "NODE", "STATUS", "PACKETS", "BYTES", "LOST"
+        "NODE",
+        "STATUS",
+        "PACKETS",
+        "BYTES",
+        "LOST"
     );
     for r in &c.node_results {
         // The file where a user can open it: its key under the destination.
@@ -137,7 +149,7 @@ pub fn capture_detail(c: &Capture) {
             .clone()
             .or_else(|| r.file.as_ref().map(|f| object_url(&c.destination_conf, f)))
             .unwrap_or_default();
-        println!(
+        outln!(
             "  {:<16}  {:<8}  {:>9}  {:>11}  {:>6}  {tail}",
             r.node,
             r.status.as_str(),

@@ -125,17 +125,20 @@ pub struct Running {
 pub struct Finished {
     pub status: ExitStatus,
     pub stderr: String,
+    /// What it printed on stdout when stdout was not the capture (`-w FILE`).
+    pub stdout: String,
 }
 
 impl Finished {
-    /// The JSON summary the capture printed (`--json`).
+    /// The JSON summary the capture printed (`--json`): on stdout, or on stderr when stdout
+    /// carried the capture (`-w -`).
     pub fn summary(&self) -> serde_json::Value {
         let line = self
-            .stderr
+            .stdout
             .lines()
-            .rev()
+            .chain(self.stderr.lines())
             .find(|l| l.starts_with('{'))
-            .unwrap_or_else(|| panic!("no JSON summary in stderr:\n{}", self.stderr));
+            .unwrap_or_else(|| panic!("no JSON summary:\n{}{}", self.stdout, self.stderr));
         serde_json::from_str(line).expect("summary is JSON")
     }
 }
@@ -145,11 +148,8 @@ pub fn start(ns: &str, args: &[&str]) -> Running {
     let tables_before = edgecap_tables(ns).len();
     let mut cmd = edgecap_in(ns, &["capture", "--json", "-q"]);
     cmd.args(args).stdin(Stdio::null()).stderr(Stdio::piped());
-    if !args.contains(&"-") {
-        cmd.stdout(Stdio::null());
-    } else {
-        cmd.stdout(Stdio::piped());
-    }
+    // The capture itself (`-w -`), or the JSON summary.
+    cmd.stdout(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn edgecap");
     let ready = wait_for(Duration::from_secs(10), || {
         if let Ok(Some(_)) = child.try_wait() {
@@ -187,7 +187,15 @@ impl Running {
                 if let Some(mut e) = self.child.stderr.take() {
                     let _ = e.read_to_string(&mut stderr);
                 }
-                return Finished { status, stderr };
+                let mut stdout = String::new();
+                if let Some(mut o) = self.child.stdout.take() {
+                    let _ = o.read_to_string(&mut stdout);
+                }
+                return Finished {
+                    status,
+                    stderr,
+                    stdout,
+                };
             }
             if start.elapsed() > limit {
                 let _ = self.child.kill();

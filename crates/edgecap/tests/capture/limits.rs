@@ -30,6 +30,9 @@ fn packet_limit_yields_exactly_that_many_packets() {
     let s = done.summary();
     assert_eq!(s["stop_reason"], "packet-limit");
     assert_eq!(s["packets"], 1000);
+    // -w FILE --json -q: the JSON is all of stdout, and nothing of it is on stderr.
+    assert_eq!(done.stdout.lines().count(), 1, "{}", done.stdout);
+    assert!(!done.stderr.contains('{'), "{}", done.stderr);
     // Exactly the first 1000 packets sent, in order.
     let m = markers(&out);
     assert_eq!(m, (1..=1000).collect::<Vec<u32>>());

@@ -126,7 +126,7 @@ pub fn edgecap(args: &[&str]) -> String {
 
 /// `--data-dir DIR` and, for PostgreSQL, `--database URL`: where server and admin find the
 /// state.
-fn db_args(data: &Path, opts: &ServerOpts) -> Vec<String> {
+pub fn db_args(data: &Path, opts: &ServerOpts) -> Vec<String> {
     let mut a = vec!["--data-dir".to_owned(), data.display().to_string()];
     if let Some(url) = &opts.database {
         a.extend(["--database".to_owned(), url.clone()]);
@@ -135,7 +135,7 @@ fn db_args(data: &Path, opts: &ServerOpts) -> Vec<String> {
 }
 
 /// Starts `edgecap server` and returns it with the URL it printed.
-fn start_server(
+pub fn start_server(
     tmp: &Path,
     data: &Path,
     listen: &str,

@@ -34,6 +34,7 @@ mod control_plane;
 
 mod across;
 mod bad_input;
+mod cli;
 mod limits;
 mod node_loss;
 mod restart;

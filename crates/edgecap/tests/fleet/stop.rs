@@ -1,4 +1,4 @@
-//! `stop` ends the capture on every node; every file is complete. The capture's filter is an
+//! `stop` (the CLI's, with `--json`) ends the capture on every node; every file is complete. The capture's filter is an
 //! expression (`filter`), compiled by each agent. How fast a stop reaches the
 //! agents is measured by `edgecap bench dispatch` (stop -> every agent stopped), not here.
 
@@ -29,7 +29,19 @@ fn stop_ends_the_capture_on_every_node_with_complete_files() {
         c["packets_captured"] == 12
     });
     assert_eq!(c["status"], "running");
-    fleet.stop(&id);
+    // Through the CLI: `stop --json` prints the capture as `status --json` does.
+    let out = crate::harness::edgecap(&[
+        "stop",
+        &id,
+        "--json",
+        "--server",
+        &fleet.url,
+        "--token",
+        &fleet.token,
+    ]);
+    let stopped: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(stopped["id"], id.as_str(), "{stopped:#}");
+    assert!(stopped["stop_requested"].is_string(), "{stopped:#}");
     let c = fleet.wait(&id, Duration::from_secs(15), |c| c["status"] != "running");
     assert_eq!(c["status"], "success", "{c:#}");
     assert!(c["stop_requested"].is_string());

@@ -115,6 +115,41 @@ fn files_of_edgecap_tcpdump_and_wiretap_merge_into_one_timeline_like_mergecap() 
 }
 
 #[test]
+fn json_goes_to_stdout_unless_the_merged_file_does_and_quiet_keeps_stderr_empty() {
+    let dir = TempDir::new("merge-json");
+    let inputs: Vec<String> = three_nodes(&dir.0).iter().map(|p| s(p)).collect();
+    let out = s(&dir.0.join("merged.pcapng"));
+    let run = |flags: &[&str]| {
+        let mut args: Vec<&str> = vec!["merge"];
+        args.extend(flags);
+        args.extend(inputs.iter().map(String::as_str));
+        let r = edgecap(&args);
+        ok(&r);
+        r
+    };
+    // -w FILE: the JSON is stdout's only content; -q leaves stderr empty (not the JSON).
+    let r = run(&["-w", &out, "--json", "-q"]);
+    let v: serde_json::Value = serde_json::from_slice(&r.stdout).unwrap();
+    assert_eq!(v["packets"], 7, "{v}");
+    assert!(
+        r.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    // -q alone: nothing on either.
+    let r = run(&["-w", &out, "-q"]);
+    assert!(r.stdout.is_empty() && r.stderr.is_empty());
+    // -w -: stdout is the merged file, so the JSON goes to stderr.
+    let r = run(&["-w", "-", "--json"]);
+    assert!(
+        r.stdout.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]),
+        "a pcapng on stdout"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&r.stderr).unwrap();
+    assert_eq!(v["output"], "-", "{v}");
+}
+
+#[test]
 fn classic_pcap_output_is_read_by_tcpdump() {
     let dir = TempDir::new("merge-pcap");
     let inputs = three_nodes(&dir.0);

@@ -55,7 +55,8 @@ pub fn start_all(ns: &str, texts: &[&str], scratch: &Scratch, batch: usize) -> V
             let child = edgecap_in(ns, &args)
                 .arg(&out)
                 .stdin(Stdio::null())
-                .stdout(Stdio::null())
+                // The JSON summary (`-w FILE`: stdout carries nothing else).
+                .stdout(Stdio::piped())
                 .stderr(Stdio::piped())
                 .spawn()
                 .expect("spawn edgecap");
@@ -108,9 +109,9 @@ pub fn finish(mut c: Capture, text: &str, corpus: &Corpus) -> BTreeSet<u32> {
     let out = child.wait_with_output().expect("capture output");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "capture of {text:?} failed: {stderr}");
-    let summary = stderr
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary = stdout
         .lines()
-        .rev()
         .find(|l| l.starts_with('{'))
         .unwrap_or_else(|| panic!("no summary for {text:?}: {stderr}"));
     let summary: serde_json::Value = serde_json::from_str(summary).unwrap();
