@@ -40,7 +40,7 @@ impl NodeContext {
         match &self.netns {
             None => Ok(f()),
             Some(ns) => {
-                edgecap_lab::netns::run(ns, f).map_err(|e| format!("network namespace {ns}: {e}"))
+                edgecap_netns::run(ns, f).map_err(|e| format!("network namespace {ns}: {e}"))
             }
         }
     }
