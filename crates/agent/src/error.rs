@@ -90,7 +90,7 @@ pub enum WorkerError {
     #[error("network namespace {ns}: {source}")]
     Netns {
         ns: String,
-        source: edgecap_lab::LabError,
+        source: edgecap_netns::NetnsError,
     },
     #[error("{}", engine_message(.0))]
     Engine(#[source] CaptureError),

@@ -3,7 +3,6 @@
 //! configuration file says what the node is (name, labels, capture points).
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use edgecap_capture::Config;
 
@@ -83,7 +82,7 @@ impl Settings {
             }
         })?;
         if let Some(ns) = &self.netns {
-            let path = Path::new(edgecap_lab::NETNS_DIR).join(ns);
+            let path = edgecap_netns::path(ns);
             if ns.is_empty() || ns.contains('/') || !path.exists() {
                 return Err(bad(
                     "--netns",
@@ -119,7 +118,7 @@ impl Settings {
         };
         match &self.netns {
             None => probe(),
-            Some(ns) => edgecap_lab::netns::run(ns, probe).unwrap_or_else(|e| {
+            Some(ns) => edgecap_netns::run(ns, probe).unwrap_or_else(|e| {
                 tracing::error!(netns = %ns, error = %e, "cannot list the namespace's devices");
                 Vec::new()
             }),

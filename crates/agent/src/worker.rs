@@ -40,7 +40,7 @@ impl NodeContext {
     fn in_capture_ns<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T, WorkerError> {
         match &self.netns {
             None => Ok(f()),
-            Some(ns) => edgecap_lab::netns::run(ns, f).map_err(|source| WorkerError::Netns {
+            Some(ns) => edgecap_netns::run(ns, f).map_err(|source| WorkerError::Netns {
                 ns: ns.clone(),
                 source,
             }),

@@ -7,23 +7,7 @@ use std::collections::BTreeMap;
 
 use edgecap_agent::Settings;
 use edgecap_lab::{Lab, LabSpec};
-
-fn root_or_skip() -> bool {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let root = status
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(2))
-        == Some("0");
-    if !root {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "this test needs root (network namespaces) and CI=true forbids skipping"
-        );
-        eprintln!("skipping: needs root");
-    }
-    root
-}
+use edgecap_testkit::root_or_skip;
 
 #[test]
 fn devices_and_points_are_those_of_the_capture_namespace() {
@@ -32,7 +16,7 @@ fn devices_and_points_are_those_of_the_capture_namespace() {
     }
     let lab = Lab::new(&LabSpec::default()).unwrap();
     let ns = lab.edge_ns(0).to_owned();
-    let inside = edgecap_lab::netns::run(&ns, edgecap_capture::points::local_devices).unwrap();
+    let inside = edgecap_netns::run(&ns, edgecap_capture::points::local_devices).unwrap();
     assert_eq!(inside, ["from-src", "lo", "to-origin"]);
     let outside = edgecap_capture::points::local_devices();
     assert!(

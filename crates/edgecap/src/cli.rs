@@ -1,9 +1,7 @@
 //! Raw command-line flags, exactly as typed. Validation into engine types happens in the
 //! command modules, so every error can name the option it came from.
 
-use std::path::PathBuf;
-
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -54,10 +52,13 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::lab_cmd::LabCommand,
     },
-    /// Rerunnable benchmarks against the standard tools.
+    /// Rerunnable benchmarks against the standard tools: runs the edgecap-bench program
+    /// (built beside this one), which `edgecap bench --help` describes.
+    #[command(disable_help_flag = true)]
     Bench {
-        #[command(subcommand)]
-        command: BenchCommand,
+        /// The benchmark and its flags, handed to edgecap-bench as they are.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<std::ffi::OsString>,
     },
     /// Per flow, how many packets each capture point saw and where they stopped appearing.
     Fate(crate::fate_cmd::FateArgs),
@@ -73,76 +74,4 @@ pub enum Command {
     Admin(crate::admin_cmd::AdminArgs),
     /// Server, an agent for this machine and a local destination, in one process.
     Up(crate::up_cmd::UpArgs),
-}
-
-#[derive(Debug, Subcommand)]
-pub enum BenchCommand {
-    /// Capture throughput and CPU: edgecap vs tcpdump on the same NFLOG group and traffic.
-    Capture(BenchCaptureArgs),
-    /// Dispatch latency, CPU and memory of one server with N simulated agents.
-    Dispatch(crate::bench::dispatch::BenchDispatchArgs),
-    /// Merge time and memory: edgecap merge vs mergecap -w on the same generated files.
-    Merge(BenchMergeArgs),
-    /// Peak memory of the upload path: a capture-sized pcapng streamed into moto_server.
-    Upload(BenchUploadArgs),
-    /// Peak memory of a real agent capturing lab traffic into a bucket on moto_server.
-    AgentMemory(crate::bench::agent_memory::BenchAgentMemoryArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct BenchMergeArgs {
-    /// Number of input files (one per node).
-    #[arg(long, default_value_t = 16)]
-    pub files: usize,
-    /// Total size of the inputs (e.g. 1GB, 100MB).
-    #[arg(long, default_value = "1GB")]
-    pub total: String,
-    /// Runs per tool (alternating order); medians are reported.
-    #[arg(long, default_value_t = 3)]
-    pub runs: usize,
-    /// Write the markdown table here as well as to stdout.
-    #[arg(long)]
-    pub markdown: Option<PathBuf>,
-    /// Directory for the files (default: a temporary directory, removed afterwards).
-    #[arg(long)]
-    pub dir: Option<PathBuf>,
-}
-
-#[derive(Debug, Args)]
-pub struct BenchUploadArgs {
-    /// Capture sizes to stream (e.g. 100MB,2GB).
-    #[arg(long, value_delimiter = ',', default_value = "100MB,2GB")]
-    pub sizes: Vec<String>,
-    /// Write the markdown table here as well as to stdout.
-    #[arg(long)]
-    pub markdown: Option<PathBuf>,
-}
-
-#[derive(Debug, Args)]
-pub struct BenchCaptureArgs {
-    /// Seconds of traffic per measurement.
-    #[arg(long, default_value_t = 3.0)]
-    pub seconds: f64,
-    /// Offered rates in packets per second (200k = 200000); "max": as fast as the generator goes.
-    #[arg(long, value_delimiter = ',', default_value = "50k,100k,200k,400k,max")]
-    pub rates: Vec<String>,
-    /// UDP payload sizes in bytes.
-    #[arg(long, value_delimiter = ',', default_value = "64,1400")]
-    pub sizes: Vec<usize>,
-    /// Readers to compare: edgecap, tcpdump (all defaults), tcpdump-B (tcpdump -B 4096).
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "edgecap,tcpdump,tcpdump-B"
-    )]
-    pub readers: Vec<String>,
-    /// Readers write to /dev/null instead of a file: isolates capture cost from file cost.
-    #[arg(long)]
-    pub null_sink: bool,
-    /// Write the markdown table here as well as to stdout.
-    #[arg(long)]
-    pub markdown: Option<PathBuf>,
-    /// Directory for capture files (default: a temporary directory, removed afterwards).
-    #[arg(long)]
-    pub dir: Option<PathBuf>,
 }

@@ -2,7 +2,7 @@
 
 mod admin_cmd;
 mod agent_cmd;
-mod bench;
+mod bench_cmd;
 mod capture_cmd;
 mod cli;
 mod client;
@@ -13,8 +13,10 @@ mod lab_cmd;
 mod merge_cmd;
 mod out;
 mod server_cmd;
-mod units;
 mod up_cmd;
+
+// `crate::units::...` in the command modules: the quantities are shared with the benchmarks.
+use edgecap_units as units;
 
 use clap::Parser;
 
@@ -34,7 +36,7 @@ fn main() {
         cli::Command::Stop { id, server, json } => {
             server.connect().and_then(|c| client::stop(&c, id, *json))
         }
-        cli::Command::Bench { command } => bench::run(command),
+        cli::Command::Bench { args } => bench_cmd::run(args, &cli.log),
         cli::Command::Fate(a) => fate_cmd::run(a),
         cli::Command::Diff(a) => diff_cmd::run(a),
         cli::Command::Merge(a) => merge_cmd::run(a),

@@ -12,8 +12,7 @@ use crate::LabError;
 /// Longest any single setup or teardown command may run.
 pub(crate) const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Where `ip netns` keeps its namespace handles.
-pub const NETNS_DIR: &str = "/run/netns";
+pub use edgecap_netns::NETNS_DIR;
 
 /// The Debian package that ships `tool`, for error messages.
 fn package_of(tool: &str) -> &'static str {

@@ -16,13 +16,13 @@
 //! | [`topology`] | [`Lab`]: build / attach / keep / destroy, accessors, `exec` in a namespace |
 //! | `build` | the setup commands: sysctls, veth pairs, addresses, neighbours, routes, nft |
 //! | [`plan`] | the address plan as pure functions: addresses, prefixes, MACs, interface names |
-//! | [`netns`] | running Rust code (sockets, threads) inside a lab namespace |
+//! | [`netns`] | running Rust code (sockets, threads) inside a lab namespace (`edgecap_netns`) |
 //! | [`pipeline`] | each edge's firewall and mitigation tables, their ports, rates and priorities |
 //! | [`packet`] | crafting raw IPv4/IPv6 TCP/UDP/ICMP/any-protocol packets, markers, Ethernet |
 //! | [`send`] | [`Lab::send`], [`Lab::send_from`], [`Lab::blast`] (sendmmsg generator) |
 //! | [`state`] | lab names, state files under `/run/edgecap-lab/`, [`cleanup_stale`] |
 //! | `cmd` | running `ip`/`nft`/`sysctl` as argv lists with a time limit |
-//! | `sys` | the only `unsafe`: `setns`, AF_PACKET socket, `send`, `sendmmsg` |
+//! | `sys` | the only `unsafe`: AF_PACKET socket, `send`, `sendmmsg` |
 //! | [`error`] | [`LabError`] |
 //!
 //! # Address plan (edge `i`, 0-based, at most [`plan::MAX_EDGES`])

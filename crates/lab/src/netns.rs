@@ -1,7 +1,6 @@
-//! Running Rust code inside a lab namespace: on a fresh thread that `setns`es first, since
-//! `setns` moves only the calling thread. Sockets opened there (netlink, AF_PACKET, UDP)
-//! belong to that namespace for their whole life, wherever they are used afterwards, and
-//! threads spawned from inside inherit the namespace.
+//! Running Rust code inside a lab namespace: [`edgecap_netns`]'s threads that `setns` first,
+//! with the lab's error type. Sockets opened there (netlink, AF_PACKET, UDP) belong to that
+//! namespace for their whole life, and threads spawned from inside inherit it.
 //!
 //! ```no_run
 //! # let lab = edgecap_lab::Lab::new(&edgecap_lab::LabSpec::default())?;
@@ -14,37 +13,34 @@
 
 use std::thread;
 
-use crate::{Lab, LabError, sys};
+use edgecap_netns::NetnsError;
 
-/// Moves the calling thread into namespace `ns`, for a thread made for the purpose.
-fn enter(ns: &str) -> Result<(), LabError> {
-    let path = Lab::netns_path(ns);
-    sys::enter_netns(&path).map_err(|e| LabError::io(format!("entering {}", path.display()), e))
+use crate::LabError;
+
+impl From<NetnsError> for LabError {
+    fn from(e: NetnsError) -> Self {
+        match e {
+            NetnsError::Enter { path, source } => {
+                LabError::io(format!("entering {}", path.display()), source)
+            }
+            NetnsError::Spawn(source) => LabError::io("spawning a thread", source),
+            NetnsError::Panicked => LabError::ThreadPanicked,
+        }
+    }
 }
 
 /// Runs `f` inside network namespace `ns` (by name, as in `ip netns`) on a scoped thread and
 /// returns its result; `f` may borrow from the caller.
 pub fn run<T: Send>(ns: &str, f: impl FnOnce() -> T + Send) -> Result<T, LabError> {
-    thread::scope(|s| {
-        thread::Builder::new()
-            .name(format!("netns-{ns}"))
-            .spawn_scoped(s, || enter(ns).map(|()| f()))
-            .map_err(|e| LabError::io("spawning a thread", e))?
-            .join()
-            .map_err(|_| LabError::ThreadPanicked)?
-    })
+    Ok(edgecap_netns::run(ns, f)?)
 }
 
 /// Spawns a thread that enters `ns` and then runs `f`, for long-running work (a capture
 /// agent, a reader). The handle yields an error if entering the namespace failed.
-pub fn spawn<T, F>(ns: &str, f: F) -> Result<thread::JoinHandle<Result<T, LabError>>, LabError>
+pub fn spawn<T, F>(ns: &str, f: F) -> Result<thread::JoinHandle<Result<T, NetnsError>>, LabError>
 where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
 {
-    let owned = ns.to_string();
-    thread::Builder::new()
-        .name(format!("netns-{ns}"))
-        .spawn(move || enter(&owned).map(|()| f()))
-        .map_err(|e| LabError::io("spawning a thread", e))
+    Ok(edgecap_netns::spawn(ns, f)?)
 }

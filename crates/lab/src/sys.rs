@@ -1,25 +1,10 @@
-//! The only module with `unsafe`: entering a network namespace and sending Ethernet frames
-//! through an AF_PACKET socket (`send`, `sendmmsg`).
+//! The only module with `unsafe`: sending Ethernet frames through an AF_PACKET socket
+//! (`send`, `sendmmsg`). Entering a namespace is `edgecap_netns`'s.
 #![allow(unsafe_code)]
 
 use std::ffi::CString;
-use std::fs::File;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::Path;
-
-/// Moves the *calling thread* into the network namespace at `path` (`/run/netns/NAME`).
-/// Other threads of the process are not affected; call it from a thread made for the job.
-pub(crate) fn enter_netns(path: &Path) -> io::Result<()> {
-    let file = File::open(path)?;
-    // SAFETY: `file` is an open descriptor for the whole call; setns only reads it.
-    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}
 
 fn if_index(name: &str) -> io::Result<libc::c_int> {
     let cname = CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Mutex;
 
-use crate::cmd::{self, NETNS_DIR};
+use crate::cmd;
 use crate::plan::{self, EDGE_HOST, END_HOST, Link, Mac};
 use crate::spec::{validate_name, validate_prefix};
 use crate::state::{self, LabState};
@@ -195,7 +195,7 @@ impl Lab {
     }
     /// The `/run/netns/...` handle of a namespace, for `setns`.
     pub fn netns_path(ns: &str) -> PathBuf {
-        PathBuf::from(NETNS_DIR).join(ns)
+        edgecap_netns::path(ns)
     }
 
     /// Source address on the link to edge `i`: 198.18.(2i).2 / 2001:db8:(2i)::2.

@@ -3,23 +3,13 @@
 //! syntax each primitive stands for. Needs root; under CI=true it fails rather than skips.
 #![allow(clippy::unwrap_used)]
 
-use std::os::fd::AsRawFd;
 use std::process::Command;
 
 use edgecap_filter::ir::{Base, CmpOp, Conjunction, Dir, Family, Match, Payload, Test};
 use edgecap_netfilter::{
     CaptureTable, Hook, HookNum, NflogConfig, NflogReader, PointRules, RuleSpec,
 };
-
-#[allow(unsafe_code)]
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    if !root && std::env::var("CI").as_deref() == Ok("true") {
-        panic!("needs root and CI=true forbids skipping");
-    }
-    root
-}
+use edgecap_testkit::root_or_skip;
 
 /// A network namespace removed at drop.
 struct Netns(String);
@@ -37,18 +27,8 @@ impl Netns {
         Self(name)
     }
     /// Runs `f` on a thread that has entered the namespace (setns is per thread).
-    #[allow(unsafe_code)]
-    fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = format!("/run/netns/{}", self.0);
-        std::thread::spawn(move || {
-            let fd = std::fs::File::open(&path).unwrap();
-            // SAFETY: fd is a valid namespace file descriptor for the lifetime of the call.
-            let rc = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-            f()
-        })
-        .join()
-        .unwrap()
+    fn run<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        edgecap_netns::run(&self.0, f).unwrap()
     }
     fn nft(&self, args: &[&str]) -> String {
         let out = Command::new("ip")
@@ -84,7 +64,7 @@ fn v4(addr: &str, len: u8) -> Match {
 
 #[test]
 fn every_primitive_reads_back_as_the_nft_it_stands_for() {
-    if !is_root() {
+    if !root_or_skip() {
         return;
     }
     let ns = Netns::new();
@@ -361,7 +341,7 @@ fn rule_exprs(ns: &str, table: &str) -> Vec<Vec<serde_json::Value>> {
 /// expressions: our encoding is nft's encoding of what we display.
 #[test]
 fn compiled_expressions_encode_as_nft_encodes_their_rendering() {
-    if !is_root() {
+    if !root_or_skip() {
         return;
     }
     let ns = Netns::new();
@@ -448,7 +428,7 @@ fn compiled_expressions_encode_as_nft_encodes_their_rendering() {
 /// point with two hooks installs in one batch: the socket buffers hold the batch and its ACKs.
 #[test]
 fn the_largest_filter_installs_in_one_batch() {
-    if !is_root() {
+    if !root_or_skip() {
         return;
     }
     let ns = Netns::new();
@@ -502,7 +482,7 @@ fn the_largest_filter_installs_in_one_batch() {
 /// looks like a quiet socket.
 #[test]
 fn an_overrun_is_counted_and_the_batches_behind_it_are_still_read() {
-    if !is_root() {
+    if !root_or_skip() {
         return;
     }
     let ns = Netns::new();

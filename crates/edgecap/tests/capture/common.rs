@@ -1,5 +1,6 @@
 //! Shared harness: run the real `edgecap` binary inside a lab namespace, stop it the way a user
-//! would, and read its file back with tshark.
+//! would, and read its file back with tshark (the root check and the readers are
+//! edgecap-testkit's, re-exported here for the tests' `use crate::common::*`).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -7,27 +8,11 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use edgecap_lab::{Lab, LabSpec};
+use edgecap_testkit::readers::tshark_packets_where;
+pub use edgecap_testkit::readers::{tshark_fields, tshark_packets};
+pub use edgecap_testkit::root_or_skip;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_edgecap");
-
-/// Root-only tests run as root; under `CI=true` a missing privilege is a failure, never a skip.
-pub fn root_or_skip() -> bool {
-    // SAFETY-free check: /proc/self/status "Uid:" line, effective uid is the second field.
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let euid = status
-        .lines()
-        .find(|l| l.starts_with("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(2))
-        .unwrap_or("1");
-    if euid == "0" {
-        return true;
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("this test needs root (network namespaces, nftables) and CI=true forbids skipping");
-    }
-    eprintln!("skipping: needs root");
-    false
-}
 
 /// IPv4 UDP packets from the source to the origin through edge 0, one per marker, sport 40000,
 /// `total_len` bytes each (IP header included) when given.
@@ -212,21 +197,6 @@ impl Running {
     }
 }
 
-/// One packet as tshark read it from a capture file.
-#[derive(Debug, Clone)]
-pub struct ReadPacket {
-    /// The captured bytes (an IP packet).
-    pub data: Vec<u8>,
-    pub cap_len: u32,
-    pub orig_len: u32,
-}
-
-/// Opens `file` with tshark (proving it reads it) and returns its packets in file order.
-/// tshark re-writes the packets as classic pcap on stdout, which we parse here.
-pub fn tshark_packets(file: &Path) -> Vec<ReadPacket> {
-    tshark_packets_where(file, None)
-}
-
 /// The markers of the packets tshark shows on interface `name`, sorted.
 pub fn markers_at(file: &Path, name: &str) -> Vec<u32> {
     let filter = format!("frame.interface_name == \"{name}\"");
@@ -238,48 +208,6 @@ pub fn markers_at(file: &Path, name: &str) -> Vec<u32> {
     m
 }
 
-fn tshark_packets_where(file: &Path, display_filter: Option<&str>) -> Vec<ReadPacket> {
-    let mut c = Command::new("tshark");
-    c.args(["-r"]).arg(file);
-    if let Some(f) = display_filter {
-        c.args(["-Y", f]);
-    }
-    let out = c
-        .args(["-F", "pcap", "-w", "-"])
-        .output()
-        .expect("run tshark");
-    assert!(
-        out.status.success(),
-        "tshark could not read {}: {}",
-        file.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    parse_pcap(&out.stdout)
-}
-
-fn parse_pcap(b: &[u8]) -> Vec<ReadPacket> {
-    assert!(b.len() >= 24, "tshark wrote no pcap header");
-    let magic = u32::from_le_bytes(b[0..4].try_into().unwrap());
-    assert!(
-        magic == 0xa1b2_c3d4 || magic == 0xa1b2_3c4d,
-        "tshark output is not little-endian pcap: {magic:#x}"
-    );
-    let mut out = Vec::new();
-    let mut off = 24;
-    while off + 16 <= b.len() {
-        let cap = u32::from_le_bytes(b[off + 8..off + 12].try_into().unwrap());
-        let orig = u32::from_le_bytes(b[off + 12..off + 16].try_into().unwrap());
-        let data = b[off + 16..off + 16 + cap as usize].to_vec();
-        out.push(ReadPacket {
-            data,
-            cap_len: cap,
-            orig_len: orig,
-        });
-        off += 16 + cap as usize;
-    }
-    out
-}
-
 /// The markers of the packets in `file`, sorted.
 pub fn markers(file: &Path) -> Vec<u32> {
     let mut m: Vec<u32> = tshark_packets(file)
@@ -288,27 +216,6 @@ pub fn markers(file: &Path) -> Vec<u32> {
         .collect();
     m.sort_unstable();
     m
-}
-
-/// tshark fields, one line per packet.
-pub fn tshark_fields(file: &Path, fields: &[&str]) -> Vec<Vec<String>> {
-    let mut c = Command::new("tshark");
-    c.arg("-r")
-        .arg(file)
-        .args(["-T", "fields", "-E", "separator=|"]);
-    for f in fields {
-        c.args(["-e", f]);
-    }
-    let out = c.output().expect("tshark");
-    assert!(
-        out.status.success(),
-        "tshark: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| l.split('|').map(str::to_owned).collect())
-        .collect()
 }
 
 /// One interface statistics block: `(interface id, ifrecv, filteraccept, osdrop, usrdeliv)`.

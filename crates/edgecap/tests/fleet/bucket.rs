@@ -5,11 +5,11 @@
 
 use std::path::{Path, PathBuf};
 
+use edgecap_testkit::http::{moto_bucket, moto_get, moto_keys};
+use edgecap_testkit::servers::{AZURITE_ACCOUNT, AZURITE_KEY, Server};
 use serde_json::{Value, json};
 
 use crate::harness::Fleet;
-use crate::http::{moto_bucket, moto_get, moto_keys};
-use crate::servers::{AZURITE_ACCOUNT, AZURITE_KEY, Server};
 
 /// A secret that no answer, log line or byte of the server's state may contain.
 pub const SECRET: &str = "EDGECAP-FLEET-SECRET-K7MDENG";
@@ -47,7 +47,7 @@ impl Bucket {
     /// Container `pcaps` on a fresh Azurite.
     pub fn azure() -> Bucket {
         let server = Server::azurite();
-        crate::azurite::azurite_container(server.port, "pcaps");
+        edgecap_testkit::azurite::azurite_container(server.port, "pcaps");
         Bucket {
             server,
             kind: Kind::Azure,

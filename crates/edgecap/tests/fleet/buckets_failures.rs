@@ -10,14 +10,14 @@ use std::time::Duration;
 
 use edgecap_lab::packet::Packet;
 use edgecap_lab::send::Blast;
+use edgecap_testkit::http::{moto_bucket, moto_open_parts, moto_user};
+use edgecap_testkit::servers::Server;
 use serde_json::{Value, json};
 
 use crate::bucket::Bucket;
 use crate::buckets_s3::ended;
 use crate::capture_common::{edgecap_tables, root_or_skip, wait_for};
 use crate::harness::{Fleet, PORT, ServerOpts};
-use crate::http::{moto_bucket, moto_open_parts, moto_user};
-use crate::servers::Server;
 
 /// Watches edge `i` for any edgecap table until dropped; true if one ever appeared.
 struct RuleWatch {

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use edgecap_lab::packet::Packet;
 use edgecap_lab::send::Blast;
+use edgecap_testkit::http::moto_open_parts;
 use serde_json::{Value, json};
 
 use crate::bucket::Bucket;
@@ -16,7 +17,6 @@ use crate::capture_common::{
     Scratch, edgecap_tables, markers, root_or_skip, tshark_fields, wait_for,
 };
 use crate::harness::{Fleet, PORT, ServerOpts};
-use crate::http::moto_open_parts;
 
 /// Waits until the capture has ended (neither pending nor running).
 pub fn ended(fleet: &Fleet, id: &str, within: Duration) -> Value {

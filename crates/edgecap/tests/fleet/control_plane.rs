@@ -112,7 +112,7 @@ fn the_server_keeps_no_packet_bytes_on_postgresql() {
         return;
     }
     // None only outside CI without PostgreSQL installed (under CI=true that is a failure).
-    let Some(pg) = crate::pg::server() else {
+    let Some(pg) = edgecap_testkit::pg::server() else {
         return;
     };
     let url = pg.create_database();

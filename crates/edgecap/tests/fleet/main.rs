@@ -5,25 +5,13 @@
 //! start. They need root; under CI=true they fail rather than skip without it.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-// The capture tests' helpers (root check, tshark readers, nft tables, scratch directories).
+// The capture tests' helpers (the edgecap binary, lab traffic, nft tables, markers, scratch
+// directories): this crate's own test code. Servers, the root check and tshark come from
+// edgecap-testkit.
 #[path = "../capture/common.rs"]
 #[allow(dead_code)]
 mod capture_common;
 mod harness;
-// The object-store and server tests' helpers (moto, Azurite, PostgreSQL), shared rather than
-// copied; the module names are the ones those files refer to each other by.
-#[allow(dead_code)]
-#[path = "../../../store/tests/stores/azurite.rs"]
-mod azurite;
-#[allow(dead_code)]
-#[path = "../../../store/tests/stores/http.rs"]
-mod http;
-#[allow(dead_code)]
-#[path = "../../../server/tests/api/common/pg.rs"]
-mod pg;
-#[allow(dead_code)]
-#[path = "../../../store/tests/stores/servers.rs"]
-mod servers;
 
 mod bucket;
 mod buckets_azure;

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use edgecap_pcap::{Direction, Format, Interface, Section, Writer};
+use edgecap_testkit::readers::tshark_fields;
 
 /// A 60-byte IPv4/UDP packet 198.18.0.1 -> 198.18.1.1 to `port`.
 pub fn packet(port: u16) -> Vec<u8> {
@@ -83,31 +84,11 @@ pub fn wiretap_file(dir: &Path, name: &str, packets: &[(u64, u16)]) -> PathBuf {
 
 /// What tshark reads: (epoch time as printed, interface name, UDP port) per packet.
 pub fn tshark(file: &Path) -> Vec<(String, String, u16)> {
-    let out = Command::new("tshark")
-        .args(["-n", "-r"])
-        .arg(file)
-        .args([
-            "-T",
-            "fields",
-            "-E",
-            "separator=,",
-            "-e",
-            "frame.time_epoch",
-        ])
-        .args(["-e", "frame.interface_name", "-e", "udp.dstport"])
-        .output()
-        .expect("tshark is installed");
-    assert!(
-        out.status.success(),
-        "tshark -r {}: {}",
-        file.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            (f[0].to_owned(), f[1].to_owned(), f[2].parse().unwrap())
-        })
-        .collect()
+    tshark_fields(
+        file,
+        &["frame.time_epoch", "frame.interface_name", "udp.dstport"],
+    )
+    .into_iter()
+    .map(|f| (f[0].clone(), f[1].clone(), f[2].parse().unwrap()))
+    .collect()
 }

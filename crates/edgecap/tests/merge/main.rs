@@ -3,13 +3,5 @@
 //! `mergecap -w`; bucket URLs (file:// and S3 on moto_server) in and out; bad input.
 #![allow(clippy::unwrap_used)]
 
-// The object-store tests' server helpers, shared rather than copied.
-#[allow(dead_code)]
-#[path = "../../../store/tests/stores/http.rs"]
-mod http;
-#[allow(dead_code)]
-#[path = "../../../store/tests/stores/servers.rs"]
-mod servers;
-
 mod files;
 mod merge;

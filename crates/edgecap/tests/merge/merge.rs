@@ -4,10 +4,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use edgecap_store::{ObjectReader, Store, StoreOptions, UploadOptions, UploadSink};
+use edgecap_testkit::http::moto_bucket;
+use edgecap_testkit::servers::{Server, TempDir};
 
 use super::files::{edgecap_file, tcpdump_file, tshark, wiretap_file};
-use super::http::moto_bucket;
-use super::servers::{Server, TempDir};
 
 fn edgecap(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_edgecap"))

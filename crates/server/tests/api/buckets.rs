@@ -6,12 +6,12 @@
 
 use axum::http::StatusCode;
 use edgecap_model::ServerMsg;
+use edgecap_testkit::http::{moto_bucket, moto_get, moto_keys};
+use edgecap_testkit::servers::{Server, free_port};
 use serde_json::{Value, json};
 
 use crate::both_databases;
 use crate::common::{Backend, Harness, assert_field_error};
-use crate::moto_http::{moto_bucket, moto_get, moto_keys};
-use crate::stores::{Server, free_port};
 
 both_databases!(
     a_validated_bucket_takes_captures_with_sealed_credentials,

@@ -4,16 +4,6 @@
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
 mod common;
-// The object-store tests' moto helpers, shared rather than copied.
-#[allow(dead_code)]
-#[path = "../../../store/tests/stores/http.rs"]
-mod moto_http;
-#[allow(dead_code)]
-#[path = "../../../store/tests/stores/pcapfile.rs"]
-mod pcapfile;
-#[allow(dead_code)]
-#[path = "../../../store/tests/stores/servers.rs"]
-mod stores;
 
 mod auth;
 mod bad_input;

@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use edgecap_model::{AgentMsg, Outcome};
 use edgecap_pcap::{Direction, Format, Interface, Section, Writer};
+use edgecap_testkit::http::{moto_bucket, moto_get, moto_keys, moto_put};
+use edgecap_testkit::pcapfile::{packet, tshark};
+use edgecap_testkit::servers::{Server, TempDir};
 use serde_json::{Value, json};
 
 use crate::both_databases;
 use crate::common::{Backend, FakeNode, Harness};
-use crate::moto_http::{moto_bucket, moto_get, moto_keys, moto_put};
-use crate::pcapfile::{packet, tshark};
-use crate::stores::{Server, TempDir};
 
 both_databases!(
     merged_files_land_beside_the_nodes_files_in_a_bucket,

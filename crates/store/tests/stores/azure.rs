@@ -7,11 +7,11 @@ use edgecap_store::{
 };
 
 use base64::Engine as _;
+use edgecap_testkit::azurite::azurite_container;
+use edgecap_testkit::pcapfile::{assert_capture, packets_for, write_capture};
+use edgecap_testkit::servers::{AZURITE_ACCOUNT, AZURITE_KEY, Server, TempDir};
 
-use super::azurite::azurite_container;
-use super::pcapfile::{assert_capture, packets_for, write_capture};
 use super::s3::{ID, block_on, fast, fetch, keys};
-use super::servers::{AZURITE_ACCOUNT, AZURITE_KEY, Server, TempDir};
 
 fn azure_store(az: &Server, container: &str, dir: &str, key: &str) -> Store {
     let url = format!(

@@ -15,9 +15,9 @@ use edgecap_pcap::Format;
 use edgecap_store::{
     Credentials, Destination, Scheme, Store, StoreError, UploadOptions, UploadSink, layout,
 };
+use edgecap_testkit::servers::TempDir;
 
 use super::s3::{ID, fast};
-use super::servers::TempDir;
 
 /// Records request heads and answers each with a GCS-style 403.
 struct Recorder {

@@ -2,10 +2,10 @@
 
 use edgecap_pcap::Format;
 use edgecap_store::{Store, StoreError, UploadOptions, UploadSink, layout};
+use edgecap_testkit::pcapfile::{assert_capture, packets_for, write_capture};
+use edgecap_testkit::servers::TempDir;
 
-use super::pcapfile::{assert_capture, packets_for, write_capture};
 use super::s3::{ID, fast};
-use super::servers::TempDir;
 
 fn files(dir: &std::path::Path) -> Vec<String> {
     let mut out = Vec::new();

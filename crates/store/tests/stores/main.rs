@@ -5,11 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod azure;
-mod azurite;
 mod gcs;
-mod http;
 mod local;
-mod pcapfile;
 mod s3;
 mod s3_failures;
-mod servers;

@@ -8,11 +8,10 @@ use edgecap_store::layout;
 use edgecap_store::manifest::{MANIFEST_VERSION, Manifest, Outcome, UploadCounts};
 use edgecap_store::upload::MIN_PART;
 use edgecap_store::{ObjectReader, Store, StoreError, StoreOptions, UploadOptions, UploadSink};
+use edgecap_testkit::http::moto_bucket;
+use edgecap_testkit::pcapfile::{assert_capture, packets_for, write_capture};
+use edgecap_testkit::servers::{Server, TempDir};
 use futures_util::StreamExt;
-
-use super::http::moto_bucket;
-use super::pcapfile::{assert_capture, packets_for, write_capture};
-use super::servers::{Server, TempDir};
 
 pub const ID: &str = "5f0c7a1e9b2d4c3a8e6f1b0d2c4a6e8f";
 
@@ -85,7 +84,7 @@ fn a_capture_streams_to_s3_in_5_mib_parts_and_tshark_reads_it() {
     // for the last byte); no object is visible yet.
     let object = format!("captures/fleet/{ID}/edge0.pcapng");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while super::http::moto_open_parts(moto.port, "pcaps", &object) < 2 {
+    while edgecap_testkit::http::moto_open_parts(moto.port, "pcaps", &object) < 2 {
         assert!(
             std::time::Instant::now() < deadline,
             "the full parts never arrived"
@@ -135,9 +134,9 @@ fn moto_enforces_the_5_mib_minimum_and_a_refused_upload_is_never_success() {
     // No object appeared, as moto itself lists it, and the refused upload was aborted (its
     // parts are not left behind), as the preflight's was.
     assert!(keys(&store).is_empty());
-    assert!(super::http::moto_keys(moto.port, "small-parts").is_empty());
+    assert!(edgecap_testkit::http::moto_keys(moto.port, "small-parts").is_empty());
     assert_eq!(
-        super::http::moto_open_uploads(moto.port, "small-parts"),
+        edgecap_testkit::http::moto_open_uploads(moto.port, "small-parts"),
         Vec::<String>::new()
     );
     assert!(report.aborted, "{report:?}");
@@ -187,10 +186,10 @@ fn challenges_and_manifests_are_small_objects_under_the_prefix() {
     // there reads back through the store.
     let key = format!("pcaps/{challenge}");
     assert_eq!(
-        super::http::moto_get(moto.port, "owned", &key),
+        edgecap_testkit::http::moto_get(moto.port, "owned", &key),
         b"token-1234"
     );
-    super::http::moto_put(moto.port, "owned", "pcaps/other.txt", b"from elsewhere");
+    edgecap_testkit::http::moto_put(moto.port, "owned", "pcaps/other.txt", b"from elsewhere");
     assert_eq!(
         &block_on(store.get_small("other.txt", 64)).unwrap()[..],
         b"from elsewhere"

@@ -5,11 +5,11 @@
 use edgecap_pcap::Format;
 use edgecap_store::layout;
 use edgecap_store::{Store, StoreError, UploadOptions, UploadSink};
+use edgecap_testkit::http::{moto_bucket, moto_user};
+use edgecap_testkit::pcapfile::{packet, write_capture};
+use edgecap_testkit::servers::{Server, free_port};
 
-use super::http::{moto_bucket, moto_user};
-use super::pcapfile::{packet, write_capture};
 use super::s3::{ID, fast, keys, moto_store};
-use super::servers::{Server, free_port};
 
 fn start_err(store: &Store) -> String {
     let key = layout::node_file(ID, "edge0", Format::Pcapng).unwrap();

@@ -3,12 +3,10 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
 
 use edgecap_lab::packet::find_marker;
 
-/// The packets of a pcap/pcapng file, read by tcpdump (with a filter when given): tcpdump
-/// re-writes them as classic pcap on stdout.
+/// The packets of a pcap/pcapng file, read by tcpdump (with a filter when given): their bytes.
 pub fn tcpdump_packets(file: &Path, filter: Option<&str>) -> Result<Vec<Vec<u8>>, String> {
     tcpdump_packets_with(file, filter, &[])
 }
@@ -18,30 +16,8 @@ fn tcpdump_packets_with(
     filter: Option<&str>,
     options: &[&str],
 ) -> Result<Vec<Vec<u8>>, String> {
-    let mut c = Command::new("tcpdump");
-    c.args(options)
-        .args(["-n", "-r"])
-        .arg(file)
-        .args(["-w", "-"]);
-    if let Some(f) = filter {
-        c.arg(f);
-    }
-    let out = c.output().map_err(|e| format!("running tcpdump: {e}"))?;
-    if !out.status.success() {
-        return Err(String::from_utf8_lossy(&out.stderr).trim().to_owned());
-    }
-    let b = &out.stdout;
-    if b.len() < 24 || b[..4] != 0xa1b2_c3d4u32.to_le_bytes() {
-        return Err("tcpdump wrote no little-endian pcap".into());
-    }
-    let mut packets = Vec::new();
-    let mut off = 24;
-    while off + 16 <= b.len() {
-        let cap = u32::from_le_bytes(b[off + 8..off + 12].try_into().unwrap()) as usize;
-        packets.push(b[off + 16..off + 16 + cap].to_vec());
-        off += 16 + cap;
-    }
-    Ok(packets)
+    let packets = edgecap_testkit::readers::tcpdump_packets(file, filter, options)?;
+    Ok(packets.into_iter().map(|p| p.data).collect())
 }
 
 /// What tcpdump selects from the corpus file: the markers of the packets.

@@ -2,8 +2,6 @@
 //! with tokens, the API in process, fake nodes attached straight to the hub, and a real
 //! listening server for the WebSocket tests.
 
-pub mod pg;
-
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,6 +14,7 @@ use edgecap_server::db::nodes::NodeInfo;
 use edgecap_server::db::tokens::{self, Kind};
 use edgecap_server::hub::Session;
 use edgecap_server::{AppState, Config};
+use edgecap_testkit::pg;
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tokio::sync::mpsc::UnboundedReceiver;

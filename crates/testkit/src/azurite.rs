@@ -1,11 +1,10 @@
 //! Setting up Azurite: containers, created with a request signed with the development
-//! account's shared key (object_store creates none). Also used by crates/edgecap/tests/fleet,
-//! which includes this file beside `http.rs` and `servers.rs`.
+//! account's shared key (object_store creates none).
 
 use base64::Engine as _;
 
-use super::http::request;
-use super::servers::{AZURITE_ACCOUNT, AZURITE_KEY};
+use crate::http::request;
+use crate::servers::{AZURITE_ACCOUNT, AZURITE_KEY};
 
 /// Creates a container in Azurite, signed with the development account's shared key.
 pub fn azurite_container(port: u16, container: &str) {

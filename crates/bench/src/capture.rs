@@ -7,41 +7,20 @@
 //! reap it with `wait4` for its CPU time. Loss is always `offered - captured`, where
 //! "offered" comes from one counter rule (priority -400) shared by all readers.
 
-pub mod agent_memory;
-mod counts;
-pub mod dispatch;
-mod kernel;
-mod measure;
-mod merge;
-mod noise;
-mod reader;
-mod report;
-mod sys;
-mod upload;
-
 use std::path::{Path, PathBuf};
 use std::thread;
 
 use edgecap_lab::{Lab, LabSpec};
 
-use crate::cli::{BenchCaptureArgs, BenchCommand};
+use crate::cli::BenchCaptureArgs;
 use crate::exit::Failure;
-use measure::{GROUP, Setup};
-use reader::ReaderKind;
-use report::{IP_UDP_HEADERS, Rate};
+use crate::measure::{self, GROUP, Setup};
+use crate::reader::ReaderKind;
+use crate::report::{self, IP_UDP_HEADERS, Rate};
+use crate::{kernel, publish};
 
 /// Largest UDP payload that fits the lab's 1500-byte MTU without fragmenting.
 const MAX_PAYLOAD: usize = 1500 - IP_UDP_HEADERS;
-
-pub fn run(cmd: &BenchCommand) -> Result<(), Failure> {
-    match cmd {
-        BenchCommand::Capture(a) => capture(a),
-        BenchCommand::Dispatch(a) => dispatch::run(a),
-        BenchCommand::Merge(a) => merge::run(a),
-        BenchCommand::Upload(a) => upload::run(a),
-        BenchCommand::AgentMemory(a) => agent_memory::run(a),
-    }
-}
 
 fn parse_rate(s: &str) -> Result<Rate, Failure> {
     let t = s.trim().to_ascii_lowercase();
@@ -93,13 +72,13 @@ fn check_args(a: &BenchCaptureArgs) -> Result<Plan, Failure> {
 
 /// The directory for capture files: `--dir`, or a fresh one under the temp dir that is
 /// removed on drop, error paths included.
-struct Workdir {
-    path: PathBuf,
+pub struct Workdir {
+    pub path: PathBuf,
     remove: bool,
 }
 
 impl Workdir {
-    fn new(dir: Option<&Path>) -> Result<Self, Failure> {
+    pub fn new(dir: Option<&Path>) -> Result<Self, Failure> {
         let (path, remove) = match dir {
             Some(d) => (d.to_owned(), false),
             None => (
@@ -121,7 +100,7 @@ impl Drop for Workdir {
     }
 }
 
-fn capture(a: &BenchCaptureArgs) -> Result<(), Failure> {
+pub fn run(a: &BenchCaptureArgs) -> Result<(), Failure> {
     let (rates, readers) = check_args(a)?;
     let work = Workdir::new(a.dir.as_deref())?;
     eprintln!("building the lab (namespaces src -> edge0 -> origin) ...");
@@ -169,17 +148,6 @@ fn capture(a: &BenchCaptureArgs) -> Result<(), Failure> {
         report::targets(&rows, !a.null_sink)
     );
     publish(&md, a.markdown.as_deref())
-}
-
-/// Prints a benchmark's markdown report, and writes it to `--markdown` when given.
-fn publish(md: &str, markdown: Option<&Path>) -> Result<(), Failure> {
-    print!("{md}");
-    if let Some(path) = markdown {
-        std::fs::write(path, md).map_err(|e| {
-            Failure::runtime(format!("--markdown: writing {}: {e}", path.display()))
-        })?;
-    }
-    Ok(())
 }
 
 /// How the table was made: command, machine and tools, so a rerun can be compared.

@@ -31,11 +31,11 @@ pub struct Server {
     dir: Option<PathBuf>,
 }
 
-fn program(name: &str, candidates: &[&str]) -> PathBuf {
+fn program(name: &str, candidates: &[&str]) -> Result<PathBuf, String> {
     for c in candidates {
         let p = PathBuf::from(c);
         if p.is_file() {
-            return p;
+            return Ok(p);
         }
     }
     let found = Command::new("sh")
@@ -45,14 +45,20 @@ fn program(name: &str, candidates: &[&str]) -> PathBuf {
         .filter(|o| o.status.success())
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned());
     match found {
-        Some(p) if !p.is_empty() => PathBuf::from(p),
-        _ => panic!("{name} is not installed; .ci/run installs it (this test does not skip)"),
+        Some(p) if !p.is_empty() => Ok(PathBuf::from(p)),
+        _ => Err(format!("{name} is not installed; .ci/run installs it")),
     }
 }
 
 impl Server {
     /// `moto_server` with every request allowed (no IAM checks).
     pub fn moto() -> Server {
+        Self::moto_with_env(&[]).unwrap_or_else(|e| panic!("{e} (this test does not skip)"))
+    }
+
+    /// [`Server::moto`] for callers that report rather than panic (the benchmarks): Err says
+    /// why it did not start.
+    pub fn try_moto() -> Result<Server, String> {
         Self::moto_with_env(&[])
     }
 
@@ -60,10 +66,11 @@ impl Server {
     /// requests (which the test uses to create buckets, users and keys).
     pub fn moto_with_auth(free: u32) -> Server {
         Self::moto_with_env(&[("INITIAL_NO_AUTH_ACTION_COUNT", free.to_string())])
+            .unwrap_or_else(|e| panic!("{e} (this test does not skip)"))
     }
 
-    fn moto_with_env(env: &[(&str, String)]) -> Server {
-        let exe = program("moto_server", &["/root/.pyenv/shims/moto_server"]);
+    fn moto_with_env(env: &[(&str, String)]) -> Result<Server, String> {
+        let exe = program("moto_server", &["/root/.pyenv/shims/moto_server"])?;
         let port = free_port();
         let mut cmd = Command::new(exe);
         cmd.args(["-H", "127.0.0.1", "-p", &port.to_string()])
@@ -73,20 +80,23 @@ impl Server {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().expect("starting moto_server");
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("starting moto_server: {e}"))?;
         let mut s = Server {
             child: Some(child),
             port,
             what: "moto_server",
             dir: None,
         };
-        s.wait_ready();
-        s
+        s.wait_ready()?;
+        Ok(s)
     }
 
     /// Azurite's blob service, in memory (nothing on disk), telemetry off.
     pub fn azurite() -> Server {
-        let exe = program("azurite-blob", &[]);
+        let exe = program("azurite-blob", &[])
+            .unwrap_or_else(|e| panic!("{e} (this test does not skip)"));
         let port = free_port();
         // Azurite writes a debug log and config next to its working directory; give it one
         // of its own.
@@ -117,7 +127,7 @@ impl Server {
             what: "azurite-blob",
             dir: Some(dir),
         };
-        s.wait_ready();
+        s.wait_ready().unwrap_or_else(|e| panic!("{e}"));
         s
     }
 
@@ -125,23 +135,23 @@ impl Server {
         format!("http://127.0.0.1:{}", self.port)
     }
 
-    fn wait_ready(&mut self) {
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
+                return Ok(());
             }
             if let Some(child) = self.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
-                panic!("{} exited before listening: {status}", self.what);
+                return Err(format!("{} exited before listening: {status}", self.what));
             }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not listen on port {} within 60 s",
-                self.what,
-                self.port
-            );
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{} did not listen on port {} within 60 s",
+                    self.what, self.port
+                ));
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
     }

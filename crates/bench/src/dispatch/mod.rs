@@ -9,7 +9,7 @@
 mod lab;
 mod report;
 // Also drives `bench agent-memory`'s server.
-pub(super) mod server;
+pub(crate) mod server;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -18,6 +18,7 @@ use edgecap_server::sim::{self, Seen, SimAgent};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+use crate::api::Api;
 use crate::exit::Failure;
 use report::{Row, header, ms, table, targets};
 use server::{Server, Workdir, run_edgecap};
@@ -61,16 +62,8 @@ pub fn run(a: &BenchDispatchArgs) -> Result<(), Failure> {
     let agent_token = admin(&["agent-token", "create"])?;
     let mut server = Server::start(work.dir())?;
     eprintln!("server pid {} at {}", server.pid(), server.url);
-    let rows = crate::server_cmd::runtime()?.block_on(async {
-        crate::client::install_tls_provider();
-        let api = Api {
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(60))
-                .build()
-                .map_err(|e| Failure::runtime(format!("HTTP client: {e}")))?,
-            base: format!("{}/client/v4/accounts/{account}", server.url),
-            token,
-        };
+    let rows = crate::api::runtime(None)?.block_on(async {
+        let api = Api::new(&server.url, &account, token)?;
         let (seen_tx, mut seen) = mpsc::unbounded_channel();
         let mut fleet = 0usize;
         let mut rows = Vec::new();
@@ -117,7 +110,7 @@ pub fn run(a: &BenchDispatchArgs) -> Result<(), Failure> {
     if let Some(lab) = &lab {
         md.push_str(&format!("\n{}", report::lab_table(lab)));
     }
-    super::publish(&md, a.markdown.as_deref())
+    crate::publish(&md, a.markdown.as_deref())
 }
 
 fn check(a: &BenchDispatchArgs) -> Result<Vec<usize>, Failure> {
@@ -199,42 +192,6 @@ async fn grow(
         next = end;
     }
     Ok(())
-}
-
-struct Api {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
-
-impl Api {
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        rest: &str,
-        body: Option<Value>,
-    ) -> Result<Value, Failure> {
-        let mut req = self
-            .http
-            .request(method, format!("{}/{rest}", self.base))
-            .bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| Failure::runtime(format!("API: {e}")))?;
-        let status = resp.status();
-        let v: Value = resp
-            .json()
-            .await
-            .map_err(|e| Failure::runtime(format!("API answer: {e}")))?;
-        if !status.is_success() {
-            return Err(Failure::runtime(format!("API {status}: {}", v["errors"])));
-        }
-        Ok(v["result"].clone())
-    }
 }
 
 async fn wait_connected(api: &Api, n: usize) -> Result<(), Failure> {

@@ -1,11 +1,12 @@
-//! Real capture files for the uploads: IPv4/UDP packets written by edgecap's own pcapng
-//! writer, and tshark to read what came back.
+//! Real capture files for the uploads (store, server and merge tests): IPv4/UDP packets
+//! written by edgecap's own pcapng writer, and what tshark reads back.
 
 use std::io::Write;
 use std::path::Path;
-use std::process::Command;
 
 use edgecap_pcap::{Direction, Format, Interface, Section, Writer};
+
+use crate::readers::tshark_fields;
 
 /// Bytes of one test packet (IPv4 + UDP + payload).
 pub const PACKET_LEN: usize = 1200;
@@ -74,32 +75,13 @@ pub fn packets_for(bytes: u64) -> u64 {
 
 /// What tshark reads from `file`: one (interface name, UDP destination port) per packet.
 pub fn tshark(file: &Path) -> Vec<(String, u16)> {
-    let out = Command::new("tshark")
-        .args(["-n", "-r"])
-        .arg(file)
-        .args([
-            "-T",
-            "fields",
-            "-E",
-            "separator=,",
-            "-e",
-            "frame.interface_name",
-            "-e",
-            "udp.dstport",
-        ])
-        .output()
-        .expect("tshark is installed (.ci/run installs it)");
-    assert!(
-        out.status.success(),
-        "tshark could not read {}: {}",
-        file.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| {
-            let (name, port) = l.split_once(',').unwrap_or((l, ""));
-            (name.to_owned(), port.parse().unwrap_or(0))
+    tshark_fields(file, &["frame.interface_name", "udp.dstport"])
+        .into_iter()
+        .map(|f| {
+            (
+                f[0].clone(),
+                f.get(1).and_then(|p| p.parse().ok()).unwrap_or(0),
+            )
         })
         .collect()
 }

@@ -1,10 +1,9 @@
 //! Setting up moto and looking into it: creating buckets, IAM users and keys, reading and
 //! listing objects with plain HTTP/1.1 requests (object_store creates no buckets, and a check
-//! should not read back through the code under test). Also used by crates/edgecap/tests
-//! (merge, fleet) and crates/server/tests. Test scaffolding only: what the product sends goes
-//! through object_store.
+//! should not read back through the code under test). Test scaffolding only: what the product
+//! sends goes through object_store.
 
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
@@ -28,8 +27,21 @@ pub fn request_bytes(
     headers: &[(&str, String)],
     body: &[u8],
 ) -> (u16, Vec<u8>) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    try_request_bytes(port, method, path, headers, body)
+        .unwrap_or_else(|e| panic!("{method} {path} on port {port}: {e}"))
+}
+
+/// [`request_bytes`] for callers that report rather than panic: Err when the connection
+/// fails or the answer is chunked (not read here).
+pub fn try_request_bytes(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &[u8],
+) -> io::Result<(u16, Vec<u8>)> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut req = format!(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -38,44 +50,46 @@ pub fn request_bytes(
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
-    s.write_all(body).unwrap();
+    s.write_all(req.as_bytes())?;
+    s.write_all(body)?;
     let mut resp = Vec::new();
-    s.read_to_end(&mut resp).unwrap();
+    s.read_to_end(&mut resp)?;
     let split = resp
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
         .unwrap_or(resp.len());
     let head = String::from_utf8_lossy(&resp[..split]).to_ascii_lowercase();
-    assert!(
-        !head.contains("transfer-encoding: chunked"),
-        "chunked answers are not read here: {head}"
-    );
+    if head.contains("transfer-encoding: chunked") {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("chunked answers are not read here: {head}"),
+        ));
+    }
     let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
     let body = resp.get(split + 4..).unwrap_or_default().to_vec();
-    (status, body)
+    Ok((status, body))
 }
 
 /// An object's bytes from moto; panics unless it exists.
 pub fn moto_get(port: u16, bucket: &str, key: &str) -> Vec<u8> {
-    let (status, body) = request_bytes(
-        port,
-        "GET",
-        &format!("/{bucket}/{key}"),
-        &[aws_auth("s3")],
-        b"",
-    );
-    assert_eq!(
-        status,
-        200,
-        "GET {bucket}/{key}: {}",
-        String::from_utf8_lossy(&body)
-    );
-    body
+    try_moto_get(port, bucket, key).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`moto_get`] for callers that report rather than panic.
+pub fn try_moto_get(port: u16, bucket: &str, key: &str) -> Result<Vec<u8>, String> {
+    let path = format!("/{bucket}/{key}");
+    match try_request_bytes(port, "GET", &path, &[aws_auth("s3")], b"") {
+        Ok((200, body)) => Ok(body),
+        Ok((status, body)) => Err(format!(
+            "GET {bucket}/{key} from moto: {status} {}",
+            String::from_utf8_lossy(&body)
+        )),
+        Err(e) => Err(format!("GET {bucket}/{key} from moto: {e}")),
+    }
 }
 
 /// Puts an object into moto (a file "an agent wrote", for tests of what reads it).
@@ -140,8 +154,19 @@ fn aws_auth(service: &str) -> (&'static str, String) {
 
 /// Creates an S3 bucket in moto.
 pub fn moto_bucket(port: u16, bucket: &str) {
-    let (status, body) = request(port, "PUT", &format!("/{bucket}"), &[aws_auth("s3")], b"");
-    assert_eq!(status, 200, "creating bucket {bucket}: {body}");
+    try_moto_bucket(port, bucket).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// [`moto_bucket`] for callers that report rather than panic.
+pub fn try_moto_bucket(port: u16, bucket: &str) -> Result<(), String> {
+    match try_request_bytes(port, "PUT", &format!("/{bucket}"), &[aws_auth("s3")], b"") {
+        Ok((200, _)) => Ok(()),
+        Ok((status, body)) => Err(format!(
+            "creating bucket {bucket} in moto: {status} {}",
+            String::from_utf8_lossy(&body)
+        )),
+        Err(e) => Err(format!("creating bucket {bucket} in moto: {e}")),
+    }
 }
 
 /// Calls an IAM action in moto with form parameters; returns the XML body.

@@ -13,6 +13,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 
+use crate::servers::free_port;
+
 #[derive(Debug)]
 pub struct Pg {
     pub port: u16,
@@ -44,13 +46,6 @@ fn bin_dir() -> Option<PathBuf> {
         .collect();
     dirs.sort();
     dirs.pop()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port on 127.0.0.1")
 }
 
 fn start() -> Option<Pg> {
@@ -122,8 +117,8 @@ pub fn server() -> Option<&'static Pg> {
 }
 
 impl Pg {
-    /// A new, empty database; its URL. (`createdb` rather than a client library, so other
-    /// test binaries can include this file.)
+    /// A new, empty database; its URL. (`createdb` rather than a client library: this crate
+    /// stays free of database drivers.)
     pub async fn database(&self) -> String {
         self.create_database()
     }

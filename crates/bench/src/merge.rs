@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 use edgecap_pcap::read::Reader;
 use edgecap_pcap::{Direction, Format, Interface, Section, Writer};
 
-use super::Workdir;
 use super::sys::{self, Reaped};
+use crate::capture::Workdir;
 use crate::cli::BenchMergeArgs;
 use crate::exit::Failure;
-use crate::units::parse_size;
+use edgecap_units::parse_size;
 
 /// 2026-01-01T00:00:00Z.
 const T0: u64 = 1_767_225_600_000_000_000;
@@ -123,7 +123,7 @@ pub fn run(a: &BenchMergeArgs) -> Result<(), Failure> {
         }
     }
     let md = report(a, &runs, in_bytes, packets);
-    super::publish(&md, a.markdown.as_deref())
+    crate::publish(&md, a.markdown.as_deref())
 }
 
 /// Writes `files` pcapng files of about `each` bytes; packet k of file i is stamped
@@ -156,7 +156,7 @@ fn generate(dir: &Path, files: usize, each: u64) -> Result<(Vec<PathBuf>, u64), 
 }
 
 /// An IPv4/UDP packet of `len` bytes in 198.18.0.0/15.
-pub(super) fn frame(len: usize) -> Vec<u8> {
+pub(crate) fn frame(len: usize) -> Vec<u8> {
     let mut p = vec![0u8; len];
     p[0] = 0x45;
     p[2..4].copy_from_slice(&(len as u16).to_be_bytes());
@@ -172,8 +172,7 @@ pub(super) fn frame(len: usize) -> Vec<u8> {
 fn measure(tool: Tool, inputs: &[PathBuf], out: &Path) -> Result<Run, Failure> {
     let mut cmd = match tool {
         Tool::Edgecap => {
-            let exe = std::env::current_exe()
-                .map_err(|e| Failure::runtime(format!("locating the edgecap binary: {e}")))?;
+            let exe = crate::edgecap_exe()?;
             let mut c = Command::new(exe);
             c.args(["merge", "-q", "-w"]).arg(out);
             c

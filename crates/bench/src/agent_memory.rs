@@ -8,18 +8,19 @@
 //! server's too: with `--merge` it covers the server merging the file from the bucket back
 //! into it). Needs root.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use edgecap_lab::packet::Packet;
 use edgecap_lab::{Blast, Lab, LabSpec};
+use edgecap_testkit::http::try_moto_get;
+use edgecap_units::parse_size;
+use reqwest::Method;
 use serde_json::{Value, json};
 
-use super::dispatch::server::{Server, Workdir, run_edgecap};
+use crate::api::Api;
+use crate::dispatch::server::{Server, Workdir, run_edgecap};
 use crate::exit::Failure;
-use crate::units::parse_size;
 
 #[derive(Debug, clap::Args)]
 pub struct BenchAgentMemoryArgs {
@@ -63,64 +64,9 @@ fn kib(pid: u32, field: &str) -> Result<u64, Failure> {
         .ok_or_else(|| Failure::runtime(format!("no {field} in /proc/{pid}/status")))
 }
 
-/// One S3 GET from moto (it checks no signature), for the challenge and the manifest.
-fn moto_get(port: u16, path: &str) -> Result<Vec<u8>, Failure> {
-    let fail = |e: std::io::Error| Failure::runtime(format!("GET {path} from moto: {e}"));
-    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(fail)?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: AWS4-HMAC-SHA256 \
-         Credential=bench/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0\r\n\
-         Connection: close\r\n\r\n"
-    )
-    .map_err(fail)?;
-    let mut resp = Vec::new();
-    s.read_to_end(&mut resp).map_err(fail)?;
-    let at = resp
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| Failure::runtime(format!("GET {path}: no answer")))?;
-    if !resp.starts_with(b"HTTP/1.1 200") {
-        return Err(Failure::runtime(format!(
-            "GET {path}: {}",
-            String::from_utf8_lossy(&resp[..at])
-        )));
-    }
-    Ok(resp[at + 4..].to_vec())
-}
-
-struct Api {
-    http: reqwest::blocking::Client,
-    base: String,
-    token: String,
-}
-
-impl Api {
-    fn call(
-        &self,
-        method: reqwest::Method,
-        rest: &str,
-        body: Option<Value>,
-    ) -> Result<Value, Failure> {
-        let mut req = self
-            .http
-            .request(method, format!("{}/{rest}", self.base))
-            .bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req
-            .send()
-            .map_err(|e| Failure::runtime(format!("API: {e}")))?;
-        let status = resp.status();
-        let v: Value = resp
-            .json()
-            .map_err(|e| Failure::runtime(format!("API answer: {e}")))?;
-        if !status.is_success() {
-            return Err(Failure::runtime(format!("API {status}: {}", v["errors"])));
-        }
-        Ok(v["result"].clone())
-    }
+/// One object from moto (it checks no signature), for the challenge and the manifest.
+fn moto_get(port: u16, key: &str) -> Result<Vec<u8>, Failure> {
+    try_moto_get(port, "bench", key).map_err(Failure::runtime)
 }
 
 /// What one size measured.
@@ -149,14 +95,13 @@ pub fn run(a: &BenchAgentMemoryArgs) -> Result<(), Failure> {
             a.pps
         )));
     }
-    if !crate::server_cmd::is_root() {
+    if !edgecap_testkit::root::is_root() {
         return Err(Failure::usage(
             "bench agent-memory: needs root (a lab of network namespaces and a capture)",
         ));
     }
     eprintln!("starting moto_server, an edgecap server, a lab edge and its agent ...");
-    let moto = super::upload::start_moto()?;
-    super::upload::create_bucket(moto.1, "bench")?;
+    let moto = crate::upload::start_moto("bench")?;
     let work = Workdir::new()?;
     let admin = |args: &[&str]| -> Result<String, Failure> {
         let mut all = vec!["admin", "--data-dir", work.dir()];
@@ -179,7 +124,7 @@ pub fn run(a: &BenchAgentMemoryArgs) -> Result<(), Failure> {
     let mut server = Server::start(work.dir())?;
     let lab =
         Lab::new(&LabSpec::with_edges(1)).map_err(|e| Failure::runtime(format!("lab: {e}")))?;
-    let exe = std::env::current_exe().map_err(|e| Failure::runtime(format!("own path: {e}")))?;
+    let exe = crate::edgecap_exe()?;
     let log = std::fs::File::create(work.0.join("agent.log"))
         .map_err(|e| Failure::runtime(format!("agent log: {e}")))?;
     let agent = Agent(
@@ -192,35 +137,24 @@ pub fn run(a: &BenchAgentMemoryArgs) -> Result<(), Failure> {
             .spawn()
             .map_err(|e| Failure::runtime(format!("starting edgecap agent: {e}")))?,
     );
-    crate::client::install_tls_provider();
-    let api = Api {
-        http: reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .build()
-            .map_err(|e| Failure::runtime(format!("HTTP client: {e}")))?,
-        base: format!("{}/client/v4/accounts/{account}", server.url),
-        token,
-    };
+    let api = Api::new_blocking(&server.url, &account, token)?;
     wait(Duration::from_secs(30), "the agent to connect", || {
-        Ok(api.call(reqwest::Method::GET, "nodes", None)?[0]["connected"] == true)
+        Ok(api.blocking(Method::GET, "nodes", None)?[0]["connected"] == true)
     })?;
     let dest = format!(
         "s3://bench/agent?endpoint=http://127.0.0.1:{}&region=us-east-1",
-        moto.1
+        moto.port
     );
     let creds = json!({"access_key_id": "bench", "secret_access_key": "bench"});
-    let own = api.call(
-        reqwest::Method::POST,
+    let own = api.blocking(
+        Method::POST,
         "pcaps/ownership",
         Some(json!({"destination_conf": dest, "credentials": creds})),
     )?;
-    let challenge = format!(
-        "/bench/agent/{}",
-        own["filename"].as_str().unwrap_or_default()
-    );
-    let token = String::from_utf8_lossy(&moto_get(moto.1, &challenge)?).into_owned();
-    api.call(
-        reqwest::Method::POST,
+    let challenge = format!("agent/{}", own["filename"].as_str().unwrap_or_default());
+    let token = String::from_utf8_lossy(&moto_get(moto.port, &challenge)?).into_owned();
+    api.blocking(
+        Method::POST,
         "pcaps/ownership/validate",
         Some(json!({"destination_conf": dest, "ownership_challenge": token})),
     )?;
@@ -244,8 +178,8 @@ pub fn run(a: &BenchAgentMemoryArgs) -> Result<(), Failure> {
             a.pps
         );
         let started = Instant::now();
-        let c = api.call(
-            reqwest::Method::POST,
+        let c = api.blocking(
+            Method::POST,
             "pcaps",
             Some(json!({
                 "type": "full", "system": "magic-transit", "time_limit": 86400,
@@ -256,10 +190,7 @@ pub fn run(a: &BenchAgentMemoryArgs) -> Result<(), Failure> {
         )?;
         let id = c["id"].as_str().unwrap_or_default().to_owned();
         wait(Duration::from_secs(30), "the capture to run", || {
-            Ok(
-                api.call(reqwest::Method::GET, &format!("pcaps/{id}"), None)?["status"]
-                    == "running",
-            )
+            Ok(api.blocking(Method::GET, &format!("pcaps/{id}"), None)?["status"] == "running")
         })?;
         // A little more than the limit needs, so loss cannot leave it short; bounded.
         let count = size.div_ceil(PACKET as u64) * 21 / 20 + 1000;
@@ -275,7 +206,7 @@ pub fn run(a: &BenchAgentMemoryArgs) -> Result<(), Failure> {
             .map_err(|e| Failure::runtime(format!("blast: {e}")))?;
         let mut done = Value::Null;
         wait(Duration::from_secs(600), "the capture to end", || {
-            done = api.call(reqwest::Method::GET, &format!("pcaps/{id}"), None)?;
+            done = api.blocking(Method::GET, &format!("pcaps/{id}"), None)?;
             Ok(!matches!(
                 done["status"].as_str(),
                 Some("pending" | "running" | "conversion_running")
@@ -291,11 +222,9 @@ pub fn run(a: &BenchAgentMemoryArgs) -> Result<(), Failure> {
                 done["status"], done["error_message"]
             )));
         }
-        let manifest: Value = serde_json::from_slice(&moto_get(
-            moto.1,
-            &format!("/bench/agent/{id}/bench0.json"),
-        )?)
-        .map_err(|e| Failure::runtime(format!("manifest: {e}")))?;
+        let manifest: Value =
+            serde_json::from_slice(&moto_get(moto.port, &format!("agent/{id}/bench0.json"))?)
+                .map_err(|e| Failure::runtime(format!("manifest: {e}")))?;
         let r = &done["node_results"][0];
         rows.push(Row {
             size,
@@ -314,7 +243,7 @@ pub fn run(a: &BenchAgentMemoryArgs) -> Result<(), Failure> {
     server.stop();
     drop(lab);
     drop(moto);
-    super::publish(&report(a, &rows), a.markdown.as_deref())
+    crate::publish(&report(a, &rows), a.markdown.as_deref())
 }
 
 fn wait(

@@ -69,8 +69,7 @@ impl ReaderKind {
         let file = file.to_string_lossy().into_owned();
         Ok(match self {
             ReaderKind::Edgecap => {
-                let exe = std::env::current_exe()
-                    .map_err(|e| Failure::runtime(format!("locating the edgecap binary: {e}")))?;
+                let exe = crate::edgecap_exe()?;
                 let args = ["capture", "--proto", "udp", "--dport", "9", "--group"]
                     .map(String::from)
                     .into_iter()

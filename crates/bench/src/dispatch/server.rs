@@ -1,5 +1,5 @@
 //! The processes around the dispatch benchmark: `edgecap admin` and `edgecap server` run from
-//! this executable, the server's CPU time and peak memory read from `/proc`, and the temporary
+//! the edgecap binary, the server's CPU time and peak memory read from `/proc`, and the temporary
 //! data directory.
 
 use std::io::{BufRead, BufReader};
@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use crate::exit::Failure;
 
-/// Runs `edgecap <args>` (this executable) and returns its stdout.
+/// Runs `edgecap <args>` and returns its stdout.
 pub fn run_edgecap(args: &[&str]) -> Result<String, Failure> {
-    let exe = std::env::current_exe().map_err(|e| Failure::runtime(format!("own path: {e}")))?;
+    let exe = crate::edgecap_exe()?;
     let out = Command::new(exe)
         .args(args)
         .output()
@@ -33,8 +33,7 @@ pub struct Server {
 
 impl Server {
     pub fn start(dir: &str) -> Result<Server, Failure> {
-        let exe =
-            std::env::current_exe().map_err(|e| Failure::runtime(format!("own path: {e}")))?;
+        let exe = crate::edgecap_exe()?;
         let mut child = Command::new(exe)
             .args(["server", "--data-dir", dir, "--listen", "127.0.0.1:0"])
             .stdin(Stdio::null())

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use edgecap_lab::{Lab, LabSpec};
 use serde_json::json;
 
-use super::{Api, ROUND_LIMIT, until};
+use super::{ROUND_LIMIT, until};
+use crate::api::Api;
 use crate::exit::Failure;
 
 /// What the lab rounds measured.
@@ -46,7 +47,7 @@ pub async fn rounds(
     eprintln!("building a lab of {edges} edges with a real agent in each ...");
     let lab = Lab::new(&LabSpec::with_edges(edges))
         .map_err(|e| Failure::runtime(format!("--lab-edges: {e}")))?;
-    let exe = std::env::current_exe().map_err(|e| Failure::runtime(format!("own path: {e}")))?;
+    let exe = crate::edgecap_exe()?;
     let mut agents = Agents(Vec::new());
     for i in 0..edges {
         let child = Command::new(&exe)

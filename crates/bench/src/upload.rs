@@ -4,80 +4,24 @@
 //! peak RSS (`VmHWM`, reset before each size through `/proc/self/clear_refs`) is reported
 //! with the sink's own accounting. The file is never on disk.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use edgecap_pcap::{Direction, Format, Interface, Section, Writer};
 use edgecap_store::{Store, StoreOptions, UploadOptions, UploadSink};
+use edgecap_testkit::http::try_moto_bucket;
+use edgecap_testkit::servers::Server;
+use edgecap_units::parse_size;
 
 use crate::cli::BenchUploadArgs;
 use crate::exit::Failure;
-use crate::units::parse_size;
 
-/// The moto_server child; killed on drop, error paths included.
-pub(super) struct Moto(Child, pub(super) u16);
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-pub(super) fn start_moto() -> Result<Moto, Failure> {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map_err(|e| Failure::runtime(format!("finding a free port: {e}")))?
-        .port();
-    let exe = ["/root/.pyenv/shims/moto_server"]
-        .into_iter()
-        .find(|p| std::path::Path::new(p).is_file())
-        .unwrap_or("moto_server");
-    let child = Command::new(exe)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| {
-            Failure::runtime(format!(
-                "starting moto_server (pip install 'moto[server]'): {e}"
-            ))
-        })?;
-    let moto = Moto(child, port);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            return Err(Failure::runtime("moto_server did not listen within 60 s"));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// A `moto_server` on 127.0.0.1 with bucket `bucket` (edgecap-testkit's, as the tests'),
+/// killed on drop, error paths included.
+pub(crate) fn start_moto(bucket: &str) -> Result<Server, Failure> {
+    let moto = Server::try_moto()
+        .map_err(|e| Failure::runtime(format!("{e} (pip install 'moto[server]')")))?;
+    try_moto_bucket(moto.port, bucket).map_err(Failure::runtime)?;
     Ok(moto)
-}
-
-/// Creates the bucket (object_store creates none; moto checks no signature).
-pub(super) fn create_bucket(port: u16, bucket: &str) -> Result<(), Failure> {
-    let fail = |e: std::io::Error| Failure::runtime(format!("creating bucket {bucket}: {e}"));
-    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(fail)?;
-    write!(
-        s,
-        "PUT /{bucket} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: AWS4-HMAC-SHA256 \
-         Credential=bench/20260101/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0\r\n\
-         Content-Length: 0\r\nConnection: close\r\n\r\n"
-    )
-    .map_err(fail)?;
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).map_err(fail)?;
-    if resp.starts_with("HTTP/1.1 200") {
-        Ok(())
-    } else {
-        Err(Failure::runtime(format!(
-            "creating bucket {bucket}: {}",
-            resp.lines().next().unwrap_or("no answer")
-        )))
-    }
 }
 
 /// `VmHWM` or `VmRSS` of this process, in KiB.
@@ -100,11 +44,10 @@ pub fn run(a: &BenchUploadArgs) -> Result<(), Failure> {
         .map(|s| parse_size(s).map_err(|e| Failure::usage(format!("--sizes: {e}"))))
         .collect::<Result<Vec<u64>, _>>()?;
     eprintln!("starting moto_server on 127.0.0.1 ...");
-    let moto = start_moto()?;
-    create_bucket(moto.1, "bench")?;
+    let moto = start_moto("bench")?;
     let url = format!(
         "s3://bench/captures?endpoint=http://127.0.0.1:{}&access-key-id=bench&secret-access-key=bench",
-        moto.1
+        moto.port
     );
     let store = Store::from_url(&url, &StoreOptions::default(), "destination")
         .map_err(|e| Failure::runtime(e.to_string()))?;
@@ -112,7 +55,7 @@ pub fn run(a: &BenchUploadArgs) -> Result<(), Failure> {
         "| capture size | part size | sink's bound MiB | sink's peak MiB | process peak RSS MiB \
          (baseline) | MB/s |\n|---:|---:|---:|---:|---:|---:|\n",
     );
-    let packet = super::merge::frame(1428);
+    let packet = crate::merge::frame(1428);
     for (i, &size) in sizes.iter().enumerate() {
         let opts = UploadOptions::for_size(Some(size));
         // Resets the peak-RSS counter (Linux 4.0+), so VmHWM covers this size only.
@@ -159,5 +102,5 @@ pub fn run(a: &BenchUploadArgs) -> Result<(), Failure> {
          on 127.0.0.1; nothing on disk.\n\n{md}",
         std::env::args().collect::<Vec<_>>().join(" ")
     );
-    super::publish(&md, a.markdown.as_deref())
+    crate::publish(&md, a.markdown.as_deref())
 }
