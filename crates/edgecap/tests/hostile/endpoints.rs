@@ -1,0 +1,1 @@
+//! Hostile input: endpoints (filled in by issue 9's work).

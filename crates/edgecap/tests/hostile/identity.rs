@@ -1,0 +1,1 @@
+//! Hostile input: identity (filled in by issue 9's work).

@@ -1,0 +1,1 @@
+//! Hostile input: parsers (filled in by issue 9's work).

@@ -1,0 +1,1 @@
+//! Hostile input: scopes (filled in by issue 9's work).

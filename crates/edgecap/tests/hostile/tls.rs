@@ -1,0 +1,1 @@
+//! Hostile input: tls (filled in by issue 9's work).
