@@ -81,7 +81,7 @@ pub struct EdgecapSummary {
     pub overruns: u64,
 }
 
-/// Finds the JSON summary among edgecap's stderr lines (the last line that parses).
+/// Finds the JSON summary among edgecap's output lines (the last line that parses).
 pub fn parse_edgecap(lines: &[String]) -> Option<EdgecapSummary> {
     lines.iter().rev().find_map(|l| {
         let v: serde_json::Value = serde_json::from_str(l.trim()).ok()?;

@@ -104,17 +104,17 @@ pub fn measure(
             "{} exited with status {}: {}",
             kind.label(),
             finished.reaped.status,
-            finished.stderr.join(" | ")
+            finished.output.join(" | ")
         )));
     }
     let (captured, self_report) = if kind.is_tcpdump() {
-        let stats = counts::parse_tcpdump(&finished.stderr);
+        let stats = counts::parse_tcpdump(&finished.output);
         let n = if s.null_sink {
             // Nothing to count in /dev/null: tcpdump's own count of packets it wrote.
             stats.captured.ok_or_else(|| {
                 Failure::runtime(format!(
                     "no \"packets captured\" line from tcpdump: {}",
-                    finished.stderr.join(" | ")
+                    finished.output.join(" | ")
                 ))
             })?
         } else {
@@ -135,10 +135,10 @@ pub fn measure(
         )
     } else {
         let setup_null_sink = s.null_sink;
-        let s = counts::parse_edgecap(&finished.stderr).ok_or_else(|| {
+        let s = counts::parse_edgecap(&finished.output).ok_or_else(|| {
             Failure::runtime(format!(
                 "no JSON summary from edgecap: {}",
-                finished.stderr.join(" | ")
+                finished.output.join(" | ")
             ))
         })?;
         let n = if setup_null_sink {

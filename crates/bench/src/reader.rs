@@ -104,7 +104,8 @@ pub struct Running {
     kind: ReaderKind,
     child: Child,
     lines: mpsc::Receiver<String>,
-    stderr: Vec<String>,
+    /// The lines it printed (stderr, and stdout where edgecap's summary goes), as read.
+    output: Vec<String>,
     reaped: bool,
 }
 
@@ -112,7 +113,8 @@ pub struct Running {
 #[derive(Debug)]
 pub struct Finished {
     pub reaped: Reaped,
-    pub stderr: Vec<String>,
+    /// Everything it printed, line by line (stdout and stderr interleaved as read).
+    pub output: Vec<String>,
 }
 
 /// Starts `kind` in namespace `ns` on `group`, writing `file`, and returns once it reads.
@@ -125,38 +127,50 @@ pub fn start(
 ) -> Result<Running, Failure> {
     let (program, args) = kind.command(group, file)?;
     let mut cmd = lab.exec(ns, &program, &args);
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    // edgecap prints its --json summary on stdout; tcpdump writes nothing there.
+    let stdout = if kind.is_tcpdump() {
+        Stdio::null()
+    } else {
+        Stdio::piped()
+    };
+    cmd.stdin(Stdio::null()).stdout(stdout).stderr(Stdio::piped());
     let mut child = cmd
         .spawn()
         .map_err(|e| Failure::runtime(format!("starting {}: {e}", kind.label())))?;
     let (tx, lines) = mpsc::channel();
+    // Reading the pipes on threads keeps them from filling and lets us watch for tcpdump's
+    // "listening on" while we poll for other things.
+    if let Some(out) = child.stdout.take() {
+        forward_lines(out, tx.clone());
+    }
     if let Some(err) = child.stderr.take() {
-        // Reading stderr on a thread keeps the pipe from filling and lets us watch for
-        // tcpdump's "listening on" while we poll for other things.
-        thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        forward_lines(err, tx);
     }
     let mut running = Running {
         kind,
         child,
         lines,
-        stderr: Vec::new(),
+        output: Vec::new(),
         reaped: false,
     };
     running.wait_ready(lab, ns)?;
     Ok(running)
 }
 
+/// Sends each line of `pipe` to `tx` from a thread, until the pipe or the channel closes.
+fn forward_lines(pipe: impl std::io::Read + Send + 'static, tx: mpsc::Sender<String>) {
+    thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+}
+
 impl Running {
     fn collect_lines(&mut self) {
-        self.stderr.extend(self.lines.try_iter());
+        self.output.extend(self.lines.try_iter());
     }
 
     /// Fails if the reader has already exited (e.g. the group is busy).
@@ -170,7 +184,7 @@ impl Running {
                 "{} exited before it was ready (status {}): {}",
                 self.kind.label(),
                 r.status,
-                self.stderr.join(" | ")
+                self.output.join(" | ")
             )));
         }
         Ok(())
@@ -183,7 +197,7 @@ impl Running {
             if self.kind.is_tcpdump() {
                 if let Ok(line) = self.lines.recv_timeout(POLL) {
                     let ready = line.contains("listening on");
-                    self.stderr.push(line);
+                    self.output.push(line);
                     if ready {
                         thread::sleep(TCPDUMP_SETTLE);
                         return Ok(());
@@ -200,7 +214,7 @@ impl Running {
         Err(Failure::runtime(format!(
             "{} was not ready after {READY_TIMEOUT:?}: {}",
             self.kind.label(),
-            self.stderr.join(" | ")
+            self.output.join(" | ")
         )))
     }
 
@@ -229,11 +243,11 @@ impl Running {
             .lines
             .recv_timeout(until.saturating_duration_since(Instant::now()))
         {
-            self.stderr.push(line);
+            self.output.push(line);
         }
         Ok(Finished {
             reaped,
-            stderr: std::mem::take(&mut self.stderr),
+            output: std::mem::take(&mut self.output),
         })
     }
 }
