@@ -14,6 +14,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "buckets",
         include_str!("../../migrations/0002_buckets.sql"),
     ),
+    (
+        3,
+        "identities",
+        include_str!("../../migrations/0003_identities.sql"),
+    ),
 ];
 
 pub(super) async fn run(db: &Db) -> Result<()> {
@@ -91,5 +96,7 @@ mod tests {
         let s = super::statements(super::MIGRATIONS[1].2);
         assert_eq!(s.len(), 3, "{s:?}");
         assert!(s.iter().all(|s| s.starts_with("ALTER TABLE ")), "{s:?}");
+        let s = super::statements(super::MIGRATIONS[2].2);
+        assert_eq!(s.len(), 6, "{s:?}");
     }
 }

@@ -36,6 +36,9 @@ impl Hub {
         let name = info.name.clone();
         let conn = {
             let mut live = self.live();
+            if live.revoked.contains(&name) {
+                return Err(crate::db::identities::revoked_reason(&name));
+            }
             if live.nodes.contains_key(&name) {
                 return Err(format!(
                     "a node named {name:?} is already connected; node names must be unique"
