@@ -223,18 +223,7 @@ impl FromRequestParts<AppState> for Caller {
 /// token (`Edgecap-Enrolment-Token`). The node's name, or 401/403 saying why not.
 pub async fn node(state: &AppState, headers: &HeaderMap) -> Result<String, HttpError> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
-    let Some(credential) = bearer(headers) else {
-        return Err(HttpError::unauthenticated(
-            "missing Authorization: Bearer <node credential> (the agent makes its credential \
-             in its --state-dir at its first connect)",
-        ));
-    };
-    if !edgecap_model::is_node_credential(credential) {
-        return Err(HttpError::unauthenticated(
-            "Authorization: not a node credential (ecn_...): agent tokens are enrolment \
-             tokens now, sent in the Edgecap-Enrolment-Token header by this version's agent",
-        ));
-    }
+    let credential = node_credential(headers)?;
     let name = header(edgecap_model::NODE_HEADER).unwrap_or_default();
     if let Err(e) = edgecap_model::check_hello(name, &Default::default(), &[], "") {
         return Err(HttpError::unauthenticated(&format!(
@@ -248,6 +237,24 @@ pub async fn node(state: &AppState, headers: &HeaderMap) -> Result<String, HttpE
         Err(r) if r.forbidden => Err(HttpError::forbidden(&r.message)),
         Err(r) => Err(HttpError::unauthenticated(&r.message)),
     }
+}
+
+/// The node credential of an agent's request, checked for its shape only (no database):
+/// 401 if there is none.
+pub fn node_credential(headers: &HeaderMap) -> Result<&str, HttpError> {
+    let Some(credential) = bearer(headers) else {
+        return Err(HttpError::unauthenticated(
+            "missing Authorization: Bearer <node credential> (the agent makes its credential \
+             in its --state-dir at its first connect)",
+        ));
+    };
+    if !edgecap_model::is_node_credential(credential) {
+        return Err(HttpError::unauthenticated(
+            "Authorization: not a node credential (ecn_...): agent tokens are enrolment \
+             tokens now, sent in the Edgecap-Enrolment-Token header by this version's agent",
+        ));
+    }
+    Ok(credential)
 }
 
 #[cfg(test)]

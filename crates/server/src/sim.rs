@@ -95,9 +95,19 @@ impl SimAgent {
                 t.parse().map_err(socket_err)?,
             );
         }
-        let (ws, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .map_err(socket_err)?;
+        let (ws, _) = match tokio_tungstenite::connect_async(request).await {
+            Ok(ok) => ok,
+            // A refused upgrade: the status and the envelope's text, as an agent shows them.
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+                let body = resp.body().as_deref().unwrap_or_default();
+                return Err(Error::Agent(format!(
+                    "refused: {} {}",
+                    resp.status(),
+                    String::from_utf8_lossy(body)
+                )));
+            }
+            Err(e) => return Err(socket_err(e)),
+        };
         let mut agent = SimAgent { ws };
         agent.send(hello).await?;
         let first = agent

@@ -30,10 +30,11 @@ pub async fn connect(
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let node = match crate::auth::node(&state, &headers).await {
-        Ok(name) => name,
-        Err(e) => return e.into_response(),
-    };
+    // Who it is, without the database; then the upgrade; then the credential, so that only a
+    // real agent connection can enrol a node.
+    if let Err(e) = crate::auth::node_credential(&headers) {
+        return e.into_response();
+    }
     let upgrade = match upgrade {
         Ok(u) => u,
         Err(e) => {
@@ -43,6 +44,10 @@ pub async fn connect(
             )
             .into_response();
         }
+    };
+    let node = match crate::auth::node(&state, &headers).await {
+        Ok(name) => name,
+        Err(e) => return e.into_response(),
     };
     upgrade
         .max_message_size(MAX_MESSAGE)
