@@ -125,7 +125,11 @@ pub fn default_state_dir(root: bool) -> PathBuf {
     if root {
         return PathBuf::from("/var/lib/edgecap/agent");
     }
-    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     env("XDG_STATE_HOME")
         .or_else(|| env("HOME").map(|h| h.join(".local/state")))
         .unwrap_or_else(|| PathBuf::from("."))

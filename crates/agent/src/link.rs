@@ -95,7 +95,10 @@ async fn dial_inner(
     let headers = request.headers_mut();
     let auth = header("--state-dir", &format!("Bearer {}", credential.secret()))?;
     headers.insert("authorization", auth);
-    headers.insert(edgecap_model::NODE_HEADER, header("--name", &settings.name)?);
+    headers.insert(
+        edgecap_model::NODE_HEADER,
+        header("--name", &settings.name)?,
+    );
     if !settings.token.is_empty() {
         let token = header("--token", &settings.token)?;
         headers.insert(edgecap_model::ENROLMENT_HEADER, token);

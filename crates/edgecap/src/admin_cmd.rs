@@ -233,9 +233,14 @@ pub fn run(a: &AdminArgs) -> Result<(), Failure> {
                             "--account: no account {account} (see `edgecap admin account list`)"
                         )));
                     }
-                    let made =
-                        tokens::create_limited(db, tokens::Kind::Api, Some(&account), &name, &limits)
-                            .await;
+                    let made = tokens::create_limited(
+                        db,
+                        tokens::Kind::Api,
+                        Some(&account),
+                        &name,
+                        &limits,
+                    )
+                    .await;
                     print_secret(made.map_err(failed)?, a.json);
                 }
                 TokenCommand::List => {
@@ -335,7 +340,9 @@ async fn revoke_token(db: &Db, kind: tokens::Kind, id: &str, as_json: bool) -> R
         .await
         .map_err(|e| Failure::runtime(e.to_string()))?;
     if !done {
-        return Err(Failure::usage(format!("ID: no such token {id} (see `list`)")));
+        return Err(Failure::usage(format!(
+            "ID: no such token {id} (see `list`)"
+        )));
     }
     if as_json {
         outln!("{}", json!({"id": id, "revoked": true}));

@@ -91,9 +91,9 @@ pub fn settings(a: &AgentArgs) -> Result<Settings, Failure> {
         .clone()
         .or_else(|| std::env::var_os("EDGECAP_STATE_DIR").map(PathBuf::from))
         .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or_else(|| {
-            edgecap_agent::identity::default_state_dir(crate::server_cmd::is_root())
-        });
+        .unwrap_or_else(
+            || edgecap_agent::identity::default_state_dir(crate::server_cmd::is_root()),
+        );
     // Settings::check says what is missing when a node without a credential has no token.
     let token = a
         .token

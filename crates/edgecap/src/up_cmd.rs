@@ -182,7 +182,9 @@ async fn enrolment_token(state: &AppState, state_dir: &Path) -> Result<String, F
         return Ok(String::new());
     }
     let limits = tokens::Limits {
-        expires_on: Some(edgecap_server::clock::after(std::time::Duration::from_secs(3600))),
+        expires_on: Some(edgecap_server::clock::after(
+            std::time::Duration::from_secs(3600),
+        )),
         max_uses: Some(1),
         ..Default::default()
     };

@@ -163,7 +163,9 @@ pub const NODE_CREDENTIAL_PREFIX: &str = "ecn_";
 /// True for a node credential: [`NODE_CREDENTIAL_PREFIX`] and 64 lowercase hex digits.
 pub fn is_node_credential(s: &str) -> bool {
     s.strip_prefix(NODE_CREDENTIAL_PREFIX).is_some_and(|h| {
-        h.len() == 64 && h.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+        h.len() == 64
+            && h.bytes()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
     })
 }
 

@@ -173,7 +173,10 @@ fn route_need(parts: &Parts) -> Need {
         .unwrap_or(Need::Nodes)
 }
 
-async fn token_account(parts: &Parts, state: &AppState) -> Result<(Account, Vec<Scope>), HttpError> {
+async fn token_account(
+    parts: &Parts,
+    state: &AppState,
+) -> Result<(Account, Vec<Scope>), HttpError> {
     let Some(secret) = bearer(&parts.headers) else {
         return Err(HttpError::unauthenticated(
             "missing Authorization: Bearer <API token> header",
@@ -222,7 +225,12 @@ impl FromRequestParts<AppState> for Caller {
 /// credential (`Authorization: Bearer ecn_...`) and, until its name is bound, an enrolment
 /// token (`Edgecap-Enrolment-Token`). The node's name, or 401/403 saying why not.
 pub async fn node(state: &AppState, headers: &HeaderMap) -> Result<String, HttpError> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
     let credential = node_credential(headers)?;
     let name = header(edgecap_model::NODE_HEADER).unwrap_or_default();
     if let Err(e) = edgecap_model::check_hello(name, &Default::default(), &[], "") {
@@ -281,7 +289,11 @@ mod tests {
             Scope::parse_list(["write,read", "read"]).unwrap(),
             vec![Scope::Read, Scope::Write]
         );
-        assert!(Scope::parse_list(["admin"]).unwrap_err().contains("\"admin\""));
+        assert!(
+            Scope::parse_list(["admin"])
+                .unwrap_err()
+                .contains("\"admin\"")
+        );
         assert!(Scope::parse_list([""]).is_err());
         assert_eq!(Scope::parse_stored(None), Scope::DEFAULT.to_vec());
         assert_eq!(Scope::parse_stored(Some("read,future")), vec![Scope::Read]);

@@ -28,7 +28,9 @@ fn admin(fleet: &Fleet, args: &[&str]) -> String {
 fn stranger(fleet: &Fleet, tag: &str, name: &str, token: &str) -> Proc {
     let log = fleet.tmp.path(&format!("{tag}.log"));
     let child = Command::new(BIN)
-        .args(["agent", "--server", &fleet.url, "--token", token, "--name", name])
+        .args([
+            "agent", "--server", &fleet.url, "--token", token, "--name", name,
+        ])
         .arg("--state-dir")
         .arg(fleet.tmp.path(&format!("{tag}-state")))
         .env("EDGECAP_LOG", "info")
@@ -88,7 +90,9 @@ fn another_credential_cannot_take_a_connected_or_a_disconnected_name() {
     assert!(connected(&fleet, "edge0"), "{:?}", fleet.nodes());
     // edge0 gone (killed): the name is still edge0's.
     fleet.agents[0].kill();
-    assert!(wait_for(Duration::from_secs(5), || !connected(&fleet, "edge0")));
+    assert!(wait_for(Duration::from_secs(5), || !connected(
+        &fleet, "edge0"
+    )));
     let log = refused(stranger(&fleet, "impostor2", "edge0", &fleet.agent_token));
     assert!(log.contains("bound to another node credential"), "{log}");
     assert!(!connected(&fleet, "edge0"));
@@ -164,7 +168,10 @@ fn expired_and_used_up_enrolment_tokens_enrol_nobody() {
         return;
     }
     let fleet = Fleet::new(1, ServerOpts::default());
-    let once = admin(&fleet, &["agent-token", "create", "--uses", "1", "--name", "once"]);
+    let once = admin(
+        &fleet,
+        &["agent-token", "create", "--uses", "1", "--name", "once"],
+    );
     let first = stranger(&fleet, "first", "extra1", &once);
     assert!(
         wait_for(Duration::from_secs(10), || connected(&fleet, "extra1")),
@@ -179,7 +186,8 @@ fn expired_and_used_up_enrolment_tokens_enrol_nobody() {
     assert!(log.contains("expired"), "{log}");
     let list = admin(&fleet, &["agent-token", "list"]);
     assert!(
-        list.lines().any(|l| l.contains("once") && l.contains("uses 1/1")),
+        list.lines()
+            .any(|l| l.contains("once") && l.contains("uses 1/1")),
         "{list}"
     );
     let nodes: Vec<String> = fleet

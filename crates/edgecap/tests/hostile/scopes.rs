@@ -19,7 +19,13 @@ fn admin(fleet: &Fleet, args: &[&str]) -> String {
 }
 
 /// One API call with `token`: (status, envelope).
-fn call(fleet: &Fleet, token: &str, method: reqwest::Method, rest: &str, body: Option<Value>) -> (u16, Value) {
+fn call(
+    fleet: &Fleet,
+    token: &str,
+    method: reqwest::Method,
+    rest: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(30))
@@ -43,7 +49,14 @@ fn a_read_token_cannot_create_but_can_list_and_get() {
     let id = fleet.create(json!({"time_limit": 5}));
     let read = admin(
         &fleet,
-        &["token", "create", "--account", &fleet.account, "--scopes", "read"],
+        &[
+            "token",
+            "create",
+            "--account",
+            &fleet.account,
+            "--scopes",
+            "read",
+        ],
     );
     let body = json!({
         "type": "full", "system": "magic-transit", "time_limit": 5, "nodes": ["site=lab"],
@@ -55,19 +68,38 @@ fn a_read_token_cannot_create_but_can_list_and_get() {
     assert_eq!(v["success"], false);
     let msg = v["errors"][0]["message"].as_str().unwrap_or("");
     assert!(msg.contains("`write`"), "{v}");
-    let (s, v) = call(&fleet, &read, reqwest::Method::PUT, &format!("pcaps/{id}/stop"), None);
+    let (s, v) = call(
+        &fleet,
+        &read,
+        reqwest::Method::PUT,
+        &format!("pcaps/{id}/stop"),
+        None,
+    );
     assert_eq!(s, 403, "{v}");
     // It reads: the list holds only the one capture made with the full token.
     let (s, v) = call(&fleet, &read, reqwest::Method::GET, "pcaps", None);
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["result"].as_array().map(Vec::len), Some(1), "{v}");
-    let (s, v) = call(&fleet, &read, reqwest::Method::GET, &format!("pcaps/{id}"), None);
+    let (s, v) = call(
+        &fleet,
+        &read,
+        reqwest::Method::GET,
+        &format!("pcaps/{id}"),
+        None,
+    );
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["result"]["id"], id.as_str());
     // An expired token is refused outright.
     let short = admin(
         &fleet,
-        &["token", "create", "--account", &fleet.account, "--expires", "1s"],
+        &[
+            "token",
+            "create",
+            "--account",
+            &fleet.account,
+            "--expires",
+            "1s",
+        ],
     );
     std::thread::sleep(Duration::from_millis(1500));
     let (s, v) = call(&fleet, &short, reqwest::Method::GET, "pcaps", None);

@@ -65,7 +65,10 @@ pub async fn admit(
     .bind(&hash)
     .fetch_all(&db.pool)
     .await?;
-    for r in &rows {
+    // The name's own row first: a name bound elsewhere says so before anything else.
+    let mut rows: Vec<&sqlx::any::AnyRow> = rows.iter().collect();
+    rows.sort_by_key(|r| r.try_get::<String, _>("name").ok().as_deref() != Some(name));
+    if let Some(r) = rows.first() {
         let (bound_name, bound_hash): (String, String) =
             (r.try_get("name")?, r.try_get("credential_hash")?);
         let revoked: Option<String> = r.try_get("revoked")?;
@@ -87,7 +90,11 @@ pub async fn admit(
                      {enrolled}{}): a name can only be taken with its own credential; for a \
                      reinstalled node, `edgecap admin node revoke {name}` and `edgecap admin \
                      node forget {name}` free it",
-                    if revoked.is_some() { ", now revoked" } else { "" }
+                    if revoked.is_some() {
+                        ", now revoked"
+                    } else {
+                        ""
+                    }
                 ),
             )));
         }
@@ -228,11 +235,10 @@ pub enum Forgot {
 
 /// Removes a revoked identity, freeing its name for a new enrolment.
 pub async fn forget(db: &Db, name: &str) -> Result<Forgot> {
-    let done =
-        sqlx::query("DELETE FROM node_identities WHERE name = $1 AND revoked IS NOT NULL")
-            .bind(name)
-            .execute(&db.pool)
-            .await?;
+    let done = sqlx::query("DELETE FROM node_identities WHERE name = $1 AND revoked IS NOT NULL")
+        .bind(name)
+        .execute(&db.pool)
+        .await?;
     Ok(if done.rows_affected() > 0 {
         Forgot::Done
     } else if get(db, name).await?.is_some() {

@@ -124,7 +124,10 @@ pub async fn create_limited(
 #[derive(Debug, Clone)]
 pub enum ApiLookup {
     /// A live token: its account and scopes.
-    Valid { account: Account, scopes: Vec<Scope> },
+    Valid {
+        account: Account,
+        scopes: Vec<Scope>,
+    },
     /// It was a token, and it expired at this time.
     Expired(String),
     /// No such API token (never was, or revoked).

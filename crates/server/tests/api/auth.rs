@@ -98,7 +98,13 @@ async fn the_agent_socket_takes_only_agent_tokens(b: Backend) {
     }
     // Agent tokens are enrolment tokens, not what an agent authenticates with.
     let (s, v) = h.call_as(Some(&h.agent_token), "GET", path, None).await;
-    assert_error(s, StatusCode::UNAUTHORIZED, &v, 10000, "not a node credential");
+    assert_error(
+        s,
+        StatusCode::UNAUTHORIZED,
+        &v,
+        10000,
+        "not a node credential",
+    );
     // A node credential without a WebSocket upgrade: refused, and nothing enrolled.
     let credential = format!("ecn_{}", "ab".repeat(32));
     let (s, v) = h.call_as(Some(&credential), "GET", path, None).await;

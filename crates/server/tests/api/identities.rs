@@ -92,7 +92,10 @@ async fn a_name_is_taken_only_with_its_credential(b: Backend) {
     assert!(welcomed(&first), "{:?}", first.as_ref().err());
     // Another credential, with a valid enrolment token, while edge0 is connected: refused.
     let e = dial(&s, "edge0", &cred(2), t).await.err().unwrap();
-    assert!(e.contains("403") && e.contains("bound to another node credential"), "{e}");
+    assert!(
+        e.contains("403") && e.contains("bound to another node credential"),
+        "{e}"
+    );
     // ... and after it left.
     first.unwrap().0.close().await;
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -104,15 +107,9 @@ async fn a_name_is_taken_only_with_its_credential(b: Backend) {
     // The owner comes back without any enrolment token; its hello must carry its own name.
     let back = dial(&s, "edge0", &cred(1), None).await;
     assert!(welcomed(&back), "{:?}", back.as_ref().err());
-    let (_, first) = SimAgent::connect_as(
-        &s.base,
-        "edge2",
-        &cred(3),
-        t,
-        &hello("edge0", &[], &[]),
-    )
-    .await
-    .unwrap();
+    let (_, first) = SimAgent::connect_as(&s.base, "edge2", &cred(3), t, &hello("edge0", &[], &[]))
+        .await
+        .unwrap();
     assert!(
         matches!(&first, ServerMsg::Refused { reason } if reason.contains("hello.name")),
         "{first:?}"
@@ -147,7 +144,10 @@ async fn enrolment_tokens_expire_are_used_up_and_needed_once(b: Backend) {
         .unwrap();
     let a = dial(&s, "edge0", &cred(1), Some(&once_secret)).await;
     assert!(welcomed(&a), "{:?}", a.as_ref().err());
-    let e = dial(&s, "edge1", &cred(2), Some(&once_secret)).await.err().unwrap();
+    let e = dial(&s, "edge1", &cred(2), Some(&once_secret))
+        .await
+        .err()
+        .unwrap();
     assert!(e.contains("401") && e.contains("used up"), "{e}");
     // Reconnecting does not count as a use, with or without the used-up token.
     a.unwrap().0.close().await;
@@ -244,7 +244,10 @@ async fn a_revoked_node_is_cut_off_and_its_parts_fail(b: Backend) {
         .await;
     let part = &c["node_results"][0];
     assert!(
-        part["error_message"].as_str().unwrap_or("").contains("node revoked"),
+        part["error_message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("node revoked"),
         "{c}"
     );
     // It cannot come back; another credential cannot take the name either.
@@ -289,7 +292,12 @@ async fn a_node_revoked_elsewhere_is_cut_off_by_the_poll(b: Backend) {
         .unwrap();
     // As `edgecap admin node revoke` or another replica would: in the database only.
     let start = Instant::now();
-    assert!(identities::revoke(&h.state.db, "edge0").await.unwrap().is_some());
+    assert!(
+        identities::revoke(&h.state.db, "edge0")
+            .await
+            .unwrap()
+            .is_some()
+    );
     until_closed(&mut a, Duration::from_secs(1)).await;
     assert!(start.elapsed() < Duration::from_secs(1));
     // The other node is untouched.

@@ -58,7 +58,12 @@ async fn a_read_token_reads_and_cannot_write(b: Backend) {
     assert_error(s, StatusCode::FORBIDDEN, &v, 10001, "`write`");
     assert_eq!(h.count("captures").await, before);
     let (s, v) = h
-        .call_as(Some(&read), "PUT", &h.acc(&format!("pcaps/{id}/stop")), None)
+        .call_as(
+            Some(&read),
+            "PUT",
+            &h.acc(&format!("pcaps/{id}/stop")),
+            None,
+        )
         .await;
     assert_error(s, StatusCode::FORBIDDEN, &v, 10001, "`write`");
     assert_eq!(h.capture(&id).await["status"], "pending");
@@ -90,9 +95,7 @@ async fn a_write_token_cannot_read_or_manage_tokens(b: Backend) {
         .await;
     assert_error(s, StatusCode::FORBIDDEN, &v, 10001, "`tokens`");
     // Node administration is never a default: our token may not revoke nodes.
-    let (s, v) = h
-        .call("POST", &h.acc("nodes/edge0/revoke"), None)
-        .await;
+    let (s, v) = h.call("POST", &h.acc("nodes/edge0/revoke"), None).await;
     assert_error(s, StatusCode::FORBIDDEN, &v, 10001, "`nodes`");
 }
 
@@ -136,14 +139,30 @@ async fn token_scopes_and_expiry_are_checked(b: Backend) {
     assert_field_error(s, &v, 1001, "/scopes");
     assert!(v.to_string().contains("write"), "{v}");
     let (s, v) = h
-        .call_as(Some(&admin), "POST", &h.acc("tokens"), Some(r#"{"name": "d"}"#))
+        .call_as(
+            Some(&admin),
+            "POST",
+            &h.acc("tokens"),
+            Some(r#"{"name": "d"}"#),
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["result"]["scopes"], json!(["read", "tokens"]), "{v}");
     // Expiry is listed; the default scopes are today's powers.
-    let (_, v) = token(&h, json!({"name": "e", "expires_on": "2999-01-01T00:00:00Z"})).await;
-    assert_eq!(v["result"]["expires_on"], "2999-01-01T00:00:00.000000Z", "{v}");
-    assert_eq!(v["result"]["scopes"], json!(["read", "write", "tokens"]), "{v}");
+    let (_, v) = token(
+        &h,
+        json!({"name": "e", "expires_on": "2999-01-01T00:00:00Z"}),
+    )
+    .await;
+    assert_eq!(
+        v["result"]["expires_on"], "2999-01-01T00:00:00.000000Z",
+        "{v}"
+    );
+    assert_eq!(
+        v["result"]["scopes"],
+        json!(["read", "write", "tokens"]),
+        "{v}"
+    );
     let (_, list) = h.call("GET", &h.acc("tokens"), None).await;
     assert!(
         list["result"]
@@ -167,7 +186,9 @@ async fn expired_and_revoked_tokens_are_401(b: Backend) {
         tokens::create_limited(&h.state.db, Kind::Api, Some(&h.account.id), "old", &past)
             .await
             .unwrap();
-    let (s, v) = h.call_as(Some(&expired), "GET", &h.acc("pcaps"), None).await;
+    let (s, v) = h
+        .call_as(Some(&expired), "GET", &h.acc("pcaps"), None)
+        .await;
     assert_error(s, StatusCode::UNAUTHORIZED, &v, 10000, "expired");
     let (s, v) = h
         .call_as(Some(&expired), "GET", "/client/v4/accounts", None)
@@ -181,15 +202,21 @@ async fn expired_and_revoked_tokens_are_401(b: Backend) {
         .await;
     assert_eq!(s, StatusCode::OK);
     let (s, v) = h.call_as(Some(&secret), "GET", &h.acc("pcaps"), None).await;
-    assert_error(s, StatusCode::UNAUTHORIZED, &v, 10000, "not a valid API token");
+    assert_error(
+        s,
+        StatusCode::UNAUTHORIZED,
+        &v,
+        10000,
+        "not a valid API token",
+    );
 }
 
 /// Every account route declares a scope (none is open to any token, let alone none), and
 /// docs/api.md states each route's scope as the router declares it.
 #[test]
 fn every_route_declares_its_scope_and_the_docs_agree() {
-    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api.md"))
-        .unwrap();
+    let docs =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/api.md")).unwrap();
     for &(method, path, need) in edgecap_server::api::ROUTE_NEEDS {
         if path.starts_with("/client/v4/accounts/{account_id}") {
             assert!(need.scope().is_some(), "{method} {path} declares {need:?}");
@@ -206,7 +233,11 @@ fn every_route_declares_its_scope_and_the_docs_agree() {
                 && (l.contains(&format!("`{path}`")) || l.contains(&format!("`{short}`")))
                 && l.contains(&format!("| `{}` |", scope.as_str()))
         });
-        assert!(documented, "docs/api.md: no row for {method} {path} with `{}`", scope.as_str());
+        assert!(
+            documented,
+            "docs/api.md: no row for {method} {path} with `{}`",
+            scope.as_str()
+        );
     }
     assert!(Scope::DEFAULT.iter().all(|s| *s != Scope::Nodes));
     assert_eq!(Need::Nodes.scope(), Some(Scope::Nodes));
