@@ -197,3 +197,57 @@ fn expired_and_used_up_enrolment_tokens_enrol_nobody() {
         .collect();
     assert_eq!(nodes, ["edge0", "extra1"]);
 }
+
+/// Bad flags to the identity and token commands: exit 2 naming the flag, nothing made.
+#[test]
+fn identity_and_token_flags_are_checked() {
+    let dir = crate::capture_common::Scratch::new("identity-flags");
+    let d = dir.0.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let all: Vec<&str> = ["admin", "--data-dir", d]
+            .iter()
+            .chain(args)
+            .copied()
+            .collect();
+        let out = Command::new(BIN).args(&all).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code().unwrap_or(-1), err)
+    };
+    let account = edgecap(&["admin", "--data-dir", d, "account", "create", "--name", "f"]);
+    for (args, names) in [
+        (vec!["agent-token", "create", "--uses", "0"], "--uses"),
+        (
+            vec!["agent-token", "create", "--expires", "soon"],
+            "--expires",
+        ),
+        (
+            vec![
+                "token",
+                "create",
+                "--account",
+                &account,
+                "--scopes",
+                "admin",
+            ],
+            "--scopes",
+        ),
+        (
+            vec!["token", "create", "--account", &account, "--expires=0s"],
+            "--expires",
+        ),
+        (
+            vec!["token", "revoke", "0123456789abcdef0123456789abcdef"],
+            "ID",
+        ),
+        (vec!["node", "revoke", "no such"], "NAME"),
+        (vec!["node", "revoke", "edge0"], "NAME"),
+        (vec!["node", "forget", "edge0"], "NAME"),
+    ] {
+        let (code, err) = run(&args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(&format!("error: {names}")), "{args:?}: {err}");
+    }
+    // Nothing was made: one token-less account, no tokens, no nodes.
+    assert_eq!(edgecap(&["admin", "--data-dir", d, "token", "list"]), "");
+    assert_eq!(edgecap(&["admin", "--data-dir", d, "node", "list"]), "");
+}

@@ -38,7 +38,7 @@ fn refuse(forbidden: bool, message: String) -> Refusal {
 pub enum Admitted {
     /// Its credential is the one bound to its name.
     Known,
-    /// It was enrolled now, with the enrolment token's id.
+    /// It was enrolled now (one use of its enrolment token counted).
     Enrolled,
 }
 
