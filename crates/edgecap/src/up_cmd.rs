@@ -75,7 +75,7 @@ pub fn run(a: &UpArgs) -> Result<(), Failure> {
             let state_dir = dir.join("agent");
             let settings = edgecap_agent::Settings {
                 server: url.clone(),
-                token: enrolment_token(&state, &state_dir).await?,
+                token: enrolment_token(&state, &name, &state_dir).await?,
                 state_dir,
                 name: name.clone(),
                 labels: [("site".to_owned(), "local".to_owned())].into(),
@@ -175,10 +175,17 @@ async fn api_access(state: &AppState, client_path: &Path) -> Result<Access, Fail
     })
 }
 
-/// The local agent's enrolment token: none once its credential exists in `state_dir` (it is
-/// enrolled), else a new one that enrols one node and expires in an hour.
-async fn enrolment_token(state: &AppState, state_dir: &Path) -> Result<String, Failure> {
-    if edgecap_agent::identity::exists(state_dir) {
+/// The local agent's enrolment token: none once its name is enrolled (its credential is in
+/// `<data-dir>/agent/`), else a new one that enrols one node and expires in an hour.
+async fn enrolment_token(
+    state: &AppState,
+    name: &str,
+    state_dir: &Path,
+) -> Result<String, Failure> {
+    let enrolled = edgecap_server::db::identities::get(&state.db, name)
+        .await
+        .map_err(|e| Failure::runtime(e.to_string()))?;
+    if enrolled.is_some() && edgecap_agent::identity::exists(state_dir) {
         return Ok(String::new());
     }
     let limits = tokens::Limits {
