@@ -239,6 +239,15 @@ fn every_route_declares_its_scope_and_the_docs_agree() {
             scope.as_str()
         );
     }
+    // The OpenAPI document says the same (`x-edgecap-scope`).
+    let doc: Value = serde_json::from_str(edgecap_server::api::OPENAPI).unwrap();
+    for &(method, path, need) in edgecap_server::api::ROUTE_NEEDS {
+        let declared = &doc["paths"][path][method]["x-edgecap-scope"];
+        match need.scope() {
+            Some(s) => assert_eq!(declared, s.as_str(), "{method} {path}"),
+            None => assert!(declared.is_null(), "{method} {path}: {declared}"),
+        }
+    }
     assert!(Scope::DEFAULT.iter().all(|s| *s != Scope::Nodes));
     assert_eq!(Need::Nodes.scope(), Some(Scope::Nodes));
 }
