@@ -7,8 +7,9 @@
 //! ```
 //!
 //! - [`settings`]: who the node is and where the server is, checked before the first dial.
-//! - [`link`]: one connection: dial with the agent token, `hello`, then messages both ways,
-//!   heartbeats and pings; how it ended.
+//! - [`identity`]: the node's own credential, made once in its state directory.
+//! - [`link`]: one connection: dial with the node's credential (and, until it is enrolled, the
+//!   enrolment token), `hello`, then messages both ways, heartbeats and pings; how it ended.
 //! - [`backoff`]: delays between dials.
 //! - [`ledger`]: what runs here and what the server has yet to hear; outlives connections.
 //! - [`worker`]: one capture on its own thread: plan, open the file, run the engine, report.
@@ -24,6 +25,7 @@
 
 pub mod backoff;
 pub mod error;
+pub mod identity;
 pub mod ledger;
 pub mod link;
 pub mod output;
@@ -53,6 +55,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AgentError> {
     settings.check()?;
+    let credential = identity::load_or_create(&settings.state_dir)?;
     let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
     let watcher = tokio::spawn(async move {
         shutdown.await;
@@ -67,7 +70,7 @@ pub async fn run(
             break Ok(());
         }
         let dialled = tokio::select! {
-            r = link::dial(&settings, &ledger) => r,
+            r = link::dial(&settings, &credential, &ledger) => r,
             _ = stop_rx.changed() => continue,
         };
         match dialled {

@@ -1,4 +1,5 @@
-//! The connection to the server: dial `GET /agent/v1/connect` with the agent token, say
+//! The connection to the server: dial `GET /agent/v1/connect` as this node (its name and own
+//! credential, and an enrolment token until it is enrolled), say
 //! `hello`, then carry messages both ways until the connection ends. The server's messages
 //! start and stop captures; the ledger's outcomes and progress go up; a heartbeat goes up
 //! every `heartbeat_secs`, with a WebSocket ping whose pong shows the server is still there.
@@ -14,6 +15,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use crate::identity::Credential;
 use crate::ledger::{Begin, Ledger};
 use crate::settings::Settings;
 use crate::worker;
@@ -60,8 +62,12 @@ pub enum Ended {
 }
 
 /// Dials the server and says `hello`.
-pub async fn dial(settings: &Settings, ledger: &Ledger) -> Result<Connection, DialError> {
-    match tokio::time::timeout(DIAL_TIMEOUT, dial_inner(settings, ledger)).await {
+pub async fn dial(
+    settings: &Settings,
+    credential: &Credential,
+    ledger: &Ledger,
+) -> Result<Connection, DialError> {
+    match tokio::time::timeout(DIAL_TIMEOUT, dial_inner(settings, credential, ledger)).await {
         Ok(r) => r,
         Err(_) => Err(DialError::Retry(format!(
             "no welcome from {} within {DIAL_TIMEOUT:?}",
@@ -70,16 +76,33 @@ pub async fn dial(settings: &Settings, ledger: &Ledger) -> Result<Connection, Di
     }
 }
 
-async fn dial_inner(settings: &Settings, ledger: &Ledger) -> Result<Connection, DialError> {
+async fn dial_inner(
+    settings: &Settings,
+    credential: &Credential,
+    ledger: &Ledger,
+) -> Result<Connection, DialError> {
     let retry = |e: &dyn std::fmt::Display| DialError::Retry(e.to_string());
     let mut request = settings
         .connect_url()
         .into_client_request()
         .map_err(|e| DialError::Fatal(format!("--server: {e}")))?;
-    let auth = format!("Bearer {}", settings.token)
-        .parse()
-        .map_err(|_| DialError::Fatal("--token: not usable in an HTTP header".into()))?;
-    request.headers_mut().insert("authorization", auth);
+    // Who we are: our name and our own credential; the enrolment token only matters until
+    // the server has bound the name to the credential.
+    let header = |flag: &str, v: &str| {
+        v.parse()
+            .map_err(|_| DialError::Fatal(format!("{flag}: not usable in an HTTP header")))
+    };
+    let headers = request.headers_mut();
+    let auth = header("--state-dir", &format!("Bearer {}", credential.secret()))?;
+    headers.insert("authorization", auth);
+    headers.insert(
+        edgecap_model::NODE_HEADER,
+        header("--name", &settings.name)?,
+    );
+    if !settings.token.is_empty() {
+        let token = header("--token", &settings.token)?;
+        headers.insert(edgecap_model::ENROLMENT_HEADER, token);
+    }
     let mut ws = match tokio_tungstenite::connect_async(request).await {
         Ok((ws, _)) => ws,
         Err(tungstenite::Error::Http(resp)) if resp.status().is_client_error() => {
@@ -118,7 +141,9 @@ async fn dial_inner(settings: &Settings, ledger: &Ledger) -> Result<Connection, 
                     let heartbeat = Duration::from_secs_f64(heartbeat_secs.clamp(0.1, 60.0));
                     return Ok(Connection { ws, heartbeat });
                 }
-                Ok(ServerMsg::Refused { reason }) if reason.starts_with("hello.") => {
+                Ok(ServerMsg::Refused { reason })
+                    if reason.starts_with("hello.") || reason.starts_with("node revoked") =>
+                {
                     return Err(DialError::Fatal(format!("the server refused: {reason}")));
                 }
                 Ok(ServerMsg::Refused { reason }) => {

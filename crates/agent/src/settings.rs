@@ -14,8 +14,11 @@ use crate::worker::NodeContext;
 pub struct Settings {
     /// Base URL of the server, `http://host:port`.
     pub server: String,
-    /// An agent token (`edgecap admin agent-token create`).
+    /// An enrolment token (`edgecap admin agent-token create`), presented with the node's
+    /// credential until its name is bound to it; empty once the node is enrolled.
     pub token: String,
+    /// Where the node keeps its own credential (`identity.rs`).
+    pub state_dir: std::path::PathBuf,
     /// This node's unique name.
     pub name: String,
     /// `site`, `region` and free-form labels (the file's, then the flags').
@@ -68,10 +71,20 @@ impl Settings {
                 format!("{:?} names no host:port", self.server),
             ));
         }
-        if self.token.trim().is_empty() || self.token.contains(char::is_whitespace) {
+        if self.token.contains(char::is_whitespace) {
             return Err(bad(
                 "--token",
-                "is empty or contains white space (an agent token looks like eca_...)",
+                "contains white space (an enrolment token looks like eca_...)",
+            ));
+        }
+        if self.token.is_empty() && !crate::identity::exists(&self.state_dir) {
+            return Err(bad(
+                "--token",
+                format!(
+                    "no enrolment token, and no credential in {} yet: a node needs an \
+                     enrolment token (`edgecap admin agent-token create`) at its first connect",
+                    self.state_dir.display()
+                ),
             ));
         }
         edgecap_model::check_hello(&self.name, &self.labels, &[], &self.version).map_err(|e| {
@@ -169,6 +182,7 @@ mod tests {
         Settings {
             server: "http://127.0.0.1:8080".into(),
             token: "eca_x".into(),
+            state_dir: std::env::temp_dir().join("edgecap-settings-test-no-such-dir"),
             name: "edge0".into(),
             labels: BTreeMap::from([("site".into(), "fra1".into())]),
             config: Config::default(),
@@ -190,6 +204,7 @@ mod tests {
         assert_eq!(err(&|s| s.server = "https://x".into()), "--server");
         assert_eq!(err(&|s| s.server = "http://".into()), "--server");
         assert_eq!(err(&|s| s.token = " ".into()), "--token");
+        assert_eq!(err(&|s| s.token = String::new()), "--token");
         assert_eq!(err(&|s| s.name = "a b".into()), "--name");
         assert_eq!(
             err(&|s| {

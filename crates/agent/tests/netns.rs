@@ -26,6 +26,7 @@ fn devices_and_points_are_those_of_the_capture_namespace() {
     let settings = Settings {
         server: "http://127.0.0.1:1".into(),
         token: "eca_x".into(),
+        state_dir: std::env::temp_dir().join("edgecap-netns-test-state"),
         name: "edge0".into(),
         labels: BTreeMap::new(),
         config: edgecap_capture::Config::parse(

@@ -130,6 +130,8 @@ pub fn run(a: &BenchAgentMemoryArgs) -> Result<(), Failure> {
     let agent = Agent(
         Command::new(exe)
             .args(["agent", "--server", &server.url, "--token", &agent_token])
+            .arg("--state-dir")
+            .arg(work.0.join("agent-state"))
             .args(["--name", "bench0", "--netns", lab.edge_ns(0)])
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -1,10 +1,12 @@
-//! `edgecap admin`: accounts and tokens, straight in the server's database (there is no
+//! `edgecap admin`: accounts, tokens and node identities, straight in the server's database (there is no
 //! token to authenticate with before the first one exists). A new token's secret is printed
 //! once, on stdout, and only its SHA-256 is stored.
 
 use edgecap_model::AccountLimits;
 use edgecap_server::Config;
-use edgecap_server::db::{accounts, tokens};
+use edgecap_server::auth::Scope;
+use edgecap_server::db::identities::{self, Forgot};
+use edgecap_server::db::{Db, accounts, tokens};
 use serde_json::json;
 
 use crate::exit::Failure;
@@ -33,10 +35,16 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: TokenCommand,
     },
-    /// Agent tokens: what `edgecap agent --token` presents.
+    /// Enrolment (agent) tokens: what `edgecap agent --token` presents at a node's first
+    /// connect.
     AgentToken {
         #[command(subcommand)]
         command: AgentTokenCommand,
+    },
+    /// Node identities: which credential each node name is bound to; revoke and forget.
+    Node {
+        #[command(subcommand)]
+        command: NodeCommand,
     },
 }
 
@@ -71,17 +79,61 @@ pub enum TokenCommand {
         /// A name for people (who or what uses it).
         #[arg(long, default_value = "api")]
         name: String,
+        /// What it may do, comma-separated: read (list, get, download), write (create, stop,
+        /// ownership), tokens (the account's API tokens), nodes (revoke nodes)
+        /// [default: read,write,tokens].
+        #[arg(long)]
+        scopes: Option<String>,
+        /// Stop working after this long (e.g. 30d, 12h) [default: never].
+        #[arg(long)]
+        expires: Option<String>,
     },
     /// List tokens (never their secrets).
     List,
+    /// Revoke an API token: it stops working at once.
+    Revoke {
+        /// The token's id (from `list`).
+        id: String,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
 pub enum AgentTokenCommand {
-    /// Create an agent token; prints the secret once.
+    /// Create an enrolment token; prints the secret once.
     Create {
         /// A name for people (which nodes use it).
         #[arg(long, default_value = "agents")]
+        name: String,
+        /// Stop enrolling after this long (e.g. 24h) [default: never].
+        #[arg(long)]
+        expires: Option<String>,
+        /// Enrol at most this many nodes [default: no limit].
+        #[arg(long)]
+        uses: Option<u64>,
+    },
+    /// List enrolment tokens (never their secrets), with their uses and expiry.
+    List,
+    /// Revoke an enrolment token: it enrols no more nodes (enrolled nodes keep their own
+    /// credentials).
+    Revoke {
+        /// The token's id (from `list`).
+        id: String,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum NodeCommand {
+    /// List enrolled nodes: when, with which enrolment token, and whether revoked.
+    List,
+    /// Revoke a node's credential: a running server disconnects it within a second, fails
+    /// its running parts ("node revoked") and refuses it from then on.
+    Revoke {
+        /// The node's name.
+        name: String,
+    },
+    /// Forget a revoked node, freeing its name for a new enrolment.
+    Forget {
+        /// The node's name.
         name: String,
     },
 }
@@ -151,8 +203,23 @@ pub fn run(a: &AdminArgs) -> Result<(), Failure> {
                 }
             },
             AdminCommand::Token { command } => match command {
-                TokenCommand::Create { account, name } => {
+                TokenCommand::Create {
+                    account,
+                    name,
+                    scopes,
+                    expires,
+                } => {
                     let name = check_name(name)?;
+                    let scopes = scopes
+                        .as_deref()
+                        .map(|s| Scope::parse_list([s]))
+                        .transpose()
+                        .map_err(|e| Failure::usage(format!("--scopes: {e}")))?;
+                    let limits = tokens::Limits {
+                        scopes,
+                        expires_on: expiry(expires.as_deref())?,
+                        max_uses: None,
+                    };
                     let account = account.trim().to_ascii_lowercase();
                     if !edgecap_model::ids::is_id(&account) {
                         return Err(Failure::usage(format!(
@@ -166,42 +233,190 @@ pub fn run(a: &AdminArgs) -> Result<(), Failure> {
                             "--account: no account {account} (see `edgecap admin account list`)"
                         )));
                     }
-                    let made = tokens::create(db, tokens::Kind::Api, Some(&account), &name).await;
+                    let made = tokens::create_limited(
+                        db,
+                        tokens::Kind::Api,
+                        Some(&account),
+                        &name,
+                        &limits,
+                    )
+                    .await;
                     print_secret(made.map_err(failed)?, a.json);
                 }
                 TokenCommand::List => {
                     let list = tokens::list(db).await.map_err(failed)?;
-                    if a.json {
-                        outln!("{}", json!(list));
-                    } else {
-                        for t in list {
-                            outln!(
-                                "{}  {:<5}  {:<32}  {:<20}  {}",
-                                t.id,
-                                if t.kind == tokens::Kind::Api {
-                                    "api"
-                                } else {
-                                    "agent"
-                                },
-                                t.account_id.as_deref().unwrap_or("-"),
-                                t.name,
-                                t.created
-                            );
-                        }
-                    }
+                    print_tokens(list, a.json);
+                }
+                TokenCommand::Revoke { id } => {
+                    revoke_token(db, tokens::Kind::Api, id, a.json).await?;
                 }
             },
             AdminCommand::AgentToken { command } => match command {
-                AgentTokenCommand::Create { name } => {
+                AgentTokenCommand::Create {
+                    name,
+                    expires,
+                    uses,
+                } => {
                     let name = check_name(name)?;
-                    let made = tokens::create(db, tokens::Kind::Agent, None, &name).await;
+                    if *uses == Some(0) {
+                        return Err(Failure::usage("--uses: must be at least 1"));
+                    }
+                    let limits = tokens::Limits {
+                        scopes: None,
+                        expires_on: expiry(expires.as_deref())?,
+                        max_uses: *uses,
+                    };
+                    let made =
+                        tokens::create_limited(db, tokens::Kind::Agent, None, &name, &limits).await;
                     print_secret(made.map_err(failed)?, a.json);
                 }
+                AgentTokenCommand::List => {
+                    let list = tokens::list(db).await.map_err(failed)?;
+                    let agents = list
+                        .into_iter()
+                        .filter(|t| t.kind == tokens::Kind::Agent)
+                        .collect();
+                    print_tokens(agents, a.json);
+                }
+                AgentTokenCommand::Revoke { id } => {
+                    revoke_token(db, tokens::Kind::Agent, id, a.json).await?;
+                }
             },
+            AdminCommand::Node { command } => node_command(db, command, a.json).await?,
         }
         state.db.close().await;
         Ok(())
     })
+}
+
+/// `--expires 30d` as the time it ends.
+fn expiry(flag: Option<&str>) -> Result<Option<String>, Failure> {
+    flag.map(|v| {
+        crate::units::parse_duration(v)
+            .map(edgecap_server::clock::after)
+            .map_err(|e| Failure::usage(format!("--expires: {e}")))
+    })
+    .transpose()
+}
+
+fn print_tokens(list: Vec<tokens::Token>, as_json: bool) {
+    if as_json {
+        outln!("{}", json!(list));
+        return;
+    }
+    for t in list {
+        let what = match t.kind {
+            tokens::Kind::Api => Scope::join(&t.scopes),
+            tokens::Kind::Agent => match t.max_uses {
+                Some(max) => format!("uses {}/{max}", t.uses.unwrap_or(0)),
+                None => format!("uses {}", t.uses.unwrap_or(0)),
+            },
+        };
+        outln!(
+            "{}  {:<5}  {:<32}  {:<20}  {}  {:<20}  expires {}",
+            t.id,
+            if t.kind == tokens::Kind::Api {
+                "api"
+            } else {
+                "agent"
+            },
+            t.account_id.as_deref().unwrap_or("-"),
+            t.name,
+            t.created,
+            what,
+            t.expires_on.as_deref().unwrap_or("never")
+        );
+    }
+}
+
+async fn revoke_token(db: &Db, kind: tokens::Kind, id: &str, as_json: bool) -> Result<(), Failure> {
+    let id = id.trim().to_ascii_lowercase();
+    if !edgecap_model::ids::is_id(&id) {
+        return Err(Failure::usage(format!(
+            "ID: {id:?} is not a token id (32 hex digits; see `list`)"
+        )));
+    }
+    let done = tokens::revoke(db, kind, &id)
+        .await
+        .map_err(|e| Failure::runtime(e.to_string()))?;
+    if !done {
+        return Err(Failure::usage(format!(
+            "ID: no such token {id} (see `list`)"
+        )));
+    }
+    if as_json {
+        outln!("{}", json!({"id": id, "revoked": true}));
+    } else {
+        eprintln!("revoked token {id}");
+    }
+    Ok(())
+}
+
+async fn node_command(db: &Db, command: &NodeCommand, as_json: bool) -> Result<(), Failure> {
+    let failed = |e: edgecap_server::Error| Failure::runtime(e.to_string());
+    let check = |name: &str| {
+        edgecap_model::check_hello(name, &Default::default(), &[], "")
+            .map(|()| name.to_owned())
+            .map_err(|e| Failure::usage(format!("NAME: {}", e.trim_start_matches("hello.name: "))))
+    };
+    match command {
+        NodeCommand::List => {
+            let list = identities::list(db).await.map_err(failed)?;
+            if as_json {
+                outln!("{}", json!(list));
+            } else {
+                for n in list {
+                    outln!(
+                        "{:<24}  enrolled {}  token {}  {}",
+                        n.name,
+                        n.enrolled,
+                        n.enrolled_with.as_deref().unwrap_or("-"),
+                        n.revoked
+                            .map(|at| format!("revoked {at}"))
+                            .unwrap_or_else(|| "active".into())
+                    );
+                }
+            }
+        }
+        NodeCommand::Revoke { name } => {
+            let name = check(name)?;
+            let Some(at) = identities::revoke(db, &name).await.map_err(failed)? else {
+                return Err(Failure::usage(format!(
+                    "NAME: no enrolled node {name:?} (see `edgecap admin node list`)"
+                )));
+            };
+            if as_json {
+                outln!("{}", json!({"name": name, "revoked": at}));
+            } else {
+                eprintln!(
+                    "revoked node {name} ({at}): running servers disconnect it within a second \
+                     and fail its running parts; `edgecap admin node forget {name}` frees the name"
+                );
+            }
+        }
+        NodeCommand::Forget { name } => {
+            let name = check(name)?;
+            match identities::forget(db, &name).await.map_err(failed)? {
+                Forgot::Done => {
+                    if as_json {
+                        outln!("{}", json!({"name": name, "forgotten": true}));
+                    } else {
+                        eprintln!("forgot node {name}: the name can be enrolled again");
+                    }
+                }
+                Forgot::NotRevoked => {
+                    return Err(Failure::usage(format!(
+                        "NAME: node {name} is not revoked; revoke it first \
+                         (`edgecap admin node revoke {name}`)"
+                    )));
+                }
+                Forgot::NoSuchNode => {
+                    return Err(Failure::usage(format!("NAME: no enrolled node {name:?}")));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The secret on stdout (alone, for scripts), the warning on stderr.

@@ -14,9 +14,16 @@ pub struct AgentArgs {
     /// Base URL of the edgecap server, e.g. http://10.0.0.1:8080 [env: EDGECAP_SERVER].
     #[arg(long)]
     pub server: Option<String>,
-    /// Agent token from `edgecap admin agent-token create` [env: EDGECAP_AGENT_TOKEN].
+    /// Enrolment token from `edgecap admin agent-token create` [env: EDGECAP_AGENT_TOKEN]:
+    /// needed at the node's first connect only, when the server binds the node's name to the
+    /// credential the agent keeps in --state-dir.
     #[arg(long)]
     pub token: Option<String>,
+    /// Where the agent keeps this node's own credential (mode 0600), made at its first start
+    /// [env: EDGECAP_STATE_DIR] [default: /var/lib/edgecap/agent for root, else
+    /// $XDG_STATE_HOME/edgecap/agent].
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
     /// This node's unique name [default: `node` in the config file, else the host name].
     #[arg(long)]
     pub name: Option<String>,
@@ -79,13 +86,20 @@ pub fn settings(a: &AgentArgs) -> Result<Settings, Failure> {
         .clone()
         .or_else(|| std::env::var("EDGECAP_SERVER").ok())
         .ok_or_else(|| Failure::usage("--server: no server given (flag or EDGECAP_SERVER)"))?;
+    let state_dir = a
+        .state_dir
+        .clone()
+        .or_else(|| std::env::var_os("EDGECAP_STATE_DIR").map(PathBuf::from))
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(
+            || edgecap_agent::identity::default_state_dir(crate::server_cmd::is_root()),
+        );
+    // Settings::check says what is missing when a node without a credential has no token.
     let token = a
         .token
         .clone()
         .or_else(|| std::env::var("EDGECAP_AGENT_TOKEN").ok())
-        .ok_or_else(|| {
-            Failure::usage("--token: no agent token given (flag or EDGECAP_AGENT_TOKEN)")
-        })?;
+        .unwrap_or_default();
     let mut labels = config.labels.clone();
     labels.extend(parse_labels(&a.label).map_err(|e| Failure::usage(e.to_string()))?);
     let name = a
@@ -96,6 +110,7 @@ pub fn settings(a: &AgentArgs) -> Result<Settings, Failure> {
     let s = Settings {
         server: server.trim().trim_end_matches('/').to_owned(),
         token: token.trim().to_owned(),
+        state_dir,
         name,
         labels,
         config,

@@ -1,8 +1,8 @@
 //! `edgecap up`: the embedded default, in one process. A server on SQLite in a data directory,
 //! an agent for this machine, and a local-directory destination under the data directory. The
 //! first run creates an account, an API token (printed once, and written to the client config
-//! so `edgecap capture|ls|status|stop` need no flags) and an agent token (kept in the data
-//! directory, readable by its owner only).
+//! so `edgecap capture|ls|status|stop` need no flags). Its agent keeps its node credential in
+//! `<data-dir>/agent/` and enrols, on the first run, with a one-use enrolment token.
 
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
@@ -72,9 +72,11 @@ pub fn run(a: &UpArgs) -> Result<(), Failure> {
         let agent = if a.no_agent {
             None
         } else {
+            let state_dir = dir.join("agent");
             let settings = edgecap_agent::Settings {
                 server: url.clone(),
-                token: agent_token(&state, &dir).await?,
+                token: enrolment_token(&state, &name, &state_dir).await?,
+                state_dir,
                 name: name.clone(),
                 labels: [("site".to_owned(), "local".to_owned())].into(),
                 config: edgecap_capture::Config::load_or_default(None)
@@ -173,19 +175,30 @@ async fn api_access(state: &AppState, client_path: &Path) -> Result<Access, Fail
     })
 }
 
-/// The local agent's token, kept in `<data-dir>/agent.token` (mode 0600).
-async fn agent_token(state: &AppState, dir: &Path) -> Result<String, Failure> {
-    let path = dir.join("agent.token");
-    if let Ok(t) = std::fs::read_to_string(&path) {
-        let t = t.trim().to_owned();
-        if tokens::is_agent(&state.db, &t).await.unwrap_or(false) {
-            return Ok(t);
-        }
-    }
-    let (_, secret) = tokens::create(&state.db, tokens::Kind::Agent, None, "edgecap up")
+/// The local agent's enrolment token: none once its name is enrolled (its credential is in
+/// `<data-dir>/agent/`), else a new one that enrols one node and expires in an hour.
+async fn enrolment_token(
+    state: &AppState,
+    name: &str,
+    state_dir: &Path,
+) -> Result<String, Failure> {
+    let enrolled = edgecap_server::db::identities::get(&state.db, name)
         .await
         .map_err(|e| Failure::runtime(e.to_string()))?;
-    write_private(&path, &format!("{secret}\n"))?;
+    if enrolled.is_some() && edgecap_agent::identity::exists(state_dir) {
+        return Ok(String::new());
+    }
+    let limits = tokens::Limits {
+        expires_on: Some(edgecap_server::clock::after(
+            std::time::Duration::from_secs(3600),
+        )),
+        max_uses: Some(1),
+        ..Default::default()
+    };
+    let (_, secret) =
+        tokens::create_limited(&state.db, tokens::Kind::Agent, None, "edgecap up", &limits)
+            .await
+            .map_err(|e| Failure::runtime(e.to_string()))?;
     Ok(secret)
 }
 

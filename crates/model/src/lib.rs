@@ -15,6 +15,7 @@ pub mod request;
 pub use capture::{Capture, Node, NodeResult, Status};
 pub use envelope::{ApiError, ApiMessage, Envelope, ErrorSource, codes};
 pub use protocol::{
-    AgentMsg, Assignment, Outcome, SecretJson, ServerMsg, check_hello, split_limit,
+    AgentMsg, Assignment, ENROLMENT_HEADER, NODE_CREDENTIAL_PREFIX, NODE_HEADER, Outcome,
+    SecretJson, ServerMsg, check_hello, is_node_credential, split_limit,
 };
 pub use request::{AccountLimits, CreateRequest, validate_create};

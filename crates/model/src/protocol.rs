@@ -151,6 +151,24 @@ impl Assignment {
     }
 }
 
+/// Header of the WebSocket upgrade naming the node (the name its credential is bound to).
+/// The node's own credential is the `Authorization: Bearer` token.
+pub const NODE_HEADER: &str = "edgecap-node";
+/// Header of the WebSocket upgrade carrying an enrolment token (an agent token), needed only
+/// while the node's name is not yet bound to its credential.
+pub const ENROLMENT_HEADER: &str = "edgecap-enrolment-token";
+/// Prefix of a node's own credential.
+pub const NODE_CREDENTIAL_PREFIX: &str = "ecn_";
+
+/// True for a node credential: [`NODE_CREDENTIAL_PREFIX`] and 64 lowercase hex digits.
+pub fn is_node_credential(s: &str) -> bool {
+    s.strip_prefix(NODE_CREDENTIAL_PREFIX).is_some_and(|h| {
+        h.len() == 64
+            && h.bytes()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+    })
+}
+
 /// Checks what a node says about itself in `hello`. Names, labels and points end up in API
 /// answers, selectors and file names, so they are kept plain. The server refuses a hello that
 /// fails this; the agent checks its own settings with it before it dials.

@@ -36,6 +36,16 @@ pub fn hello(name: &str, labels: &[(&str, &str)], points: &[&str]) -> AgentMsg {
     }
 }
 
+/// The credential a simulated node of `name` enrolled with `token` presents: a node
+/// credential's shape, derived rather than random, so its reconnects are its own.
+pub fn credential_for(token: &str, name: &str) -> String {
+    format!(
+        "{}{}",
+        edgecap_model::NODE_CREDENTIAL_PREFIX,
+        crate::secret::digest(&format!("sim:{token}:{name}"))
+    )
+}
+
 fn socket_err(e: impl std::fmt::Display) -> Error {
     Error::Agent(e.to_string())
 }
@@ -43,10 +53,28 @@ fn socket_err(e: impl std::fmt::Display) -> Error {
 impl SimAgent {
     /// Opens `ws://<host:port>/agent/v1/connect` on the server at `base` (`http://host:port`),
     /// sends `hello`, and returns the agent with the server's first answer (`welcome`, or
-    /// `refused`).
+    /// `refused`). `token` is the enrolment token; the node's credential is derived from it
+    /// and the hello's name, so a simulated node reconnects as itself.
     pub async fn connect(
         base: &str,
         token: &str,
+        hello: &AgentMsg,
+    ) -> Result<(SimAgent, ServerMsg)> {
+        let name = match hello {
+            AgentMsg::Hello { name, .. } => name.as_str(),
+            _ => "sim",
+        };
+        let credential = credential_for(token, name);
+        SimAgent::connect_as(base, name, &credential, Some(token), hello).await
+    }
+
+    /// [`connect`](Self::connect) as node `name` with its own `credential` and, if given, an
+    /// enrolment token.
+    pub async fn connect_as(
+        base: &str,
+        name: &str,
+        credential: &str,
+        enrolment: Option<&str>,
         hello: &AgentMsg,
     ) -> Result<(SimAgent, ServerMsg)> {
         let url = format!(
@@ -54,11 +82,32 @@ impl SimAgent {
             base.replacen("http://", "ws://", 1).trim_end_matches('/')
         );
         let mut request = url.into_client_request().map_err(socket_err)?;
-        let auth = format!("Bearer {token}").parse().map_err(socket_err)?;
-        request.headers_mut().insert("authorization", auth);
-        let (ws, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .map_err(socket_err)?;
+        let headers = request.headers_mut();
+        let auth = format!("Bearer {credential}").parse().map_err(socket_err)?;
+        headers.insert("authorization", auth);
+        headers.insert(
+            edgecap_model::NODE_HEADER,
+            name.parse().map_err(socket_err)?,
+        );
+        if let Some(t) = enrolment {
+            headers.insert(
+                edgecap_model::ENROLMENT_HEADER,
+                t.parse().map_err(socket_err)?,
+            );
+        }
+        let (ws, _) = match tokio_tungstenite::connect_async(request).await {
+            Ok(ok) => ok,
+            // A refused upgrade: the status and the envelope's text, as an agent shows them.
+            Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+                let body = resp.body().as_deref().unwrap_or_default();
+                return Err(Error::Agent(format!(
+                    "refused: {} {}",
+                    resp.status(),
+                    String::from_utf8_lossy(body)
+                )));
+            }
+            Err(e) => return Err(socket_err(e)),
+        };
         let mut agent = SimAgent { ws };
         agent.send(hello).await?;
         let first = agent

@@ -52,6 +52,13 @@ pub async fn rounds(
     for i in 0..edges {
         let child = Command::new(&exe)
             .args(["agent", "--server", url, "--token", agent_token])
+            // Each node its own credential (a fresh one per run: names are enrolled anew in
+            // each run's database).
+            .arg("--state-dir")
+            .arg(
+                std::env::temp_dir()
+                    .join(format!("edgecap-bench-lab-{}/agent{i}", std::process::id())),
+            )
             .args(["--name", &format!("lab{i}"), "--label", "site=benchlab"])
             .args(["--netns", lab.edge_ns(i)])
             .stdin(Stdio::null())

@@ -261,6 +261,8 @@ impl Fleet {
             .current_dir(&cwd)
             .env("TMPDIR", &tmpdir)
             .args(["agent", "--server", &self.url, "--token", &self.agent_token])
+            .arg("--state-dir")
+            .arg(self.agent_state_dir(i))
             .args(["--name", &format!("edge{i}"), "--label", "site=lab"])
             .args([
                 "--label",
@@ -465,6 +467,12 @@ impl Fleet {
             out.push_str(&format!("--- {} ---\n{}\n", p.log.display(), read(&p.log)));
         }
         out
+    }
+
+    /// The agent of edge `i`'s state directory (its node credential), kept across its
+    /// restarts, outside the directories [`Fleet::agent_dirs`] checks.
+    pub fn agent_state_dir(&self, i: usize) -> PathBuf {
+        self.tmp.path(&format!("agent{i}-state"))
     }
 }
 

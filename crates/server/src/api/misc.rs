@@ -1,7 +1,7 @@
 //! The edgecap resources beside the PCAP API: the node list, the OpenAPI document and the
 //! health check.
 
-use axum::extract::State;
+use axum::extract::{RawPathParams, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -32,6 +32,40 @@ pub async fn nodes(caller: Caller, State(state): State<AppState>) -> Result<Resp
         }
     }
     Ok(ok(nodes))
+}
+
+/// `POST /client/v4/accounts/{account_id}/nodes/{node_name}/revoke` (scope `nodes`): the
+/// node's credential stops working at once: it is disconnected, refused from then on, and its
+/// unfinished parts fail with "node revoked". Nodes serve every account, so only a token the
+/// operator gave the `nodes` scope may do this.
+pub async fn revoke_node(
+    caller: Caller,
+    State(state): State<AppState>,
+    params: RawPathParams,
+) -> Result<Response, HttpError> {
+    let name = params
+        .iter()
+        .find(|(k, _)| *k == "node_name")
+        .map(|(_, v)| v.to_owned())
+        .unwrap_or_default();
+    if let Err(e) = edgecap_model::check_hello(&name, &Default::default(), &[], "") {
+        return Err(HttpError::field(
+            "node_name",
+            e.strip_prefix("hello.name: ").unwrap_or(&e),
+        ));
+    }
+    if crate::db::identities::revoke(&state.db, &name)
+        .await?
+        .is_none()
+    {
+        return Err(HttpError::not_found(format!(
+            "node_name: no enrolled node {name:?}"
+        )));
+    }
+    state.hub.revoked(&name);
+    tracing::warn!(node = %name, account = %caller.account.id, "node revoked through the API");
+    let identity = crate::db::identities::get(&state.db, &name).await?;
+    Ok(ok(identity))
 }
 
 /// `GET /openapi.json`.

@@ -30,39 +30,51 @@ use edgecap_model::{ApiError, codes};
 pub use misc::OPENAPI;
 
 use crate::AppState;
+use crate::auth::Need;
 use crate::error::HttpError;
 
-/// Declares the routes once: the router is built from this list, and [`ROUTES`] lets the
-/// tests compare it with the OpenAPI document.
+/// Declares the routes once, each with what it needs of its caller (`[Read]`, `[Write]`,
+/// `[Tokens]`, `[Nodes]`: that scope; `[AnyToken]`: any live API token; `[Public]`: no API
+/// token): the router is built from this list, each handler with its [`Need`] as a request
+/// extension that `auth::Caller` checks; [`ROUTES`] lets the tests compare it with the
+/// OpenAPI document, and [`ROUTE_NEEDS`] with docs/api.md.
 macro_rules! routes {
-    ($($method:ident $path:literal => $handler:path),* $(,)?) => {
+    ($($method:ident $path:literal [$need:ident] => $handler:path),* $(,)?) => {
         /// Every route as (lower-case method, path template).
         pub const ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
 
+        /// Every route with what it needs of its caller.
+        pub const ROUTE_NEEDS: &[(&str, &str, Need)] =
+            &[$((stringify!($method), $path, Need::$need)),*];
+
         fn routes() -> Router<AppState> {
-            Router::new()$(.route($path, axum::routing::$method($handler)))*
+            Router::new()$(.route(
+                $path,
+                axum::routing::$method($handler).layer(axum::Extension(Need::$need)),
+            ))*
         }
     };
 }
 
 routes! {
-    post "/client/v4/accounts/{account_id}/pcaps" => pcaps::create,
-    get "/client/v4/accounts/{account_id}/pcaps" => pcaps::list,
-    get "/client/v4/accounts/{account_id}/pcaps/{pcap_id}" => pcaps::get,
-    put "/client/v4/accounts/{account_id}/pcaps/{pcap_id}/stop" => pcaps::stop,
-    get "/client/v4/accounts/{account_id}/pcaps/{pcap_id}/download" => pcaps::download,
-    post "/client/v4/accounts/{account_id}/pcaps/ownership" => ownership::add,
-    get "/client/v4/accounts/{account_id}/pcaps/ownership" => ownership::list,
-    delete "/client/v4/accounts/{account_id}/pcaps/ownership/{ownership_id}" => ownership::delete,
-    post "/client/v4/accounts/{account_id}/pcaps/ownership/validate" => ownership::validate,
-    get "/client/v4/accounts/{account_id}/nodes" => misc::nodes,
-    get "/client/v4/accounts" => tokens::accounts,
-    get "/client/v4/accounts/{account_id}/tokens" => tokens::list,
-    post "/client/v4/accounts/{account_id}/tokens" => tokens::create,
-    delete "/client/v4/accounts/{account_id}/tokens/{token_id}" => tokens::delete,
-    get "/agent/v1/connect" => crate::hub::socket::connect,
-    get "/openapi.json" => misc::openapi,
-    get "/healthz" => misc::healthz,
+    post "/client/v4/accounts/{account_id}/pcaps" [Write] => pcaps::create,
+    get "/client/v4/accounts/{account_id}/pcaps" [Read] => pcaps::list,
+    get "/client/v4/accounts/{account_id}/pcaps/{pcap_id}" [Read] => pcaps::get,
+    put "/client/v4/accounts/{account_id}/pcaps/{pcap_id}/stop" [Write] => pcaps::stop,
+    get "/client/v4/accounts/{account_id}/pcaps/{pcap_id}/download" [Read] => pcaps::download,
+    post "/client/v4/accounts/{account_id}/pcaps/ownership" [Write] => ownership::add,
+    get "/client/v4/accounts/{account_id}/pcaps/ownership" [Read] => ownership::list,
+    delete "/client/v4/accounts/{account_id}/pcaps/ownership/{ownership_id}" [Write] => ownership::delete,
+    post "/client/v4/accounts/{account_id}/pcaps/ownership/validate" [Write] => ownership::validate,
+    get "/client/v4/accounts/{account_id}/nodes" [Read] => misc::nodes,
+    post "/client/v4/accounts/{account_id}/nodes/{node_name}/revoke" [Nodes] => misc::revoke_node,
+    get "/client/v4/accounts" [AnyToken] => tokens::accounts,
+    get "/client/v4/accounts/{account_id}/tokens" [Tokens] => tokens::list,
+    post "/client/v4/accounts/{account_id}/tokens" [Tokens] => tokens::create,
+    delete "/client/v4/accounts/{account_id}/tokens/{token_id}" [Tokens] => tokens::delete,
+    get "/agent/v1/connect" [Public] => crate::hub::socket::connect,
+    get "/openapi.json" [Public] => misc::openapi,
+    get "/healthz" [Public] => misc::healthz,
 }
 
 /// The whole API on `state`.

@@ -14,6 +14,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "buckets",
         include_str!("../../migrations/0002_buckets.sql"),
     ),
+    (
+        3,
+        "identities",
+        include_str!("../../migrations/0003_identities.sql"),
+    ),
 ];
 
 pub(super) async fn run(db: &Db) -> Result<()> {
@@ -91,5 +96,61 @@ mod tests {
         let s = super::statements(super::MIGRATIONS[1].2);
         assert_eq!(s.len(), 3, "{s:?}");
         assert!(s.iter().all(|s| s.starts_with("ALTER TABLE ")), "{s:?}");
+        let s = super::statements(super::MIGRATIONS[2].2);
+        assert_eq!(s.len(), 6, "{s:?}");
+    }
+
+    /// A database made before identities and scopes: its API tokens keep what they could do
+    /// (read, write, tokens), its agent tokens become enrolment tokens without limits.
+    #[tokio::test]
+    async fn tokens_from_before_version_3_keep_working() {
+        use sqlx::Executor;
+
+        use crate::auth::Scope;
+        use crate::db::{Db, tokens};
+        let dir = std::env::temp_dir().join(format!(
+            "edgecap-migrate-{}-{}",
+            std::process::id(),
+            crate::secret::new_id()
+        ));
+        let url = format!("sqlite://{}/old.db", dir.display());
+        // Version 2, by hand, with one token of each kind.
+        let db = Db::connect(&url).await.unwrap();
+        db.pool.execute("DROP TABLE node_identities").await.unwrap();
+        db.pool
+            .execute(
+                "ALTER TABLE tokens DROP COLUMN scopes; ALTER TABLE tokens DROP COLUMN expires;
+                 ALTER TABLE tokens DROP COLUMN max_uses; ALTER TABLE tokens DROP COLUMN uses;
+                 DELETE FROM schema_migrations WHERE version = 3;
+                 INSERT INTO accounts (id, name, created)
+                     VALUES ('0123456789abcdef0123456789abcdef', 'old', 'x');",
+            )
+            .await
+            .unwrap();
+        for (kind, account, secret) in [
+            ("api", Some("0123456789abcdef0123456789abcdef"), "ecp_old"),
+            ("agent", None, "eca_old"),
+        ] {
+            sqlx::query(
+                "INSERT INTO tokens (id, account_id, kind, hash, name, created)
+                 VALUES ($1, $2, $3, $4, 'old', 'x')",
+            )
+            .bind(crate::secret::new_id())
+            .bind(account)
+            .bind(kind)
+            .bind(crate::secret::digest(secret))
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        }
+        db.close().await;
+        let db = Db::connect(&url).await.unwrap();
+        match tokens::api_lookup(&db, "ecp_old").await.unwrap() {
+            tokens::ApiLookup::Valid { scopes, .. } => assert_eq!(scopes, Scope::DEFAULT),
+            other => panic!("{other:?}"),
+        }
+        assert!(tokens::is_agent(&db, "eca_old").await.unwrap());
+        db.close().await;
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod captures;
+pub mod identities;
 mod migrate;
 pub mod nodes;
 pub mod ownership;
@@ -128,6 +129,7 @@ pub const TABLES: &[&str] = &[
     "captures",
     "capture_nodes",
     "ownerships",
+    "node_identities",
 ];
 
 /// Rows in one of [`TABLES`] (tests and diagnostics).

@@ -7,11 +7,13 @@
 //! - [`socket`]: the WebSocket endpoint that carries a session;
 //! - [`writer`]: the single task that writes agent-driven state changes to the database in
 //!   batches, so a thousand agents acknowledging at once cost a few transactions;
-//! - [`timers`]: grace periods, the overdue-part sweep and the progress flush.
+//! - [`timers`]: grace periods, the overdue-part sweep and the progress flush;
+//! - [`revoke`]: revoked nodes cut off at once, also when another process revoked them.
 //!
 //! The std `Mutex` is never held across an `.await`: every critical section is a few map
 //! operations, cheaper than an async lock.
 
+mod revoke;
 mod session;
 pub mod socket;
 mod timers;
@@ -78,6 +80,9 @@ struct Live {
     /// Nodes that left while they had unfinished parts: name -> generation of the timer
     /// that will fail those parts unless the node comes back first.
     away: HashMap<String, u64>,
+    /// Names of revoked nodes, as last read from the database (`revoke.rs`): refused at
+    /// connect, cut off if connected.
+    revoked: HashSet<String>,
     next_id: u64,
 }
 

@@ -36,6 +36,14 @@ impl Hub {
         let name = info.name.clone();
         let conn = {
             let mut live = self.live();
+            // A revocation that landed between the credential check and now; or a name
+            // forgotten since the last poll, which the next connect finds free.
+            if live.revoked.contains(&name) {
+                return Err(format!(
+                    "node {name} is on this server's list of revoked nodes; connect again to \
+                     have its credential checked"
+                ));
+            }
             if live.nodes.contains_key(&name) {
                 return Err(format!(
                     "a node named {name:?} is already connected; node names must be unique"

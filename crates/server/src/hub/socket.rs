@@ -1,5 +1,6 @@
 //! `GET /agent/v1/connect`: the WebSocket that carries one agent session. The agent must
-//! present an agent token, then say `hello` within the hello timeout; after `welcome` the
+//! present its node credential for its name (`auth::node`: enrolling it with an enrolment
+//! token at its first connect), then say `hello` with that name within the hello timeout; after `welcome` the
 //! socket carries the hub's messages down and the agent's up until either side leaves, the
 //! agent falls silent for longer than the heartbeat timeout, or the server shuts down.
 
@@ -15,7 +16,6 @@ use futures_util::SinkExt;
 
 use crate::AppState;
 use crate::db::nodes::NodeInfo;
-use crate::db::tokens;
 use crate::error::HttpError;
 
 /// Largest message an agent may send (a hello with many finished outcomes fits easily).
@@ -30,19 +30,10 @@ pub async fn connect(
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
-    let Some(secret) = crate::auth::bearer(&headers) else {
-        return HttpError::unauthenticated(
-            "missing Authorization: Bearer <agent token> (create one with \
-             `edgecap admin agent-token create`)",
-        )
-        .into_response();
-    };
-    match tokens::is_agent(&state.db, secret).await {
-        Ok(true) => {}
-        Ok(false) => {
-            return HttpError::unauthenticated("not a valid agent token").into_response();
-        }
-        Err(e) => return HttpError::from(e).into_response(),
+    // Who it is, without the database; then the upgrade; then the credential, so that only a
+    // real agent connection can enrol a node.
+    if let Err(e) = crate::auth::node_credential(&headers) {
+        return e.into_response();
     }
     let upgrade = match upgrade {
         Ok(u) => u,
@@ -54,14 +45,18 @@ pub async fn connect(
             .into_response();
         }
     };
+    let node = match crate::auth::node(&state, &headers).await {
+        Ok(name) => name,
+        Err(e) => return e.into_response(),
+    };
     upgrade
         .max_message_size(MAX_MESSAGE)
         .read_buffer_size(SOCKET_BUFFER)
         .write_buffer_size(SOCKET_BUFFER)
-        .on_upgrade(move |socket| serve(state, socket))
+        .on_upgrade(move |socket| serve(state, socket, node))
 }
 
-async fn serve(state: AppState, mut socket: WebSocket) {
+async fn serve(state: AppState, mut socket: WebSocket, node: String) {
     let config = state.hub.config().clone();
     let hello = match tokio::time::timeout(config.hello_timeout, next_msg(&mut socket)).await {
         Ok(Some(AgentMsg::Hello {
@@ -72,6 +67,13 @@ async fn serve(state: AppState, mut socket: WebSocket) {
             running,
             finished,
         })) => match validate(name, labels, points, version) {
+            Ok(info) if info.name != node => {
+                let reason = format!(
+                    "hello.name: {:?} is not {node:?}, the node this connection authenticated as",
+                    info.name
+                );
+                return refuse(socket, reason).await;
+            }
             Ok(info) => (info, running, finished),
             Err(reason) => return refuse(socket, reason).await,
         },

@@ -75,7 +75,7 @@ pub(super) async fn start(hub: &Hub) -> Result<Background> {
         })
     };
     Ok(Background {
-        tasks: vec![flusher, sweeper],
+        tasks: vec![flusher, sweeper, super::revoke::start(hub)],
     })
 }
 

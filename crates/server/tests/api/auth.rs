@@ -96,8 +96,18 @@ async fn the_agent_socket_takes_only_agent_tokens(b: Backend) {
         let (s, v) = h.call_as(token, "GET", path, None).await;
         assert_error(s, StatusCode::UNAUTHORIZED, &v, 10000, "");
     }
-    // The right token without a WebSocket upgrade.
+    // Agent tokens are enrolment tokens, not what an agent authenticates with.
     let (s, v) = h.call_as(Some(&h.agent_token), "GET", path, None).await;
+    assert_error(
+        s,
+        StatusCode::UNAUTHORIZED,
+        &v,
+        10000,
+        "not a node credential",
+    );
+    // A node credential without a WebSocket upgrade: refused, and nothing enrolled.
+    let credential = format!("ecn_{}", "ab".repeat(32));
+    let (s, v) = h.call_as(Some(&credential), "GET", path, None).await;
     assert!(s.is_client_error(), "{s} {v}");
     assert!(
         v["errors"][0]["message"]
@@ -106,4 +116,5 @@ async fn the_agent_socket_takes_only_agent_tokens(b: Backend) {
             .contains("WebSocket"),
         "{v}"
     );
+    assert_eq!(h.count("node_identities").await, 0);
 }
