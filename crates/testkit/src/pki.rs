@@ -38,9 +38,9 @@ impl TestPki {
     pub fn write(dir: &Path) -> TestPki {
         std::fs::create_dir_all(dir).unwrap();
         let ca_key = KeyPair::generate().unwrap();
-        let ca_params = ca_params("edgecap test CA");
-        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = Issuer::new(ca_params, ca_key);
+        let ca = ca_params("edgecap test CA");
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca, ca_key);
 
         let server_key = KeyPair::generate().unwrap();
         let mut leaf = CertificateParams::new(vec![

@@ -178,6 +178,8 @@ fn agents_verify_the_server_certificate() {
         .unwrap_err();
     assert!(err.is_connect() || err.is_request(), "{err:?}");
     let plain = url.replacen("https://", "http://", 1);
+    // reqwest is built without a default TLS provider (see the client module).
+    let _ = edgecap_tls::rustls::crypto::ring::default_provider().install_default();
     let answer = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
