@@ -9,6 +9,7 @@ mod auth;
 mod bad_input;
 mod buckets;
 mod hub;
+mod listener;
 mod merge;
 mod openapi;
 mod ownership;
