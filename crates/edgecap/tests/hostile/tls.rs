@@ -399,3 +399,80 @@ fn plain_remote_agents_are_refused_on_both_sides() {
     );
     assert!(!read(&far.log).contains("refused"), "{}", read(&far.log));
 }
+
+/// `edgecap up` with a certificate: the API is HTTPS, its own agent dials `wss://` trusting
+/// `--ca`, and the client config it writes (with `ca`) makes `ls` work without flags.
+#[test]
+fn up_serves_tls_to_its_agent_and_client() {
+    let tmp = Scratch::new("hostile-up-tls");
+    let pki = TestPki::write(&tmp.path("pki"));
+    let data = tmp.path("data");
+    let client = tmp.path("client.toml");
+    let mut child = Command::new(BIN)
+        .args(["up", "--listen", "127.0.0.1:0", "--name", "up-tls"])
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--client-config")
+        .arg(&client)
+        .arg("--tls-cert")
+        .arg(&pki.cert)
+        .arg("--tls-key")
+        .arg(&pki.key)
+        .arg("--ca")
+        .arg(&pki.ca)
+        .env("EDGECAP_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(tmp.path("up.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let up = Proc {
+        child: Some(child),
+        log: tmp.path("up.log"),
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut url = None;
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) {
+        if let Some(u) = line.split_whitespace().find(|w| w.starts_with("https://")) {
+            url = Some(u.to_owned());
+        }
+        if line.starts_with("  edgecap ls") {
+            break;
+        }
+    }
+    let url = url.unwrap_or_else(|| panic!("no https URL; log: {}", read(&up.log)));
+    let config: toml::Table = toml::from_str(&read(&client)).unwrap();
+    assert_eq!(config["server"].as_str(), Some(url.as_str()));
+    assert_eq!(
+        config["ca"].as_str().map(PathBuf::from),
+        Some(std::path::absolute(&pki.ca).unwrap())
+    );
+    let (account, token) = (
+        config["account"].as_str().unwrap().to_owned(),
+        config["token"].as_str().unwrap().to_owned(),
+    );
+    let http = https_client(&pki.ca);
+    let ok = wait_for(Duration::from_secs(20), || {
+        connected(&nodes(&http, &url, &account, &token), "up-tls")
+    });
+    assert!(
+        ok,
+        "up's agent never connected over wss://: {}",
+        read(&up.log)
+    );
+    let cfg = client.display().to_string();
+    let ls = command(None, &["ls", "--client-config", &cfg])
+        .output()
+        .unwrap();
+    assert!(
+        ls.status.success(),
+        "ls through the client config: {}",
+        String::from_utf8_lossy(&ls.stderr)
+    );
+}
