@@ -131,3 +131,51 @@ async fn a_tls_handshake_that_never_starts_is_closed() {
         .unwrap();
     assert!(!answer.starts_with(b"HTTP/1.1 200"));
 }
+
+/// The agent socket asks the plain-link rule about the peer before anything else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_agent_links_from_remote_peers_are_refused() {
+    use axum::body::Body;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    let h = Harness::new(Backend::Sqlite).await.expect("SQLite harness");
+    let ask = |peer: &str, tls: bool, insecure: bool| {
+        let mut state = h.state.clone();
+        if insecure {
+            let mut config = (*state.config).clone();
+            config.insecure_plaintext = true;
+            state.config = std::sync::Arc::new(config);
+        }
+        let peer: std::net::SocketAddr = peer.parse().unwrap();
+        let mut req = axum::http::Request::get("/agent/v1/connect")
+            .header("authorization", format!("Bearer {}", h.agent_token))
+            .body(Body::empty())
+            .unwrap();
+        req.extensions_mut()
+            .insert(edgecap_server::serve::Link { peer, tls });
+        async move {
+            let resp = edgecap_server::app(state).oneshot(req).await.unwrap();
+            let status = resp.status().as_u16();
+            let body = resp.into_body().collect().await.unwrap().to_bytes();
+            (status, String::from_utf8_lossy(&body).into_owned())
+        }
+    };
+    let (status, body) = ask("198.18.0.9:5000", false, false).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("non-loopback peer 198.18.0.9") && body.contains("--insecure-plaintext"),
+        "{body}"
+    );
+    // The same peer over TLS, or with --insecure-plaintext, or from loopback, gets past the
+    // rule (and then fails for want of a WebSocket upgrade, naming it).
+    for (peer, tls, insecure) in [
+        ("198.18.0.9:5000", true, false),
+        ("198.18.0.9:5000", false, true),
+        ("[::1]:5000", false, false),
+    ] {
+        let (status, body) = ask(peer, tls, insecure).await;
+        assert_ne!(status, 403, "{peer} tls={tls} insecure={insecure}: {body}");
+        assert!(body.contains("WebSocket"), "{body}");
+    }
+}
