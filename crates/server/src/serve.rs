@@ -11,8 +11,9 @@
 //!   upgrades (the agents' WebSocket) kept working.
 //! - Every request carries `axum::extract::ConnectInfo<SocketAddr>` (the peer) and a
 //!   [`Link`] (the peer, and whether the link is TLS).
-//! - Shutdown: stop accepting, ask every connection to finish its request and close, wait
-//!   for them (bounded by [`DRAIN`]).
+//! - Shutdown: stop accepting, ask every HTTP connection to finish its request and close,
+//!   wait for them (bounded by [`DRAIN`]). Upgraded agent WebSockets are the hub's to close
+//!   (`Hub::close`, `Hub::sessions_ended`), as under `axum::serve`.
 
 use std::future::Future;
 use std::io;
@@ -61,6 +62,8 @@ pub async fn serve(
     let connections = Arc::new(Semaphore::new(max));
     let handshakes = Arc::new(Semaphore::new(config.max_handshakes.max(1)));
     let (stop_tx, stop_rx) = watch::channel(false);
+    // Every HTTP connection task holds a sender; all dropped: all ended (or upgraded).
+    let (alive, mut ended) = tokio::sync::mpsc::channel::<()>(1);
     let limits = Limits {
         handshake_timeout: config.handshake_timeout,
         header_read_timeout: config.header_read_timeout,
@@ -110,6 +113,7 @@ pub async fn serve(
             limits,
             stop: stop_rx.clone(),
             permit,
+            alive: alive.clone(),
         };
         match &acceptor {
             None => {
@@ -122,19 +126,9 @@ pub async fn serve(
     }
     drop(listener);
     let _ = stop_tx.send(true);
-    let open = max - connections.available_permits();
-    if open > 0 {
-        tracing::info!(open, "waiting for open connections to finish");
-    }
-    // All permits back: every connection (upgraded ones too) has ended.
-    if tokio::time::timeout(DRAIN, connections.acquire_many(max as u32))
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            open = max - connections.available_permits(),
-            "connections still open after {DRAIN:?}; leaving them"
-        );
+    drop(alive);
+    if tokio::time::timeout(DRAIN, ended.recv()).await.is_err() {
+        tracing::warn!("HTTP connections still open after {DRAIN:?}; leaving them");
     }
 }
 
@@ -168,11 +162,13 @@ struct Conn {
     stop: watch::Receiver<bool>,
     /// One of `max_connections`, held by the socket itself (see [`Counted`]).
     permit: OwnedSemaphorePermit,
+    /// Dropped when this task ends: shutdown waits for every one.
+    alive: tokio::sync::mpsc::Sender<()>,
 }
 
 impl Conn {
     async fn plain(self, tcp: TcpStream) {
-        let (io, rest) = self.split(tcp);
+        let (io, rest, _alive) = self.split(tcp);
         rest.http(io, false).await;
     }
 
@@ -196,12 +192,12 @@ impl Conn {
             },
             () = stopped(&mut self.stop) => return,
         };
-        let (io, rest) = self.split(stream);
+        let (io, rest, _alive) = self.split(stream);
         rest.http(io, true).await;
     }
 
-    /// The socket with the connection's permit attached, and the rest.
-    fn split<I>(self, io: I) -> (Counted<I>, Http) {
+    /// The socket with the connection's permit attached, the rest, and the task's token.
+    fn split<I>(self, io: I) -> (Counted<I>, Http, tokio::sync::mpsc::Sender<()>) {
         (
             Counted {
                 io,
@@ -213,6 +209,7 @@ impl Conn {
                 limits: self.limits,
                 stop: self.stop,
             },
+            self.alive,
         )
     }
 }
