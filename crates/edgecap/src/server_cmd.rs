@@ -238,6 +238,12 @@ pub fn run(a: &ServerArgs) -> Result<(), Failure> {
         // The port first: a taken one leaves no new database or secrets key behind.
         let listener = bind(addr).await?;
         let scheme = a.serve.scheme();
+        if config.tls.is_none() && !addr.ip().is_loopback() {
+            eprintln!(
+                "edgecap server: warning: plain HTTP on {addr}: agents on other hosts are \
+                 refused (403) unless --insecure-plaintext; serve TLS with --tls-cert/--tls-key"
+            );
+        }
         let state = open_state(&a.serve, &a.db, config).await?;
         let url = format!("{scheme}://{}", local_addr(&listener)?);
         outln!("edgecap server listening on {url}");

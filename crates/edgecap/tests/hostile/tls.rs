@@ -315,6 +315,12 @@ fn plain_remote_agents_are_refused_on_both_sides() {
     let (mut srv, url) = server(&tmp, &data, Some(lab.src_ns()), &listen, &[]);
     assert!(url.starts_with("http://198.18."), "{url}");
     let edge = Some(lab.edge_ns(0));
+    // The operator is told at start what a plain listener on a non-loopback address means.
+    assert!(
+        read(&srv.log).contains("plain HTTP on") && read(&srv.log).contains("--insecure-plaintext"),
+        "{}",
+        read(&srv.log)
+    );
 
     // The agent refuses by itself: nothing is dialled, the token stays home.
     let out = command(
