@@ -1,5 +1,6 @@
-//! The connection to the server: dial `GET /agent/v1/connect` as this node (its name and own
-//! credential, and an enrolment token until it is enrolled), say
+//! The connection to the server: TCP, TLS for `https://` (an untrusted certificate ends the
+//! dial before any secret is sent), then `GET /agent/v1/connect` as this node (its name and
+//! own credential, and an enrolment token until it is enrolled), say
 //! `hello`, then carry messages both ways until the connection ends. The server's messages
 //! start and stop captures; the ledger's outcomes and progress go up; a heartbeat goes up
 //! every `heartbeat_secs`, with a WebSocket ping whose pong shows the server is still there.
@@ -11,16 +12,20 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::identity::Credential;
 use crate::ledger::{Begin, Ledger};
 use crate::settings::Settings;
 use crate::worker;
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+/// The connection under the WebSocket: TCP, or TLS over TCP.
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
+
+type Ws = WebSocketStream<Box<dyn Stream>>;
 
 /// How long dialling (TCP, upgrade, hello, welcome) may take.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -103,7 +108,8 @@ async fn dial_inner(
         let token = header("--token", &settings.token)?;
         headers.insert(edgecap_model::ENROLMENT_HEADER, token);
     }
-    let mut ws = match tokio_tungstenite::connect_async(request).await {
+    let stream = open(settings).await?;
+    let mut ws = match tokio_tungstenite::client_async(request, stream).await {
         Ok((ws, _)) => ws,
         Err(tungstenite::Error::Http(resp)) if resp.status().is_client_error() => {
             let body = resp
@@ -158,6 +164,54 @@ async fn dial_inner(
             _ => continue,
         }
     }
+}
+
+/// TCP to the server, then TLS when `--server` is `https://` (verified with the system roots
+/// or `--ca`). A plain link goes only where the plain-link rule allows it (checked again
+/// here, so no path dials around it), and a non-loopback one is warned about every time.
+async fn open(settings: &Settings) -> Result<Box<dyn Stream>, DialError> {
+    let endpoint = settings
+        .endpoint()
+        .map_err(|e| DialError::Fatal(e.to_string()))?;
+    let host = endpoint.bare_host();
+    let tcp = TcpStream::connect((host, endpoint.port))
+        .await
+        .map_err(|e| {
+            DialError::Retry(format!(
+                "cannot connect to {}:{}: {e}",
+                endpoint.host, endpoint.port
+            ))
+        })?;
+    let _ = tcp.set_nodelay(true);
+    if !endpoint.tls {
+        let rule = settings
+            .plain_link(&endpoint)
+            .map_err(|e| DialError::Fatal(e.to_string()))?;
+        if rule == edgecap_tls::PlainLink::Insecure {
+            tracing::warn!(
+                server = %settings.server,
+                "{}",
+                edgecap_tls::plain::insecure_warning(edgecap_tls::Peer::Host(&endpoint.host))
+            );
+        }
+        return Ok(Box::new(tcp));
+    }
+    // Read at every dial: a CA file replaced while the agent runs is used from the next one.
+    let config = edgecap_tls::client_config(settings.ca.as_deref())
+        .map_err(|e| DialError::Retry(e.to_string()))?;
+    let name = edgecap_tls::server_name(host).map_err(|e| DialError::Fatal(e.to_string()))?;
+    let tls = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .map_err(|e| {
+            DialError::Retry(format!(
+                "{}:{}: {}",
+                endpoint.host,
+                endpoint.port,
+                edgecap_tls::explain_handshake(&e)
+            ))
+        })?;
+    Ok(Box::new(tls))
 }
 
 /// The messages of an API error envelope, or the body itself.

@@ -3,8 +3,10 @@
 //! configuration file says what the node is (name, labels, capture points).
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 use edgecap_capture::Config;
+use tokio_tungstenite::tungstenite::http::Uri;
 
 use crate::output::UploadSettings;
 use crate::worker::NodeContext;
@@ -12,7 +14,8 @@ use crate::worker::NodeContext;
 /// Everything the agent needs to run.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Base URL of the server, `http://host:port`.
+    /// Base URL of the server, `https://host[:port]` (or `http://` to loopback, or anywhere
+    /// with `insecure_plaintext`).
     pub server: String,
     /// An enrolment token (`edgecap admin agent-token create`), presented with the node's
     /// credential until its name is bound to it; empty once the node is enrolled.
@@ -32,6 +35,32 @@ pub struct Settings {
     pub version: String,
     /// How uploads to buckets ride out a slow or failing store.
     pub upload: UploadSettings,
+    /// Trust for an `https` server: only the CA certificates of this PEM file (`--ca`);
+    /// `None`: the system's trust store.
+    pub ca: Option<PathBuf>,
+    /// Dial a non-loopback server over plain `http://` anyway (`--insecure-plaintext`),
+    /// warning at every connect.
+    pub insecure_plaintext: bool,
+}
+
+/// Where the server is, from `--server`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// `https://`: dial TLS.
+    pub tls: bool,
+    /// The host as written (IPv6 in brackets).
+    pub host: String,
+    pub port: u16,
+}
+
+impl Endpoint {
+    /// The host without IPv6 brackets, for resolving and for the certificate check.
+    pub fn bare_host(&self) -> &str {
+        self.host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(&self.host)
+    }
 }
 
 /// A setting that cannot work, naming it.
@@ -53,23 +82,12 @@ fn bad(setting: &str, reason: impl Into<String>) -> SettingsError {
 impl Settings {
     /// Checks every setting the way the server will, and that the capture namespace exists.
     pub fn check(&self) -> Result<(), SettingsError> {
-        let rest = self.server.strip_prefix("http://").ok_or_else(|| {
-            match self.server.strip_prefix("https://") {
-                Some(_) => bad(
-                    "--server",
-                    "https is not supported by this agent yet; use http:// on a trusted network",
-                ),
-                None => bad(
-                    "--server",
-                    format!("{:?} must start with http://", self.server),
-                ),
-            }
-        })?;
-        if rest.trim_end_matches('/').is_empty() || rest.contains(char::is_whitespace) {
-            return Err(bad(
-                "--server",
-                format!("{:?} names no host:port", self.server),
-            ));
+        let endpoint = self.endpoint()?;
+        if endpoint.tls {
+            edgecap_tls::client_config(self.ca.as_deref()).map_err(|e| bad(e.flag, e.reason))?;
+            edgecap_tls::server_name(endpoint.bare_host()).map_err(|e| bad(e.flag, e.reason))?;
+        } else {
+            self.plain_link(&endpoint)?;
         }
         if self.token.contains(char::is_whitespace) {
             return Err(bad(
@@ -148,14 +166,57 @@ impl Settings {
         }
     }
 
-    /// `ws://host:port/agent/v1/connect`.
+    /// `--server` as scheme, host and port (80 or 443 when it names none).
+    pub fn endpoint(&self) -> Result<Endpoint, SettingsError> {
+        let tls = if self.server.starts_with("https://") {
+            true
+        } else if self.server.starts_with("http://") {
+            false
+        } else {
+            return Err(bad(
+                "--server",
+                format!(
+                    "{:?} must start with https:// (or http:// to a server on this host)",
+                    self.server
+                ),
+            ));
+        };
+        let no_host = || bad("--server", format!("{:?} names no host", self.server));
+        if self.server.contains(char::is_whitespace) {
+            return Err(no_host());
+        }
+        let uri: Uri = self
+            .server
+            .parse()
+            .map_err(|e| bad("--server", format!("{:?}: {e}", self.server)))?;
+        let host = uri.host().filter(|h| !h.is_empty()).ok_or_else(no_host)?;
+        Ok(Endpoint {
+            tls,
+            host: host.to_owned(),
+            port: uri.port_u16().unwrap_or(if tls { 443 } else { 80 }),
+        })
+    }
+
+    /// The plain-link rule (`edgecap_tls::plain_link`, the server asks it too) for an
+    /// `http://` server: loopback, or allowed by `--insecure-plaintext` (warned about at
+    /// every connect), or refused before any token is sent.
+    pub fn plain_link(&self, endpoint: &Endpoint) -> Result<edgecap_tls::PlainLink, SettingsError> {
+        let peer = edgecap_tls::Peer::Host(&endpoint.host);
+        match edgecap_tls::plain_link(peer, self.insecure_plaintext) {
+            edgecap_tls::PlainLink::Refused => {
+                Err(bad("--server", edgecap_tls::plain::refused_reason(peer)))
+            }
+            ok => Ok(ok),
+        }
+    }
+
+    /// `ws[s]://host:port/agent/v1/connect`.
     pub fn connect_url(&self) -> String {
-        format!(
-            "{}/agent/v1/connect",
-            self.server
-                .replacen("http://", "ws://", 1)
-                .trim_end_matches('/')
-        )
+        let base = match self.server.strip_prefix("https://") {
+            Some(rest) => format!("wss://{rest}"),
+            None => self.server.replacen("http://", "ws://", 1),
+        };
+        format!("{}/agent/v1/connect", base.trim_end_matches('/'))
     }
 }
 
@@ -189,6 +250,8 @@ mod tests {
             netns: None,
             version: "0.1.0".into(),
             upload: UploadSettings::default(),
+            ca: None,
+            insecure_plaintext: false,
         }
     }
 
@@ -201,8 +264,16 @@ mod tests {
             s.check().unwrap_err().setting
         };
         assert_eq!(err(&|s| s.server = "127.0.0.1:8080".into()), "--server");
-        assert_eq!(err(&|s| s.server = "https://x".into()), "--server");
         assert_eq!(err(&|s| s.server = "http://".into()), "--server");
+        assert_eq!(err(&|s| s.server = "https://".into()), "--server");
+        assert_eq!(err(&|s| s.server = "http://a b".into()), "--server");
+        assert_eq!(
+            err(&|s| {
+                s.server = "https://127.0.0.1:8443".into();
+                s.ca = Some("/nonexistent/ca.pem".into());
+            }),
+            "--ca"
+        );
         assert_eq!(err(&|s| s.token = " ".into()), "--token");
         assert_eq!(err(&|s| s.token = String::new()), "--token");
         assert_eq!(err(&|s| s.name = "a b".into()), "--name");
@@ -219,6 +290,42 @@ mod tests {
         assert_eq!(
             settings().connect_url(),
             "ws://127.0.0.1:8080/agent/v1/connect"
+        );
+        let mut s = settings();
+        s.server = "https://edgecap.example".into();
+        assert_eq!(s.connect_url(), "wss://edgecap.example/agent/v1/connect");
+        assert_eq!(
+            s.endpoint().unwrap(),
+            Endpoint {
+                tls: true,
+                host: "edgecap.example".into(),
+                port: 443
+            }
+        );
+        s.server = "http://[::1]:9000".into();
+        assert_eq!(s.endpoint().unwrap().bare_host(), "::1");
+        assert_eq!(s.endpoint().unwrap().port, 9000);
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback_unless_insecure() {
+        let mut s = settings();
+        for loopback in ["http://127.0.0.1:1", "http://localhost:1", "http://[::1]:1"] {
+            s.server = loopback.into();
+            assert!(s.check().is_ok(), "{loopback}");
+        }
+        s.server = "http://198.18.0.1:8080".into();
+        let e = s.check().unwrap_err();
+        assert_eq!(e.setting, "--server");
+        assert!(
+            e.reason.contains("non-loopback") && e.reason.contains("--insecure-plaintext"),
+            "{e}"
+        );
+        s.insecure_plaintext = true;
+        assert!(s.check().is_ok());
+        assert_eq!(
+            s.plain_link(&s.endpoint().unwrap()).unwrap(),
+            edgecap_tls::PlainLink::Insecure
         );
     }
 

@@ -36,6 +36,8 @@ fn devices_and_points_are_those_of_the_capture_namespace() {
         netns: Some(ns),
         version: "test".into(),
         upload: Default::default(),
+        ca: None,
+        insecure_plaintext: false,
     };
     settings.check().unwrap();
     // `from-src` exists only in the edge: a lookup in the agent's namespace would drop the

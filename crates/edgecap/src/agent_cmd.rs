@@ -11,9 +11,18 @@ use crate::exit::Failure;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct AgentArgs {
-    /// Base URL of the edgecap server, e.g. http://10.0.0.1:8080 [env: EDGECAP_SERVER].
+    /// Base URL of the edgecap server, e.g. https://edgecap.example:8443 (http:// only to a
+    /// server on this host, unless --insecure-plaintext) [env: EDGECAP_SERVER].
     #[arg(long)]
     pub server: Option<String>,
+    /// CA certificate file (PEM) that signed an https server's certificate; only its
+    /// certificates are trusted [default: the system's trust store] [env: EDGECAP_CA].
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+    /// Dial a non-loopback server over plain http:// anyway: the agent token and bucket
+    /// credentials cross the network readable (warned about at every connect).
+    #[arg(long)]
+    pub insecure_plaintext: bool,
     /// Enrolment token from `edgecap admin agent-token create` [env: EDGECAP_AGENT_TOKEN]:
     /// needed at the node's first connect only, when the server binds the node's name to the
     /// credential the agent keeps in --state-dir.
@@ -117,6 +126,11 @@ pub fn settings(a: &AgentArgs) -> Result<Settings, Failure> {
         netns: a.netns.clone(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         upload: upload_settings(a)?,
+        ca: a
+            .ca
+            .clone()
+            .or_else(|| std::env::var_os("EDGECAP_CA").map(PathBuf::from)),
+        insecure_plaintext: a.insecure_plaintext,
     };
     s.check().map_err(|e| Failure::usage(e.to_string()))?;
     Ok(s)

@@ -95,10 +95,21 @@ pub fn is_root() -> bool {
 /// How the control plane runs: address and protocol timings.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
-    /// Address to listen on. The API speaks plain HTTP: keep it on loopback or behind a TLS
-    /// proxy. Port 0 picks a free port (printed at start).
+    /// Address to listen on. Without --tls-cert the API speaks plain HTTP: keep it on
+    /// loopback or behind a TLS proxy. Port 0 picks a free port (printed at start).
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub listen: String,
+    /// Serve HTTPS and wss:// with this certificate chain (PEM: the server's certificate,
+    /// then intermediates); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1) of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Accept agents over plain HTTP from non-loopback addresses: their token and the bucket
+    /// credentials sent to them cross the network readable (warned about at every connect).
+    #[arg(long)]
+    pub insecure_plaintext: bool,
     /// How long a disconnected node may stay away before its running parts fail.
     #[arg(long, default_value = "10s")]
     pub grace: String,
@@ -135,7 +146,20 @@ impl ServeArgs {
             Ok(d)
         };
         let heartbeat = dur("--heartbeat", &self.heartbeat, Duration::from_millis(100))?;
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(
+                edgecap_tls::server_config(cert, key).map_err(|e| Failure::usage(e.to_string()))?,
+            ),
+            (None, None) => None,
+            _ => {
+                return Err(Failure::usage(
+                    "--tls-cert and --tls-key: give both, or neither",
+                ));
+            }
+        };
         let config = Config {
+            tls,
+            insecure_plaintext: self.insecure_plaintext,
             heartbeat,
             // Three missed heartbeats and a half: a slow agent is not a gone agent.
             heartbeat_timeout: heartbeat.mul_f64(3.5),
@@ -148,6 +172,17 @@ impl ServeArgs {
             ..Config::default()
         };
         Ok((addr, config))
+    }
+}
+
+impl ServeArgs {
+    /// `https` with --tls-cert, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        }
     }
 }
 
@@ -202,8 +237,15 @@ pub fn run(a: &ServerArgs) -> Result<(), Failure> {
     runtime()?.block_on(async {
         // The port first: a taken one leaves no new database or secrets key behind.
         let listener = bind(addr).await?;
+        let scheme = a.serve.scheme();
+        if config.tls.is_none() && !addr.ip().is_loopback() {
+            eprintln!(
+                "edgecap server: warning: plain HTTP on {addr}: agents on other hosts are \
+                 refused (403) unless --insecure-plaintext; serve TLS with --tls-cert/--tls-key"
+            );
+        }
         let state = open_state(&a.serve, &a.db, config).await?;
-        let url = format!("http://{}", local_addr(&listener)?);
+        let url = format!("{scheme}://{}", local_addr(&listener)?);
         outln!("edgecap server listening on {url}");
         flush_stdout();
         edgecap_server::run(listener, state, shutdown_signal())

@@ -31,6 +31,11 @@ pub struct UpArgs {
     /// Run only the server (no agent for this machine).
     #[arg(long)]
     pub no_agent: bool,
+    /// With --tls-cert: the CA file (PEM) this machine's agent and the client config trust
+    /// for the server [default: the system's trust store]. The certificate must name the
+    /// --listen address.
+    #[arg(long, requires = "tls_cert")]
+    pub ca: Option<PathBuf>,
 }
 
 pub fn run(a: &UpArgs) -> Result<(), Failure> {
@@ -54,7 +59,11 @@ pub fn run(a: &UpArgs) -> Result<(), Failure> {
             ))
         })?;
         let state = crate::server_cmd::open_state(&a.serve, &db, config).await?;
-        let url = format!("http://{}", crate::server_cmd::local_addr(&listener)?);
+        let url = format!(
+            "{}://{}",
+            a.serve.scheme(),
+            crate::server_cmd::local_addr(&listener)?
+        );
         let destination = format!("file://{}", captures.display());
         let client_path = match &a.client_config {
             Some(p) => p.clone(),
@@ -63,7 +72,13 @@ pub fn run(a: &UpArgs) -> Result<(), Failure> {
             })?,
         };
         let access = api_access(&state, &client_path).await?;
-        let wrote = write_client_config(&client_path, &url, &access, &destination)?;
+        let ca = match &a.ca {
+            Some(p) => {
+                Some(std::path::absolute(p).map_err(|e| Failure::usage(format!("--ca: {e}")))?)
+            }
+            None => None,
+        };
+        let wrote = write_client_config(&client_path, &url, &access, &destination, ca.as_deref())?;
         let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(edgecap_server::run(listener, state.clone(), async {
             let _ = server_stopped.await;
@@ -84,6 +99,10 @@ pub fn run(a: &UpArgs) -> Result<(), Failure> {
                 netns: None,
                 version: env!("CARGO_PKG_VERSION").to_owned(),
                 upload: Default::default(),
+                ca: ca.clone(),
+                // The agent dials this process on the listen address: loopback unless
+                // --listen says otherwise, and then TLS or the server's own choice.
+                insecure_plaintext: a.serve.insecure_plaintext,
             };
             settings
                 .check()
@@ -209,6 +228,7 @@ fn write_client_config(
     url: &str,
     access: &Access,
     destination: &str,
+    ca: Option<&Path>,
 ) -> Result<Option<String>, Failure> {
     if let Some(existing) = crate::client::config_server(path)
         && existing.trim_end_matches('/') != url
@@ -218,11 +238,14 @@ fn write_client_config(
             path.display()
         )));
     }
-    let text = format!(
+    let mut text = format!(
         "# Written by `edgecap up`: how edgecap capture|ls|status|stop reach this server.\n\
          server = {url:?}\naccount = {:?}\ntoken = {:?}\ndestination = {destination:?}\n",
         access.account, access.token
     );
+    if let Some(ca) = ca {
+        text.push_str(&format!("ca = {:?}\n", ca.display().to_string()));
+    }
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(|e| {
             Failure::usage(format!(

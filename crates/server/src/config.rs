@@ -1,7 +1,9 @@
-//! How the server runs: timings of the agent protocol and the request size limit. Flags of
+//! How the server runs: timings of the agent protocol, the request size limit, and the
+//! listener (TLS, connection limits). Flags of
 //! `edgecap server` fill it; tests shorten the timers.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Server settings. `Default` gives the production values.
@@ -29,6 +31,22 @@ pub struct Config {
     pub secrets_key: Option<PathBuf>,
     /// Merges (`merge: true`) running at once; each holds a few MiB (see `merge.rs`).
     pub merge_concurrency: usize,
+    // The listener (`serve.rs`).
+    /// Serve HTTPS and `wss://` with this configuration (`--tls-cert`/`--tls-key`); `None`:
+    /// plain HTTP.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Accept plain-HTTP agent connections from non-loopback peers (`--insecure-plaintext`),
+    /// with a warning at every connect.
+    pub insecure_plaintext: bool,
+    /// Connections open at once (agent WebSockets included); at the cap, new ones wait in
+    /// the backlog.
+    pub max_connections: usize,
+    /// TLS handshakes running at once.
+    pub max_handshakes: usize,
+    /// Longest a TLS handshake (waiting for its turn included) may take.
+    pub handshake_timeout: Duration,
+    /// Longest a client may take to send a request's headers.
+    pub header_read_timeout: Duration,
 }
 
 impl Default for Config {
@@ -46,6 +64,12 @@ impl Default for Config {
             hello_timeout: Duration::from_secs(10),
             secrets_key: None,
             merge_concurrency: 2,
+            tls: None,
+            insecure_plaintext: false,
+            max_connections: 4096,
+            max_handshakes: 64,
+            handshake_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -3,7 +3,8 @@
 //! stores state in SQLite or PostgreSQL and never stores packet bytes.
 //!
 //! - [`app`] builds the router for in-process use; [`run`] serves it on a listener until a
-//!   shutdown future resolves (mini-redis style).
+//!   shutdown future resolves (mini-redis style), through [`serve`]: the accept loop (TLS,
+//!   connection and handshake limits, header timeout, the peer's address for handlers).
 //! - [`config`]: timings and limits; [`AppState`]: what every request sees.
 //! - [`api`]: the HTTP routes (captures, ownership, nodes, OpenAPI, health).
 //! - [`hub`]: agent sessions over WebSocket, dispatch, progress, grace periods, the writer.
@@ -27,6 +28,7 @@ pub mod error;
 pub mod hub;
 pub mod merge;
 pub mod secret;
+pub mod serve;
 pub mod sim;
 pub mod status;
 
@@ -80,18 +82,14 @@ pub async fn run(
     let background = state.hub.start().await?;
     let hub = state.hub.clone();
     let addr = listener.local_addr().ok();
-    tracing::info!(addr = ?addr, "serving");
-    axum::serve(listener, app(state.clone()))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down");
-            hub.close();
-        })
-        .await
-        .map_err(|source| Error::Io {
-            what: "serving HTTP".into(),
-            source,
-        })?;
+    let config = state.config.clone();
+    tracing::info!(addr = ?addr, tls = config.tls.is_some(), "serving");
+    serve::serve(listener, app(state.clone()), &config, async move {
+        shutdown.await;
+        tracing::info!("shutting down");
+        hub.close();
+    })
+    .await;
     state
         .hub
         .sessions_ended(std::time::Duration::from_secs(5))

@@ -11,6 +11,7 @@
 //! | [`root`] | [`root_or_skip`]: root-only tests skip outside CI and fail under `CI=true` |
 //! | [`readers`] | files read back with tshark and tcpdump: packets, fields |
 //! | [`pcapfile`] | capture files for uploads, written by edgecap's pcapng writer, and their check |
+//! | [`pki`] | [`TestPki`]: a CA, a server certificate for 127.0.0.1/localhost and an untrusted second CA, as PEM files (`rcgen`) |
 //!
 //! Failures panic with what went wrong: that is a failed test. A missing server program is a
 //! failure, not a skip (CI installs them, `.ci/run`).
@@ -20,8 +21,10 @@ pub mod azurite;
 pub mod http;
 pub mod pcapfile;
 pub mod pg;
+pub mod pki;
 pub mod readers;
 pub mod root;
 pub mod servers;
 
+pub use pki::TestPki;
 pub use root::root_or_skip;

@@ -30,10 +30,17 @@ pub struct ConnectArgs {
     /// Account id (32 hex digits) [env: EDGECAP_ACCOUNT] [default: the token's account].
     #[arg(long)]
     pub account: Option<String>,
-    /// Client configuration file (TOML with server, token, account, destination keys).
+    /// Client configuration file (TOML with server, token, account, destination, ca keys).
     /// Default: $XDG_CONFIG_HOME/edgecap/client.toml or ~/.config/edgecap/client.toml.
     #[arg(long)]
     pub client_config: Option<PathBuf>,
+    /// CA certificate file (PEM) that signed an https server's certificate; only its
+    /// certificates are trusted [default: the system's trust store] [env: EDGECAP_CA].
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+    /// Send the API token to a non-loopback server over plain http:// anyway.
+    #[arg(long)]
+    pub insecure_plaintext: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -44,6 +51,8 @@ struct ClientFile {
     account: Option<String>,
     /// Default `--destination` of fleet captures.
     destination: Option<String>,
+    /// Default `--ca`.
+    ca: Option<PathBuf>,
 }
 
 /// A resolved connection: flags win over environment, environment over the file; the
@@ -96,14 +105,44 @@ impl ConnectArgs {
                 "--account: {a:?} is not a 32-hex-digit account id"
             )));
         }
-        if !(server.starts_with("http://") || server.starts_with("https://")) {
+        let ca = self
+            .ca
+            .clone()
+            .or_else(|| std::env::var_os("EDGECAP_CA").map(PathBuf::from))
+            .or(file.ca);
+        install_tls_provider();
+        let mut http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(30));
+        if server.starts_with("https://") {
+            let tls = edgecap_tls::client_config(ca.as_deref())
+                .map_err(|e| Failure::usage(e.to_string()))?;
+            http = http.tls_backend_preconfigured((*tls).clone());
+        } else if let Some(rest) = server.strip_prefix("http://") {
+            // The API token (and any credentials in a request) go in the clear: only to
+            // this host, unless the user says otherwise (the agents' rule).
+            let host = rest.split('/').next().unwrap_or_default();
+            let host = match host.rsplit_once(':') {
+                Some((h, port)) if !port.contains(']') => h,
+                _ => host,
+            };
+            let peer = edgecap_tls::Peer::Host(host);
+            match edgecap_tls::plain_link(peer, self.insecure_plaintext) {
+                edgecap_tls::PlainLink::Refused => {
+                    return Err(Failure::usage(format!(
+                        "--server: {}",
+                        edgecap_tls::plain::refused_reason(peer)
+                    )));
+                }
+                edgecap_tls::PlainLink::Insecure => {
+                    eprintln!("warning: {}", edgecap_tls::plain::insecure_warning(peer));
+                }
+                edgecap_tls::PlainLink::Loopback => {}
+            }
+        } else {
             return Err(Failure::usage(format!(
                 "--server: {server:?} must start with http:// or https://"
             )));
         }
-        install_tls_provider();
-        let http = reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(30))
+        let http = http
             .build()
             .map_err(|e| Failure::runtime(format!("HTTP client: {e}")))?;
         let mut conn = Conn {

@@ -1,11 +1,14 @@
-//! `GET /agent/v1/connect`: the WebSocket that carries one agent session. The agent must
-//! present its node credential for its name (`auth::node`: enrolling it with an enrolment
-//! token at its first connect), then say `hello` with that name within the hello timeout; after `welcome` the
+//! `GET /agent/v1/connect`: the WebSocket that carries one agent session. A plain-HTTP link
+//! from a non-loopback peer is refused first (`edgecap_tls::plain_link`, unless the server
+//! runs with `--insecure-plaintext`). The agent must present its node credential for its name
+//! (`auth::node`: enrolling it with an enrolment token at its first connect), then say `hello`
+//! with that name within the hello timeout; after `welcome` the
 //! socket carries the hub's messages down and the agent's up until either side leaves, the
 //! agent falls silent for longer than the heartbeat timeout, or the server shuts down.
 
 use std::collections::BTreeMap;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
@@ -17,6 +20,7 @@ use futures_util::SinkExt;
 use crate::AppState;
 use crate::db::nodes::NodeInfo;
 use crate::error::HttpError;
+use crate::serve::Link;
 
 /// Largest message an agent may send (a hello with many finished outcomes fits easily).
 const MAX_MESSAGE: usize = 1 << 20;
@@ -27,9 +31,13 @@ const SOCKET_BUFFER: usize = 4 << 10;
 
 pub async fn connect(
     State(state): State<AppState>,
+    link: Option<Extension<Link>>,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    if let Err(refusal) = check_link(link.map(|Extension(l)| l), &state.config) {
+        return refusal.into_response();
+    }
     // Who it is, without the database; then the upgrade; then the credential, so that only a
     // real agent connection can enrol a node.
     if let Err(e) = crate::auth::node_credential(&headers) {
@@ -54,6 +62,35 @@ pub async fn connect(
         .read_buffer_size(SOCKET_BUFFER)
         .write_buffer_size(SOCKET_BUFFER)
         .on_upgrade(move |socket| serve(state, socket, node))
+}
+
+/// The link rule before anything else: a plain link from a non-loopback peer would carry the
+/// agent token up and bucket credentials down readable by anyone on the path.
+fn check_link(link: Option<Link>, config: &crate::Config) -> Result<(), HttpError> {
+    let Some(link) = link else {
+        // Not served by `crate::run` (the peer is unknown): refuse rather than guess.
+        return Err(HttpError::forbidden(
+            "agent connection: the link's peer is unknown; serve through edgecap_server::run",
+        ));
+    };
+    if link.tls {
+        return Ok(());
+    }
+    let peer = edgecap_tls::Peer::Addr(link.peer.ip());
+    match edgecap_tls::plain_link(peer, config.insecure_plaintext) {
+        edgecap_tls::PlainLink::Loopback => Ok(()),
+        edgecap_tls::PlainLink::Insecure => {
+            tracing::warn!(peer = %link.peer, "{}", edgecap_tls::plain::insecure_warning(peer));
+            Ok(())
+        }
+        edgecap_tls::PlainLink::Refused => {
+            tracing::warn!(peer = %link.peer, "plain agent connection refused");
+            Err(HttpError::forbidden(&format!(
+                "agent connection: {}",
+                edgecap_tls::plain::refused_reason(peer)
+            )))
+        }
+    }
 }
 
 async fn serve(state: AppState, mut socket: WebSocket, node: String) {

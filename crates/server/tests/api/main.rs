@@ -10,6 +10,7 @@ mod bad_input;
 mod buckets;
 mod hub;
 mod identities;
+mod listener;
 mod merge;
 mod openapi;
 mod ownership;

@@ -304,9 +304,15 @@ pub async fn call(
     if body.is_some() {
         req = req.header("content-type", "application/json");
     }
-    let req = req
+    let mut req = req
         .body(Body::from(body.unwrap_or_default().to_owned()))
         .expect("request");
+    // In process, as a plain-HTTP client on loopback would arrive through `run`'s listener.
+    let peer = std::net::SocketAddr::from(([127, 0, 0, 1], 40000));
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
+    req.extensions_mut()
+        .insert(edgecap_server::serve::Link { peer, tls: false });
     let resp = edgecap_server::app(state.clone())
         .oneshot(req)
         .await
