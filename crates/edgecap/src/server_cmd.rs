@@ -114,6 +114,16 @@ pub struct ServeArgs {
     /// [default: <data-dir>/secrets.key].
     #[arg(long)]
     pub secrets_key: Option<std::path::PathBuf>,
+    /// A store the operator allows as a destination's `endpoint=` although it speaks plain
+    /// http or has a non-public address (loopback, private, link-local, ...), as
+    /// HOST[:PORT]; repeat or separate with commas. Cloud metadata addresses are never
+    /// allowed. Give the agents the same list.
+    #[arg(
+        long = "allow-endpoint",
+        value_name = "HOST[:PORT]",
+        env = "EDGECAP_ALLOW_ENDPOINT"
+    )]
+    pub allow_endpoint: Vec<String>,
 }
 
 impl ServeArgs {
@@ -145,10 +155,18 @@ impl ServeArgs {
                 &self.result_margin,
                 Duration::from_secs(1),
             )?,
+            endpoints: endpoint_policy(&self.allow_endpoint)?,
             ..Config::default()
         };
         Ok((addr, config))
     }
+}
+
+/// The endpoint policy of `--allow-endpoint` (server, agent and `up` alike); errors name
+/// the flag.
+pub fn endpoint_policy(allow: &[String]) -> Result<edgecap_store::EndpointPolicy, Failure> {
+    edgecap_store::EndpointPolicy::from_flags(allow, "--allow-endpoint")
+        .map_err(|e| Failure::usage(e.to_string()))
 }
 
 /// `edgecap server` flags.

@@ -81,7 +81,14 @@ pub fn run(a: &UpArgs) -> Result<(), Failure> {
                     .map_err(|e| Failure::usage(format!("agent config: {e}")))?,
                 netns: None,
                 version: env!("CARGO_PKG_VERSION").to_owned(),
-                upload: Default::default(),
+                // The agent allows what the server allows (`--allow-endpoint`).
+                upload: edgecap_agent::output::UploadSettings {
+                    store: edgecap_store::StoreOptions {
+                        endpoints: state.config.endpoints.clone(),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
             };
             settings
                 .check()

@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use edgecap_store::EndpointPolicy;
+
 /// Server settings. `Default` gives the production values.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -29,6 +31,9 @@ pub struct Config {
     pub secrets_key: Option<PathBuf>,
     /// Merges (`merge: true`) running at once; each holds a few MiB (see `merge.rs`).
     pub merge_concurrency: usize,
+    /// Where a `destination_conf`'s `endpoint=` may point, for the server's own requests
+    /// (challenges, merges) and its checks of a capture's destination (`--allow-endpoint`).
+    pub endpoints: EndpointPolicy,
 }
 
 impl Default for Config {
@@ -46,6 +51,7 @@ impl Default for Config {
             hello_timeout: Duration::from_secs(10),
             secrets_key: None,
             merge_concurrency: 2,
+            endpoints: EndpointPolicy::default(),
         }
     }
 }
