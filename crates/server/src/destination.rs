@@ -28,6 +28,24 @@ pub fn bad(e: StoreError, field: &str) -> HttpError {
     HttpError::field_code(code, &named, reason)
 }
 
+/// Checks `dest`'s endpoint against the policy, written and resolved (a DNS lookup), whatever
+/// its credentials: for a capture, before its bucket's ownership is looked at.
+pub async fn check_endpoint(
+    endpoints: &EndpointPolicy,
+    dest: &Destination,
+    field: &str,
+) -> Result<(), HttpError> {
+    if let Some(dial) = endpoints
+        .check_endpoint(dest, field)
+        .map_err(|e| bad(e, field))?
+    {
+        edgecap_store::check_resolved(&store_options(endpoints), &dial, field)
+            .await
+            .map_err(|e| bad(e, field))?;
+    }
+    Ok(())
+}
+
 /// Parses a `destination_conf` (named `field` in errors).
 pub fn parse(conf: &str, field: &str) -> Result<Destination, HttpError> {
     Destination::parse(conf, field).map_err(|e| bad(e, field))

@@ -40,5 +40,5 @@ pub use error::StoreError;
 pub use policy::EndpointPolicy;
 pub use read::ObjectReader;
 pub use seal::SecretsKey;
-pub use store::{Store, StoreOptions};
+pub use store::{Store, StoreOptions, check_resolved};
 pub use upload::{UploadOptions, UploadReport, UploadSink, UploadWatch};

@@ -142,18 +142,10 @@ impl Store {
     /// naming the field. The client checks them again at every connection; a name that does
     /// not resolve here passes (the connection will say why it fails).
     pub async fn check_endpoint(&self) -> Result<(), StoreError> {
-        let Some(dial) = &self.dial else {
-            return Ok(());
-        };
-        let lookup = tokio::net::lookup_host((dial.host.as_str(), dial.port));
-        let Ok(Ok(addrs)) = tokio::time::timeout(self.opts.connect_timeout, lookup).await else {
-            return Ok(());
-        };
-        let ips: Vec<std::net::IpAddr> = addrs.map(|a| a.ip()).collect();
-        self.opts
-            .endpoints
-            .check_addresses(dial, &ips)
-            .map_err(|reason| StoreError::invalid(&self.field, reason))
+        match &self.dial {
+            Some(dial) => check_resolved(&self.opts, dial, &self.field).await,
+            None => Ok(()),
+        }
     }
 
     /// Parses and opens a `destination_conf` in one step.
@@ -335,6 +327,24 @@ impl Store {
             reason: explain(e),
         }
     }
+}
+
+/// Resolves `dial`'s host now (within `opts.connect_timeout`) and checks its addresses against
+/// `opts.endpoints`; errors name `field`. A name that does not resolve passes: the connection
+/// will fail and say why, and is checked again then.
+pub async fn check_resolved(
+    opts: &StoreOptions,
+    dial: &Dial,
+    field: &str,
+) -> Result<(), StoreError> {
+    let lookup = tokio::net::lookup_host((dial.host.as_str(), dial.port));
+    let Ok(Ok(addrs)) = tokio::time::timeout(opts.connect_timeout, lookup).await else {
+        return Ok(());
+    };
+    let ips: Vec<std::net::IpAddr> = addrs.map(|a| a.ip()).collect();
+    opts.endpoints
+        .check_addresses(dial, &ips)
+        .map_err(|reason| StoreError::invalid(field, reason))
 }
 
 /// An object_store error with a hint for the common causes.

@@ -33,11 +33,7 @@ pub async fn resolve(state: &AppState, account: &str, conf: &str) -> Result<Targ
     const FIELD: &str = "destination_conf";
     let dest = destination::parse(conf, FIELD)?;
     // A refused endpoint is refused for what it is, before ownership is looked at.
-    state
-        .config
-        .endpoints
-        .check_endpoint(&dest, FIELD)
-        .map_err(|e| destination::bad(e, FIELD))?;
+    destination::check_endpoint(&state.config.endpoints, &dest, FIELD).await?;
     let canonical = dest.to_string();
     if !dest.scheme.is_bucket() {
         return Ok(Target {
