@@ -59,10 +59,10 @@ fn a_name_that_resolves_to_loopback_is_refused_and_never_dialled() {
     );
     // An agent's upload dials without that check: the client refuses at connect time.
     let key = layout::node_file(ID, "edge0", Format::Pcapng).unwrap();
-    let e = UploadSink::start(&store, &key, &UploadOptions::default())
-        .err()
-        .expect("the upload started")
-        .to_string();
+    let e = match UploadSink::start(&store, &key, &UploadOptions::default()) {
+        Ok(_) => panic!("the upload started"),
+        Err(e) => e.to_string(),
+    };
     assert!(
         e.contains("endpoint host localhost resolves to") && e.contains("a loopback address"),
         "{e}"
