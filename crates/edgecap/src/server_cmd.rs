@@ -303,4 +303,39 @@ mod tests {
             assert_eq!(dir.url().unwrap(), "sqlite:///srv/ec/edgecap.db");
         }
     }
+
+    #[test]
+    fn allow_endpoint_is_checked_naming_the_flag() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let serve = |args: &[&str]| {
+            let all = ["edgecap"].iter().chain(args).copied();
+            Cli::try_parse_from(all).unwrap().serve.resolve()
+        };
+        let (_, config) = serve(&[
+            "--allow-endpoint",
+            "127.0.0.1:9000,minio.internal",
+            "--allow-endpoint",
+            "[fd00::5]:443",
+        ])
+        .unwrap();
+        let shown: Vec<String> = config
+            .endpoints
+            .allowed()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(shown, ["127.0.0.1:9000", "minio.internal", "[fd00::5]:443"]);
+        let e = serve(&["--allow-endpoint", "169.254.169.254"]).unwrap_err();
+        assert_eq!(e.code, 2);
+        assert!(
+            e.message
+                .starts_with("--allow-endpoint: 169.254.169.254 is a cloud metadata address"),
+            "{e:?}"
+        );
+    }
 }
