@@ -121,7 +121,9 @@ pub fn run(a: &BenchAgentMemoryArgs) -> Result<(), Failure> {
     ])?;
     let token = admin(&["token", "create", "--account", &account])?;
     let agent_token = admin(&["agent-token", "create"])?;
-    let mut server = Server::start(work.dir())?;
+    // moto speaks plain http on loopback: the operator allows it, on its port only.
+    let allow = format!("127.0.0.1:{}", moto.port);
+    let mut server = Server::start_with(work.dir(), &["--allow-endpoint", &allow])?;
     let lab =
         Lab::new(&LabSpec::with_edges(1)).map_err(|e| Failure::runtime(format!("lab: {e}")))?;
     let exe = crate::edgecap_exe()?;
@@ -133,6 +135,7 @@ pub fn run(a: &BenchAgentMemoryArgs) -> Result<(), Failure> {
             .arg("--state-dir")
             .arg(work.0.join("agent-state"))
             .args(["--name", "bench0", "--netns", lab.edge_ns(0)])
+            .args(["--allow-endpoint", &allow])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

@@ -49,7 +49,7 @@ pub fn run(a: &BenchUploadArgs) -> Result<(), Failure> {
         "s3://bench/captures?endpoint=http://127.0.0.1:{}&access-key-id=bench&secret-access-key=bench",
         moto.port
     );
-    let store = Store::from_url(&url, &StoreOptions::default(), "destination")
+    let store = Store::from_url(&url, &StoreOptions::operator(), "destination")
         .map_err(|e| Failure::runtime(e.to_string()))?;
     let mut md = String::from(
         "| capture size | part size | sink's bound MiB | sink's peak MiB | process peak RSS MiB \

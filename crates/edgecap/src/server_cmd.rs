@@ -125,6 +125,16 @@ pub struct ServeArgs {
     /// [default: <data-dir>/secrets.key].
     #[arg(long)]
     pub secrets_key: Option<std::path::PathBuf>,
+    /// A store the operator allows as a destination's `endpoint=` although it speaks plain
+    /// http or has a non-public address (loopback, private, link-local, ...), as
+    /// HOST[:PORT]; repeat or separate with commas. Cloud metadata addresses are never
+    /// allowed. Give the agents the same list.
+    #[arg(
+        long = "allow-endpoint",
+        value_name = "HOST[:PORT]",
+        env = "EDGECAP_ALLOW_ENDPOINT"
+    )]
+    pub allow_endpoint: Vec<String>,
 }
 
 impl ServeArgs {
@@ -169,6 +179,7 @@ impl ServeArgs {
                 &self.result_margin,
                 Duration::from_secs(1),
             )?,
+            endpoints: endpoint_policy(&self.allow_endpoint)?,
             ..Config::default()
         };
         Ok((addr, config))
@@ -184,6 +195,13 @@ impl ServeArgs {
             "http"
         }
     }
+}
+
+/// The endpoint policy of `--allow-endpoint` (server, agent and `up` alike); errors name
+/// the flag.
+pub fn endpoint_policy(allow: &[String]) -> Result<edgecap_store::EndpointPolicy, Failure> {
+    edgecap_store::EndpointPolicy::from_flags(allow, "--allow-endpoint")
+        .map_err(|e| Failure::usage(e.to_string()))
 }
 
 /// `edgecap server` flags.
@@ -326,5 +344,40 @@ mod tests {
         if std::env::var_os("EDGECAP_DATABASE").is_none() {
             assert_eq!(dir.url().unwrap(), "sqlite:///srv/ec/edgecap.db");
         }
+    }
+
+    #[test]
+    fn allow_endpoint_is_checked_naming_the_flag() {
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let serve = |args: &[&str]| {
+            let all = ["edgecap"].iter().chain(args).copied();
+            Cli::try_parse_from(all).unwrap().serve.resolve()
+        };
+        let (_, config) = serve(&[
+            "--allow-endpoint",
+            "127.0.0.1:9000,minio.internal",
+            "--allow-endpoint",
+            "[fd00::5]:443",
+        ])
+        .unwrap();
+        let shown: Vec<String> = config
+            .endpoints
+            .allowed()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(shown, ["127.0.0.1:9000", "minio.internal", "[fd00::5]:443"]);
+        let e = serve(&["--allow-endpoint", "169.254.169.254"]).unwrap_err();
+        assert_eq!(e.code, 2);
+        assert!(
+            e.message
+                .starts_with("--allow-endpoint: 169.254.169.254 is a cloud metadata address"),
+            "{e:?}"
+        );
     }
 }

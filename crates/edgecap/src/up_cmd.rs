@@ -98,11 +98,18 @@ pub fn run(a: &UpArgs) -> Result<(), Failure> {
                     .map_err(|e| Failure::usage(format!("agent config: {e}")))?,
                 netns: None,
                 version: env!("CARGO_PKG_VERSION").to_owned(),
-                upload: Default::default(),
                 ca: ca.clone(),
                 // The agent dials this process on the listen address: loopback unless
                 // --listen says otherwise, and then TLS or the server's own choice.
                 insecure_plaintext: a.serve.insecure_plaintext,
+                // The agent allows what the server allows (`--allow-endpoint`).
+                upload: edgecap_agent::output::UploadSettings {
+                    store: edgecap_store::StoreOptions {
+                        endpoints: state.config.endpoints.clone(),
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
             };
             settings
                 .check()

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use edgecap_store::EndpointPolicy;
+
 /// Server settings. `Default` gives the production values.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -47,6 +49,9 @@ pub struct Config {
     pub handshake_timeout: Duration,
     /// Longest a client may take to send a request's headers.
     pub header_read_timeout: Duration,
+    /// Where a `destination_conf`'s `endpoint=` may point, for the server's own requests
+    /// (challenges, merges) and its checks of a capture's destination (`--allow-endpoint`).
+    pub endpoints: EndpointPolicy,
 }
 
 impl Default for Config {
@@ -70,6 +75,7 @@ impl Default for Config {
             max_handshakes: 64,
             handshake_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
+            endpoints: EndpointPolicy::default(),
         }
     }
 }

@@ -4,7 +4,7 @@
 //! for `merge: true`, the merged file; capture files are written by the agents.
 
 use edgecap_model::codes;
-use edgecap_store::{Destination, Store, StoreError, StoreOptions};
+use edgecap_store::{Destination, EndpointPolicy, Store, StoreError, StoreOptions};
 
 use crate::error::HttpError;
 
@@ -28,24 +28,51 @@ pub fn bad(e: StoreError, field: &str) -> HttpError {
     HttpError::field_code(code, &named, reason)
 }
 
+/// Checks `dest`'s endpoint against the policy, written and resolved (a DNS lookup), whatever
+/// its credentials: for a capture, before its bucket's ownership is looked at.
+pub async fn check_endpoint(
+    endpoints: &EndpointPolicy,
+    dest: &Destination,
+    field: &str,
+) -> Result<(), HttpError> {
+    if let Some(dial) = endpoints
+        .check_endpoint(dest, field)
+        .map_err(|e| bad(e, field))?
+    {
+        edgecap_store::check_resolved(&store_options(endpoints), &dial, field)
+            .await
+            .map_err(|e| bad(e, field))?;
+    }
+    Ok(())
+}
+
 /// Parses a `destination_conf` (named `field` in errors).
 pub fn parse(conf: &str, field: &str) -> Result<Destination, HttpError> {
     Destination::parse(conf, field).map_err(|e| bad(e, field))
 }
 
 /// How the server's own requests behave: they run while an API caller waits, so they fail
-/// within seconds rather than ride out an outage.
-pub fn store_options() -> StoreOptions {
+/// within seconds rather than ride out an outage; endpoints are checked by `endpoints`.
+pub fn store_options(endpoints: &EndpointPolicy) -> StoreOptions {
     StoreOptions {
         preflight_timeout: std::time::Duration::from_secs(10),
+        endpoints: endpoints.clone(),
         ..StoreOptions::default()
     }
 }
 
-/// The client for `dest` (no network traffic). Missing credentials and a `file://`
-/// directory that does not exist on the server are bad input naming `field`.
-pub fn open(dest: &Destination, field: &str) -> Result<Store, HttpError> {
-    Store::open(dest, &store_options(), field).map_err(|e| bad(e, field))
+/// The client for `dest`, after the endpoint policy checked its endpoint, its credentials
+/// and the addresses the endpoint's host name resolves to (a DNS lookup; no other traffic).
+/// Missing credentials, a refused endpoint and a `file://` directory that does not exist
+/// on the server are bad input naming `field`.
+pub async fn open(
+    endpoints: &EndpointPolicy,
+    dest: &Destination,
+    field: &str,
+) -> Result<Store, HttpError> {
+    let store = Store::open(dest, &store_options(endpoints), field).map_err(|e| bad(e, field))?;
+    store.check_endpoint().await.map_err(|e| bad(e, field))?;
+    Ok(store)
 }
 
 #[cfg(test)]
@@ -98,10 +125,12 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_missing_directory_is_bad_input() {
+    #[tokio::test]
+    async fn a_missing_directory_is_bad_input() {
         let d = parse("file:///nonexistent/edgecap-x", "destination_conf").unwrap();
-        let e = open(&d, "destination_conf").unwrap_err();
+        let e = open(&EndpointPolicy::default(), &d, "destination_conf")
+            .await
+            .unwrap_err();
         assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
         assert!(e.errors[0].message.contains("not a directory"), "{e:?}");
     }

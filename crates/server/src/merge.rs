@@ -22,7 +22,9 @@ use std::sync::Arc;
 
 use edgecap_pcap::Format;
 use edgecap_pcap::merge::{MergeError, MergeInput, MergeOptions, merge};
-use edgecap_store::{Destination, ObjectReader, Store, UploadOptions, UploadSink, layout};
+use edgecap_store::{
+    Destination, EndpointPolicy, ObjectReader, Store, UploadOptions, UploadSink, layout,
+};
 use sqlx::Row;
 use tokio::sync::{Semaphore, mpsc};
 
@@ -49,17 +51,19 @@ pub(crate) async fn run(
     db: Db,
     vault: Arc<Vault>,
     concurrency: usize,
+    endpoints: EndpointPolicy,
     mut rx: mpsc::UnboundedReceiver<String>,
 ) {
     let slots = Arc::new(Semaphore::new(concurrency.max(1)));
     while let Some(id) = rx.recv().await {
         let (db, vault, slots) = (db.clone(), vault.clone(), slots.clone());
+        let endpoints = endpoints.clone();
         tokio::spawn(async move {
             let Ok(_permit) = slots.acquire_owned().await else {
                 return;
             };
             let result = match job(&db, &id).await {
-                Ok(Some(job)) => merge_on_a_thread(job, vault).await,
+                Ok(Some(job)) => merge_on_a_thread(job, vault, endpoints).await,
                 // Not (or no longer) waiting for a merge: another process took it.
                 Ok(None) => return,
                 Err(e) => Err(format!("cannot read the capture: {e}")),
@@ -122,20 +126,24 @@ async fn job(db: &Db, id: &str) -> Result<Option<Job>> {
 
 /// Runs the blocking merge on a thread of its own (not the runtime's blocking pool, which a
 /// shutdown would wait for): the merged file's key, or why it failed.
-async fn merge_on_a_thread(job: Job, vault: Arc<Vault>) -> Result<String, String> {
+async fn merge_on_a_thread(
+    job: Job,
+    vault: Arc<Vault>,
+    endpoints: EndpointPolicy,
+) -> Result<String, String> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let id = job.capture_id.clone();
     std::thread::Builder::new()
         .name(format!("merge-{}", &id[..id.len().min(8)]))
         .spawn(move || {
-            let _ = tx.send(merge_job(&job, &vault));
+            let _ = tx.send(merge_job(&job, &vault, &endpoints));
         })
         .map_err(|e| format!("cannot start a merge thread: {e}"))?;
     rx.await
         .unwrap_or_else(|_| Err("the merge thread ended without a result".into()))
 }
 
-fn merge_job(job: &Job, vault: &Vault) -> Result<String, String> {
+fn merge_job(job: &Job, vault: &Vault, endpoints: &EndpointPolicy) -> Result<String, String> {
     let mut dest =
         Destination::parse(&job.destination, "destination_conf").map_err(|e| e.to_string())?;
     if let Some(sealed) = &job.sealed {
@@ -146,12 +154,13 @@ fn merge_job(job: &Job, vault: &Vault) -> Result<String, String> {
             .with_credentials(creds, "destination_conf")
             .map_err(|e| e.to_string())?;
     }
-    let store = Store::open(
-        &dest,
-        &edgecap_store::StoreOptions::default(),
-        "destination_conf",
-    )
-    .map_err(|e| e.to_string())?;
+    // The same endpoint policy as when the capture was created: the merge writes where the
+    // agents wrote.
+    let opts = edgecap_store::StoreOptions {
+        endpoints: endpoints.clone(),
+        ..edgecap_store::StoreOptions::default()
+    };
+    let store = Store::open(&dest, &opts, "destination_conf").map_err(|e| e.to_string())?;
     let mut inputs = Vec::with_capacity(job.files.len());
     let mut total = 0u64;
     for (node, key) in &job.files {

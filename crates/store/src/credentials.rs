@@ -149,6 +149,17 @@ impl Credentials {
                      private_key)",
                 ));
             }
+            // object_store would send requests to a key's `gcs_base_url`: an endpoint that
+            // the endpoint policy (crate::policy) would not see.
+            if parsed
+                .as_ref()
+                .is_some_and(|m| m.contains_key("gcs_base_url"))
+            {
+                return Err(StoreError::invalid(
+                    &format!("{field}.service_account_key.gcs_base_url"),
+                    "is not accepted; give the store's URL as endpoint= in destination_conf",
+                ));
+            }
             return Ok(Credentials::GcsServiceAccount {
                 key_json: Secret::new(json),
             });

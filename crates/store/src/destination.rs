@@ -488,7 +488,7 @@ fn check_region(r: &str, field: &str) -> Result<String, StoreError> {
 }
 
 /// Echoes user input in errors, but never a whole pasted document.
-fn shorten(s: &str) -> String {
+pub(crate) fn shorten(s: &str) -> String {
     const MAX: usize = 80;
     if s.len() <= MAX {
         return s.to_owned();

@@ -10,6 +10,9 @@
 //!   [`CredentialSource`] (the cloud's standard chain, or explicit); [`Secret`] never prints.
 //! - `seal`: [`SecretsKey`], encryption at rest of credentials (XChaCha20-Poly1305 with a key
 //!   file in the server's data directory).
+//! - [`policy`]: [`EndpointPolicy`], where a user-supplied `endpoint=` may point (https,
+//!   public addresses, written or resolved, unless the operator allows a host; never cloud
+//!   metadata) and that it brings its own credentials; `store` applies it to every client.
 //! - `store`: [`Store`], one destination's client: small puts and gets (challenges,
 //!   manifests), sizes, and [`Store::preflight`] (the check at capture start).
 //! - [`upload`]: [`UploadSink`], the streaming bounded multipart upload behind an
@@ -25,6 +28,7 @@ mod destination;
 mod error;
 pub mod layout;
 pub mod manifest;
+pub mod policy;
 mod read;
 mod seal;
 mod store;
@@ -33,7 +37,8 @@ pub mod upload;
 pub use credentials::{CredentialSource, Credentials, Secret};
 pub use destination::{Destination, Scheme};
 pub use error::StoreError;
+pub use policy::EndpointPolicy;
 pub use read::ObjectReader;
 pub use seal::SecretsKey;
-pub use store::{Store, StoreOptions};
+pub use store::{Store, StoreOptions, check_resolved};
 pub use upload::{UploadOptions, UploadReport, UploadSink, UploadWatch};

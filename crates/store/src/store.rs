@@ -18,6 +18,7 @@ use object_store::{
 use crate::credentials::{CredentialSource, Credentials};
 use crate::destination::{Destination, Scheme};
 use crate::error::{StoreError, describe};
+use crate::policy::{Dial, EndpointPolicy};
 
 /// How requests are retried and timed out. `Default` suits agents on real networks.
 #[derive(Debug, Clone)]
@@ -35,6 +36,10 @@ pub struct StoreOptions {
     pub request_timeout: Duration,
     /// Retry budget of the start-of-capture check, which must fail fast.
     pub preflight_timeout: Duration,
+    /// Where a destination's `endpoint=` may point ([`EndpointPolicy`]); `Default` is the
+    /// strict rule for destinations users send. `EndpointPolicy::operator()` for URLs the
+    /// operator typed.
+    pub endpoints: EndpointPolicy,
 }
 
 impl Default for StoreOptions {
@@ -47,11 +52,21 @@ impl Default for StoreOptions {
             connect_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(120),
             preflight_timeout: Duration::from_secs(10),
+            endpoints: EndpointPolicy::default(),
         }
     }
 }
 
 impl StoreOptions {
+    /// The defaults without endpoint checks ([`EndpointPolicy::operator`]): for URLs the
+    /// operator typed on their own command line, never for destinations sent through the API.
+    pub fn operator() -> StoreOptions {
+        StoreOptions {
+            endpoints: EndpointPolicy::operator(),
+            ..StoreOptions::default()
+        }
+    }
+
     fn retry(&self) -> RetryConfig {
         RetryConfig {
             backoff: BackoffConfig {
@@ -81,6 +96,9 @@ pub struct Store {
     quick: Arc<dyn ObjectStore>,
     dest: Destination,
     opts: StoreOptions,
+    /// The endpoint's host name, to check again where it resolves (see [`Store::check_endpoint`]).
+    dial: Option<Dial>,
+    field: String,
 }
 
 impl std::fmt::Debug for Store {
@@ -103,16 +121,31 @@ fn install_tls_provider() {
 }
 
 impl Store {
-    /// Builds the client for `dest`. No network traffic; `field` names the destination in
-    /// errors (e.g. `destination_conf`).
+    /// Builds the client for `dest`, after `opts.endpoints` checked its endpoint and
+    /// credentials. No network traffic; `field` names the destination in errors (e.g.
+    /// `destination_conf`).
     pub fn open(dest: &Destination, opts: &StoreOptions, field: &str) -> Result<Store, StoreError> {
         install_tls_provider();
+        let dial = opts.endpoints.check(dest, field)?;
         Ok(Store {
             inner: build(dest, opts, field)?,
             quick: build(dest, &opts.quick(), field)?,
             dest: dest.clone(),
             opts: opts.clone(),
+            dial,
+            field: field.to_owned(),
         })
+    }
+
+    /// Resolves the endpoint's host name now and checks its addresses against the policy, so
+    /// a name that points at a refused address is refused before any request, with an error
+    /// naming the field. The client checks them again at every connection; a name that does
+    /// not resolve here passes (the connection will say why it fails).
+    pub async fn check_endpoint(&self) -> Result<(), StoreError> {
+        match &self.dial {
+            Some(dial) => check_resolved(&self.opts, dial, &self.field).await,
+            None => Ok(()),
+        }
     }
 
     /// Parses and opens a `destination_conf` in one step.
@@ -296,6 +329,24 @@ impl Store {
     }
 }
 
+/// Resolves `dial`'s host now (within `opts.connect_timeout`) and checks its addresses against
+/// `opts.endpoints`; errors name `field`. A name that does not resolve passes: the connection
+/// will fail and say why, and is checked again then.
+pub async fn check_resolved(
+    opts: &StoreOptions,
+    dial: &Dial,
+    field: &str,
+) -> Result<(), StoreError> {
+    let lookup = tokio::net::lookup_host((dial.host.as_str(), dial.port));
+    let Ok(Ok(addrs)) = tokio::time::timeout(opts.connect_timeout, lookup).await else {
+        return Ok(());
+    };
+    let ips: Vec<std::net::IpAddr> = addrs.map(|a| a.ip()).collect();
+    opts.endpoints
+        .check_addresses(dial, &ips)
+        .map_err(|reason| StoreError::invalid(field, reason))
+}
+
 /// An object_store error with a hint for the common causes.
 pub(crate) fn explain(e: &object_store::Error) -> String {
     let text = describe(e);
@@ -354,14 +405,94 @@ pub(crate) fn cause(e: &object_store::Error) -> Option<&'static str> {
 }
 
 fn client_options(dest: &Destination, opts: &StoreOptions) -> ClientOptions {
-    let http = dest
-        .endpoint
-        .as_deref()
-        .is_some_and(|e| e.starts_with("http://"));
     ClientOptions::new()
-        .with_allow_http(http)
+        .with_allow_http(allows_http(dest))
         .with_connect_timeout(opts.connect_timeout)
         .with_timeout(opts.request_timeout)
+}
+
+fn allows_http(dest: &Destination) -> bool {
+    dest.endpoint
+        .as_deref()
+        .is_some_and(|e| e.starts_with("http://"))
+}
+
+/// The HTTP client of a destination whose user-supplied endpoint the policy checks:
+/// redirects are not followed (a redirect could name any address), no proxy from the
+/// environment is used (the address checked is the one dialled), and every host name is
+/// resolved by [`CheckedResolver`]. Only for explicit credentials, which the policy demands
+/// with a custom endpoint: the instance-metadata client of a credential chain never comes
+/// here.
+#[derive(Debug)]
+struct GuardedConnector {
+    policy: EndpointPolicy,
+    port: u16,
+    allow_http: bool,
+    connect_timeout: Duration,
+    timeout: Duration,
+}
+
+impl object_store::client::HttpConnector for GuardedConnector {
+    fn connect(&self, _: &ClientOptions) -> object_store::Result<object_store::client::HttpClient> {
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("edgecap/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .connect_timeout(self.connect_timeout)
+            .timeout(self.timeout)
+            .https_only(!self.allow_http)
+            .dns_resolver(Arc::new(CheckedResolver {
+                policy: self.policy.clone(),
+                port: self.port,
+            }))
+            .build()
+            .map_err(|e| object_store::Error::Generic {
+                store: "edgecap",
+                source: Box::new(e),
+            })?;
+        Ok(object_store::client::HttpClient::new(client))
+    }
+}
+
+/// Resolves a host name and refuses it when any of its addresses is one the policy refuses:
+/// the check at connect time, so DNS cannot lead a request where the URL could not.
+struct CheckedResolver {
+    policy: EndpointPolicy,
+    port: u16,
+}
+
+impl reqwest::dns::Resolve for CheckedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let dial = Dial::new(name.as_str(), self.port);
+        let policy = self.policy.clone();
+        Box::pin(async move {
+            let addrs: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((dial.host.as_str(), dial.port))
+                    .await?
+                    .collect();
+            let ips: Vec<std::net::IpAddr> = addrs.iter().map(|a| a.ip()).collect();
+            policy.check_addresses(&dial, &ips).map_err(|reason| {
+                std::io::Error::new(std::io::ErrorKind::PermissionDenied, reason)
+            })?;
+            let addrs: reqwest::dns::Addrs = Box::new(addrs.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+/// The guarded connector for `dest`, when its endpoint is user-supplied and checked.
+fn guard(dest: &Destination, opts: &StoreOptions) -> Option<GuardedConnector> {
+    if !opts.endpoints.is_checked() {
+        return None;
+    }
+    let url = url::Url::parse(dest.endpoint.as_deref()?).ok()?;
+    Some(GuardedConnector {
+        policy: opts.endpoints.clone(),
+        port: url.port_or_known_default()?,
+        allow_http: allows_http(dest),
+        connect_timeout: opts.connect_timeout,
+        timeout: opts.request_timeout,
+    })
 }
 
 fn build(
@@ -438,6 +569,9 @@ fn s3(dest: &Destination, opts: &StoreOptions, field: &str) -> Result<AmazonS3Bu
         // S3-compatible stores name the bucket in the path; AWS itself picks its own style.
         b = b.with_endpoint(e).with_virtual_hosted_style_request(false);
     }
+    if let Some(g) = guard(dest, opts) {
+        b = b.with_http_connector(g);
+    }
     Ok(b)
 }
 
@@ -454,6 +588,9 @@ fn gcs(dest: &Destination, opts: &StoreOptions) -> GoogleCloudStorageBuilder {
         .with_client_options(client_options(dest, opts));
     if let Some(e) = &dest.endpoint {
         b = b.with_base_url(e);
+    }
+    if let Some(g) = guard(dest, opts) {
+        b = b.with_http_connector(g);
     }
     b
 }
@@ -477,6 +614,9 @@ fn azure(dest: &Destination, opts: &StoreOptions) -> MicrosoftAzureBuilder {
     }
     if let Some(e) = &dest.endpoint {
         b = b.with_endpoint(e.clone());
+    }
+    if let Some(g) = guard(dest, opts) {
+        b = b.with_http_connector(g);
     }
     b
 }

@@ -213,4 +213,40 @@ mod tests {
         let sink = open(&format!("file://{}", dir.display()), None).unwrap();
         assert!(matches!(sink, Sink::Dir(..)));
     }
+
+    #[test]
+    fn the_agent_applies_the_endpoint_policy() {
+        let keys = serde_json::json!({"access_key_id": "a", "secret_access_key": "b"});
+        // The default settings: only https to public addresses, with credentials given.
+        let e = open(
+            "s3://bucket?endpoint=http://169.254.169.254",
+            Some(keys.clone()),
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("destination_conf: endpoint \"http://169.254.169.254\" is refused")
+                && e.contains("cloud metadata address"),
+            "{e}"
+        );
+        let e = open(
+            "s3://bucket?endpoint=http://127.0.0.1:9000",
+            Some(keys.clone()),
+        )
+        .unwrap_err();
+        assert!(e.contains("127.0.0.1 is a loopback address"), "{e}");
+        let e = open("s3://bucket?endpoint=https://s3.example.com", None).unwrap_err();
+        assert!(e.contains("needs credentials with the request"), "{e}");
+        // What the operator allows (`--allow-endpoint 127.0.0.1:9000`).
+        let mut settings = UploadSettings::default();
+        settings.store.endpoints =
+            edgecap_store::EndpointPolicy::from_flags(&["127.0.0.1:9000".into()], "f").unwrap();
+        let creds = SecretJson::new(keys);
+        let sink = Sink::open(
+            "s3://bucket?endpoint=http://127.0.0.1:9000",
+            Some(&creds),
+            "edge0",
+            &settings,
+        );
+        assert!(matches!(sink, Ok(Sink::Bucket(_))), "{sink:?}");
+    }
 }

@@ -33,9 +33,15 @@ pub struct Server {
 
 impl Server {
     pub fn start(dir: &str) -> Result<Server, Failure> {
+        Server::start_with(dir, &[])
+    }
+
+    /// As [`Server::start`], with more flags.
+    pub fn start_with(dir: &str, extra: &[&str]) -> Result<Server, Failure> {
         let exe = crate::edgecap_exe()?;
         let mut child = Command::new(exe)
             .args(["server", "--data-dir", dir, "--listen", "127.0.0.1:0"])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -141,7 +141,7 @@ impl Bucket {
                 "test",
             )
             .unwrap();
-        edgecap_store::Store::open(&dest, &edgecap_store::StoreOptions::default(), "test").unwrap()
+        edgecap_store::Store::open(&dest, &edgecap_store::StoreOptions::operator(), "test").unwrap()
     }
 }
 

@@ -134,7 +134,7 @@ fn denied_writes_fail_the_part_at_once_and_write_nothing() {
                 "t",
             )
             .unwrap(),
-        &edgecap_store::StoreOptions::default(),
+        &edgecap_store::StoreOptions::operator(),
         "t",
     )
     .unwrap();

@@ -68,6 +68,9 @@ pub struct ServerOpts {
     pub database: Option<String>,
     /// More flags for every agent (e.g. upload timeouts).
     pub agent_args: Vec<String>,
+    /// `--allow-endpoint` of the server and every agent: by default 127.0.0.1, where the
+    /// tests' stores (moto, Azurite) listen on plain http.
+    pub allow_endpoints: Vec<String>,
 }
 
 impl Default for ServerOpts {
@@ -76,6 +79,7 @@ impl Default for ServerOpts {
             grace: "8s",
             database: None,
             agent_args: Vec::new(),
+            allow_endpoints: vec!["127.0.0.1".to_owned()],
         }
     }
 }
@@ -154,6 +158,7 @@ pub fn start_server(
         .args(db_args(data, opts))
         .args(["--listen", listen, "--grace", opts.grace])
         .args(["--result-margin", "10s", "--heartbeat", "500ms"])
+        .args(allow_args(opts))
         .env("EDGECAP_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -271,6 +276,7 @@ impl Fleet {
                 self.lab.edge_ns(i),
             ])
             .args(&self.opts.agent_args)
+            .args(allow_args(&self.opts))
             .env("EDGECAP_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -482,4 +488,12 @@ impl Drop for Fleet {
             eprintln!("{}", self.logs());
         }
     }
+}
+
+/// `--allow-endpoint HOST[:PORT]` for each of `opts.allow_endpoints`.
+pub fn allow_args(opts: &ServerOpts) -> Vec<String> {
+    opts.allow_endpoints
+        .iter()
+        .flat_map(|a| ["--allow-endpoint".to_owned(), a.clone()])
+        .collect()
 }

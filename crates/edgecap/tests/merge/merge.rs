@@ -221,7 +221,7 @@ fn bucket_urls_in_and_out_stream_through_object_stores() {
     for p in &inputs {
         let name = p.file_name().unwrap().to_string_lossy().into_owned();
         let (store, key) =
-            Store::open_object(&url(&name), &StoreOptions::default(), "test").unwrap();
+            Store::open_object(&url(&name), &StoreOptions::operator(), "test").unwrap();
         let mut sink = UploadSink::start(&store, &key, &UploadOptions::default()).unwrap();
         std::io::copy(&mut std::fs::File::open(p).unwrap(), &mut sink).unwrap();
         sink.finish().unwrap();
@@ -232,7 +232,7 @@ fn bucket_urls_in_and_out_stream_through_object_stores() {
     // Secrets in the URLs never reach the output.
     assert!(!String::from_utf8_lossy(&run.stderr).contains("secret-access-key"));
     let (store, key) =
-        Store::open_object(&url("merged.pcapng"), &StoreOptions::default(), "test").unwrap();
+        Store::open_object(&url("merged.pcapng"), &StoreOptions::operator(), "test").unwrap();
     let mut r = ObjectReader::open(&store, &key).unwrap();
     let back = dir.0.join("from-s3.pcapng");
     std::io::copy(&mut r, &mut std::fs::File::create(&back).unwrap()).unwrap();

@@ -62,7 +62,7 @@ pub async fn add(
     let dest = destination::parse(&conf, "destination_conf")?;
     let dest = with_api_credentials(dest, body.object().get("credentials"))?;
     let canonical = dest.to_string();
-    let store = destination::open(&dest, "destination_conf")?;
+    let store = destination::open(&state.config.endpoints, &dest, "destination_conf").await?;
     let existing = ownership::by_destination(&state.db, &caller.account.id, &canonical).await?;
     if let Some(e) = &existing
         && e.ownership.status == "success"

@@ -7,6 +7,8 @@
 //!   operator's own machines, as in `edgecap up`), not someone's bucket.
 //! - Credentials: those in the URL (Cloudflare's R2 form carries keys), else those given when
 //!   the bucket was added, else none (each agent uses its cloud's standard chain).
+//! - A custom `endpoint=` must pass the endpoint policy (`Config::endpoints`: https, public
+//!   addresses, written and resolved, unless allowed; never metadata) and bring credentials.
 
 use edgecap_store::{Credentials, Destination};
 
@@ -30,6 +32,8 @@ pub struct Target {
 pub async fn resolve(state: &AppState, account: &str, conf: &str) -> Result<Target, HttpError> {
     const FIELD: &str = "destination_conf";
     let dest = destination::parse(conf, FIELD)?;
+    // A refused endpoint is refused for what it is, before ownership is looked at.
+    destination::check_endpoint(&state.config.endpoints, &dest, FIELD).await?;
     let canonical = dest.to_string();
     if !dest.scheme.is_bucket() {
         return Ok(Target {
@@ -75,7 +79,7 @@ pub async fn resolve(state: &AppState, account: &str, conf: &str) -> Result<Targ
             .map_err(|e| destination::bad(e, FIELD))?,
         None => Destination::parse(&canonical, FIELD).map_err(|e| destination::bad(e, FIELD))?,
     };
-    destination::open(&with, FIELD)?;
+    destination::open(&state.config.endpoints, &with, FIELD).await?;
     Ok(Target {
         canonical,
         credentials,

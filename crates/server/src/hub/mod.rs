@@ -113,6 +113,7 @@ impl Hub {
             db.clone(),
             vault.clone(),
             config.merge_concurrency,
+            config.endpoints.clone(),
             merge_rx,
         ));
         Hub {

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod azure;
+mod endpoints;
 mod gcs;
 mod local;
 mod s3;

@@ -25,6 +25,8 @@ pub fn fast() -> StoreOptions {
         connect_timeout: Duration::from_secs(2),
         request_timeout: Duration::from_secs(30),
         preflight_timeout: Duration::from_secs(3),
+        // The tests' stores speak plain http on loopback, and some use the environment's keys.
+        ..StoreOptions::operator()
     }
 }
 

@@ -86,6 +86,9 @@ pub fn test_config() -> Config {
         result_margin: Duration::from_secs(2),
         progress_flush: Duration::from_millis(200),
         sweep: Duration::from_millis(200),
+        // The tests' stores (moto, Azurite) speak plain http on loopback.
+        endpoints: edgecap_store::EndpointPolicy::from_flags(&["127.0.0.1".into()], "test")
+            .unwrap(),
         ..Config::default()
     }
 }
