@@ -80,22 +80,28 @@ async fn dial_inner(settings: &Settings, ledger: &Ledger) -> Result<Connection, 
         .parse()
         .map_err(|_| DialError::Fatal("--token: not usable in an HTTP header".into()))?;
     request.headers_mut().insert("authorization", auth);
-    let mut ws = match tokio_tungstenite::connect_async(request).await {
-        Ok((ws, _)) => ws,
-        Err(tungstenite::Error::Http(resp)) if resp.status().is_client_error() => {
-            let body = resp
-                .body()
-                .as_deref()
-                .map(String::from_utf8_lossy)
-                .unwrap_or_default();
-            return Err(DialError::Fatal(format!(
-                "the server refused the agent ({}): {}",
-                resp.status(),
-                api_errors(&body)
-            )));
-        }
-        Err(e) => return Err(retry(&e)),
-    };
+    // The server's messages get the protocol's one size bound (the library's default is
+    // 64 MiB); their depth is checked by `ServerMsg::decode`.
+    let config = tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(edgecap_model::MAX_MESSAGE_BYTES))
+        .max_frame_size(Some(edgecap_model::MAX_MESSAGE_BYTES));
+    let mut ws =
+        match tokio_tungstenite::connect_async_with_config(request, Some(config), false).await {
+            Ok((ws, _)) => ws,
+            Err(tungstenite::Error::Http(resp)) if resp.status().is_client_error() => {
+                let body = resp
+                    .body()
+                    .as_deref()
+                    .map(String::from_utf8_lossy)
+                    .unwrap_or_default();
+                return Err(DialError::Fatal(format!(
+                    "the server refused the agent ({}): {}",
+                    resp.status(),
+                    api_errors(&body)
+                )));
+            }
+            Err(e) => return Err(retry(&e)),
+        };
     // Points are listed at each dial: devices may come and go while the agent runs.
     let points = settings.offered_points();
     let (running, finished) = ledger.for_hello();
@@ -113,7 +119,7 @@ async fn dial_inner(settings: &Settings, ledger: &Ledger) -> Result<Connection, 
             return Err(DialError::Retry("closed before welcome".into()));
         };
         match msg.map_err(|e| retry(&e))? {
-            Message::Text(t) => match serde_json::from_str::<ServerMsg>(&t) {
+            Message::Text(t) => match ServerMsg::decode(&t) {
                 Ok(ServerMsg::Welcome { heartbeat_secs }) => {
                     let heartbeat = Duration::from_secs_f64(heartbeat_secs.clamp(0.1, 60.0));
                     return Ok(Connection { ws, heartbeat });
@@ -190,7 +196,7 @@ impl Connection {
                             return Ended::Lost("the server closed the connection".into());
                         }
                         Some(Err(e)) => return Ended::Lost(e.to_string()),
-                        Some(Ok(Message::Text(t))) => match serde_json::from_str::<ServerMsg>(&t) {
+                        Some(Ok(Message::Text(t))) => match ServerMsg::decode(&t) {
                             Ok(m) => {
                                 if let Err(e) =
                                     self.handle(m, &node, ledger, stopping.is_some()).await
