@@ -25,9 +25,15 @@ fn decode_everything(bytes: &[u8]) {
             let _ = Attrs::new(data).count();
             let _ = parse_counter(data);
         }
-        assert!(attrs <= m.body.len() / 4 + 1, "more attributes than bytes allow");
+        assert!(
+            attrs <= m.body.len() / 4 + 1,
+            "more attributes than bytes allow"
+        );
     }
-    assert!(msgs <= bytes.len() / 16 + 1, "more messages than bytes allow");
+    assert!(
+        msgs <= bytes.len() / 16 + 1,
+        "more messages than bytes allow"
+    );
     for p in Packets::new(bytes) {
         assert!(p.payload.len() <= bytes.len());
     }

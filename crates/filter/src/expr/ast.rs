@@ -202,14 +202,9 @@ impl Node {
     pub fn operands(&self) -> Vec<&Node> {
         let mut out = Vec::new();
         let mut cur = self;
-        loop {
-            match (self, cur) {
-                (Node::And(..), Node::And(a, b)) | (Node::Or(..), Node::Or(a, b)) => {
-                    out.push(&**b);
-                    cur = a;
-                }
-                _ => break,
-            }
+        while let (Node::And(..), Node::And(a, b)) | (Node::Or(..), Node::Or(a, b)) = (self, cur) {
+            out.push(&**b);
+            cur = a;
         }
         out.push(cur);
         out.reverse();
