@@ -247,3 +247,121 @@ fn merge_refuses_hostile_capture_files_with_a_clear_error() {
         );
     }
 }
+
+/// A WebSocket client by hand (a handshake and masked text frames over a `TcpStream`), so
+/// the test can send what no real agent would.
+struct RawAgent(std::net::TcpStream);
+
+impl RawAgent {
+    fn connect(fleet: &Fleet) -> RawAgent {
+        use std::io::{BufRead, BufReader, Write};
+        let host = fleet.url.trim_start_matches("http://").to_owned();
+        let mut s = std::net::TcpStream::connect(&host).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        write!(
+            s,
+            "GET /agent/v1/connect HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Bearer {}\r\n\r\n",
+            fleet.agent_token
+        )
+        .unwrap();
+        let mut r = BufReader::new(s.try_clone().unwrap());
+        let mut status = String::new();
+        r.read_line(&mut status).unwrap();
+        assert!(status.contains(" 101 "), "{status}");
+        loop {
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+        }
+        RawAgent(s)
+    }
+
+    /// One masked text frame (mask 0: the payload goes as is).
+    fn send_text(&mut self, text: &str) {
+        use std::io::Write;
+        let n = text.len();
+        let mut frame = vec![0x81];
+        match n {
+            0..=125 => frame.push(0x80 | n as u8),
+            126..=65_535 => {
+                frame.push(0x80 | 126);
+                frame.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            _ => {
+                frame.push(0x80 | 127);
+                frame.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        frame.extend_from_slice(&[0, 0, 0, 0]);
+        frame.extend_from_slice(text.as_bytes());
+        // The server may close before reading it all.
+        let _ = self.0.write_all(&frame);
+    }
+
+    /// Reads until the server ends the connection (a close frame and EOF, or a reset);
+    /// false if it is still open after the read timeout.
+    fn ended(&mut self) -> bool {
+        use std::io::Read;
+        let mut buf = [0u8; 4096];
+        loop {
+            match self.0.read(&mut buf) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => return false,
+                Err(_) => return true,
+            }
+        }
+    }
+}
+
+/// Agent messages nested 10,000 deep or larger than the protocol's 1 MiB: the server drops
+/// the connection that sent them and goes on serving the API and its real agent.
+#[test]
+fn hostile_agent_messages_end_their_connection_and_nothing_else() {
+    if !root_or_skip() {
+        return;
+    }
+    let mut fleet = Fleet::new(1, ServerOpts::default());
+    let deep = parens(10_000, "1").replace('(', "[").replace(')', "]");
+    let hello = |labels: &str| {
+        format!(
+            r#"{{"type": "hello", "name": "intruder", "labels": {labels}, "points": [],
+                "version": "0", "running": [], "finished": []}}"#
+        )
+    };
+    let mut a = RawAgent::connect(&fleet);
+    a.send_text(&hello(&format!(r#"{{"a": {deep}}}"#)));
+    assert!(
+        a.ended(),
+        "the server kept a connection that sent a 10,000-deep hello"
+    );
+
+    let mut b = RawAgent::connect(&fleet);
+    b.send_text(&hello(&format!(
+        r#"{{"a": "{}"}}"#,
+        "x".repeat(edgecap_model::MAX_MESSAGE_BYTES + 1)
+    )));
+    assert!(
+        b.ended(),
+        "the server kept a connection that sent 1 MiB + 1"
+    );
+
+    // Nothing else changed: no node named intruder, edge0 still connected and capturing.
+    let nodes = fleet.nodes();
+    assert_eq!(nodes.len(), 1, "{nodes:?}");
+    assert_eq!(nodes[0]["connected"], true, "{nodes:?}");
+    still_serving_and_unchanged(&mut fleet);
+    let id = fleet.create(json!({ "packet_limit": 1 }));
+    fleet.wait_rules(&id, &[0]);
+    fleet.send(0, 0, 3);
+    let done = fleet.wait(&id, std::time::Duration::from_secs(20), |c| {
+        c["status"] == "success"
+    });
+    assert_eq!(done["status"], "success", "{done}");
+}
