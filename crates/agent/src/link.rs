@@ -108,23 +108,29 @@ async fn dial_inner(
         let token = header("--token", &settings.token)?;
         headers.insert(edgecap_model::ENROLMENT_HEADER, token);
     }
+    // The server's messages get the protocol's one size bound (the library's default is
+    // 64 MiB); their depth is checked by `ServerMsg::decode`.
+    let config = tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(edgecap_model::MAX_MESSAGE_BYTES))
+        .max_frame_size(Some(edgecap_model::MAX_MESSAGE_BYTES));
     let stream = open(settings).await?;
-    let mut ws = match tokio_tungstenite::client_async(request, stream).await {
-        Ok((ws, _)) => ws,
-        Err(tungstenite::Error::Http(resp)) if resp.status().is_client_error() => {
-            let body = resp
-                .body()
-                .as_deref()
-                .map(String::from_utf8_lossy)
-                .unwrap_or_default();
-            return Err(DialError::Fatal(format!(
-                "the server refused the agent ({}): {}",
-                resp.status(),
-                api_errors(&body)
-            )));
-        }
-        Err(e) => return Err(retry(&e)),
-    };
+    let mut ws =
+        match tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await {
+            Ok((ws, _)) => ws,
+            Err(tungstenite::Error::Http(resp)) if resp.status().is_client_error() => {
+                let body = resp
+                    .body()
+                    .as_deref()
+                    .map(String::from_utf8_lossy)
+                    .unwrap_or_default();
+                return Err(DialError::Fatal(format!(
+                    "the server refused the agent ({}): {}",
+                    resp.status(),
+                    api_errors(&body)
+                )));
+            }
+            Err(e) => return Err(retry(&e)),
+        };
     // Points are listed at each dial: devices may come and go while the agent runs.
     let points = settings.offered_points();
     let (running, finished) = ledger.for_hello();
@@ -142,7 +148,7 @@ async fn dial_inner(
             return Err(DialError::Retry("closed before welcome".into()));
         };
         match msg.map_err(|e| retry(&e))? {
-            Message::Text(t) => match serde_json::from_str::<ServerMsg>(&t) {
+            Message::Text(t) => match ServerMsg::decode(&t) {
                 Ok(ServerMsg::Welcome { heartbeat_secs }) => {
                     let heartbeat = Duration::from_secs_f64(heartbeat_secs.clamp(0.1, 60.0));
                     return Ok(Connection { ws, heartbeat });
@@ -269,7 +275,7 @@ impl Connection {
                             return Ended::Lost("the server closed the connection".into());
                         }
                         Some(Err(e)) => return Ended::Lost(e.to_string()),
-                        Some(Ok(Message::Text(t))) => match serde_json::from_str::<ServerMsg>(&t) {
+                        Some(Ok(Message::Text(t))) => match ServerMsg::decode(&t) {
                             Ok(m) => {
                                 if let Err(e) =
                                     self.handle(m, &node, ledger, stopping.is_some()).await

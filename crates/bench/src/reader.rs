@@ -133,7 +133,9 @@ pub fn start(
     } else {
         Stdio::piped()
     };
-    cmd.stdin(Stdio::null()).stdout(stdout).stderr(Stdio::piped());
+    cmd.stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(Stdio::piped());
     let mut child = cmd
         .spawn()
         .map_err(|e| Failure::runtime(format!("starting {}: {e}", kind.label())))?;

@@ -43,7 +43,9 @@ pub mod structured;
 
 pub use address::Prefix;
 pub use error::{Field, FilterError, MAX_RULES};
-pub use expr::{ExprError, Expression, SyntaxError};
+pub use expr::{
+    ExprError, Expression, MAX_EXPR_DEPTH, MAX_EXPR_LEN, MAX_EXPR_OPERATORS, SyntaxError,
+};
 pub use matcher::matches;
 pub use port::PortRange;
 pub use protocol::Protocol;

@@ -21,10 +21,70 @@
 
 use std::collections::BTreeMap;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+
+use crate::json::{MAX_JSON_DEPTH, TooDeep, check_depth};
 
 /// How often an agent reports progress of a running capture, at most.
 pub const PROGRESS_SECS: f64 = 1.0;
+
+/// The largest message either end accepts: the server's and the agent's WebSocket message
+/// and frame limit, and [`AgentMsg::decode`] / [`ServerMsg::decode`]'s. A hello with 256
+/// finished outcomes or an assignment with its filter is a few KiB.
+pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
+
+/// Why a text message is not a protocol message. Both ends read messages only through
+/// [`AgentMsg::decode`] and [`ServerMsg::decode`], which apply one size and one depth bound.
+#[derive(Debug)]
+pub enum DecodeError {
+    /// Longer than [`MAX_MESSAGE_BYTES`].
+    TooLarge { len: usize },
+    /// Nested deeper than [`MAX_JSON_DEPTH`].
+    TooDeep(TooDeep),
+    /// Not JSON, or not the shape of any message.
+    Shape(serde_json::Error),
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DecodeError::TooLarge { len } => write!(
+                f,
+                "message of {len} bytes, more than the limit of {MAX_MESSAGE_BYTES} bytes"
+            ),
+            DecodeError::TooDeep(e) => match &e.field {
+                Some(field) => write!(f, "message field {field}: {e}"),
+                None => write!(f, "message: {e}"),
+            },
+            DecodeError::Shape(e) => write!(f, "not a protocol message: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+fn decode<T: DeserializeOwned>(text: &str) -> Result<T, DecodeError> {
+    if text.len() > MAX_MESSAGE_BYTES {
+        return Err(DecodeError::TooLarge { len: text.len() });
+    }
+    check_depth(text.as_bytes(), MAX_JSON_DEPTH).map_err(DecodeError::TooDeep)?;
+    serde_json::from_str(text).map_err(DecodeError::Shape)
+}
+
+impl AgentMsg {
+    /// A message the server received, within [`MAX_MESSAGE_BYTES`] and [`MAX_JSON_DEPTH`].
+    pub fn decode(text: &str) -> Result<AgentMsg, DecodeError> {
+        decode(text)
+    }
+}
+
+impl ServerMsg {
+    /// A message the agent received, within [`MAX_MESSAGE_BYTES`] and [`MAX_JSON_DEPTH`].
+    pub fn decode(text: &str) -> Result<ServerMsg, DecodeError> {
+        decode(text)
+    }
+}
 
 /// Messages from agent to server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -226,6 +286,32 @@ pub fn split_limit(limit: u64, n: usize, index: usize) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decoding_bounds_size_and_depth() {
+        let ok = r#"{"type": "ack", "capture_id": "ab"}"#;
+        assert!(matches!(AgentMsg::decode(ok), Ok(AgentMsg::Ack { .. })));
+        let deep = format!(
+            r#"{{"type": "assign", "assignment": {{"filter_v1": {}1{}}}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        );
+        let e = ServerMsg::decode(&deep).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "message field assignment: nested deeper than the limit of 32 levels of objects \
+             and arrays"
+        );
+        let big = format!(
+            r#"{{"type": "ack", "capture_id": "{}"}}"#,
+            "a".repeat(MAX_MESSAGE_BYTES)
+        );
+        assert!(matches!(
+            AgentMsg::decode(&big),
+            Err(DecodeError::TooLarge { .. })
+        ));
+        assert!(matches!(AgentMsg::decode("[]"), Err(DecodeError::Shape(_))));
+    }
 
     #[test]
     fn limit_shares_add_up_exactly() {

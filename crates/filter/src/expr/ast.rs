@@ -195,8 +195,27 @@ impl fmt::Display for Primitive {
     }
 }
 
-/// Fully parenthesized where precedence matters (tcpdump gives `and` and `or` the same
-/// precedence, left to right, which few readers remember).
+impl Node {
+    /// The operands of a chain of one operator, in order: `a`, `b`, `c` for `a or b or c`
+    /// (which the parser nests to the left), found without recursion; the node itself when it
+    /// is no `and`/`or`. Walkers go through this, so a long list costs them no stack.
+    pub fn operands(&self) -> Vec<&Node> {
+        let mut out = Vec::new();
+        let mut cur = self;
+        while let (Node::And(..), Node::And(a, b)) | (Node::Or(..), Node::Or(a, b)) = (self, cur) {
+            out.push(&**b);
+            cur = a;
+        }
+        out.push(cur);
+        out.reverse();
+        out
+    }
+}
+
+/// Fully parenthesized where `and` and `or` mix (tcpdump gives them the same precedence, left
+/// to right, which few readers remember); a chain of one operator reads left to right without
+/// parentheses (`a or b or c`), so a long list keeps its text flat and parses back within the
+/// nesting limit.
 impl fmt::Display for Node {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let operand = |f: &mut fmt::Formatter<'_>, n: &Node| match n {
@@ -204,14 +223,18 @@ impl fmt::Display for Node {
             _ => write!(f, "{n}"),
         };
         match self {
-            Node::And(a, b) | Node::Or(a, b) => {
-                operand(f, a)?;
-                f.write_str(if matches!(self, Node::And(..)) {
-                    " and "
-                } else {
-                    " or "
-                })?;
-                operand(f, b)
+            Node::And(..) | Node::Or(..) => {
+                let op = match self {
+                    Node::And(..) => " and ",
+                    _ => " or ",
+                };
+                for (i, n) in self.operands().into_iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(op)?;
+                    }
+                    operand(f, n)?;
+                }
+                Ok(())
             }
             Node::Not(n) => {
                 f.write_str("not ")?;

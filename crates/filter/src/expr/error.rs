@@ -4,6 +4,7 @@
 use std::fmt;
 
 use crate::error::MAX_RULES;
+use crate::expr::limits::MAX_EXPR_LEN;
 
 /// A refused expression. Every message can be shown as is; the CLI prefixes `--filter: `.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -12,6 +13,15 @@ pub enum ExprError {
     /// The text does not parse, or asks for something edgecap cannot match exactly.
     #[error("{0}")]
     Syntax(SyntaxError),
+    /// The text is longer than [`MAX_EXPR_LEN`] bytes (checked before it is read).
+    #[error(
+        "the expression is {len} bytes long, more than the limit of {MAX_EXPR_LEN} bytes \
+         (use prefixes and port ranges instead of long lists)"
+    )]
+    TooLong {
+        /// Its length in bytes.
+        len: usize,
+    },
     /// The expression parses but needs more nftables rules than [`MAX_RULES`].
     #[error(
         "the expression {expression:?}{} expands to {} rules, more than the limit of \
@@ -85,7 +95,7 @@ impl ExprError {
     pub fn syntax(&self) -> Option<&SyntaxError> {
         match self {
             ExprError::Syntax(s) => Some(s),
-            ExprError::TooManyRules { .. } => None,
+            ExprError::TooManyRules { .. } | ExprError::TooLong { .. } => None,
         }
     }
 }

@@ -24,8 +24,10 @@ const PORT_PROTOCOLS: [u32; 3] = [6, 17, 132];
 
 pub(crate) fn lower(n: &Node) -> Formula {
     match n {
-        Node::And(a, b) => Formula::And(vec![lower(a), lower(b)]),
-        Node::Or(a, b) => Formula::Or(vec![lower(a), lower(b)]),
+        // A chain `a or b or c` becomes one list, so its length costs no recursion here or
+        // in the expansion.
+        Node::And(..) => Formula::And(n.operands().into_iter().map(lower).collect()),
+        Node::Or(..) => Formula::Or(n.operands().into_iter().map(lower).collect()),
         Node::Not(a) => Formula::Not(Box::new(lower(a))),
         Node::Prim(p) => primitive(p),
     }

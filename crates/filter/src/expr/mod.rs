@@ -13,6 +13,8 @@
 //! - [`ast`]: the parsed tree, displayed as canonical tcpdump syntax.
 //! - `lower`: the tree as a guarded formula over nftables matches (libpcap's semantics).
 //! - [`error`]: [`ExprError`], [`SyntaxError`].
+//! - `limits`: [`MAX_EXPR_LEN`], [`MAX_EXPR_DEPTH`] and [`MAX_EXPR_OPERATORS`], which bound every recursion over an
+//!   expression.
 
 use std::fmt;
 
@@ -22,6 +24,7 @@ use crate::ir::Conjunction;
 pub mod ast;
 pub mod error;
 mod lexer;
+mod limits;
 mod lower;
 mod names;
 mod parser;
@@ -29,6 +32,7 @@ mod value;
 
 pub use ast::Node;
 pub use error::{ExprError, SyntaxError};
+pub use limits::{MAX_EXPR_DEPTH, MAX_EXPR_LEN, MAX_EXPR_OPERATORS};
 
 /// A parsed filter expression.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +43,12 @@ pub struct Expression {
 
 impl Expression {
     /// Parses `text`. Errors carry the 1-based character position of the offending token.
+    /// Text longer than [`MAX_EXPR_LEN`] bytes, nested deeper than [`MAX_EXPR_DEPTH`] or with
+    /// more than [`MAX_EXPR_OPERATORS`] `and`/`or` is refused, naming the limit.
     pub fn parse(text: &str) -> Result<Self, ExprError> {
+        if text.len() > MAX_EXPR_LEN {
+            return Err(ExprError::TooLong { len: text.len() });
+        }
         let root = parser::parse(text)?;
         Ok(Expression {
             text: text.trim().to_owned(),
@@ -86,5 +95,7 @@ impl fmt::Display for Expression {
     }
 }
 
+#[cfg(test)]
+mod limits_tests;
 #[cfg(test)]
 mod tests;

@@ -11,6 +11,7 @@
 use crate::expr::ast::{DirQual, Layer, Node, PROTO_KEYWORDS, Primitive};
 use crate::expr::error::SyntaxError;
 use crate::expr::lexer::{Tok, Token, lex};
+use crate::expr::limits::{MAX_EXPR_DEPTH, MAX_EXPR_OPERATORS};
 use crate::expr::names;
 use crate::expr::value;
 use crate::ir::{CmpOp, Family};
@@ -43,7 +44,12 @@ pub(crate) fn parse(text: &str) -> Result<Node, SyntaxError> {
         return Err(SyntaxError::new(1, "", "the expression is empty")
             .hint("leave the filter out to capture every packet"));
     }
-    let mut p = Parser { toks, i: 0 };
+    let mut p = Parser {
+        toks,
+        i: 0,
+        depth: 0,
+        operators: 0,
+    };
     let (node, _) = p.expr(None)?;
     let t = p.peek();
     if t.tok != Tok::End {
@@ -59,6 +65,11 @@ pub(crate) fn parse(text: &str) -> Result<Node, SyntaxError> {
 pub(crate) struct Parser {
     toks: Vec<Token>,
     i: usize,
+    /// How many parentheses and `not`s enclose the current token: every recursive step of
+    /// the descent goes through [`Parser::nest`], which refuses more than [`MAX_EXPR_DEPTH`].
+    depth: usize,
+    /// `and`/`or` operators read so far, at most [`MAX_EXPR_OPERATORS`] ([`Parser::join`]).
+    operators: usize,
 }
 
 const PNAMES: &[&str] = &["ip", "ip6"];
@@ -92,6 +103,48 @@ impl Parser {
         SyntaxError::new(t.pos, &t.text, message)
     }
 
+    /// Enters one level of nesting at `t` (a `(` or a `not`); the caller calls
+    /// [`Parser::unnest`] when the level is closed. Refused beyond [`MAX_EXPR_DEPTH`], before
+    /// any deeper recursion, so no input can exhaust the stack.
+    fn nest(&mut self, t: &Token) -> Result<(), SyntaxError> {
+        if self.depth >= MAX_EXPR_DEPTH {
+            return Err(self
+                .err(
+                    t,
+                    format!(
+                        "parentheses and not nest deeper than the limit of {MAX_EXPR_DEPTH} \
+                         levels"
+                    ),
+                )
+                .hint("remove redundant parentheses and double negations"));
+        }
+        self.depth += 1;
+        Ok(())
+    }
+
+    fn unnest(&mut self) {
+        self.depth -= 1;
+    }
+
+    /// Reads the `and`/`or` operator at the current token, refusing more than
+    /// [`MAX_EXPR_OPERATORS`] of them: each one nests the tree one level deeper.
+    fn join(&mut self) -> Result<(), SyntaxError> {
+        let t = self.bump();
+        if self.operators >= MAX_EXPR_OPERATORS {
+            return Err(self
+                .err(
+                    &t,
+                    format!(
+                        "more and/or operators than the limit of {MAX_EXPR_OPERATORS} in one \
+                         expression"
+                    ),
+                )
+                .hint("use prefixes and port ranges instead of long lists"));
+        }
+        self.operators += 1;
+        Ok(())
+    }
+
     fn is_and_or(&self, ahead: usize) -> Option<bool> {
         let t = self.toks.get(self.i + ahead)?;
         match (&t.tok, t.keyword().as_deref()) {
@@ -104,7 +157,7 @@ impl Parser {
     fn expr(&mut self, q: Option<Qual>) -> Parsed {
         let (mut left, mut q) = self.unary(q)?;
         while let Some(and) = self.is_and_or(0) {
-            self.bump();
+            self.join()?;
             let (right, next_q) = self.unary(q)?;
             left = match and {
                 true => Node::And(Box::new(left), Box::new(right)),
@@ -122,8 +175,10 @@ impl Parser {
 
     fn unary(&mut self, q: Option<Qual>) -> Parsed {
         if self.is_not() {
-            self.bump();
+            let t = self.bump();
+            self.nest(&t)?;
             let (n, q) = self.unary(q)?;
+            self.unnest();
             return Ok((Node::Not(Box::new(n)), q));
         }
         self.primary(q)
@@ -134,8 +189,10 @@ impl Parser {
         match &t.tok {
             Tok::LParen => {
                 self.bump();
+                self.nest(&t)?;
                 let (n, _) = self.expr(q)?;
                 self.close(&t)?;
+                self.unnest();
                 Ok((n, q))
             }
             Tok::Word(w) => {
@@ -294,9 +351,10 @@ impl Parser {
     /// `( value (and|or) [not] value ... )` after qualifiers.
     fn id_group(&mut self, q: Qual) -> Result<Node, SyntaxError> {
         let open = self.bump();
+        self.nest(&open)?;
         let mut node = self.id_item(q)?;
         while let Some(and) = self.is_and_or(0) {
-            self.bump();
+            self.join()?;
             let right = self.id_item(q)?;
             node = match and {
                 true => Node::And(Box::new(node), Box::new(right)),
@@ -304,13 +362,17 @@ impl Parser {
             };
         }
         self.close(&open)?;
+        self.unnest();
         Ok(node)
     }
 
     fn id_item(&mut self, q: Qual) -> Result<Node, SyntaxError> {
         if self.is_not() {
-            self.bump();
-            return Ok(Node::Not(Box::new(self.id_item(q)?)));
+            let t = self.bump();
+            self.nest(&t)?;
+            let n = self.id_item(q)?;
+            self.unnest();
+            return Ok(Node::Not(Box::new(n)));
         }
         match self.peek().tok {
             Tok::LParen => self.id_group(q),
@@ -530,8 +592,10 @@ impl Parser {
         match t.tok {
             Tok::LParen => {
                 self.bump();
+                self.nest(&t)?;
                 let v = self.constant()?;
                 self.close(&t)?;
+                self.unnest();
                 Ok(v)
             }
             Tok::Arith(_) => Err(self

@@ -49,7 +49,7 @@ fn primitives_and_their_qualifiers() {
         ("icmp6", "icmp6"),
         (
             "igmp or pim or vrrp or ah or esp or igrp",
-            "((((igmp or pim) or vrrp) or ah) or esp) or igrp",
+            "igmp or pim or vrrp or ah or esp or igrp",
         ),
         ("proto 47", "proto 47"),
         ("ip proto 6", "ip proto 6"),
@@ -154,7 +154,7 @@ fn bare_values_inherit_the_last_qualifiers() {
         // A new head replaces every qualifier: `dst port 443` is not `tcp dst port 443`.
         (
             "tcp src port 80 or dst port 443 or 8443",
-            "(tcp src port 80 or dst port 443) or dst port 8443",
+            "tcp src port 80 or dst port 443 or dst port 8443",
         ),
     ];
     for (text, want) in cases {

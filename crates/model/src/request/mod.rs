@@ -333,4 +333,6 @@ fn file_options(obj: &Map<String, Value>, errs: &mut Vec<ApiError>) -> FileOptio
 }
 
 #[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
 mod tests;

@@ -1,10 +1,12 @@
-//! Request bodies and query strings, read defensively: a size limit (413), JSON that must
+//! Request bodies and query strings, read defensively: a size limit (413), nesting within
+//! `edgecap_model::json::MAX_JSON_DEPTH` (400 naming the top-level field), JSON that must
 //! parse and be an object (400), and unknown fields or parameters named in the error.
 
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use edgecap_model::Envelope;
+use edgecap_model::json;
 use edgecap_model::request::kind;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -52,6 +54,13 @@ impl FromRequest<AppState> for JsonBody {
                 StatusCode::BAD_REQUEST,
                 "request body: is empty; send a JSON object",
             ));
+        }
+        // Nesting is bounded before the parser runs (one rule with the agent protocol's).
+        if let Err(e) = json::check_depth(&bytes, json::MAX_JSON_DEPTH) {
+            return Err(match &e.field {
+                Some(field) => HttpError::field(field, &e),
+                None => HttpError::body(StatusCode::BAD_REQUEST, format!("request body: {e}")),
+            });
         }
         let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
             HttpError::body(

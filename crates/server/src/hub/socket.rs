@@ -22,8 +22,9 @@ use crate::db::nodes::NodeInfo;
 use crate::error::HttpError;
 use crate::serve::Link;
 
-/// Largest message an agent may send (a hello with many finished outcomes fits easily).
-const MAX_MESSAGE: usize = 1 << 20;
+/// Largest message an agent may send: the protocol's one bound (a hello with many finished
+/// outcomes fits easily).
+const MAX_MESSAGE: usize = edgecap_model::MAX_MESSAGE_BYTES;
 /// Read and write buffers per agent socket. Agent messages are a few hundred bytes; the
 /// WebSocket library's default (128 KiB each) would hold 250 MiB for a thousand idle agents.
 /// Larger messages still arrive whole: the buffers grow for them.
@@ -59,6 +60,7 @@ pub async fn connect(
     };
     upgrade
         .max_message_size(MAX_MESSAGE)
+        .max_frame_size(MAX_MESSAGE)
         .read_buffer_size(SOCKET_BUFFER)
         .write_buffer_size(SOCKET_BUFFER)
         .on_upgrade(move |socket| serve(state, socket, node))
@@ -143,7 +145,7 @@ async fn serve(state: AppState, mut socket: WebSocket, node: String) {
                     break;
                 }
                 Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => break,
-                Ok(Some(Ok(Message::Text(text)))) => match serde_json::from_str::<AgentMsg>(&text) {
+                Ok(Some(Ok(Message::Text(text)))) => match AgentMsg::decode(&text) {
                     Ok(m) => session.handle(m),
                     Err(e) => tracing::warn!(node = %session.name(), error = %e,
                         "unreadable agent message ignored"),
@@ -169,7 +171,7 @@ async fn serve(state: AppState, mut socket: WebSocket, node: String) {
 async fn next_msg(socket: &mut WebSocket) -> Option<AgentMsg> {
     loop {
         match socket.recv().await? {
-            Ok(Message::Text(text)) => return serde_json::from_str(&text).ok(),
+            Ok(Message::Text(text)) => return AgentMsg::decode(&text).ok(),
             Ok(Message::Close(_)) | Err(_) => return None,
             Ok(_) => continue,
         }

@@ -14,6 +14,7 @@ both_databases!(
     ownership_bodies_are_checked,
     query_parameters_are_checked,
     unknown_routes_and_methods_answer_in_the_envelope,
+    deep_bodies_are_refused_naming_the_field_and_the_limit,
 );
 
 async fn create_bodies_are_refused_with_the_field_named(b: Backend) {
@@ -240,4 +241,67 @@ async fn unknown_routes_and_methods_answer_in_the_envelope(b: Backend) {
     );
     let (s, v) = h.call("GET", "/", None).await;
     assert_error(s, StatusCode::NOT_FOUND, &v, 1003, "no route");
+}
+
+/// Nesting beyond `MAX_JSON_DEPTH` (32) anywhere in a body, and a filter beyond its limits:
+/// 400 naming the field and the limit, on every endpoint that reads a body; nothing created.
+async fn deep_bodies_are_refused_naming_the_field_and_the_limit(b: Backend) {
+    let Some(h) = Harness::new(b).await else {
+        return;
+    };
+    let mut e0 = h.node("edge0", &[("site", "fra")], &["pre-firewall"]);
+    let deep = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+    let limit = "nested deeper than the limit of 32 levels of objects and arrays";
+    for path in ["pcaps", "pcaps/ownership", "pcaps/ownership/validate"] {
+        // Far beyond serde_json's own limit (128), and just beyond ours.
+        for n in [20_000, 33] {
+            let body = format!("{{\"colo_name\": \"fra\", \"filter_v1\": {}}}", deep(n - 1));
+            let (s, v) = h.call("POST", &h.acc(path), Some(&body)).await;
+            assert_field_error(s, &v, 1001, "/filter_v1");
+            assert_eq!(
+                v["errors"][0]["message"],
+                format!("filter_v1: {limit}"),
+                "{v}"
+            );
+            let (s, v) = h.call("POST", &h.acc(path), Some(&deep(n))).await;
+            assert_error(
+                s,
+                StatusCode::BAD_REQUEST,
+                &v,
+                1002,
+                &format!("request body: {limit}"),
+            );
+        }
+    }
+    // 32 levels are read (and judged on their fields).
+    let body = h.create_body("fra", json!({"colour": 1}));
+    let body = format!("{}, \"x\": {}}}", &body[..body.len() - 1], deep(31));
+    let (s, v) = h.call("POST", &h.acc("pcaps"), Some(&body)).await;
+    assert_field_error(s, &v, 1001, "/x");
+    assert!(!v.to_string().contains("nested deeper"), "{v}");
+    // The filter expression has its own bounds, named the same way.
+    let nested = format!("{}udp{}", "(".repeat(9_000), ")".repeat(9_000));
+    let body = h.create_body("fra", json!({ "filter": nested }));
+    let (s, v) = h.call("POST", &h.acc("pcaps"), Some(&body)).await;
+    assert_field_error(s, &v, 1001, "/filter");
+    assert_error(
+        s,
+        StatusCode::BAD_REQUEST,
+        &v,
+        1001,
+        "more than the limit of 8192 bytes",
+    );
+    let nested = format!("{}udp{}", "(".repeat(65), ")".repeat(65));
+    let body = h.create_body("fra", json!({ "filter": nested }));
+    let (s, v) = h.call("POST", &h.acc("pcaps"), Some(&body)).await;
+    assert_error(
+        s,
+        StatusCode::BAD_REQUEST,
+        &v,
+        1001,
+        "deeper than the limit of 64 levels",
+    );
+    assert_eq!(h.count("captures").await, 0);
+    assert_eq!(h.count("ownerships").await, 0);
+    e0.assert_idle();
 }
