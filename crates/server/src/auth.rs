@@ -39,14 +39,21 @@ impl FromRequestParts<AppState> for TokenCaller {
 }
 
 async fn token_account(parts: &Parts, state: &AppState) -> Result<Account, HttpError> {
-    let Some(secret) = bearer(&parts.headers) else {
-        return Err(HttpError::unauthenticated(
+    let result = match bearer(&parts.headers) {
+        None => Err(HttpError::unauthenticated(
             "missing Authorization: Bearer <API token> header",
-        ));
+        )),
+        Some(secret) => tokens::api_account(&state.db, secret)
+            .await?
+            .ok_or_else(|| HttpError::unauthenticated("not a valid API token")),
     };
-    tokens::api_account(&state.db, secret)
-        .await?
-        .ok_or_else(|| HttpError::unauthenticated("not a valid API token"))
+    // Each failed authentication costs the peer (crate::rate).
+    if result.is_err() {
+        state
+            .limits
+            .auth_failed(crate::rate::peer_of(&parts.extensions));
+    }
+    result
 }
 
 /// The authenticated caller of an account-scoped route: the account named in the path.

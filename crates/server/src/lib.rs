@@ -14,6 +14,7 @@
 //!   [`credentials`]: per-bucket credentials sealed at rest ([`credentials::Vault`]).
 //! - [`merge`]: `merge: true`, the nodes' files merged from and back to the destination.
 //! - [`sim`]: a light simulated agent, for tests and `edgecap bench dispatch`.
+//! - [`rate`]: token buckets (request rates, failed logins, agent messages), bounded.
 //! - [`clock`]: timestamps; [`error`]: the error enum and the HTTP error.
 
 pub mod api;
@@ -26,6 +27,7 @@ pub mod destination;
 pub mod error;
 pub mod hub;
 pub mod merge;
+pub mod rate;
 pub mod secret;
 pub mod sim;
 pub mod status;
@@ -44,6 +46,8 @@ pub struct AppState {
     pub db: Db,
     pub hub: Hub,
     pub config: Arc<Config>,
+    /// Request rates per token and failed logins per peer ([`rate`]).
+    pub limits: Arc<rate::Limits>,
 }
 
 impl AppState {
@@ -52,6 +56,7 @@ impl AppState {
         let config = Arc::new(config);
         AppState {
             hub: Hub::new(db.clone(), config.clone()),
+            limits: Arc::new(rate::Limits::new(&config)),
             db,
             config,
         }
@@ -81,7 +86,10 @@ pub async fn run(
     let hub = state.hub.clone();
     let addr = listener.local_addr().ok();
     tracing::info!(addr = ?addr, "serving");
-    axum::serve(listener, app(state.clone()))
+    axum::serve(
+        listener,
+        app(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
         .with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down");

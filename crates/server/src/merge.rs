@@ -49,15 +49,17 @@ pub(crate) async fn run(
     db: Db,
     vault: Arc<Vault>,
     concurrency: usize,
-    mut rx: mpsc::UnboundedReceiver<String>,
+    mut rx: mpsc::Receiver<String>,
 ) {
     let slots = Arc::new(Semaphore::new(concurrency.max(1)));
     while let Some(id) = rx.recv().await {
-        let (db, vault, slots) = (db.clone(), vault.clone(), slots.clone());
+        // A slot first: captures beyond the running merges wait in the bounded queue.
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let (db, vault) = (db.clone(), vault.clone());
         tokio::spawn(async move {
-            let Ok(_permit) = slots.acquire_owned().await else {
-                return;
-            };
+            let _permit = permit;
             let result = match job(&db, &id).await {
                 Ok(Some(job)) => merge_on_a_thread(job, vault).await,
                 // Not (or no longer) waiting for a merge: another process took it.

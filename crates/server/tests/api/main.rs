@@ -9,6 +9,7 @@ mod auth;
 mod bad_input;
 mod buckets;
 mod hub;
+mod limits;
 mod merge;
 mod openapi;
 mod ownership;
