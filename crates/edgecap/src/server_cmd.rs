@@ -194,9 +194,7 @@ impl LimitArgs {
         let dur = |flag: &str, v: &str| {
             let d = parse_duration(v).map_err(|e| Failure::usage(format!("{flag}: {e}")))?;
             if d < Duration::from_millis(100) || d > Duration::from_secs(3600) {
-                return Err(Failure::usage(format!(
-                    "{flag}: {v} is outside 100ms-1h"
-                )));
+                return Err(Failure::usage(format!("{flag}: {v} is outside 100ms-1h")));
             }
             Ok(d)
         };
@@ -218,7 +216,11 @@ impl LimitArgs {
         };
         let d = config.auth_failure_rate;
         config.auth_failure_rate = Rate {
-            per_sec: count("--auth-failure-rate", self.auth_failure_rate, d.per_sec * 60.0)? / 60.0,
+            per_sec: count(
+                "--auth-failure-rate",
+                self.auth_failure_rate,
+                d.per_sec * 60.0,
+            )? / 60.0,
             burst: count("--auth-failure-burst", self.auth_failure_burst, d.burst)?,
         };
         let d = config.agent_msg_rate;

@@ -234,7 +234,11 @@ async fn finish_interrupted(
     }
     if new.open(&sample.sealed, &sample.context).is_ok() {
         std::fs::rename(pending, path).map_err(|e| {
-            format!("cannot move {} to {}: {e}", pending.display(), path.display())
+            format!(
+                "cannot move {} to {}: {e}",
+                pending.display(),
+                path.display()
+            )
         })?;
         return Ok(Some(format!(
             "finished an earlier rotation: the secrets were re-sealed under {} but it had \

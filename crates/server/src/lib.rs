@@ -90,16 +90,16 @@ pub async fn run(
         listener,
         app(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down");
-            hub.close();
-        })
-        .await
-        .map_err(|source| Error::Io {
-            what: "serving HTTP".into(),
-            source,
-        })?;
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down");
+        hub.close();
+    })
+    .await
+    .map_err(|source| Error::Io {
+        what: "serving HTTP".into(),
+        source,
+    })?;
     state
         .hub
         .sessions_ended(std::time::Duration::from_secs(5))

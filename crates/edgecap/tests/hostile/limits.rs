@@ -83,7 +83,10 @@ fn failed_logins_flood_gets_429_while_others_are_served() {
         }
         assert!(start.elapsed() < Duration::from_secs(60), "flood too slow");
     }
-    assert!(unauthorized >= 20 && unauthorized < 40, "{unauthorized} guesses got through");
+    assert!(
+        unauthorized >= 20 && unauthorized < 40,
+        "{unauthorized} guesses got through"
+    );
     assert!(throttled > 150, "{throttled}");
     // Even the right token waits, from the attacker's address...
     let resp = attacker.get(&url).bearer_auth(&fleet.token).send().unwrap();
@@ -198,7 +201,11 @@ fn an_agent_that_never_reads_does_not_stall_others() {
     for _ in 0..5 {
         let start = Instant::now();
         let id = fleet.create(json!({"time_limit": 30}));
-        assert!(start.elapsed() < Duration::from_secs(5), "create took {:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "create took {:?}",
+            start.elapsed()
+        );
         let c = fleet.wait(&id, Duration::from_secs(10), |c| {
             c["node_results"]
                 .as_array()

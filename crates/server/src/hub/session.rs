@@ -29,15 +29,14 @@ pub struct Session {
 impl Hub {
     /// Registers a node that said hello. Refused (with the reason to send the agent) if a node
     /// of that name is already connected. The receiver yields what to send the agent.
-    pub fn connect(
-        &self,
-        info: NodeInfo,
-    ) -> Result<(Session, mpsc::Receiver<ServerMsg>), String> {
+    pub fn connect(&self, info: NodeInfo) -> Result<(Session, mpsc::Receiver<ServerMsg>), String> {
         if self.is_closing() {
             return Err("the server is shutting down".into());
         }
         if self.shared.writes.capacity() == 0 {
-            return Err("the server is busy (its database writer is behind); try again later".into());
+            return Err(
+                "the server is busy (its database writer is behind); try again later".into(),
+            );
         }
         let (tx, rx) = mpsc::channel(self.config().agent_outbox.max(1));
         let name = info.name.clone();
@@ -213,26 +212,24 @@ impl Session {
                 if edgecap_model::ids::is_id(&capture_id) {
                     let capture_id = capture_id.to_ascii_lowercase();
                     let mut live = self.hub.live();
-                    let ours = live.nodes.get(&self.name).is_some_and(|c| {
-                        c.conn == self.conn && c.assigned.contains(&capture_id)
-                    });
+                    let ours = live
+                        .nodes
+                        .get(&self.name)
+                        .is_some_and(|c| c.conn == self.conn && c.assigned.contains(&capture_id));
                     if !ours {
                         return;
                     }
-                    live.progress
-                        .entry(capture_id)
-                        .or_default()
-                        .insert(
-                            self.name.clone(),
-                            (
-                                Counters {
-                                    packets,
-                                    bytes,
-                                    lost,
-                                },
-                                true,
-                            ),
-                        );
+                    live.progress.entry(capture_id).or_default().insert(
+                        self.name.clone(),
+                        (
+                            Counters {
+                                packets,
+                                bytes,
+                                lost,
+                            },
+                            true,
+                        ),
+                    );
                 }
             }
             AgentMsg::Done { outcome } => self.done(outcome),

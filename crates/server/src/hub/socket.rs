@@ -197,7 +197,11 @@ async fn send_frame(
     }
 }
 
-async fn send(socket: &mut WebSocket, msg: &ServerMsg, deadline: Duration) -> Result<(), SendError> {
+async fn send(
+    socket: &mut WebSocket,
+    msg: &ServerMsg,
+    deadline: Duration,
+) -> Result<(), SendError> {
     let text = serde_json::to_string(msg).unwrap_or_default();
     send_frame(socket, Message::Text(text.into()), deadline).await
 }

@@ -100,12 +100,7 @@ pub(super) async fn run(
     }
 }
 
-async fn apply(
-    db: &Db,
-    live: &Mutex<Live>,
-    batch: Vec<Write>,
-    merges: &mpsc::Sender<String>,
-) {
+async fn apply(db: &Db, live: &Mutex<Live>, batch: Vec<Write>, merges: &mpsc::Sender<String>) {
     let mut node_writes = Vec::new();
     let mut by_capture: BTreeMap<String, Vec<PartWrite>> = BTreeMap::new();
     let mut barriers = Vec::new();

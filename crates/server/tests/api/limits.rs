@@ -266,7 +266,10 @@ async fn a_full_writer_queue_ends_the_reporting_session(b: Backend) {
             break;
         }
     }
-    let why = node.session.overloaded().expect("the session is overloaded");
+    let why = node
+        .session
+        .overloaded()
+        .expect("the session is overloaded");
     assert!(why.contains("reconnect later"), "{why}");
     // The server's own writes still go through.
     h.state.hub.barrier().await;
@@ -371,7 +374,11 @@ async fn an_agent_flood_is_cut_off_and_others_are_served(b: Backend) {
     }
     assert!(closed, "the flooding agent is still connected");
     assert_eq!(
-        flood.recv_within(Duration::from_secs(2)).await.ok().flatten(),
+        flood
+            .recv_within(Duration::from_secs(2))
+            .await
+            .ok()
+            .flatten(),
         None
     );
     // ... while the calm agent keeps its session and is sent its work.
@@ -515,7 +522,10 @@ async fn rotation_reseals_everything_or_nothing(b: Backend) {
     assert_ne!(after, before);
     // The new key opens every secret; the old one opens none.
     let fresh = Vault::new(Some(key.clone()));
-    assert_eq!(fresh.open(&after, &ownership_context(&id1)).unwrap(), creds());
+    assert_eq!(
+        fresh.open(&after, &ownership_context(&id1)).unwrap(),
+        creds()
+    );
     let (id2, second) = stored(&h, 2).await;
     assert_eq!(
         fresh.open(&second, &ownership_context(&id2)).unwrap(),
