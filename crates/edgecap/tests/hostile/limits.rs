@@ -88,6 +88,7 @@ fn failed_logins_flood_gets_429_while_others_are_served() {
         "{unauthorized} guesses got through"
     );
     assert!(throttled > 150, "{throttled}");
+    eprintln!("failed logins: {unauthorized} answered 401, {throttled} answered 429");
     // Even the right token waits, from the attacker's address...
     let resp = attacker.get(&url).bearer_auth(&fleet.token).send().unwrap();
     assert_eq!(resp.status().as_u16(), 429);
@@ -97,6 +98,7 @@ fn failed_logins_flood_gets_429_while_others_are_served() {
     assert!(edge0_connected(&fleet));
     fleet_serves(&fleet);
     let after = rss_kib(&fleet);
+    eprintln!("server RSS: {before} KiB before, {after} KiB after");
     assert!(
         after < before + 64 * 1024,
         "server RSS grew from {before} KiB to {after} KiB"
@@ -153,6 +155,7 @@ fn an_agent_message_flood_is_cut_off_with_memory_flat() {
         (sent, refused)
     });
     assert!(sent > 2000, "only {sent} messages were sent");
+    eprintln!("agent flood: {sent} messages sent before the server closed the session");
     assert!(refused, "the flooding session was never closed");
     let gone = wait_for(Duration::from_secs(10), || {
         !fleet
@@ -167,6 +170,7 @@ fn an_agent_message_flood_is_cut_off_with_memory_flat() {
     assert!(edge0_connected(&fleet));
     fleet_serves(&fleet);
     let after = rss_kib(&fleet);
+    eprintln!("server RSS: {before} KiB before, {after} KiB after");
     assert!(
         after < before + 64 * 1024,
         "server RSS grew from {before} KiB to {after} KiB"
