@@ -164,11 +164,9 @@ impl Session {
 
     /// Queues a state change the agent reported, or marks the session overloaded.
     fn report(&self, w: Write) {
-        if !self.hub.write_agent(w) {
-            if !self.overloaded.swap(true, Ordering::Relaxed) {
-                tracing::warn!(node = %self.name, conn = self.conn,
-                    "writer queue full; closing the session (the agent reports again on reconnect)");
-            }
+        if !self.hub.write_agent(w) && !self.overloaded.swap(true, Ordering::Relaxed) {
+            tracing::warn!(node = %self.name, conn = self.conn,
+                "writer queue full; closing the session (the agent reports again on reconnect)");
         }
     }
 
