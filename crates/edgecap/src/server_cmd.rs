@@ -355,6 +355,42 @@ mod tests {
     use super::*;
 
     #[test]
+    fn limit_flags_fill_the_config_and_name_themselves_when_bad() {
+        let d = Config::default();
+        let same = LimitArgs::default().apply(Config::default()).unwrap();
+        assert_eq!(same.token_rate, d.token_rate);
+        assert_eq!(same.auth_failure_rate, d.auth_failure_rate);
+        assert_eq!(same.request_timeout, d.request_timeout);
+        let set = LimitArgs {
+            request_timeout: Some("5s".into()),
+            token_rate: Some(7),
+            auth_failure_rate: Some(60),
+            auth_failure_burst: Some(3),
+            agent_msg_burst: Some(9),
+            ..LimitArgs::default()
+        }
+        .apply(Config::default())
+        .unwrap();
+        assert_eq!(set.request_timeout, Duration::from_secs(5));
+        assert_eq!(set.token_rate.per_sec, 7.0);
+        assert_eq!(set.token_rate.burst, d.token_rate.burst);
+        assert_eq!(set.auth_failure_rate.per_sec, 1.0);
+        assert_eq!(set.auth_failure_rate.burst, 3.0);
+        assert_eq!(set.agent_msg_rate.burst, 9.0);
+        let err = |a: LimitArgs| a.apply(Config::default()).unwrap_err().message;
+        let zero = err(LimitArgs {
+            token_burst: Some(0),
+            ..LimitArgs::default()
+        });
+        assert!(zero.contains("--token-burst"), "{zero}");
+        let long = err(LimitArgs {
+            agent_write_timeout: Some("2h".into()),
+            ..LimitArgs::default()
+        });
+        assert!(long.contains("--agent-write-timeout"), "{long}");
+    }
+
+    #[test]
     fn database_urls_and_paths() {
         let db = |d: &str| DbArgs {
             database: Some(d.into()),

@@ -222,3 +222,106 @@ fn an_agent_that_never_reads_does_not_stall_others() {
     }
     assert!(edge0_connected(&fleet));
 }
+
+/// `edgecap server` never makes a new key over sealed secrets (it refuses to start, saying
+/// why), and `edgecap admin secrets-key rotate` re-seals them under a new key it starts with.
+/// Needs no root: one data directory, no lab.
+#[test]
+fn the_secrets_key_is_never_replaced_silently_and_rotates() {
+    use edgecap_server::credentials::{Vault, ownership_context};
+    use edgecap_server::db::ownership::{self, Ownership};
+    use edgecap_store::{Credentials, Secret};
+
+    let tmp = crate::capture_common::Scratch::new("secrets-key");
+    let data = tmp.path("data");
+    let dir = data.display().to_string();
+    let account = crate::harness::edgecap(&[
+        "admin",
+        "--data-dir",
+        &dir,
+        "account",
+        "create",
+        "--name",
+        "t",
+    ]);
+    let key = data.join("secrets.key");
+    let creds = Credentials::AccessKey {
+        access_key_id: "AKIDHOSTILE".into(),
+        secret_access_key: Secret::new("never-lost"),
+        session_token: None,
+    };
+    // One bucket's credentials, sealed with the server's key (made here).
+    let id = "0123456789abcdef0123456789abcdef";
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let db = edgecap_server::Db::connect(&format!("sqlite://{dir}/edgecap.db"))
+            .await
+            .unwrap();
+        let vault = Vault::new(Some(key.clone()));
+        let sealed = vault.seal(&creds, &ownership_context(id)).unwrap();
+        let o = Ownership {
+            id: id.into(),
+            destination_conf: "s3://hostile-bucket/x?region=us-east-1".into(),
+            filename: "ownership-challenge-x.txt".into(),
+            status: "pending".into(),
+            submitted: "2026-01-01T00:00:00Z".into(),
+            validated: String::new(),
+        };
+        ownership::upsert_pending(&db, &account, &o, "digest", Some(&sealed))
+            .await
+            .unwrap();
+        db.close().await;
+    });
+    let server = |extra: &[&str]| {
+        std::process::Command::new(crate::capture_common::BIN)
+            .args(["server", "--data-dir", &dir, "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // The key file moved away: the server refuses, and creates nothing.
+    let moved = data.join("moved.key");
+    std::fs::rename(&key, &moved).unwrap();
+    let out = server(&[]).wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("holds 1 sealed credential"), "{err}");
+    assert!(!key.exists());
+    // Rotated: a new key, and the secret opens with it only.
+    std::fs::rename(&moved, &key).unwrap();
+    let old = std::fs::read(&key).unwrap();
+    crate::harness::edgecap(&["admin", "--data-dir", &dir, "secrets-key", "rotate"]);
+    assert_ne!(std::fs::read(&key).unwrap(), old);
+    let sealed = runtime.block_on(async {
+        let db = edgecap_server::Db::connect(&format!("sqlite://{dir}/edgecap.db"))
+            .await
+            .unwrap();
+        let s = ownership::by_destination(&db, &account, "s3://hostile-bucket/x?region=us-east-1")
+            .await
+            .unwrap()
+            .unwrap();
+        db.close().await;
+        s.credentials.unwrap()
+    });
+    let opened = Vault::new(Some(key.clone()))
+        .open(&sealed, &ownership_context(id))
+        .unwrap();
+    assert_eq!(opened, creds);
+    // The server starts with the rotated key.
+    let mut child = server(&[]);
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(line.contains("listening on"), "{line}");
+}
