@@ -46,6 +46,23 @@ pub enum AdminCommand {
         #[command(subcommand)]
         command: NodeCommand,
     },
+    /// The key that seals bucket credentials at rest.
+    SecretsKey {
+        #[command(subcommand)]
+        command: SecretsKeyCommand,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum SecretsKeyCommand {
+    /// Re-seal every stored credential under a new key, which replaces the key file. All or
+    /// nothing: on any failure the old key and every credential stay as they were. Stop every
+    /// server on the database first (a running server keeps the key it loaded).
+    Rotate {
+        /// The key file [default: <data-dir>/secrets.key, as `edgecap server`].
+        #[arg(long)]
+        secrets_key: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -249,6 +266,19 @@ pub fn run(a: &AdminArgs) -> Result<(), Failure> {
                 }
                 TokenCommand::Revoke { id } => {
                     revoke_token(db, tokens::Kind::Api, id, a.json).await?;
+                }
+            },
+            AdminCommand::SecretsKey { command } => match command {
+                SecretsKeyCommand::Rotate { secrets_key } => {
+                    let path = crate::server_cmd::secrets_key_at(secrets_key.as_deref(), &a.db)?;
+                    let done = edgecap_server::credentials::rotate(db, &path)
+                        .await
+                        .map_err(|e| Failure::runtime(format!("secrets-key rotate: {e}")))?;
+                    if a.json {
+                        outln!("{}", json!({"rotated": true, "key": path, "message": done}));
+                    } else {
+                        eprintln!("{done}");
+                    }
                 }
             },
             AdminCommand::AgentToken { command } => match command {

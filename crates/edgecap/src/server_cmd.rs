@@ -135,6 +135,8 @@ pub struct ServeArgs {
         env = "EDGECAP_ALLOW_ENDPOINT"
     )]
     pub allow_endpoint: Vec<String>,
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 impl ServeArgs {
@@ -182,7 +184,86 @@ impl ServeArgs {
             endpoints: endpoint_policy(&self.allow_endpoint)?,
             ..Config::default()
         };
-        Ok((addr, config))
+        Ok((addr, self.limits.apply(config)?))
+    }
+}
+
+/// Request time and rate limits and the agent connections' bounds; unset flags keep
+/// [`Config`]'s defaults (the one place they are written).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct LimitArgs {
+    /// Longest an API request may take before it is answered 503 [default: 30s].
+    #[arg(long)]
+    pub request_timeout: Option<String>,
+    /// Requests per second per API token; more get 429 with Retry-After [default: 50].
+    #[arg(long)]
+    pub token_rate: Option<u32>,
+    /// Requests an API token may make at once above its rate [default: 1000].
+    #[arg(long)]
+    pub token_burst: Option<u32>,
+    /// Failed authentications per minute per address (IPv6: per /64); past them and the
+    /// burst, every request from the address gets 429 until the next one is allowed
+    /// [default: 30].
+    #[arg(long)]
+    pub auth_failure_rate: Option<u32>,
+    /// Failed authentications an address may make at once [default: 20].
+    #[arg(long)]
+    pub auth_failure_burst: Option<u32>,
+    /// Messages per second per agent connection; a faster agent's session is closed and it
+    /// reconnects after its backoff [default: 200].
+    #[arg(long)]
+    pub agent_msg_rate: Option<u32>,
+    /// Messages an agent may send at once above its rate [default: 2000].
+    #[arg(long)]
+    pub agent_msg_burst: Option<u32>,
+    /// Longest a message to an agent may take to send; a peer that does not read is
+    /// disconnected [default: 10s].
+    #[arg(long)]
+    pub agent_write_timeout: Option<String>,
+}
+
+impl LimitArgs {
+    /// `config` with the flags given; errors name the flag.
+    pub fn apply(&self, mut config: Config) -> Result<Config, Failure> {
+        use edgecap_server::config::Rate;
+        let dur = |flag: &str, v: &str| {
+            let d = parse_duration(v).map_err(|e| Failure::usage(format!("{flag}: {e}")))?;
+            if d < Duration::from_millis(100) || d > Duration::from_secs(3600) {
+                return Err(Failure::usage(format!("{flag}: {v} is outside 100ms-1h")));
+            }
+            Ok(d)
+        };
+        let count = |flag: &str, v: Option<u32>, default: f64| match v {
+            Some(0) => Err(Failure::usage(format!("{flag}: must be at least 1"))),
+            Some(n) => Ok(f64::from(n)),
+            None => Ok(default),
+        };
+        if let Some(v) = &self.request_timeout {
+            config.request_timeout = dur("--request-timeout", v)?;
+        }
+        if let Some(v) = &self.agent_write_timeout {
+            config.agent_write_timeout = dur("--agent-write-timeout", v)?;
+        }
+        let d = config.token_rate;
+        config.token_rate = Rate {
+            per_sec: count("--token-rate", self.token_rate, d.per_sec)?,
+            burst: count("--token-burst", self.token_burst, d.burst)?,
+        };
+        let d = config.auth_failure_rate;
+        config.auth_failure_rate = Rate {
+            per_sec: count(
+                "--auth-failure-rate",
+                self.auth_failure_rate,
+                d.per_sec * 60.0,
+            )? / 60.0,
+            burst: count("--auth-failure-burst", self.auth_failure_burst, d.burst)?,
+        };
+        let d = config.agent_msg_rate;
+        config.agent_msg_rate = Rate {
+            per_sec: count("--agent-msg-rate", self.agent_msg_rate, d.per_sec)?,
+            burst: count("--agent-msg-burst", self.agent_msg_burst, d.burst)?,
+        };
+        Ok(config)
     }
 }
 
@@ -216,7 +297,15 @@ pub struct ServerArgs {
 /// Where the secrets key lives: `--secrets-key`, else `<data-dir>/secrets.key`; its
 /// directory is created, so the key can be.
 pub fn secrets_key(serve: &ServeArgs, db: &DbArgs) -> Result<std::path::PathBuf, Failure> {
-    let path = match &serve.secrets_key {
+    secrets_key_at(serve.secrets_key.as_deref(), db)
+}
+
+/// [`secrets_key`] from the flag's value (also `edgecap admin secrets-key --secrets-key`).
+pub fn secrets_key_at(
+    flag: Option<&std::path::Path>,
+    db: &DbArgs,
+) -> Result<std::path::PathBuf, Failure> {
+    let path = match flag {
         Some(p) => {
             std::path::absolute(p).map_err(|e| Failure::usage(format!("--secrets-key: {e}")))?
         }
@@ -242,10 +331,9 @@ pub async fn open_state(
 ) -> Result<AppState, Failure> {
     config.secrets_key = Some(secrets_key(serve, db)?);
     let state = db.open(config).await?;
-    state
-        .hub
-        .vault()
-        .check()
+    // Never a new key for a database that holds secrets sealed with another.
+    edgecap_server::credentials::check_key(state.hub.vault(), &state.db)
+        .await
         .map_err(|e| Failure::usage(format!("--secrets-key: {e}")))?;
     Ok(state)
 }
@@ -325,6 +413,42 @@ pub async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limit_flags_fill_the_config_and_name_themselves_when_bad() {
+        let d = Config::default();
+        let same = LimitArgs::default().apply(Config::default()).unwrap();
+        assert_eq!(same.token_rate, d.token_rate);
+        assert_eq!(same.auth_failure_rate, d.auth_failure_rate);
+        assert_eq!(same.request_timeout, d.request_timeout);
+        let set = LimitArgs {
+            request_timeout: Some("5s".into()),
+            token_rate: Some(7),
+            auth_failure_rate: Some(60),
+            auth_failure_burst: Some(3),
+            agent_msg_burst: Some(9),
+            ..LimitArgs::default()
+        }
+        .apply(Config::default())
+        .unwrap();
+        assert_eq!(set.request_timeout, Duration::from_secs(5));
+        assert_eq!(set.token_rate.per_sec, 7.0);
+        assert_eq!(set.token_rate.burst, d.token_rate.burst);
+        assert_eq!(set.auth_failure_rate.per_sec, 1.0);
+        assert_eq!(set.auth_failure_rate.burst, 3.0);
+        assert_eq!(set.agent_msg_rate.burst, 9.0);
+        let err = |a: LimitArgs| a.apply(Config::default()).unwrap_err().message;
+        let zero = err(LimitArgs {
+            token_burst: Some(0),
+            ..LimitArgs::default()
+        });
+        assert!(zero.contains("--token-burst"), "{zero}");
+        let long = err(LimitArgs {
+            agent_write_timeout: Some("2h".into()),
+            ..LimitArgs::default()
+        });
+        assert!(long.contains("--agent-write-timeout"), "{long}");
+    }
 
     #[test]
     fn database_urls_and_paths() {

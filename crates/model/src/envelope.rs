@@ -72,6 +72,12 @@ pub mod codes {
     pub const FORBIDDEN: u32 = 10001;
     /// Something failed on the server.
     pub const INTERNAL: u32 = 10002;
+    /// The request did not finish within the server's request timeout (HTTP 503).
+    pub const TIMEOUT: u32 = 10003;
+    /// Too many requests, or too many failed logins from the address (HTTP 429, with
+    /// `Retry-After`); Cloudflare's code for "Please wait and consider throttling your
+    /// request speed".
+    pub const RATE_LIMITED: u32 = 971;
 }
 
 impl ApiError {

@@ -177,18 +177,25 @@ async fn token_account(
     parts: &Parts,
     state: &AppState,
 ) -> Result<(Account, Vec<Scope>), HttpError> {
-    let Some(secret) = bearer(&parts.headers) else {
-        return Err(HttpError::unauthenticated(
+    let result = match bearer(&parts.headers) {
+        None => Err(HttpError::unauthenticated(
             "missing Authorization: Bearer <API token> header",
-        ));
+        )),
+        Some(secret) => match tokens::api_lookup(&state.db, secret).await? {
+            ApiLookup::Valid { account, scopes } => Ok((account, scopes)),
+            ApiLookup::Expired(at) => Err(HttpError::unauthenticated(&format!(
+                "this API token expired at {at}"
+            ))),
+            ApiLookup::Unknown => Err(HttpError::unauthenticated("not a valid API token")),
+        },
     };
-    match tokens::api_lookup(&state.db, secret).await? {
-        ApiLookup::Valid { account, scopes } => Ok((account, scopes)),
-        ApiLookup::Expired(at) => Err(HttpError::unauthenticated(&format!(
-            "this API token expired at {at}"
-        ))),
-        ApiLookup::Unknown => Err(HttpError::unauthenticated("not a valid API token")),
+    // Each failed authentication costs the peer (crate::rate).
+    if result.is_err() {
+        state
+            .limits
+            .auth_failed(crate::rate::peer_of(&parts.extensions));
     }
+    result
 }
 
 /// The authenticated caller of an account-scoped route: the account named in the path.

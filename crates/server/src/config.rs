@@ -1,11 +1,13 @@
-//! How the server runs: timings of the agent protocol, the request size limit, and the
-//! listener (TLS, connection limits). Flags of
+//! How the server runs: timings of the agent protocol, request size, time and rate limits,
+//! the bounds of every queue agents feed, the listener (TLS, connection limits) and the
+//! endpoint policy. Flags of
 //! `edgecap server` fill it; tests shorten the timers.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use crate::rate::Rate;
 use edgecap_store::EndpointPolicy;
 
 /// Server settings. `Default` gives the production values.
@@ -52,6 +54,28 @@ pub struct Config {
     /// Where a `destination_conf`'s `endpoint=` may point, for the server's own requests
     /// (challenges, merges) and its checks of a capture's destination (`--allow-endpoint`).
     pub endpoints: EndpointPolicy,
+    /// Longest an API request may take before it is answered 503 (the agent WebSocket,
+    /// which lives for the connection, is exempt).
+    pub request_timeout: Duration,
+    /// Requests per API token (`edgecap server --token-rate`, `--token-burst`).
+    pub token_rate: Rate,
+    /// Failed authentications per peer address (IPv6 by /64); past it, every request from
+    /// that peer gets 429 until a token is back (`--auth-failure-rate`, `--auth-failure-burst`).
+    pub auth_failure_rate: Rate,
+    /// Keys each rate table holds at most (the least recently seen is forgotten).
+    pub rate_keys: usize,
+    /// Messages per agent connection; over it the session is closed and the agent
+    /// reconnects after its backoff (`--agent-msg-rate`, `--agent-msg-burst`).
+    pub agent_msg_rate: Rate,
+    /// Largest WebSocket message an agent may send.
+    pub agent_max_message: usize,
+    /// Longest a WebSocket send to an agent may take; a slower peer's session is closed.
+    pub agent_write_timeout: Duration,
+    /// Messages waiting to be sent to one agent; a session that lets more pile up is closed.
+    pub agent_outbox: usize,
+    /// Agent-driven state changes waiting for the database writer; when it is full, the
+    /// session that reports more is closed (its agent resends on reconnect).
+    pub write_queue: usize,
 }
 
 impl Default for Config {
@@ -76,6 +100,15 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
             endpoints: EndpointPolicy::default(),
+            request_timeout: Duration::from_secs(30),
+            token_rate: Rate::per(50, Duration::from_secs(1), 1000),
+            auth_failure_rate: Rate::per(30, Duration::from_secs(60), 20),
+            rate_keys: 65_536,
+            agent_msg_rate: Rate::per(200, Duration::from_secs(1), 2000),
+            agent_max_message: edgecap_model::MAX_MESSAGE_BYTES,
+            agent_write_timeout: Duration::from_secs(10),
+            agent_outbox: 1024,
+            write_queue: 65_536,
         }
     }
 }

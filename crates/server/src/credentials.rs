@@ -10,12 +10,13 @@
 //! Contexts: an ownership record's credentials are sealed with `ownership:<id>`, a capture's
 //! with `capture:<id>`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use edgecap_model::SecretJson;
 use edgecap_store::{Credentials, SecretsKey};
 
+use crate::db::{Db, sealed};
 use crate::error::{Error, HttpError};
 
 /// The key, loaded on first use from the configured file (created there if missing).
@@ -96,6 +97,162 @@ impl Vault {
             })
             .transpose()
     }
+}
+
+/// The start-up check of the secrets key against the database: a key file is created only
+/// when the database holds no sealed secret (a new key could not open them: refused, saying
+/// what to do), and an existing key must open the database's newest sealed secret.
+pub async fn check_key(vault: &Vault, db: &Db) -> Result<(), String> {
+    let Some(path) = &vault.path else {
+        return Ok(());
+    };
+    let failed = |e: Error| format!("reading the sealed credentials: {e}");
+    if !path.exists() {
+        let n = sealed::count(db).await.map_err(failed)?;
+        if n > 0 {
+            return Err(format!(
+                "{} does not exist, but the database holds {n} sealed credential(s) that only \
+                 the key they were sealed with opens; a new key would not. Restore the key \
+                 file from where it was (a backup of the data directory, another replica) or \
+                 give its path with --secrets-key; to give those credentials up instead, \
+                 delete the captures and ownerships that hold them",
+                path.display()
+            ));
+        }
+        vault.check()?;
+        tracing::info!(path = %path.display(), "created a new secrets key");
+        return Ok(());
+    }
+    vault.check()?;
+    if let Some(s) = sealed::any(db).await.map_err(failed)? {
+        vault.open(&s.sealed, &s.context).map_err(|_| {
+            format!(
+                "{} does not open the sealed credentials in the database ({}): it is not the \
+                 key they were sealed with. Give the right key file with --secrets-key",
+                path.display(),
+                s.context
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Where a rotation writes the new key before it takes the old one's place.
+pub fn pending_key_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".new");
+    PathBuf::from(p)
+}
+
+/// Re-seals every sealed secret under a new key and puts the new key in `path`'s place;
+/// says what it did. Atomic: the new key is written beside the old one
+/// (`<path>.new`, mode 0600, synced), every secret is re-sealed in one database
+/// transaction, and only after it commits is the new file renamed over the old. A failure
+/// before the commit leaves the old key and every secret as they were (and removes the new
+/// file); a crash between the commit and the rename leaves `<path>.new`, which the next
+/// rotation (or a look at the error) puts in place. Run it with every server on the database
+/// stopped: a running server keeps sealing with the key it loaded.
+pub async fn rotate(db: &Db, path: &Path) -> Result<String, String> {
+    if !path.exists() {
+        return Err(format!(
+            "{} does not exist: there is no key to rotate (the server creates one at its first \
+             start)",
+            path.display()
+        ));
+    }
+    let old = SecretsKey::load_or_create(path).map_err(|e| e.to_string())?;
+    let pending = pending_key_path(path);
+    if pending.exists()
+        && let Some(done) = finish_interrupted(db, &old, path, &pending).await?
+    {
+        return Ok(done);
+    }
+    let new = SecretsKey::load_or_create(&pending).map_err(|e| e.to_string())?;
+    let resealed = match reseal(db, &old, &new).await {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = std::fs::remove_file(&pending);
+            return Err(format!("{e}; nothing changed, the old key is still in use"));
+        }
+    };
+    std::fs::rename(&pending, path).map_err(|e| {
+        format!(
+            "the secrets are re-sealed under {}, but it could not replace {}: {e}; move it \
+             there before starting the server",
+            pending.display(),
+            path.display()
+        )
+    })?;
+    if let Some(dir) = path.parent()
+        && let Ok(d) = std::fs::File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(format!(
+        "re-sealed {resealed} secret(s) under a new key in {}",
+        path.display()
+    ))
+}
+
+async fn reseal(db: &Db, old: &SecretsKey, new: &SecretsKey) -> Result<usize, String> {
+    let failed = |e: sqlx::Error| format!("database: {e}");
+    let mut tx = db.pool.begin().await.map_err(failed)?;
+    let all = sealed::all(&mut tx).await.map_err(|e| e.to_string())?;
+    for s in &all {
+        let creds = old
+            .open(&s.sealed, &s.context)
+            .map_err(|e| format!("the credentials of {}: {e}", s.context))?;
+        let again = new
+            .seal(&creds, &s.context)
+            .map_err(|e| format!("sealing {}: {e}", s.context))?;
+        sealed::replace(&mut tx, s, &again)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    tx.commit().await.map_err(failed)?;
+    Ok(all.len())
+}
+
+/// A `<path>.new` from an earlier rotation: if the database's secrets open with it (and not
+/// with the old key), that rotation committed and only the rename is missing: done now,
+/// `Some(what happened)`. If they open with the old key (or there are none), it failed
+/// before the commit: the file is removed and `None` lets a fresh rotation go ahead.
+async fn finish_interrupted(
+    db: &Db,
+    old: &SecretsKey,
+    path: &Path,
+    pending: &Path,
+) -> Result<Option<String>, String> {
+    let new = SecretsKey::load_or_create(pending).map_err(|e| e.to_string())?;
+    let Some(sample) = sealed::any(db).await.map_err(|e| e.to_string())? else {
+        let _ = std::fs::remove_file(pending);
+        return Ok(None);
+    };
+    if old.open(&sample.sealed, &sample.context).is_ok() {
+        let _ = std::fs::remove_file(pending);
+        return Ok(None);
+    }
+    if new.open(&sample.sealed, &sample.context).is_ok() {
+        std::fs::rename(pending, path).map_err(|e| {
+            format!(
+                "cannot move {} to {}: {e}",
+                pending.display(),
+                path.display()
+            )
+        })?;
+        return Ok(Some(format!(
+            "finished an earlier rotation: the secrets were re-sealed under {} but it had \
+             not replaced the key; it is now {}",
+            pending.display(),
+            path.display()
+        )));
+    }
+    Err(format!(
+        "the database's secrets ({}) open with neither {} nor {}",
+        sample.context,
+        path.display(),
+        pending.display()
+    ))
 }
 
 /// The context an ownership record's credentials are sealed with.

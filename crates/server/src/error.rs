@@ -46,6 +46,8 @@ pub struct HttpError {
     pub status: StatusCode,
     pub errors: Vec<ApiError>,
     cause: Option<Error>,
+    /// Seconds for a `Retry-After` header (429).
+    retry_after: Option<u64>,
 }
 
 impl HttpError {
@@ -54,6 +56,7 @@ impl HttpError {
             status,
             errors,
             cause: None,
+            retry_after: None,
         }
     }
     /// 400 with one or more field errors.
@@ -95,6 +98,37 @@ impl HttpError {
             vec![ApiError::new(codes::CONFLICT, why)],
         )
     }
+    /// 429 with `Retry-After` (code 971, as Cloudflare's rate limit).
+    pub fn throttled(t: &crate::rate::Throttled) -> Self {
+        let secs = t.retry_after_secs();
+        let mut e = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            vec![ApiError::new(
+                codes::RATE_LIMITED,
+                format!(
+                    "Please wait and consider throttling your request speed: {}; retry \
+                     after {secs} s",
+                    t.reason
+                ),
+            )],
+        );
+        e.retry_after = Some(secs);
+        e
+    }
+    /// 503: the request ran out of time; what it did may or may not have taken effect.
+    pub fn timeout(limit: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            vec![ApiError::new(
+                codes::TIMEOUT,
+                format!(
+                    "the request did not finish within the server's request timeout ({}); \
+                     it may or may not have taken effect: read the resource to see",
+                    crate::clock::human(limit)
+                ),
+            )],
+        )
+    }
     pub fn body(status: StatusCode, why: impl Into<String>) -> Self {
         Self::new(status, vec![ApiError::new(codes::INVALID_BODY, why)])
     }
@@ -109,6 +143,7 @@ impl From<Error> for HttpError {
                 "internal error; the server log has the details",
             )],
             cause: Some(cause),
+            retry_after: None,
         }
     }
 }
@@ -127,6 +162,13 @@ impl IntoResponse for HttpError {
                 tracing::debug!(status = %self.status, errors = ?self.errors, "request refused")
             }
         }
-        (self.status, axum::Json(Envelope::<()>::err(self.errors))).into_response()
+        let mut response =
+            (self.status, axum::Json(Envelope::<()>::err(self.errors))).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }

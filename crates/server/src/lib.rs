@@ -15,6 +15,7 @@
 //!   [`credentials`]: per-bucket credentials sealed at rest ([`credentials::Vault`]).
 //! - [`merge`]: `merge: true`, the nodes' files merged from and back to the destination.
 //! - [`sim`]: a light simulated agent, for tests and `edgecap bench dispatch`.
+//! - [`rate`]: token buckets (request rates, failed logins, agent messages), bounded.
 //! - [`clock`]: timestamps; [`error`]: the error enum and the HTTP error.
 
 pub mod api;
@@ -27,6 +28,7 @@ pub mod destination;
 pub mod error;
 pub mod hub;
 pub mod merge;
+pub mod rate;
 pub mod secret;
 pub mod serve;
 pub mod sim;
@@ -46,6 +48,8 @@ pub struct AppState {
     pub db: Db,
     pub hub: Hub,
     pub config: Arc<Config>,
+    /// Request rates per token and failed logins per peer ([`rate`]).
+    pub limits: Arc<rate::Limits>,
 }
 
 impl AppState {
@@ -54,6 +58,7 @@ impl AppState {
         let config = Arc::new(config);
         AppState {
             hub: Hub::new(db.clone(), config.clone()),
+            limits: Arc::new(rate::Limits::new(&config)),
             db,
             config,
         }

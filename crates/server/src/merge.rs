@@ -52,16 +52,18 @@ pub(crate) async fn run(
     vault: Arc<Vault>,
     concurrency: usize,
     endpoints: EndpointPolicy,
-    mut rx: mpsc::UnboundedReceiver<String>,
+    mut rx: mpsc::Receiver<String>,
 ) {
     let slots = Arc::new(Semaphore::new(concurrency.max(1)));
     while let Some(id) = rx.recv().await {
-        let (db, vault, slots) = (db.clone(), vault.clone(), slots.clone());
+        // A slot first: captures beyond the running merges wait in the bounded queue.
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let (db, vault) = (db.clone(), vault.clone());
         let endpoints = endpoints.clone();
         tokio::spawn(async move {
-            let Ok(_permit) = slots.acquire_owned().await else {
-                return;
-            };
+            let _permit = permit;
             let result = match job(&db, &id).await {
                 Ok(Some(job)) => merge_on_a_thread(job, vault, endpoints).await,
                 // Not (or no longer) waiting for a merge: another process took it.

@@ -21,7 +21,7 @@ mod tokens;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -82,8 +82,38 @@ pub fn router(state: AppState) -> Router {
     routes()
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
+        .layer(middleware::from_fn_with_state(state.clone(), guard))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
+}
+
+/// The agent's WebSocket: exempt from the request timeout (it lives as long as the
+/// connection) and from the per-token rate (a fleet reconnecting at once shares a token).
+const AGENT_PATH: &str = "/agent/v1/connect";
+
+/// Every request: refused with 429 when its peer has used up its failed logins or its token
+/// its request rate ([`crate::rate`]); answered 503 when it takes longer than the request
+/// timeout.
+async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let agent = req.uri().path() == AGENT_PATH;
+    let peer = crate::rate::peer_of(req.extensions());
+    let token = if agent {
+        None
+    } else {
+        crate::auth::bearer(req.headers())
+    };
+    if let Err(t) = state.limits.admit(peer, token) {
+        tracing::debug!(?peer, reason = t.reason, "request throttled");
+        return HttpError::throttled(&t).into_response();
+    }
+    if agent {
+        return next.run(req).await;
+    }
+    let limit = state.config.request_timeout;
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => HttpError::timeout(limit).into_response(),
+    }
 }
 
 async fn no_route(method: Method, uri: Uri) -> HttpError {

@@ -9,6 +9,7 @@ mod migrate;
 pub mod nodes;
 pub mod ownership;
 pub mod parts;
+pub mod sealed;
 pub mod tokens;
 
 use std::sync::Once;

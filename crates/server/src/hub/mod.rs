@@ -63,13 +63,17 @@ struct Shared {
     /// Opens the sealed credentials of captures assigned again after a reconnect.
     vault: Arc<Vault>,
     live: Arc<Mutex<Live>>,
-    /// To the writer task. Unbounded: everything queued is small and produced by a bounded
-    /// number of connections and timers, and dropping a state change is never acceptable.
-    writes: mpsc::UnboundedSender<Write>,
+    /// To the writer task, bounded by `Config::write_queue`. An agent's report that finds it
+    /// full is not queued: its session is closed instead, and the agent, which keeps its
+    /// unsent outcomes, reports again on its next connection ([`Hub::write_agent`]). The
+    /// server's own changes (timers, departures) wait for room ([`Hub::write`]).
+    writes: mpsc::Sender<Write>,
     /// Set when the server shuts down: sessions close, and no node is failed for leaving.
     closing: watch::Sender<bool>,
-    /// To the merge task: captures whose parts all succeeded and that asked for `merge`.
-    merges: mpsc::UnboundedSender<String>,
+    /// To the merge task: captures whose parts all succeeded and that asked for `merge`
+    /// (at most [`MERGE_QUEUE`]; beyond it a capture waits, `conversion_running`, for the
+    /// next start).
+    merges: mpsc::Sender<String>,
 }
 
 #[derive(Debug, Default)]
@@ -91,9 +95,10 @@ struct Connected {
     conn: u64,
     info: NodeInfo,
     last_seen: f64,
-    /// To the socket task. Unbounded for the same reason as `writes`; only API actions
-    /// (assign, stop) produce these messages.
-    tx: mpsc::UnboundedSender<ServerMsg>,
+    /// To the socket task, at most `Config::agent_outbox` messages (only API actions, assign
+    /// and stop, produce them). A session that lets it fill is too slow: the sender is
+    /// dropped, which ends the session; the agent reconnects and is reconciled.
+    tx: Option<mpsc::Sender<ServerMsg>>,
     /// Captures assigned on this connection and not yet reported done. Two paths assign a
     /// part: `create` (to the nodes it selected) and reconciliation after a hello (to parts
     /// still pending). A node that connects just before a create is seen by both, so
@@ -101,11 +106,47 @@ struct Connected {
     assigned: HashSet<String>,
 }
 
+/// Captures waiting for a merge slot, at most.
+const MERGE_QUEUE: usize = 1024;
+
+/// Queues a merge without waiting: a full queue leaves the capture `conversion_running`, and
+/// the next start of the server merges it.
+fn queue_merge(merges: &mpsc::Sender<String>, capture_id: String) {
+    match merges.try_send(capture_id) {
+        Ok(()) => {}
+        Err(mpsc::error::TrySendError::Full(id)) => tracing::error!(capture = %id,
+            "{MERGE_QUEUE} merges are waiting; this one starts at the next server start"),
+        Err(mpsc::error::TrySendError::Closed(_)) => {
+            tracing::error!("the merge task has stopped; a merge was not started")
+        }
+    }
+}
+
+impl Connected {
+    /// Queues a message for the agent; false if its session is gone or too slow (its
+    /// outgoing queue full: the session is then ended, see `tx`).
+    fn push(&mut self, msg: ServerMsg) -> bool {
+        let Some(tx) = &self.tx else {
+            return false;
+        };
+        match tx.try_send(msg) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                tracing::warn!(node = %self.info.name, conn = self.conn,
+                    "the agent does not read its messages (outgoing queue full); closing its session");
+                self.tx = None;
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
 impl Hub {
     /// A hub on `db`. Starts the writer task, so it needs a Tokio runtime.
     pub fn new(db: Db, config: Arc<Config>) -> Hub {
-        let (writes, rx) = mpsc::unbounded_channel();
-        let (merges, merge_rx) = mpsc::unbounded_channel();
+        let (writes, rx) = mpsc::channel(config.write_queue.max(1));
+        let (merges, merge_rx) = mpsc::channel(MERGE_QUEUE);
         let live = Arc::new(Mutex::new(Live::default()));
         let vault = Arc::new(Vault::new(config.secrets_key.clone()));
         tokio::spawn(writer::run(db.clone(), live.clone(), rx, merges.clone()));
@@ -138,9 +179,36 @@ impl Hub {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Queues one of the server's own state changes; when the queue is full it waits for
+    /// room on a task of its own (there is one such change per timer or departure, so these
+    /// waiting tasks are bounded by the connections and timers).
     fn write(&self, w: Write) {
-        if self.shared.writes.send(w).is_err() {
-            tracing::error!("database writer has stopped; a state change was lost");
+        match self.shared.writes.try_send(w) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(w)) => {
+                let writes = self.shared.writes.clone();
+                tokio::spawn(async move {
+                    if writes.send(w).await.is_err() {
+                        tracing::error!("database writer has stopped; a state change was lost");
+                    }
+                });
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::error!("database writer has stopped; a state change was lost");
+            }
+        }
+    }
+
+    /// Queues a change an agent reported; false when the queue is full (the caller closes
+    /// the session, and the agent reports again when it reconnects).
+    fn write_agent(&self, w: Write) -> bool {
+        match self.shared.writes.try_send(w) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => false,
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                tracing::error!("database writer has stopped; a state change was lost");
+                true
+            }
         }
     }
 
@@ -170,9 +238,9 @@ impl Hub {
 
     /// Sends a message to a connected node; false if it is not connected.
     pub fn send(&self, node: &str, msg: ServerMsg) -> bool {
-        let live = self.live();
-        match live.nodes.get(node) {
-            Some(c) => c.tx.send(msg).is_ok(),
+        let mut live = self.live();
+        match live.nodes.get_mut(node) {
+            Some(c) => c.push(msg),
             None => false,
         }
     }
@@ -187,7 +255,7 @@ impl Hub {
         if !c.assigned.insert(assignment.capture_id.clone()) {
             return true;
         }
-        c.tx.send(ServerMsg::Assign { assignment }).is_ok()
+        c.push(ServerMsg::Assign { assignment })
     }
 
     /// Live counters of the running parts of a capture, by node.
@@ -202,8 +270,9 @@ impl Hub {
     /// Waits until every state change queued so far is in the database.
     pub async fn barrier(&self) {
         let (tx, rx) = oneshot::channel();
-        self.write(Write::Barrier(tx));
-        let _ = rx.await;
+        if self.shared.writes.send(Write::Barrier(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
     }
 
     /// Writes live progress to the database now, then waits for it (tests, shutdown).
@@ -236,9 +305,7 @@ impl Hub {
 
     /// Queues a merge (the capture is `conversion_running`).
     pub(crate) fn merge(&self, capture_id: String) {
-        if self.shared.merges.send(capture_id).is_err() {
-            tracing::error!("the merge task has stopped; a merge was not started");
-        }
+        queue_merge(&self.shared.merges, capture_id);
     }
 
     fn closing(&self) -> watch::Receiver<bool> {

@@ -35,10 +35,10 @@ impl Hub {
     fn cut_off(&self, name: &str) -> bool {
         // Removing the entry drops the session's sender: the socket task sends what is
         // queued (the refusal) and ends the connection.
-        let Some(c) = self.live().nodes.remove(name) else {
+        let Some(mut c) = self.live().nodes.remove(name) else {
             return false;
         };
-        let _ = c.tx.send(ServerMsg::Refused {
+        c.push(ServerMsg::Refused {
             reason: identities::revoked_reason(name),
         });
         tracing::warn!(node = %name, "node revoked: disconnected");

@@ -3,6 +3,7 @@
 //! starts. Nothing here knows about WebSockets.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use edgecap_model::{AgentMsg, Outcome, ServerMsg, Status};
 use tokio::sync::{mpsc, watch};
@@ -20,19 +21,24 @@ pub struct Session {
     hub: Hub,
     name: String,
     conn: u64,
+    /// Set when a report found the writer's queue full: the session must end (the agent
+    /// keeps what it could not deliver and reports it again on its next connection).
+    overloaded: AtomicBool,
 }
 
 impl Hub {
     /// Registers a node that said hello. Refused (with the reason to send the agent) if a node
     /// of that name is already connected. The receiver yields what to send the agent.
-    pub fn connect(
-        &self,
-        info: NodeInfo,
-    ) -> Result<(Session, mpsc::UnboundedReceiver<ServerMsg>), String> {
+    pub fn connect(&self, info: NodeInfo) -> Result<(Session, mpsc::Receiver<ServerMsg>), String> {
         if self.is_closing() {
             return Err("the server is shutting down".into());
         }
-        let (tx, rx) = mpsc::unbounded_channel();
+        if self.shared.writes.capacity() == 0 {
+            return Err(
+                "the server is busy (its database writer is behind); try again later".into(),
+            );
+        }
+        let (tx, rx) = mpsc::channel(self.config().agent_outbox.max(1));
         let name = info.name.clone();
         let conn = {
             let mut live = self.live();
@@ -58,7 +64,7 @@ impl Hub {
                     conn,
                     info: info.clone(),
                     last_seen: clock::unix_now(),
-                    tx,
+                    tx: Some(tx),
                     assigned: HashSet::new(),
                 },
             );
@@ -74,6 +80,7 @@ impl Hub {
                 hub: self.clone(),
                 name,
                 conn,
+                overloaded: AtomicBool::new(false),
             },
             rx,
         ))
@@ -108,8 +115,10 @@ impl Session {
             known.insert(part.capture_id.clone());
             let id = part.capture_id.clone();
             if running.contains(&id) {
+                // Running here: its progress is taken, and it is not assigned again.
+                self.mark_assigned(&id);
                 if part.status == Status::Pending {
-                    self.hub.write(Write::Ack {
+                    self.report(Write::Ack {
                         capture_id: id,
                         node: self.name.clone(),
                         at: at.clone(),
@@ -154,8 +163,36 @@ impl Session {
         Ok(())
     }
 
+    /// Why this session must end, if it must: a report found the writer's queue full.
+    pub fn overloaded(&self) -> Option<&'static str> {
+        self.overloaded
+            .load(Ordering::Relaxed)
+            .then_some("the server is busy (its database writer is behind); reconnect later")
+    }
+
+    /// Queues a state change the agent reported, or marks the session overloaded.
+    fn report(&self, w: Write) {
+        if !self.hub.write_agent(w) && !self.overloaded.swap(true, Ordering::Relaxed) {
+            tracing::warn!(node = %self.name, conn = self.conn,
+                "writer queue full; closing the session (the agent reports again on reconnect)");
+        }
+    }
+
+    /// Records a capture as running on this connection (so `assign` does not send it again
+    /// and its progress is kept).
+    fn mark_assigned(&self, capture_id: &str) {
+        let mut live = self.hub.live();
+        if let Some(c) = live.nodes.get_mut(&self.name)
+            && c.conn == self.conn
+        {
+            c.assigned.insert(capture_id.to_owned());
+        }
+    }
+
     /// Takes one message from the agent. Never blocks: state changes are queued for the
-    /// writer, progress stays in memory until the next flush.
+    /// writer (see [`Session::overloaded`]), progress stays in memory until the next flush,
+    /// and only for captures this connection runs, so the progress table is bounded by the
+    /// node's open parts.
     pub fn handle(&self, msg: AgentMsg) {
         self.touch();
         match msg {
@@ -165,7 +202,7 @@ impl Session {
             }
             AgentMsg::Ack { capture_id } => {
                 if edgecap_model::ids::is_id(&capture_id) {
-                    self.hub.write(Write::Ack {
+                    self.report(Write::Ack {
                         capture_id: capture_id.to_ascii_lowercase(),
                         node: self.name.clone(),
                         at: clock::now(),
@@ -179,21 +216,26 @@ impl Session {
                 lost,
             } => {
                 if edgecap_model::ids::is_id(&capture_id) {
+                    let capture_id = capture_id.to_ascii_lowercase();
                     let mut live = self.hub.live();
-                    live.progress
-                        .entry(capture_id.to_ascii_lowercase())
-                        .or_default()
-                        .insert(
-                            self.name.clone(),
-                            (
-                                Counters {
-                                    packets,
-                                    bytes,
-                                    lost,
-                                },
-                                true,
-                            ),
-                        );
+                    let ours = live
+                        .nodes
+                        .get(&self.name)
+                        .is_some_and(|c| c.conn == self.conn && c.assigned.contains(&capture_id));
+                    if !ours {
+                        return;
+                    }
+                    live.progress.entry(capture_id).or_default().insert(
+                        self.name.clone(),
+                        (
+                            Counters {
+                                packets,
+                                bytes,
+                                lost,
+                            },
+                            true,
+                        ),
+                    );
                 }
             }
             AgentMsg::Done { outcome } => self.done(outcome),
@@ -215,7 +257,7 @@ impl Session {
         }
         tracing::info!(node = %self.name, capture = %outcome.capture_id, ok = outcome.ok,
             packets = outcome.packets, "part finished");
-        self.hub.write(Write::Done {
+        self.report(Write::Done {
             node: self.name.clone(),
             outcome,
             at: clock::now(),

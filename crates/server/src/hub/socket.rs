@@ -12,36 +12,41 @@ use axum::Extension;
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
-use axum::http::HeaderMap;
+use axum::http::{Extensions, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use edgecap_model::{AgentMsg, ServerMsg};
 use futures_util::SinkExt;
+use std::time::{Duration, Instant};
+
+use crate::rate::Bucket;
 
 use crate::AppState;
 use crate::db::nodes::NodeInfo;
 use crate::error::HttpError;
 use crate::serve::Link;
 
-/// Largest message an agent may send: the protocol's one bound (a hello with many finished
-/// outcomes fits easily).
-const MAX_MESSAGE: usize = edgecap_model::MAX_MESSAGE_BYTES;
 /// Read and write buffers per agent socket. Agent messages are a few hundred bytes; the
 /// WebSocket library's default (128 KiB each) would hold 250 MiB for a thousand idle agents.
 /// Larger messages still arrive whole: the buffers grow for them.
 const SOCKET_BUFFER: usize = 4 << 10;
+/// Most bytes waiting in one socket's outgoing buffer (a peer that does not read fills it,
+/// and the next send fails, ending the session). Server messages are a few KiB at most.
+const MAX_WRITE_BUFFER: usize = 1 << 20;
 
 pub async fn connect(
     State(state): State<AppState>,
     link: Option<Extension<Link>>,
     headers: HeaderMap,
+    extensions: Extensions,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
     if let Err(refusal) = check_link(link.map(|Extension(l)| l), &state.config) {
         return refusal.into_response();
     }
     // Who it is, without the database; then the upgrade; then the credential, so that only a
-    // real agent connection can enrol a node.
+    // real agent connection can enrol a node. Each failed authentication costs the peer.
     if let Err(e) = crate::auth::node_credential(&headers) {
+        state.limits.auth_failed(crate::rate::peer_of(&extensions));
         return e.into_response();
     }
     let upgrade = match upgrade {
@@ -56,13 +61,20 @@ pub async fn connect(
     };
     let node = match crate::auth::node(&state, &headers).await {
         Ok(name) => name,
-        Err(e) => return e.into_response(),
+        Err(e) => {
+            if e.status.is_client_error() {
+                state.limits.auth_failed(crate::rate::peer_of(&extensions));
+            }
+            return e.into_response();
+        }
     };
+    let max_message = state.config.agent_max_message;
     upgrade
-        .max_message_size(MAX_MESSAGE)
-        .max_frame_size(MAX_MESSAGE)
+        .max_message_size(max_message)
+        .max_frame_size(max_message)
         .read_buffer_size(SOCKET_BUFFER)
         .write_buffer_size(SOCKET_BUFFER)
+        .max_write_buffer_size(MAX_WRITE_BUFFER.max(max_message))
         .on_upgrade(move |socket| serve(state, socket, node))
 }
 
@@ -128,7 +140,8 @@ async fn serve(state: AppState, mut socket: WebSocket, node: String) {
     let welcome = ServerMsg::Welcome {
         heartbeat_secs: config.heartbeat.as_secs_f64(),
     };
-    if send(&mut socket, &welcome).await.is_err() {
+    let deadline = config.agent_write_timeout;
+    if send(&mut socket, &welcome, deadline).await.is_err() {
         return;
     }
     if let Err(e) = session.reconcile(running, finished).await {
@@ -136,30 +149,56 @@ async fn serve(state: AppState, mut socket: WebSocket, node: String) {
         return;
     }
     let mut closing = session.closing();
+    // Messages per connection: a flood ends the session (the agent redials after its backoff).
+    let rate = config.agent_msg_rate;
+    let mut budget = Bucket::new(rate, Instant::now());
     loop {
         tokio::select! {
-            msg = tokio::time::timeout(config.heartbeat_timeout, socket.recv()) => match msg {
-                Err(_) => {
-                    tracing::warn!(node = %session.name(), "no heartbeat; closing the connection");
-                    let _ = close(&mut socket, close_code::AWAY, "no heartbeat").await;
+            msg = tokio::time::timeout(config.heartbeat_timeout, socket.recv()) => {
+                if matches!(msg, Ok(Some(Ok(_)))) && budget.take(rate, Instant::now()).is_err() {
+                    let reason = format!(
+                        "too many messages: more than {} per second (burst {})",
+                        rate.per_sec, rate.burst
+                    );
+                    tracing::warn!(node = %session.name(), %reason, "closing the session");
+                    let _ = close(&mut socket, close_code::POLICY, &reason, deadline).await;
                     break;
                 }
-                Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => break,
-                Ok(Some(Ok(Message::Text(text)))) => match AgentMsg::decode(&text) {
-                    Ok(m) => session.handle(m),
-                    Err(e) => tracing::warn!(node = %session.name(), error = %e,
-                        "unreadable agent message ignored"),
-                },
-                // Pings are answered by the socket itself; binary frames mean nothing here,
-                // but they still show the agent is alive.
-                Ok(Some(Ok(_))) => session.handle(AgentMsg::Heartbeat),
-            },
+                match msg {
+                    Err(_) => {
+                        tracing::warn!(node = %session.name(), "no heartbeat; closing the connection");
+                        let _ = close(&mut socket, close_code::AWAY, "no heartbeat", deadline).await;
+                        break;
+                    }
+                    Ok(None) | Ok(Some(Err(_))) | Ok(Some(Ok(Message::Close(_)))) => break,
+                    Ok(Some(Ok(Message::Text(text)))) => match AgentMsg::decode(&text) {
+                        Ok(m) => session.handle(m),
+                        Err(e) => tracing::warn!(node = %session.name(), error = %e,
+                            "unreadable agent message ignored"),
+                    },
+                    // Pings are answered by the socket itself; binary frames mean nothing here,
+                    // but they still show the agent is alive.
+                    Ok(Some(Ok(_))) => session.handle(AgentMsg::Heartbeat),
+                }
+                if let Some(reason) = session.overloaded() {
+                    let _ = close(&mut socket, close_code::AGAIN, reason, deadline).await;
+                    break;
+                }
+            }
             out = outbox.recv() => match out {
-                Some(m) => if send(&mut socket, &m).await.is_err() { break },
-                None => break,
+                Some(m) => if let Err(e) = send(&mut socket, &m, deadline).await {
+                    tracing::warn!(node = %session.name(), error = %e, "cannot send to the agent; closing the session");
+                    break;
+                },
+                // The hub dropped the sender: the agent left its messages unread.
+                None => {
+                    let _ = close(&mut socket, close_code::AGAIN,
+                        "too slow: the agent left too many messages unread", deadline).await;
+                    break;
+                }
             },
             _ = closing.changed() => {
-                let _ = close(&mut socket, close_code::RESTART, "server shutting down").await;
+                let _ = close(&mut socket, close_code::RESTART, "server shutting down", deadline).await;
                 break;
             }
         }
@@ -178,25 +217,62 @@ async fn next_msg(socket: &mut WebSocket) -> Option<AgentMsg> {
     }
 }
 
-async fn send(socket: &mut WebSocket, msg: &ServerMsg) -> Result<(), axum::Error> {
-    let text = serde_json::to_string(msg).unwrap_or_default();
-    socket.send(Message::Text(text.into())).await
+/// Why a send failed: the socket's error, or its write deadline passed (a peer that does
+/// not read).
+#[derive(Debug, thiserror::Error)]
+enum SendError {
+    #[error("{0}")]
+    Socket(#[from] axum::Error),
+    #[error("not sent within {0:?}: the agent does not read")]
+    Deadline(Duration),
 }
 
-async fn close(socket: &mut WebSocket, code: u16, reason: &str) -> Result<(), axum::Error> {
-    socket
-        .send(Message::Close(Some(CloseFrame {
-            code,
-            reason: reason.into(),
-        })))
-        .await
+/// Sends within `deadline`: a send that cannot complete by then fails (the session ends;
+/// other sessions, each on its own task, never wait for it).
+async fn send_frame(
+    socket: &mut WebSocket,
+    frame: Message,
+    deadline: Duration,
+) -> Result<(), SendError> {
+    match tokio::time::timeout(deadline, socket.send(frame)).await {
+        Ok(r) => Ok(r?),
+        Err(_) => Err(SendError::Deadline(deadline)),
+    }
+}
+
+async fn send(
+    socket: &mut WebSocket,
+    msg: &ServerMsg,
+    deadline: Duration,
+) -> Result<(), SendError> {
+    let text = serde_json::to_string(msg).unwrap_or_default();
+    send_frame(socket, Message::Text(text.into()), deadline).await
+}
+
+async fn close(
+    socket: &mut WebSocket,
+    code: u16,
+    reason: &str,
+    deadline: Duration,
+) -> Result<(), SendError> {
+    // A close frame's reason holds at most 123 bytes.
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    let frame = Message::Close(Some(CloseFrame {
+        code,
+        reason: reason[..end].into(),
+    }));
+    send_frame(socket, frame, deadline).await
 }
 
 async fn refuse(mut socket: WebSocket, reason: String) {
     tracing::warn!(%reason, "agent refused");
-    let _ = send(&mut socket, &ServerMsg::Refused { reason }).await;
-    let _ = close(&mut socket, close_code::POLICY, "refused").await;
-    let _ = socket.flush().await;
+    let deadline = Duration::from_secs(5);
+    let _ = send(&mut socket, &ServerMsg::Refused { reason }, deadline).await;
+    let _ = close(&mut socket, close_code::POLICY, "refused", deadline).await;
+    let _ = tokio::time::timeout(deadline, socket.flush()).await;
 }
 
 /// The rules are the model's, so an agent can check its own settings before it dials.

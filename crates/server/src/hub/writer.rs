@@ -85,8 +85,8 @@ enum PartWrite {
 pub(super) async fn run(
     db: Db,
     live: Arc<Mutex<Live>>,
-    mut rx: mpsc::UnboundedReceiver<Write>,
-    merges: mpsc::UnboundedSender<String>,
+    mut rx: mpsc::Receiver<Write>,
+    merges: mpsc::Sender<String>,
 ) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
@@ -100,12 +100,7 @@ pub(super) async fn run(
     }
 }
 
-async fn apply(
-    db: &Db,
-    live: &Mutex<Live>,
-    batch: Vec<Write>,
-    merges: &mpsc::UnboundedSender<String>,
-) {
+async fn apply(db: &Db, live: &Mutex<Live>, batch: Vec<Write>, merges: &mpsc::Sender<String>) {
     let mut node_writes = Vec::new();
     let mut by_capture: BTreeMap<String, Vec<PartWrite>> = BTreeMap::new();
     let mut barriers = Vec::new();
@@ -177,7 +172,7 @@ async fn apply(
                 // No part will change again (finished, merging, or no longer open).
                 let done = !matches!(status, Status::Pending | Status::Running);
                 if status == Status::ConversionRunning {
-                    let _ = merges.send(capture_id.clone());
+                    super::queue_merge(merges, capture_id.clone());
                 }
                 forget(live, &capture_id, &writes, done)
             }

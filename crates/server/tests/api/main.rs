@@ -11,6 +11,7 @@ mod buckets;
 mod endpoints;
 mod hub;
 mod identities;
+mod limits;
 mod listener;
 mod merge;
 mod openapi;

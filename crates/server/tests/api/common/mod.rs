@@ -17,7 +17,7 @@ use edgecap_server::{AppState, Config};
 use edgecap_testkit::pg;
 use http_body_util::BodyExt;
 use serde_json::Value;
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::mpsc::Receiver;
 use tower::ServiceExt;
 
 /// Runs each listed test function once per database.
@@ -331,7 +331,7 @@ pub async fn call(
 #[derive(Debug)]
 pub struct FakeNode {
     pub session: Session,
-    pub rx: UnboundedReceiver<ServerMsg>,
+    pub rx: Receiver<ServerMsg>,
 }
 
 impl FakeNode {
