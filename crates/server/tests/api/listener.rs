@@ -149,7 +149,15 @@ async fn plain_agent_links_from_remote_peers_are_refused() {
         }
         let peer: std::net::SocketAddr = peer.parse().unwrap();
         let mut req = axum::http::Request::get("/agent/v1/connect")
-            .header("authorization", format!("Bearer {}", h.agent_token))
+            .header(
+                "authorization",
+                format!(
+                    "Bearer {}",
+                    edgecap_server::sim::credential_for(&h.agent_token, "edge-1")
+                ),
+            )
+            .header(edgecap_model::NODE_HEADER, "edge-1")
+            .header(edgecap_model::ENROLMENT_HEADER, h.agent_token.as_str())
             .body(Body::empty())
             .unwrap();
         req.extensions_mut()
