@@ -210,12 +210,14 @@ fn an_agent_that_never_reads_does_not_stall_others() {
             "create took {:?}",
             start.elapsed()
         );
+        // The capture's status follows its parts through the writer's batch: wait for both.
         let c = fleet.wait(&id, Duration::from_secs(10), |c| {
-            c["node_results"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|n| n["node"] == "edge0" && n["status"] == "running")
+            c["status"] == "running"
+                && c["node_results"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|n| n["node"] == "edge0" && n["status"] == "running")
         });
         assert_eq!(c["status"], "running", "{c:#}");
         fleet.stop(&id);

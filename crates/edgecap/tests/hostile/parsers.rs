@@ -263,7 +263,11 @@ impl RawAgent {
             s,
             "GET /agent/v1/connect HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n\
              Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Bearer {}\r\n\r\n",
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nAuthorization: Bearer {}\r\n\
+             {}: intruder\r\n{}: {}\r\n\r\n",
+            edgecap_server::sim::credential_for(&fleet.agent_token, "intruder"),
+            edgecap_model::NODE_HEADER,
+            edgecap_model::ENROLMENT_HEADER,
             fleet.agent_token
         )
         .unwrap();
