@@ -6,9 +6,15 @@ use std::process::Command;
 use crate::capture_common::{BIN, root_or_skip};
 use crate::harness::{Fleet, ServerOpts};
 
-/// Runs edgecap; (exit code, stderr).
+/// Runs edgecap; (exit code, stderr). An agent's state directory is a fresh scratch one, so
+/// no credential from the machine (or another run) counts and none is left behind.
 fn run(args: &[&str]) -> (i32, String) {
-    let out = Command::new(BIN).args(args).output().unwrap();
+    let state = crate::capture_common::Scratch::new("fleet-flags-state");
+    let out = Command::new(BIN)
+        .args(args)
+        .env("EDGECAP_STATE_DIR", state.path("agent"))
+        .output()
+        .unwrap();
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stderr).into_owned(),

@@ -101,7 +101,10 @@ fn agent(
     let log = tmp.path(&format!("agent-{name}-{}.log", rand::random::<u32>()));
     let mut args = vec!["agent", "--server", url, "--token", token, "--name", name];
     args.extend_from_slice(extra);
+    // Each agent keeps its node credential in the test's scratch directory, never in the
+    // machine's /var/lib/edgecap.
     let child = command(ns, &args)
+        .env("EDGECAP_STATE_DIR", tmp.path(&format!("state-{name}")))
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
@@ -335,6 +338,7 @@ fn plain_remote_agents_are_refused_on_both_sides() {
             "far0",
         ],
     )
+    .env("EDGECAP_STATE_DIR", tmp.path("state-far0"))
     .output()
     .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
