@@ -55,6 +55,38 @@ fn flow(flows: &serde_json::Value, dport: u16) -> &serde_json::Value {
 }
 
 /// A packet capture by another tool at the origin's interface, UDP to the test ports only.
+/// True once process `pid`'s packet socket in namespace `ns` carries a BPF filter of more
+/// than one instruction (libpcap's own reject-all filter, used while it drains the socket, has
+/// one), as `ss -0 -b -p` shows it.
+fn filter_installed(ns: &str, pid: u32) -> bool {
+    let Ok(out) = Command::new("ip")
+        .args(["netns", "exec", ns, "ss", "-0", "-b", "-p", "-n"])
+        .output()
+    else {
+        return false;
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let owner = format!("pid={pid},");
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        if !line.contains(&owner) {
+            continue;
+        }
+        let Some(next) = lines.next() else {
+            return false;
+        };
+        let instructions = next
+            .trim()
+            .strip_prefix("bpf filter (")
+            .and_then(|rest| rest.split(')').next())
+            .and_then(|n| n.parse::<u32>().ok());
+        if instructions.is_some_and(|n| n > 1) {
+            return true;
+        }
+    }
+    false
+}
+
 struct OriginCapture {
     child: Child,
 }
@@ -109,6 +141,17 @@ impl OriginCapture {
         assert!(
             rx.recv_timeout(Duration::from_secs(20)).is_ok(),
             "{tool} did not start capturing"
+        );
+        // libpcap may install the capture filter after the tool says it is capturing, and
+        // drops what its socket queued before (it drains the socket under a reject-all
+        // filter): wait until the socket carries the real filter.
+        let pid = child.id();
+        assert!(
+            wait_for(Duration::from_secs(20), || filter_installed(
+                lab.origin_ns(),
+                pid
+            )),
+            "{tool} (pid {pid}) never had its capture filter on its socket"
         );
         OriginCapture { child }
     }

@@ -138,6 +138,18 @@ pub fn db_args(data: &Path, opts: &ServerOpts) -> Vec<String> {
     a
 }
 
+/// `edgecap admin <args>` on the database in `data` (PostgreSQL when `opts` says so); its
+/// stdout.
+pub fn admin_on(data: &Path, opts: &ServerOpts, args: &[&str]) -> String {
+    let db = db_args(data, opts);
+    let all: Vec<&str> = ["admin"]
+        .into_iter()
+        .chain(db.iter().map(String::as_str))
+        .chain(args.iter().copied())
+        .collect();
+    edgecap(&all)
+}
+
 /// Starts `edgecap server` and returns it with the URL it printed.
 pub fn start_server(
     tmp: &Path,
@@ -204,15 +216,7 @@ impl Fleet {
         let dest = tmp.path("captures");
         std::fs::create_dir_all(&dest).unwrap();
         let data = tmp.path("server-data");
-        let db = db_args(&data, &opts);
-        let admin = |args: &[&str]| {
-            let all: Vec<&str> = ["admin"]
-                .into_iter()
-                .chain(db.iter().map(String::as_str))
-                .chain(args.iter().copied())
-                .collect();
-            edgecap(&all)
-        };
+        let admin = |args: &[&str]| admin_on(&data, &opts, args);
         let account = admin(&["account", "create", "--name", "t"]);
         let token = admin(&["token", "create", "--account", &account]);
         let agent_token = admin(&["agent-token", "create"]);
@@ -479,6 +483,12 @@ impl Fleet {
     /// restarts, outside the directories [`Fleet::agent_dirs`] checks.
     pub fn agent_state_dir(&self, i: usize) -> PathBuf {
         self.tmp.path(&format!("agent{i}-state"))
+    }
+
+    /// `edgecap admin <args>` on this fleet's database; its stdout.
+    #[allow(dead_code)] // used by the hostile tests, which share this file
+    pub fn admin(&self, args: &[&str]) -> String {
+        admin_on(&self.data, &self.opts, args)
     }
 }
 

@@ -11,18 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::capture_common::{BIN, edgecap_tables, root_or_skip, wait_for};
-use crate::harness::{Fleet, Proc, ServerOpts, db_args, edgecap};
-
-/// `edgecap admin <args>` on the fleet's database; its stdout.
-fn admin(fleet: &Fleet, args: &[&str]) -> String {
-    let db = db_args(&fleet.data, &ServerOpts::default());
-    let all: Vec<&str> = ["admin"]
-        .into_iter()
-        .chain(db.iter().map(String::as_str))
-        .chain(args.iter().copied())
-        .collect();
-    edgecap(&all)
-}
+use crate::harness::{Fleet, Proc, ServerOpts, edgecap};
 
 /// An agent outside the fleet: `name`, enrolment `token`, its own state directory `tag`.
 fn stranger(fleet: &Fleet, tag: &str, name: &str, token: &str) -> Proc {
@@ -115,7 +104,7 @@ fn a_revoked_node_is_cut_off_within_a_second_and_its_part_fails() {
             .is_some_and(|r| r.iter().all(|n| n["status"] == "running"))
     });
     // As the operator, straight in the database: the server sees it by itself.
-    admin(&fleet, &["node", "revoke", "edge0"]);
+    fleet.admin(&["node", "revoke", "edge0"]);
     let start = Instant::now();
     assert!(
         wait_for(Duration::from_secs(1), || !connected(&fleet, "edge0")),
@@ -146,14 +135,14 @@ fn a_revoked_node_is_cut_off_within_a_second_and_its_part_fails() {
     });
     assert_eq!(c["node_results"][1]["status"], "success", "{c:#}");
     // Listed as revoked; forgotten, the name is free again.
-    let list = admin(&fleet, &["node", "list"]);
+    let list = fleet.admin(&["node", "list"]);
     assert!(
         list.lines()
             .any(|l| l.starts_with("edge0 ") && l.contains("revoked")),
         "{list}"
     );
-    admin(&fleet, &["node", "forget", "edge0"]);
-    let fresh = admin(&fleet, &["agent-token", "create", "--uses", "1"]);
+    fleet.admin(&["node", "forget", "edge0"]);
+    let fresh = fleet.admin(&["agent-token", "create", "--uses", "1"]);
     let p = stranger(&fleet, "reinstalled", "edge0", &fresh);
     assert!(
         wait_for(Duration::from_secs(10), || connected(&fleet, "edge0")),
@@ -168,10 +157,7 @@ fn expired_and_used_up_enrolment_tokens_enrol_nobody() {
         return;
     }
     let fleet = Fleet::new(1, ServerOpts::default());
-    let once = admin(
-        &fleet,
-        &["agent-token", "create", "--uses", "1", "--name", "once"],
-    );
+    let once = fleet.admin(&["agent-token", "create", "--uses", "1", "--name", "once"]);
     let first = stranger(&fleet, "first", "extra1", &once);
     assert!(
         wait_for(Duration::from_secs(10), || connected(&fleet, "extra1")),
@@ -180,11 +166,11 @@ fn expired_and_used_up_enrolment_tokens_enrol_nobody() {
     );
     let log = refused(stranger(&fleet, "second", "extra2", &once));
     assert!(log.contains("used up"), "{log}");
-    let short = admin(&fleet, &["agent-token", "create", "--expires", "1s"]);
+    let short = fleet.admin(&["agent-token", "create", "--expires", "1s"]);
     std::thread::sleep(Duration::from_millis(1500));
     let log = refused(stranger(&fleet, "late", "extra3", &short));
     assert!(log.contains("expired"), "{log}");
-    let list = admin(&fleet, &["agent-token", "list"]);
+    let list = fleet.admin(&["agent-token", "list"]);
     assert!(
         list.lines()
             .any(|l| l.contains("once") && l.contains("uses 1/1")),

@@ -19,6 +19,16 @@ use crate::harness::{Fleet, ServerOpts};
 /// client and the agent, on 127.0.0.1) are other peers.
 const ATTACKER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
 
+/// The server's resident memory stayed within 64 MiB of `before` (KiB), said in the output.
+fn assert_memory_flat(fleet: &Fleet, before: u64) {
+    let after = rss_kib(fleet);
+    eprintln!("server RSS: {before} KiB before, {after} KiB after");
+    assert!(
+        after < before + 64 * 1024,
+        "server RSS grew from {before} KiB to {after} KiB"
+    );
+}
+
 /// The server process's resident memory in KiB (VmRSS).
 fn rss_kib(fleet: &Fleet) -> u64 {
     let pid = fleet.server.child.as_ref().expect("server running").id();
@@ -97,12 +107,7 @@ fn failed_logins_flood_gets_429_while_others_are_served() {
     assert_eq!(s, 200, "{v}");
     assert!(edge0_connected(&fleet));
     fleet_serves(&fleet);
-    let after = rss_kib(&fleet);
-    eprintln!("server RSS: {before} KiB before, {after} KiB after");
-    assert!(
-        after < before + 64 * 1024,
-        "server RSS grew from {before} KiB to {after} KiB"
-    );
+    assert_memory_flat(&fleet, before);
 }
 
 #[test]
@@ -169,12 +174,7 @@ fn an_agent_message_flood_is_cut_off_with_memory_flat() {
     // The real agent kept its session; the API serves; memory stayed flat.
     assert!(edge0_connected(&fleet));
     fleet_serves(&fleet);
-    let after = rss_kib(&fleet);
-    eprintln!("server RSS: {before} KiB before, {after} KiB after");
-    assert!(
-        after < before + 64 * 1024,
-        "server RSS grew from {before} KiB to {after} KiB"
-    );
+    assert_memory_flat(&fleet, before);
 }
 
 #[test]

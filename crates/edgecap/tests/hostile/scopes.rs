@@ -6,17 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::capture_common::root_or_skip;
-use crate::harness::{Fleet, ServerOpts, db_args, edgecap};
-
-fn admin(fleet: &Fleet, args: &[&str]) -> String {
-    let db = db_args(&fleet.data, &ServerOpts::default());
-    let all: Vec<&str> = ["admin"]
-        .into_iter()
-        .chain(db.iter().map(String::as_str))
-        .chain(args.iter().copied())
-        .collect();
-    edgecap(&all)
-}
+use crate::harness::{Fleet, ServerOpts};
 
 /// One API call with `token`: (status, envelope).
 fn call(
@@ -47,17 +37,14 @@ fn a_read_token_cannot_create_but_can_list_and_get() {
     }
     let fleet = Fleet::new(1, ServerOpts::default());
     let id = fleet.create(json!({"time_limit": 5}));
-    let read = admin(
-        &fleet,
-        &[
-            "token",
-            "create",
-            "--account",
-            &fleet.account,
-            "--scopes",
-            "read",
-        ],
-    );
+    let read = fleet.admin(&[
+        "token",
+        "create",
+        "--account",
+        &fleet.account,
+        "--scopes",
+        "read",
+    ]);
     let body = json!({
         "type": "full", "system": "magic-transit", "time_limit": 5, "nodes": ["site=lab"],
         "destination_conf": format!("file://{}", fleet.dest.display()),
@@ -90,17 +77,14 @@ fn a_read_token_cannot_create_but_can_list_and_get() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["result"]["id"], id.as_str());
     // An expired token is refused outright.
-    let short = admin(
-        &fleet,
-        &[
-            "token",
-            "create",
-            "--account",
-            &fleet.account,
-            "--expires",
-            "1s",
-        ],
-    );
+    let short = fleet.admin(&[
+        "token",
+        "create",
+        "--account",
+        &fleet.account,
+        "--expires",
+        "1s",
+    ]);
     std::thread::sleep(Duration::from_millis(1500));
     let (s, v) = call(&fleet, &short, reqwest::Method::GET, "pcaps", None);
     assert_eq!(s, 401, "{v}");

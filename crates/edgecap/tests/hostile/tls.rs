@@ -15,19 +15,11 @@ use edgecap_testkit::TestPki;
 use serde_json::Value;
 
 use crate::capture_common::{BIN, Scratch, root_or_skip, wait_for};
-use crate::harness::{Proc, ServerOpts, db_args, edgecap};
+use crate::harness::{Proc, ServerOpts, admin_on, db_args};
 
 /// Tokens of a fresh data directory: (account, API token, agent token).
 fn provision(data: &Path) -> (String, String, String) {
-    let db = db_args(data, &ServerOpts::default());
-    let admin = |args: &[&str]| {
-        let all: Vec<&str> = ["admin"]
-            .into_iter()
-            .chain(db.iter().map(String::as_str))
-            .chain(args.iter().copied())
-            .collect();
-        edgecap(&all)
-    };
+    let admin = |args: &[&str]| admin_on(data, &ServerOpts::default(), args);
     let account = admin(&["account", "create", "--name", "tls"]);
     let token = admin(&["token", "create", "--account", &account]);
     let agent = admin(&["agent-token", "create"]);
