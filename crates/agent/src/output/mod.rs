@@ -198,10 +198,7 @@ mod tests {
 
     fn open(conf: &str, creds: Option<serde_json::Value>) -> Result<Sink, String> {
         let creds = creds.map(SecretJson::new);
-        let settings = roots(&[
-            &std::env::temp_dir(),
-            std::path::Path::new("/nonexistent"),
-        ]);
+        let settings = roots(&[&std::env::temp_dir(), std::path::Path::new("/nonexistent")]);
         Sink::open(conf, creds.as_ref(), "edge0", &settings).map_err(|e| e.to_string())
     }
 
@@ -216,8 +213,13 @@ mod tests {
         std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
         let settings = roots(&[&root]);
         let open = |dir: &std::path::Path| {
-            Sink::open(&format!("file://{}", dir.display()), None, "edge0", &settings)
-                .map_err(|e| e.to_string())
+            Sink::open(
+                &format!("file://{}", dir.display()),
+                None,
+                "edge0",
+                &settings,
+            )
+            .map_err(|e| e.to_string())
         };
         // Inside the root: the sink writes there.
         match open(&root.join("inside")).unwrap() {

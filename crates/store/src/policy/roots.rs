@@ -51,7 +51,8 @@ impl FileRoots {
     /// name `field`.
     pub fn check(&self, dir: &Path, field: &str) -> Result<(), StoreError> {
         let shown = format!("file://{}", dir.display());
-        let dir = normalise(dir).map_err(|why| StoreError::invalid(field, format!("{shown} {why}")))?;
+        let dir =
+            normalise(dir).map_err(|why| StoreError::invalid(field, format!("{shown} {why}")))?;
         self.check_within(&dir, &self.roots, &shown, field)
     }
 
@@ -207,14 +208,17 @@ mod tests {
     fn resolved_directory_must_stay_under_a_resolved_root() {
         let r = roots(&["/srv/captures"]);
         let rr = [PathBuf::from("/srv/captures")];
-        r.check_resolved(Path::new("/srv/captures/a"), &rr, Path::new("/srv/captures/a"), F)
-            .unwrap();
-        let m = msg(r.check_resolved(
-            Path::new("/etc"),
+        r.check_resolved(
+            Path::new("/srv/captures/a"),
             &rr,
-            Path::new("/srv/captures/link"),
+            Path::new("/srv/captures/a"),
             F,
-        ));
-        assert!(m.contains("file:///srv/captures/link resolves to /etc"), "{m}");
+        )
+        .unwrap();
+        let m = msg(r.check_resolved(Path::new("/etc"), &rr, Path::new("/srv/captures/link"), F));
+        assert!(
+            m.contains("file:///srv/captures/link resolves to /etc"),
+            "{m}"
+        );
     }
 }
