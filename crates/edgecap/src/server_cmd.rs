@@ -516,5 +516,21 @@ mod tests {
                 .starts_with("--allow-endpoint: 169.254.169.254 is a cloud metadata address"),
             "{e:?}"
         );
+        let (_, config) =
+            serve(&["--file-root", "/srv/a/,/srv/b", "--file-root", "/srv/c"]).unwrap();
+        let roots: Vec<String> = config
+            .endpoints
+            .file_roots()
+            .roots()
+            .iter()
+            .map(|r| r.display().to_string())
+            .collect();
+        assert_eq!(roots, ["/srv/a", "/srv/b", "/srv/c"]);
+        let e = serve(&["--file-root", "captures"]).unwrap_err();
+        assert_eq!(e.code, 2);
+        assert!(
+            e.message.starts_with("--file-root: ") && e.message.contains("not an absolute path"),
+            "{e:?}"
+        );
     }
 }
