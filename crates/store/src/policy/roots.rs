@@ -53,7 +53,7 @@ impl FileRoots {
         let shown = format!("file://{}", dir.display());
         let dir =
             normalise(dir).map_err(|why| StoreError::invalid(field, format!("{shown} {why}")))?;
-        self.check_within(&dir, &self.roots, &shown, field)
+        self.check_within(&dir, &shown, field)
     }
 
     /// Checks `resolved`, the directory with its symlinks resolved, against `roots_resolved`,
@@ -82,13 +82,7 @@ impl FileRoots {
         ))
     }
 
-    fn check_within(
-        &self,
-        dir: &Path,
-        roots: &[PathBuf],
-        shown: &str,
-        field: &str,
-    ) -> Result<(), StoreError> {
+    fn check_within(&self, dir: &Path, shown: &str, field: &str) -> Result<(), StoreError> {
         if self.roots.is_empty() {
             return Err(StoreError::invalid(
                 field,
@@ -98,7 +92,7 @@ impl FileRoots {
                 ),
             ));
         }
-        if roots.iter().any(|r| dir.starts_with(r)) {
+        if self.roots.iter().any(|r| dir.starts_with(r)) {
             return Ok(());
         }
         Err(StoreError::invalid(
