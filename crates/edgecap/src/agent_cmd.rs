@@ -71,6 +71,10 @@ pub struct AgentArgs {
         env = "EDGECAP_ALLOW_ENDPOINT"
     )]
     pub allow_endpoint: Vec<String>,
+    /// A directory under which `file://` destinations may write on this node; repeat or
+    /// separate with commas. Without one, file destinations are refused.
+    #[arg(long = "file-root", value_name = "DIR", env = "EDGECAP_FILE_ROOT")]
+    pub file_root: Vec<String>,
 }
 
 /// The upload flags, checked.
@@ -93,7 +97,7 @@ fn upload_settings(a: &AgentArgs) -> Result<UploadSettings, Failure> {
     u.store.retry_timeout = dur("--upload-retry-timeout", &a.upload_retry_timeout)?;
     u.stall_timeout = dur("--upload-stall-timeout", &a.upload_stall_timeout)?;
     u.buffer_chunks = a.upload_buffer;
-    u.store.endpoints = crate::server_cmd::endpoint_policy(&a.allow_endpoint)?;
+    u.store.endpoints = crate::server_cmd::endpoint_policy(&a.allow_endpoint, &a.file_root)?;
     Ok(u)
 }
 

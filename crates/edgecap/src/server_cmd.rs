@@ -135,6 +135,11 @@ pub struct ServeArgs {
         env = "EDGECAP_ALLOW_ENDPOINT"
     )]
     pub allow_endpoint: Vec<String>,
+    /// A directory under which `file://` destinations may write (the server's ownership
+    /// challenges and merges; give the agents theirs); repeat or separate with commas.
+    /// Without one, file destinations are refused.
+    #[arg(long = "file-root", value_name = "DIR", env = "EDGECAP_FILE_ROOT")]
+    pub file_root: Vec<String>,
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -181,7 +186,7 @@ impl ServeArgs {
                 &self.result_margin,
                 Duration::from_secs(1),
             )?,
-            endpoints: endpoint_policy(&self.allow_endpoint)?,
+            endpoints: endpoint_policy(&self.allow_endpoint, &self.file_root)?,
             ..Config::default()
         };
         Ok((addr, self.limits.apply(config)?))
@@ -278,11 +283,19 @@ impl ServeArgs {
     }
 }
 
-/// The endpoint policy of `--allow-endpoint` (server, agent and `up` alike); errors name
-/// the flag.
-pub fn endpoint_policy(allow: &[String]) -> Result<edgecap_store::EndpointPolicy, Failure> {
-    edgecap_store::EndpointPolicy::from_flags(allow, "--allow-endpoint")
-        .map_err(|e| Failure::usage(e.to_string()))
+/// The endpoint policy of `--allow-endpoint` and `--file-root` (server, agent and `up`
+/// alike); errors name the flag.
+pub fn endpoint_policy(
+    allow: &[String],
+    file_roots: &[String],
+) -> Result<edgecap_store::EndpointPolicy, Failure> {
+    let roots = edgecap_store::FileRoots::from_flags(file_roots, "--file-root")
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    Ok(
+        edgecap_store::EndpointPolicy::from_flags(allow, "--allow-endpoint")
+            .map_err(|e| Failure::usage(e.to_string()))?
+            .with_file_roots(roots),
+    )
 }
 
 /// `edgecap server` flags.
@@ -501,6 +514,22 @@ mod tests {
         assert!(
             e.message
                 .starts_with("--allow-endpoint: 169.254.169.254 is a cloud metadata address"),
+            "{e:?}"
+        );
+        let (_, config) =
+            serve(&["--file-root", "/srv/a/,/srv/b", "--file-root", "/srv/c"]).unwrap();
+        let roots: Vec<String> = config
+            .endpoints
+            .file_roots()
+            .roots()
+            .iter()
+            .map(|r| r.display().to_string())
+            .collect();
+        assert_eq!(roots, ["/srv/a", "/srv/b", "/srv/c"]);
+        let e = serve(&["--file-root", "captures"]).unwrap_err();
+        assert_eq!(e.code, 2);
+        assert!(
+            e.message.starts_with("--file-root: ") && e.message.contains("not an absolute path"),
             "{e:?}"
         );
     }

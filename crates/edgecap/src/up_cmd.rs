@@ -39,10 +39,18 @@ pub struct UpArgs {
 }
 
 pub fn run(a: &UpArgs) -> Result<(), Failure> {
-    let (addr, config) = a.serve.resolve()?;
+    let (addr, mut config) = a.serve.resolve()?;
     let dir = std::path::absolute(a.db.data_dir()?)
         .map_err(|e| Failure::usage(format!("--data-dir: {e}")))?;
     let captures = dir.join("captures");
+    // Its own captures directory is a file root of the server and of its agent.
+    let roots = config
+        .endpoints
+        .file_roots()
+        .clone()
+        .with(&captures)
+        .map_err(|e| Failure::usage(format!("--data-dir: {e}")))?;
+    config.endpoints = config.endpoints.with_file_roots(roots);
     let db = DbArgs {
         database: a.db.database.clone(),
         data_dir: Some(dir.clone()),

@@ -128,10 +128,19 @@ mod tests {
     #[tokio::test]
     async fn a_missing_directory_is_bad_input() {
         let d = parse("file:///nonexistent/edgecap-x", "destination_conf").unwrap();
+        let roots = edgecap_store::FileRoots::from_flags(&["/nonexistent".into()], "f").unwrap();
+        let policy = EndpointPolicy::default().with_file_roots(roots);
+        let e = open(&policy, &d, "destination_conf").await.unwrap_err();
+        assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
+        assert!(e.errors[0].message.contains("not a directory"), "{e:?}");
+        // Without a root, refused before the directory is looked at.
         let e = open(&EndpointPolicy::default(), &d, "destination_conf")
             .await
             .unwrap_err();
         assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
-        assert!(e.errors[0].message.contains("not a directory"), "{e:?}");
+        assert!(
+            e.errors[0].message.contains("no --file-root is configured"),
+            "{e:?}"
+        );
     }
 }

@@ -37,7 +37,7 @@ pub mod upload;
 pub use credentials::{CredentialSource, Credentials, Secret};
 pub use destination::{Destination, Scheme};
 pub use error::StoreError;
-pub use policy::EndpointPolicy;
+pub use policy::{EndpointPolicy, FileRoots};
 pub use read::ObjectReader;
 pub use seal::SecretsKey;
 pub use store::{Store, StoreOptions, check_resolved};

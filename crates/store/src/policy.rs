@@ -27,6 +27,9 @@ use crate::credentials::CredentialSource;
 use crate::destination::{Destination, shorten};
 use crate::error::StoreError;
 
+mod roots;
+pub use roots::FileRoots;
+
 /// Cloud instance-metadata services: never an object store, refused even when allowed.
 const METADATA_V4: [Ipv4Addr; 5] = [
     Ipv4Addr::new(169, 254, 169, 254), // AWS, GCP, Azure, OpenStack, Oracle, DigitalOcean
@@ -308,6 +311,8 @@ impl fmt::Display for AllowedEndpoint {
 pub struct EndpointPolicy {
     checked: bool,
     allow: Vec<AllowedEndpoint>,
+    /// Where a `file://` destination may write ([`FileRoots`]).
+    files: FileRoots,
 }
 
 impl Default for EndpointPolicy {
@@ -340,6 +345,7 @@ impl EndpointPolicy {
         EndpointPolicy {
             checked: true,
             allow,
+            files: FileRoots::default(),
         }
     }
 
@@ -361,7 +367,19 @@ impl EndpointPolicy {
         EndpointPolicy {
             checked: false,
             allow: Vec::new(),
+            files: FileRoots::default(),
         }
+    }
+
+    /// This policy with `roots` as the directories `file://` destinations may name.
+    pub fn with_file_roots(mut self, roots: FileRoots) -> EndpointPolicy {
+        self.files = roots;
+        self
+    }
+
+    /// The directories `file://` destinations may name (when checked).
+    pub fn file_roots(&self) -> &FileRoots {
+        &self.files
     }
 
     /// Whether destinations are checked at all.
@@ -417,6 +435,11 @@ impl EndpointPolicy {
         field: &str,
     ) -> Result<Option<Dial>, StoreError> {
         if !self.checked {
+            return Ok(None);
+        }
+        if dest.scheme == crate::Scheme::File {
+            let dir = dest.dir.as_deref().unwrap_or(std::path::Path::new("/"));
+            self.files.check(dir, field)?;
             return Ok(None);
         }
         let Some(endpoint) = dest.endpoint.as_deref() else {

@@ -2,6 +2,7 @@
 //! small-object operations the server needs (challenges, manifests) and the preflight check
 //! the agent runs before a capture starts.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
@@ -99,6 +100,8 @@ pub struct Store {
     /// The endpoint's host name, to check again where it resolves (see [`Store::check_endpoint`]).
     dial: Option<Dial>,
     field: String,
+    /// For a `file://` destination: its directory, symlinks resolved and checked.
+    dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Store {
@@ -127,7 +130,12 @@ impl Store {
     pub fn open(dest: &Destination, opts: &StoreOptions, field: &str) -> Result<Store, StoreError> {
         install_tls_provider();
         let dial = opts.endpoints.check(dest, field)?;
+        let dir = match dest.scheme {
+            Scheme::File => Some(local_dir(dest, opts, field)?),
+            _ => None,
+        };
         Ok(Store {
+            dir,
             inner: build(dest, opts, field)?,
             quick: build(dest, &opts.quick(), field)?,
             dest: dest.clone(),
@@ -198,6 +206,12 @@ impl Store {
 
     pub fn destination(&self) -> &Destination {
         &self.dest
+    }
+
+    /// For a `file://` destination: its directory with symlinks resolved, checked against the
+    /// operator's roots when the store was opened. Write there, not to the path as written.
+    pub fn local_dir(&self) -> Option<&std::path::Path> {
+        self.dir.as_deref()
     }
 
     pub fn options(&self) -> &StoreOptions {
@@ -504,7 +518,9 @@ fn build(
         Scheme::S3 | Scheme::R2 => s3(dest, opts, field)?.build().map(|s| Arc::new(s) as _),
         Scheme::Gcs => gcs(dest, opts).build().map(|s| Arc::new(s) as _),
         Scheme::Azure => azure(dest, opts).build().map(|s| Arc::new(s) as _),
-        Scheme::File => return local(dest, field),
+        Scheme::File => {
+            return local(&local_dir(dest, opts, field)?, field);
+        }
     };
     built.map_err(|e| {
         StoreError::invalid(
@@ -621,7 +637,10 @@ fn azure(dest: &Destination, opts: &StoreOptions) -> MicrosoftAzureBuilder {
     b
 }
 
-fn local(dest: &Destination, field: &str) -> Result<Arc<dyn ObjectStore>, StoreError> {
+/// The directory of a `file://` destination with its symlinks resolved, after the policy's
+/// roots (resolved the same way) were checked against it: a link inside a root cannot lead
+/// outside it. Errors name `field`.
+fn local_dir(dest: &Destination, opts: &StoreOptions, field: &str) -> Result<PathBuf, StoreError> {
     let dir = dest.dir.as_deref().unwrap_or(std::path::Path::new("/"));
     if !dir.is_dir() {
         return Err(StoreError::invalid(
@@ -629,6 +648,21 @@ fn local(dest: &Destination, field: &str) -> Result<Arc<dyn ObjectStore>, StoreE
             format!("{} is not a directory on this host", dir.display()),
         ));
     }
+    let resolved = std::fs::canonicalize(dir)
+        .map_err(|e| StoreError::invalid(field, format!("{}: {e}", dir.display())))?;
+    if opts.endpoints.is_checked() {
+        let files = opts.endpoints.file_roots();
+        let roots: Vec<PathBuf> = files
+            .roots()
+            .iter()
+            .filter_map(|r| std::fs::canonicalize(r).ok())
+            .collect();
+        files.check_resolved(&resolved, &roots, dir, field)?;
+    }
+    Ok(resolved)
+}
+
+fn local(dir: &std::path::Path, field: &str) -> Result<Arc<dyn ObjectStore>, StoreError> {
     LocalFileSystem::new_with_prefix(dir)
         .map(|s| Arc::new(s) as _)
         .map_err(|e| StoreError::invalid(field, format!("{}: {}", dir.display(), describe(&e))))

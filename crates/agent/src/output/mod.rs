@@ -115,6 +115,9 @@ impl Sink {
             dest = dest.with_credentials(creds, "credentials")?;
         }
         if dest.scheme == Scheme::File {
+            // The operator's roots first (`--file-root`): outside them, nothing about the
+            // directory is looked at.
+            settings.store.endpoints.check_endpoint(&dest, FIELD)?;
             let dir = dest.dir.clone().unwrap_or_default();
             // The base directory must exist on the node: creating it would turn a typo into
             // files somewhere unexpected.
@@ -124,7 +127,10 @@ impl Sink {
                     node: node.to_owned(),
                 });
             }
+            // Symlinks resolved and checked against the roots: the file goes where the store
+            // checked, not where the written path may lead later.
             let store = Store::open(&dest, &settings.store, FIELD)?;
+            let dir = store.local_dir().map(|d| d.to_owned()).unwrap_or(dir);
             return Ok(Sink::Dir(dir, store));
         }
         let store = Store::open(&dest, &settings.store, FIELD)?;
@@ -180,10 +186,68 @@ impl Sink {
 mod tests {
     use super::*;
 
+    fn roots(dirs: &[&std::path::Path]) -> UploadSettings {
+        let v: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        let mut settings = UploadSettings::default();
+        settings.store.endpoints = settings
+            .store
+            .endpoints
+            .with_file_roots(edgecap_store::FileRoots::from_flags(&v, "--file-root").unwrap());
+        settings
+    }
+
     fn open(conf: &str, creds: Option<serde_json::Value>) -> Result<Sink, String> {
         let creds = creds.map(SecretJson::new);
-        Sink::open(conf, creds.as_ref(), "edge0", &UploadSettings::default())
+        let settings = roots(&[&std::env::temp_dir(), std::path::Path::new("/nonexistent")]);
+        Sink::open(conf, creds.as_ref(), "edge0", &settings).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn file_destinations_stay_under_the_operators_roots() {
+        let base = std::env::temp_dir().join(format!("edgecap-roots-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        let root = base.join("root");
+        let outside = base.join("outside");
+        std::fs::create_dir_all(root.join("inside")).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
+        let settings = roots(&[&root]);
+        let open = |dir: &std::path::Path| {
+            Sink::open(
+                &format!("file://{}", dir.display()),
+                None,
+                "edge0",
+                &settings,
+            )
             .map_err(|e| e.to_string())
+        };
+        // Inside the root: the sink writes there.
+        match open(&root.join("inside")).unwrap() {
+            Sink::Dir(d, _) => assert_eq!(d, root.join("inside").canonicalize().unwrap()),
+            s => panic!("{s:?}"),
+        }
+        // Outside it: refused before anything is looked at, naming the field and the roots.
+        let e = open(&outside).unwrap_err();
+        assert!(
+            e.starts_with("destination_conf: ")
+                && e.contains("is outside the directories the operator allows")
+                && e.contains(&root.display().to_string()),
+            "{e}"
+        );
+        // A link inside the root that leads outside it.
+        let e = open(&root.join("link")).unwrap_err();
+        assert!(e.contains("resolves to"), "{e}");
+        // No root configured: every file destination is refused.
+        let e = Sink::open(
+            &format!("file://{}", root.display()),
+            None,
+            "edge0",
+            &UploadSettings::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("no --file-root is configured"), "{e}");
+        std::fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]

@@ -61,6 +61,7 @@ pub async fn rounds(
             )
             .args(["--name", &format!("lab{i}"), "--label", "site=benchlab"])
             .args(["--netns", lab.edge_ns(i)])
+            .args(["--file-root", dest])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

@@ -60,7 +60,13 @@ pub fn run(a: &BenchDispatchArgs) -> Result<(), Failure> {
     let account = admin(&["account", "create", "--name", "bench"])?;
     let token = admin(&["token", "create", "--account", &account])?;
     let agent_token = admin(&["agent-token", "create"])?;
-    let mut server = Server::start(work.dir())?;
+    // The rounds' file destinations (the simulated nodes' and the lab's) are the operator's
+    // file roots.
+    let lab_dest = work.0.join("captures").display().to_string();
+    let mut server = Server::start_with(
+        work.dir(),
+        &["--file-root", SIM_DEST, "--file-root", &lab_dest],
+    )?;
     eprintln!("server pid {} at {}", server.pid(), server.url);
     let rows = crate::api::runtime(None)?.block_on(async {
         let api = Api::new(&server.url, &account, token)?;
@@ -230,6 +236,9 @@ pub struct Measured {
     pub all_done: Vec<Duration>,
 }
 
+/// The simulated nodes' destination directory (they write nothing).
+const SIM_DEST: &str = "/var/lib/edgecap/captures";
+
 async fn one_round(
     api: &Api,
     n: usize,
@@ -238,7 +247,7 @@ async fn one_round(
 ) -> Result<(), Failure> {
     let body = json!({
         "type": "full", "system": "magic-transit", "time_limit": 300,
-        "nodes": ["site=bench"], "destination_conf": "file:///var/lib/edgecap/captures",
+        "nodes": ["site=bench"], "destination_conf": format!("file://{SIM_DEST}"),
         "filter_v1": {"protocol": 17, "destination_port": 53},
     });
     let t0 = Instant::now();

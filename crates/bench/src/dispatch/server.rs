@@ -32,11 +32,7 @@ pub struct Server {
 }
 
 impl Server {
-    pub fn start(dir: &str) -> Result<Server, Failure> {
-        Server::start_with(dir, &[])
-    }
-
-    /// As [`Server::start`], with more flags.
+    /// Starts `edgecap server` on `dir` with `extra` flags.
     pub fn start_with(dir: &str, extra: &[&str]) -> Result<Server, Failure> {
         let exe = crate::edgecap_exe()?;
         let mut child = Command::new(exe)

@@ -171,6 +171,9 @@ pub fn start_server(
         .args(["--listen", listen, "--grace", opts.grace])
         .args(["--result-margin", "10s", "--heartbeat", "500ms"])
         .args(allow_args(opts))
+        // The fleet's `file://` destination directory is the operator's file root.
+        .arg("--file-root")
+        .arg(tmp.join("captures"))
         .env("EDGECAP_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -281,6 +284,8 @@ impl Fleet {
             ])
             .args(&self.opts.agent_args)
             .args(allow_args(&self.opts))
+            .arg("--file-root")
+            .arg(&self.dest)
             .env("EDGECAP_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

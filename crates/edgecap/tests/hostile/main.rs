@@ -17,5 +17,6 @@ mod endpoints;
 mod identity;
 mod limits;
 mod parsers;
+mod roots;
 mod scopes;
 mod tls;

@@ -12,6 +12,7 @@ both_databases!(
     adding_again_rewrites_the_challenge,
     delete_removes_the_record,
     a_file_destination_must_exist_on_the_server,
+    file_destinations_outside_the_file_roots_are_refused,
 );
 
 async fn add(h: &Harness) -> serde_json::Value {
@@ -160,4 +161,56 @@ async fn a_file_destination_must_exist_on_the_server(b: Backend) {
     assert_field_error(s, &v, 1001, "/credentials");
     assert_eq!(h.count("ownerships").await, 0);
     assert_eq!(std::fs::read_dir(&h.dest).unwrap().count(), 0);
+}
+
+/// `--file-root` (the tests' root is the temporary directory): a capture or an ownership
+/// challenge naming a directory outside it, by path, by `..` or through a symlink, is 400
+/// naming `destination_conf`, and nothing is stored or written.
+async fn file_destinations_outside_the_file_roots_are_refused(b: Backend) {
+    let Some(h) = Harness::new(b).await else {
+        return;
+    };
+    let _e = h.node("edge0", &[("site", "fra")], &["pre-firewall"]);
+    let link = h.dest.join("link");
+    std::os::unix::fs::symlink("/proc", &link).unwrap();
+    let escape = format!("file://{}/../../etc", h.dest.display());
+    for conf in ["file:///etc", "file:///var/lib", escape.as_str()] {
+        let body = h.create_body("fra", json!({"destination_conf": conf}));
+        let (s, v) = h.call("POST", &h.acc("pcaps"), Some(&body)).await;
+        assert_field_error(s, &v, 1001, "/destination_conf");
+        let (s, v) = h
+            .call(
+                "POST",
+                &h.acc("pcaps/ownership"),
+                Some(&json!({"destination_conf": conf}).to_string()),
+            )
+            .await;
+        assert_field_error(s, &v, 1001, "/destination_conf");
+    }
+    let body = h.create_body("fra", json!({"destination_conf": "file:///etc"}));
+    let (_, v) = h.call("POST", &h.acc("pcaps"), Some(&body)).await;
+    let msg = v["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("destination_conf: file:///etc is outside the directories the operator allows for file destinations (--file-root): "),
+        "{v}"
+    );
+    // A link inside the root that leads outside it: the server resolves it before writing.
+    let conf = format!("file://{}", link.display());
+    let (s, v) = h
+        .call(
+            "POST",
+            &h.acc("pcaps/ownership"),
+            Some(&json!({"destination_conf": conf}).to_string()),
+        )
+        .await;
+    assert_field_error(s, &v, 1001, "/destination_conf");
+    assert!(
+        v["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("resolves to /proc"),
+        "{v}"
+    );
+    assert_eq!(h.count("captures").await, 0);
+    assert_eq!(h.count("ownerships").await, 0);
 }

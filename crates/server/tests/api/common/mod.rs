@@ -79,6 +79,16 @@ pub async fn database(b: Backend, tmp: &TempDir) -> Option<String> {
     }
 }
 
+/// The tests' `file://` destinations live in temporary directories: the operator's root is
+/// the temporary directory (`--file-root`).
+pub fn test_file_roots() -> edgecap_store::FileRoots {
+    edgecap_store::FileRoots::from_flags(
+        &[std::env::temp_dir().display().to_string()],
+        "--file-root",
+    )
+    .unwrap()
+}
+
 /// Timings short enough for tests.
 pub fn test_config() -> Config {
     Config {
@@ -88,7 +98,8 @@ pub fn test_config() -> Config {
         sweep: Duration::from_millis(200),
         // The tests' stores (moto, Azurite) speak plain http on loopback.
         endpoints: edgecap_store::EndpointPolicy::from_flags(&["127.0.0.1".into()], "test")
-            .unwrap(),
+            .unwrap()
+            .with_file_roots(test_file_roots()),
         ..Config::default()
     }
 }
