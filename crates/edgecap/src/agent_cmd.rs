@@ -61,20 +61,8 @@ pub struct AgentArgs {
     /// the store is slow: the memory an outage may fill.
     #[arg(long, default_value_t = 4)]
     pub upload_buffer: usize,
-    /// A store the operator allows as a destination's `endpoint=` although it speaks plain
-    /// http or has a non-public address (loopback, private, link-local, ...), as
-    /// HOST[:PORT]; repeat or separate with commas. Cloud metadata addresses are never
-    /// allowed. Give the server the same list.
-    #[arg(
-        long = "allow-endpoint",
-        value_name = "HOST[:PORT]",
-        env = "EDGECAP_ALLOW_ENDPOINT"
-    )]
-    pub allow_endpoint: Vec<String>,
-    /// A directory under which `file://` destinations may write on this node; repeat or
-    /// separate with commas. Without one, file destinations are refused.
-    #[arg(long = "file-root", value_name = "DIR", env = "EDGECAP_FILE_ROOT")]
-    pub file_root: Vec<String>,
+    #[command(flatten)]
+    pub outbound: crate::server_cmd::OutboundArgs,
 }
 
 /// The upload flags, checked.
@@ -97,7 +85,7 @@ fn upload_settings(a: &AgentArgs) -> Result<UploadSettings, Failure> {
     u.store.retry_timeout = dur("--upload-retry-timeout", &a.upload_retry_timeout)?;
     u.stall_timeout = dur("--upload-stall-timeout", &a.upload_stall_timeout)?;
     u.buffer_chunks = a.upload_buffer;
-    u.store.endpoints = crate::server_cmd::endpoint_policy(&a.allow_endpoint, &a.file_root)?;
+    u.store.endpoints = a.outbound.policy()?;
     Ok(u)
 }
 

@@ -125,21 +125,8 @@ pub struct ServeArgs {
     /// [default: <data-dir>/secrets.key].
     #[arg(long)]
     pub secrets_key: Option<std::path::PathBuf>,
-    /// A store the operator allows as a destination's `endpoint=` although it speaks plain
-    /// http or has a non-public address (loopback, private, link-local, ...), as
-    /// HOST[:PORT]; repeat or separate with commas. Cloud metadata addresses are never
-    /// allowed. Give the agents the same list.
-    #[arg(
-        long = "allow-endpoint",
-        value_name = "HOST[:PORT]",
-        env = "EDGECAP_ALLOW_ENDPOINT"
-    )]
-    pub allow_endpoint: Vec<String>,
-    /// A directory under which `file://` destinations may write (the server's ownership
-    /// challenges and merges; give the agents theirs); repeat or separate with commas.
-    /// Without one, file destinations are refused.
-    #[arg(long = "file-root", value_name = "DIR", env = "EDGECAP_FILE_ROOT")]
-    pub file_root: Vec<String>,
+    #[command(flatten)]
+    pub outbound: OutboundArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -186,7 +173,7 @@ impl ServeArgs {
                 &self.result_margin,
                 Duration::from_secs(1),
             )?,
-            endpoints: endpoint_policy(&self.allow_endpoint, &self.file_root)?,
+            endpoints: self.outbound.policy()?,
             ..Config::default()
         };
         Ok((addr, self.limits.apply(config)?))
@@ -283,19 +270,38 @@ impl ServeArgs {
     }
 }
 
-/// The endpoint policy of `--allow-endpoint` and `--file-root` (server, agent and `up`
-/// alike); errors name the flag.
-pub fn endpoint_policy(
-    allow: &[String],
-    file_roots: &[String],
-) -> Result<edgecap_store::EndpointPolicy, Failure> {
-    let roots = edgecap_store::FileRoots::from_flags(file_roots, "--file-root")
-        .map_err(|e| Failure::usage(e.to_string()))?;
-    Ok(
-        edgecap_store::EndpointPolicy::from_flags(allow, "--allow-endpoint")
-            .map_err(|e| Failure::usage(e.to_string()))?
-            .with_file_roots(roots),
-    )
+/// Where a destination may point: `--allow-endpoint` and `--file-root`, the same flags on
+/// `edgecap server`, `edgecap agent` and `edgecap up`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct OutboundArgs {
+    /// A store the operator allows as a destination's `endpoint=` although it speaks plain
+    /// http or has a non-public address (loopback, private, link-local, ...), as
+    /// HOST[:PORT]; repeat or separate with commas. Cloud metadata addresses are never
+    /// allowed. Give the server and the agents the same list.
+    #[arg(
+        long = "allow-endpoint",
+        value_name = "HOST[:PORT]",
+        env = "EDGECAP_ALLOW_ENDPOINT"
+    )]
+    pub allow_endpoint: Vec<String>,
+    /// A directory under which `file://` destinations may write (on the server: ownership
+    /// challenges and merges; on a node: its files); repeat or separate with commas. Without
+    /// one, file destinations are refused.
+    #[arg(long = "file-root", value_name = "DIR", env = "EDGECAP_FILE_ROOT")]
+    pub file_root: Vec<String>,
+}
+
+impl OutboundArgs {
+    /// The endpoint policy these flags say; errors name the flag.
+    pub fn policy(&self) -> Result<edgecap_store::EndpointPolicy, Failure> {
+        let roots = edgecap_store::FileRoots::from_flags(&self.file_root, "--file-root")
+            .map_err(|e| Failure::usage(e.to_string()))?;
+        Ok(
+            edgecap_store::EndpointPolicy::from_flags(&self.allow_endpoint, "--allow-endpoint")
+                .map_err(|e| Failure::usage(e.to_string()))?
+                .with_file_roots(roots),
+        )
+    }
 }
 
 /// `edgecap server` flags.
