@@ -141,6 +141,7 @@ async fn dial_inner(
         version: settings.version.clone(),
         running,
         finished,
+        features: vec![edgecap_model::protocol::FEATURE_BOUNDARY.into()],
     };
     send(&mut ws, &hello).await.map_err(|e| retry(&e))?;
     loop {

@@ -102,6 +102,10 @@ pub enum AgentMsg {
         running: Vec<String>,
         /// Outcomes not yet delivered (they finished while disconnected).
         finished: Vec<Outcome>,
+        /// What this agent can do beyond the first protocol ([`FEATURE_BOUNDARY`], ...).
+        /// Absent from older agents, which then have none.
+        #[serde(default)]
+        features: Vec<String>,
     },
     Heartbeat,
     Ack {
@@ -171,7 +175,18 @@ pub struct Assignment {
     /// connection and never logged ([`SecretJson`] does not print).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<SecretJson>,
+    /// The account's prefixes (`198.18.1.0/24`, `2001:db8:a::/48`) when the account is
+    /// restricted: the agent ANDs "source or destination under one of them" into the rule it
+    /// builds (`edgecap_filter::Boundary`), whatever the filter says. Absent: the account is
+    /// unrestricted. Only sent to agents announcing [`FEATURE_BOUNDARY`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefixes: Option<Vec<String>>,
 }
+
+/// The feature an agent announces in `hello.features` when it enforces
+/// [`Assignment::prefixes`]; a server must not send a restricted account's capture to an
+/// agent without it.
+pub const FEATURE_BOUNDARY: &str = "tenant-boundary";
 
 /// A JSON value holding secrets: serialized as itself (the wire needs it), but `Debug` prints
 /// `[redacted]`, so logging a message that carries it shows no secret. Boxed: most
@@ -338,6 +353,7 @@ mod tests {
             format: "pcapng".into(),
             destination_conf: "file:///x".into(),
             credentials: None,
+            prefixes: None,
         };
         let mut one_in = |r: Option<f64>| {
             a.sample_rate = r;
