@@ -22,6 +22,7 @@ mod control_plane;
 
 mod across;
 mod bad_input;
+mod boundary;
 mod cli;
 mod limits;
 mod node_loss;
