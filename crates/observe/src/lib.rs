@@ -1,0 +1,11 @@
+//! edgecap's always-on observation, the pure parts (no I/O): what an agent keeps between
+//! captures and what it reports.
+//!
+//! - [`ring`]: the look-back ring of sampled packets, bounded by bytes, thinned with age;
+//! - [`sketch`]: space-saving heavy hitters with error bounds.
+
+pub mod ring;
+pub mod sketch;
+
+pub use ring::{PeriodRate, Ring, RingConfig, RingConfigError, Sample, SampleMeta};
+pub use sketch::{Hitter, SpaceSaving};
