@@ -58,6 +58,8 @@ pub struct ObservedPacket<'a> {
 
 /// Where observations go.
 pub trait Observation {
+    /// The table is installed and samples go to `group`.
+    fn installed(&mut self, _group: u16) {}
     /// One sampled packet.
     fn sample(&mut self, packet: ObservedPacket<'_>);
     /// Packets and bytes that crossed `point` since the last call, read at unix second `t`.
@@ -108,6 +110,7 @@ pub fn observe(
         .collect();
     let mut table = CaptureTable::install(&spec.table, &point_rules, &rules)?;
     tracing::info!(table = %spec.table, group, one_in = spec.one_in, "observer installed");
+    sink.installed(group);
 
     let mut stats = ObserverStats {
         group,

@@ -227,6 +227,11 @@ impl Ring {
         &self.config
     }
 
+    /// The observer's rate (1 in N) that unthinned periods stand for.
+    pub fn base_one_in(&self) -> u64 {
+        self.base_one_in
+    }
+
     /// Bytes held, bookkeeping included; never above the cap after an insert returns.
     pub fn used_bytes(&self) -> usize {
         self.used

@@ -26,6 +26,7 @@ mod boundary;
 mod cli;
 mod limits;
 mod node_loss;
+mod observer;
 mod restart;
 mod stop;
 mod up;
