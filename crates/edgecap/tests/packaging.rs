@@ -129,6 +129,21 @@ fn systemd_verify_catches_a_broken_unit() {
     assert!(text.contains("NoNewPrivilege"), "{text}");
 }
 
+#[test]
+fn the_server_user_is_declared_for_systemd_sysusers() {
+    let Some(sysusers) = tool("systemd-sysusers") else {
+        return;
+    };
+    // Into an empty root: what it would create on a fresh machine.
+    let root = TempDir::new("sysusers");
+    let (out, text) = run(Command::new(sysusers)
+        .arg("--dry-run")
+        .arg(format!("--root={}", root.0.display()))
+        .arg(packaging("systemd/edgecap.sysusers.conf")));
+    assert!(out.status.success(), "systemd-sysusers: {text}");
+    assert!(text.contains("Creating user 'edgecap'"), "{text}");
+}
+
 /// The exposure score `systemd-analyze security` gives each unit (0 = fully locked down,
 /// 10 = unprotected); docs/operations.md records them.
 #[test]
@@ -190,13 +205,14 @@ fn agent_keeps_only_net_admin_and_server_no_capability() {
     }
     let server = settings(&read(&packaging("systemd/edgecap-server.service")));
     assert_eq!(setting(&server, "CapabilityBoundingSet"), [""]);
+    assert_eq!(setting(&agent, "DynamicUser"), ["yes"]);
+    assert_eq!(setting(&server, "User"), ["edgecap"]);
     for unit in [&agent, &server] {
         for (key, want) in [
             ("NoNewPrivileges", "yes"),
             ("ProtectSystem", "strict"),
             ("ProtectHome", "yes"),
             ("PrivateTmp", "yes"),
-            ("DynamicUser", "yes"),
             ("SystemCallFilter", "@system-service"),
             (
                 "RestrictAddressFamilies",
