@@ -67,7 +67,10 @@ fn run(cmd: &mut Command) -> (Output, String) {
 }
 
 const UNITS: [&str; 2] = ["edgecap-server.service", "edgecap-agent.service"];
-const AGENT_DROP_INS: [&str; 1] = ["edgecap-agent.service.d/netns.conf"];
+const AGENT_DROP_INS: [&str; 2] = [
+    "edgecap-agent.service.d/netns.conf",
+    "edgecap-agent.service.d/file-root.conf",
+];
 
 /// The units (and, when asked, the agent's drop-ins) copied into a directory with the
 /// binary's path replaced by the one just built: `systemd-analyze verify` checks that
@@ -416,6 +419,20 @@ fn every_flag_and_variable_in_the_packaging_is_one_the_cli_accepts() {
                 "{unit}: ExecStart does not pass ${var} from {env}"
             );
         }
+    }
+
+    // Environment= lines of the agent's drop-ins.
+    for drop_in in AGENT_DROP_INS {
+        let text = read(&packaging(&format!("systemd/{drop_in}")));
+        let vars: BTreeSet<String> = setting(&settings(&text), "Environment")
+            .iter()
+            .filter_map(|v| v.split_once('=').map(|(name, _)| name.to_string()))
+            .collect();
+        let uses = Uses {
+            flags: BTreeSet::new(),
+            vars,
+        };
+        assert_accepted(drop_in, "agent", &uses);
     }
 
     // Kubernetes: every container's args and EDGECAP_* environment.
