@@ -552,3 +552,87 @@ fn containerfile_passes_hadolint_and_copies_what_exists() {
     let (out, text) = run(Command::new(hadolint).arg("--no-color").arg(&path));
     assert!(out.status.success(), "hadolint: {text}");
 }
+
+/// A network namespace of this test, removed on drop (also when the test fails).
+struct Netns(String);
+
+impl Netns {
+    fn new(tag: &str) -> Netns {
+        let name = format!("ecpkg-{tag}-{}", std::process::id());
+        let ns = Netns(name);
+        for args in [
+            vec!["netns", "add", &ns.0],
+            vec!["-n", &ns.0, "link", "set", "lo", "up"],
+            vec!["-n", &ns.0, "addr", "add", "198.18.251.1/32", "dev", "lo"],
+        ] {
+            let (out, text) = run(Command::new("ip").args(&args));
+            assert!(out.status.success(), "ip {args:?}: {text}");
+        }
+        ns
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// What the agent's unit grants, tried for real: a non-root user whose only capability is
+/// CAP_NET_ADMIN (bounding, inheritable and ambient, as AmbientCapabilities= sets it)
+/// installs the capture's nftables table, reads NFLOG and writes the file.
+#[test]
+fn net_admin_alone_is_enough_to_capture_as_a_non_root_user() {
+    if !edgecap_testkit::root_or_skip() {
+        return;
+    }
+    let ns = Netns::new("cap");
+    let dir = TempDir::new("cap");
+    std::fs::set_permissions(&dir.0, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let file = dir.0.join("c.pcapng");
+    let mut capture = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.0,
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+        ])
+        .args(["--clear-groups", "--inh-caps=-all,+net_admin"])
+        .args([
+            "--ambient-caps=-all,+net_admin",
+            "--bounding-set=-all,+net_admin",
+        ])
+        .args([BIN, "capture", "--proto", "udp", "--dport", "9"])
+        .args(["--packets", "3", "--time", "20s", "-w"])
+        .arg(&file)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // One datagram every 100 ms until the capture has its 3 (at most 150, 15 s).
+    let mut status = None;
+    for _ in 0..150 {
+        let _ = Command::new("ip")
+            .args(["netns", "exec", &ns.0, "bash", "-c"])
+            .arg("echo edgecap > /dev/udp/198.18.251.1/9")
+            .status();
+        if let Some(s) = capture.try_wait().unwrap() {
+            status = Some(s);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    if status.is_none() {
+        let _ = capture.kill();
+    }
+    let out = capture.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "capture as uid 65534 with CAP_NET_ADMIN: {err}"
+    );
+    assert!(err.contains("packet limit reached"), "{err}");
+    let packets = edgecap_testkit::readers::tshark_packets(&file);
+    assert_eq!(packets.len(), 3, "{err}");
+}
