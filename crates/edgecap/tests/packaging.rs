@@ -636,3 +636,70 @@ fn net_admin_alone_is_enough_to_capture_as_a_non_root_user() {
     let packets = edgecap_testkit::readers::tshark_packets(&file);
     assert_eq!(packets.len(), 3, "{err}");
 }
+
+/// What the server's unit grants, tried for real: a user that is not root, with no
+/// capability at all, starts the server on an unprivileged port, makes its database and
+/// secrets key in its state directory (the key its own, 0600) and answers.
+#[test]
+fn the_server_runs_as_a_plain_user_without_any_capability() {
+    if !edgecap_testkit::root_or_skip() {
+        return;
+    }
+    use std::io::{BufRead, BufReader, Read};
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = TempDir::new("server-user");
+    let data = dir.0.join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::os::unix::fs::chown(&data, Some(65534), Some(65534)).unwrap();
+    std::fs::set_permissions(&dir.0, PermissionsExt::from_mode(0o755)).unwrap();
+    let mut server = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .args(["--inh-caps=-all", "--bounding-set=-all"])
+        .args([BIN, "server", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = server.stdout.take().unwrap();
+    let mut server = Kill(server);
+    let mut line = String::new();
+    let _ = BufReader::new(stdout).read_line(&mut line);
+    if !line.contains("listening on http://127.0.0.1:") {
+        let _ = server.0.kill();
+        let mut err = String::new();
+        let _ = server.0.stderr.take().unwrap().read_to_string(&mut err);
+        panic!("the server did not start as nobody: {line:?} {err}");
+    }
+    let addr = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("http://"))
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    // An API request gets the Cloudflare envelope (401: no token).
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    std::io::Write::write_all(
+        &mut stream,
+        b"GET /client/v4/accounts HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(answer.contains("\"success\":false"), "{answer}");
+    let key = std::fs::metadata(data.join("secrets.key")).unwrap();
+    assert_eq!((key.uid(), key.mode() & 0o777), (65534, 0o600));
+    assert!(data.join("edgecap.db").is_file());
+}
