@@ -27,6 +27,7 @@ mod cli;
 mod limits;
 mod node_loss;
 mod observer;
+mod privileges;
 mod restart;
 mod stop;
 mod up;
