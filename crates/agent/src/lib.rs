@@ -82,7 +82,10 @@ pub async fn run(
             Ok(conn) => {
                 backoff.reset();
                 tracing::info!(server = %settings.server, "connected");
-                match conn.serve(&settings, &ledger, &mut stop_rx).await {
+                match conn
+                    .serve(&settings, &ledger, &observer, &mut stop_rx)
+                    .await
+                {
                     link::Ended::Shutdown => break Ok(()),
                     link::Ended::Lost(why) => {
                         tracing::warn!(reason = %why, running = ledger.running().len(),

@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use edgecap_model::protocol::MAX_ROLLUP_SECONDS;
 use edgecap_model::{AgentMsg, Assignment, ServerMsg};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
@@ -18,6 +19,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 use crate::identity::Credential;
 use crate::ledger::{Begin, Ledger};
+use crate::observer::Observer;
 use crate::settings::Settings;
 use crate::worker;
 
@@ -248,6 +250,7 @@ impl Connection {
         mut self,
         settings: &Settings,
         ledger: &Ledger,
+        observer: &Observer,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Ended {
         let node = settings.node();
@@ -302,6 +305,9 @@ impl Connection {
                     if let Err(e) = beat.and(ping) {
                         return Ended::Lost(format!("sending: {e}"));
                     }
+                    if let Err(e) = self.send_rollups(observer).await {
+                        return Ended::Lost(format!("sending: {e}"));
+                    }
                 }
                 changed = shutdown.changed(), if stopping.is_none() => {
                     if changed.is_err() || *shutdown.borrow() {
@@ -313,6 +319,26 @@ impl Connection {
                 () = tokio::time::sleep(Duration::from_millis(100)), if stopping.is_some() => {}
             }
         }
+    }
+
+    /// Sends the observer's closed seconds; what could not be sent waits for the next
+    /// connection.
+    async fn send_rollups(&mut self, observer: &Observer) -> Result<(), tungstenite::Error> {
+        let now_s = edgecap_capture::run::now_ns() / 1_000_000_000;
+        let mut seconds = observer.take_seconds(now_s);
+        while !seconds.is_empty() {
+            let rest = seconds.split_off(seconds.len().min(MAX_ROLLUP_SECONDS));
+            let msg = AgentMsg::Rollups { seconds };
+            if let Err(e) = send(&mut self.ws, &msg).await {
+                if let AgentMsg::Rollups { mut seconds } = msg {
+                    seconds.extend(rest);
+                    observer.requeue(seconds);
+                }
+                return Err(e);
+            }
+            seconds = rest;
+        }
+        Ok(())
     }
 
     async fn handle(

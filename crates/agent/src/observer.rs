@@ -100,9 +100,8 @@ impl Observation for Sink {
 
     fn totals(&mut self, t: u64, point: usize, packets: u64, bytes: u64) {
         let mut st = lock(&self.0.state);
-        // The counters' growth since the last read: the second that just ended.
         let point = u16::try_from(point).unwrap_or(u16::MAX);
-        st.node.counters(t.saturating_sub(1), point, packets, bytes);
+        st.node.counters(t, point, packets, bytes);
     }
 }
 
@@ -162,10 +161,11 @@ impl Observer {
         lock(&self.shared.status).clone()
     }
 
-    /// Closes every second before `now_s` and returns what waits to be sent, oldest first.
+    /// Closes every second whose counters have been read (those before the last whole
+    /// second before `now_s`) and returns what waits to be sent, oldest first.
     pub fn take_seconds(&self, now_s: u64) -> Vec<Second> {
         let mut st = lock(&self.shared.state);
-        let closed = st.node.close(now_s);
+        let closed = st.node.close(now_s.saturating_sub(1));
         st.queue.extend(closed);
         while st.queue.len() > MAX_QUEUED_SECONDS {
             st.queue.pop_front();

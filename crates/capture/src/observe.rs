@@ -24,8 +24,6 @@ use crate::spec::GroupChoice;
 pub const DEFAULT_ONE_IN: u32 = 64;
 /// Bytes kept of each sampled packet: headers, not payloads.
 pub const OBSERVER_SNAPLEN: u32 = 160;
-/// How often the counters are read.
-pub const COUNTER_EVERY: Duration = Duration::from_secs(1);
 const TICK: Duration = Duration::from_millis(50);
 
 /// What the observer watches.
@@ -62,7 +60,8 @@ pub trait Observation {
     fn installed(&mut self, _group: u16) {}
     /// One sampled packet.
     fn sample(&mut self, packet: ObservedPacket<'_>);
-    /// Packets and bytes that crossed `point` since the last call, read at unix second `t`.
+    /// Packets and bytes that crossed `point` during unix second `t` (the counters are read
+    /// just after each second ends, so this is their growth since the previous read).
     fn totals(&mut self, t: u64, point: usize, packets: u64, bytes: u64);
 }
 
@@ -118,7 +117,8 @@ pub fn observe(
     };
     let mut next_seq: u32 = 0;
     let mut last = vec![(0u64, 0u64); spec.points.len()];
-    let mut next_read = Instant::now();
+    // Read just after each wall-clock second ends, so totals and samples of one second meet.
+    let mut next_read = Instant::now() + until_next_second();
     let result = loop {
         if stop.load(Ordering::Relaxed) {
             break Ok(());
@@ -155,7 +155,7 @@ pub fn observe(
             Err(e) => break Err(CaptureError::from(e)),
         }
         if Instant::now() >= next_read {
-            next_read += COUNTER_EVERY;
+            next_read = Instant::now() + until_next_second();
             if let Err(e) = read_totals(&mut table, &mut last, sink) {
                 break Err(e);
             }
@@ -169,12 +169,19 @@ pub fn observe(
     Ok(stats)
 }
 
+/// Time until a little after the next whole unix second.
+fn until_next_second() -> Duration {
+    let into = now_ns() % 1_000_000_000;
+    Duration::from_nanos(1_000_000_000 - into) + Duration::from_millis(5)
+}
+
 fn read_totals(
     table: &mut CaptureTable,
     last: &mut [(u64, u64)],
     sink: &mut impl Observation,
 ) -> Result<(), CaptureError> {
-    let t = now_ns() / 1_000_000_000;
+    // Just after a second ended: the growth belongs to it.
+    let t = (now_ns() / 1_000_000_000).saturating_sub(1);
     for (i, prev) in last.iter_mut().enumerate() {
         let c = table.counters(&point_label(i))?;
         let (packets, bytes) = (

@@ -120,7 +120,16 @@ pub enum AgentMsg {
     Done {
         outcome: Outcome,
     },
+    /// The observer's closed seconds (per point; oldest first), at most
+    /// [`MAX_ROLLUP_SECONDS`] per message. Older servers skip the message.
+    Rollups {
+        seconds: Vec<edgecap_observe::Second>,
+    },
 }
+
+/// The most rollup seconds one [`AgentMsg::Rollups`] carries, so a message stays far below
+/// [`MAX_MESSAGE_BYTES`] (a second with its heavy hitters is a few KiB of JSON).
+pub const MAX_ROLLUP_SECONDS: usize = 60;
 
 /// How a node's part of a capture ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -11,6 +11,7 @@
 #[path = "../capture/common.rs"]
 #[allow(dead_code)]
 mod capture_common;
+mod fake_hub;
 mod harness;
 
 mod bucket;

@@ -2,10 +2,14 @@
 //! namespace, and leaves nothing behind however the agent ends.
 
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use edgecap_lab::packet::Packet;
+use edgecap_model::{AgentMsg, ServerMsg};
 
 use crate::capture_common::{root_or_skip, wait_for};
-use crate::harness::{Fleet, ServerOpts};
+use crate::fake_hub::FakeHub;
+use crate::harness::{Fleet, PORT, ServerOpts};
 
 fn tables(ns: &str) -> Vec<String> {
     let out = Command::new("ip")
@@ -54,4 +58,87 @@ fn the_observer_runs_with_the_agent_and_goes_with_it() {
         "{}",
         fleet.logs()
     );
+}
+
+/// The agent sends its observer's closed seconds over its connection: exact totals from the
+/// counters, and (sampling every packet here) the lab traffic's destination and port as the
+/// heavy hitters.
+#[test]
+fn the_agent_sends_per_second_rollups_of_what_crossed_its_points() {
+    if !root_or_skip() {
+        return;
+    }
+    let lab = edgecap_lab::Lab::new(&edgecap_lab::LabSpec::with_edges(1)).unwrap();
+    let tmp = crate::capture_common::Scratch::new("rollups");
+    let config = tmp.path("agent.toml");
+    std::fs::write(&config, "[observer]\nsample_one_in = 1\n").unwrap();
+    let config_arg = config.display().to_string();
+    let (mut hub, _hello) = FakeHub::start(&lab, &tmp.0, &["--config", &config_arg]);
+    hub.send(ServerMsg::Welcome {
+        heartbeat_secs: 0.5,
+    });
+    let ns = lab.edge_ns(0).to_owned();
+    assert!(wait_for(Duration::from_secs(10), || tables(&ns)
+        .iter()
+        .any(|t| t == "edgecap_observer")));
+    let packets: Vec<Vec<u8>> = (0..300u32)
+        .map(|m| {
+            Packet::udp(
+                lab.src_addr(0, false),
+                lab.origin_addr(0, false),
+                40000,
+                PORT,
+            )
+            .marker(m)
+            .total_len(200)
+            .build()
+            .unwrap()
+        })
+        .collect();
+    lab.send(0, &packets).unwrap();
+    // Collect seconds until those that hold the traffic have closed.
+    let mut seconds = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < deadline {
+        if let AgentMsg::Rollups { seconds: s } = hub.next() {
+            seconds.extend(s);
+        }
+        let ours: u64 = seconds
+            .iter()
+            .flat_map(|s| &s.top_dport)
+            .filter(|h| h.key == PORT)
+            .map(|h| h.count)
+            .sum();
+        if ours >= 300 {
+            break;
+        }
+    }
+    assert!(seconds.iter().all(|s| s.point == "pre-firewall"));
+    assert!(
+        seconds.iter().all(|s| s.exact),
+        "node totals come from the counters"
+    );
+    // Exactly our 300 datagrams on the port (the only port-bearing traffic in the lab).
+    let on_port: u64 = seconds
+        .iter()
+        .flat_map(|s| &s.top_dport)
+        .filter(|h| h.key == PORT)
+        .map(|h| h.count)
+        .sum();
+    assert_eq!(on_port, 300, "{seconds:#?}\n{}", hub.log());
+    let to_origin: u64 = seconds
+        .iter()
+        .flat_map(|s| &s.top_dst)
+        .filter(|h| h.key == lab.origin_addr(0, false))
+        .map(|h| h.count)
+        .sum();
+    assert_eq!(to_origin, 300);
+    // The counters saw at least as much, in bytes too (200 bytes each).
+    let packets: u64 = seconds.iter().map(|s| s.packets).sum();
+    let bytes: u64 = seconds.iter().map(|s| s.bytes).sum();
+    assert!(
+        packets >= 300 && bytes >= 300 * 200,
+        "{packets} packets, {bytes} bytes"
+    );
+    assert!(seconds.iter().map(|s| s.udp).sum::<u64>() >= 300);
 }
