@@ -282,7 +282,7 @@ impl Connection {
                         Some(Ok(Message::Text(t))) => match ServerMsg::decode(&t) {
                             Ok(m) => {
                                 if let Err(e) =
-                                    self.handle(m, &node, ledger, stopping.is_some()).await
+                                    self.handle(m, &node, ledger, observer, stopping.is_some()).await
                                 {
                                     return Ended::Lost(format!("sending: {e}"));
                                 }
@@ -346,6 +346,7 @@ impl Connection {
         msg: ServerMsg,
         node: &worker::NodeContext,
         ledger: &Ledger,
+        observer: &Observer,
         stopping: bool,
     ) -> Result<(), tungstenite::Error> {
         match msg {
@@ -375,6 +376,7 @@ impl Connection {
                     tracing::debug!(capture = %capture_id, "stop for a capture not running here");
                 }
             }
+            ServerMsg::Accounts { accounts } => observer.set_accounts(&accounts),
             ServerMsg::Welcome { .. } => {}
             ServerMsg::Refused { reason } => {
                 tracing::warn!(%reason, "the server refused us on a live connection");

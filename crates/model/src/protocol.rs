@@ -127,6 +127,9 @@ pub enum AgentMsg {
     },
 }
 
+/// One second of one point, as agents send it (the observer's rollup, `edgecap-observe`).
+pub use edgecap_observe::{Hitter, Second};
+
 /// The most rollup seconds one [`AgentMsg::Rollups`] carries, so a message stays far below
 /// [`MAX_MESSAGE_BYTES`] (a second with its heavy hitters is a few KiB of JSON).
 pub const MAX_ROLLUP_SECONDS: usize = 60;
@@ -154,11 +157,35 @@ pub struct Outcome {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMsg {
-    Welcome { heartbeat_secs: f64 },
-    Refused { reason: String },
-    Assign { assignment: Assignment },
-    Stop { capture_id: String },
+    Welcome {
+        heartbeat_secs: f64,
+    },
+    Refused {
+        reason: String,
+    },
+    Assign {
+        assignment: Assignment,
+    },
+    Stop {
+        capture_id: String,
+    },
+    /// The restricted accounts whose traffic this node's observer keeps apart (each its own
+    /// rollups, inside its prefixes); replaces the previous list. At most
+    /// [`MAX_OBSERVED_ACCOUNTS`]. Older agents skip the message.
+    Accounts {
+        accounts: Vec<AccountScope>,
+    },
 }
+
+/// One account as the observer keeps it: its id and prefixes (`edgecap_filter::Boundary`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountScope {
+    pub id: String,
+    pub prefixes: Vec<String>,
+}
+
+/// The most accounts one node's observer keeps rollups for.
+pub const MAX_OBSERVED_ACCOUNTS: usize = 256;
 
 /// One node's part of a capture.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -142,3 +142,94 @@ fn the_agent_sends_per_second_rollups_of_what_crossed_its_points() {
     );
     assert!(seconds.iter().map(|s| s.udp).sum::<u64>() >= 300);
 }
+
+/// Accounts the server names get rollups of their own, holding only traffic inside their
+/// prefixes, next to the node's.
+#[test]
+fn each_named_account_gets_rollups_of_only_its_own_traffic() {
+    if !root_or_skip() {
+        return;
+    }
+    let lab = edgecap_lab::Lab::new(&edgecap_lab::LabSpec::with_edges(1)).unwrap();
+    let tmp = crate::capture_common::Scratch::new("account-rollups");
+    let config = tmp.path("agent.toml");
+    std::fs::write(&config, "[observer]\nsample_one_in = 1\n").unwrap();
+    let config_arg = config.display().to_string();
+    let (mut hub, _hello) = FakeHub::start(&lab, &tmp.0, &["--config", &config_arg]);
+    hub.send(ServerMsg::Welcome {
+        heartbeat_secs: 0.5,
+    });
+    let scope = |id: &str, prefixes: &[String]| edgecap_model::protocol::AccountScope {
+        id: id.into(),
+        prefixes: prefixes.to_vec(),
+    };
+    let v4 = lab.src_addr(0, false);
+    hub.send(ServerMsg::Accounts {
+        accounts: vec![
+            scope("ours", &[format!("{v4}/32")]),
+            scope("theirs", &["198.19.99.0/24".into()]),
+            scope("broken", &["not a prefix".into()]),
+        ],
+    });
+    let ns = lab.edge_ns(0).to_owned();
+    assert!(wait_for(Duration::from_secs(10), || tables(&ns)
+        .iter()
+        .any(|t| t == "edgecap_observer")));
+    // 200 datagrams over IPv4 (ours), 100 over IPv6 (nobody's).
+    let mut packets = Vec::new();
+    for (v6, n) in [(false, 200u32), (true, 100)] {
+        for m in 0..n {
+            let p = Packet::udp(lab.src_addr(0, v6), lab.origin_addr(0, v6), 40000, PORT);
+            packets.push(p.marker(m).build().unwrap());
+        }
+    }
+    lab.send(0, &packets).unwrap();
+    let on_port = |seconds: &[edgecap_model::protocol::Second], account: Option<&str>| -> u64 {
+        seconds
+            .iter()
+            .filter(|s| s.account.as_deref() == account)
+            .flat_map(|s| &s.top_dport)
+            .filter(|h| h.key == PORT)
+            .map(|h| h.count)
+            .sum()
+    };
+    let mut seconds = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < deadline && on_port(&seconds, None) < 300 {
+        if let AgentMsg::Rollups { seconds: s } = hub.next() {
+            seconds.extend(s);
+        }
+    }
+    // Let the accounts' seconds of the same time arrive too.
+    for _ in 0..3 {
+        if let AgentMsg::Rollups { seconds: s } = hub.next() {
+            seconds.extend(s);
+        }
+    }
+    assert_eq!(on_port(&seconds, None), 300, "{}", hub.log());
+    assert_eq!(on_port(&seconds, Some("ours")), 200);
+    assert_eq!(on_port(&seconds, Some("theirs")), 0);
+    let theirs: u64 = seconds
+        .iter()
+        .filter(|s| s.account.as_deref() == Some("theirs"))
+        .map(|s| s.packets)
+        .sum();
+    assert_eq!(theirs, 0);
+    assert!(
+        seconds
+            .iter()
+            .all(|s| s.account.as_deref() != Some("broken"))
+    );
+    // An account's seconds are estimates from its samples, never the node's counters.
+    assert!(
+        seconds
+            .iter()
+            .filter(|s| s.account.is_some())
+            .all(|s| !s.exact)
+    );
+    assert!(
+        hub.log().contains("account's prefixes skipped"),
+        "{}",
+        hub.log()
+    );
+}
