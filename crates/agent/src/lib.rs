@@ -30,6 +30,7 @@ pub mod error;
 pub mod identity;
 pub mod ledger;
 pub mod link;
+pub mod lookback;
 pub mod observer;
 pub mod output;
 pub mod plan;

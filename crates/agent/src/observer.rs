@@ -236,7 +236,14 @@ impl Observer {
 
     /// Reads the look-back ring.
     pub fn with_ring<R>(&self, f: impl FnOnce(&Ring) -> R) -> R {
-        f(&lock(&self.shared.state).ring)
+        self.view().with_ring(f)
+    }
+
+    /// A handle that reads the ring and the status from another thread.
+    pub fn view(&self) -> ObserverView {
+        ObserverView {
+            shared: self.shared.clone(),
+        }
     }
 
     /// Stops the thread; its table goes with it.
@@ -245,6 +252,31 @@ impl Observer {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// Reads an [`Observer`]'s ring and status; cheap to clone, usable from any thread.
+#[derive(Clone)]
+pub struct ObserverView {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for ObserverView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObserverView")
+            .field("status", &self.status())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ObserverView {
+    pub fn status(&self) -> Status {
+        lock(&self.shared.status).clone()
+    }
+
+    /// Reads the look-back ring (holding it: samples wait meanwhile, so be quick).
+    pub fn with_ring<R>(&self, f: impl FnOnce(&Ring) -> R) -> R {
+        f(&lock(&self.shared.state).ring)
     }
 }
 

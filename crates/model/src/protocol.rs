@@ -125,6 +125,10 @@ pub enum AgentMsg {
     Rollups {
         seconds: Vec<edgecap_observe::Second>,
     },
+    /// Part of the answer to a [`ServerMsg::Query`].
+    Answer {
+        answer: crate::lookback::RingAnswer,
+    },
 }
 
 /// One second of one point, as agents send it (the observer's rollup, `edgecap-observe`).
@@ -174,6 +178,10 @@ pub enum ServerMsg {
     /// [`MAX_OBSERVED_ACCOUNTS`]. Older agents skip the message.
     Accounts {
         accounts: Vec<AccountScope>,
+    },
+    /// A look-back question for the observer's ring; answered by [`AgentMsg::Answer`]s.
+    Query {
+        query: crate::lookback::RingQuery,
     },
 }
 

@@ -233,3 +233,129 @@ fn each_named_account_gets_rollups_of_only_its_own_traffic() {
         hub.log()
     );
 }
+
+/// A look-back question: the ring's samples of a past window that match a filter, with the
+/// packets' first bytes and original lengths; estimates alone with limit 0; a bad filter is
+/// refused naming the field.
+#[test]
+fn the_ring_answers_a_look_back_query_for_a_past_window() {
+    if !root_or_skip() {
+        return;
+    }
+    let lab = edgecap_lab::Lab::new(&edgecap_lab::LabSpec::with_edges(1)).unwrap();
+    let tmp = crate::capture_common::Scratch::new("lookback");
+    let config = tmp.path("agent.toml");
+    std::fs::write(&config, "[observer]\nsample_one_in = 1\n").unwrap();
+    let config_arg = config.display().to_string();
+    let (mut hub, _hello) = FakeHub::start(&lab, &tmp.0, &["--config", &config_arg]);
+    hub.send(ServerMsg::Welcome {
+        heartbeat_secs: 5.0,
+    });
+    let ns = lab.edge_ns(0).to_owned();
+    assert!(wait_for(Duration::from_secs(10), || tables(&ns)
+        .iter()
+        .any(|t| t == "edgecap_observer")));
+    let now_ns = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+    };
+    // Markers 1-50 in a first window, then 51-100 after it.
+    let send = |first: u32| {
+        let packets: Vec<Vec<u8>> = (first..first + 50)
+            .map(|m| {
+                Packet::udp(
+                    lab.src_addr(0, false),
+                    lab.origin_addr(0, false),
+                    40000,
+                    PORT,
+                )
+                .marker(m)
+                .total_len(1000)
+                .build()
+                .unwrap()
+            })
+            .collect();
+        lab.send(0, &packets).unwrap();
+    };
+    let from = now_ns();
+    send(1);
+    std::thread::sleep(Duration::from_millis(300));
+    let to = now_ns();
+    std::thread::sleep(Duration::from_millis(300));
+    send(51);
+    std::thread::sleep(Duration::from_millis(300));
+
+    let query = |id: &str, filter: &str, limit: u64| edgecap_model::lookback::RingQuery {
+        query_id: id.into(),
+        filter_v1: serde_json::json!({}),
+        filter: Some(filter.into()),
+        prefixes: None,
+        points: vec![],
+        from_ns: from,
+        to_ns: to,
+        limit,
+    };
+    let answer = |hub: &mut FakeHub, q| {
+        hub.send(ServerMsg::Query { query: q });
+        let mut parts = Vec::new();
+        loop {
+            if let AgentMsg::Answer { answer } = hub.next() {
+                let last = answer.last;
+                parts.push(answer);
+                if last {
+                    break parts;
+                }
+            }
+        }
+    };
+    let id = "0123456789abcdef0123456789abcdef";
+    let parts = answer(&mut hub, query(id, &format!("udp dst port {PORT}"), 1000));
+    assert_eq!(parts[0].error, None, "{:?}\n{}", parts[0], hub.log());
+    let samples: Vec<_> = parts.iter().flat_map(|p| &p.samples).collect();
+    let markers: Vec<u32> = samples
+        .iter()
+        .map(|s| {
+            let data = edgecap_model::lookback::unhex(&s.data).unwrap();
+            assert_eq!(
+                (data.len(), s.orig_len),
+                (160, 1000),
+                "headers only, true length"
+            );
+            edgecap_lab::packet::find_marker(&data).unwrap()
+        })
+        .collect();
+    assert_eq!(
+        markers,
+        (1..=50).collect::<Vec<_>>(),
+        "only the window's packets"
+    );
+    assert!(
+        samples
+            .iter()
+            .all(|s| s.point == "pre-firewall" && s.one_in == 1)
+    );
+    assert_eq!((parts[0].matched, parts[0].est_bytes), (50, 50_000));
+
+    // The estimate alone.
+    let parts = answer(&mut hub, query(id, "udp", 0));
+    assert!(parts[0].samples.is_empty() && parts[0].last);
+    assert_eq!(parts[0].est_packets, 50);
+
+    // Hostile: a filter that does not parse, a point the node does not observe.
+    let parts = answer(&mut hub, query(id, "udp port", 10));
+    assert!(
+        parts[0].error.as_deref().unwrap().starts_with("filter: "),
+        "{:?}",
+        parts[0]
+    );
+    let mut q = query(id, "udp", 10);
+    q.points = vec!["egress".into()];
+    let parts = answer(&mut hub, q);
+    assert!(
+        parts[0].error.as_deref().unwrap().starts_with("points: "),
+        "{:?}",
+        parts[0]
+    );
+}
