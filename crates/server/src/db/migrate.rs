@@ -19,6 +19,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "identities",
         include_str!("../../migrations/0003_identities.sql"),
     ),
+    (
+        4,
+        "tenancy",
+        include_str!("../../migrations/0004_tenancy.sql"),
+    ),
 ];
 
 pub(super) async fn run(db: &Db) -> Result<()> {
