@@ -275,12 +275,10 @@ impl Access {
         } else {
             "filter_v1"
         };
-        let structured = serde_json::from_value::<edgecap_filter::RawFilter>(
-            req.filter_v1.clone(),
-        )
-        .map_err(|e| e.to_string())
-        .and_then(|raw| raw.validate().map_err(|e| e.to_string()))
-        .map_err(|e| HttpError::field("filter_v1", e))?;
+        let structured = serde_json::from_value::<edgecap_filter::RawFilter>(req.filter_v1.clone())
+            .map_err(|e| e.to_string())
+            .and_then(|raw| raw.validate().map_err(|e| e.to_string()))
+            .map_err(|e| HttpError::field("filter_v1", e))?;
         let composed = edgecap_filter::request::compose(&structured, req.filter.as_deref())
             .map_err(|e| HttpError::field(field, e))?;
         boundary
@@ -388,7 +386,12 @@ pub fn tenancy_view(account_id: &str, t: &Tenancy) -> serde_json::Value {
 
 /// Node names for a message: at most 10, then how many more.
 fn listed(names: &[&str]) -> String {
-    let shown = names.iter().take(10).copied().collect::<Vec<_>>().join(", ");
+    let shown = names
+        .iter()
+        .take(10)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ");
     let noun = if names.len() > 1 { "nodes" } else { "node" };
     match names.len().saturating_sub(10) {
         0 => format!("{noun} {shown}"),
@@ -409,7 +412,12 @@ mod tests {
         assert!(e.reason.starts_with("item 1: "), "{e}");
         assert!(e.reason.contains("198.18.1.0/24"), "{e}");
         let many: Vec<String> = (0..65).map(|i| format!("198.18.{i}.0/24")).collect();
-        assert!(Tenancy::new(false, &many, &[]).unwrap_err().reason.contains("64"));
+        assert!(
+            Tenancy::new(false, &many, &[])
+                .unwrap_err()
+                .reason
+                .contains("64")
+        );
     }
 
     #[test]
@@ -427,7 +435,12 @@ mod tests {
     fn edits_add_remove_and_name_what_is_missing() {
         let t = Tenancy::default();
         let t = t
-            .edit(List::Prefixes, true, &["198.18.2.0/24", "2001:db8:2::/64"], "CIDR")
+            .edit(
+                List::Prefixes,
+                true,
+                &["198.18.2.0/24", "2001:db8:2::/64"],
+                "CIDR",
+            )
             .unwrap();
         assert_eq!(t.prefixes, vec!["198.18.2.0/24", "2001:db8:2::/64"]);
         let e = t
@@ -450,7 +463,10 @@ mod tests {
     fn a_restricted_account_without_prefixes_may_not_capture() {
         let e = Tenancy::default().access().unwrap_err();
         let text = format!("{e:?}");
-        assert!(text.contains("edgecap admin account prefixes add"), "{text}");
+        assert!(
+            text.contains("edgecap admin account prefixes add"),
+            "{text}"
+        );
         assert!(matches!(
             Tenancy {
                 unrestricted: true,

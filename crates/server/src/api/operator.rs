@@ -37,9 +37,9 @@ impl FromRequestParts<AppState> for TargetAccount {
 
 async fn current(state: &AppState, id: &str) -> Result<Tenancy, HttpError> {
     match accounts::tenancy(&state.db, id).await {
-        Err(Error::NoAccount(_)) => Err(HttpError::not_found(format!(
-            "account_id: no account {id}"
-        ))),
+        Err(Error::NoAccount(_)) => {
+            Err(HttpError::not_found(format!("account_id: no account {id}")))
+        }
         other => Ok(other?),
     }
 }
@@ -68,7 +68,10 @@ pub async fn put(
     let unrestricted = match body.object().get("unrestricted") {
         Some(Value::Bool(b)) => Some(*b),
         None => {
-            errs.push(ApiError::field("unrestricted", "is required (true or false)"));
+            errs.push(ApiError::field(
+                "unrestricted",
+                "is required (true or false)",
+            ));
             None
         }
         Some(v) => {
@@ -79,8 +82,11 @@ pub async fn put(
             None
         }
     };
-    let mut list = |field: &str, parse: fn(&[&str], &str) -> Result<Vec<String>, tenancy::Invalid>| {
-        match body.object().get(field) {
+    let mut list =
+        |field: &str, parse: fn(&[&str], &str) -> Result<Vec<String>, tenancy::Invalid>| match body
+            .object()
+            .get(field)
+        {
             Some(Value::Array(items)) => {
                 let strings: Option<Vec<&str>> = items.iter().map(Value::as_str).collect();
                 match strings {
@@ -108,8 +114,7 @@ pub async fn put(
                 ));
                 None
             }
-        }
-    };
+        };
     let prefixes = list("prefixes", |s, f| tenancy::parse_prefixes(s, f));
     let nodes = list("nodes", |s, f| tenancy::parse_nodes(s, f));
     let (Some(unrestricted), Some(prefixes), Some(nodes)) = (unrestricted, prefixes, nodes) else {

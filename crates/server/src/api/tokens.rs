@@ -85,7 +85,10 @@ pub async fn create(
         }
     };
     // The operator scope is the operator's to grant, from the command line only.
-    if scopes.as_ref().is_some_and(|s| s.contains(&Scope::Operator)) {
+    if scopes
+        .as_ref()
+        .is_some_and(|s| s.contains(&Scope::Operator))
+    {
         errs.push(ApiError::field(
             "scopes",
             "operator is granted only by the operator (`edgecap admin token create --scopes \
