@@ -27,4 +27,5 @@ mod limits;
 mod node_loss;
 mod restart;
 mod stop;
+mod tenancy;
 mod up;
