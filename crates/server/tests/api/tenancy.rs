@@ -17,6 +17,7 @@ both_databases!(
     hostile_tenancy_bodies_change_nothing,
     only_the_operator_scope_reaches_the_operator_api,
     a_restricted_account_captures_only_inside_its_prefixes_and_node_set,
+    a_pending_part_goes_again_only_to_an_agent_that_bounds_it,
 );
 
 const OUTSIDE_TENANCY: u64 = edgecap_model::codes::OUTSIDE_TENANCY as u64;
@@ -369,4 +370,58 @@ async fn a_restricted_account_captures_only_inside_its_prefixes_and_node_set(b: 
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(assigned(e2.next().await).prefixes, None);
+}
+
+/// A node that reconnects before acknowledging gets a restricted account's part again with
+/// the same prefixes; the same node back with an agent that does not announce the boundary
+/// (downgraded) is never sent it, and the part fails saying why.
+async fn a_pending_part_goes_again_only_to_an_agent_that_bounds_it(b: Backend) {
+    let Some(h) = Harness::new(b).await else {
+        return;
+    };
+    let (acc, token) = restricted_account(&h.state, "tenant", &["198.18.7.0/24"], &[]).await;
+    let mut e0 = h.node("edge0", &[("site", "fra")], &["pre-firewall"]);
+    let body = h.create_body("fra", json!({}));
+    let (s, v) = h
+        .call_as(
+            Some(&token),
+            "POST",
+            &format!("/client/v4/accounts/{}/pcaps", acc.id),
+            Some(&body),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let id = v["result"]["id"].as_str().unwrap().to_owned();
+    let first = assigned(e0.next().await);
+    assert_eq!(first.prefixes, Some(vec!["198.18.7.0/24".to_owned()]));
+    drop(e0);
+    let mut e0 = h.node("edge0", &[("site", "fra")], &["pre-firewall"]);
+    e0.session.reconcile(vec![], vec![]).await.unwrap();
+    let again = assigned(e0.next().await);
+    assert_eq!(
+        (again.capture_id.as_str(), &again.prefixes),
+        (id.as_str(), &first.prefixes)
+    );
+    drop(e0);
+    let mut old = h.node_with_features("edge0", &[("site", "fra")], &["pre-firewall"], &[]);
+    old.session.reconcile(vec![], vec![]).await.unwrap();
+    old.assert_idle();
+    h.state.hub.barrier().await;
+    let (_, v) = h
+        .call_as(
+            Some(&token),
+            "GET",
+            &format!("/client/v4/accounts/{}/pcaps/{id}", acc.id),
+            None,
+        )
+        .await;
+    let part = &v["result"]["node_results"][0];
+    assert_eq!(part["status"], "failed", "{v}");
+    assert!(
+        part["error_message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("does not enforce the tenant boundary"),
+        "{v}"
+    );
 }
