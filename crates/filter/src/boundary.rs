@@ -113,7 +113,7 @@ impl Boundary {
 
     /// The prefixes as text, in order, as stored and sent to agents.
     pub fn to_strings(&self) -> Vec<String> {
-        self.prefixes.iter().map(|p| cidr(p)).collect()
+        self.prefixes.iter().map(cidr).collect()
     }
 
     /// The boundary as rules: for each prefix, "source under it" and "destination under it".

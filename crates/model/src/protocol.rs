@@ -139,6 +139,9 @@ pub struct Outcome {
 }
 
 /// Messages from server to agent.
+// Assignments are most of what a server sends, each built once and moved into its session's
+// bounded queue: boxing the large variant would add an allocation to the common message.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMsg {
