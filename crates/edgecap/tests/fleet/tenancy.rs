@@ -12,7 +12,7 @@ use std::time::Duration;
 use edgecap_lab::packet::Packet;
 use serde_json::{Value, json};
 
-use crate::capture_common::{markers, root_or_skip};
+use crate::capture_common::{BIN, markers, root_or_skip};
 use crate::harness::{Fleet, ServerOpts};
 
 const EDGES: usize = 2;
@@ -134,6 +134,35 @@ fn tenants_sharing_an_edge_each_capture_only_their_own_prefixes() {
         v["result"]["prefixes"],
         json!(["198.18.100.0/24", "2001:db8:100::/64"])
     );
+    // Bad arguments name themselves and change nothing (exit 2).
+    for (args, names) in [
+        (
+            vec!["prefixes", "add", &a.account, "198.18.100.1/24"],
+            "CIDR: item 0: ",
+        ),
+        (
+            vec!["prefixes", "remove", &a.account, "198.18.99.0/24"],
+            "is not one of",
+        ),
+        (
+            vec!["nodes", "add", &a.account, "site="],
+            "NAME|KEY=VALUE: item 0: ",
+        ),
+        (
+            vec!["show", "0123456789abcdef0123456789abcdef"],
+            "ACCOUNT: no account",
+        ),
+    ] {
+        let mut all = vec!["admin"];
+        let db = crate::harness::db_args(&fleet.data, &ServerOpts::default());
+        all.extend(db.iter().map(String::as_str));
+        all.push("account");
+        all.extend(args.iter().copied());
+        let out = std::process::Command::new(BIN).args(&all).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{all:?}: {err}");
+        assert!(err.contains(names), "{all:?}: {err}");
+    }
     let shown = fleet.admin(&["--json", "account", "show", &a.account]);
     let shown: Value = serde_json::from_str(&shown).unwrap();
     assert_eq!(shown["prefixes"], v["result"]["prefixes"]);
