@@ -139,8 +139,8 @@ pub struct Outcome {
 }
 
 /// Messages from server to agent.
-// Assignments are most of what a server sends, each built once and moved into its session's
-// bounded queue: boxing the large variant would add an allocation to the common message.
+// An assignment is sent once per capture and node and lives only until it is written to the
+// socket or handed to a worker; boxing it would save nothing measurable.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
