@@ -134,6 +134,11 @@ impl Session {
                         self.name
                     ),
                 );
+            } else if part.assignment.prefixes.is_some() && !self.hub.enforces_boundary(&self.name)
+            {
+                // A restricted account's part on an agent that came back without the
+                // boundary (downgraded): never sent, failed saying why.
+                self.fail(id, crate::tenancy::no_boundary_reason(&self.name));
             } else {
                 let ctx = crate::credentials::capture_context(&id);
                 match self
