@@ -14,6 +14,7 @@
 //! operations, cheaper than an async lock.
 
 mod revoke;
+pub mod scopes;
 mod session;
 pub mod socket;
 mod timers;
@@ -234,6 +235,21 @@ impl Hub {
             .collect();
         nodes.sort_by(|a, b| a.info.name.cmp(&b.info.name));
         nodes
+    }
+
+    /// Connected nodes with their connection numbers (a reconnect gets a new one).
+    pub(crate) fn live_connections(&self) -> Vec<(LiveNode, u64)> {
+        self.live()
+            .nodes
+            .values()
+            .map(|c| {
+                let node = LiveNode {
+                    info: c.info.clone(),
+                    last_seen: c.last_seen,
+                };
+                (node, c.conn)
+            })
+            .collect()
     }
 
     /// Whether the connected node `node` announced the tenant boundary in its hello.
