@@ -84,6 +84,41 @@ pub enum AccountCommand {
     },
     /// List accounts.
     List,
+    /// The account's quotas (running captures, captures per hour, rules per node, bytes per
+    /// day): show them with their use, or override the server's defaults.
+    Quota {
+        #[command(subcommand)]
+        command: QuotaCommand,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum QuotaCommand {
+    /// Override some of the account's quotas; each takes a number or `default` (the server's
+    /// default again). Captures already running are not stopped.
+    Set {
+        /// Account id (32 hex digits).
+        account: String,
+        /// Captures pending or running at once.
+        #[arg(long, value_name = "N|default")]
+        running: Option<String>,
+        /// Captures created in the last hour (rolling).
+        #[arg(long, value_name = "N|default")]
+        per_hour: Option<String>,
+        /// Kernel rules the account's running captures hold on one node (a capture holds
+        /// its filter's rules times the hooks of its points).
+        #[arg(long, value_name = "N|default")]
+        rules_per_node: Option<String>,
+        /// Bytes written to destinations in the last 24 hours (rolling), e.g. 10GB; running
+        /// captures count their byte budget.
+        #[arg(long, value_name = "SIZE|default")]
+        bytes_per_day: Option<String>,
+    },
+    /// Each quota's limit, where it comes from (account or default) and the current use.
+    Show {
+        /// Account id (32 hex digits).
+        account: String,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -200,6 +235,9 @@ pub fn run(a: &AdminArgs) -> Result<(), Failure> {
                         outln!("{}", acc.id);
                         eprintln!("created account {:?} ({})", acc.name, acc.id);
                     }
+                }
+                AccountCommand::Quota { command } => {
+                    quota_command(db, command, a.json).await?;
                 }
                 AccountCommand::List => {
                     let list = accounts::list(db).await.map_err(failed)?;
@@ -460,6 +498,94 @@ fn print_secret((token, secret): (tokens::Token, String), as_json: bool) {
         "created token {} ({:?}); the secret above is shown only now: only its hash is stored",
         token.id, token.name
     );
+}
+
+/// A quota flag's value: `default` (Some(None)), a number or a size; None when not given.
+fn quota_value(
+    flag: &str,
+    v: Option<&str>,
+    size: bool,
+) -> Result<Option<Option<u64>>, Failure> {
+    let Some(v) = v.map(str::trim) else {
+        return Ok(None);
+    };
+    if v == "default" {
+        return Ok(Some(None));
+    }
+    let n = if size {
+        edgecap_units::parse_size(v)
+    } else {
+        v.parse::<u64>()
+            .map_err(|_| format!("{v:?} is not a whole number or `default`"))
+    };
+    let n = n.map_err(|e| Failure::usage(format!("{flag}: {e}")))?;
+    if n > i64::MAX as u64 {
+        return Err(Failure::usage(format!("{flag}: {v} is too large")));
+    }
+    Ok(Some(Some(n)))
+}
+
+async fn quota_command(db: &Db, command: &QuotaCommand, as_json: bool) -> Result<(), Failure> {
+    use edgecap_server::quota;
+    let failed = |e: edgecap_server::Error| match e {
+        edgecap_server::Error::NoAccount(id) => Failure::usage(format!("account: no account {id}")),
+        e => Failure::runtime(e.to_string()),
+    };
+    let account = match command {
+        QuotaCommand::Set { account, .. } | QuotaCommand::Show { account } => {
+            account.trim().to_ascii_lowercase()
+        }
+    };
+    if !edgecap_model::ids::is_id(&account) {
+        return Err(Failure::usage(format!(
+            "account: {account:?} is not an account id (32 hex digits)"
+        )));
+    }
+    if let QuotaCommand::Set {
+        running,
+        per_hour,
+        rules_per_node,
+        bytes_per_day,
+        ..
+    } = command
+    {
+        let running = quota_value("--running", running.as_deref(), false)?;
+        let per_hour = quota_value("--per-hour", per_hour.as_deref(), false)?;
+        let rules = quota_value("--rules-per-node", rules_per_node.as_deref(), false)?;
+        let bytes = quota_value("--bytes-per-day", bytes_per_day.as_deref(), true)?;
+        if [running, per_hour, rules, bytes].iter().all(Option::is_none) {
+            return Err(Failure::usage(
+                "quota set: give at least one of --running, --per-hour, --rules-per-node, \
+                 --bytes-per-day",
+            ));
+        }
+        quota::set(db, &account, running, per_hour, rules, bytes)
+            .await
+            .map_err(failed)?;
+    }
+    edgecap_server::db::accounts::get(db, &account)
+        .await
+        .map_err(failed)?;
+    let view = quota::view(db, &account).await.map_err(failed)?;
+    if as_json {
+        outln!("{view}");
+        return Ok(());
+    }
+    for (name, key) in [
+        ("running captures", "running_captures"),
+        ("captures per hour", "captures_per_hour"),
+        ("rules per node", "rules_per_node"),
+        ("bytes per day", "bytes_per_day"),
+    ] {
+        let q = &view[key];
+        outln!(
+            "{name:<18}  {} of {}  ({})",
+            q["used"],
+            q["limit"],
+            q["source"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
 }
 
 fn check_name(name: &str) -> Result<String, Failure> {
