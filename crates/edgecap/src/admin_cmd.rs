@@ -501,11 +501,7 @@ fn print_secret((token, secret): (tokens::Token, String), as_json: bool) {
 }
 
 /// A quota flag's value: `default` (Some(None)), a number or a size; None when not given.
-fn quota_value(
-    flag: &str,
-    v: Option<&str>,
-    size: bool,
-) -> Result<Option<Option<u64>>, Failure> {
+fn quota_value(flag: &str, v: Option<&str>, size: bool) -> Result<Option<Option<u64>>, Failure> {
     let Some(v) = v.map(str::trim) else {
         return Ok(None);
     };
@@ -553,7 +549,10 @@ async fn quota_command(db: &Db, command: &QuotaCommand, as_json: bool) -> Result
         let per_hour = quota_value("--per-hour", per_hour.as_deref(), false)?;
         let rules = quota_value("--rules-per-node", rules_per_node.as_deref(), false)?;
         let bytes = quota_value("--bytes-per-day", bytes_per_day.as_deref(), true)?;
-        if [running, per_hour, rules, bytes].iter().all(Option::is_none) {
+        if [running, per_hour, rules, bytes]
+            .iter()
+            .all(Option::is_none)
+        {
             return Err(Failure::usage(
                 "quota set: give at least one of --running, --per-hour, --rules-per-node, \
                  --bytes-per-day",

@@ -605,7 +605,11 @@ mod tests {
         let open = [("a".to_owned(), 3), ("b".to_owned(), 2)].into();
         let r = check_nodes(3, &open);
         assert_eq!(r.len(), 1);
-        assert!(r[0].message.contains("node a runs 3 of 3"), "{}", r[0].message);
+        assert!(
+            r[0].message.contains("node a runs 3 of 3"),
+            "{}",
+            r[0].message
+        );
         assert_eq!(r[0].code, codes::NODE_FULL);
     }
 

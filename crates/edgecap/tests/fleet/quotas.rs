@@ -28,7 +28,10 @@ fn a_burst_of_creates_yields_exactly_the_running_quota() {
         "--running",
         &QUOTA.to_string(),
     ]);
-    assert!(shown.contains("running captures    0 of 3  (account)"), "{shown}");
+    assert!(
+        shown.contains("running captures    0 of 3  (account)"),
+        "{shown}"
+    );
     // Every thread waits at the barrier, then sends its creates one after another.
     let barrier = std::sync::Barrier::new(THREADS);
     let answers: Vec<(u16, Value)> = std::thread::scope(|s| {

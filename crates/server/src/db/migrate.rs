@@ -19,7 +19,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "identities",
         include_str!("../../migrations/0003_identities.sql"),
     ),
-    (5, "quotas", include_str!("../../migrations/0005_quotas.sql")),
+    (
+        5,
+        "quotas",
+        include_str!("../../migrations/0005_quotas.sql"),
+    ),
 ];
 
 pub(super) async fn run(db: &Db) -> Result<()> {

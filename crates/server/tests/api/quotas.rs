@@ -28,7 +28,12 @@ both_databases!(
 );
 
 /// One create through the router; status, headers and body.
-async fn post(state: &AppState, token: &str, path: &str, body: &str) -> (StatusCode, HeaderMap, Value) {
+async fn post(
+    state: &AppState,
+    token: &str,
+    path: &str,
+    body: &str,
+) -> (StatusCode, HeaderMap, Value) {
     let mut req = Request::builder()
         .method("POST")
         .uri(path)
@@ -40,14 +45,23 @@ async fn post(state: &AppState, token: &str, path: &str, body: &str) -> (StatusC
     req.extensions_mut().insert(ConnectInfo(peer));
     req.extensions_mut()
         .insert(edgecap_server::serve::Link { peer, tls: false });
-    let resp = edgecap_server::app(state.clone()).oneshot(req).await.unwrap();
+    let resp = edgecap_server::app(state.clone())
+        .oneshot(req)
+        .await
+        .unwrap();
     let (status, headers) = (resp.status(), resp.headers().clone());
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
     (status, headers, serde_json::from_slice(&bytes).unwrap())
 }
 
 async fn create(h: &Harness, extra: Value) -> (StatusCode, HeaderMap, Value) {
-    post(&h.state, &h.token, &h.acc("pcaps"), &h.create_body("fra", extra)).await
+    post(
+        &h.state,
+        &h.token,
+        &h.acc("pcaps"),
+        &h.create_body("fra", extra),
+    )
+    .await
 }
 
 async fn set(
@@ -74,7 +88,9 @@ fn node(h: &Harness, name: &str) -> FakeNode {
 }
 
 async fn running_captures_are_capped_and_free_again_when_one_ends(b: Backend) {
-    let Some(h) = Harness::new(b).await else { return };
+    let Some(h) = Harness::new(b).await else {
+        return;
+    };
     let n = node(&h, "edge0");
     set(&h, Some(2), None, None, None).await;
     let first = h.create("fra", json!({})).await;
@@ -123,7 +139,9 @@ async fn end(h: &Harness, node: &FakeNode, id: &str) {
 }
 
 async fn captures_per_hour_are_capped_with_retry_after(b: Backend) {
-    let Some(h) = Harness::new(b).await else { return };
+    let Some(h) = Harness::new(b).await else {
+        return;
+    };
     let n = node(&h, "edge0");
     set(&h, Some(100), Some(2), None, None).await;
     for _ in 0..2 {
@@ -144,7 +162,9 @@ async fn captures_per_hour_are_capped_with_retry_after(b: Backend) {
 }
 
 async fn rules_per_node_count_conjunctions_times_hooks(b: Backend) {
-    let Some(h) = Harness::new(b).await else { return };
+    let Some(h) = Harness::new(b).await else {
+        return;
+    };
     let _n = node(&h, "edge0");
     set(&h, None, None, Some(5), None).await;
     // One conjunction at pre-firewall (1 hook) and post-firewall (input, forward): 3 rules.
@@ -181,7 +201,9 @@ async fn rules_per_node_count_conjunctions_times_hooks(b: Backend) {
 }
 
 async fn bytes_per_day_refuse_a_budget_over_what_remains(b: Backend) {
-    let Some(h) = Harness::new(b).await else { return };
+    let Some(h) = Harness::new(b).await else {
+        return;
+    };
     let _n = node(&h, "edge0");
     set(&h, None, None, None, Some(1000)).await;
     h.create("fra", json!({"byte_limit": 600})).await;
@@ -216,7 +238,9 @@ async fn the_per_node_cap_holds_whatever_the_account(b: Backend) {
         max_captures_per_node: 1,
         ..test_config()
     };
-    let Some(h) = Harness::with_config(b, config).await else { return };
+    let Some(h) = Harness::with_config(b, config).await else {
+        return;
+    };
     let _a = h.node("edge0", &[("site", "fra")], &["pre-firewall"]);
     let _b = h.node("edge1", &[("site", "ord")], &["pre-firewall"]);
     h.create("fra", json!({})).await;
@@ -247,10 +271,18 @@ async fn the_per_node_cap_holds_whatever_the_account(b: Backend) {
 }
 
 async fn a_burst_of_creates_never_passes_the_running_quota(b: Backend) {
-    let Some(h) = Harness::new(b).await else { return };
+    let Some(h) = Harness::new(b).await else {
+        return;
+    };
     // Each request selects another node, so only the account's lock serialises them.
     let _nodes: Vec<FakeNode> = (0..4)
-        .map(|i| h.node(&format!("edge{i}"), &[("site", &format!("s{i}"))], &["pre-firewall"]))
+        .map(|i| {
+            h.node(
+                &format!("edge{i}"),
+                &[("site", &format!("s{i}"))],
+                &["pre-firewall"],
+            )
+        })
         .collect();
     set(&h, Some(3), None, None, None).await;
     let path = h.acc("pcaps");
@@ -283,11 +315,16 @@ async fn a_burst_of_creates_never_passes_the_running_quota(b: Backend) {
 }
 
 async fn the_quotas_endpoint_shows_limits_and_use(b: Backend) {
-    let Some(h) = Harness::new(b).await else { return };
+    let Some(h) = Harness::new(b).await else {
+        return;
+    };
     let _n = node(&h, "edge0");
     set(&h, Some(4), None, None, None).await;
-    h.create("fra", json!({"byte_limit": 700, "points": ["post-firewall"]}))
-        .await;
+    h.create(
+        "fra",
+        json!({"byte_limit": 700, "points": ["post-firewall"]}),
+    )
+    .await;
     let (s, v) = h.call("GET", &h.acc("quotas"), None).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let q = &v["result"];
