@@ -596,3 +596,33 @@ fn check_name(name: &str) -> Result<String, Failure> {
     }
     Ok(n.to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::quota_value;
+
+    #[test]
+    fn quota_values_are_numbers_sizes_or_default() {
+        assert_eq!(quota_value("--running", None, false).unwrap(), None);
+        assert_eq!(
+            quota_value("--running", Some("default"), false).unwrap(),
+            Some(None)
+        );
+        assert_eq!(
+            quota_value("--running", Some("7"), false).unwrap(),
+            Some(Some(7))
+        );
+        assert_eq!(
+            quota_value("--bytes-per-day", Some("2GB"), true).unwrap(),
+            Some(Some(2_000_000_000))
+        );
+        for (flag, v, size) in [
+            ("--running", "x", false),
+            ("--per-hour", "-1", false),
+            ("--bytes-per-day", "lots", true),
+        ] {
+            let e = quota_value(flag, Some(v), size).unwrap_err().message;
+            assert!(e.starts_with(flag), "{e}");
+        }
+    }
+}

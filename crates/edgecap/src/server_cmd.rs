@@ -483,6 +483,29 @@ mod tests {
     }
 
     #[test]
+    fn the_per_node_capture_cap_is_a_flag() {
+        let d = LimitArgs::default().apply(Config::default()).unwrap();
+        assert_eq!(
+            d.max_captures_per_node,
+            edgecap_model::protocol::DEFAULT_MAX_CAPTURES_PER_NODE
+        );
+        let set = LimitArgs {
+            max_captures_per_node: Some(3),
+            ..LimitArgs::default()
+        };
+        assert_eq!(
+            set.apply(Config::default()).unwrap().max_captures_per_node,
+            3
+        );
+        let zero = LimitArgs {
+            max_captures_per_node: Some(0),
+            ..LimitArgs::default()
+        };
+        let err = zero.apply(Config::default()).unwrap_err().message;
+        assert!(err.contains("--max-captures-per-node"), "{err}");
+    }
+
+    #[test]
     fn database_urls_and_paths() {
         let db = |d: &str| DbArgs {
             database: Some(d.into()),

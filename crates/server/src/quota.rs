@@ -278,11 +278,7 @@ pub async fn create(
     let mut nodes: Vec<String> = c.parts.iter().map(|p| p.node.clone()).collect();
     nodes.sort();
     nodes.dedup();
-    let mut tx = match db.backend {
-        // The write lock first: two creates never both read the use before either inserts.
-        Backend::Sqlite => db.pool.begin_with("BEGIN IMMEDIATE").await?,
-        Backend::Postgres => db.pool.begin().await?,
-    };
+    let mut tx = begin_write(db).await?;
     if db.backend == Backend::Postgres {
         sqlx::query("SELECT id FROM accounts WHERE id = $1 FOR UPDATE")
             .bind(c.account_id)
@@ -326,6 +322,16 @@ pub async fn create(
         .await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// A transaction that reads, then writes. On SQLite it takes the write lock first (`BEGIN
+/// IMMEDIATE`, waiting up to the busy timeout): two such transactions never both read before
+/// either writes, and none fails upgrading its read lock while another writes.
+async fn begin_write(db: &Db) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+    Ok(match db.backend {
+        Backend::Sqlite => db.pool.begin_with("BEGIN IMMEDIATE").await?,
+        Backend::Postgres => db.pool.begin().await?,
+    })
 }
 
 /// A PostgreSQL advisory lock key per node name (the first 8 bytes of a digest).
@@ -373,7 +379,7 @@ pub async fn set(
     bytes_per_day: Option<Option<u64>>,
 ) -> Result<Overrides> {
     crate::db::accounts::get(db, account_id).await?;
-    let mut tx = db.pool.begin().await?;
+    let mut tx = begin_write(db).await?;
     let old = overrides_in(&mut tx, account_id).await?;
     let new = Overrides {
         running: running.unwrap_or(old.running),
