@@ -445,6 +445,18 @@ fn start(node: &worker::NodeContext, a: Assignment, ledger: &Ledger, stopping: b
         Begin::New(_) if stopping => {
             ledger.finish(worker::failed(&id, "the agent is shutting down".into()));
         }
+        // The ledger holds this one already: more than the cap means it is one too many.
+        Begin::New(_) if ledger.running().len() > node.max_captures => {
+            tracing::warn!(capture = %id, max = node.max_captures, "assignment over the cap refused");
+            ledger.finish(worker::failed(
+                &id,
+                format!(
+                    "this node runs at most {} captures at once (edgecap agent --max-captures); \
+                     no rule was installed",
+                    node.max_captures
+                ),
+            ));
+        }
         Begin::New(stop) => {
             tracing::info!(capture = %id, "assigned");
             worker::spawn(node, a, stop, ledger.clone());

@@ -33,6 +33,8 @@ pub struct NodeContext {
     pub netns: Option<String>,
     /// How uploads to buckets behave.
     pub upload: UploadSettings,
+    /// Captures running at once at most (`--max-captures`).
+    pub max_captures: usize,
 }
 
 impl NodeContext {

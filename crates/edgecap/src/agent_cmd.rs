@@ -63,6 +63,11 @@ pub struct AgentArgs {
     pub upload_buffer: usize,
     #[command(flatten)]
     pub outbound: crate::server_cmd::OutboundArgs,
+    /// Captures this node runs at once, whatever the accounts; an assignment beyond them
+    /// fails naming this cap, with no rule installed (the server's --max-captures-per-node
+    /// normally refuses first) [default: 16].
+    #[arg(long, env = "EDGECAP_MAX_CAPTURES")]
+    pub max_captures: Option<usize>,
 }
 
 /// The upload flags, checked.
@@ -134,6 +139,11 @@ pub fn settings(a: &AgentArgs) -> Result<Settings, Failure> {
             .clone()
             .or_else(|| std::env::var_os("EDGECAP_CA").map(PathBuf::from)),
         insecure_plaintext: a.insecure_plaintext,
+        max_captures: match a.max_captures {
+            Some(0) => return Err(Failure::usage("--max-captures: must be at least 1")),
+            Some(n) => n,
+            None => edgecap_model::protocol::DEFAULT_MAX_CAPTURES_PER_NODE,
+        },
     };
     s.check().map_err(|e| Failure::usage(e.to_string()))?;
     Ok(s)

@@ -212,6 +212,10 @@ pub struct LimitArgs {
     /// disconnected [default: 10s].
     #[arg(long)]
     pub agent_write_timeout: Option<String>,
+    /// Captures (nftables tables) one node may run at once, whatever the accounts; a create
+    /// that would pass it on a selected node gets 429 naming the node [default: 16].
+    #[arg(long)]
+    pub max_captures_per_node: Option<usize>,
 }
 
 impl LimitArgs {
@@ -255,6 +259,15 @@ impl LimitArgs {
             per_sec: count("--agent-msg-rate", self.agent_msg_rate, d.per_sec)?,
             burst: count("--agent-msg-burst", self.agent_msg_burst, d.burst)?,
         };
+        match self.max_captures_per_node {
+            Some(0) => {
+                return Err(Failure::usage(
+                    "--max-captures-per-node: must be at least 1",
+                ));
+            }
+            Some(n) => config.max_captures_per_node = n,
+            None => {}
+        }
         Ok(config)
     }
 }
@@ -467,6 +480,29 @@ mod tests {
             ..LimitArgs::default()
         });
         assert!(long.contains("--agent-write-timeout"), "{long}");
+    }
+
+    #[test]
+    fn the_per_node_capture_cap_is_a_flag() {
+        let d = LimitArgs::default().apply(Config::default()).unwrap();
+        assert_eq!(
+            d.max_captures_per_node,
+            edgecap_model::protocol::DEFAULT_MAX_CAPTURES_PER_NODE
+        );
+        let set = LimitArgs {
+            max_captures_per_node: Some(3),
+            ..LimitArgs::default()
+        };
+        assert_eq!(
+            set.apply(Config::default()).unwrap().max_captures_per_node,
+            3
+        );
+        let zero = LimitArgs {
+            max_captures_per_node: Some(0),
+            ..LimitArgs::default()
+        };
+        let err = zero.apply(Config::default()).unwrap_err().message;
+        assert!(err.contains("--max-captures-per-node"), "{err}");
     }
 
     #[test]

@@ -110,6 +110,7 @@ pub fn run(a: &UpArgs) -> Result<(), Failure> {
                 // The agent dials this process on the listen address: loopback unless
                 // --listen says otherwise, and then TLS or the server's own choice.
                 insecure_plaintext: a.serve.insecure_plaintext,
+                max_captures: edgecap_model::protocol::DEFAULT_MAX_CAPTURES_PER_NODE,
                 // The agent allows what the server allows (`--allow-endpoint`).
                 upload: edgecap_agent::output::UploadSettings {
                     store: edgecap_store::StoreOptions {

@@ -34,6 +34,10 @@ pub const PROGRESS_SECS: f64 = 1.0;
 /// finished outcomes or an assignment with its filter is a few KiB.
 pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
 
+/// Captures (each an nftables table) one node runs at once, whatever the accounts: the
+/// default of the server's `--max-captures-per-node` and of the agent's `--max-captures`.
+pub const DEFAULT_MAX_CAPTURES_PER_NODE: usize = 16;
+
 /// Why a text message is not a protocol message. Both ends read messages only through
 /// [`AgentMsg::decode`] and [`ServerMsg::decode`], which apply one size and one depth bound.
 #[derive(Debug)]

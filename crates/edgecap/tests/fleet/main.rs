@@ -29,6 +29,7 @@ mod limits;
 mod node_loss;
 mod observer;
 mod privileges;
+mod quotas;
 mod restart;
 mod stop;
 mod tenancy;

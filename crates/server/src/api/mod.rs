@@ -68,6 +68,7 @@ routes! {
     get "/client/v4/accounts/{account_id}/pcaps/ownership" [Read] => ownership::list,
     delete "/client/v4/accounts/{account_id}/pcaps/ownership/{ownership_id}" [Write] => ownership::delete,
     post "/client/v4/accounts/{account_id}/pcaps/ownership/validate" [Write] => ownership::validate,
+    get "/client/v4/accounts/{account_id}/quotas" [Read] => pcaps::quotas,
     get "/client/v4/accounts/{account_id}/nodes" [Read] => misc::nodes,
     post "/client/v4/accounts/{account_id}/nodes/{node_name}/revoke" [Nodes] => misc::revoke_node,
     get "/client/v4/accounts" [AnyToken] => tokens::accounts,

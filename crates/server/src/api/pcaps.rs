@@ -86,17 +86,17 @@ pub async fn create(
         .as_ref()
         .map(|c| state.hub.vault().seal(c, &capture_context(&id)))
         .transpose()?;
-    captures::insert(
-        &state.db,
-        &id,
-        &caller.account.id,
-        &stored,
-        &parts,
-        &submitted,
-        &deadline,
-        sealed.as_deref(),
-    )
-    .await?;
+    let new = crate::quota::NewCapture {
+        id: &id,
+        account_id: &caller.account.id,
+        max_byte_limit: caller.account.max_byte_limit,
+        request: &stored,
+        parts: &parts,
+        submitted: &submitted,
+        deadline: &deadline,
+        credentials: sealed.as_deref(),
+    };
+    crate::quota::create(&state.db, &req, state.config.max_captures_per_node, new).await?;
     let handed = target
         .credentials
         .as_ref()
@@ -112,6 +112,11 @@ pub async fn create(
         .await?
         .ok_or_else(|| HttpError::not_found(format!("capture {id} vanished")))?;
     Ok(ok(capture))
+}
+
+/// `GET /quotas`: each of the account's quotas with its limit and current use.
+pub async fn quotas(caller: Caller, State(state): State<AppState>) -> Result<Response, HttpError> {
+    Ok(ok(crate::quota::view(&state.db, &caller.account.id).await?))
 }
 
 /// `GET /pcaps`: newest first, 50 a page (Cloudflare's single page), `?page=&per_page=`.

@@ -24,6 +24,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "tenancy",
         include_str!("../../migrations/0004_tenancy.sql"),
     ),
+    (
+        5,
+        "quotas",
+        include_str!("../../migrations/0005_quotas.sql"),
+    ),
 ];
 
 pub(super) async fn run(db: &Db) -> Result<()> {

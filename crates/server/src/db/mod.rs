@@ -131,6 +131,7 @@ pub const TABLES: &[&str] = &[
     "capture_nodes",
     "ownerships",
     "node_identities",
+    "account_quotas",
 ];
 
 /// Rows in one of [`TABLES`] (tests and diagnostics).

@@ -17,6 +17,7 @@ mod merge;
 mod openapi;
 mod ownership;
 mod pcaps;
+mod quotas;
 mod scopes;
 mod sdk;
 mod tenancy;
