@@ -17,6 +17,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use edgecap_model::{ApiError, Envelope, codes};
 pub use prometheus_client;
 use prometheus_client::registry::Registry;
 use serde::Serialize;
@@ -96,20 +97,36 @@ impl Readiness {
         names.join(",")
     }
 
-    /// 200 with the checks when ready, else 503 with them.
+    /// The envelope with these checks as its result: 200 when ready, else 503 with one
+    /// error per failed check (`"<name>: <why>"`).
     pub fn response(&self) -> Response {
         let code = if self.ready {
             StatusCode::OK
         } else {
             StatusCode::SERVICE_UNAVAILABLE
         };
-        (code, axum::Json(self)).into_response()
+        let errors = self
+            .checks
+            .iter()
+            .filter(|c| !c.ok)
+            .map(|c| {
+                let why = c.detail.as_deref().unwrap_or("not ready");
+                ApiError::new(codes::INTERNAL, format!("{}: {why}", c.name))
+            })
+            .collect();
+        let body = Envelope {
+            result: Some(self),
+            success: self.ready,
+            errors,
+            messages: vec![],
+        };
+        (code, axum::Json(body)).into_response()
     }
 }
 
-/// `/healthz`' answer: the process serves.
+/// `/healthz`' answer: the process serves (the envelope, `result.status` = `ok`).
 pub fn alive_response() -> Response {
-    axum::Json(serde_json::json!({"status": "ok"})).into_response()
+    axum::Json(Envelope::ok(serde_json::json!({"status": "ok"}))).into_response()
 }
 
 /// What a process exposes on its metrics listener.
@@ -137,9 +154,10 @@ pub fn router<P: Probe>(probe: Arc<P>) -> Router {
 
 /// `--metrics-listen`'s value as an address; the error names `flag`.
 pub fn parse_listen(flag: &str, value: &str) -> Result<SocketAddr, String> {
-    value.trim().parse().map_err(|_| {
-        format!("{flag}: {value:?} is not an address:port (e.g. 127.0.0.1:9187)")
-    })
+    value
+        .trim()
+        .parse()
+        .map_err(|_| format!("{flag}: {value:?} is not an address:port (e.g. 127.0.0.1:9187)"))
 }
 
 /// Binds `addr` for `flag`; the error names the flag and the address.
@@ -182,7 +200,8 @@ mod tests {
         assert_eq!(r.failed(), "database");
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["checks"][1]["detail"], "no answer");
-        assert_eq!(r.response().status(), StatusCode::SERVICE_UNAVAILABLE);
+        let response = r.response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 
     #[test]

@@ -76,6 +76,9 @@ pub struct Config {
     /// Agent-driven state changes waiting for the database writer; when it is full, the
     /// session that reports more is closed (its agent resends on reconnect).
     pub write_queue: usize,
+    /// `GET /metrics` on the API listener (unauthenticated); false when `edgecap server
+    /// --metrics-listen` serves it on its own address instead.
+    pub metrics_on_api: bool,
 }
 
 impl Default for Config {
@@ -109,6 +112,7 @@ impl Default for Config {
             agent_write_timeout: Duration::from_secs(10),
             agent_outbox: 1024,
             write_queue: 65_536,
+            metrics_on_api: true,
         }
     }
 }

@@ -15,6 +15,8 @@
 //!   [`credentials`]: per-bucket credentials sealed at rest ([`credentials::Vault`]).
 //! - [`merge`]: `merge: true`, the nodes' files merged from and back to the destination.
 //! - [`sim`]: a light simulated agent, for tests and `edgecap bench dispatch`.
+//! - [`metrics`]: `/metrics` (Prometheus) and `/readyz`, with the hook for more readiness
+//!   checks.
 //! - [`rate`]: token buckets (request rates, failed logins, agent messages), bounded.
 //! - [`clock`]: timestamps; [`error`]: the error enum and the HTTP error.
 
@@ -28,6 +30,7 @@ pub mod destination;
 pub mod error;
 pub mod hub;
 pub mod merge;
+pub mod metrics;
 pub mod rate;
 pub mod secret;
 pub mod serve;

@@ -74,6 +74,17 @@ struct Shared {
     /// (at most [`MERGE_QUEUE`]; beyond it a capture waits, `conversion_running`, for the
     /// next start).
     merges: mpsc::Sender<String>,
+    /// The process's metrics and readiness checks (`crate::metrics`).
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+/// The hub's bounded queues and sessions, as `/metrics` reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueDepths {
+    pub agents: usize,
+    pub writer: usize,
+    pub merge: usize,
+    pub agent_outbox: usize,
 }
 
 #[derive(Debug, Default)]
@@ -166,6 +177,7 @@ impl Hub {
                 live,
                 writes,
                 closing: watch::channel(false).0,
+                metrics: Arc::new(crate::metrics::Metrics::new()),
             }),
         }
     }
@@ -314,6 +326,34 @@ impl Hub {
 
     fn is_closing(&self) -> bool {
         *self.shared.closing.borrow()
+    }
+
+    /// The process's metrics and readiness checks.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.shared.metrics
+    }
+
+    /// Connected agents and what waits in the hub's queues.
+    pub fn queue_depths(&self) -> QueueDepths {
+        let depth = |max: usize, free: usize| max.saturating_sub(free);
+        let live = self.live();
+        QueueDepths {
+            agents: live.nodes.len(),
+            writer: depth(
+                self.shared.writes.max_capacity(),
+                self.shared.writes.capacity(),
+            ),
+            merge: depth(
+                self.shared.merges.max_capacity(),
+                self.shared.merges.capacity(),
+            ),
+            agent_outbox: live
+                .nodes
+                .values()
+                .filter_map(|c| c.tx.as_ref())
+                .map(|tx| depth(tx.max_capacity(), tx.capacity()))
+                .sum(),
+        }
     }
 
     pub(crate) fn db(&self) -> &Db {

@@ -202,8 +202,10 @@ impl Session {
             }
             AgentMsg::Ack { capture_id } => {
                 if edgecap_model::ids::is_id(&capture_id) {
+                    let capture_id = capture_id.to_ascii_lowercase();
+                    self.hub.metrics().acknowledged(&capture_id, &self.name);
                     self.report(Write::Ack {
-                        capture_id: capture_id.to_ascii_lowercase(),
+                        capture_id,
                         node: self.name.clone(),
                         at: clock::now(),
                     });
