@@ -17,6 +17,7 @@
 //! - [`output`]: where a node's file goes (`NodeFile`: a local directory through the spool, or
 //!   a bucket through a streaming, bounded upload started before the capture).
 //! - [`report`]: the manifest written beside each file.
+//! - [`metrics`]: the agent's Prometheus metrics and health (`--metrics-listen`, heartbeats).
 //! - [`error`]: why a capture could not run or deliver its file: typed, with their sources,
 //!   displayed as the text the server is sent.
 //!
@@ -28,6 +29,7 @@ pub mod error;
 pub mod identity;
 pub mod ledger;
 pub mod link;
+pub mod metrics;
 pub mod output;
 pub mod plan;
 pub mod report;
@@ -62,6 +64,7 @@ pub async fn run(
         let _ = stop_tx.send(true);
     });
     let ledger = ledger::Ledger::default();
+    let probe = tokio::spawn(metrics::probe_loop(settings.netns.clone()));
     let mut backoff = backoff::Backoff::default();
     tracing::info!(node = %settings.name, server = %settings.server,
         netns = settings.netns.as_deref().unwrap_or("-"), "agent starting");
@@ -77,7 +80,10 @@ pub async fn run(
             Ok(conn) => {
                 backoff.reset();
                 tracing::info!(server = %settings.server, "connected");
-                match conn.serve(&settings, &ledger, &mut stop_rx).await {
+                metrics::agent().set_connected(true);
+                let ended = conn.serve(&settings, &ledger, &mut stop_rx).await;
+                metrics::agent().set_connected(false);
+                match ended {
                     link::Ended::Shutdown => break Ok(()),
                     link::Ended::Lost(why) => {
                         tracing::warn!(reason = %why, running = ledger.running().len(),
@@ -104,5 +110,6 @@ pub async fn run(
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     watcher.abort();
+    probe.abort();
     result
 }

@@ -63,6 +63,10 @@ pub struct AgentArgs {
     pub upload_buffer: usize,
     #[command(flatten)]
     pub outbound: crate::server_cmd::OutboundArgs,
+    #[command(flatten)]
+    pub metrics: crate::observe::MetricsArgs,
+    #[command(flatten)]
+    pub log: crate::observe::LogArgs,
 }
 
 /// The upload flags, checked.
@@ -141,7 +145,10 @@ pub fn settings(a: &AgentArgs) -> Result<Settings, Failure> {
 
 pub fn run(a: &AgentArgs) -> Result<(), Failure> {
     let settings = settings(a)?;
+    a.metrics.addr()?;
     crate::server_cmd::runtime()?.block_on(async {
+        let listener = a.metrics.bind().await?;
+        let _metrics = crate::observe::serve(listener, edgecap_agent::metrics::Probe);
         edgecap_agent::run(settings, crate::server_cmd::shutdown_signal())
             .await
             .map_err(agent_failure)

@@ -27,6 +27,7 @@ pub async fn nodes(caller: Caller, State(state): State<AppState>) -> Result<Resp
                 n.points = l.info.points.clone();
                 n.version = l.info.version.clone();
                 n.last_seen = edgecap_model::ids::rfc3339(l.last_seen);
+                n.health = l.health.clone();
             }
             None => n.connected = false,
         }

@@ -72,6 +72,7 @@ pub async fn list(db: &Db) -> Result<Vec<Node>> {
             let labels: String = r.try_get("labels")?;
             let points: String = r.try_get("points")?;
             Ok(Node {
+                health: None,
                 labels: serde_json::from_str(&labels).map_err(corrupt)?,
                 points: serde_json::from_str(&points).map_err(corrupt)?,
                 version: r.try_get("version")?,

@@ -48,6 +48,8 @@ pub struct LiveNode {
     pub info: NodeInfo,
     /// Unix seconds of the last message from the node.
     pub last_seen: f64,
+    /// What its last heartbeat said of its health.
+    pub health: Option<edgecap_model::NodeHealth>,
 }
 
 /// A handle on the hub; clones share it.
@@ -115,6 +117,8 @@ struct Connected {
     /// still pending). A node that connects just before a create is seen by both, so
     /// assigning checks and records here, under the lock, and each part is sent once.
     assigned: HashSet<String>,
+    /// The agent's health from its last heartbeat that carried one (bounded).
+    health: Option<edgecap_model::NodeHealth>,
 }
 
 /// Captures waiting for a merge slot, at most.
@@ -242,6 +246,7 @@ impl Hub {
             .map(|c| LiveNode {
                 info: c.info.clone(),
                 last_seen: c.last_seen,
+                health: c.health.clone(),
             })
             .collect();
         nodes.sort_by(|a, b| a.info.name.cmp(&b.info.name));

@@ -66,6 +66,7 @@ impl Hub {
                     last_seen: clock::unix_now(),
                     tx: Some(tx),
                     assigned: HashSet::new(),
+                    health: None,
                 },
             );
             conn
@@ -196,7 +197,16 @@ impl Session {
     pub fn handle(&self, msg: AgentMsg) {
         self.touch();
         match msg {
-            AgentMsg::Heartbeat => {}
+            AgentMsg::Heartbeat { health } => {
+                if let Some(h) = health {
+                    let mut live = self.hub.live();
+                    if let Some(c) = live.nodes.get_mut(&self.name)
+                        && c.conn == self.conn
+                    {
+                        c.health = Some(h.bounded());
+                    }
+                }
+            }
             AgentMsg::Hello { .. } => {
                 tracing::warn!(node = %self.name, "second hello on one connection ignored");
             }
