@@ -37,6 +37,9 @@ const STATUSES: &[&str] = &[
     "failed",
 ];
 
+/// Longest a database check of `/readyz` waits (a load balancer's probe times out too).
+const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Creates waiting for their acknowledgement, at most; beyond it a dispatch is not timed.
 const MAX_DISPATCHES: usize = 65_536;
 /// A dispatch unacknowledged this long is forgotten when room is needed.
@@ -201,18 +204,26 @@ pub async fn render(state: &AppState) -> String {
 /// and every check added with [`Metrics::add_ready_check`] passes.
 pub async fn readiness(state: &AppState) -> Readiness {
     let mut checks = Vec::new();
-    match state.db.ping().await {
-        Ok(()) => checks.push(Check::ok("database")),
-        Err(e) => checks.push(Check::failed("database", format!("no answer: {e}"))),
+    match tokio::time::timeout(CHECK_TIMEOUT, state.db.ping()).await {
+        Ok(Ok(())) => checks.push(Check::ok("database")),
+        Ok(Err(e)) => checks.push(Check::failed("database", format!("no answer: {e}"))),
+        Err(_) => checks.push(Check::failed(
+            "database",
+            format!("no answer within {CHECK_TIMEOUT:?}"),
+        )),
     }
     if checks[0].ok {
-        match state.db.migrations_pending().await {
-            Ok(0) => checks.push(Check::ok("migrations")),
-            Ok(n) => checks.push(Check::failed(
+        match tokio::time::timeout(CHECK_TIMEOUT, state.db.migrations_pending()).await {
+            Ok(Ok(0)) => checks.push(Check::ok("migrations")),
+            Ok(Ok(n)) => checks.push(Check::failed(
                 "migrations",
                 format!("{n} migration(s) of this version not applied"),
             )),
-            Err(e) => checks.push(Check::failed("migrations", format!("cannot read: {e}"))),
+            Ok(Err(e)) => checks.push(Check::failed("migrations", format!("cannot read: {e}"))),
+            Err(_) => checks.push(Check::failed(
+                "migrations",
+                format!("no answer within {CHECK_TIMEOUT:?}"),
+            )),
         }
     } else {
         checks.push(Check::failed("migrations", "database unreachable"));

@@ -24,6 +24,7 @@ mod across;
 mod bad_input;
 mod cli;
 mod limits;
+mod metrics;
 mod node_loss;
 mod restart;
 mod stop;
