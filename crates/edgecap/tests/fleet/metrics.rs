@@ -91,6 +91,14 @@ fn metrics_count_what_a_capture_did_and_health_shows() {
             .is_some_and(|n| n["health"]["ready"] == true)
     });
     assert!(healthy, "{:?}", fleet.nodes());
+    // So does the operator's list, from the database.
+    let listed = wait_for(Duration::from_secs(10), || {
+        fleet
+            .admin(&["node", "list"])
+            .lines()
+            .any(|l| l.starts_with("edge0 ") && l.ends_with("  ready"))
+    });
+    assert!(listed, "{}", fleet.admin(&["node", "list"]));
 
     const N: u32 = 37;
     let id = fleet.create(json!({"packet_limit": N}));

@@ -19,6 +19,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "identities",
         include_str!("../../migrations/0003_identities.sql"),
     ),
+    (
+        7,
+        "node_health",
+        include_str!("../../migrations/0007_node_health.sql"),
+    ),
 ];
 
 /// How many of [`MIGRATIONS`] the database has not recorded (for `/readyz`).

@@ -11,6 +11,7 @@ use crate::common::{Backend, Harness};
 both_databases!(
     metrics_count_requests_dispatches_and_captures,
     readyz_follows_the_database,
+    a_nodes_health_is_listed_bounded_while_it_is_connected,
 );
 
 /// The value of the sample `name{labels}` (labels as rendered, in order), if present.
@@ -139,4 +140,45 @@ async fn readyz_follows_the_database(b: Backend) {
     let (s, v) = h.call_as(None, "GET", "/healthz", None).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["result"]["status"], "ok");
+}
+
+async fn a_nodes_health_is_listed_bounded_while_it_is_connected(b: Backend) {
+    let Some(h) = Harness::new(b).await else {
+        return;
+    };
+    let e0 = h.node("edge0", &[("site", "fra")], &["pre-firewall"]);
+    let _e1 = h.node("edge1", &[("site", "fra")], &["pre-firewall"]);
+    // An agent that reports no health (older) has none listed.
+    e0.session.handle(AgentMsg::Heartbeat { health: None });
+    h.state.hub.barrier().await;
+    let (_, v) = h.call("GET", &h.acc("nodes"), None).await;
+    assert!(v["result"][0].get("health").is_none(), "{v}");
+    // A hostile agent's problems are kept to their bounds.
+    e0.session.handle(AgentMsg::Heartbeat {
+        health: Some(edgecap_model::NodeHealth {
+            ready: false,
+            problems: vec!["x".repeat(10_000); 100],
+        }),
+    });
+    h.state.hub.barrier().await;
+    let (_, v) = h.call("GET", &h.acc("nodes"), None).await;
+    let health = &v["result"][0]["health"];
+    assert_eq!(health["ready"], false, "{v}");
+    let problems = health["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), edgecap_model::NodeHealth::MAX_PROBLEMS);
+    assert_eq!(
+        problems[0].as_str().unwrap().len(),
+        edgecap_model::NodeHealth::MAX_PROBLEM_CHARS
+    );
+    // The database holds it too (what `edgecap admin node list` reads).
+    let stored = edgecap_server::db::nodes::list(&h.state.db).await.unwrap();
+    assert_eq!(stored[0].health.as_ref().map(|h| h.ready), Some(false));
+    assert_eq!(stored[1].health, None);
+    // Gone, the node has no health any more.
+    drop(e0);
+    h.state.hub.barrier().await;
+    let stored = edgecap_server::db::nodes::list(&h.state.db).await.unwrap();
+    assert_eq!(stored[0].health, None);
+    let (_, v) = h.call("GET", &h.acc("nodes"), None).await;
+    assert!(v["result"][0].get("health").is_none(), "{v}");
 }
