@@ -14,6 +14,8 @@
 //! - [`ledger`]: what runs here and what the server has yet to hear; outlives connections.
 //! - [`worker`]: one capture on its own thread: plan, open the file, run the engine, report.
 //! - [`plan`]: an assignment checked against this node and turned into the engine's spec.
+//! - [`observer`]: always-on observation in the capture namespace: the look-back ring and the
+//!   node's per-second rollups (issue 12; not yet sent to the server).
 //! - [`output`]: where a node's file goes (`NodeFile`: a local directory through the spool, or
 //!   a bucket through a streaming, bounded upload started before the capture).
 //! - [`report`]: the manifest written beside each file.
@@ -30,6 +32,7 @@ pub mod identity;
 pub mod ledger;
 pub mod link;
 pub mod metrics;
+pub mod observer;
 pub mod output;
 pub mod plan;
 pub mod report;
@@ -65,6 +68,8 @@ pub async fn run(
     });
     let ledger = ledger::Ledger::default();
     let probe = tokio::spawn(metrics::probe_loop(settings.netns.clone()));
+    // Always watching, apart from captures: its failure is logged, never fatal.
+    let observer = observer::Observer::start(&settings.node());
     let mut backoff = backoff::Backoff::default();
     tracing::info!(node = %settings.name, server = %settings.server,
         netns = settings.netns.as_deref().unwrap_or("-"), "agent starting");
@@ -81,7 +86,9 @@ pub async fn run(
                 backoff.reset();
                 tracing::info!(server = %settings.server, "connected");
                 metrics::agent().set_connected(true);
-                let ended = conn.serve(&settings, &ledger, &mut stop_rx).await;
+                let ended = conn
+                    .serve(&settings, &ledger, &observer, &mut stop_rx)
+                    .await;
                 metrics::agent().set_connected(false);
                 match ended {
                     link::Ended::Shutdown => break Ok(()),
@@ -109,6 +116,8 @@ pub async fn run(
     while !ledger.is_idle() && tokio::time::Instant::now() < until {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    let observer_stop = tokio::task::spawn_blocking(move || observer.stop());
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), observer_stop).await;
     watcher.abort();
     probe.abort();
     result

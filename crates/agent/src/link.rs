@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use edgecap_model::protocol::MAX_ROLLUP_SECONDS;
 use edgecap_model::{AgentMsg, Assignment, ServerMsg};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
@@ -18,6 +19,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 use crate::identity::Credential;
 use crate::ledger::{Begin, Ledger};
+use crate::observer::Observer;
 use crate::settings::Settings;
 use crate::worker;
 
@@ -141,6 +143,7 @@ async fn dial_inner(
         version: settings.version.clone(),
         running,
         finished,
+        features: vec![edgecap_model::protocol::FEATURE_BOUNDARY.into()],
     };
     send(&mut ws, &hello).await.map_err(|e| retry(&e))?;
     loop {
@@ -247,6 +250,7 @@ impl Connection {
         mut self,
         settings: &Settings,
         ledger: &Ledger,
+        observer: &Observer,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Ended {
         let node = settings.node();
@@ -278,7 +282,7 @@ impl Connection {
                         Some(Ok(Message::Text(t))) => match ServerMsg::decode(&t) {
                             Ok(m) => {
                                 if let Err(e) =
-                                    self.handle(m, &node, ledger, stopping.is_some()).await
+                                    self.handle(m, &node, ledger, observer, stopping.is_some()).await
                                 {
                                     return Ended::Lost(format!("sending: {e}"));
                                 }
@@ -303,6 +307,9 @@ impl Connection {
                     if let Err(e) = beat.and(ping) {
                         return Ended::Lost(format!("sending: {e}"));
                     }
+                    if let Err(e) = self.send_rollups(observer).await {
+                        return Ended::Lost(format!("sending: {e}"));
+                    }
                 }
                 changed = shutdown.changed(), if stopping.is_none() => {
                     if changed.is_err() || *shutdown.borrow() {
@@ -316,11 +323,32 @@ impl Connection {
         }
     }
 
+    /// Sends the observer's closed seconds; what could not be sent waits for the next
+    /// connection.
+    async fn send_rollups(&mut self, observer: &Observer) -> Result<(), tungstenite::Error> {
+        let now_s = edgecap_capture::run::now_ns() / 1_000_000_000;
+        let mut seconds = observer.take_seconds(now_s);
+        while !seconds.is_empty() {
+            let rest = seconds.split_off(seconds.len().min(MAX_ROLLUP_SECONDS));
+            let msg = AgentMsg::Rollups { seconds };
+            if let Err(e) = send(&mut self.ws, &msg).await {
+                if let AgentMsg::Rollups { mut seconds } = msg {
+                    seconds.extend(rest);
+                    observer.requeue(seconds);
+                }
+                return Err(e);
+            }
+            seconds = rest;
+        }
+        Ok(())
+    }
+
     async fn handle(
         &mut self,
         msg: ServerMsg,
         node: &worker::NodeContext,
         ledger: &Ledger,
+        observer: &Observer,
         stopping: bool,
     ) -> Result<(), tungstenite::Error> {
         match msg {
@@ -350,6 +378,7 @@ impl Connection {
                     tracing::debug!(capture = %capture_id, "stop for a capture not running here");
                 }
             }
+            ServerMsg::Accounts { accounts } => observer.set_accounts(&accounts),
             ServerMsg::Welcome { .. } => {}
             ServerMsg::Refused { reason } => {
                 tracing::warn!(%reason, "the server refused us on a live connection");

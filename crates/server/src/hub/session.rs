@@ -266,6 +266,10 @@ impl Session {
                 }
             }
             AgentMsg::Done { outcome } => self.done(outcome),
+            // Stored by the rollup store once it exists (issue 12); accepted and dropped now.
+            AgentMsg::Rollups { seconds } => {
+                tracing::debug!(node = %self.name, seconds = seconds.len(), "rollups received");
+            }
         }
     }
 

@@ -117,6 +117,7 @@ async fn serve(state: AppState, mut socket: WebSocket, node: String) {
             version,
             running,
             finished,
+            ..
         })) => match validate(name, labels, points, version) {
             Ok(info) if info.name != node => {
                 let reason = format!(
