@@ -4,7 +4,7 @@
 //! One set per process ([`agent`]): the engine's counters arrive with its progress callback
 //! (several times a second, never per packet), so the capture loop takes no lock for them;
 //! each tick adds what grew since the last ([`Tally`]), and the end of a capture adds the rest
-//! from its summary (overruns only then: the progress does not carry them).
+//! from its summary.
 //!
 //! Health: ready when the agent holds a connection to its server and a netfilter netlink
 //! socket opens in the capture namespace (the first thing every capture needs), checked
@@ -89,7 +89,7 @@ impl AgentMetrics {
         let overruns = counter(
             &mut registry,
             "overruns",
-            "Receive-buffer overrun reports (ENOBUFS) of finished captures",
+            "Receive-buffer overrun reports (ENOBUFS) of captures; never a packet count",
             None,
         );
         let upload_bytes = counter(
@@ -214,24 +214,30 @@ pub struct Tally {
     packets: u64,
     bytes: u64,
     lost: u64,
+    overruns: u64,
 }
 
 impl Tally {
     /// The engine's running totals of this capture: adds what grew since the last call.
-    pub fn advance(&mut self, packets: u64, bytes: u64, lost: u64) {
+    pub fn advance(&mut self, p: &edgecap_capture::Progress) {
+        self.add(p.packets, p.bytes, p.lost, p.overruns);
+    }
+
+    /// The capture's summary: the rest of its counters.
+    pub fn finish(&mut self, s: &edgecap_capture::Summary) {
+        self.add(s.packets, s.bytes, s.lost, s.overruns);
+    }
+
+    fn add(&mut self, packets: u64, bytes: u64, lost: u64, overruns: u64) {
         let m = agent();
         m.packets.inc_by(packets.saturating_sub(self.packets));
         m.bytes.inc_by(bytes.saturating_sub(self.bytes));
         m.lost.inc_by(lost.saturating_sub(self.lost));
+        m.overruns.inc_by(overruns.saturating_sub(self.overruns));
         self.packets = self.packets.max(packets);
         self.bytes = self.bytes.max(bytes);
         self.lost = self.lost.max(lost);
-    }
-
-    /// The capture's summary: the rest of its counters and its overruns.
-    pub fn finish(&mut self, s: &edgecap_capture::Summary) {
-        self.advance(s.packets, s.bytes, s.lost);
-        agent().overruns.inc_by(s.overruns);
+        self.overruns = self.overruns.max(overruns);
     }
 }
 
@@ -285,12 +291,12 @@ mod tests {
     fn a_tally_adds_only_what_grew() {
         let before = agent().packets.get();
         let mut t = Tally::default();
-        t.advance(10, 1000, 0);
-        t.advance(10, 1000, 0);
-        t.advance(25, 2500, 1);
+        t.add(10, 1000, 0, 0);
+        t.add(10, 1000, 0, 0);
+        t.add(25, 2500, 1, 2);
         // Other tests of this binary may count at once; ours added exactly 25.
         assert!(agent().packets.get() >= before + 25);
-        assert_eq!((t.packets, t.bytes, t.lost), (25, 2500, 1));
+        assert_eq!((t.packets, t.bytes, t.lost, t.overruns), (25, 2500, 1, 2));
         let text = agent().render();
         assert!(text.contains("edgecap_agent_packets_total "), "{text}");
         assert!(

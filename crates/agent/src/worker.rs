@@ -98,7 +98,7 @@ fn run(
     let mut tally = crate::metrics::Tally::default();
     // The engine calls this several times a second, packets or not.
     let on_progress = |p: &edgecap_capture::Progress| {
-        tally.advance(p.packets, p.bytes, p.lost);
+        tally.advance(p);
         if let Some(why) = watch.as_ref().and_then(edgecap_store::UploadWatch::failure)
             && !stop.swap(true, std::sync::atomic::Ordering::Relaxed)
         {
