@@ -119,11 +119,14 @@ impl Metrics {
         }
     }
 
-    /// Counts one answered request. `route` is the route's template (never a raw path).
+    /// Counts one answered request. `route` is the route's template (never a raw path); a
+    /// method outside the standard ones counts as `other`, so no client can grow the family.
     pub fn request(&self, method: &str, route: &str, code: u16) {
+        const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"];
+        let method = METHODS.iter().find(|m| **m == method).unwrap_or(&"other");
         self.api_requests
             .get_or_create(&vec![
-                ("method", method.to_owned()),
+                ("method", (*method).to_owned()),
                 ("route", route.to_owned()),
                 ("code", code.to_string()),
             ])

@@ -52,6 +52,8 @@ async fn metrics_count_requests_dispatches_and_captures(b: Backend) {
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, _) = h.call("GET", "/no/such/path", None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
+    let (s, _) = h.call("BREW", "/no/such/path", None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
 
     let text = scrape(&h).await;
     let get = "edgecap_api_requests_total{method=\"GET\",route=\"/client/v4/accounts/{account_id}/pcaps/{pcap_id}\"";
@@ -69,6 +71,10 @@ async fn metrics_count_requests_dispatches_and_captures(b: Backend) {
     assert_eq!(sample(&text, post), Some(1.0), "{text}");
     let unmatched = "edgecap_api_requests_total{method=\"GET\",route=\"unmatched\",code=\"404\"}";
     assert_eq!(sample(&text, unmatched), Some(1.0), "{text}");
+    // A made-up method is `other`: clients cannot add label values.
+    let other = "edgecap_api_requests_total{method=\"other\",route=\"unmatched\",code=\"404\"}";
+    assert_eq!(sample(&text, other), Some(1.0), "{text}");
+    assert!(!text.contains("BREW"), "{text}");
     // No raw id ever becomes a label value.
     assert!(!text.contains(&id), "{text}");
     assert!(!text.contains(&h.account.id), "{text}");
