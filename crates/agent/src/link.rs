@@ -317,7 +317,9 @@ impl Connection {
                             heard.elapsed().as_secs_f64()
                         ));
                     }
-                    let beat = send(&mut self.ws, &AgentMsg::Heartbeat).await;
+                    let beat = send(&mut self.ws, &AgentMsg::Heartbeat {
+                        health: Some(crate::metrics::agent().health()),
+                    }).await;
                     let ping = self.ws.send(Message::Ping(Vec::new().into())).await;
                     if let Err(e) = beat.and(ping) {
                         return Ended::Lost(format!("sending: {e}"));

@@ -675,12 +675,33 @@ async fn node_command(db: &Db, command: &NodeCommand, as_json: bool) -> Result<(
     match command {
         NodeCommand::List => {
             let list = identities::list(db).await.map_err(failed)?;
+            // The health connected nodes' agents last reported (`docs/operations.md`).
+            let health: std::collections::HashMap<String, edgecap_model::NodeHealth> =
+                edgecap_server::db::nodes::list(db)
+                    .await
+                    .map_err(failed)?
+                    .into_iter()
+                    .filter_map(|n| Some((n.name, n.health?)))
+                    .collect();
             if as_json {
-                outln!("{}", json!(list));
+                let rows: Vec<serde_json::Value> = list
+                    .iter()
+                    .map(|n| {
+                        let mut v = json!(n);
+                        v["health"] = json!(health.get(&n.name));
+                        v
+                    })
+                    .collect();
+                outln!("{}", json!(rows));
             } else {
                 for n in list {
+                    let h = match health.get(&n.name) {
+                        None => "health -".to_owned(),
+                        Some(h) if h.ready => "ready".to_owned(),
+                        Some(h) => format!("not ready ({})", h.problems.join("; ")),
+                    };
                     outln!(
-                        "{:<24}  enrolled {}  token {}  {}",
+                        "{:<24}  enrolled {}  token {}  {}  {h}",
                         n.name,
                         n.enrolled,
                         n.enrolled_with.as_deref().unwrap_or("-"),

@@ -68,6 +68,10 @@ pub struct AgentArgs {
     /// normally refuses first) [default: 16].
     #[arg(long, env = "EDGECAP_MAX_CAPTURES")]
     pub max_captures: Option<usize>,
+    #[command(flatten)]
+    pub metrics: crate::observe::MetricsArgs,
+    #[command(flatten)]
+    pub log: crate::observe::LogArgs,
 }
 
 /// The upload flags, checked.
@@ -151,7 +155,10 @@ pub fn settings(a: &AgentArgs) -> Result<Settings, Failure> {
 
 pub fn run(a: &AgentArgs) -> Result<(), Failure> {
     let settings = settings(a)?;
+    a.metrics.addr()?;
     crate::server_cmd::runtime()?.block_on(async {
+        let listener = a.metrics.bind().await?;
+        let _metrics = crate::observe::serve(listener, edgecap_agent::metrics::Probe);
         edgecap_agent::run(settings, crate::server_cmd::shutdown_signal())
             .await
             .map_err(agent_failure)

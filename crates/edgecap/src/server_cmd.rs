@@ -324,6 +324,10 @@ pub struct ServerArgs {
     pub db: DbArgs,
     #[command(flatten)]
     pub serve: ServeArgs,
+    #[command(flatten)]
+    pub metrics: crate::observe::MetricsArgs,
+    #[command(flatten)]
+    pub log: crate::observe::LogArgs,
 }
 
 /// Where the secrets key lives: `--secrets-key`, else `<data-dir>/secrets.key`; its
@@ -371,7 +375,8 @@ pub async fn open_state(
 }
 
 pub fn run(a: &ServerArgs) -> Result<(), Failure> {
-    let (addr, config) = a.serve.resolve()?;
+    let (addr, mut config) = a.serve.resolve()?;
+    config.metrics_on_api = a.metrics.addr()?.is_none();
     runtime()?.block_on(async {
         // The port first: a taken one leaves no new database or secrets key behind.
         let listener = bind(addr).await?;
@@ -382,7 +387,10 @@ pub fn run(a: &ServerArgs) -> Result<(), Failure> {
                  refused (403) unless --insecure-plaintext; serve TLS with --tls-cert/--tls-key"
             );
         }
+        let metrics = a.metrics.bind().await?;
         let state = open_state(&a.serve, &a.db, config).await?;
+        let _metrics =
+            crate::observe::serve(metrics, edgecap_server::metrics::Probe(state.clone()));
         let url = format!("{scheme}://{}", local_addr(&listener)?);
         outln!("edgecap server listening on {url}");
         flush_stdout();

@@ -36,6 +36,8 @@ pub struct UpArgs {
     /// --listen address.
     #[arg(long, requires = "tls_cert")]
     pub ca: Option<PathBuf>,
+    #[command(flatten)]
+    pub log: crate::observe::LogArgs,
 }
 
 pub fn run(a: &UpArgs) -> Result<(), Failure> {

@@ -26,6 +26,7 @@ mod bad_input;
 mod boundary;
 mod cli;
 mod limits;
+mod metrics;
 mod node_loss;
 mod observer;
 mod privileges;

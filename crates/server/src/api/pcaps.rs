@@ -26,6 +26,7 @@ pub async fn create(
     State(state): State<AppState>,
     body: JsonBody,
 ) -> Result<Response, HttpError> {
+    let received = std::time::Instant::now();
     let colo_field = if body.0.contains_key("colo_name") {
         "colo_name"
     } else {
@@ -105,7 +106,13 @@ pub async fn create(
     for p in &parts {
         let mut a = assignment(&id, &stored, p.packet_limit, p.byte_limit);
         a.credentials = handed.clone();
-        sent += usize::from(state.hub.assign(&p.node, a));
+        // Timed before the send: an agent may acknowledge before `assign` returns.
+        state.hub.metrics().dispatched(&id, &p.node, received);
+        let assigned = state.hub.assign(&p.node, a);
+        if !assigned {
+            state.hub.metrics().forget_dispatch(&id, &p.node);
+        }
+        sent += usize::from(assigned);
     }
     tracing::info!(capture = %id, account = %caller.account.id, nodes = n, sent, "capture created");
     let capture = captures::get(&state.db, &caller.account.id, &id)

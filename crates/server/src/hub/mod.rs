@@ -49,6 +49,8 @@ pub struct LiveNode {
     pub info: NodeInfo,
     /// Unix seconds of the last message from the node.
     pub last_seen: f64,
+    /// What its last heartbeat said of its health.
+    pub health: Option<edgecap_model::NodeHealth>,
 }
 
 /// A handle on the hub; clones share it.
@@ -75,6 +77,17 @@ struct Shared {
     /// (at most [`MERGE_QUEUE`]; beyond it a capture waits, `conversion_running`, for the
     /// next start).
     merges: mpsc::Sender<String>,
+    /// The process's metrics and readiness checks (`crate::metrics`).
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+/// The hub's bounded queues and sessions, as `/metrics` reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueDepths {
+    pub agents: usize,
+    pub writer: usize,
+    pub merge: usize,
+    pub agent_outbox: usize,
 }
 
 #[derive(Debug, Default)]
@@ -105,6 +118,8 @@ struct Connected {
     /// still pending). A node that connects just before a create is seen by both, so
     /// assigning checks and records here, under the lock, and each part is sent once.
     assigned: HashSet<String>,
+    /// The agent's health from its last heartbeat that carried one (bounded).
+    health: Option<edgecap_model::NodeHealth>,
 }
 
 /// Captures waiting for a merge slot, at most.
@@ -167,6 +182,7 @@ impl Hub {
                 live,
                 writes,
                 closing: watch::channel(false).0,
+                metrics: Arc::new(crate::metrics::Metrics::new()),
             }),
         }
     }
@@ -231,6 +247,7 @@ impl Hub {
             .map(|c| LiveNode {
                 info: c.info.clone(),
                 last_seen: c.last_seen,
+                health: c.health.clone(),
             })
             .collect();
         nodes.sort_by(|a, b| a.info.name.cmp(&b.info.name));
@@ -246,6 +263,7 @@ impl Hub {
                 let node = LiveNode {
                     info: c.info.clone(),
                     last_seen: c.last_seen,
+                    health: c.health.clone(),
                 };
                 (node, c.conn)
             })
@@ -345,6 +363,34 @@ impl Hub {
 
     fn is_closing(&self) -> bool {
         *self.shared.closing.borrow()
+    }
+
+    /// The process's metrics and readiness checks.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.shared.metrics
+    }
+
+    /// Connected agents and what waits in the hub's queues.
+    pub fn queue_depths(&self) -> QueueDepths {
+        let depth = |max: usize, free: usize| max.saturating_sub(free);
+        let live = self.live();
+        QueueDepths {
+            agents: live.nodes.len(),
+            writer: depth(
+                self.shared.writes.max_capacity(),
+                self.shared.writes.capacity(),
+            ),
+            merge: depth(
+                self.shared.merges.max_capacity(),
+                self.shared.merges.capacity(),
+            ),
+            agent_outbox: live
+                .nodes
+                .values()
+                .filter_map(|c| c.tx.as_ref())
+                .map(|tx| depth(tx.max_capacity(), tx.capacity()))
+                .sum(),
+        }
     }
 
     pub(crate) fn db(&self) -> &Db {

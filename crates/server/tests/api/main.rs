@@ -14,6 +14,7 @@ mod identities;
 mod limits;
 mod listener;
 mod merge;
+mod metrics;
 mod openapi;
 mod ownership;
 mod pcaps;
