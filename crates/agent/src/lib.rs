@@ -85,6 +85,9 @@ pub async fn run(
         match dialled {
             Ok(conn) => {
                 backoff.reset();
+                // Each connection starts with no account kept apart; the server sends the
+                // list when there is one (hub/scopes.rs).
+                observer.set_accounts(&[]);
                 tracing::info!(server = %settings.server, "connected");
                 metrics::agent().set_connected(true);
                 let ended = conn
