@@ -101,5 +101,6 @@ pub async fn run(
         .await;
     drop(background);
     state.hub.flush().await;
+    state.hub.retire().await;
     Ok(())
 }

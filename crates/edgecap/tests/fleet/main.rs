@@ -25,6 +25,7 @@ mod bad_input;
 mod cli;
 mod limits;
 mod node_loss;
+mod replicas;
 mod restart;
 mod stop;
 mod up;

@@ -3,9 +3,7 @@
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use edgecap_model::{
-    Capture, Envelope, SecretJson, ServerMsg, Status, codes, split_limit, validate_create,
-};
+use edgecap_model::{Capture, Envelope, SecretJson, Status, codes, split_limit, validate_create};
 use serde_json::json;
 
 use super::body::{JsonBody, PathId, numbers, ok};
@@ -37,7 +35,7 @@ pub async fn create(
     )
     .map_err(HttpError::bad_request)?;
     let target = super::target::resolve(&state, &caller.account.id, &req.destination_conf).await?;
-    let live = state.hub.live_nodes();
+    let live = state.hub.fleet_nodes().await?;
     let chosen = select(&req, colo_field, &live)?;
     let n = chosen.len();
     let mut errs = Vec::new();
@@ -59,6 +57,10 @@ pub async fn create(
     if !errs.is_empty() {
         return Err(HttpError::bad_request(errs));
     }
+    let replica_of: std::collections::HashMap<String, Option<String>> = chosen
+        .iter()
+        .map(|n| (n.info.name.clone(), n.replica.clone()))
+        .collect();
     let parts: Vec<NewPart> = chosen
         .iter()
         .enumerate()
@@ -99,7 +101,13 @@ pub async fn create(
     for p in &parts {
         let mut a = assignment(&id, &stored, p.packet_limit, p.byte_limit);
         a.credentials = handed.clone();
-        sent += usize::from(state.hub.assign(&p.node, a));
+        let replica = replica_of.get(&p.node).cloned().flatten();
+        sent += usize::from(
+            state
+                .hub
+                .assign_anywhere(&p.node, replica.as_deref(), a)
+                .await,
+        );
     }
     tracing::info!(capture = %id, account = %caller.account.id, nodes = n, sent, "capture created");
     let capture = captures::get(&state.db, &caller.account.id, &id)
@@ -168,10 +176,7 @@ pub async fn stop(
     let nodes = captures::open_nodes(&state.db, &id).await?;
     let mut sent = 0usize;
     for node in &nodes {
-        let msg = ServerMsg::Stop {
-            capture_id: id.clone(),
-        };
-        sent += usize::from(state.hub.send(node, msg));
+        sent += usize::from(state.hub.stop_anywhere(node, &id).await);
     }
     tracing::info!(capture = %id, nodes = nodes.len(), sent, "stop requested");
     Ok(ok(()))

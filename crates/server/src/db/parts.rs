@@ -285,3 +285,18 @@ pub async fn nodes_with_open_parts(db: &Db) -> Result<Vec<String>> {
     .fetch_all(&db.pool)
     .await?)
 }
+
+/// Parts still waiting for their node's acknowledgement, of open captures not being stopped:
+/// (capture, node).
+pub async fn pending_parts(db: &Db) -> Result<Vec<(String, String)>> {
+    let rows = sqlx::query(
+        "SELECT p.capture_id, p.node FROM capture_nodes p JOIN captures c ON c.id = p.capture_id
+         WHERE p.status = 'pending' AND c.status IN ('pending', 'running')
+           AND c.stop_requested IS NULL",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("capture_id")?, r.try_get("node")?)))
+        .collect()
+}

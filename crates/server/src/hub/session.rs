@@ -72,6 +72,7 @@ impl Hub {
         };
         self.write(Write::NodeSeen {
             node: info,
+            conn,
             at: clock::now(),
         });
         tracing::info!(node = %name, conn, "agent connected");
@@ -302,10 +303,13 @@ impl Drop for Session {
         };
         self.hub.write(Write::NodeGone {
             name: self.name.clone(),
+            conn: self.conn,
             at: clock::now(),
         });
         tracing::info!(node = %self.name, conn = self.conn, "agent disconnected");
-        if !self.hub.is_closing() {
+        // On a shared database the replica holding the sweep claim times lost nodes out
+        // (`replica.rs`), whichever replica they left.
+        if !self.hub.is_closing() && !self.hub.shared.replica.shared {
             let reason = format!(
                 "node {} disconnected and did not return within {}",
                 self.name,
