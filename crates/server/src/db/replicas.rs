@@ -26,9 +26,14 @@ pub async fn renew(db: &Db, id: &str, now: &str, lease_until: &str) -> Result<()
     Ok(())
 }
 
-/// A replica that stops cleanly: its row and its sessions go (its agents reconnect elsewhere).
+/// A replica that stops cleanly: its row, its sessions and its claims go (its agents
+/// reconnect elsewhere; another replica takes its work over at once).
 pub async fn retire(db: &Db, id: &str) -> Result<()> {
     let mut tx = db.pool.begin().await?;
+    sqlx::query("DELETE FROM claims WHERE replica_id = $1")
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
     sqlx::query("DELETE FROM node_sessions WHERE replica_id = $1")
         .bind(id)
         .execute(&mut *tx)
