@@ -97,18 +97,16 @@ pub async fn create(
         .credentials
         .as_ref()
         .map(|c| SecretJson::new(c.expose_json()));
-    let mut sent = 0usize;
-    for p in &parts {
-        let mut a = assignment(&id, &stored, p.packet_limit, p.byte_limit);
-        a.credentials = handed.clone();
-        let replica = replica_of.get(&p.node).cloned().flatten();
-        sent += usize::from(
-            state
-                .hub
-                .assign_anywhere(&p.node, replica.as_deref(), a)
-                .await,
-        );
-    }
+    let assignments: Vec<_> = parts
+        .iter()
+        .map(|p| {
+            let mut a = assignment(&id, &stored, p.packet_limit, p.byte_limit);
+            a.credentials = handed.clone();
+            let replica = replica_of.get(&p.node).cloned().flatten();
+            (p.node.clone(), replica, a)
+        })
+        .collect();
+    let sent = state.hub.assign_all(&id, assignments).await;
     tracing::info!(capture = %id, account = %caller.account.id, nodes = n, sent, "capture created");
     let capture = captures::get(&state.db, &caller.account.id, &id)
         .await?
@@ -174,10 +172,7 @@ pub async fn stop(
         )));
     }
     let nodes = captures::open_nodes(&state.db, &id).await?;
-    let mut sent = 0usize;
-    for node in &nodes {
-        sent += usize::from(state.hub.stop_anywhere(node, &id).await);
-    }
+    let sent = state.hub.stop_all(&id, &nodes).await;
     tracing::info!(capture = %id, nodes = nodes.len(), sent, "stop requested");
     Ok(ok(()))
 }

@@ -137,18 +137,6 @@ pub async fn live_sessions(db: &Db, now: &str) -> Result<Vec<RemoteSession>> {
         .collect()
 }
 
-/// The live replica holding `node`'s session, if any.
-pub async fn replica_of(db: &Db, node: &str, now: &str) -> Result<Option<String>> {
-    Ok(sqlx::query_scalar(
-        "SELECT s.replica_id FROM node_sessions s JOIN replicas r ON r.id = s.replica_id
-         WHERE s.node = $1 AND r.lease_until > $2",
-    )
-    .bind(node)
-    .bind(now)
-    .fetch_optional(&db.pool)
-    .await?)
-}
-
 /// Takes (or keeps) the claim `name` for `replica` until `lease_until`; true if it holds it.
 /// Free claims, expired ones and its own are taken; one held by another replica is not.
 pub async fn claim(

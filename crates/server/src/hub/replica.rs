@@ -4,10 +4,9 @@
 //!   [`RENEW`] for [`LEASE`]; each connected node has a row in `node_sessions` naming its
 //!   replica (written by the hub's writer at connect and departure). A session lives as long
 //!   as its replica's lease, so node selection on any replica sees the whole fleet.
-//! - Dispatch: an assignment or stop for a node whose session is elsewhere is a `NOTIFY` on
-//!   that replica's channel; the payload names the node (and the capture, for a stop), and the
-//!   receiver reads the work from the database, exactly as a reconnecting node's
-//!   reconciliation does. A catch-up every [`CATCH_UP`] (and after the `LISTEN` connection is
+//! - Dispatch: assignments or stops for nodes whose sessions are elsewhere are one `NOTIFY`
+//!   per replica on its channel; the payload is the capture id, and the receiver reads the
+//!   work from the database for its own nodes, as a reconnecting node's reconciliation does. A catch-up every [`CATCH_UP`] (and after the `LISTEN` connection is
 //!   re-established) assigns whatever a lost notification left pending.
 //! - Claims (`claims`): the timers' sweep (overdue parts, lost nodes, pruning) runs on the one
 //!   replica holding the `sweep` claim; each merge runs on the one replica holding
@@ -15,6 +14,7 @@
 //!
 //! On SQLite (one process) none of this runs: the hub's memory is the fleet, as before.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -90,34 +90,35 @@ impl Replica {
     }
 }
 
-/// What a notification asks of the replica that holds the node.
+/// What a notification asks of a replica: one per replica and capture, whatever the number
+/// of its nodes the capture concerns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Wake {
-    /// Assign the node's pending parts (read from the database).
-    Assign { node: String },
-    /// Tell the node to stop a capture.
-    Stop { capture_id: String, node: String },
+    /// Assign the capture's pending parts of nodes connected there (read from the database).
+    Assign { capture_id: String },
+    /// Tell the capture's nodes connected there to stop it.
+    Stop { capture_id: String },
 }
 
 impl Wake {
     fn encode(&self) -> String {
         match self {
-            Wake::Assign { node } => format!("assign {node}"),
-            Wake::Stop { capture_id, node } => format!("stop {capture_id} {node}"),
+            Wake::Assign { capture_id } => format!("assign {capture_id}"),
+            Wake::Stop { capture_id } => format!("stop {capture_id}"),
         }
     }
 
     fn decode(s: &str) -> Option<Wake> {
-        let mut it = s.split(' ');
-        let wake = match (it.next()?, it.next(), it.next()) {
-            ("assign", Some(node), None) => Wake::Assign { node: node.into() },
-            ("stop", Some(id), Some(node)) if edgecap_model::ids::is_id(id) => Wake::Stop {
-                capture_id: id.to_ascii_lowercase(),
-                node: node.into(),
-            },
-            _ => return None,
-        };
-        it.next().is_none().then_some(wake)
+        let (verb, id) = s.split_once(' ')?;
+        if !edgecap_model::ids::is_id(id) {
+            return None;
+        }
+        let capture_id = id.to_ascii_lowercase();
+        match verb {
+            "assign" => Some(Wake::Assign { capture_id }),
+            "stop" => Some(Wake::Stop { capture_id }),
+            _ => None,
+        }
     }
 }
 
@@ -132,103 +133,160 @@ impl Hub {
         &self.shared.replica.id
     }
 
-    /// Assigns a part wherever its node is connected: here (once per connection), or through
-    /// the replica holding its session (`replica`, when the caller knows it). False if the
-    /// node is connected nowhere.
-    pub async fn assign_anywhere(
+    /// Assigns a capture's parts wherever their nodes are connected: here (once per
+    /// connection), or through the replica holding the node's session (`replica`, from the
+    /// selection), which is woken once for all its nodes. How many parts were sent or handed
+    /// to a replica.
+    pub async fn assign_all(
         &self,
-        node: &str,
-        replica: Option<&str>,
-        assignment: edgecap_model::Assignment,
-    ) -> bool {
-        if self.assign(node, assignment) {
-            return true;
+        capture_id: &str,
+        parts: Vec<(String, Option<String>, edgecap_model::Assignment)>,
+    ) -> usize {
+        let mut sent = 0;
+        let mut elsewhere: BTreeMap<String, usize> = BTreeMap::new();
+        for (node, replica, a) in parts {
+            if self.assign(&node, a) {
+                sent += 1;
+            } else if let Some(r) = replica {
+                *elsewhere.entry(r).or_default() += 1;
+            }
         }
-        self.wake(node, replica, Wake::Assign { node: node.into() })
-            .await
-    }
-
-    /// Tells a node to stop a capture, wherever it is connected; false if it is nowhere.
-    pub async fn stop_anywhere(&self, node: &str, capture_id: &str) -> bool {
-        let msg = ServerMsg::Stop {
+        let wake = Wake::Assign {
             capture_id: capture_id.to_owned(),
         };
-        if self.send(node, msg) {
-            return true;
+        for (replica, n) in elsewhere {
+            if self.wake(&replica, &wake).await {
+                sent += n;
+            }
         }
-        let wake = Wake::Stop {
-            capture_id: capture_id.into(),
-            node: node.into(),
-        };
-        self.wake(node, None, wake).await
+        sent
     }
 
-    async fn wake(&self, node: &str, replica: Option<&str>, wake: Wake) -> bool {
-        let r = &self.shared.replica;
-        if !r.shared {
-            return false;
+    /// Tells a capture's `nodes` to stop it, wherever they are connected; how many were told
+    /// (or their replica was).
+    pub async fn stop_all(&self, capture_id: &str, nodes: &[String]) -> usize {
+        let mut sent = 0;
+        let mut rest = Vec::new();
+        for node in nodes {
+            let msg = ServerMsg::Stop {
+                capture_id: capture_id.to_owned(),
+            };
+            if self.send(node, msg) {
+                sent += 1;
+            } else {
+                rest.push(node.as_str());
+            }
         }
-        let replica = match replica {
-            Some(rep) => rep.to_owned(),
-            None => match replicas::replica_of(self.db(), node, &clock::now()).await {
-                Ok(Some(rep)) => rep,
-                Ok(None) => return false,
-                Err(e) => {
-                    tracing::error!(node, error = %e, "cannot find the node's replica");
-                    return false;
-                }
-            },
+        if rest.is_empty() || !self.shared.replica.shared {
+            return sent;
+        }
+        let sessions = match replicas::live_sessions(self.db(), &clock::now()).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(capture = capture_id, error = %e, "cannot find the nodes' replicas");
+                return sent;
+            }
         };
-        if replica == r.id {
-            // Its session here has just ended; the node's next hello reconciles.
+        let mut elsewhere: BTreeMap<String, usize> = BTreeMap::new();
+        for s in sessions {
+            if rest.contains(&s.info.name.as_str()) {
+                *elsewhere.entry(s.replica).or_default() += 1;
+            }
+        }
+        let wake = Wake::Stop {
+            capture_id: capture_id.to_owned(),
+        };
+        for (replica, n) in elsewhere {
+            if self.wake(&replica, &wake).await {
+                sent += n;
+            }
+        }
+        sent
+    }
+
+    async fn wake(&self, replica: &str, wake: &Wake) -> bool {
+        let r = &self.shared.replica;
+        if !r.shared || replica == r.id {
+            // Not another replica's: a session here that has just ended, whose node's next
+            // hello reconciles.
             return false;
         }
-        match replicas::notify(self.db(), &replica, &wake.encode()).await {
+        match replicas::notify(self.db(), replica, &wake.encode()).await {
             Ok(()) => true,
             Err(e) => {
-                tracing::error!(node, replica = %replica, error = %e, "cannot notify a replica");
+                tracing::error!(replica = %replica, error = %e, "cannot notify a replica");
                 false
             }
         }
     }
 
-    /// Assigns the node's pending parts if it is connected here (a notification, or the
-    /// catch-up): what reconciliation does for parts never acknowledged.
-    async fn assign_pending(&self, node: &str) -> Result<()> {
-        if !self.live().nodes.contains_key(node) {
-            return Ok(());
-        }
-        for part in crate::db::parts::open_for_node(self.db(), node).await? {
-            if part.status != edgecap_model::Status::Pending || part.stop_requested {
-                continue;
-            }
-            if self.is_assigned(node, &part.capture_id) {
-                continue;
-            }
-            let id = part.capture_id.clone();
-            let ctx = crate::credentials::capture_context(&id);
-            match self.vault().for_agent(part.credentials.as_deref(), &ctx) {
-                Ok(credentials) => {
-                    let mut a = part.assignment;
-                    a.credentials = credentials;
-                    self.assign(node, a);
+    /// A notification from another replica.
+    async fn woken(&self, wake: Wake) -> Result<()> {
+        match wake {
+            Wake::Assign { capture_id } => {
+                for (node, part) in
+                    crate::db::parts::open_of_capture(self.db(), &capture_id).await?
+                {
+                    self.assign_part(&node, part);
                 }
-                Err(e) => self.write(Write::Fail {
-                    capture_id: id,
-                    node: node.to_owned(),
-                    reason: format!("the server cannot assign it: {e}"),
-                    at: clock::now(),
-                }),
+            }
+            Wake::Stop { capture_id } => {
+                for node in crate::db::captures::open_nodes(self.db(), &capture_id).await? {
+                    let msg = ServerMsg::Stop {
+                        capture_id: capture_id.clone(),
+                    };
+                    self.send(&node, msg);
+                }
             }
         }
         Ok(())
     }
 
+    /// Assigns the node's pending parts if it is connected here (the catch-up): what
+    /// reconciliation does for parts never acknowledged.
+    async fn assign_pending(&self, node: &str) -> Result<()> {
+        if !self.live().nodes.contains_key(node) {
+            return Ok(());
+        }
+        for part in crate::db::parts::open_for_node(self.db(), node).await? {
+            self.assign_part(node, part);
+        }
+        Ok(())
+    }
+
+    /// Sends a part its node (connected here) has not been sent on this connection, if it
+    /// still waits for one.
+    fn assign_part(&self, node: &str, part: crate::db::parts::OpenPart) {
+        if part.status != edgecap_model::Status::Pending
+            || part.stop_requested
+            || self.is_assigned(node, &part.capture_id)
+        {
+            return;
+        }
+        let id = part.capture_id.clone();
+        let ctx = crate::credentials::capture_context(&id);
+        match self.vault().for_agent(part.credentials.as_deref(), &ctx) {
+            Ok(credentials) => {
+                let mut a = part.assignment;
+                a.credentials = credentials;
+                self.assign(node, a);
+            }
+            Err(e) => self.write(Write::Fail {
+                capture_id: id,
+                node: node.to_owned(),
+                reason: format!("the server cannot assign it: {e}"),
+                at: clock::now(),
+            }),
+        }
+    }
+
+    /// Connected here and sent this capture on this connection (a node connected elsewhere
+    /// counts as sent: it is not ours to assign).
     fn is_assigned(&self, node: &str, capture_id: &str) -> bool {
         self.live()
             .nodes
             .get(node)
-            .is_some_and(|c| c.assigned.contains(capture_id))
+            .is_none_or(|c| c.assigned.contains(capture_id))
     }
 
     /// The pending parts of nodes connected here that this connection has not been sent.
@@ -401,10 +459,7 @@ async fn listen(hub: &Hub) -> Result<()> {
     loop {
         match l.try_recv().await? {
             Some(n) => match Wake::decode(n.payload()) {
-                Some(Wake::Assign { node }) => hub.assign_pending(&node).await?,
-                Some(Wake::Stop { capture_id, node }) => {
-                    hub.send(&node, ServerMsg::Stop { capture_id });
-                }
+                Some(wake) => hub.woken(wake).await?,
                 None => tracing::warn!(payload = n.payload(), "unknown replica notification"),
             },
             // The connection was lost and made again: notifications may be lost.
