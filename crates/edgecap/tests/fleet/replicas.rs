@@ -89,8 +89,7 @@ fn connected_in(log: &Path, node: &str) -> bool {
     read(log)
         .lines()
         .filter(|l| l.contains(&format!("node={node}")))
-        .filter(|l| l.contains("agent connected") || l.contains("agent disconnected"))
-        .next_back()
+        .rfind(|l| l.contains("agent connected") || l.contains("agent disconnected"))
         .is_some_and(|l| l.contains("agent connected"))
 }
 

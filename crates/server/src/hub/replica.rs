@@ -474,25 +474,20 @@ mod tests {
 
     #[test]
     fn wakes_round_trip_and_junk_is_refused() {
+        let id = "0123456789abcdef0123456789abcdef";
         for w in [
             Wake::Assign {
-                node: "edge-1".into(),
+                capture_id: id.into(),
             },
             Wake::Stop {
-                capture_id: "0123456789abcdef0123456789abcdef".into(),
-                node: "edge-1".into(),
+                capture_id: id.into(),
             },
         ] {
             assert_eq!(Wake::decode(&w.encode()), Some(w));
         }
-        for junk in [
-            "",
-            "assign",
-            "assign a b",
-            "stop x edge",
-            "stop",
-            "fly edge",
-        ] {
+        let two = format!("stop {id} {id}");
+        let fly = format!("fly {id}");
+        for junk in ["", "assign", "assign edge0", "stop x", &two, &fly] {
             assert_eq!(Wake::decode(junk), None, "{junk:?}");
         }
     }
