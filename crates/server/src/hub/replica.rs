@@ -77,16 +77,21 @@ impl Replica {
     async fn renew(&self, db: &Db) -> Result<()> {
         let started = Instant::now();
         let result = replicas::renew(db, &self.id, &clock::now(), &clock::after(LEASE)).await;
-        let mut lease = self.lease.lock().unwrap_or_else(|p| p.into_inner());
-        match &result {
-            Ok(()) => *lease = Some(started + LEASE),
-            Err(_) => {
-                if lease.is_some_and(|until| Instant::now() >= until) {
-                    *lease = None;
-                }
-            }
+        if result.is_ok() {
+            *self.lease.lock().unwrap_or_else(|p| p.into_inner()) = Some(started + LEASE);
         }
         result
+    }
+
+    /// Held once and not renewed in time: the other replicas take this one as dead, so it
+    /// must not keep (or take) agents.
+    pub fn lease_lost(&self) -> bool {
+        self.shared
+            && self
+                .lease
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_some_and(|until| Instant::now() >= until)
     }
 }
 
@@ -390,6 +395,20 @@ impl Hub {
         Ok(())
     }
 
+    /// Ends every agent session here (the lease is lost: the other replicas count these
+    /// nodes as gone, so their agents must reconnect to one of them).
+    fn drop_sessions(&self) {
+        let mut live = self.live();
+        let n = live.nodes.len();
+        for c in live.nodes.values_mut() {
+            // Dropping the sender ends the session, as for a slow agent.
+            c.tx = None;
+        }
+        if n > 0 {
+            tracing::warn!(sessions = n, "lease lost: closing every agent session here");
+        }
+    }
+
     /// Stops being a replica (clean shutdown): the row and any session left go.
     pub async fn retire(&self) {
         let r = &self.shared.replica;
@@ -419,6 +438,9 @@ pub(super) async fn start(hub: &Hub) -> Result<Vec<JoinHandle<()>>> {
                 tick.tick().await;
                 if let Err(e) = hub.shared.replica.renew(hub.db()).await {
                     tracing::error!(error = %e, "cannot renew this replica's lease");
+                    if hub.shared.replica.lease_lost() {
+                        hub.drop_sessions();
+                    }
                 }
             }
         })

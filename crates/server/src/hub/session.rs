@@ -33,6 +33,12 @@ impl Hub {
         if self.is_closing() {
             return Err("the server is shutting down".into());
         }
+        if self.shared.replica.lease_lost() {
+            return Err(
+                "this server replica cannot reach its database (lease lost); connect to                  another"
+                    .into(),
+            );
+        }
         if self.shared.writes.capacity() == 0 {
             return Err(
                 "the server is busy (its database writer is behind); try again later".into(),

@@ -629,3 +629,51 @@ async fn replicas_on_postgresql_share_nodes_dispatch_and_spare_each_others_nodes
     s2.stop().await;
     s1.stop().await;
 }
+
+/// A replica that cannot renew its lease (here: its table is out of reach) closes its agents'
+/// sessions and refuses new ones, saying why, until a renewal succeeds again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_loses_its_lease_lets_its_agents_go() {
+    let Some((h, s1)) = setup(Backend::Postgres).await else {
+        return;
+    };
+    let _a0 = agent(&h, &s1, "edge0").await;
+    until_connected(&s1.state, "edge0").await;
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&h.db_url).await.unwrap();
+    sqlx::raw_sql("ALTER TABLE replicas RENAME TO replicas_away")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    while !s1.state.hub.live_nodes().is_empty() && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        s1.state.hub.live_nodes().is_empty(),
+        "edge0 kept its session"
+    );
+    assert!(!s1.state.hub.lease_held());
+    let msg = hello("edge0", &[("site", "fra")], &["pre-firewall"]);
+    let (_, first) = SimAgent::connect(&s1.base, &h.agent_token, &msg)
+        .await
+        .unwrap();
+    match first {
+        ServerMsg::Refused { reason } => assert!(reason.contains("lease lost"), "{reason}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    sqlx::raw_sql("ALTER TABLE replicas_away RENAME TO replicas")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(5);
+    while !s1.state.hub.lease_held() && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_a0, first) = SimAgent::connect(&s1.base, &h.agent_token, &msg)
+        .await
+        .unwrap();
+    assert!(matches!(first, ServerMsg::Welcome { .. }), "{first:?}");
+    pool.close().await;
+    s1.stop().await;
+}
