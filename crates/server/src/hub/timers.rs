@@ -26,7 +26,10 @@ impl Drop for Background {
 pub(super) async fn start(hub: &Hub) -> Result<Background> {
     // This process has no connections yet; nodes that had unfinished parts get one grace
     // period, from now, to come back and say how those parts went.
-    nodes::reset_connected(hub.db()).await?;
+    // On a shared database the other replicas' nodes stay as their writers left them.
+    if !hub.shared.replica.shared {
+        nodes::reset_connected(hub.db()).await?;
+    }
     let mut tasks = super::replica::start(hub).await?;
     // On a shared database (replicas) the sweep's holder gives lost nodes their grace
     // period, from when it took the sweep over: a starting replica fails nothing of nodes
