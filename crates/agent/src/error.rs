@@ -23,6 +23,9 @@ pub enum PlanError {
     Points(#[source] edgecap_capture::points::PointError),
     #[error("time_limit: {0} is not a positive number of seconds")]
     TimeLimit(f64),
+    /// The account's prefixes in the assignment do not form a boundary.
+    #[error("prefixes: {0}")]
+    Prefixes(#[source] edgecap_filter::BoundaryError),
     /// What the request rules refuse (the same rules as `edgecap capture`'s).
     #[error("{}", request_message(.0))]
     Request(#[source] RequestError),
@@ -36,6 +39,8 @@ fn request_message(e: &RequestError) -> String {
         RequestField::Expression => format!("filter: {e}"),
         RequestField::Snaplen => format!("snaplen: {e}"),
         RequestField::Format => format!("format: {e}"),
+        // The filter, limited to the account's prefixes.
+        RequestField::Boundary => format!("filter: {e}"),
     }
 }
 

@@ -14,6 +14,8 @@
 //! - [`ledger`]: what runs here and what the server has yet to hear; outlives connections.
 //! - [`worker`]: one capture on its own thread: plan, open the file, run the engine, report.
 //! - [`plan`]: an assignment checked against this node and turned into the engine's spec.
+//! - [`observer`]: always-on observation in the capture namespace: the look-back ring and the
+//!   node's per-second rollups (issue 12; not yet sent to the server).
 //! - [`output`]: where a node's file goes (`NodeFile`: a local directory through the spool, or
 //!   a bucket through a streaming, bounded upload started before the capture).
 //! - [`report`]: the manifest written beside each file.
@@ -28,6 +30,8 @@ pub mod error;
 pub mod identity;
 pub mod ledger;
 pub mod link;
+pub mod lookback;
+pub mod observer;
 pub mod output;
 pub mod plan;
 pub mod report;
@@ -62,6 +66,8 @@ pub async fn run(
         let _ = stop_tx.send(true);
     });
     let ledger = ledger::Ledger::default();
+    // Always watching, apart from captures: its failure is logged, never fatal.
+    let observer = observer::Observer::start(&settings.node());
     let mut backoff = backoff::Backoff::default();
     // Several servers (replicas): a failed dial or a lost connection moves to the next one.
     let servers = settings.servers().len().max(1);
@@ -82,7 +88,10 @@ pub async fn run(
             Ok(conn) => {
                 backoff.reset();
                 tracing::info!(server = %settings.server, "connected");
-                match conn.serve(&settings, &ledger, &mut stop_rx).await {
+                match conn
+                    .serve(&settings, &ledger, &observer, &mut stop_rx)
+                    .await
+                {
                     link::Ended::Shutdown => break Ok(()),
                     link::Ended::Lost(why) => {
                         tracing::warn!(reason = %why, running = ledger.running().len(),
@@ -112,6 +121,8 @@ pub async fn run(
     while !ledger.is_idle() && tokio::time::Instant::now() < until {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+    let observer_stop = tokio::task::spawn_blocking(move || observer.stop());
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), observer_stop).await;
     watcher.abort();
     result
 }

@@ -5,8 +5,10 @@
 //! start and stop captures; the ledger's outcomes and progress go up; a heartbeat goes up
 //! every `heartbeat_secs`, with a WebSocket ping whose pong shows the server is still there.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use edgecap_model::protocol::MAX_ROLLUP_SECONDS;
 use edgecap_model::{AgentMsg, Assignment, ServerMsg};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
@@ -18,6 +20,8 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 use crate::identity::Credential;
 use crate::ledger::{Begin, Ledger};
+use crate::lookback;
+use crate::observer::{Observer, ObserverView};
 use crate::settings::Settings;
 use crate::worker;
 
@@ -141,6 +145,7 @@ async fn dial_inner(
         version: settings.version.clone(),
         running,
         finished,
+        features: vec![edgecap_model::protocol::FEATURE_BOUNDARY.into()],
     };
     send(&mut ws, &hello).await.map_err(|e| retry(&e))?;
     loop {
@@ -247,6 +252,7 @@ impl Connection {
         mut self,
         settings: &Settings,
         ledger: &Ledger,
+        observer: &Observer,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Ended {
         let node = settings.node();
@@ -255,6 +261,14 @@ impl Connection {
         let silent_limit = self.heartbeat * SILENT_BEATS;
         let mut heard = Instant::now();
         let mut stopping: Option<Instant> = None;
+        // Answers to look-back queries, made on blocking threads (at most MAX_CONCURRENT).
+        let (answer_tx, mut answer_rx) = tokio::sync::mpsc::channel::<Vec<AgentMsg>>(4);
+        let queries = Arc::new(tokio::sync::Semaphore::new(lookback::MAX_CONCURRENT));
+        let lookback = Lookback {
+            tx: answer_tx,
+            permits: queries,
+            observer: observer.view(),
+        };
         loop {
             for msg in ledger.outbox() {
                 if let Err(e) = send(&mut self.ws, &msg).await {
@@ -278,7 +292,7 @@ impl Connection {
                         Some(Ok(Message::Text(t))) => match ServerMsg::decode(&t) {
                             Ok(m) => {
                                 if let Err(e) =
-                                    self.handle(m, &node, ledger, stopping.is_some()).await
+                                    self.handle(m, &node, ledger, observer, &lookback, stopping.is_some()).await
                                 {
                                     return Ended::Lost(format!("sending: {e}"));
                                 }
@@ -286,6 +300,13 @@ impl Connection {
                             Err(e) => tracing::warn!(error = %e, "unreadable server message ignored"),
                         },
                         Some(Ok(_)) => {}
+                    }
+                }
+                Some(msgs) = answer_rx.recv() => {
+                    for m in &msgs {
+                        if let Err(e) = send(&mut self.ws, m).await {
+                            return Ended::Lost(format!("sending: {e}"));
+                        }
                     }
                 }
                 () = ledger.changed() => {}
@@ -301,6 +322,9 @@ impl Connection {
                     if let Err(e) = beat.and(ping) {
                         return Ended::Lost(format!("sending: {e}"));
                     }
+                    if let Err(e) = self.send_rollups(observer).await {
+                        return Ended::Lost(format!("sending: {e}"));
+                    }
                 }
                 changed = shutdown.changed(), if stopping.is_none() => {
                     if changed.is_err() || *shutdown.borrow() {
@@ -314,11 +338,33 @@ impl Connection {
         }
     }
 
+    /// Sends the observer's closed seconds; what could not be sent waits for the next
+    /// connection.
+    async fn send_rollups(&mut self, observer: &Observer) -> Result<(), tungstenite::Error> {
+        let now_s = edgecap_capture::run::now_ns() / 1_000_000_000;
+        let mut seconds = observer.take_seconds(now_s);
+        while !seconds.is_empty() {
+            let rest = seconds.split_off(seconds.len().min(MAX_ROLLUP_SECONDS));
+            let msg = AgentMsg::Rollups { seconds };
+            if let Err(e) = send(&mut self.ws, &msg).await {
+                if let AgentMsg::Rollups { mut seconds } = msg {
+                    seconds.extend(rest);
+                    observer.requeue(seconds);
+                }
+                return Err(e);
+            }
+            seconds = rest;
+        }
+        Ok(())
+    }
+
     async fn handle(
         &mut self,
         msg: ServerMsg,
         node: &worker::NodeContext,
         ledger: &Ledger,
+        observer: &Observer,
+        lookback: &Lookback,
         stopping: bool,
     ) -> Result<(), tungstenite::Error> {
         match msg {
@@ -348,6 +394,31 @@ impl Connection {
                     tracing::debug!(capture = %capture_id, "stop for a capture not running here");
                 }
             }
+            ServerMsg::Accounts { accounts } => observer.set_accounts(&accounts),
+            ServerMsg::Query { query } => {
+                if !edgecap_model::ids::is_id(&query.query_id) {
+                    tracing::warn!(query = ?query.query_id, "query with a malformed id ignored");
+                    return Ok(());
+                }
+                match lookback.permits.clone().try_acquire_owned() {
+                    Err(_) => {
+                        let busy = format!(
+                            "busy: this node answers at most {} look-back queries at once",
+                            lookback::MAX_CONCURRENT
+                        );
+                        send(&mut self.ws, &lookback::refusal(&query.query_id, busy)).await?;
+                    }
+                    Ok(permit) => {
+                        let (tx, view, node) =
+                            (lookback.tx.clone(), lookback.observer.clone(), node.clone());
+                        tokio::task::spawn_blocking(move || {
+                            let msgs = lookback::answer(&query, &view, &node);
+                            let _ = tx.blocking_send(msgs);
+                            drop(permit);
+                        });
+                    }
+                }
+            }
             ServerMsg::Welcome { .. } => {}
             ServerMsg::Refused { reason } => {
                 tracing::warn!(%reason, "the server refused us on a live connection");
@@ -355,6 +426,13 @@ impl Connection {
         }
         Ok(())
     }
+}
+
+/// Where look-back answers go and what bounds them.
+struct Lookback {
+    tx: tokio::sync::mpsc::Sender<Vec<AgentMsg>>,
+    permits: Arc<tokio::sync::Semaphore>,
+    observer: ObserverView,
 }
 
 /// Starts an assignment unless it runs or ran here already (a repeated `assign` after a

@@ -30,6 +30,13 @@ pub fn spec(
     if !(a.time_limit.is_finite() && a.time_limit > 0.0) {
         return Err(PlanError::TimeLimit(a.time_limit));
     }
+    // Fail closed: prefixes that do not parse refuse the capture rather than drop the bound.
+    let boundary = a
+        .prefixes
+        .as_deref()
+        .map(edgecap_filter::Boundary::parse)
+        .transpose()
+        .map_err(PlanError::Prefixes)?;
     Request {
         id: a.capture_id.to_ascii_lowercase(),
         node: node.to_owned(),
@@ -44,6 +51,7 @@ pub fn spec(
         snaplen: a.snaplen.map(u64::from),
         sample_one_in: a.sample_one_in(),
         format: &a.format,
+        boundary: boundary.as_ref(),
     }
     .build()
     .map_err(PlanError::Request)
@@ -69,6 +77,7 @@ mod tests {
             format: "pcap".into(),
             destination_conf: "file:///tmp".into(),
             credentials: None,
+            prefixes: None,
         }
     }
 
@@ -108,6 +117,58 @@ mod tests {
             &s.filter,
             &udp([198, 18, 0, 2], 54)
         ));
+    }
+
+    /// What a faulty server might send: a restricted account's assignment whose filter is
+    /// wider than the account's prefixes. The node's rule still holds only the account's
+    /// traffic, and prefixes it cannot read refuse the capture instead of dropping the bound.
+    #[test]
+    fn the_accounts_prefixes_bound_the_rule_whatever_the_filter() {
+        let mut a = assignment();
+        a.filter_v1 = json!({});
+        a.filter = Some("udp".into());
+        a.prefixes = Some(vec!["198.18.7.0/24".into()]);
+        let s = spec(&a, "edge0", &Config::default(), &[]).unwrap();
+        assert!(s.filter_text.contains("198.18.7.0/24"), "{}", s.filter_text);
+        // To 198.18.1.2: inside only when the source is the account's.
+        assert!(edgecap_filter::matches(
+            &s.filter,
+            &udp([198, 18, 7, 9], 53)
+        ));
+        assert!(!edgecap_filter::matches(
+            &s.filter,
+            &udp([198, 18, 8, 9], 53)
+        ));
+        // The same assignment unrestricted takes both.
+        a.prefixes = None;
+        let open = spec(&a, "edge0", &Config::default(), &[]).unwrap();
+        assert!(edgecap_filter::matches(
+            &open.filter,
+            &udp([198, 18, 8, 9], 53)
+        ));
+
+        let err = |prefixes: Vec<&str>, filter: &str| {
+            let mut a = assignment();
+            a.filter_v1 = json!({});
+            a.filter = Some(filter.into());
+            a.prefixes = Some(prefixes.into_iter().map(String::from).collect());
+            spec(&a, "edge0", &Config::default(), &[])
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            err(vec![], "udp"),
+            "prefixes: at least one prefix is needed"
+        );
+        assert!(err(vec!["198.18.7.1/24"], "udp").starts_with("prefixes: item 0: "));
+        assert_eq!(
+            err(
+                vec!["198.18.7.0/24"],
+                "src net 198.18.8.0/24 and dst net 198.18.8.0/24"
+            ),
+            "filter: can never match a packet whose source or destination is in the \
+             account's prefixes (198.18.7.0/24)"
+        );
     }
 
     /// A minimal IPv4 UDP packet to 198.18.1.2 (the matcher checks no checksum).

@@ -167,7 +167,7 @@ pub(crate) fn point_label(i: usize) -> String {
 }
 
 /// The inverse of [`point_label`], on the packet path: digits only, no allocation, no UTF-8.
-fn point_index(prefix: &[u8]) -> Option<usize> {
+pub(crate) fn point_index(prefix: &[u8]) -> Option<usize> {
     let digits = prefix.strip_prefix(b"p")?;
     if digits.is_empty() || digits.len() > 4 {
         return None;

@@ -19,6 +19,13 @@
 //! [points.after-nat]                # an operator's own point
 //! hook = "postrouting"
 //! priority = 200
+//!
+//! [observer]                        # always-on observation (defaults shown)
+//! enabled = true
+//! points = ["pre-firewall"]
+//! sample_one_in = 64                # packets sampled into the look-back ring
+//! ring_cap = "128MiB"               # the ring's memory, bookkeeping included
+//! ring_reach = "24h"                # how far back it always answers
 //! ```
 
 use std::collections::BTreeMap;
@@ -38,6 +45,86 @@ struct RawConfig {
     labels: BTreeMap<String, String>,
     #[serde(default)]
     points: BTreeMap<String, RawPoint>,
+    observer: Option<RawObserver>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawObserver {
+    enabled: Option<bool>,
+    points: Option<Vec<String>>,
+    sample_one_in: Option<u32>,
+    ring_cap: Option<String>,
+    ring_reach: Option<String>,
+}
+
+/// The observer's settings ([`crate::observe`] and the agent's ring), validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObserverConfig {
+    pub enabled: bool,
+    /// Point names, resolved when the agent starts.
+    pub points: Vec<String>,
+    pub sample_one_in: u32,
+    pub ring: edgecap_observe::RingConfig,
+}
+
+/// The most packets one sample may stand for at the observer (before the ring thins).
+pub const MAX_SAMPLE_ONE_IN: u32 = 1 << 16;
+
+impl Default for ObserverConfig {
+    fn default() -> Self {
+        ObserverConfig {
+            enabled: true,
+            points: vec!["pre-firewall".into()],
+            sample_one_in: crate::observe::DEFAULT_ONE_IN,
+            ring: edgecap_observe::RingConfig::default(),
+        }
+    }
+}
+
+impl ObserverConfig {
+    fn from_raw(raw: RawObserver) -> Result<ObserverConfig, ConfigError> {
+        let bad = |key: &str, reason: String| ConfigError {
+            key: format!("observer.{key}"),
+            reason,
+        };
+        let mut c = ObserverConfig::default();
+        if let Some(e) = raw.enabled {
+            c.enabled = e;
+        }
+        if let Some(points) = raw.points {
+            if points.is_empty() || points.len() > 8 {
+                return Err(bad("points", "name 1 to 8 capture points".into()));
+            }
+            c.points = points;
+        }
+        if let Some(n) = raw.sample_one_in {
+            if !(1..=MAX_SAMPLE_ONE_IN).contains(&n) {
+                return Err(bad(
+                    "sample_one_in",
+                    format!("{n} is outside 1..={MAX_SAMPLE_ONE_IN}"),
+                ));
+            }
+            c.sample_one_in = n;
+        }
+        if let Some(cap) = raw.ring_cap {
+            let bytes = edgecap_units::parse_size(&cap).map_err(|e| bad("ring_cap", e))?;
+            c.ring.cap_bytes = usize::try_from(bytes).unwrap_or(usize::MAX);
+        }
+        if let Some(reach) = raw.ring_reach {
+            let d = edgecap_units::parse_duration(&reach).map_err(|e| bad("ring_reach", e))?;
+            if d.as_secs() < 60 || d.as_secs() > 7 * 24 * 3600 {
+                return Err(bad("ring_reach", "must be 1m to 7d".into()));
+            }
+            c.ring.reach_secs = d.as_secs();
+        }
+        c.ring.check().map_err(|e| {
+            let text = e.to_string();
+            let (key, reason) = text.split_once(": ").unwrap_or(("ring_cap", &text));
+            bad(key, reason.to_owned())
+        })?;
+        Ok(c)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -62,6 +149,7 @@ pub struct Config {
     /// `site`, `region` and free-form labels the agent reports; flags add to them.
     pub labels: BTreeMap<String, String>,
     pub points: BTreeMap<String, PointConfig>,
+    pub observer: ObserverConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,10 +275,15 @@ impl Config {
                 },
             );
         }
+        let observer = match raw.observer {
+            Some(o) => ObserverConfig::from_raw(o)?,
+            None => ObserverConfig::default(),
+        };
         Ok(Config {
             node: raw.node,
             labels: raw.labels,
             points,
+            observer,
         })
     }
 }
@@ -223,6 +316,41 @@ mod tests {
             }
         );
         assert_eq!(c.points["after-nat"].priority, 200);
+    }
+
+    #[test]
+    fn the_observer_section_has_defaults_and_named_errors() {
+        let c = Config::parse("").unwrap();
+        assert_eq!(c.observer, ObserverConfig::default());
+        assert!(c.observer.enabled);
+        assert_eq!(c.observer.sample_one_in, 64);
+        assert_eq!(c.observer.ring.cap_bytes, 128 << 20);
+        assert_eq!(c.observer.ring.reach_secs, 86_400);
+        let c = Config::parse(
+            "[observer]\nenabled = false\npoints = [\"egress\"]\nsample_one_in = 8\n\
+             ring_cap = \"256MiB\"\nring_reach = \"2h\"\n",
+        )
+        .unwrap();
+        assert!(!c.observer.enabled);
+        assert_eq!(c.observer.points, ["egress"]);
+        assert_eq!(c.observer.sample_one_in, 8);
+        assert_eq!(c.observer.ring.cap_bytes, 256 << 20);
+        assert_eq!(c.observer.ring.reach_secs, 7200);
+        let err = |text: &str| Config::parse(text).unwrap_err();
+        let e = err("[observer]\nsample_one_in = 0\n");
+        assert_eq!(
+            (e.key.as_str(), e.reason.as_str()),
+            ("observer.sample_one_in", "0 is outside 1..=65536")
+        );
+        let e = err("[observer]\nring_cap = \"1KiB\"\n");
+        assert_eq!(e.key, "observer.ring_cap");
+        assert!(e.reason.contains("cannot hold 1441 periods"), "{e}");
+        assert_eq!(
+            err("[observer]\nring_reach = \"10s\"\n").key,
+            "observer.ring_reach"
+        );
+        assert_eq!(err("[observer]\npoints = []\n").key, "observer.points");
+        assert!(err("[observer]\nrate = 3\n").reason.contains("rate"));
     }
 
     #[test]

@@ -17,4 +17,7 @@ pub enum CaptureError {
     /// The output's reader went away; the capture was stopped and cleaned up.
     #[error("output closed by its reader after {} packets", .0.packets)]
     OutputClosed(Box<Summary>),
+    /// The observer's rules could not be built.
+    #[error("observer: {0}")]
+    Observer(String),
 }

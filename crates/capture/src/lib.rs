@@ -3,6 +3,8 @@
 //! - [`spec`]: the validated request (filter, points, limits, snaplen, sampling, group, format).
 //! - [`request`]: the one builder of a spec, shared by `edgecap capture` and the agent: the
 //!   request rules of `edgecap_filter::request` applied to resolved points.
+//! - [`observe`]: the observer's engine: exact per-point counters and a random sample of
+//!   every packet's headers to a sink, from an owned table, until stopped.
 //! - [`points`]: named capture points and the nftables hooks behind them.
 //! - [`config`]: the agent configuration file (node name, configured and custom points).
 //! - [`run`](mod@run): the loop: bind the NFLOG group, write the header, install the owned table,
@@ -16,6 +18,7 @@
 mod batch;
 pub mod config;
 pub mod error;
+pub mod observe;
 pub mod points;
 pub mod request;
 pub mod run;

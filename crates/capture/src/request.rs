@@ -6,7 +6,7 @@
 //! `filter_v1.destination_port`).
 
 use edgecap_filter::request::{self as rules, ComposeError, PointRuleError, SnaplenError};
-use edgecap_filter::{ExprError, FilterError, StructuredFilter};
+use edgecap_filter::{Boundary, BoundaryError, ExprError, FilterError, StructuredFilter};
 use edgecap_netfilter::HookNum;
 use edgecap_pcap::Format;
 
@@ -34,6 +34,9 @@ pub struct Request<'a> {
     pub sample_one_in: Option<u32>,
     /// `pcapng` or `pcap`, exactly.
     pub format: &'a str,
+    /// The account's prefixes on a shared fleet: the filter is ANDed with "source or
+    /// destination under one of them" ([`Boundary::apply`]). None: unrestricted.
+    pub boundary: Option<&'a Boundary>,
 }
 
 /// Which part of a [`Request`] is at fault; callers map it to the flag or field users typed.
@@ -45,6 +48,8 @@ pub enum RequestField {
     Expression,
     Snaplen,
     Format,
+    /// The account's prefixes (the filter can never match inside them, or too many rules).
+    Boundary,
 }
 
 /// Why a [`Request`] cannot become a spec. The message does not repeat the field's name.
@@ -60,6 +65,8 @@ pub enum RequestError {
     Snaplen(#[from] SnaplenError),
     #[error("unknown format {0:?} (use pcapng or pcap)")]
     Format(String),
+    #[error(transparent)]
+    Boundary(#[from] BoundaryError),
 }
 
 impl RequestError {
@@ -69,6 +76,7 @@ impl RequestError {
             RequestError::Expression(_) | RequestError::Point(_) => RequestField::Expression,
             RequestError::Snaplen(_) => RequestField::Snaplen,
             RequestError::Format(_) => RequestField::Format,
+            RequestError::Boundary(_) => RequestField::Boundary,
         }
     }
 }
@@ -86,7 +94,11 @@ impl Request<'_> {
     /// The engine's spec, with an automatic NFLOG group, the default socket buffer and no
     /// per-batch flush; callers with flags for those set them on the result.
     pub fn build(self) -> Result<CaptureSpec, RequestError> {
-        let composed = rules::compose(self.structured, self.expression)?;
+        let mut composed = rules::compose(self.structured, self.expression)?;
+        if let Some(boundary) = self.boundary {
+            composed.rules = boundary.apply(&composed.rules)?;
+            composed.text = format!("({}) and account prefixes ({boundary})", composed.text);
+        }
         rules::check_points(&composed.rules, at_ingress(&self.points))?;
         let snaplen = rules::snaplen(self.snaplen)?;
         let format = Format::from_name(self.format)
@@ -137,6 +149,7 @@ mod tests {
             snaplen: None,
             sample_one_in: None,
             format: "pcapng",
+            boundary: None,
         }
     }
 

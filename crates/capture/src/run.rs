@@ -50,7 +50,7 @@ pub fn run<W: Write>(
     // The request builder refuses more than NFLOG copies; a spec made by hand is held to it
     // here, the one place the engine reads it.
     let snaplen = spec.snaplen.min(edgecap_netfilter::nflog::MAX_SNAPLEN);
-    let mut reader = bind_group(spec, snaplen)?;
+    let mut reader = bind_group(spec.group, snaplen, spec.socket_buffer)?;
     let group = reader.group();
     let mut writer = open_writer(spec, sink, group, snaplen)?;
     let mut table = install(spec, group, snaplen)?;
@@ -363,15 +363,21 @@ pub(crate) fn is_broken_pipe(e: &edgecap_pcap::Error) -> bool {
         .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
-fn bind_group(spec: &CaptureSpec, snaplen: u32) -> Result<NflogReader, CaptureError> {
+/// Binds `group`, or the first free one of [`AUTO_GROUPS`] from a place that depends on the
+/// process (so concurrent captures rarely collide).
+pub(crate) fn bind_group(
+    group: GroupChoice,
+    snaplen: u32,
+    socket_buffer: Option<usize>,
+) -> Result<NflogReader, CaptureError> {
     let cfg = |g| {
         let mut c = NflogConfig::tuned(g, snaplen);
-        if let Some(b) = spec.socket_buffer {
+        if let Some(b) = socket_buffer {
             c.rcvbuf = b;
         }
         c
     };
-    match spec.group {
+    match group {
         GroupChoice::Fixed(g) => Ok(NflogReader::bind(&cfg(g))?),
         GroupChoice::Auto => {
             let span = u32::from(AUTO_GROUPS.end() - AUTO_GROUPS.start()) + 1;
@@ -389,7 +395,7 @@ fn bind_group(spec: &CaptureSpec, snaplen: u32) -> Result<NflogReader, CaptureEr
     }
 }
 
-pub(crate) fn now_ns() -> u64 {
+pub fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)

@@ -27,6 +27,7 @@
 //!   composing the fields with the expression, refusals per capture point, the snaplen.
 
 pub mod address;
+pub mod boundary;
 mod clause;
 mod compile;
 pub mod error;
@@ -42,6 +43,7 @@ pub mod request;
 pub mod structured;
 
 pub use address::Prefix;
+pub use boundary::{Boundary, BoundaryError};
 pub use error::{Field, FilterError, MAX_RULES};
 pub use expr::{
     ExprError, Expression, MAX_EXPR_DEPTH, MAX_EXPR_LEN, MAX_EXPR_OPERATORS, SyntaxError,

@@ -74,6 +74,9 @@ pub mod codes {
     pub const INTERNAL: u32 = 10002;
     /// The request did not finish within the server's request timeout (HTTP 503).
     pub const TIMEOUT: u32 = 10003;
+    /// The account's tenancy does not allow it (HTTP 403): a restricted account without
+    /// prefixes, or nodes outside its node set (the message names them and the fix).
+    pub const OUTSIDE_TENANCY: u32 = 10010;
     /// Too many requests, or too many failed logins from the address (HTTP 429, with
     /// `Retry-After`); Cloudflare's code for "Please wait and consider throttling your
     /// request speed".

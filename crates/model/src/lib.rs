@@ -12,6 +12,7 @@ pub mod capture;
 pub mod envelope;
 pub mod ids;
 pub mod json;
+pub mod lookback;
 pub mod protocol;
 pub mod request;
 

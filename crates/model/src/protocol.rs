@@ -102,6 +102,10 @@ pub enum AgentMsg {
         running: Vec<String>,
         /// Outcomes not yet delivered (they finished while disconnected).
         finished: Vec<Outcome>,
+        /// What this agent can do beyond the first protocol ([`FEATURE_BOUNDARY`], ...).
+        /// Absent from older agents, which then have none.
+        #[serde(default)]
+        features: Vec<String>,
     },
     Heartbeat,
     Ack {
@@ -116,7 +120,23 @@ pub enum AgentMsg {
     Done {
         outcome: Outcome,
     },
+    /// The observer's closed seconds (per point; oldest first), at most
+    /// [`MAX_ROLLUP_SECONDS`] per message. Older servers skip the message.
+    Rollups {
+        seconds: Vec<edgecap_observe::Second>,
+    },
+    /// Part of the answer to a [`ServerMsg::Query`].
+    Answer {
+        answer: crate::lookback::RingAnswer,
+    },
 }
+
+/// One second of one point, as agents send it (the observer's rollup, `edgecap-observe`).
+pub use edgecap_observe::{Hitter, Second};
+
+/// The most rollup seconds one [`AgentMsg::Rollups`] carries, so a message stays far below
+/// [`MAX_MESSAGE_BYTES`] (a second with its heavy hitters is a few KiB of JSON).
+pub const MAX_ROLLUP_SECONDS: usize = 60;
 
 /// How a node's part of a capture ended.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -135,14 +155,45 @@ pub struct Outcome {
 }
 
 /// Messages from server to agent.
+// An assignment is sent once per capture and node and lives only until it is written to the
+// socket or handed to a worker; boxing it would save nothing measurable.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMsg {
-    Welcome { heartbeat_secs: f64 },
-    Refused { reason: String },
-    Assign { assignment: Assignment },
-    Stop { capture_id: String },
+    Welcome {
+        heartbeat_secs: f64,
+    },
+    Refused {
+        reason: String,
+    },
+    Assign {
+        assignment: Assignment,
+    },
+    Stop {
+        capture_id: String,
+    },
+    /// The restricted accounts whose traffic this node's observer keeps apart (each its own
+    /// rollups, inside its prefixes); replaces the previous list. At most
+    /// [`MAX_OBSERVED_ACCOUNTS`]. Older agents skip the message.
+    Accounts {
+        accounts: Vec<AccountScope>,
+    },
+    /// A look-back question for the observer's ring; answered by [`AgentMsg::Answer`]s.
+    Query {
+        query: crate::lookback::RingQuery,
+    },
 }
+
+/// One account as the observer keeps it: its id and prefixes (`edgecap_filter::Boundary`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountScope {
+    pub id: String,
+    pub prefixes: Vec<String>,
+}
+
+/// The most accounts one node's observer keeps rollups for.
+pub const MAX_OBSERVED_ACCOUNTS: usize = 256;
 
 /// One node's part of a capture.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -171,7 +222,18 @@ pub struct Assignment {
     /// connection and never logged ([`SecretJson`] does not print).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<SecretJson>,
+    /// The account's prefixes (`198.18.1.0/24`, `2001:db8:a::/48`) when the account is
+    /// restricted: the agent ANDs "source or destination under one of them" into the rule it
+    /// builds (`edgecap_filter::Boundary`), whatever the filter says. Absent: the account is
+    /// unrestricted. Only sent to agents announcing [`FEATURE_BOUNDARY`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefixes: Option<Vec<String>>,
 }
+
+/// The feature an agent announces in `hello.features` when it enforces
+/// [`Assignment::prefixes`]; a server must not send a restricted account's capture to an
+/// agent without it.
+pub const FEATURE_BOUNDARY: &str = "tenant-boundary";
 
 /// A JSON value holding secrets: serialized as itself (the wire needs it), but `Debug` prints
 /// `[redacted]`, so logging a message that carries it shows no secret. Boxed: most
@@ -338,6 +400,7 @@ mod tests {
             format: "pcapng".into(),
             destination_conf: "file:///x".into(),
             credentials: None,
+            prefixes: None,
         };
         let mut one_in = |r: Option<f64>| {
             a.sample_rate = r;

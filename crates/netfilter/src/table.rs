@@ -26,6 +26,8 @@ pub const SEQ_BEFORE_INSTALL: u32 = 1;
 pub struct Counters {
     /// Packets that matched the filter (before sampling).
     pub matched: u64,
+    /// Their bytes (whole packets).
+    pub matched_bytes: u64,
     /// Packets handed to NFLOG (after sampling).
     pub logged: u64,
     /// Bytes handed to NFLOG (whole packets, before snaplen).
@@ -93,13 +95,14 @@ impl CaptureTable {
     /// Reads the counters of one point (by its label).
     pub fn counters(&mut self, label: &str) -> Result<Counters, Error> {
         let (logged, logged_bytes) = self.read_counter(&counter_name(COUNTER_LOGGED, label))?;
-        let matched = if self.sampled {
-            self.read_counter(&counter_name(COUNTER_SEEN, label))?.0
+        let (matched, matched_bytes) = if self.sampled {
+            self.read_counter(&counter_name(COUNTER_SEEN, label))?
         } else {
-            logged
+            (logged, logged_bytes)
         };
         Ok(Counters {
             matched,
+            matched_bytes,
             logged,
             logged_bytes,
         })

@@ -12,7 +12,8 @@ CREATE TABLE replicas (
 );
 
 -- Which replica holds each connected node's session, and what the node said in its hello
--- (node selection on any replica reads it). A session lives as long as its replica's lease:
+-- (labels, points, version, the features this server knows; node selection on any replica
+-- reads it). A session lives as long as its replica's lease:
 -- one renewal per replica, not one per node.
 CREATE TABLE node_sessions (
     node TEXT PRIMARY KEY,
@@ -21,6 +22,7 @@ CREATE TABLE node_sessions (
     labels TEXT NOT NULL,
     points TEXT NOT NULL,
     version TEXT NOT NULL,
+    features TEXT NOT NULL,
     connected TEXT NOT NULL,
     last_seen TEXT NOT NULL
 );

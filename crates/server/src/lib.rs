@@ -16,6 +16,7 @@
 //! - [`merge`]: `merge: true`, the nodes' files merged from and back to the destination.
 //! - [`sim`]: a light simulated agent, for tests and `edgecap bench dispatch`.
 //! - [`rate`]: token buckets (request rates, failed logins, agent messages), bounded.
+//! - [`tenancy`]: which traffic and nodes an account may capture (prefixes, node set).
 //! - [`clock`]: timestamps; [`error`]: the error enum and the HTTP error.
 
 pub mod api;
@@ -33,6 +34,7 @@ pub mod secret;
 pub mod serve;
 pub mod sim;
 pub mod status;
+pub mod tenancy;
 
 use std::future::Future;
 use std::sync::Arc;

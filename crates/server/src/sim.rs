@@ -33,6 +33,7 @@ pub fn hello(name: &str, labels: &[(&str, &str)], points: &[&str]) -> AgentMsg {
         version: "sim".into(),
         running: vec![],
         finished: vec![],
+        features: vec![edgecap_model::protocol::FEATURE_BOUNDARY.into()],
     }
 }
 

@@ -74,7 +74,7 @@ pub fn run(a: &BenchDispatchArgs) -> Result<(), Failure> {
         all.extend_from_slice(args);
         run_edgecap(&all)
     };
-    let account = admin(&["account", "create", "--name", "bench"])?;
+    let account = admin(&["account", "create", "--name", "bench", "--unrestricted"])?;
     let token = admin(&["token", "create", "--account", &account])?;
     let agent_token = admin(&["agent-token", "create"])?;
     // The rounds' file destinations (the simulated nodes' and the lab's) are the operator's

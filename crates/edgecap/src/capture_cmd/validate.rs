@@ -29,6 +29,7 @@ pub fn validate(a: &CaptureArgs) -> Result<CaptureSpec, Failure> {
         snaplen: optional(a.snaplen.as_deref(), "--snaplen", parse_count)?,
         sample_one_in: sample(a)?,
         format: &a.format,
+        boundary: None,
     };
     let group = group(a)?;
     let socket_buffer = optional(a.buffer.as_deref(), "--buffer", parse_size)?
@@ -120,7 +121,7 @@ fn load_config(path: Option<&Path>) -> Result<Config, Failure> {
 fn request_error(e: RequestError) -> Failure {
     let opt = match e.field() {
         RequestField::Structured(field) => structured_flag(field),
-        RequestField::Expression => "--filter",
+        RequestField::Expression | RequestField::Boundary => "--filter",
         RequestField::Snaplen => "--snaplen",
         RequestField::Format => "--format",
     };

@@ -75,7 +75,8 @@ pub fn edgecap_in(ns: &str, args: &[&str]) -> Command {
     c
 }
 
-/// The edgecap-owned nftables tables present in a namespace.
+/// The edgecap-owned capture tables present in a namespace (an agent's always-on observer
+/// table, `edgecap_observer`, is not one).
 pub fn edgecap_tables(ns: &str) -> Vec<String> {
     let out = Command::new("ip")
         .args(["netns", "exec", ns, "nft", "list", "tables"])
@@ -84,7 +85,7 @@ pub fn edgecap_tables(ns: &str) -> Vec<String> {
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.strip_prefix("table inet "))
-        .filter(|t| t.starts_with("edgecap_"))
+        .filter(|t| t.starts_with("edgecap_") && *t != "edgecap_observer")
         .map(str::to_owned)
         .collect()
 }

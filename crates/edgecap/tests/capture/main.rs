@@ -9,6 +9,7 @@ mod fate;
 mod filters;
 mod lab_cli;
 mod limits;
+mod observe;
 mod output;
 mod points;
 mod safety;

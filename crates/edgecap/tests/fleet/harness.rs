@@ -220,7 +220,8 @@ impl Fleet {
         std::fs::create_dir_all(&dest).unwrap();
         let data = tmp.path("server-data");
         let admin = |args: &[&str]| admin_on(&data, &opts, args);
-        let account = admin(&["account", "create", "--name", "t"]);
+        // Unrestricted, as the accounts of the tests before tenancy (tenancy.rs makes its own).
+        let account = admin(&["account", "create", "--name", "t", "--unrestricted"]);
         let token = admin(&["token", "create", "--account", &account]);
         let agent_token = admin(&["agent-token", "create"]);
         let (server, url) = start_server(&tmp.0, &data, "127.0.0.1:0", &opts, 0);

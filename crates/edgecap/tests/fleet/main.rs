@@ -11,6 +11,7 @@
 #[path = "../capture/common.rs"]
 #[allow(dead_code)]
 mod capture_common;
+mod fake_hub;
 mod harness;
 
 mod bucket;
@@ -22,10 +23,14 @@ mod control_plane;
 
 mod across;
 mod bad_input;
+mod boundary;
 mod cli;
 mod limits;
 mod node_loss;
+mod observer;
+mod privileges;
 mod replicas;
 mod restart;
 mod stop;
+mod tenancy;
 mod up;

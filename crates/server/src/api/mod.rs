@@ -8,13 +8,15 @@
 //!   writes (destination, ownership, credentials);
 //! - [`ownership`]: bucket ownership challenges;
 //! - [`misc`]: nodes, `/openapi.json`, `/healthz`;
-//! - [`tokens`]: the token's accounts and the account's API tokens.
+//! - [`tokens`]: the token's accounts, the account itself and its API tokens;
+//! - [`operator`]: the operator API (an account's tenancy), `operator` scope only.
 
 pub mod body;
 mod misc;
+mod operator;
 mod ownership;
 mod pcaps;
-mod select;
+pub(crate) mod select;
 mod target;
 mod tokens;
 
@@ -34,7 +36,7 @@ use crate::auth::Need;
 use crate::error::HttpError;
 
 /// Declares the routes once, each with what it needs of its caller (`[Read]`, `[Write]`,
-/// `[Tokens]`, `[Nodes]`: that scope; `[AnyToken]`: any live API token; `[Public]`: no API
+/// `[Tokens]`, `[Nodes]`, `[Operator]`: that scope; `[AnyToken]`: any live API token; `[Public]`: no API
 /// token): the router is built from this list, each handler with its [`Need`] as a request
 /// extension that `auth::Caller` checks; [`ROUTES`] lets the tests compare it with the
 /// OpenAPI document, and [`ROUTE_NEEDS`] with docs/api.md.
@@ -69,6 +71,9 @@ routes! {
     get "/client/v4/accounts/{account_id}/nodes" [Read] => misc::nodes,
     post "/client/v4/accounts/{account_id}/nodes/{node_name}/revoke" [Nodes] => misc::revoke_node,
     get "/client/v4/accounts" [AnyToken] => tokens::accounts,
+    get "/client/v4/accounts/{account_id}" [Read] => tokens::account,
+    get "/client/v4/operator/accounts/{account_id}/tenancy" [Operator] => operator::get,
+    put "/client/v4/operator/accounts/{account_id}/tenancy" [Operator] => operator::put,
     get "/client/v4/accounts/{account_id}/tokens" [Tokens] => tokens::list,
     post "/client/v4/accounts/{account_id}/tokens" [Tokens] => tokens::create,
     delete "/client/v4/accounts/{account_id}/tokens/{token_id}" [Tokens] => tokens::delete,

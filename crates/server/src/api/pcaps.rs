@@ -34,9 +34,14 @@ pub async fn create(
         &caller.account.limits(),
     )
     .map_err(HttpError::bad_request)?;
+    // Tenancy (crate::tenancy): may this account capture, and is its filter inside?
+    let access = crate::db::accounts::tenancy(&state.db, &caller.account.id)
+        .await?
+        .access()?;
+    access.check_filter(&req)?;
     let target = super::target::resolve(&state, &caller.account.id, &req.destination_conf).await?;
     let live = state.hub.fleet_nodes().await?;
-    let chosen = select(&req, colo_field, &live)?;
+    let chosen = access.admit_nodes(&req, select(&req, colo_field, &live)?)?;
     let n = chosen.len();
     let mut errs = Vec::new();
     for (field, limit) in [
@@ -77,6 +82,7 @@ pub async fn create(
     );
     let mut stored = StoredRequest::from(&req);
     stored.destination_conf = target.canonical.clone();
+    stored.prefixes = access.prefixes();
     let sealed = target
         .credentials
         .as_ref()

@@ -25,6 +25,10 @@ pub struct StoredRequest {
     pub format: String,
     pub merge: bool,
     pub destination_conf: String,
+    /// The account's prefixes when it is restricted (`crate::tenancy`), kept with the
+    /// capture so every (re)assignment carries the boundary it was created under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefixes: Option<Vec<String>>,
 }
 
 impl From<&CreateRequest> for StoredRequest {
@@ -43,6 +47,7 @@ impl From<&CreateRequest> for StoredRequest {
             format: r.format.clone(),
             merge: r.merge,
             destination_conf: r.destination_conf.clone(),
+            prefixes: None,
         }
     }
 }

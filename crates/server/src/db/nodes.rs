@@ -16,6 +16,19 @@ pub struct NodeInfo {
     pub labels: BTreeMap<String, String>,
     pub points: Vec<String>,
     pub version: String,
+    /// What the agent announced in `hello.features` that this server knows
+    /// (`edgecap_model::protocol::FEATURE_BOUNDARY`); others are dropped. Not stored: a
+    /// node's features are those of its current connection.
+    pub features: Vec<String>,
+}
+
+impl NodeInfo {
+    /// Whether the agent enforces assignment prefixes (the tenant boundary).
+    pub fn enforces_boundary(&self) -> bool {
+        self.features
+            .iter()
+            .any(|f| f == edgecap_model::protocol::FEATURE_BOUNDARY)
+    }
 }
 
 /// Records a node as connected (insert or update), inside the caller's transaction.

@@ -57,12 +57,13 @@ pub async fn session_open(
 ) -> Result<()> {
     let labels = serde_json::to_string(&node.labels).unwrap_or_else(|_| "{}".into());
     let points = serde_json::to_string(&node.points).unwrap_or_else(|_| "[]".into());
+    let features = serde_json::to_string(&node.features).unwrap_or_else(|_| "[]".into());
     sqlx::query(
-        "INSERT INTO node_sessions (node, replica_id, conn, labels, points, version, connected,
-             last_seen)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
+        "INSERT INTO node_sessions (node, replica_id, conn, labels, points, version, features,
+             connected, last_seen)
+         VALUES ($1, $2, $3, $4, $5, $6, $8, $7, $7)
          ON CONFLICT (node) DO UPDATE SET replica_id = $2, conn = $3, labels = $4, points = $5,
-             version = $6, connected = $7, last_seen = $7",
+             version = $6, features = $8, connected = $7, last_seen = $7",
     )
     .bind(&node.name)
     .bind(replica)
@@ -71,6 +72,7 @@ pub async fn session_open(
     .bind(points)
     .bind(&node.version)
     .bind(at)
+    .bind(features)
     .execute(conn)
     .await?;
     Ok(())
@@ -105,7 +107,7 @@ pub struct RemoteSession {
 /// Every session held by a live replica (lease after `now`).
 pub async fn live_sessions(db: &Db, now: &str) -> Result<Vec<RemoteSession>> {
     let rows = sqlx::query(
-        "SELECT s.node, s.replica_id, s.labels, s.points, s.version, r.heartbeat
+        "SELECT s.node, s.replica_id, s.labels, s.points, s.version, s.features, r.heartbeat
          FROM node_sessions s JOIN replicas r ON r.id = s.replica_id
          WHERE r.lease_until > $1",
     )
@@ -121,6 +123,7 @@ pub async fn live_sessions(db: &Db, now: &str) -> Result<Vec<RemoteSession>> {
             };
             let labels: String = r.try_get("labels")?;
             let points: String = r.try_get("points")?;
+            let features: String = r.try_get("features")?;
             let labels: BTreeMap<String, String> =
                 serde_json::from_str(&labels).map_err(corrupt)?;
             Ok(RemoteSession {
@@ -128,6 +131,7 @@ pub async fn live_sessions(db: &Db, now: &str) -> Result<Vec<RemoteSession>> {
                     labels,
                     points: serde_json::from_str(&points).map_err(corrupt)?,
                     version: r.try_get("version")?,
+                    features: serde_json::from_str(&features).map_err(corrupt)?,
                     name,
                 },
                 replica: r.try_get("replica_id")?,

@@ -279,6 +279,14 @@ impl Hub {
         Ok(nodes)
     }
 
+    /// Whether the connected node `node` announced the tenant boundary in its hello.
+    pub fn enforces_boundary(&self, node: &str) -> bool {
+        self.live()
+            .nodes
+            .get(node)
+            .is_some_and(|c| c.info.enforces_boundary())
+    }
+
     /// Sends a message to a connected node; false if it is not connected.
     pub fn send(&self, node: &str, msg: ServerMsg) -> bool {
         let mut live = self.live();
@@ -295,6 +303,13 @@ impl Hub {
         let Some(c) = live.nodes.get_mut(node) else {
             return false;
         };
+        // A restricted account's capture never goes to an agent that would not bound it
+        // (create and reconciliation leave such nodes out first; this is the last guard).
+        if assignment.prefixes.is_some() && !c.info.enforces_boundary() {
+            tracing::warn!(%node, capture = %assignment.capture_id,
+                "not assigning a restricted account's capture to an agent without tenant-boundary");
+            return false;
+        }
         if !c.assigned.insert(assignment.capture_id.clone()) {
             return true;
         }

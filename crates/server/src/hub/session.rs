@@ -141,6 +141,11 @@ impl Session {
                         self.name
                     ),
                 );
+            } else if part.assignment.prefixes.is_some() && !self.hub.enforces_boundary(&self.name)
+            {
+                // A restricted account's part on an agent that came back without the
+                // boundary (downgraded): never sent, failed saying why.
+                self.fail(id, crate::tenancy::no_boundary_reason(&self.name));
             } else {
                 let ctx = crate::credentials::capture_context(&id);
                 match self
@@ -246,6 +251,14 @@ impl Session {
                 }
             }
             AgentMsg::Done { outcome } => self.done(outcome),
+            // Stored by the rollup store once it exists (issue 12); accepted and dropped now.
+            // Answers go to whoever asked, once look-back queries are asked (issue 12/13).
+            AgentMsg::Answer { answer } => {
+                tracing::debug!(node = %self.name, query = %answer.query_id, "answer received");
+            }
+            AgentMsg::Rollups { seconds } => {
+                tracing::debug!(node = %self.name, seconds = seconds.len(), "rollups received");
+            }
         }
     }
 

@@ -19,4 +19,5 @@ mod ownership;
 mod pcaps;
 mod scopes;
 mod sdk;
+mod tenancy;
 mod tokens;

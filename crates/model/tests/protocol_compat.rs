@@ -1,0 +1,203 @@
+//! What the agent protocol guarantees across versions (docs/operations.md, "Upgrades"):
+//! an agent and a server of different releases decode each other's messages through
+//! [`AgentMsg::decode`] and [`ServerMsg::decode`], the only way either end reads them.
+//!
+//! - The wire shape of every message of 0.1.0 is pinned below: a later release must still
+//!   decode it and keep every field (renaming or removing a field, or making a new one
+//!   required, breaks this test).
+//! - A field the receiver does not know is ignored (a newer peer's additions).
+//! - An `Option` field the sender did not send is `None` (an older peer's omissions): new
+//!   fields are added as `Option` or `#[serde(default)]`, never as required ones, which an
+//!   older peer's message would lack.
+//! - A message type the receiver does not know is a decode error, which both ends log and
+//!   ignore once the session is up (server: `hub/socket.rs`; agent: `link.rs`).
+//! - A `filter_v1` field an agent does not know makes its part fail, naming the field: a
+//!   filter is never silently widened.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is a failed test
+
+use edgecap_model::protocol::{AgentMsg, DecodeError, Outcome, ServerMsg};
+use serde_json::{Value, json};
+
+/// Messages as this release sends them, written out by hand: the wire contract.
+fn agent_wire() -> Vec<Value> {
+    vec![
+        json!({"type": "hello", "name": "edge-fra-1", "labels": {"site": "fra1"},
+               "points": ["pre-firewall", "egress"], "version": "0.1.0",
+               "running": ["0123456789abcdef0123456789abcdef"],
+               "finished": [{"capture_id": "00112233445566778899aabbccddeeff", "ok": true,
+                             "error": null, "packets": 10, "bytes": 1000, "lost": 0,
+                             "stop_reason": "packet-limit", "file": "c/edge-fra-1.pcapng"}]}),
+        json!({"type": "heartbeat"}),
+        json!({"type": "ack", "capture_id": "0123456789abcdef0123456789abcdef"}),
+        json!({"type": "progress", "capture_id": "0123456789abcdef0123456789abcdef",
+               "packets": 5, "bytes": 500, "lost": 1}),
+        json!({"type": "done", "outcome": {"capture_id": "0123456789abcdef0123456789abcdef",
+               "ok": false, "error": "bucket refused writes", "packets": 0, "bytes": 0,
+               "lost": 0, "stop_reason": null, "file": null}}),
+    ]
+}
+
+fn server_wire() -> Vec<Value> {
+    vec![
+        json!({"type": "welcome", "heartbeat_secs": 2.0}),
+        json!({"type": "refused", "reason": "hello.name: bad"}),
+        json!({"type": "assign", "assignment": {
+            "capture_id": "0123456789abcdef0123456789abcdef",
+            "filter_v1": {"protocol": 17, "destination_port": 53}, "filter": "udp",
+            "points": ["pre-firewall"], "time_limit": 30.0, "packet_limit": 100,
+            "byte_limit": null, "snaplen": 128, "sample_rate": null, "format": "pcapng",
+            "destination_conf": "s3://bucket/dir?region=eu-west-1",
+            "credentials": {"access_key_id": "AK", "secret_access_key": "SK"}}}),
+        json!({"type": "stop", "capture_id": "0123456789abcdef0123456789abcdef"}),
+    ]
+}
+
+/// True when `later` holds every field of `pinned` with the same value (objects compared
+/// field by field, lists item by item): a later release may add fields (and write them out,
+/// `[]` or `null` when absent), never drop or change one.
+fn keeps(pinned: &Value, later: &Value) -> bool {
+    match (pinned, later) {
+        (Value::Object(p), Value::Object(l)) => p
+            .iter()
+            .all(|(k, v)| l.get(k).is_some_and(|lv| keeps(v, lv))),
+        (Value::Array(p), Value::Array(l)) => {
+            p.len() == l.len() && p.iter().zip(l).all(|(p, l)| keeps(p, l))
+        }
+        (p, l) => p == l,
+    }
+}
+
+#[test]
+fn this_release_s_messages_decode_and_keep_every_field() {
+    for wire in agent_wire() {
+        let msg = AgentMsg::decode(&wire.to_string()).unwrap_or_else(|e| panic!("{wire}: {e}"));
+        let again = serde_json::to_value(&msg).unwrap();
+        assert!(keeps(&wire, &again), "{wire}\n{again}");
+    }
+    for wire in server_wire() {
+        let msg = ServerMsg::decode(&wire.to_string()).unwrap_or_else(|e| panic!("{wire}: {e}"));
+        let again = serde_json::to_value(&msg).unwrap();
+        assert!(keeps(&wire, &again), "{wire}\n{again}");
+    }
+}
+
+/// Adds a field no release has to the message and to every object nested in it.
+fn with_unknown_fields(v: &Value) -> Value {
+    match v {
+        Value::Object(map) => {
+            let mut map: serde_json::Map<String, Value> = map
+                .iter()
+                .map(|(k, v)| {
+                    // filter_v1 and credentials are data the receiver checks itself (below).
+                    if k == "filter_v1" || k == "credentials" || k == "labels" {
+                        (k.clone(), v.clone())
+                    } else {
+                        (k.clone(), with_unknown_fields(v))
+                    }
+                })
+                .collect();
+            map.insert("added_in_a_later_release".into(), json!({"x": [1, 2]}));
+            Value::Object(map)
+        }
+        Value::Array(items) => Value::Array(items.iter().map(with_unknown_fields).collect()),
+        other => other.clone(),
+    }
+}
+
+#[test]
+fn a_newer_peer_s_extra_fields_are_ignored() {
+    // A newer agent's messages at an older server, and the reverse.
+    for wire in agent_wire() {
+        let newer = with_unknown_fields(&wire);
+        let msg = AgentMsg::decode(&newer.to_string()).unwrap_or_else(|e| panic!("{newer}: {e}"));
+        let again = serde_json::to_value(&msg).unwrap();
+        assert!(keeps(&wire, &again), "{wire}\n{again}");
+        assert!(
+            !again.to_string().contains("added_in_a_later_release"),
+            "{again}"
+        );
+    }
+    for wire in server_wire() {
+        let newer = with_unknown_fields(&wire);
+        let msg = ServerMsg::decode(&newer.to_string()).unwrap_or_else(|e| panic!("{newer}: {e}"));
+        let again = serde_json::to_value(&msg).unwrap();
+        assert!(keeps(&wire, &again), "{wire}\n{again}");
+        assert!(
+            !again.to_string().contains("added_in_a_later_release"),
+            "{again}"
+        );
+    }
+}
+
+#[test]
+fn an_older_peer_s_missing_optional_fields_decode_as_none() {
+    // An older server's assignment without the later `credentials` (and without any
+    // optional value), and an older agent's outcome without its optional fields.
+    let assign = json!({"type": "assign", "assignment": {
+        "capture_id": "ab", "filter_v1": {}, "points": [], "time_limit": 1.0,
+        "format": "pcapng", "destination_conf": "file:///srv/captures"}});
+    let Ok(ServerMsg::Assign { assignment }) = ServerMsg::decode(&assign.to_string()) else {
+        panic!("{assign}");
+    };
+    assert_eq!(assignment.credentials, None);
+    assert_eq!(assignment.filter, None);
+    assert_eq!(assignment.packet_limit, None);
+    assert_eq!(assignment.snaplen, None);
+
+    let done = json!({"type": "done", "outcome": {"capture_id": "ab", "ok": true,
+                      "packets": 1, "bytes": 60, "lost": 0}});
+    let Ok(AgentMsg::Done { outcome }) = AgentMsg::decode(&done.to_string()) else {
+        panic!("{done}");
+    };
+    assert_eq!(
+        outcome,
+        Outcome {
+            capture_id: "ab".into(),
+            ok: true,
+            error: None,
+            packets: 1,
+            bytes: 60,
+            lost: 0,
+            stop_reason: None,
+            file: None,
+        }
+    );
+}
+
+#[test]
+fn a_required_field_missing_is_refused_so_new_fields_must_be_optional() {
+    // Why a release never adds a required field: an older agent's hello would lack it and
+    // the server could not read the hello (it closes the connection).
+    let mut hello = agent_wire().remove(0);
+    hello.as_object_mut().unwrap().remove("finished");
+    let e = AgentMsg::decode(&hello.to_string()).unwrap_err();
+    assert!(
+        matches!(&e, DecodeError::Shape(_)) && e.to_string().contains("finished"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_message_type_from_a_later_release_is_a_decode_error_not_a_crash() {
+    let agent = json!({"type": "health", "ok": true});
+    let e = AgentMsg::decode(&agent.to_string()).unwrap_err();
+    assert!(
+        matches!(&e, DecodeError::Shape(_)) && e.to_string().contains("health"),
+        "{e}"
+    );
+    let server = json!({"type": "drain", "capture_id": "ab"});
+    let e = ServerMsg::decode(&server.to_string()).unwrap_err();
+    assert!(
+        matches!(&e, DecodeError::Shape(_)) && e.to_string().contains("drain"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_filter_field_an_older_agent_does_not_know_is_refused_naming_it() {
+    // The agent reads `filter_v1` as a RawFilter (plan.rs); a field from a later release
+    // fails its part instead of being dropped, which would widen the capture.
+    let filter = json!({"protocol": 6, "vlan_id": 100});
+    let e = serde_json::from_value::<edgecap_filter::RawFilter>(filter).unwrap_err();
+    assert!(e.to_string().contains("vlan_id"), "{e}");
+}
