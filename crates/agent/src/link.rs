@@ -317,7 +317,9 @@ impl Connection {
                             heard.elapsed().as_secs_f64()
                         ));
                     }
-                    let beat = send(&mut self.ws, &AgentMsg::Heartbeat).await;
+                    let beat = send(&mut self.ws, &AgentMsg::Heartbeat {
+                        health: Some(crate::metrics::agent().health()),
+                    }).await;
                     let ping = self.ws.send(Message::Ping(Vec::new().into())).await;
                     if let Err(e) = beat.and(ping) {
                         return Ended::Lost(format!("sending: {e}"));
@@ -444,6 +446,18 @@ fn start(node: &worker::NodeContext, a: Assignment, ledger: &Ledger, stopping: b
         Begin::Finished(outcome) => ledger.finish(outcome),
         Begin::New(_) if stopping => {
             ledger.finish(worker::failed(&id, "the agent is shutting down".into()));
+        }
+        // The ledger holds this one already: more than the cap means it is one too many.
+        Begin::New(_) if ledger.running().len() > node.max_captures => {
+            tracing::warn!(capture = %id, max = node.max_captures, "assignment over the cap refused");
+            ledger.finish(worker::failed(
+                &id,
+                format!(
+                    "this node runs at most {} captures at once (edgecap agent --max-captures); \
+                     no rule was installed",
+                    node.max_captures
+                ),
+            ));
         }
         Begin::New(stop) => {
             tracing::info!(capture = %id, "assigned");

@@ -219,6 +219,8 @@ impl Observer {
                 "more accounts than the observer keeps apart"
             );
         }
+        let ids: Vec<&str> = next.iter().filter_map(Roller::account).collect();
+        tracing::info!(accounts = ids.len(), ids = %ids.join(","), "observer keeps accounts apart");
         st.accounts = next;
     }
 

@@ -7,6 +7,7 @@ use edgecap_server::Config;
 use edgecap_server::auth::Scope;
 use edgecap_server::db::identities::{self, Forgot};
 use edgecap_server::db::{Db, accounts, tokens};
+use edgecap_server::quota;
 use edgecap_server::tenancy::{self, List, Tenancy};
 use serde_json::json;
 
@@ -103,6 +104,12 @@ pub enum AccountCommand {
         /// Account id (32 hex digits).
         account: String,
     },
+    /// The account's quotas (running captures, captures per hour, rules per node, bytes per
+    /// day): show them with their use, or override the server's defaults.
+    Quota {
+        #[command(subcommand)]
+        command: QuotaCommand,
+    },
     /// The prefixes a restricted account owns (what its captures may see).
     Prefixes {
         #[command(subcommand)]
@@ -168,6 +175,35 @@ pub enum NodeSetCommand {
     },
     /// List the node set (empty: every node).
     List {
+        /// Account id (32 hex digits).
+        account: String,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum QuotaCommand {
+    /// Override some of the account's quotas; each takes a number or `default` (the server's
+    /// default again). Captures already running are not stopped.
+    Set {
+        /// Account id (32 hex digits).
+        account: String,
+        /// Captures pending or running at once.
+        #[arg(long, value_name = "N|default")]
+        running: Option<String>,
+        /// Captures created in the last hour (rolling).
+        #[arg(long, value_name = "N|default")]
+        per_hour: Option<String>,
+        /// Kernel rules the account's running captures hold on one node (a capture holds
+        /// its filter's rules times the hooks of its points).
+        #[arg(long, value_name = "N|default")]
+        rules_per_node: Option<String>,
+        /// Bytes written to destinations in the last 24 hours (rolling), e.g. 10GB; running
+        /// captures count their byte budget.
+        #[arg(long, value_name = "SIZE|default")]
+        bytes_per_day: Option<String>,
+    },
+    /// Each quota's limit, where it comes from (account or default) and the current use.
+    Show {
         /// Account id (32 hex digits).
         account: String,
     },
@@ -310,7 +346,8 @@ pub fn run(a: &AdminArgs) -> Result<(), Failure> {
                     let id = account_arg(db, account, "ACCOUNT").await?;
                     let acc = accounts::get(db, &id).await.map_err(failed)?;
                     let t = accounts::tenancy(db, &id).await.map_err(failed)?;
-                    print_account(&acc, &t, a.json);
+                    let q = quota::view(db, &id).await.map_err(failed)?;
+                    print_account(&acc, &t, q, a.json);
                 }
                 AccountCommand::Prefixes { command } => {
                     let (account, edit) = match command {
@@ -354,6 +391,9 @@ pub fn run(a: &AdminArgs) -> Result<(), Failure> {
                         })
                     })
                     .await?;
+                }
+                AccountCommand::Quota { command } => {
+                    quota_command(db, command, a.json).await?;
                 }
                 AccountCommand::List => {
                     let list = accounts::list(db).await.map_err(failed)?;
@@ -543,9 +583,9 @@ fn print_tenancy(t: &Tenancy) {
     );
 }
 
-fn print_account(acc: &accounts::Account, t: &Tenancy, as_json: bool) {
+fn print_account(acc: &accounts::Account, t: &Tenancy, quotas: serde_json::Value, as_json: bool) {
     if as_json {
-        outln!("{}", tenancy::account_view(acc, t));
+        outln!("{}", tenancy::account_view(acc, t, quotas));
         return;
     }
     outln!("id        {}", acc.id);
@@ -558,6 +598,8 @@ fn print_account(acc: &accounts::Account, t: &Tenancy, as_json: bool) {
         acc.max_byte_limit
     );
     print_tenancy(t);
+    outln!("quotas");
+    print_quotas(&quotas);
 }
 
 /// `--expires 30d` as the time it ends.
@@ -633,12 +675,33 @@ async fn node_command(db: &Db, command: &NodeCommand, as_json: bool) -> Result<(
     match command {
         NodeCommand::List => {
             let list = identities::list(db).await.map_err(failed)?;
+            // The health connected nodes' agents last reported (`docs/operations.md`).
+            let health: std::collections::HashMap<String, edgecap_model::NodeHealth> =
+                edgecap_server::db::nodes::list(db)
+                    .await
+                    .map_err(failed)?
+                    .into_iter()
+                    .filter_map(|n| Some((n.name, n.health?)))
+                    .collect();
             if as_json {
-                outln!("{}", json!(list));
+                let rows: Vec<serde_json::Value> = list
+                    .iter()
+                    .map(|n| {
+                        let mut v = json!(n);
+                        v["health"] = json!(health.get(&n.name));
+                        v
+                    })
+                    .collect();
+                outln!("{}", json!(rows));
             } else {
                 for n in list {
+                    let h = match health.get(&n.name) {
+                        None => "health -".to_owned(),
+                        Some(h) if h.ready => "ready".to_owned(),
+                        Some(h) => format!("not ready ({})", h.problems.join("; ")),
+                    };
                     outln!(
-                        "{:<24}  enrolled {}  token {}  {}",
+                        "{:<24}  enrolled {}  token {}  {}  {h}",
                         n.name,
                         n.enrolled,
                         n.enrolled_with.as_deref().unwrap_or("-"),
@@ -703,6 +766,97 @@ fn print_secret((token, secret): (tokens::Token, String), as_json: bool) {
     );
 }
 
+/// A quota flag's value: `default` (Some(None)), a number or a size; None when not given.
+fn quota_value(flag: &str, v: Option<&str>, size: bool) -> Result<Option<Option<u64>>, Failure> {
+    let Some(v) = v.map(str::trim) else {
+        return Ok(None);
+    };
+    if v == "default" {
+        return Ok(Some(None));
+    }
+    let n = if size {
+        edgecap_units::parse_size(v)
+    } else {
+        v.parse::<u64>()
+            .map_err(|_| format!("{v:?} is not a whole number or `default`"))
+    };
+    let n = n.map_err(|e| Failure::usage(format!("{flag}: {e}")))?;
+    if n > i64::MAX as u64 {
+        return Err(Failure::usage(format!("{flag}: {v} is too large")));
+    }
+    Ok(Some(Some(n)))
+}
+
+async fn quota_command(db: &Db, command: &QuotaCommand, as_json: bool) -> Result<(), Failure> {
+    let failed = |e: edgecap_server::Error| match e {
+        edgecap_server::Error::NoAccount(id) => Failure::usage(format!("account: no account {id}")),
+        e => Failure::runtime(e.to_string()),
+    };
+    let account = match command {
+        QuotaCommand::Set { account, .. } | QuotaCommand::Show { account } => {
+            account.trim().to_ascii_lowercase()
+        }
+    };
+    if !edgecap_model::ids::is_id(&account) {
+        return Err(Failure::usage(format!(
+            "account: {account:?} is not an account id (32 hex digits)"
+        )));
+    }
+    if let QuotaCommand::Set {
+        running,
+        per_hour,
+        rules_per_node,
+        bytes_per_day,
+        ..
+    } = command
+    {
+        let running = quota_value("--running", running.as_deref(), false)?;
+        let per_hour = quota_value("--per-hour", per_hour.as_deref(), false)?;
+        let rules = quota_value("--rules-per-node", rules_per_node.as_deref(), false)?;
+        let bytes = quota_value("--bytes-per-day", bytes_per_day.as_deref(), true)?;
+        if [running, per_hour, rules, bytes]
+            .iter()
+            .all(Option::is_none)
+        {
+            return Err(Failure::usage(
+                "quota set: give at least one of --running, --per-hour, --rules-per-node, \
+                 --bytes-per-day",
+            ));
+        }
+        quota::set(db, &account, running, per_hour, rules, bytes)
+            .await
+            .map_err(failed)?;
+    }
+    edgecap_server::db::accounts::get(db, &account)
+        .await
+        .map_err(failed)?;
+    let view = quota::view(db, &account).await.map_err(failed)?;
+    if as_json {
+        outln!("{view}");
+        return Ok(());
+    }
+    print_quotas(&view);
+    Ok(())
+}
+
+/// Each quota of `quota::view` as `used of limit (source)`.
+fn print_quotas(view: &serde_json::Value) {
+    for (name, key) in [
+        ("running captures", "running_captures"),
+        ("captures per hour", "captures_per_hour"),
+        ("rules per node", "rules_per_node"),
+        ("bytes per day", "bytes_per_day"),
+    ] {
+        let q = &view[key];
+        outln!(
+            "  {name:<18}  {} of {}  ({})",
+            q["used"],
+            q["limit"],
+            q["source"].as_str().unwrap_or("")
+        );
+    }
+}
+
 fn check_name(name: &str) -> Result<String, Failure> {
     let n = name.trim();
     if n.is_empty() || n.len() > 64 || n.chars().any(char::is_control) {
@@ -711,4 +865,34 @@ fn check_name(name: &str) -> Result<String, Failure> {
         )));
     }
     Ok(n.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quota_value;
+
+    #[test]
+    fn quota_values_are_numbers_sizes_or_default() {
+        assert_eq!(quota_value("--running", None, false).unwrap(), None);
+        assert_eq!(
+            quota_value("--running", Some("default"), false).unwrap(),
+            Some(None)
+        );
+        assert_eq!(
+            quota_value("--running", Some("7"), false).unwrap(),
+            Some(Some(7))
+        );
+        assert_eq!(
+            quota_value("--bytes-per-day", Some("2GB"), true).unwrap(),
+            Some(Some(2_000_000_000))
+        );
+        for (flag, v, size) in [
+            ("--running", "x", false),
+            ("--per-hour", "-1", false),
+            ("--bytes-per-day", "lots", true),
+        ] {
+            let e = quota_value(flag, Some(v), size).unwrap_err().message;
+            assert!(e.starts_with(flag), "{e}");
+        }
+    }
 }

@@ -36,6 +36,8 @@ pub struct UpArgs {
     /// --listen address.
     #[arg(long, requires = "tls_cert")]
     pub ca: Option<PathBuf>,
+    #[command(flatten)]
+    pub log: crate::observe::LogArgs,
 }
 
 pub fn run(a: &UpArgs) -> Result<(), Failure> {
@@ -110,6 +112,7 @@ pub fn run(a: &UpArgs) -> Result<(), Failure> {
                 // The agent dials this process on the listen address: loopback unless
                 // --listen says otherwise, and then TLS or the server's own choice.
                 insecure_plaintext: a.serve.insecure_plaintext,
+                max_captures: edgecap_model::protocol::DEFAULT_MAX_CAPTURES_PER_NODE,
                 // The agent allows what the server allows (`--allow-endpoint`).
                 upload: edgecap_agent::output::UploadSettings {
                     store: edgecap_store::StoreOptions {

@@ -81,6 +81,12 @@ pub mod codes {
     /// `Retry-After`); Cloudflare's code for "Please wait and consider throttling your
     /// request speed".
     pub const RATE_LIMITED: u32 = 971;
+    /// An account quota (running captures, captures per hour, rules per node, bytes per
+    /// day) would be exceeded (HTTP 429; `Retry-After` when waiting helps by itself).
+    pub const QUOTA_EXCEEDED: u32 = 1020;
+    /// A selected node already runs as many captures as the server allows per node
+    /// (`--max-captures-per-node`, HTTP 429).
+    pub const NODE_FULL: u32 = 1021;
 }
 
 impl ApiError {

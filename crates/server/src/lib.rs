@@ -15,6 +15,9 @@
 //!   [`credentials`]: per-bucket credentials sealed at rest ([`credentials::Vault`]).
 //! - [`merge`]: `merge: true`, the nodes' files merged from and back to the destination.
 //! - [`sim`]: a light simulated agent, for tests and `edgecap bench dispatch`.
+//! - [`quota`]: per-account quotas and the per-node capture cap, checked atomically.
+//! - [`metrics`]: `/metrics` (Prometheus) and `/readyz`, with the hook for more readiness
+//!   checks.
 //! - [`rate`]: token buckets (request rates, failed logins, agent messages), bounded.
 //! - [`tenancy`]: which traffic and nodes an account may capture (prefixes, node set).
 //! - [`clock`]: timestamps; [`error`]: the error enum and the HTTP error.
@@ -29,6 +32,8 @@ pub mod destination;
 pub mod error;
 pub mod hub;
 pub mod merge;
+pub mod metrics;
+pub mod quota;
 pub mod rate;
 pub mod secret;
 pub mod serve;

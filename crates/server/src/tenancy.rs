@@ -359,8 +359,12 @@ impl Access {
 }
 
 /// The account as `GET /client/v4/accounts/{account_id}` and `edgecap admin account show
-/// --json` show it: its limits and its tenancy. `quotas` is null until quotas exist.
-pub fn account_view(a: &crate::db::accounts::Account, t: &Tenancy) -> serde_json::Value {
+/// --json` show it: its limits, its tenancy and its quotas (`crate::quota::view`).
+pub fn account_view(
+    a: &crate::db::accounts::Account,
+    t: &Tenancy,
+    quotas: serde_json::Value,
+) -> serde_json::Value {
     serde_json::json!({
         "id": a.id, "name": a.name, "created_on": a.created,
         "settings": {
@@ -370,7 +374,7 @@ pub fn account_view(a: &crate::db::accounts::Account, t: &Tenancy) -> serde_json
         "unrestricted": t.unrestricted,
         "prefixes": t.prefixes,
         "nodes": t.nodes,
-        "quotas": null,
+        "quotas": quotas,
     })
 }
 

@@ -359,3 +359,58 @@ fn the_ring_answers_a_look_back_query_for_a_past_window() {
         parts[0]
     );
 }
+
+/// The server tells each agent which restricted accounts to keep apart, and tells it again
+/// when an operator changes them.
+#[test]
+fn agents_learn_the_restricted_accounts_and_their_changes() {
+    if !root_or_skip() {
+        return;
+    }
+    let fleet = Fleet::new(1, ServerOpts::default());
+    let id = fleet
+        .admin(&[
+            "account",
+            "create",
+            "--name",
+            "r",
+            "--prefix",
+            "198.18.0.0/24",
+        ])
+        .trim()
+        .to_owned();
+    // The agent's last word on the accounts it keeps apart, without terminal colours.
+    let last_word = || {
+        let log = std::fs::read_to_string(&fleet.agents[0].log).unwrap_or_default();
+        let line = log
+            .lines()
+            .rev()
+            .find(|l| l.contains("observer keeps accounts apart"))
+            .unwrap_or_default()
+            .to_owned();
+        let mut plain = String::new();
+        let mut chars = line.chars();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                chars.by_ref().find(|c| *c == 'm');
+            } else {
+                plain.push(c);
+            }
+        }
+        plain
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), || last_word()
+            .contains(&format!("accounts=1 ids={id}"))),
+        "the agent never heard of the account\n{}",
+        fleet.logs()
+    );
+    // Restricted without prefixes: nothing to keep apart.
+    fleet.admin(&["account", "prefixes", "remove", &id, "198.18.0.0/24"]);
+    assert!(
+        wait_for(Duration::from_secs(10), || last_word()
+            .ends_with("accounts=0 ids=")),
+        "the agent kept a prefix-less account\n{}",
+        fleet.logs()
+    );
+}

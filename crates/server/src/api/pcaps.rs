@@ -24,6 +24,7 @@ pub async fn create(
     State(state): State<AppState>,
     body: JsonBody,
 ) -> Result<Response, HttpError> {
+    let received = std::time::Instant::now();
     let colo_field = if body.0.contains_key("colo_name") {
         "colo_name"
     } else {
@@ -88,21 +89,26 @@ pub async fn create(
         .as_ref()
         .map(|c| state.hub.vault().seal(c, &capture_context(&id)))
         .transpose()?;
-    captures::insert(
-        &state.db,
-        &id,
-        &caller.account.id,
-        &stored,
-        &parts,
-        &submitted,
-        &deadline,
-        sealed.as_deref(),
-    )
-    .await?;
+    let new = crate::quota::NewCapture {
+        id: &id,
+        account_id: &caller.account.id,
+        max_byte_limit: caller.account.max_byte_limit,
+        request: &stored,
+        parts: &parts,
+        submitted: &submitted,
+        deadline: &deadline,
+        credentials: sealed.as_deref(),
+    };
+    crate::quota::create(&state.db, &req, state.config.max_captures_per_node, new).await?;
     let handed = target
         .credentials
         .as_ref()
         .map(|c| SecretJson::new(c.expose_json()));
+    // Dispatch latency is timed here for the nodes this replica sends to; a node held by
+    // another replica acknowledges there.
+    for p in &parts {
+        state.hub.metrics().dispatched(&id, &p.node, received);
+    }
     let assignments: Vec<_> = parts
         .iter()
         .map(|p| {
@@ -112,12 +118,20 @@ pub async fn create(
             (p.node.clone(), replica, a)
         })
         .collect();
-    let sent = state.hub.assign_all(&id, assignments).await;
+    let (sent, not_here) = state.hub.assign_all(&id, assignments).await;
+    for node in &not_here {
+        state.hub.metrics().forget_dispatch(&id, node);
+    }
     tracing::info!(capture = %id, account = %caller.account.id, nodes = n, sent, "capture created");
     let capture = captures::get(&state.db, &caller.account.id, &id)
         .await?
         .ok_or_else(|| HttpError::not_found(format!("capture {id} vanished")))?;
     Ok(ok(capture))
+}
+
+/// `GET /quotas`: each of the account's quotas with its limit and current use.
+pub async fn quotas(caller: Caller, State(state): State<AppState>) -> Result<Response, HttpError> {
+    Ok(ok(crate::quota::view(&state.db, &caller.account.id).await?))
 }
 
 /// `GET /pcaps`: newest first, 50 a page (Cloudflare's single page), `?page=&per_page=`.

@@ -28,11 +28,16 @@ pub async fn accounts(caller: TokenCaller) -> Response {
     }]))
 }
 
-/// `GET /client/v4/accounts/{account_id}`: the account, its limits and its tenancy
-/// (`crate::tenancy::account_view`).
+/// `GET /client/v4/accounts/{account_id}`: the account, its limits, its tenancy and its
+/// quotas with their use (`crate::tenancy::account_view`).
 pub async fn account(caller: Caller, State(state): State<AppState>) -> Result<Response, HttpError> {
     let tenancy = crate::db::accounts::tenancy(&state.db, &caller.account.id).await?;
-    Ok(ok(crate::tenancy::account_view(&caller.account, &tenancy)))
+    let quotas = crate::quota::view(&state.db, &caller.account.id).await?;
+    Ok(ok(crate::tenancy::account_view(
+        &caller.account,
+        &tenancy,
+        quotas,
+    )))
 }
 
 /// `GET /tokens`: the account's API tokens, never their secrets.

@@ -145,6 +145,59 @@ pub async fn tenancy(db: &Db, id: &str) -> Result<Tenancy> {
     })
 }
 
+/// A restricted account as node observers keep it apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scoped {
+    pub id: String,
+    pub prefixes: Vec<String>,
+    pub nodes: Vec<String>,
+}
+
+/// Every restricted account with its prefixes and node set, in id order (three queries,
+/// whatever the number of accounts).
+pub async fn restricted_scopes(db: &Db) -> Result<Vec<Scoped>> {
+    let ids: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM accounts WHERE unrestricted = 0 ORDER BY id")
+            .fetch_all(&db.pool)
+            .await?;
+    let mut by_id: std::collections::BTreeMap<String, Scoped> = ids
+        .into_iter()
+        .map(|id| {
+            let s = Scoped {
+                id: id.clone(),
+                prefixes: Vec::new(),
+                nodes: Vec::new(),
+            };
+            (id, s)
+        })
+        .collect();
+    let prefixes: Vec<(String, String)> = sqlx::query_as(
+        "SELECT p.account_id, p.prefix FROM account_prefixes p
+         JOIN accounts a ON a.id = p.account_id WHERE a.unrestricted = 0
+         ORDER BY p.account_id, p.prefix",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    for (id, p) in prefixes {
+        if let Some(s) = by_id.get_mut(&id) {
+            s.prefixes.push(p);
+        }
+    }
+    let nodes: Vec<(String, String)> = sqlx::query_as(
+        "SELECT n.account_id, n.selector FROM account_nodes n
+         JOIN accounts a ON a.id = n.account_id WHERE a.unrestricted = 0
+         ORDER BY n.account_id, n.selector",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    for (id, n) in nodes {
+        if let Some(s) = by_id.get_mut(&id) {
+            s.nodes.push(n);
+        }
+    }
+    Ok(by_id.into_values().collect())
+}
+
 /// Replaces the account's tenancy in one transaction. `tenancy` comes from
 /// `crate::tenancy` (validated, normalised). False if there is no such account.
 pub async fn set_tenancy(db: &Db, id: &str, tenancy: &Tenancy) -> Result<bool> {

@@ -76,11 +76,38 @@ pub async fn insert(
     deadline: &str,
     credentials: Option<&str>,
 ) -> Result<()> {
+    let mut tx = db.pool.begin().await?;
+    insert_in(
+        &mut tx,
+        id,
+        account_id,
+        request,
+        parts,
+        submitted,
+        deadline,
+        credentials,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// [`insert`] inside the caller's transaction (`quota::create` checks the quotas in it).
+#[allow(clippy::too_many_arguments)] // as insert
+pub(crate) async fn insert_in(
+    tx: &mut sqlx::AnyConnection,
+    id: &str,
+    account_id: &str,
+    request: &StoredRequest,
+    parts: &[NewPart],
+    submitted: &str,
+    deadline: &str,
+    credentials: Option<&str>,
+) -> Result<()> {
     let json = serde_json::to_string(request).map_err(|e| Error::Corrupt {
         what: format!("capture {id} request"),
         reason: e.to_string(),
     })?;
-    let mut tx = db.pool.begin().await?;
     sqlx::query(
         "INSERT INTO captures (id, account_id, request, status, submitted, deadline, credentials)
          VALUES ($1, $2, $3, 'pending', $4, $5, $6)",
@@ -112,7 +139,6 @@ pub async fn insert(
         }
         q.execute(&mut *tx).await?;
     }
-    tx.commit().await?;
     Ok(())
 }
 

@@ -25,11 +25,32 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/0004_tenancy.sql"),
     ),
     (
+        5,
+        "quotas",
+        include_str!("../../migrations/0005_quotas.sql"),
+    ),
+    (
         6,
         "replicas",
         include_str!("../../migrations/0006_replicas.sql"),
     ),
+    (
+        7,
+        "node_health",
+        include_str!("../../migrations/0007_node_health.sql"),
+    ),
 ];
+
+/// How many of [`MIGRATIONS`] the database has not recorded (for `/readyz`).
+pub(super) async fn pending(db: &Db) -> Result<usize> {
+    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations")
+        .fetch_all(&db.pool)
+        .await?;
+    Ok(MIGRATIONS
+        .iter()
+        .filter(|(v, _, _)| !applied.contains(v))
+        .count())
+}
 
 pub(super) async fn run(db: &Db) -> Result<()> {
     let mut conn = db.pool.acquire().await?;

@@ -15,6 +15,7 @@
 
 mod replica;
 mod revoke;
+pub mod scopes;
 mod session;
 pub mod socket;
 mod timers;
@@ -53,6 +54,8 @@ pub struct LiveNode {
     pub last_seen: f64,
     /// The replica holding the node's session when it is not this one (PostgreSQL).
     pub replica: Option<String>,
+    /// What its last heartbeat said of its health.
+    pub health: Option<edgecap_model::NodeHealth>,
 }
 
 /// A handle on the hub; clones share it.
@@ -81,6 +84,17 @@ struct Shared {
     merges: mpsc::Sender<String>,
     /// This process as one of the replicas on a shared database (`replica.rs`).
     replica: Arc<Replica>,
+    /// The process's metrics and readiness checks (`crate::metrics`).
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+/// The hub's bounded queues and sessions, as `/metrics` reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueDepths {
+    pub agents: usize,
+    pub writer: usize,
+    pub merge: usize,
+    pub agent_outbox: usize,
 }
 
 #[derive(Debug, Default)]
@@ -111,6 +125,8 @@ struct Connected {
     /// still pending). A node that connects just before a create is seen by both, so
     /// assigning checks and records here, under the lock, and each part is sent once.
     assigned: HashSet<String>,
+    /// The agent's health from its last heartbeat that carried one (bounded).
+    health: Option<edgecap_model::NodeHealth>,
 }
 
 /// Captures waiting for a merge slot, at most.
@@ -182,6 +198,7 @@ impl Hub {
                 writes,
                 closing: watch::channel(false).0,
                 replica,
+                metrics: Arc::new(crate::metrics::Metrics::new()),
             }),
         }
     }
@@ -247,6 +264,7 @@ impl Hub {
                 info: c.info.clone(),
                 last_seen: c.last_seen,
                 replica: None,
+                health: c.health.clone(),
             })
             .collect();
         nodes.sort_by(|a, b| a.info.name.cmp(&b.info.name));
@@ -273,10 +291,28 @@ impl Hub {
                 info: s.info,
                 last_seen: now,
                 replica: Some(s.replica),
+                health: None,
             });
         }
         nodes.sort_by(|a, b| a.info.name.cmp(&b.info.name));
         Ok(nodes)
+    }
+
+    /// Connected nodes with their connection numbers (a reconnect gets a new one).
+    pub(crate) fn live_connections(&self) -> Vec<(LiveNode, u64)> {
+        self.live()
+            .nodes
+            .values()
+            .map(|c| {
+                let node = LiveNode {
+                    info: c.info.clone(),
+                    last_seen: c.last_seen,
+                    replica: None,
+                    health: c.health.clone(),
+                };
+                (node, c.conn)
+            })
+            .collect()
     }
 
     /// Whether the connected node `node` announced the tenant boundary in its hello.
@@ -372,6 +408,34 @@ impl Hub {
 
     fn is_closing(&self) -> bool {
         *self.shared.closing.borrow()
+    }
+
+    /// The process's metrics and readiness checks.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.shared.metrics
+    }
+
+    /// Connected agents and what waits in the hub's queues.
+    pub fn queue_depths(&self) -> QueueDepths {
+        let depth = |max: usize, free: usize| max.saturating_sub(free);
+        let live = self.live();
+        QueueDepths {
+            agents: live.nodes.len(),
+            writer: depth(
+                self.shared.writes.max_capacity(),
+                self.shared.writes.capacity(),
+            ),
+            merge: depth(
+                self.shared.merges.max_capacity(),
+                self.shared.merges.capacity(),
+            ),
+            agent_outbox: live
+                .nodes
+                .values()
+                .filter_map(|c| c.tx.as_ref())
+                .map(|tx| depth(tx.max_capacity(), tx.capacity()))
+                .sum(),
+        }
     }
 
     pub(crate) fn db(&self) -> &Db {

@@ -141,20 +141,24 @@ impl Hub {
     /// Assigns a capture's parts wherever their nodes are connected: here (once per
     /// connection), or through the replica holding the node's session (`replica`, from the
     /// selection), which is woken once for all its nodes. How many parts were sent or handed
-    /// to a replica.
+    /// to a replica, and the nodes not sent to from here.
     pub async fn assign_all(
         &self,
         capture_id: &str,
         parts: Vec<(String, Option<String>, edgecap_model::Assignment)>,
-    ) -> usize {
+    ) -> (usize, Vec<String>) {
         let mut sent = 0;
+        let mut not_here = Vec::new();
         let mut elsewhere: BTreeMap<String, usize> = BTreeMap::new();
         for (node, replica, a) in parts {
             if self.assign(&node, a) {
                 sent += 1;
-            } else if let Some(r) = replica {
+                continue;
+            }
+            if let Some(r) = replica {
                 *elsewhere.entry(r).or_default() += 1;
             }
+            not_here.push(node);
         }
         let wake = Wake::Assign {
             capture_id: capture_id.to_owned(),
@@ -164,7 +168,7 @@ impl Hub {
                 sent += n;
             }
         }
-        sent
+        (sent, not_here)
     }
 
     /// Tells a capture's `nodes` to stop it, wherever they are connected; how many were told
@@ -429,6 +433,23 @@ pub(super) async fn start(hub: &Hub) -> Result<Vec<JoinHandle<()>>> {
     }
     r.renew(hub.db()).await?;
     tracing::info!(replica = %r.id, "replica registered");
+    // `/readyz`: a replica without its lease is dead to the others.
+    let replica = r.clone();
+    hub.metrics().add_ready_check(std::sync::Arc::new(
+        move || -> std::pin::Pin<Box<dyn Future<Output = edgecap_metrics::Check> + Send>> {
+            let held = replica.lease_held();
+            Box::pin(async move {
+                if held {
+                    edgecap_metrics::Check::ok("lease")
+                } else {
+                    edgecap_metrics::Check::failed(
+                        "lease",
+                        "this replica has not renewed its lease in the database in time",
+                    )
+                }
+            })
+        },
+    ));
     let renewer = {
         let hub = hub.clone();
         tokio::spawn(async move {

@@ -72,6 +72,7 @@ impl Hub {
                     last_seen: clock::unix_now(),
                     tx: Some(tx),
                     assigned: HashSet::new(),
+                    health: None,
                 },
             );
             conn
@@ -208,14 +209,40 @@ impl Session {
     pub fn handle(&self, msg: AgentMsg) {
         self.touch();
         match msg {
-            AgentMsg::Heartbeat => {}
+            AgentMsg::Heartbeat { health: Some(h) } => {
+                let h = h.bounded();
+                let changed = {
+                    let live = self.hub.live();
+                    live.nodes
+                        .get(&self.name)
+                        .is_some_and(|c| c.conn == self.conn && c.health.as_ref() != Some(&h))
+                };
+                // Written only when it changes; a full writer queue leaves it to the next
+                // heartbeat.
+                if changed
+                    && self.hub.write_agent(Write::NodeHealth {
+                        name: self.name.clone(),
+                        health: h.clone(),
+                    })
+                {
+                    let mut live = self.hub.live();
+                    if let Some(c) = live.nodes.get_mut(&self.name)
+                        && c.conn == self.conn
+                    {
+                        c.health = Some(h);
+                    }
+                }
+            }
+            AgentMsg::Heartbeat { health: None } => {}
             AgentMsg::Hello { .. } => {
                 tracing::warn!(node = %self.name, "second hello on one connection ignored");
             }
             AgentMsg::Ack { capture_id } => {
                 if edgecap_model::ids::is_id(&capture_id) {
+                    let capture_id = capture_id.to_ascii_lowercase();
+                    self.hub.metrics().acknowledged(&capture_id, &self.name);
                     self.report(Write::Ack {
-                        capture_id: capture_id.to_ascii_lowercase(),
+                        capture_id,
                         node: self.name.clone(),
                         at: clock::now(),
                     });

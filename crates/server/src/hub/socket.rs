@@ -179,7 +179,7 @@ async fn serve(state: AppState, mut socket: WebSocket, node: String) {
                     },
                     // Pings are answered by the socket itself; binary frames mean nothing here,
                     // but they still show the agent is alive.
-                    Ok(Some(Ok(_))) => session.handle(AgentMsg::Heartbeat),
+                    Ok(Some(Ok(_))) => session.handle(AgentMsg::Heartbeat { health: None }),
                 }
                 if let Some(reason) = session.overloaded() {
                     let _ = close(&mut socket, close_code::AGAIN, reason, deadline).await;

@@ -110,7 +110,12 @@ pub(super) async fn start(hub: &Hub) -> Result<Background> {
             }
         })
     };
-    tasks.extend([flusher, sweeper, super::revoke::start(hub)]);
+    tasks.extend([
+        flusher,
+        sweeper,
+        super::revoke::start(hub),
+        super::scopes::start(hub),
+    ]);
     Ok(Background { tasks })
 }
 

@@ -31,6 +31,11 @@ pub(super) enum Write {
         conn: u64,
         at: String,
     },
+    /// A connected node's agent reported a health different from its last.
+    NodeHealth {
+        name: String,
+        health: edgecap_model::NodeHealth,
+    },
     Ack {
         capture_id: String,
         node: String,
@@ -115,7 +120,9 @@ async fn apply(
     let mut barriers = Vec::new();
     for w in batch {
         match w {
-            Write::NodeSeen { .. } | Write::NodeGone { .. } => node_writes.push(w),
+            Write::NodeSeen { .. } | Write::NodeGone { .. } | Write::NodeHealth { .. } => {
+                node_writes.push(w)
+            }
             Write::Ack {
                 capture_id,
                 node,
@@ -218,6 +225,7 @@ async fn apply_nodes(db: &Db, writes: &[Write], replica: &Replica) -> Result<()>
                     replicas::session_close(&mut tx, &replica.id, *conn, name).await?;
                 }
             }
+            Write::NodeHealth { name, health } => nodes::set_health(&mut tx, name, health).await?,
             _ => {}
         }
     }

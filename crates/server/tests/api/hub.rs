@@ -477,7 +477,9 @@ async fn silent_agents_are_disconnected(b: Backend) {
     // Heartbeats keep it.
     for _ in 0..4 {
         tokio::time::sleep(Duration::from_millis(400)).await;
-        a0.send(&AgentMsg::Heartbeat).await.unwrap();
+        a0.send(&AgentMsg::Heartbeat { health: None })
+            .await
+            .unwrap();
     }
     assert_eq!(s.state.hub.live_nodes().len(), 1);
     // Silence loses it.
@@ -488,9 +490,13 @@ async fn silent_agents_are_disconnected(b: Backend) {
 
 async fn hello_comes_first_and_tokens_are_checked(b: Backend) {
     let Some((h, s)) = setup(b).await else { return };
-    let (_, first) = SimAgent::connect(&s.base, &h.agent_token, &AgentMsg::Heartbeat)
-        .await
-        .unwrap();
+    let (_, first) = SimAgent::connect(
+        &s.base,
+        &h.agent_token,
+        &AgentMsg::Heartbeat { health: None },
+    )
+    .await
+    .unwrap();
     assert!(
         matches!(first, ServerMsg::Refused { ref reason } if reason.contains("hello")),
         "{first:?}"
@@ -557,6 +563,17 @@ async fn captures_survive_a_server_restart(b: Backend) {
     s2.stop().await;
 }
 
+/// The next message about a capture (the observer's account lists, `ServerMsg::Accounts`,
+/// which the hub sends every node when it connects, are passed over).
+async fn next_of_capture(a: &mut SimAgent) -> ServerMsg {
+    loop {
+        match expect(a).await {
+            ServerMsg::Accounts { .. } => continue,
+            other => return other,
+        }
+    }
+}
+
 /// Replicas (PostgreSQL only): two server processes' hubs on one database. A capture created
 /// through one reaches the other's node (NOTIFY), a stop through the other reaches both, a
 /// third replica that starts meanwhile fails nothing of nodes connected to the live ones, and
@@ -590,7 +607,10 @@ async fn replicas_on_postgresql_share_nodes_dispatch_and_spare_each_others_nodes
     }
     let id = create(&h, &s2.state, json!({})).await;
     for a in [&mut a0, &mut a1] {
-        assert_eq!(expect_assign(a).await, id);
+        match next_of_capture(a).await {
+            ServerMsg::Assign { assignment } => assert_eq!(assignment.capture_id, id),
+            other => panic!("expected assign, got {other:?}"),
+        }
         a.send(&AgentMsg::Ack {
             capture_id: id.clone(),
         })
@@ -620,7 +640,7 @@ async fn replicas_on_postgresql_share_nodes_dispatch_and_spare_each_others_nodes
     .await;
     assert!(s.is_success(), "{v}");
     for a in [&mut a0, &mut a1] {
-        match expect(a).await {
+        match next_of_capture(a).await {
             ServerMsg::Stop { capture_id } => assert_eq!(capture_id, id),
             other => panic!("expected stop, got {other:?}"),
         }
@@ -654,6 +674,9 @@ async fn a_replica_that_loses_its_lease_lets_its_agents_go() {
         "edge0 kept its session"
     );
     assert!(!s1.state.hub.lease_held());
+    let (status, body) = call(&s1.state, None, "GET", "/readyz", None).await;
+    assert_eq!(status.as_u16(), 503, "{body}");
+    assert!(body.to_string().contains("lease"), "{body}");
     let msg = hello("edge0", &[("site", "fra")], &["pre-firewall"]);
     let (_, first) = SimAgent::connect(&s1.base, &h.agent_token, &msg)
         .await

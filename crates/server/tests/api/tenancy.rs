@@ -84,7 +84,10 @@ async fn the_operator_api_sets_and_shows_an_accounts_tenancy(b: Backend) {
     assert_eq!(a["prefixes"], want["prefixes"]);
     assert_eq!(a["nodes"], want["nodes"]);
     assert_eq!(a["settings"]["max_packet_limit"], 10000);
-    assert!(a.as_object().unwrap().contains_key("quotas"), "{a}");
+    // Its quotas with their use, as GET .../quotas shows them.
+    assert_eq!(a["quotas"]["running_captures"]["limit"], 5, "{a}");
+    assert_eq!(a["quotas"]["running_captures"]["used"], 0, "{a}");
+    assert_eq!(a["quotas"]["bytes_per_day"]["source"], "default", "{a}");
     // ... and not another account's.
     let (s, _) = h
         .call("GET", &format!("/client/v4/accounts/{}", h.other.id), None)
