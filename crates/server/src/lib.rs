@@ -108,5 +108,6 @@ pub async fn run(
         .await;
     drop(background);
     state.hub.flush().await;
+    state.hub.retire().await;
     Ok(())
 }
