@@ -81,7 +81,7 @@ fn metrics_count_what_a_capture_did_and_health_shows() {
         .iter()
         .map(|c| c["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["server", "nftables"]);
+    assert_eq!(names, ["server", "nftables", "observer"]);
     assert_eq!(get(&format!("{agent_metrics}/healthz")).0, 200);
     // The node list shows the health its heartbeats carry.
     let healthy = wait_for(Duration::from_secs(10), || {

@@ -414,3 +414,102 @@ fn agents_learn_the_restricted_accounts_and_their_changes() {
         fleet.logs()
     );
 }
+
+/// An observer that cannot start (here: a point the node does not have) is reported in the
+/// agent's readiness and log, and captures run as ever.
+#[test]
+fn a_failed_observer_is_reported_and_never_blocks_captures() {
+    if !root_or_skip() {
+        return;
+    }
+    let lab = edgecap_lab::Lab::new(&edgecap_lab::LabSpec::with_edges(1)).unwrap();
+    let tmp = crate::capture_common::Scratch::new("observer-fails");
+    let config = tmp.path("agent.toml");
+    std::fs::write(&config, "[observer]\npoints = [\"post-mitigation\"]\n").unwrap();
+    let dest = tmp.path("captures");
+    std::fs::create_dir_all(&dest).unwrap();
+    let port = edgecap_testkit::servers::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let (config_arg, dest_arg) = (config.display().to_string(), dest.display().to_string());
+    let (mut hub, _hello) = FakeHub::start(
+        &lab,
+        &tmp.0,
+        &[
+            "--config",
+            &config_arg,
+            "--file-root",
+            &dest_arg,
+            "--metrics-listen",
+            &listen,
+        ],
+    );
+    hub.send(ServerMsg::Welcome {
+        heartbeat_secs: 1.0,
+    });
+    // reqwest is built without a default TLS provider (see the client module).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let http = reqwest::blocking::Client::new();
+    let readyz = || {
+        let r = http.get(format!("http://{listen}/readyz")).send().ok()?;
+        let status = r.status().as_u16();
+        Some((status, r.text().ok()?))
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), || readyz()
+            .is_some_and(|(s, b)| s == 503 && b.contains("observer"))),
+        "readyz: {:?}\n{}",
+        readyz(),
+        hub.log()
+    );
+    let (_, body) = readyz().unwrap();
+    assert!(body.contains("post-mitigation"), "{body}");
+    assert!(hub.log().contains("observer failed"), "{}", hub.log());
+    assert!(
+        !tables(lab.edge_ns(0))
+            .iter()
+            .any(|t| t == "edgecap_observer")
+    );
+
+    // A capture still runs and delivers its packets.
+    let id = "00112233445566778899aabbccddeeff";
+    let assignment = edgecap_model::Assignment {
+        capture_id: id.into(),
+        filter_v1: serde_json::json!({"protocol": 17, "destination_port": PORT}),
+        filter: None,
+        points: vec!["pre-firewall".into()],
+        time_limit: 3.0,
+        packet_limit: None,
+        byte_limit: None,
+        snaplen: None,
+        sample_rate: None,
+        format: "pcapng".into(),
+        destination_conf: format!("file://{}", dest.display()),
+        credentials: None,
+        prefixes: None,
+    };
+    hub.send(ServerMsg::Assign { assignment });
+    let table = format!("edgecap_{id}");
+    assert!(wait_for(Duration::from_secs(10), || tables(lab.edge_ns(0))
+        .contains(&table)));
+    let packets: Vec<Vec<u8>> = (1..=20u32)
+        .map(|m| {
+            Packet::udp(
+                lab.src_addr(0, false),
+                lab.origin_addr(0, false),
+                40000,
+                PORT,
+            )
+            .marker(m)
+            .build()
+            .unwrap()
+        })
+        .collect();
+    lab.send(0, &packets).unwrap();
+    let outcome = loop {
+        if let AgentMsg::Done { outcome } = hub.next() {
+            break outcome;
+        }
+    };
+    assert!(outcome.ok, "{outcome:?}\n{}", hub.log());
+    assert_eq!(outcome.packets, 20);
+}
