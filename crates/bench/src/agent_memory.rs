@@ -141,6 +141,12 @@ pub fn run(a: &BenchAgentMemoryArgs) -> Result<(), Failure> {
     let exe = crate::edgecap_exe()?;
     let log = std::fs::File::create(work.0.join("agent.log"))
         .map_err(|e| Failure::runtime(format!("agent log: {e}")))?;
+    // What is measured is the upload path's memory: the always-on observer's ring holds
+    // samples of the benchmark's own traffic up to its own cap (`ring_cap`, docs/operations.md),
+    // which would be counted here too, so this agent runs without it.
+    let config = work.0.join("agent.toml");
+    std::fs::write(&config, "[observer]\nenabled = false\n")
+        .map_err(|e| Failure::runtime(format!("agent config: {e}")))?;
     let agent = Agent(
         Command::new(exe)
             .args(["agent", "--server", &server.url, "--token", &agent_token])
@@ -148,6 +154,8 @@ pub fn run(a: &BenchAgentMemoryArgs) -> Result<(), Failure> {
             .arg(work.0.join("agent-state"))
             .args(["--name", "bench0", "--netns", lab.edge_ns(0)])
             .args(["--allow-endpoint", &allow])
+            .arg("--config")
+            .arg(&config)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
