@@ -76,6 +76,16 @@ pub struct Config {
     /// Agent-driven state changes waiting for the database writer; when it is full, the
     /// session that reports more is closed (its agent resends on reconnect).
     pub write_queue: usize,
+    /// Traffic rollups (`crate::rollups`): batches of seconds waiting for their writer; a
+    /// batch that finds it full is dropped and counted (`Rollups::dropped`).
+    pub rollup_queue: usize,
+    /// How long per-second rows are kept (`--rollup-fine-retention`); older ones live on
+    /// only as minutes.
+    pub rollup_fine_retention: Duration,
+    /// How long per-minute rows are kept (`--rollup-retention`).
+    pub rollup_retention: Duration,
+    /// How often the downsampling and retention job runs.
+    pub rollup_job_every: Duration,
 }
 
 impl Default for Config {
@@ -109,6 +119,10 @@ impl Default for Config {
             agent_write_timeout: Duration::from_secs(10),
             agent_outbox: 1024,
             write_queue: 65_536,
+            rollup_queue: 4096,
+            rollup_fine_retention: Duration::from_secs(6 * 3600),
+            rollup_retention: Duration::from_secs(30 * 86400),
+            rollup_job_every: Duration::from_secs(60),
         }
     }
 }

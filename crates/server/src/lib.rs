@@ -15,6 +15,8 @@
 //!   [`credentials`]: per-bucket credentials sealed at rest ([`credentials::Vault`]).
 //! - [`merge`]: `merge: true`, the nodes' files merged from and back to the destination.
 //! - [`sim`]: a light simulated agent, for tests and `edgecap bench dispatch`.
+//! - [`rollups`]: the agents' traffic rollups: bounded writer, downsampling and retention
+//!   jobs, the analytics API's queries.
 //! - [`rate`]: token buckets (request rates, failed logins, agent messages), bounded.
 //! - [`clock`]: timestamps; [`error`]: the error enum and the HTTP error.
 
@@ -29,6 +31,7 @@ pub mod error;
 pub mod hub;
 pub mod merge;
 pub mod rate;
+pub mod rollups;
 pub mod secret;
 pub mod serve;
 pub mod sim;
@@ -85,6 +88,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let background = state.hub.start().await?;
+    let rollup_jobs = rollups::jobs::start(state.db.clone(), state.config.clone());
     let hub = state.hub.clone();
     let addr = listener.local_addr().ok();
     let config = state.config.clone();
@@ -100,6 +104,8 @@ pub async fn run(
         .sessions_ended(std::time::Duration::from_secs(5))
         .await;
     drop(background);
+    rollup_jobs.abort();
+    state.hub.rollups().barrier().await;
     state.hub.flush().await;
     Ok(())
 }

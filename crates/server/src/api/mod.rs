@@ -8,7 +8,8 @@
 //!   writes (destination, ownership, credentials);
 //! - [`ownership`]: bucket ownership challenges;
 //! - [`misc`]: nodes, `/openapi.json`, `/healthz`;
-//! - [`tokens`]: the token's accounts and the account's API tokens.
+//! - [`tokens`]: the token's accounts and the account's API tokens;
+//! - [`traffic`]: traffic rates and heavy hitters from the rollups (edgecap extension).
 
 pub mod body;
 mod misc;
@@ -17,6 +18,7 @@ mod pcaps;
 mod select;
 mod target;
 mod tokens;
+mod traffic;
 
 use std::time::Instant;
 
@@ -72,6 +74,8 @@ routes! {
     get "/client/v4/accounts/{account_id}/tokens" [Tokens] => tokens::list,
     post "/client/v4/accounts/{account_id}/tokens" [Tokens] => tokens::create,
     delete "/client/v4/accounts/{account_id}/tokens/{token_id}" [Tokens] => tokens::delete,
+    get "/client/v4/accounts/{account_id}/traffic" [Read] => traffic::traffic,
+    get "/client/v4/accounts/{account_id}/traffic/top" [Read] => traffic::top,
     get "/agent/v1/connect" [Public] => crate::hub::socket::connect,
     get "/openapi.json" [Public] => misc::openapi,
     get "/healthz" [Public] => misc::healthz,

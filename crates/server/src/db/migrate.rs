@@ -19,6 +19,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "identities",
         include_str!("../../migrations/0003_identities.sql"),
     ),
+    (
+        8,
+        "rollups",
+        include_str!("../../migrations/0008_rollups.sql"),
+    ),
 ];
 
 pub(super) async fn run(db: &Db) -> Result<()> {

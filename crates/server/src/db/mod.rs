@@ -9,6 +9,7 @@ mod migrate;
 pub mod nodes;
 pub mod ownership;
 pub mod parts;
+pub mod rollups;
 pub mod sealed;
 pub mod tokens;
 
@@ -131,6 +132,8 @@ pub const TABLES: &[&str] = &[
     "capture_nodes",
     "ownerships",
     "node_identities",
+    "rollup_seconds",
+    "rollup_minutes",
 ];
 
 /// Rows in one of [`TABLES`] (tests and diagnostics).

@@ -74,6 +74,8 @@ struct Shared {
     /// (at most [`MERGE_QUEUE`]; beyond it a capture waits, `conversion_running`, for the
     /// next start).
     merges: mpsc::Sender<String>,
+    /// The agents' traffic rollups, to their own bounded writer (`crate::rollups`).
+    rollups: crate::rollups::Rollups,
 }
 
 #[derive(Debug, Default)]
@@ -157,8 +159,14 @@ impl Hub {
             config.endpoints.clone(),
             merge_rx,
         ));
+        let rollups = crate::rollups::Rollups::start(
+            db.clone(),
+            config.rollup_queue,
+            config.rollup_fine_retention,
+        );
         Hub {
             shared: Arc::new(Shared {
+                rollups,
                 db,
                 vault,
                 merges,
@@ -314,6 +322,11 @@ impl Hub {
 
     fn is_closing(&self) -> bool {
         *self.shared.closing.borrow()
+    }
+
+    /// The rollup writer: its counters (`dropped`, `stored`) and `barrier`.
+    pub fn rollups(&self) -> &crate::rollups::Rollups {
+        &self.shared.rollups
     }
 
     pub(crate) fn db(&self) -> &Db {

@@ -239,10 +239,8 @@ impl Session {
                 }
             }
             AgentMsg::Done { outcome } => self.done(outcome),
-            // Stored by the rollup store once it exists (issue 12); accepted and dropped now.
-            AgentMsg::Rollups { seconds } => {
-                tracing::debug!(node = %self.name, seconds = seconds.len(), "rollups received");
-            }
+            // To the rollup writer's bounded queue; never waits (crate::rollups::store).
+            AgentMsg::Rollups { seconds } => self.hub.rollups().offer(&self.name, seconds),
         }
     }
 
