@@ -7,6 +7,8 @@
 -- traffic, from the agent) carry its id. `t` is the unix second of the row's start.
 -- Heavy hitters are JSON: {"floor":F,"keys":[[key,count,error],...]} where F bounds the weight
 -- of any key not listed. `lengths` is the JSON array of the 8 length buckets.
+-- Minute rows with node '*' are the fleet's (every node's minute of a point added together,
+-- made by the same job), so a query over all nodes reads one row per minute and point.
 -- `rolled` (seconds only) is 0 until the downsampling job took the row into a minute; then the
 -- id of that job's batch (so concurrent replicas never take a row twice).
 
@@ -64,4 +66,4 @@ CREATE TABLE rollup_minutes (
     top_dport TEXT NOT NULL
 );
 
-CREATE INDEX rollup_minutes_time ON rollup_minutes (account_id, t, node, point, packets, bytes)
+CREATE INDEX rollup_minutes_time ON rollup_minutes (account_id, node, t, point, packets, bytes)

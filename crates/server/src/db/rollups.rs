@@ -245,8 +245,33 @@ pub async fn downsample(db: &Db, from: i64, until: i64, batch: i64) -> Result<u6
             add_into(acc, &r);
         }
     }
+    // The fleet's rows: every node's minute of a point and account added together.
+    let mut fleet: HashMap<(String, Option<String>, i64), MinuteAcc> = HashMap::new();
+    for acc in minutes.values() {
+        let r = &acc.row;
+        let f = fleet
+            .entry((r.point.clone(), r.account_id.clone(), r.t))
+            .or_insert_with(|| MinuteAcc {
+                row: Rollup {
+                    node: FLEET.to_owned(),
+                    point: r.point.clone(),
+                    account_id: r.account_id.clone(),
+                    t: r.t,
+                    ..Rollup::default()
+                },
+                dst: Merge::new(MERGE_CAPACITY),
+                src: Merge::new(MERGE_CAPACITY),
+                dport: Merge::new(MERGE_CAPACITY),
+            });
+        let mut stored = r.clone();
+        stored.top_dst = acc.dst.top(STORED_KEYS);
+        stored.top_src = acc.src.top(STORED_KEYS);
+        stored.top_dport = acc.dport.top(STORED_KEYS);
+        add_into(f, &stored);
+    }
     let rows: Vec<Rollup> = minutes
         .into_values()
+        .chain(fleet.into_values())
         .map(|mut acc| {
             acc.row.top_dst = acc.dst.top(STORED_KEYS);
             acc.row.top_src = acc.src.top(STORED_KEYS);
@@ -290,6 +315,20 @@ pub struct Selection {
     pub until: i64,
     pub nodes: Vec<String>,
     pub points: Vec<String>,
+    /// Read the fleet's minute rows (node `*`, the sum of every node) rather than each
+    /// node's: for a query over all nodes that does not split them.
+    pub fleet: bool,
+}
+
+/// The node name of fleet-wide minute rows (no node name can be `*`).
+pub const FLEET: &str = "*";
+
+/// Which minute rows a selection reads: the fleet's or the nodes'.
+fn minutes_filter(sel: &Selection) -> &'static str {
+    match sel.fleet {
+        true => "node = '*'",
+        false => "node <> '*'",
+    }
 }
 
 /// The WHERE clause of a selection, parameters numbered from `from` in the order
@@ -368,8 +407,9 @@ pub async fn series(
     let source = match table {
         Table::Seconds => format!("SELECT {cols} FROM rollup_seconds WHERE {w}"),
         Table::Minutes => format!(
-            "SELECT {cols} FROM rollup_minutes WHERE {w} UNION ALL \
-             SELECT {cols} FROM rollup_seconds WHERE rolled = 0 AND {w}"
+            "SELECT {cols} FROM rollup_minutes WHERE {w} AND {} UNION ALL \
+             SELECT {cols} FROM rollup_seconds WHERE rolled = 0 AND {w}",
+            minutes_filter(sel)
         ),
     };
     let group_by = match group {
@@ -413,8 +453,9 @@ pub async fn count(db: &Db, table: Table, sel: &Selection) -> Result<u64> {
     let sql = match table {
         Table::Seconds => format!("SELECT COUNT(*) FROM rollup_seconds WHERE {w}"),
         Table::Minutes => format!(
-            "SELECT (SELECT COUNT(*) FROM rollup_minutes WHERE {w}) + \
-             (SELECT COUNT(*) FROM rollup_seconds WHERE rolled = 0 AND {w})"
+            "SELECT (SELECT COUNT(*) FROM rollup_minutes WHERE {w} AND {}) + \
+             (SELECT COUNT(*) FROM rollup_seconds WHERE rolled = 0 AND {w})",
+            minutes_filter(sel)
         ),
     };
     let q = bind_selection(sqlx::query(sqlx::AssertSqlSafe(sql)), sel);
@@ -438,7 +479,10 @@ pub async fn each_row(
         )],
         Table::Minutes => vec![
             (
-                format!("SELECT {COLUMNS}, seconds FROM rollup_minutes WHERE {w}"),
+                format!(
+                    "SELECT {COLUMNS}, seconds FROM rollup_minutes WHERE {w} AND {}",
+                    minutes_filter(sel)
+                ),
                 Table::Minutes,
             ),
             (
@@ -455,4 +499,50 @@ pub async fn each_row(
         }
     }
     Ok(())
+}
+
+/// Fills `rollup_minutes` with synthetic whole-node rows for `nodes` nodes (`edge0`, ...) at
+/// point `pre-firewall`, one per minute for `minutes` minutes from `since` (on a minute), in
+/// one statement: node `i` sends `1000 + i % 7` packets of 100 bytes a minute. For the
+/// query-speed test and benchmarks; the rows are generated inside the database.
+pub async fn fill_synthetic(db: &Db, nodes: i64, since: i64, minutes: i64) -> Result<u64> {
+    let empty = "'{\"floor\":0,\"keys\":[]}'";
+    let sql = format!(
+        "INSERT INTO rollup_minutes ({COLUMNS}, seconds) \
+         WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < $1), \
+         m(j) AS (SELECT 0 UNION ALL SELECT j + 1 FROM m WHERE j + 1 < $2) \
+         SELECT 'edge' || CAST(n.i AS TEXT), 'pre-firewall', NULL, $3 + m.j * 60, \
+         1000 + n.i % 7, (1000 + n.i % 7) * 100, 60, 0, 0, 1000 + n.i % 7, 0, \
+         1000 + n.i % 7, 0, 0, 0, 0, 0, '[0,1000,0,0,0,0,0,0]', {empty}, {empty}, {empty}, 60 \
+         FROM n CROSS JOIN m"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(nodes)
+        .bind(minutes)
+        .bind(since)
+        .execute(&db.pool)
+        .await?
+        .rows_affected();
+    // The fleet's rows, as the downsampling job makes them.
+    let sum = |c: &str| format!("CAST(SUM({c}) AS BIGINT)");
+    let sums: Vec<String> = [
+        "packets", "bytes", "exact", "samples", "one_in", "ipv4", "ipv6", "tcp", "udp", "icmp",
+        "other", "syn", "rst",
+    ]
+    .iter()
+    .map(|c| sum(c))
+    .collect();
+    let sql = format!(
+        "INSERT INTO rollup_minutes ({COLUMNS}, seconds) SELECT '*', point, account_id, t, {}, \
+         MIN(lengths), {empty}, {empty}, {empty}, {} FROM rollup_minutes \
+         WHERE node <> '*' AND t >= $1 AND t < $2 GROUP BY point, account_id, t",
+        sums.join(", "),
+        sum("seconds")
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(since)
+        .bind(since + minutes * 60)
+        .execute(&db.pool)
+        .await?;
+    Ok(rows)
 }

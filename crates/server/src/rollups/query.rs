@@ -148,6 +148,7 @@ async fn selection(
         scope: scope_for(account),
         since,
         until,
+        fleet: nodes.is_empty(),
         nodes,
         points,
     })
@@ -293,6 +294,7 @@ pub async fn traffic(
         }
     };
     let mut sel = selection(db, account, &p, now, "-1h").await?;
+    sel.fleet = sel.fleet && group.as_deref() != Some("node");
     let fine_from = now.saturating_sub(secs(config.rollup_fine_retention));
     let (step, since, until) = step_for(p.get("step"), sel.since, sel.until, fine_from)?;
     sel.since = since;

@@ -20,3 +20,4 @@ mod pcaps;
 mod scopes;
 mod sdk;
 mod tokens;
+mod traffic;
