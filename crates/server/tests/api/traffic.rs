@@ -300,6 +300,9 @@ async fn a_day_of_a_thousand_nodes() {
     assert_eq!(series(&v, "pre-firewall")["packets"], 1440 * per_minute);
     eprintln!("the same grouped by point in {:?}", started.elapsed());
     // Single nodes read their own rows.
+    let _a = h.node("edge1", &[], &["pre-firewall"]);
+    let _b = h.node("edge9", &[], &["pre-firewall"]);
+    h.state.hub.barrier().await;
     let started = Instant::now();
     let v = get(
         &h,
