@@ -31,4 +31,5 @@ mod observer;
 mod privileges;
 mod restart;
 mod stop;
+mod traffic;
 mod up;
