@@ -546,3 +546,17 @@ pub async fn fill_synthetic(db: &Db, nodes: i64, since: i64, minutes: i64) -> Re
         .await?;
     Ok(rows)
 }
+
+/// Bytes the SQLite database uses (its pages less the free ones), for the growth
+/// measurement; None on PostgreSQL.
+pub async fn sqlite_used_bytes(db: &Db) -> Result<Option<u64>> {
+    if db.backend != super::Backend::Sqlite {
+        return Ok(None);
+    }
+    let mut conn = db.pool.acquire().await?;
+    let pragma = |name: &'static str| sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(name));
+    let pages = pragma("PRAGMA page_count").fetch_one(&mut *conn).await?;
+    let free = pragma("PRAGMA freelist_count").fetch_one(&mut *conn).await?;
+    let size = pragma("PRAGMA page_size").fetch_one(&mut *conn).await?;
+    Ok(Some(to_u64((pages - free) * size)))
+}

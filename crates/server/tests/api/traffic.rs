@@ -316,3 +316,80 @@ async fn a_day_of_a_thousand_nodes() {
     assert_eq!(series(&v, "edge9")["packets"], 1440 * 1002);
     eprintln!("two nodes grouped by node in {:?}", started.elapsed());
 }
+
+/// A realistic second: 10 heavy hitters of each kind, with errors (a full sketch).
+fn busy_second(t: i64, i: u64) -> Second {
+    let mut s = second(t, "pre-firewall", 50_000 + i % 1000, "198.18.1.1");
+    s.top_dst = (0..10u8)
+        .map(|k| Hitter {
+            key: IpAddr::from([198, 18, 3, k]),
+            count: 4000 - u64::from(k) * 100,
+            error: 120 + u64::from(k),
+        })
+        .collect();
+    s.top_src = (0..10u16)
+        .map(|k| Hitter {
+            key: IpAddr::from([0x2001, 0xdb8, 0, 0, 0, 0, 0, k + 1]),
+            count: 3000 - u64::from(k) * 90,
+            error: 77,
+        })
+        .collect();
+    s.top_dport = (0..10u16)
+        .map(|k| Hitter {
+            key: 1000 + k,
+            count: 2500 - u64::from(k) * 50,
+            error: 31,
+        })
+        .collect();
+    s.families = [40_000, 10_000];
+    s.lengths = [9000, 8000, 7000, 6000, 5000, 4000, 100, 0];
+    s
+}
+
+/// Database growth per node and point: an hour of seconds with full heavy-hitter lists,
+/// then its minutes (SQLite; the bytes are the database's used pages). Printed for
+/// docs/operations.md; the row counts are asserted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_growth_per_node_and_point() {
+    let Some(h) = Harness::new(Backend::Sqlite).await else {
+        return;
+    };
+    let db = &h.state.db;
+    let used = || async { edgecap_server::db::rollups::sqlite_used_bytes(db).await.unwrap().unwrap() };
+    let node = h.node("edge0", &[], &["pre-firewall"]);
+    let t0 = {
+        let t = now() - 3600 - 300;
+        t - t % 60
+    };
+    let b0 = used().await;
+    for m in 0..60 {
+        let seconds = (0..60)
+            .map(|s| busy_second(t0 + m * 60 + s, (m * 60 + s) as u64))
+            .collect();
+        node.session.handle(AgentMsg::Rollups { seconds });
+    }
+    h.state.hub.rollups().barrier().await;
+    assert_eq!(h.count("rollup_seconds").await, 3600);
+    let b1 = used().await;
+    let per_second = (b1 - b0) as f64 / 3600.0;
+    jobs::run_once(db, &h.state.config, now()).await.unwrap();
+    // 60 minutes of the node, 60 of the fleet.
+    assert_eq!(h.count("rollup_minutes").await, 120);
+    let fine = h.state.config.rollup_fine_retention.as_secs() as i64;
+    let r = jobs::run_once(db, &h.state.config, t0 + 3600 + fine + 60)
+        .await
+        .unwrap();
+    assert_eq!(r.expired_seconds, 3600);
+    let b2 = used().await;
+    let per_minute = (b2 - b0) as f64 / 120.0;
+    let fine_hours = fine as f64 / 3600.0;
+    let days = h.state.config.rollup_retention.as_secs() as f64 / 86400.0;
+    eprintln!(
+        "rollup growth: {per_second:.0} bytes per second row, {per_minute:.0} bytes per minute \
+         row; per node and point: {:.1} MiB of seconds ({fine_hours} h kept), {:.2} MiB of \
+         minutes a day ({:.1} MiB at {days} days)",
+        per_second * fine as f64 / 1048576.0,
+        per_minute * 1440.0 / 1048576.0,
+        per_minute * 1440.0 * days / 1048576.0,
+    );
+}
