@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::Method;
 use serde_json::Value;
 
-use super::{ConnectArgs, Conn};
+use super::{Conn, ConnectArgs};
 use crate::exit::Failure;
 use crate::out;
 
@@ -251,7 +251,13 @@ mod tests {
     #[test]
     fn times_and_values_reach_the_api_intact() {
         assert_eq!(time("1h"), "-1h");
-        assert_eq!(time("2026-01-01T00:00:00+01:00"), "2026-01-01T00:00:00+01:00");
-        assert_eq!(enc("2026-01-01T00:00:00+01:00"), "2026-01-01T00%3A00%3A00%2B01%3A00");
+        assert_eq!(
+            time("2026-01-01T00:00:00+01:00"),
+            "2026-01-01T00:00:00+01:00"
+        );
+        assert_eq!(
+            enc("2026-01-01T00:00:00+01:00"),
+            "2026-01-01T00%3A00%3A00%2B01%3A00"
+        );
     }
 }

@@ -49,7 +49,9 @@ impl Truth {
 
     fn packets(&self) -> u64 {
         let out = Command::new("ip")
-            .args(["netns", "exec", &self.ns, "nft", "-j", "list", "counter", "inet"])
+            .args([
+                "netns", "exec", &self.ns, "nft", "-j", "list", "counter", "inet",
+            ])
             .args([&self.table, "seen"])
             .output()
             .expect("nft list counter");
@@ -146,7 +148,8 @@ fn traffic_totals_equal_the_kernel_counter() {
     let got_later = v["result"]["series"][0]["packets"].as_u64().unwrap();
     assert_eq!(got, got_later);
     assert_eq!(
-        got, seen,
+        got,
+        seen,
         "/traffic says {got} packets in [{start}, {end}), the kernel counter {seen}\n{v}\n{}",
         fleet.logs()
     );
@@ -162,6 +165,9 @@ fn traffic_totals_equal_the_kernel_counter() {
         "{top}"
     );
     // Every packet was sampled (1 in 1): the count bounds the truth.
-    let (c, e) = (first["packets"].as_u64().unwrap(), first["error"].as_u64().unwrap());
+    let (c, e) = (
+        first["packets"].as_u64().unwrap(),
+        first["error"].as_u64().unwrap(),
+    );
     assert!(c - e <= u64::from(n) && u64::from(n) <= c, "{first}");
 }

@@ -39,7 +39,6 @@ pub struct Rollup {
     pub top_dport: Stored<u16>,
 }
 
-
 /// Which table a query reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Table {
@@ -229,7 +228,12 @@ pub async fn downsample(db: &Db, from: i64, until: i64, batch: i64) -> Result<u6
         while let Some(r) = rows.try_next().await? {
             let r = parse_row(&r, Table::Seconds)?;
             let minute = r.t - r.t.rem_euclid(60);
-            let key = (r.node.clone(), r.point.clone(), r.account_id.clone(), minute);
+            let key = (
+                r.node.clone(),
+                r.point.clone(),
+                r.account_id.clone(),
+                minute,
+            );
             let acc = minutes.entry(key).or_insert_with(|| MinuteAcc {
                 row: Rollup {
                     node: r.node.clone(),
@@ -556,7 +560,9 @@ pub async fn sqlite_used_bytes(db: &Db) -> Result<Option<u64>> {
     let mut conn = db.pool.acquire().await?;
     let pragma = |name: &'static str| sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(name));
     let pages = pragma("PRAGMA page_count").fetch_one(&mut *conn).await?;
-    let free = pragma("PRAGMA freelist_count").fetch_one(&mut *conn).await?;
+    let free = pragma("PRAGMA freelist_count")
+        .fetch_one(&mut *conn)
+        .await?;
     let size = pragma("PRAGMA page_size").fetch_one(&mut *conn).await?;
     Ok(Some(to_u64((pages - free) * size)))
 }

@@ -42,7 +42,9 @@ pub async fn run_once(db: &Db, config: &Config, now: i64) -> Result<Report> {
         let until = (from + 60).min(cutoff);
         // 63 random bits: two batches never share an id in practice, and a batch is read back
         // only within its own minute.
-        let batch = i64::try_from(rand::random::<u64>() >> 1).unwrap_or(1).max(1);
+        let batch = i64::try_from(rand::random::<u64>() >> 1)
+            .unwrap_or(1)
+            .max(1);
         report.downsampled += rollups::downsample(db, from, until, batch).await?;
     }
     let (s, m) = rollups::expire(

@@ -418,10 +418,7 @@ pub async fn top(
     query: &[(String, String)],
     now: i64,
 ) -> Result<Top, HttpError> {
-    let p = params(
-        query,
-        &["since", "until", "by", "limit", "nodes", "points"],
-    )?;
+    let p = params(query, &["since", "until", "by", "limit", "nodes", "points"])?;
     let by = match p.get("by").map(String::as_str) {
         None | Some("") => "dst".to_owned(),
         Some(b @ ("dst" | "src" | "dport")) => b.to_owned(),
@@ -535,7 +532,10 @@ mod tests {
         let now = 1_800_000_000;
         assert_eq!(parse_time("since", "now", now).unwrap(), now);
         assert_eq!(parse_time("since", "-1h", now).unwrap(), now - 3600);
-        assert_eq!(parse_time("since", "1700000000", now).unwrap(), 1_700_000_000);
+        assert_eq!(
+            parse_time("since", "1700000000", now).unwrap(),
+            1_700_000_000
+        );
         assert_eq!(
             parse_time("since", "2026-01-01T00:00:00Z", now).unwrap(),
             1_767_225_600

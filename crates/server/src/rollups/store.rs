@@ -75,8 +75,12 @@ impl Rollups {
                 mpsc::error::TrySendError::Full(_) => "the rollup queue is full",
                 mpsc::error::TrySendError::Closed(_) => "the rollup writer has stopped",
             };
-            tracing::warn!(node, seconds = n, dropped_total = total,
-                "rollup seconds dropped: {why} (the database is behind)");
+            tracing::warn!(
+                node,
+                seconds = n,
+                dropped_total = total,
+                "rollup seconds dropped: {why} (the database is behind)"
+            );
         }
     }
 
@@ -191,9 +195,7 @@ async fn write(db: Db, mut rx: mpsc::Receiver<Msg>, stats: Arc<Stats>, oldest: i
         if !rows.is_empty() {
             match rollups::insert_all(&db, Table::Seconds, &rows).await {
                 Ok(()) => {
-                    stats
-                        .stored
-                        .fetch_add(rows.len() as u64, Ordering::Relaxed);
+                    stats.stored.fetch_add(rows.len() as u64, Ordering::Relaxed);
                 }
                 Err(e) => {
                     let n = rows.len() as u64;

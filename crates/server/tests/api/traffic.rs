@@ -203,7 +203,13 @@ async fn downsampling_equals_the_seconds_and_retention_deletes(b: Backend) {
     // The fleet's rows (read when no node is singled out) say the same.
     let all = get(&h, &format!("traffic?{range}&step=1m")).await;
     assert_eq!(all["series"][0]["packets"], p0 + p1);
-    assert_eq!(all["series"][0]["points"][0]["packets"], series(&coarse, "edge0")["points"][0]["packets"].as_u64().unwrap() + 180);
+    assert_eq!(
+        all["series"][0]["points"][0]["packets"],
+        series(&coarse, "edge0")["points"][0]["packets"]
+            .as_u64()
+            .unwrap()
+            + 180
+    );
     // Heavy hitters from the minutes are the seconds' merged.
     let top = get(&h, &format!("traffic/top?{range}&by=src")).await;
     assert_eq!(top["hitters"][0]["packets"], p0 + p1);
@@ -288,13 +294,23 @@ async fn a_day_of_a_thousand_nodes() {
     let points = v["series"][0]["points"].as_array().unwrap();
     assert_eq!(v["step"], 120);
     assert_eq!(points.len(), 720);
-    assert!(points.iter().all(|p| p["packets"] == 2 * per_minute), "{}", points[0]);
+    assert!(
+        points.iter().all(|p| p["packets"] == 2 * per_minute),
+        "{}",
+        points[0]
+    );
     assert_eq!(v["series"][0]["packets"], 1440 * per_minute);
-    eprintln!("24 h x 1000 nodes: one series of {} points in {took:?}", points.len());
+    eprintln!(
+        "24 h x 1000 nodes: one series of {} points in {took:?}",
+        points.len()
+    );
     let started = Instant::now();
     let v = get(
         &h,
-        &format!("traffic?since={since}&until={}&group_by=point", since + 86400),
+        &format!(
+            "traffic?since={since}&until={}&group_by=point",
+            since + 86400
+        ),
     )
     .await;
     assert_eq!(series(&v, "pre-firewall")["packets"], 1440 * per_minute);
@@ -355,7 +371,12 @@ async fn database_growth_per_node_and_point() {
         return;
     };
     let db = &h.state.db;
-    let used = || async { edgecap_server::db::rollups::sqlite_used_bytes(db).await.unwrap().unwrap() };
+    let used = || async {
+        edgecap_server::db::rollups::sqlite_used_bytes(db)
+            .await
+            .unwrap()
+            .unwrap()
+    };
     let node = h.node("edge0", &[], &["pre-firewall"]);
     let t0 = {
         let t = now() - 3600 - 300;
