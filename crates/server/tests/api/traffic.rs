@@ -15,6 +15,7 @@ use crate::both_databases;
 use crate::common::{Backend, Harness};
 
 both_databases!(
+    rollups_over_a_real_socket_are_stored,
     known_seconds_give_exact_sums_and_hitters,
     downsampling_equals_the_seconds_and_retention_deletes,
     bad_parameters_are_refused_naming_the_field,
@@ -413,4 +414,41 @@ async fn database_growth_per_node_and_point() {
         per_minute * 1440.0 / 1048576.0,
         per_minute * 1440.0 * days / 1048576.0,
     );
+}
+
+/// A simulated agent on a real server sends its seconds over the WebSocket; the server stores
+/// them and answers them.
+async fn rollups_over_a_real_socket_are_stored(b: Backend) {
+    let Some(h) = Harness::new(b).await else {
+        return;
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(edgecap_server::run(listener, h.state.clone(), async move {
+        let _ = stopped.await;
+    }));
+    let msg = edgecap_server::sim::hello("edge7", &[], &["pre-firewall"]);
+    let (mut agent, _welcome) = edgecap_server::sim::SimAgent::connect(&base, &h.agent_token, &msg)
+        .await
+        .unwrap();
+    let t0 = now() - 200;
+    let seconds: Vec<Second> = (0..100)
+        .map(|i| second(t0 + i, "pre-firewall", 7, "198.18.7.7"))
+        .collect();
+    agent.send_rollups(&seconds).await.unwrap();
+    let until = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while h.state.hub.rollups().stored() < 100 && tokio::time::Instant::now() < until {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    h.state.hub.rollups().barrier().await;
+    let v = get(
+        &h,
+        &format!("traffic?since={t0}&until={}&step=1s&nodes=edge7", t0 + 100),
+    )
+    .await;
+    assert_eq!(v["series"][0]["packets"], 700, "{v}");
+    agent.close().await;
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
 }
