@@ -94,11 +94,28 @@ fn traffic_totals_equal_the_kernel_counter() {
     if !root_or_skip() {
         return;
     }
+    totals_equal_the_counter(None);
+}
+
+#[test]
+fn traffic_totals_equal_the_kernel_counter_on_postgresql() {
+    if !root_or_skip() {
+        return;
+    }
+    // None only outside CI without PostgreSQL installed (under CI=true that is a failure).
+    let Some(pg) = edgecap_testkit::pg::server() else {
+        return;
+    };
+    totals_equal_the_counter(Some(pg.create_database()));
+}
+
+fn totals_equal_the_counter(database: Option<String>) {
     let cfg = Scratch::new("traffic-agent");
     let config = cfg.path("agent.toml");
     std::fs::write(&config, "[observer]\nsample_one_in = 1\n").unwrap();
     let opts = ServerOpts {
         agent_args: vec!["--config".into(), config.display().to_string()],
+        database,
         ..ServerOpts::default()
     };
     let fleet = Fleet::new(1, opts);

@@ -209,3 +209,61 @@ async fn write(db: Db, mut rx: mpsc::Receiver<Msg>, stats: Arc<Stats>, oldest: i
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(t: u64, point: &str) -> Second {
+        Second {
+            t,
+            point: point.into(),
+            packets: 1,
+            bytes: 60,
+            exact: true,
+            samples: 0,
+            one_in: 64,
+            families: [0, 0],
+            tcp: 0,
+            udp: 0,
+            icmp: 0,
+            other: 0,
+            syn: 0,
+            rst: 0,
+            lengths: [0; 8],
+            top_dst: vec![],
+            top_src: vec![],
+            top_dport: vec![],
+        }
+    }
+
+    /// A full queue drops the batch at once and counts its seconds; the caller never waits.
+    #[tokio::test]
+    async fn a_full_queue_drops_and_counts() {
+        let (tx, _rx) = mpsc::channel(1);
+        let r = Rollups {
+            tx,
+            stats: Arc::new(Stats::default()),
+        };
+        r.offer("edge0", vec![s(1, "pre-firewall"); 3]);
+        assert_eq!(r.dropped(), 0);
+        r.offer("edge0", vec![s(2, "pre-firewall"); 5]);
+        assert_eq!(r.dropped(), 5);
+        r.offer("edge0", vec![]);
+        assert_eq!(r.dropped(), 5);
+    }
+
+    #[test]
+    fn malformed_seconds_are_refused_naming_the_field() {
+        let now = 1_800_000_000;
+        assert!(row("e", &s(now as u64, "pre-firewall"), now, 3600).is_ok());
+        let e = row("e", &s(now as u64 + 3600, "pre-firewall"), now, 3600).unwrap_err();
+        assert!(e.starts_with("t: "), "{e}");
+        let e = row("e", &s(now as u64 - 7200, "pre-firewall"), now, 3600).unwrap_err();
+        assert!(e.starts_with("t: "), "{e}");
+        let e = row("e", &s(now as u64, "pre firewall;"), now, 3600).unwrap_err();
+        assert!(e.starts_with("point: "), "{e}");
+        let e = row("e", &s(now as u64, ""), now, 3600).unwrap_err();
+        assert!(e.starts_with("point: "), "{e}");
+    }
+}
