@@ -11,7 +11,7 @@ use edgecap_lab::packet::Packet;
 use serde_json::Value;
 
 use crate::capture_common::{Scratch, root_or_skip};
-use crate::harness::{Fleet, PORT, ServerOpts};
+use crate::harness::{Fleet, PORT, ServerOpts, edgecap};
 
 /// The test's counter table in the edge namespace; deleted on drop (and gone with the lab's
 /// namespace in any case).
