@@ -187,4 +187,38 @@ fn totals_equal_the_counter(database: Option<String>) {
         first["error"].as_u64().unwrap(),
     );
     assert!(c - e <= u64::from(n) && u64::from(n) <= c, "{first}");
+
+    // The CLI shows the same: the table has the node and a sparkline; --json the API's answer.
+    let conn = ["--server", &fleet.url, "--token", &fleet.token];
+    let json: Value = serde_json::from_str(&edgecap(
+        &[
+            &["traffic", "--since", "5m", "--step", "1s", "--json"][..],
+            &conn[..],
+        ]
+        .concat(),
+    ))
+    .unwrap();
+    let edge0 = json["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["key"] == "edge0")
+        .expect("edge0 in edgecap traffic --json");
+    assert!(edge0["packets"].as_u64().unwrap() >= seen, "{json}");
+    let table = edgecap(&[&["traffic", "--since", "5m"][..], &conn[..]].concat());
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("edge0") && l.contains('█')),
+        "{table}"
+    );
+    let top: Value = serde_json::from_str(&edgecap(
+        &[&["top", "--window", "5m", "--json"][..], &conn[..]].concat(),
+    ))
+    .unwrap();
+    assert_eq!(
+        top["hitters"][0]["key"],
+        fleet.lab.origin_addr(0, false).to_string(),
+        "{top}"
+    );
 }
