@@ -18,6 +18,9 @@ use crate::error::HttpError;
 /// Points per series at most.
 pub const MAX_POINTS: i64 = 1000;
 
+/// Points in one answer at most (all series together).
+pub const MAX_ANSWER_POINTS: usize = 200_000;
+
 /// Rows a heavy-hitter query reads at most.
 pub const MAX_TOP_ROWS: u64 = 2_000_000;
 
@@ -336,6 +339,16 @@ pub async fn traffic(
             Some(_) => add(Some(b.group.clone()), i, b.packets, b.bytes),
             None => add(None, i, b.packets, b.bytes),
         }
+    }
+    if groups.len() * n > MAX_ANSWER_POINTS {
+        return Err(HttpError::field(
+            "step",
+            format!(
+                "{} series of {n} points are more than the {MAX_ANSWER_POINTS} points an \
+                 answer holds: use a larger step, a shorter range or fewer nodes",
+                groups.len()
+            ),
+        ));
     }
     let series = groups
         .into_iter()
