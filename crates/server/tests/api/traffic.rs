@@ -15,6 +15,7 @@ use crate::both_databases;
 use crate::common::{Backend, Harness};
 
 both_databases!(
+    account_rows_stay_with_their_account,
     rollups_over_a_real_socket_are_stored,
     known_seconds_give_exact_sums_and_hitters,
     downsampling_equals_the_seconds_and_retention_deletes,
@@ -451,4 +452,60 @@ async fn rollups_over_a_real_socket_are_stored(b: Backend) {
     agent.close().await;
     let _ = stop.send(());
     server.await.unwrap().unwrap();
+}
+
+/// Rows made for an account (its prefixes' traffic, from the agent) are read only by a query
+/// scoped to that account, and never by a whole-node query; whole-node rows never by an
+/// account's. (Which scope an account gets is `rollups::query::scope_for`.)
+async fn account_rows_stay_with_their_account(b: Backend) {
+    use edgecap_server::db::rollups::{self, GroupCol, Rollup, Scope, Selection, Table};
+    let Some(h) = Harness::new(b).await else {
+        return;
+    };
+    let t = now() - 100;
+    let row = |account: Option<&str>, packets| Rollup {
+        node: "edge0".into(),
+        point: "pre-firewall".into(),
+        account_id: account.map(str::to_owned),
+        t,
+        seconds: 1,
+        packets,
+        bytes: packets * 100,
+        ..Rollup::default()
+    };
+    let (acme, other) = (h.account.id.as_str(), h.other.id.as_str());
+    rollups::insert_all(
+        &h.state.db,
+        Table::Seconds,
+        &[row(None, 1000), row(Some(acme), 30), row(Some(other), 7)],
+    )
+    .await
+    .unwrap();
+    let total = |scope: Scope| {
+        let sel = Selection {
+            scope,
+            since: t - 10,
+            until: t + 10,
+            nodes: vec![],
+            points: vec![],
+            fleet: true,
+        };
+        let db = h.state.db.clone();
+        async move {
+            rollups::series(&db, Table::Seconds, &sel, 20, GroupCol::None)
+                .await
+                .unwrap()
+                .iter()
+                .map(|b| b.packets)
+                .sum::<u64>()
+        }
+    };
+    assert_eq!(total(Scope::WholeNodes).await, 1000);
+    assert_eq!(total(Scope::Account(acme.into())).await, 30);
+    assert_eq!(total(Scope::Account(other.into())).await, 7);
+    // Today every account is given whole nodes (until restricted accounts are wired in).
+    assert_eq!(
+        edgecap_server::rollups::query::scope_for(&h.account),
+        Scope::WholeNodes
+    );
 }
