@@ -19,6 +19,7 @@
 //! - [`output`]: where a node's file goes (`NodeFile`: a local directory through the spool, or
 //!   a bucket through a streaming, bounded upload started before the capture).
 //! - [`report`]: the manifest written beside each file.
+//! - [`metrics`]: the agent's Prometheus metrics and health (`--metrics-listen`, heartbeats).
 //! - [`error`]: why a capture could not run or deliver its file: typed, with their sources,
 //!   displayed as the text the server is sent.
 //!
@@ -30,6 +31,8 @@ pub mod error;
 pub mod identity;
 pub mod ledger;
 pub mod link;
+pub mod lookback;
+pub mod metrics;
 pub mod observer;
 pub mod output;
 pub mod plan;
@@ -65,6 +68,7 @@ pub async fn run(
         let _ = stop_tx.send(true);
     });
     let ledger = ledger::Ledger::default();
+    let probe = tokio::spawn(metrics::probe_loop(settings.netns.clone()));
     // Always watching, apart from captures: its failure is logged, never fatal.
     let observer = observer::Observer::start(&settings.node());
     let mut backoff = backoff::Backoff::default();
@@ -82,10 +86,12 @@ pub async fn run(
             Ok(conn) => {
                 backoff.reset();
                 tracing::info!(server = %settings.server, "connected");
-                match conn
+                metrics::agent().set_connected(true);
+                let ended = conn
                     .serve(&settings, &ledger, &observer, &mut stop_rx)
-                    .await
-                {
+                    .await;
+                metrics::agent().set_connected(false);
+                match ended {
                     link::Ended::Shutdown => break Ok(()),
                     link::Ended::Lost(why) => {
                         tracing::warn!(reason = %why, running = ledger.running().len(),
@@ -114,5 +120,6 @@ pub async fn run(
     let observer_stop = tokio::task::spawn_blocking(move || observer.stop());
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), observer_stop).await;
     watcher.abort();
+    probe.abort();
     result
 }

@@ -5,6 +5,7 @@
 //! start and stop captures; the ledger's outcomes and progress go up; a heartbeat goes up
 //! every `heartbeat_secs`, with a WebSocket ping whose pong shows the server is still there.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use edgecap_model::protocol::MAX_ROLLUP_SECONDS;
@@ -19,7 +20,8 @@ use tokio_tungstenite::tungstenite::{self, Message};
 
 use crate::identity::Credential;
 use crate::ledger::{Begin, Ledger};
-use crate::observer::Observer;
+use crate::lookback;
+use crate::observer::{Observer, ObserverView};
 use crate::settings::Settings;
 use crate::worker;
 
@@ -259,6 +261,14 @@ impl Connection {
         let silent_limit = self.heartbeat * SILENT_BEATS;
         let mut heard = Instant::now();
         let mut stopping: Option<Instant> = None;
+        // Answers to look-back queries, made on blocking threads (at most MAX_CONCURRENT).
+        let (answer_tx, mut answer_rx) = tokio::sync::mpsc::channel::<Vec<AgentMsg>>(4);
+        let queries = Arc::new(tokio::sync::Semaphore::new(lookback::MAX_CONCURRENT));
+        let lookback = Lookback {
+            tx: answer_tx,
+            permits: queries,
+            observer: observer.view(),
+        };
         loop {
             for msg in ledger.outbox() {
                 if let Err(e) = send(&mut self.ws, &msg).await {
@@ -282,7 +292,7 @@ impl Connection {
                         Some(Ok(Message::Text(t))) => match ServerMsg::decode(&t) {
                             Ok(m) => {
                                 if let Err(e) =
-                                    self.handle(m, &node, ledger, stopping.is_some()).await
+                                    self.handle(m, &node, ledger, observer, &lookback, stopping.is_some()).await
                                 {
                                     return Ended::Lost(format!("sending: {e}"));
                                 }
@@ -290,6 +300,13 @@ impl Connection {
                             Err(e) => tracing::warn!(error = %e, "unreadable server message ignored"),
                         },
                         Some(Ok(_)) => {}
+                    }
+                }
+                Some(msgs) = answer_rx.recv() => {
+                    for m in &msgs {
+                        if let Err(e) = send(&mut self.ws, m).await {
+                            return Ended::Lost(format!("sending: {e}"));
+                        }
                     }
                 }
                 () = ledger.changed() => {}
@@ -300,7 +317,9 @@ impl Connection {
                             heard.elapsed().as_secs_f64()
                         ));
                     }
-                    let beat = send(&mut self.ws, &AgentMsg::Heartbeat).await;
+                    let beat = send(&mut self.ws, &AgentMsg::Heartbeat {
+                        health: Some(crate::metrics::agent().health()),
+                    }).await;
                     let ping = self.ws.send(Message::Ping(Vec::new().into())).await;
                     if let Err(e) = beat.and(ping) {
                         return Ended::Lost(format!("sending: {e}"));
@@ -346,6 +365,8 @@ impl Connection {
         msg: ServerMsg,
         node: &worker::NodeContext,
         ledger: &Ledger,
+        observer: &Observer,
+        lookback: &Lookback,
         stopping: bool,
     ) -> Result<(), tungstenite::Error> {
         match msg {
@@ -375,6 +396,31 @@ impl Connection {
                     tracing::debug!(capture = %capture_id, "stop for a capture not running here");
                 }
             }
+            ServerMsg::Accounts { accounts } => observer.set_accounts(&accounts),
+            ServerMsg::Query { query } => {
+                if !edgecap_model::ids::is_id(&query.query_id) {
+                    tracing::warn!(query = ?query.query_id, "query with a malformed id ignored");
+                    return Ok(());
+                }
+                match lookback.permits.clone().try_acquire_owned() {
+                    Err(_) => {
+                        let busy = format!(
+                            "busy: this node answers at most {} look-back queries at once",
+                            lookback::MAX_CONCURRENT
+                        );
+                        send(&mut self.ws, &lookback::refusal(&query.query_id, busy)).await?;
+                    }
+                    Ok(permit) => {
+                        let (tx, view, node) =
+                            (lookback.tx.clone(), lookback.observer.clone(), node.clone());
+                        tokio::task::spawn_blocking(move || {
+                            let msgs = lookback::answer(&query, &view, &node);
+                            let _ = tx.blocking_send(msgs);
+                            drop(permit);
+                        });
+                    }
+                }
+            }
             ServerMsg::Welcome { .. } => {}
             ServerMsg::Refused { reason } => {
                 tracing::warn!(%reason, "the server refused us on a live connection");
@@ -382,6 +428,13 @@ impl Connection {
         }
         Ok(())
     }
+}
+
+/// Where look-back answers go and what bounds them.
+struct Lookback {
+    tx: tokio::sync::mpsc::Sender<Vec<AgentMsg>>,
+    permits: Arc<tokio::sync::Semaphore>,
+    observer: ObserverView,
 }
 
 /// Starts an assignment unless it runs or ran here already (a repeated `assign` after a
@@ -393,6 +446,18 @@ fn start(node: &worker::NodeContext, a: Assignment, ledger: &Ledger, stopping: b
         Begin::Finished(outcome) => ledger.finish(outcome),
         Begin::New(_) if stopping => {
             ledger.finish(worker::failed(&id, "the agent is shutting down".into()));
+        }
+        // The ledger holds this one already: more than the cap means it is one too many.
+        Begin::New(_) if ledger.running().len() > node.max_captures => {
+            tracing::warn!(capture = %id, max = node.max_captures, "assignment over the cap refused");
+            ledger.finish(worker::failed(
+                &id,
+                format!(
+                    "this node runs at most {} captures at once (edgecap agent --max-captures); \
+                     no rule was installed",
+                    node.max_captures
+                ),
+            ));
         }
         Begin::New(stop) => {
             tracing::info!(capture = %id, "assigned");

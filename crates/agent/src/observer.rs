@@ -15,6 +15,8 @@ use std::thread::JoinHandle;
 use edgecap_capture::GroupChoice;
 use edgecap_capture::config::ObserverConfig;
 use edgecap_capture::observe::{Observation, ObservedPacket, ObserverSpec, observe};
+use edgecap_filter::Boundary;
+use edgecap_model::protocol::{AccountScope, MAX_OBSERVED_ACCOUNTS};
 use edgecap_observe::{Ring, Roller, SampleMeta, Second};
 
 use crate::worker::NodeContext;
@@ -54,6 +56,9 @@ impl Status {
 struct State {
     ring: Ring,
     node: Roller,
+    /// One roller per restricted account the server named, inside its prefixes.
+    accounts: Vec<Roller>,
+    points: Vec<String>,
     queue: VecDeque<Second>,
     dropped: u64,
 }
@@ -96,6 +101,9 @@ impl Observation for Sink {
             p.data,
         );
         st.node.sample(p.ts_ns, point, p.orig_len, p.data, one_in);
+        for r in &mut st.accounts {
+            r.sample(p.ts_ns, point, p.orig_len, p.data, one_in);
+        }
     }
 
     fn totals(&mut self, t: u64, point: usize, packets: u64, bytes: u64) {
@@ -115,6 +123,8 @@ impl Observer {
             state: Mutex::new(State {
                 ring: Ring::new(config.ring, u64::from(config.sample_one_in), seed),
                 node: Roller::new(config.points.clone(), None, TOP),
+                accounts: Vec::new(),
+                points: config.points.clone(),
                 queue: VecDeque::new(),
                 dropped: 0,
             }),
@@ -165,13 +175,53 @@ impl Observer {
     /// second before `now_s`) and returns what waits to be sent, oldest first.
     pub fn take_seconds(&self, now_s: u64) -> Vec<Second> {
         let mut st = lock(&self.shared.state);
-        let closed = st.node.close(now_s.saturating_sub(1));
+        let until = now_s.saturating_sub(1);
+        let mut closed = st.node.close(until);
+        for r in &mut st.accounts {
+            closed.extend(r.close(until));
+        }
         st.queue.extend(closed);
         while st.queue.len() > MAX_QUEUED_SECONDS {
             st.queue.pop_front();
             st.dropped += 1;
         }
         st.queue.drain(..).collect()
+    }
+
+    /// Keeps rollups apart for these accounts from now on (the server's list replaces the
+    /// previous one; an account whose prefixes did not change keeps its open seconds).
+    /// Entries past [`MAX_OBSERVED_ACCOUNTS`] or with prefixes that do not parse are skipped
+    /// and logged.
+    pub fn set_accounts(&self, accounts: &[AccountScope]) {
+        let mut st = lock(&self.shared.state);
+        let mut old = std::mem::take(&mut st.accounts);
+        let mut next = Vec::new();
+        for a in accounts.iter().take(MAX_OBSERVED_ACCOUNTS) {
+            let boundary = match Boundary::parse(&a.prefixes) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!(account = %a.id, error = %e, "account's prefixes skipped");
+                    continue;
+                }
+            };
+            let same = old
+                .iter()
+                .position(|r| r.account() == Some(&a.id) && r.boundary() == Some(&boundary));
+            next.push(match same {
+                Some(i) => old.swap_remove(i),
+                None => Roller::for_account(st.points.clone(), a.id.clone(), boundary, TOP),
+            });
+        }
+        if accounts.len() > MAX_OBSERVED_ACCOUNTS {
+            tracing::warn!(
+                accounts = accounts.len(),
+                kept = MAX_OBSERVED_ACCOUNTS,
+                "more accounts than the observer keeps apart"
+            );
+        }
+        let ids: Vec<&str> = next.iter().filter_map(Roller::account).collect();
+        tracing::info!(accounts = ids.len(), ids = %ids.join(","), "observer keeps accounts apart");
+        st.accounts = next;
     }
 
     /// Gives seconds the link could not send back, to be sent first next time.
@@ -188,7 +238,14 @@ impl Observer {
 
     /// Reads the look-back ring.
     pub fn with_ring<R>(&self, f: impl FnOnce(&Ring) -> R) -> R {
-        f(&lock(&self.shared.state).ring)
+        self.view().with_ring(f)
+    }
+
+    /// A handle that reads the ring and the status from another thread.
+    pub fn view(&self) -> ObserverView {
+        ObserverView {
+            shared: self.shared.clone(),
+        }
     }
 
     /// Stops the thread; its table goes with it.
@@ -197,6 +254,31 @@ impl Observer {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// Reads an [`Observer`]'s ring and status; cheap to clone, usable from any thread.
+#[derive(Clone)]
+pub struct ObserverView {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for ObserverView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObserverView")
+            .field("status", &self.status())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ObserverView {
+    pub fn status(&self) -> Status {
+        lock(&self.shared.status).clone()
+    }
+
+    /// Reads the look-back ring (holding it: samples wait meanwhile, so be quick).
+    pub fn with_ring<R>(&self, f: impl FnOnce(&Ring) -> R) -> R {
+        f(&lock(&self.shared.state).ring)
     }
 }
 

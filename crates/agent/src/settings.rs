@@ -41,6 +41,9 @@ pub struct Settings {
     /// Dial a non-loopback server over plain `http://` anyway (`--insecure-plaintext`),
     /// warning at every connect.
     pub insecure_plaintext: bool,
+    /// Captures this node runs at once (`--max-captures`); an assignment beyond them fails
+    /// naming the cap, before any rule is installed.
+    pub max_captures: usize,
 }
 
 /// Where the server is, from `--server`.
@@ -163,6 +166,7 @@ impl Settings {
             config: self.config.clone(),
             netns: self.netns.clone(),
             upload: self.upload.clone(),
+            max_captures: self.max_captures,
         }
     }
 
@@ -252,6 +256,7 @@ mod tests {
             upload: UploadSettings::default(),
             ca: None,
             insecure_plaintext: false,
+            max_captures: 16,
         }
     }
 

@@ -33,6 +33,8 @@ pub struct NodeContext {
     pub netns: Option<String>,
     /// How uploads to buckets behave.
     pub upload: UploadSettings,
+    /// Captures running at once at most (`--max-captures`).
+    pub max_captures: usize,
 }
 
 impl NodeContext {
@@ -57,8 +59,10 @@ pub fn spawn(node: &NodeContext, a: Assignment, stop: Arc<AtomicBool>, ledger: L
     let started = std::thread::Builder::new()
         .name(format!("capture-{}", &id[..id.len().min(8)]))
         .spawn(move || {
+            crate::metrics::agent().capture_started();
             let outcome = run(&node, &a, &stop, &thread_ledger)
                 .unwrap_or_else(|e| failed(&a.capture_id, e.to_string()));
+            crate::metrics::agent().capture_ended(outcome.ok);
             tracing::info!(capture = %outcome.capture_id, ok = outcome.ok, packets = outcome.packets,
                 error = outcome.error.as_deref().unwrap_or(""), "capture ended");
             thread_ledger.finish(outcome);
@@ -93,8 +97,10 @@ fn run(
     let watch = file.watch();
     let every = Duration::from_secs_f64(PROGRESS_SECS);
     let mut last: Option<Instant> = None;
+    let mut tally = crate::metrics::Tally::default();
     // The engine calls this several times a second, packets or not.
     let on_progress = |p: &edgecap_capture::Progress| {
+        tally.advance(p);
         if let Some(why) = watch.as_ref().and_then(edgecap_store::UploadWatch::failure)
             && !stop.swap(true, std::sync::atomic::Ordering::Relaxed)
         {
@@ -128,7 +134,11 @@ fn run(
             return Err(why);
         }
     };
+    tally.finish(&summary);
     let delivered = file.finish();
+    if matches!(sink, Sink::Bucket(_)) {
+        crate::metrics::agent().upload(delivered.as_ref().map(|d| d.bytes).map_err(drop));
+    }
     let m = report::manifest(
         a,
         &node.name,

@@ -38,6 +38,7 @@ fn devices_and_points_are_those_of_the_capture_namespace() {
         upload: Default::default(),
         ca: None,
         insecure_plaintext: false,
+        max_captures: edgecap_model::protocol::DEFAULT_MAX_CAPTURES_PER_NODE,
     };
     settings.check().unwrap();
     // `from-src` exists only in the edge: a lookup in the agent's namespace would drop the

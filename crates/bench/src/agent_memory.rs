@@ -114,10 +114,22 @@ pub fn run(a: &BenchAgentMemoryArgs) -> Result<(), Failure> {
         "create",
         "--name",
         "bench",
+        "--unrestricted",
         "--max-time-limit",
         "86400",
         "--max-byte-limit",
         &max.to_string(),
+    ])?;
+    // Large captures back to back: the account's quotas must not be what is measured.
+    admin(&[
+        "account",
+        "quota",
+        "set",
+        &account,
+        "--per-hour",
+        "1000000",
+        "--bytes-per-day",
+        "1000000000000000",
     ])?;
     let token = admin(&["token", "create", "--account", &account])?;
     let agent_token = admin(&["agent-token", "create"])?;

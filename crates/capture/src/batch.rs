@@ -64,6 +64,7 @@ impl State {
             packets: self.packets,
             bytes: self.bytes,
             lost: self.lost,
+            overruns: 0,
             elapsed: started.elapsed(),
         }
     }

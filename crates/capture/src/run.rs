@@ -33,6 +33,8 @@ pub struct Progress {
     pub packets: u64,
     pub bytes: u64,
     pub lost: u64,
+    /// Receive-buffer overrun reports so far (ENOBUFS; never a packet count).
+    pub overruns: u64,
     pub elapsed: Duration,
 }
 
@@ -199,7 +201,9 @@ fn read<W: Write>(
         }
         if last_progress.elapsed() >= PROGRESS_EVERY {
             last_progress = Instant::now();
-            on_progress(&st.progress(clock.started));
+            let mut p = st.progress(clock.started);
+            p.overruns = reader.stats().enobufs;
+            on_progress(&p);
         }
     }
 }

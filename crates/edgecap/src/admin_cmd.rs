@@ -7,6 +7,8 @@ use edgecap_server::Config;
 use edgecap_server::auth::Scope;
 use edgecap_server::db::identities::{self, Forgot};
 use edgecap_server::db::{Db, accounts, tokens};
+use edgecap_server::quota;
+use edgecap_server::tenancy::{self, List, Tenancy};
 use serde_json::json;
 
 use crate::exit::Failure;
@@ -81,9 +83,130 @@ pub enum AccountCommand {
         /// Largest byte_limit (Cloudflare's default: 1000000000).
         #[arg(long, default_value_t = 1_000_000_000)]
         max_byte_limit: u64,
+        /// A prefix the account owns (IPv4 or IPv6 CIDR; repeat for more): it captures only
+        /// packets whose source or destination is under one. Without any (and without
+        /// --unrestricted) the account is refused captures until an operator adds some.
+        #[arg(long = "prefix", value_name = "CIDR")]
+        prefixes: Vec<String>,
+        /// A node the account may capture on: a name or a key=value label selector (repeat
+        /// for more) [default: every node].
+        #[arg(long = "node", value_name = "NAME|KEY=VALUE")]
+        nodes: Vec<String>,
+        /// Let the account capture anything on every node: for a single-tenant fleet (new
+        /// accounts are restricted unless this is given).
+        #[arg(long)]
+        unrestricted: bool,
     },
     /// List accounts.
     List,
+    /// Show an account: its limits and its tenancy (as GET /client/v4/accounts/{id}).
+    Show {
+        /// Account id (32 hex digits).
+        account: String,
+    },
+    /// The account's quotas (running captures, captures per hour, rules per node, bytes per
+    /// day): show them with their use, or override the server's defaults.
+    Quota {
+        #[command(subcommand)]
+        command: QuotaCommand,
+    },
+    /// The prefixes a restricted account owns (what its captures may see).
+    Prefixes {
+        #[command(subcommand)]
+        command: PrefixCommand,
+    },
+    /// The nodes a restricted account may capture on (names or key=value selectors; none:
+    /// every node).
+    Nodes {
+        #[command(subcommand)]
+        command: NodeSetCommand,
+    },
+    /// Restrict an account to its prefixes and node set (without prefixes it may then not
+    /// capture).
+    Restrict {
+        /// Account id (32 hex digits).
+        account: String,
+    },
+    /// Let an account capture anything on every node (single tenant).
+    Unrestrict {
+        /// Account id (32 hex digits).
+        account: String,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum PrefixCommand {
+    /// Add prefixes (IPv4 or IPv6 CIDRs; a bare address is a /32 or /128).
+    Add {
+        /// Account id (32 hex digits).
+        account: String,
+        #[arg(required = true, value_name = "CIDR")]
+        cidrs: Vec<String>,
+    },
+    /// Remove prefixes, as `list` shows them.
+    Remove {
+        /// Account id (32 hex digits).
+        account: String,
+        #[arg(required = true, value_name = "CIDR")]
+        cidrs: Vec<String>,
+    },
+    /// List the account's prefixes.
+    List {
+        /// Account id (32 hex digits).
+        account: String,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum NodeSetCommand {
+    /// Add node names or key=value label selectors to the node set.
+    Add {
+        /// Account id (32 hex digits).
+        account: String,
+        #[arg(required = true, value_name = "NAME|KEY=VALUE")]
+        selectors: Vec<String>,
+    },
+    /// Remove selectors from the node set.
+    Remove {
+        /// Account id (32 hex digits).
+        account: String,
+        #[arg(required = true, value_name = "NAME|KEY=VALUE")]
+        selectors: Vec<String>,
+    },
+    /// List the node set (empty: every node).
+    List {
+        /// Account id (32 hex digits).
+        account: String,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum QuotaCommand {
+    /// Override some of the account's quotas; each takes a number or `default` (the server's
+    /// default again). Captures already running are not stopped.
+    Set {
+        /// Account id (32 hex digits).
+        account: String,
+        /// Captures pending or running at once.
+        #[arg(long, value_name = "N|default")]
+        running: Option<String>,
+        /// Captures created in the last hour (rolling).
+        #[arg(long, value_name = "N|default")]
+        per_hour: Option<String>,
+        /// Kernel rules the account's running captures hold on one node (a capture holds
+        /// its filter's rules times the hooks of its points).
+        #[arg(long, value_name = "N|default")]
+        rules_per_node: Option<String>,
+        /// Bytes written to destinations in the last 24 hours (rolling), e.g. 10GB; running
+        /// captures count their byte budget.
+        #[arg(long, value_name = "SIZE|default")]
+        bytes_per_day: Option<String>,
+    },
+    /// Each quota's limit, where it comes from (account or default) and the current use.
+    Show {
+        /// Account id (32 hex digits).
+        account: String,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -97,8 +220,8 @@ pub enum TokenCommand {
         #[arg(long, default_value = "api")]
         name: String,
         /// What it may do, comma-separated: read (list, get, download), write (create, stop,
-        /// ownership), tokens (the account's API tokens), nodes (revoke nodes)
-        /// [default: read,write,tokens].
+        /// ownership), tokens (the account's API tokens), nodes (revoke nodes), operator (the
+        /// operator API: every account's tenancy) [default: read,write,tokens].
         #[arg(long)]
         scopes: Option<String>,
         /// Stop working after this long (e.g. 30d, 12h) [default: never].
@@ -170,8 +293,16 @@ pub fn run(a: &AdminArgs) -> Result<(), Failure> {
                     max_time_limit,
                     max_packet_limit,
                     max_byte_limit,
+                    prefixes,
+                    nodes,
+                    unrestricted,
                 } => {
                     let name = check_name(name)?;
+                    let tenancy = Tenancy {
+                        unrestricted: *unrestricted,
+                        prefixes: tenancy::parse_prefixes(prefixes, "--prefix").map_err(usage)?,
+                        nodes: tenancy::parse_nodes(nodes, "--node").map_err(usage)?,
+                    };
                     let within = |flag: &str, v: u64, max: u64| {
                         if (1..=max).contains(&v) {
                             Ok(v)
@@ -193,13 +324,76 @@ pub fn run(a: &AdminArgs) -> Result<(), Failure> {
                             1_000_000_000_000,
                         )?,
                     };
-                    let acc = accounts::create(db, &name, &limits).await.map_err(failed)?;
+                    let acc = accounts::create_with_tenancy(db, &name, &limits, &tenancy)
+                        .await
+                        .map_err(failed)?;
                     if a.json {
                         outln!("{}", json!(acc));
                     } else {
                         outln!("{}", acc.id);
                         eprintln!("created account {:?} ({})", acc.name, acc.id);
                     }
+                    if !tenancy.unrestricted && tenancy.prefixes.is_empty() {
+                        eprintln!(
+                            "account {} is restricted and owns no prefixes: its captures are \
+                             refused until `edgecap admin account prefixes add {} <CIDR>...` \
+                             (or `edgecap admin account unrestrict {}` on a single-tenant fleet)",
+                            acc.id, acc.id, acc.id
+                        );
+                    }
+                }
+                AccountCommand::Show { account } => {
+                    let id = account_arg(db, account, "ACCOUNT").await?;
+                    let acc = accounts::get(db, &id).await.map_err(failed)?;
+                    let t = accounts::tenancy(db, &id).await.map_err(failed)?;
+                    let q = quota::view(db, &id).await.map_err(failed)?;
+                    print_account(&acc, &t, q, a.json);
+                }
+                AccountCommand::Prefixes { command } => {
+                    let (account, edit) = match command {
+                        PrefixCommand::Add { account, cidrs } => (account, Some((true, cidrs))),
+                        PrefixCommand::Remove { account, cidrs } => (account, Some((false, cidrs))),
+                        PrefixCommand::List { account } => (account, None),
+                    };
+                    edit_tenancy(db, account, a.json, |t| match edit {
+                        Some((add, items)) => t.edit(List::Prefixes, add, items, "CIDR"),
+                        None => Ok(t.clone()),
+                    })
+                    .await?;
+                }
+                AccountCommand::Nodes { command } => {
+                    let (account, edit) = match command {
+                        NodeSetCommand::Add { account, selectors } => {
+                            (account, Some((true, selectors)))
+                        }
+                        NodeSetCommand::Remove { account, selectors } => {
+                            (account, Some((false, selectors)))
+                        }
+                        NodeSetCommand::List { account } => (account, None),
+                    };
+                    edit_tenancy(db, account, a.json, |t| match edit {
+                        Some((add, items)) => t.edit(List::Nodes, add, items, "NAME|KEY=VALUE"),
+                        None => Ok(t.clone()),
+                    })
+                    .await?;
+                }
+                AccountCommand::Restrict { account } | AccountCommand::Unrestrict { account } => {
+                    let open = matches!(
+                        &a.command,
+                        AdminCommand::Account {
+                            command: AccountCommand::Unrestrict { .. }
+                        }
+                    );
+                    edit_tenancy(db, account, a.json, |t| {
+                        Ok(Tenancy {
+                            unrestricted: open,
+                            ..t.clone()
+                        })
+                    })
+                    .await?;
+                }
+                AccountCommand::Quota { command } => {
+                    quota_command(db, command, a.json).await?;
                 }
                 AccountCommand::List => {
                     let list = accounts::list(db).await.map_err(failed)?;
@@ -319,6 +513,95 @@ pub fn run(a: &AdminArgs) -> Result<(), Failure> {
     })
 }
 
+fn usage(e: tenancy::Invalid) -> Failure {
+    Failure::usage(e.to_string())
+}
+
+/// An account id argument that names an existing account.
+async fn account_arg(db: &Db, account: &str, arg: &str) -> Result<String, Failure> {
+    let id = account.trim().to_ascii_lowercase();
+    if !edgecap_model::ids::is_id(&id) {
+        return Err(Failure::usage(format!(
+            "{arg}: {id:?} is not an account id (32 hex digits)"
+        )));
+    }
+    match accounts::get(db, &id).await {
+        Ok(_) => Ok(id),
+        Err(edgecap_server::Error::NoAccount(_)) => Err(Failure::usage(format!(
+            "{arg}: no account {id} (see `edgecap admin account list`)"
+        ))),
+        Err(e) => Err(Failure::runtime(e.to_string())),
+    }
+}
+
+/// Reads the account's tenancy, applies `change` (the rules are `edgecap_server::tenancy`'s;
+/// an error changes nothing), stores it if it changed, and prints it.
+async fn edit_tenancy(
+    db: &Db,
+    account: &str,
+    as_json: bool,
+    change: impl FnOnce(&Tenancy) -> Result<Tenancy, tenancy::Invalid>,
+) -> Result<(), Failure> {
+    let failed = |e: edgecap_server::Error| Failure::runtime(e.to_string());
+    let id = account_arg(db, account, "ACCOUNT").await?;
+    let before = accounts::tenancy(db, &id).await.map_err(failed)?;
+    let after = change(&before).map_err(usage)?;
+    if after != before {
+        accounts::set_tenancy(db, &id, &after)
+            .await
+            .map_err(failed)?;
+    }
+    if as_json {
+        outln!("{}", tenancy::tenancy_view(&id, &after));
+    } else {
+        print_tenancy(&after);
+    }
+    Ok(())
+}
+
+fn print_tenancy(t: &Tenancy) {
+    if t.unrestricted {
+        outln!("tenancy   unrestricted: captures anything on every node");
+    } else {
+        outln!("tenancy   restricted to its prefixes and node set");
+    }
+    outln!(
+        "prefixes  {}",
+        match (t.prefixes.is_empty(), t.unrestricted) {
+            (false, _) => t.prefixes.join(", "),
+            (true, false) => "none: captures are refused until an operator adds some".into(),
+            (true, true) => "none".into(),
+        }
+    );
+    outln!(
+        "nodes     {}",
+        if t.nodes.is_empty() {
+            "every node".into()
+        } else {
+            t.nodes.join(", ")
+        }
+    );
+}
+
+fn print_account(acc: &accounts::Account, t: &Tenancy, quotas: serde_json::Value, as_json: bool) {
+    if as_json {
+        outln!("{}", tenancy::account_view(acc, t, quotas));
+        return;
+    }
+    outln!("id        {}", acc.id);
+    outln!("name      {}", acc.name);
+    outln!("created   {}", acc.created);
+    outln!(
+        "limits    time<={}s packets<={} bytes<={}",
+        acc.max_time_limit,
+        acc.max_packet_limit,
+        acc.max_byte_limit
+    );
+    print_tenancy(t);
+    outln!("quotas");
+    print_quotas(&quotas);
+}
+
 /// `--expires 30d` as the time it ends.
 fn expiry(flag: Option<&str>) -> Result<Option<String>, Failure> {
     flag.map(|v| {
@@ -392,12 +675,33 @@ async fn node_command(db: &Db, command: &NodeCommand, as_json: bool) -> Result<(
     match command {
         NodeCommand::List => {
             let list = identities::list(db).await.map_err(failed)?;
+            // The health connected nodes' agents last reported (`docs/operations.md`).
+            let health: std::collections::HashMap<String, edgecap_model::NodeHealth> =
+                edgecap_server::db::nodes::list(db)
+                    .await
+                    .map_err(failed)?
+                    .into_iter()
+                    .filter_map(|n| Some((n.name, n.health?)))
+                    .collect();
             if as_json {
-                outln!("{}", json!(list));
+                let rows: Vec<serde_json::Value> = list
+                    .iter()
+                    .map(|n| {
+                        let mut v = json!(n);
+                        v["health"] = json!(health.get(&n.name));
+                        v
+                    })
+                    .collect();
+                outln!("{}", json!(rows));
             } else {
                 for n in list {
+                    let h = match health.get(&n.name) {
+                        None => "health -".to_owned(),
+                        Some(h) if h.ready => "ready".to_owned(),
+                        Some(h) => format!("not ready ({})", h.problems.join("; ")),
+                    };
                     outln!(
-                        "{:<24}  enrolled {}  token {}  {}",
+                        "{:<24}  enrolled {}  token {}  {}  {h}",
                         n.name,
                         n.enrolled,
                         n.enrolled_with.as_deref().unwrap_or("-"),
@@ -462,6 +766,97 @@ fn print_secret((token, secret): (tokens::Token, String), as_json: bool) {
     );
 }
 
+/// A quota flag's value: `default` (Some(None)), a number or a size; None when not given.
+fn quota_value(flag: &str, v: Option<&str>, size: bool) -> Result<Option<Option<u64>>, Failure> {
+    let Some(v) = v.map(str::trim) else {
+        return Ok(None);
+    };
+    if v == "default" {
+        return Ok(Some(None));
+    }
+    let n = if size {
+        edgecap_units::parse_size(v)
+    } else {
+        v.parse::<u64>()
+            .map_err(|_| format!("{v:?} is not a whole number or `default`"))
+    };
+    let n = n.map_err(|e| Failure::usage(format!("{flag}: {e}")))?;
+    if n > i64::MAX as u64 {
+        return Err(Failure::usage(format!("{flag}: {v} is too large")));
+    }
+    Ok(Some(Some(n)))
+}
+
+async fn quota_command(db: &Db, command: &QuotaCommand, as_json: bool) -> Result<(), Failure> {
+    let failed = |e: edgecap_server::Error| match e {
+        edgecap_server::Error::NoAccount(id) => Failure::usage(format!("account: no account {id}")),
+        e => Failure::runtime(e.to_string()),
+    };
+    let account = match command {
+        QuotaCommand::Set { account, .. } | QuotaCommand::Show { account } => {
+            account.trim().to_ascii_lowercase()
+        }
+    };
+    if !edgecap_model::ids::is_id(&account) {
+        return Err(Failure::usage(format!(
+            "account: {account:?} is not an account id (32 hex digits)"
+        )));
+    }
+    if let QuotaCommand::Set {
+        running,
+        per_hour,
+        rules_per_node,
+        bytes_per_day,
+        ..
+    } = command
+    {
+        let running = quota_value("--running", running.as_deref(), false)?;
+        let per_hour = quota_value("--per-hour", per_hour.as_deref(), false)?;
+        let rules = quota_value("--rules-per-node", rules_per_node.as_deref(), false)?;
+        let bytes = quota_value("--bytes-per-day", bytes_per_day.as_deref(), true)?;
+        if [running, per_hour, rules, bytes]
+            .iter()
+            .all(Option::is_none)
+        {
+            return Err(Failure::usage(
+                "quota set: give at least one of --running, --per-hour, --rules-per-node, \
+                 --bytes-per-day",
+            ));
+        }
+        quota::set(db, &account, running, per_hour, rules, bytes)
+            .await
+            .map_err(failed)?;
+    }
+    edgecap_server::db::accounts::get(db, &account)
+        .await
+        .map_err(failed)?;
+    let view = quota::view(db, &account).await.map_err(failed)?;
+    if as_json {
+        outln!("{view}");
+        return Ok(());
+    }
+    print_quotas(&view);
+    Ok(())
+}
+
+/// Each quota of `quota::view` as `used of limit (source)`.
+fn print_quotas(view: &serde_json::Value) {
+    for (name, key) in [
+        ("running captures", "running_captures"),
+        ("captures per hour", "captures_per_hour"),
+        ("rules per node", "rules_per_node"),
+        ("bytes per day", "bytes_per_day"),
+    ] {
+        let q = &view[key];
+        outln!(
+            "  {name:<18}  {} of {}  ({})",
+            q["used"],
+            q["limit"],
+            q["source"].as_str().unwrap_or("")
+        );
+    }
+}
+
 fn check_name(name: &str) -> Result<String, Failure> {
     let n = name.trim();
     if n.is_empty() || n.len() > 64 || n.chars().any(char::is_control) {
@@ -470,4 +865,34 @@ fn check_name(name: &str) -> Result<String, Failure> {
         )));
     }
     Ok(n.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quota_value;
+
+    #[test]
+    fn quota_values_are_numbers_sizes_or_default() {
+        assert_eq!(quota_value("--running", None, false).unwrap(), None);
+        assert_eq!(
+            quota_value("--running", Some("default"), false).unwrap(),
+            Some(None)
+        );
+        assert_eq!(
+            quota_value("--running", Some("7"), false).unwrap(),
+            Some(Some(7))
+        );
+        assert_eq!(
+            quota_value("--bytes-per-day", Some("2GB"), true).unwrap(),
+            Some(Some(2_000_000_000))
+        );
+        for (flag, v, size) in [
+            ("--running", "x", false),
+            ("--per-hour", "-1", false),
+            ("--bytes-per-day", "lots", true),
+        ] {
+            let e = quota_value(flag, Some(v), size).unwrap_err().message;
+            assert!(e.starts_with(flag), "{e}");
+        }
+    }
 }

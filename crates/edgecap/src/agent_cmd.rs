@@ -63,6 +63,15 @@ pub struct AgentArgs {
     pub upload_buffer: usize,
     #[command(flatten)]
     pub outbound: crate::server_cmd::OutboundArgs,
+    /// Captures this node runs at once, whatever the accounts; an assignment beyond them
+    /// fails naming this cap, with no rule installed (the server's --max-captures-per-node
+    /// normally refuses first) [default: 16].
+    #[arg(long, env = "EDGECAP_MAX_CAPTURES")]
+    pub max_captures: Option<usize>,
+    #[command(flatten)]
+    pub metrics: crate::observe::MetricsArgs,
+    #[command(flatten)]
+    pub log: crate::observe::LogArgs,
 }
 
 /// The upload flags, checked.
@@ -134,6 +143,11 @@ pub fn settings(a: &AgentArgs) -> Result<Settings, Failure> {
             .clone()
             .or_else(|| std::env::var_os("EDGECAP_CA").map(PathBuf::from)),
         insecure_plaintext: a.insecure_plaintext,
+        max_captures: match a.max_captures {
+            Some(0) => return Err(Failure::usage("--max-captures: must be at least 1")),
+            Some(n) => n,
+            None => edgecap_model::protocol::DEFAULT_MAX_CAPTURES_PER_NODE,
+        },
     };
     s.check().map_err(|e| Failure::usage(e.to_string()))?;
     Ok(s)
@@ -141,7 +155,10 @@ pub fn settings(a: &AgentArgs) -> Result<Settings, Failure> {
 
 pub fn run(a: &AgentArgs) -> Result<(), Failure> {
     let settings = settings(a)?;
+    a.metrics.addr()?;
     crate::server_cmd::runtime()?.block_on(async {
+        let listener = a.metrics.bind().await?;
+        let _metrics = crate::observe::serve(listener, edgecap_agent::metrics::Probe);
         edgecap_agent::run(settings, crate::server_cmd::shutdown_signal())
             .await
             .map_err(agent_failure)

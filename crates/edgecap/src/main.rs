@@ -11,6 +11,7 @@ mod exit;
 mod fate_cmd;
 mod lab_cmd;
 mod merge_cmd;
+mod observe;
 mod out;
 mod server_cmd;
 mod up_cmd;
@@ -22,10 +23,13 @@ use clap::Parser;
 
 fn main() {
     let cli = cli::Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
-        .with_writer(std::io::stderr)
-        .init();
+    let format = match &cli.command {
+        cli::Command::Server(a) => a.log.log_format,
+        cli::Command::Agent(a) => a.log.log_format,
+        cli::Command::Up(a) => a.log.log_format,
+        _ => observe::LogFormat::Text,
+    };
+    observe::init_logging(&cli.log, format);
     let result = match &cli.command {
         cli::Command::Capture(a) => capture_cmd::run(a),
         cli::Command::Lab { command } => lab_cmd::run(command),

@@ -254,6 +254,10 @@ pub struct LimitArgs {
     /// disconnected [default: 10s].
     #[arg(long)]
     pub agent_write_timeout: Option<String>,
+    /// Captures (nftables tables) one node may run at once, whatever the accounts; a create
+    /// that would pass it on a selected node gets 429 naming the node [default: 16].
+    #[arg(long)]
+    pub max_captures_per_node: Option<usize>,
 }
 
 impl LimitArgs {
@@ -297,6 +301,15 @@ impl LimitArgs {
             per_sec: count("--agent-msg-rate", self.agent_msg_rate, d.per_sec)?,
             burst: count("--agent-msg-burst", self.agent_msg_burst, d.burst)?,
         };
+        match self.max_captures_per_node {
+            Some(0) => {
+                return Err(Failure::usage(
+                    "--max-captures-per-node: must be at least 1",
+                ));
+            }
+            Some(n) => config.max_captures_per_node = n,
+            None => {}
+        }
         Ok(config)
     }
 }
@@ -353,6 +366,10 @@ pub struct ServerArgs {
     pub db: DbArgs,
     #[command(flatten)]
     pub serve: ServeArgs,
+    #[command(flatten)]
+    pub metrics: crate::observe::MetricsArgs,
+    #[command(flatten)]
+    pub log: crate::observe::LogArgs,
 }
 
 /// Where the secrets key lives: `--secrets-key`, else `<data-dir>/secrets.key`; its
@@ -400,7 +417,8 @@ pub async fn open_state(
 }
 
 pub fn run(a: &ServerArgs) -> Result<(), Failure> {
-    let (addr, config) = a.serve.resolve()?;
+    let (addr, mut config) = a.serve.resolve()?;
+    config.metrics_on_api = a.metrics.addr()?.is_none();
     runtime()?.block_on(async {
         // The port first: a taken one leaves no new database or secrets key behind.
         let listener = bind(addr).await?;
@@ -411,7 +429,10 @@ pub fn run(a: &ServerArgs) -> Result<(), Failure> {
                  refused (403) unless --insecure-plaintext; serve TLS with --tls-cert/--tls-key"
             );
         }
+        let metrics = a.metrics.bind().await?;
         let state = open_state(&a.serve, &a.db, config).await?;
+        let _metrics =
+            crate::observe::serve(metrics, edgecap_server::metrics::Probe(state.clone()));
         let url = format!("{scheme}://{}", local_addr(&listener)?);
         outln!("edgecap server listening on {url}");
         flush_stdout();
@@ -509,6 +530,29 @@ mod tests {
             ..LimitArgs::default()
         });
         assert!(long.contains("--agent-write-timeout"), "{long}");
+    }
+
+    #[test]
+    fn the_per_node_capture_cap_is_a_flag() {
+        let d = LimitArgs::default().apply(Config::default()).unwrap();
+        assert_eq!(
+            d.max_captures_per_node,
+            edgecap_model::protocol::DEFAULT_MAX_CAPTURES_PER_NODE
+        );
+        let set = LimitArgs {
+            max_captures_per_node: Some(3),
+            ..LimitArgs::default()
+        };
+        assert_eq!(
+            set.apply(Config::default()).unwrap().max_captures_per_node,
+            3
+        );
+        let zero = LimitArgs {
+            max_captures_per_node: Some(0),
+            ..LimitArgs::default()
+        };
+        let err = zero.apply(Config::default()).unwrap_err().message;
+        assert!(err.contains("--max-captures-per-node"), "{err}");
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub struct UpArgs {
     /// --listen address.
     #[arg(long, requires = "tls_cert")]
     pub ca: Option<PathBuf>,
+    #[command(flatten)]
+    pub log: crate::observe::LogArgs,
 }
 
 pub fn run(a: &UpArgs) -> Result<(), Failure> {
@@ -110,6 +112,7 @@ pub fn run(a: &UpArgs) -> Result<(), Failure> {
                 // The agent dials this process on the listen address: loopback unless
                 // --listen says otherwise, and then TLS or the server's own choice.
                 insecure_plaintext: a.serve.insecure_plaintext,
+                max_captures: edgecap_model::protocol::DEFAULT_MAX_CAPTURES_PER_NODE,
                 // The agent allows what the server allows (`--allow-endpoint`).
                 upload: edgecap_agent::output::UploadSettings {
                     store: edgecap_store::StoreOptions {
@@ -167,6 +170,8 @@ struct Access {
     token: String,
     /// True when the token was created by this run (so it is printed).
     new_token: bool,
+    /// The account's tenancy, as one line of the banner.
+    tenancy: String,
 }
 
 /// The first account (created on the first run), and a token for it: the one in the client
@@ -180,9 +185,31 @@ async fn api_access(state: &AppState, client_path: &Path) -> Result<Access, Fail
         .next()
     {
         Some(a) => a,
-        None => accounts::create(&state.db, "local", &Default::default())
-            .await
-            .map_err(failed)?,
+        // Single tenant: the account `up` makes captures anything on every node.
+        None => {
+            let open = edgecap_server::tenancy::Tenancy {
+                unrestricted: true,
+                ..Default::default()
+            };
+            accounts::create_with_tenancy(&state.db, "local", &Default::default(), &open)
+                .await
+                .map_err(failed)?
+        }
+    };
+    let t = accounts::tenancy(&state.db, &account.id)
+        .await
+        .map_err(failed)?;
+    let tenancy = if t.unrestricted {
+        "unrestricted (single tenant: this account captures any traffic on every node)".into()
+    } else {
+        format!(
+            "restricted to {} (docs/operations.md, \"Tenancy\")",
+            if t.prefixes.is_empty() {
+                "no prefixes: captures are refused".to_owned()
+            } else {
+                t.prefixes.join(", ")
+            }
+        )
     };
     if let Some(token) = crate::client::config_token(client_path)
         && let Ok(Some(owner)) = tokens::api_account(&state.db, &token).await
@@ -192,6 +219,7 @@ async fn api_access(state: &AppState, client_path: &Path) -> Result<Access, Fail
             account: account.id,
             token,
             new_token: false,
+            tenancy,
         });
     }
     let (_, token) = tokens::create(
@@ -206,6 +234,7 @@ async fn api_access(state: &AppState, client_path: &Path) -> Result<Access, Fail
         account: account.id,
         token,
         new_token: true,
+        tenancy,
     })
 }
 
@@ -305,6 +334,7 @@ impl Banner<'_> {
         outln!("edgecap is up");
         outln!("  API          {url}   (OpenAPI document: {url}/openapi.json)");
         outln!("  account      {}", self.access.account);
+        outln!("  tenancy      {}", self.access.tenancy);
         if self.access.new_token {
             outln!(
                 "  API token    {}   (shown once: only its hash is stored)",

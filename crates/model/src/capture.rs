@@ -121,4 +121,8 @@ pub struct Node {
     /// RFC 3339.
     pub last_seen: String,
     pub version: String,
+    /// The agent's own health from its last heartbeat, while it is connected (agents that
+    /// do not report it have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::protocol::NodeHealth>,
 }

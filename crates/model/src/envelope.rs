@@ -74,10 +74,19 @@ pub mod codes {
     pub const INTERNAL: u32 = 10002;
     /// The request did not finish within the server's request timeout (HTTP 503).
     pub const TIMEOUT: u32 = 10003;
+    /// The account's tenancy does not allow it (HTTP 403): a restricted account without
+    /// prefixes, or nodes outside its node set (the message names them and the fix).
+    pub const OUTSIDE_TENANCY: u32 = 10010;
     /// Too many requests, or too many failed logins from the address (HTTP 429, with
     /// `Retry-After`); Cloudflare's code for "Please wait and consider throttling your
     /// request speed".
     pub const RATE_LIMITED: u32 = 971;
+    /// An account quota (running captures, captures per hour, rules per node, bytes per
+    /// day) would be exceeded (HTTP 429; `Retry-After` when waiting helps by itself).
+    pub const QUOTA_EXCEEDED: u32 = 1020;
+    /// A selected node already runs as many captures as the server allows per node
+    /// (`--max-captures-per-node`, HTTP 429).
+    pub const NODE_FULL: u32 = 1021;
 }
 
 impl ApiError {

@@ -12,6 +12,7 @@ pub mod capture;
 pub mod envelope;
 pub mod ids;
 pub mod json;
+pub mod lookback;
 pub mod protocol;
 pub mod request;
 
@@ -19,6 +20,7 @@ pub use capture::{Capture, Node, NodeResult, Status};
 pub use envelope::{ApiError, ApiMessage, Envelope, ErrorSource, codes};
 pub use protocol::{
     AgentMsg, Assignment, DecodeError, ENROLMENT_HEADER, MAX_MESSAGE_BYTES, NODE_CREDENTIAL_PREFIX,
-    NODE_HEADER, Outcome, SecretJson, ServerMsg, check_hello, is_node_credential, split_limit,
+    NODE_HEADER, NodeHealth, Outcome, SecretJson, ServerMsg, check_hello, is_node_credential,
+    split_limit,
 };
 pub use request::{AccountLimits, CreateRequest, validate_create};

@@ -11,7 +11,7 @@
 //!   | -- progress {capture_id, packets, bytes, lost} -----> |   (at most every PROGRESS_SECS)
 //!   | <-- stop {capture_id} ------------------------------- |
 //!   | -- done {outcome} ----------------------------------> |
-//!   | -- heartbeat ----------------------------------------> |   (every heartbeat_secs)
+//!   | -- heartbeat {health?} -------------------------------> |   (every heartbeat_secs)
 //! ```
 //!
 //! Reconnects: an agent that loses the connection keeps its captures running, reconnects with
@@ -33,6 +33,10 @@ pub const PROGRESS_SECS: f64 = 1.0;
 /// and frame limit, and [`AgentMsg::decode`] / [`ServerMsg::decode`]'s. A hello with 256
 /// finished outcomes or an assignment with its filter is a few KiB.
 pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
+
+/// Captures (each an nftables table) one node runs at once, whatever the accounts: the
+/// default of the server's `--max-captures-per-node` and of the agent's `--max-captures`.
+pub const DEFAULT_MAX_CAPTURES_PER_NODE: usize = 16;
 
 /// Why a text message is not a protocol message. Both ends read messages only through
 /// [`AgentMsg::decode`] and [`ServerMsg::decode`], which apply one size and one depth bound.
@@ -107,7 +111,12 @@ pub enum AgentMsg {
         #[serde(default)]
         features: Vec<String>,
     },
-    Heartbeat,
+    Heartbeat {
+        /// How the agent judges itself (absent from agents before it; a server before it
+        /// ignores the field).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        health: Option<NodeHealth>,
+    },
     Ack {
         capture_id: String,
     },
@@ -125,7 +134,41 @@ pub enum AgentMsg {
     Rollups {
         seconds: Vec<edgecap_observe::Second>,
     },
+    /// Part of the answer to a [`ServerMsg::Query`].
+    Answer {
+        answer: crate::lookback::RingAnswer,
+    },
 }
+
+/// An agent's own health, sent in its heartbeats and shown in the node list.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct NodeHealth {
+    /// Every check of the agent's `/readyz` passes.
+    pub ready: bool,
+    /// The failed checks, `name: why` (at most [`NodeHealth::MAX_PROBLEMS`] are kept, each
+    /// cut to [`NodeHealth::MAX_PROBLEM_CHARS`]).
+    #[serde(default)]
+    pub problems: Vec<String>,
+}
+
+impl NodeHealth {
+    pub const MAX_PROBLEMS: usize = 8;
+    pub const MAX_PROBLEM_CHARS: usize = 256;
+
+    /// Held to its bounds (what the server keeps of what an agent said).
+    pub fn bounded(mut self) -> NodeHealth {
+        self.problems.truncate(Self::MAX_PROBLEMS);
+        for p in &mut self.problems {
+            if let Some((i, _)) = p.char_indices().nth(Self::MAX_PROBLEM_CHARS) {
+                p.truncate(i);
+            }
+        }
+        self
+    }
+}
+
+/// One second of one point, as agents send it (the observer's rollup, `edgecap-observe`).
+pub use edgecap_observe::{Hitter, Second};
 
 /// The most rollup seconds one [`AgentMsg::Rollups`] carries, so a message stays far below
 /// [`MAX_MESSAGE_BYTES`] (a second with its heavy hitters is a few KiB of JSON).
@@ -154,11 +197,39 @@ pub struct Outcome {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMsg {
-    Welcome { heartbeat_secs: f64 },
-    Refused { reason: String },
-    Assign { assignment: Assignment },
-    Stop { capture_id: String },
+    Welcome {
+        heartbeat_secs: f64,
+    },
+    Refused {
+        reason: String,
+    },
+    Assign {
+        assignment: Assignment,
+    },
+    Stop {
+        capture_id: String,
+    },
+    /// The restricted accounts whose traffic this node's observer keeps apart (each its own
+    /// rollups, inside its prefixes); replaces the previous list. At most
+    /// [`MAX_OBSERVED_ACCOUNTS`]. Older agents skip the message.
+    Accounts {
+        accounts: Vec<AccountScope>,
+    },
+    /// A look-back question for the observer's ring; answered by [`AgentMsg::Answer`]s.
+    Query {
+        query: crate::lookback::RingQuery,
+    },
 }
+
+/// One account as the observer keeps it: its id and prefixes (`edgecap_filter::Boundary`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountScope {
+    pub id: String,
+    pub prefixes: Vec<String>,
+}
+
+/// The most accounts one node's observer keeps rollups for.
+pub const MAX_OBSERVED_ACCOUNTS: usize = 256;
 
 /// One node's part of a capture.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -313,6 +384,44 @@ pub fn split_limit(limit: u64, n: usize, index: usize) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Old and new agents and servers read each other's heartbeats.
+    #[test]
+    fn heartbeats_with_and_without_health_interoperate() {
+        // An old agent's heartbeat, to a new server.
+        let old = AgentMsg::decode(r#"{"type": "heartbeat"}"#).unwrap();
+        assert_eq!(old, AgentMsg::Heartbeat { health: None });
+        // A new agent's heartbeat, to an old server (whose heartbeat had no fields).
+        #[derive(Debug, PartialEq, Deserialize)]
+        #[serde(tag = "type", rename_all = "snake_case")]
+        enum OldAgentMsg {
+            Heartbeat,
+        }
+        let new = AgentMsg::Heartbeat {
+            health: Some(NodeHealth {
+                ready: false,
+                problems: vec!["nftables: no netfilter netlink socket".into()],
+            }),
+        };
+        let text = serde_json::to_string(&new).unwrap();
+        assert_eq!(
+            serde_json::from_str::<OldAgentMsg>(&text).unwrap(),
+            OldAgentMsg::Heartbeat
+        );
+        assert_eq!(AgentMsg::decode(&text).unwrap(), new);
+        let none = serde_json::to_string(&AgentMsg::Heartbeat { health: None }).unwrap();
+        assert_eq!(none, r#"{"type":"heartbeat"}"#);
+        let long = NodeHealth {
+            ready: false,
+            problems: vec!["é".repeat(1000); 20],
+        }
+        .bounded();
+        assert_eq!(long.problems.len(), NodeHealth::MAX_PROBLEMS);
+        assert_eq!(
+            long.problems[0].chars().count(),
+            NodeHealth::MAX_PROBLEM_CHARS
+        );
+    }
 
     #[test]
     fn decoding_bounds_size_and_depth() {

@@ -87,6 +87,9 @@ pub struct Second {
     /// Unix second.
     pub t: u64,
     pub point: String,
+    /// The account whose traffic (inside its prefixes) this is; None: the whole node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
     pub packets: u64,
     pub bytes: u64,
     /// True when `packets` and `bytes` are the counters' (a whole node); false when they are
@@ -163,6 +166,7 @@ impl Acc {
 #[derive(Debug)]
 pub struct Roller {
     points: Vec<String>,
+    account: Option<String>,
     boundary: Option<Boundary>,
     top: usize,
     open: BTreeMap<(u64, u16), Acc>,
@@ -175,16 +179,35 @@ pub struct Roller {
 pub const MAX_OPEN_SECONDS: usize = 16;
 
 impl Roller {
-    /// A roller over `points` (names by index), keeping the `top` heaviest keys per second.
+    /// A roller over `points` (names by index) for the whole node, keeping the `top`
+    /// heaviest keys per second.
     pub fn new(points: Vec<String>, boundary: Option<Boundary>, top: usize) -> Roller {
         Roller {
             points,
+            account: None,
             boundary,
             top: top.min(SKETCH_CAPACITY),
             open: BTreeMap::new(),
             closed: std::collections::VecDeque::new(),
             late: 0,
         }
+    }
+
+    /// A roller for `account`'s traffic, inside its `boundary`.
+    pub fn for_account(
+        points: Vec<String>,
+        account: String,
+        boundary: Boundary,
+        top: usize,
+    ) -> Roller {
+        Roller {
+            account: Some(account),
+            ..Roller::new(points, Some(boundary), top)
+        }
+    }
+
+    pub fn account(&self) -> Option<&str> {
+        self.account.as_deref()
     }
 
     pub fn boundary(&self) -> Option<&Boundary> {
@@ -300,6 +323,7 @@ impl Roller {
                 .get(usize::from(point))
                 .cloned()
                 .unwrap_or_else(|| format!("point{point}")),
+            account: self.account.clone(),
             packets,
             bytes,
             exact,

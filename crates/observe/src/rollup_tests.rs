@@ -124,7 +124,7 @@ fn a_node_second_has_exact_totals_and_estimated_breakdowns() {
 #[test]
 fn an_accounts_second_holds_only_its_prefixes() {
     let boundary = Boundary::parse(&["198.18.1.2/32"]).unwrap();
-    let mut r = Roller::new(vec!["pre-firewall".into()], Some(boundary), 5);
+    let mut r = Roller::for_account(vec!["pre-firewall".into()], "acct1".into(), boundary, 5);
     r.counters(T, 0, 1_000_000, 1_000_000_000);
     let ours = v4(17, [198, 18, 0, 1], [198, 18, 1, 2], &udp(1, 53, 10), 0);
     let theirs = v4(17, [198, 18, 0, 1], [198, 18, 1, 3], &udp(1, 53, 10), 0);
@@ -138,6 +138,7 @@ fn an_accounts_second_holds_only_its_prefixes() {
         "an account's totals are estimates, never the node's counters"
     );
     assert_eq!((s.packets, s.bytes), (80, 80 * 38));
+    assert_eq!(s.account.as_deref(), Some("acct1"));
     let dsts: Vec<IpAddr> = s.top_dst.iter().map(|h| h.key).collect();
     assert_eq!(dsts, [IpAddr::V4(Ipv4Addr::new(198, 18, 1, 2))]);
 }

@@ -27,10 +27,19 @@ pub enum Scope {
     Tokens,
     /// Node administration (revoke a node). Never a default: the operator grants it.
     Nodes,
+    /// The operator API (`/client/v4/operator/...`: any account's tenancy). Only `edgecap
+    /// admin token create --scopes operator` grants it; the accounts' own token API refuses.
+    Operator,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 4] = [Scope::Read, Scope::Write, Scope::Tokens, Scope::Nodes];
+    pub const ALL: [Scope; 5] = [
+        Scope::Read,
+        Scope::Write,
+        Scope::Tokens,
+        Scope::Nodes,
+        Scope::Operator,
+    ];
     /// What a token gets when no scopes are given, and what tokens made before scopes
     /// existed can do.
     pub const DEFAULT: [Scope; 3] = [Scope::Read, Scope::Write, Scope::Tokens];
@@ -41,6 +50,7 @@ impl Scope {
             Scope::Write => "write",
             Scope::Tokens => "tokens",
             Scope::Nodes => "nodes",
+            Scope::Operator => "operator",
         }
     }
 
@@ -68,7 +78,7 @@ impl Scope {
         out.sort();
         out.dedup();
         if out.is_empty() {
-            return Err("give at least one scope (read, write, tokens, nodes)".into());
+            return Err("give at least one scope (read, write, tokens, nodes, operator)".into());
         }
         Ok(out)
     }
@@ -104,6 +114,8 @@ pub enum Need {
     Write,
     Tokens,
     Nodes,
+    /// The operator API: a token with the `operator` scope, on any account.
+    Operator,
 }
 
 impl Need {
@@ -115,6 +127,7 @@ impl Need {
             Need::Write => Some(Scope::Write),
             Need::Tokens => Some(Scope::Tokens),
             Need::Nodes => Some(Scope::Nodes),
+            Need::Operator => Some(Scope::Operator),
         }
     }
 

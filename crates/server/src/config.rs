@@ -76,6 +76,12 @@ pub struct Config {
     /// Agent-driven state changes waiting for the database writer; when it is full, the
     /// session that reports more is closed (its agent resends on reconnect).
     pub write_queue: usize,
+    /// Unfinished parts (capture tables) one node may have, whatever the accounts; a create
+    /// that would exceed it on a selected node gets 429 (`--max-captures-per-node`).
+    pub max_captures_per_node: usize,
+    /// `GET /metrics` on the API listener (unauthenticated); false when `edgecap server
+    /// --metrics-listen` serves it on its own address instead.
+    pub metrics_on_api: bool,
     /// Traffic rollups (`crate::rollups`): batches of seconds waiting for their writer; a
     /// batch that finds it full is dropped and counted (`Rollups::dropped`).
     pub rollup_queue: usize,
@@ -119,6 +125,8 @@ impl Default for Config {
             agent_write_timeout: Duration::from_secs(10),
             agent_outbox: 1024,
             write_queue: 65_536,
+            max_captures_per_node: edgecap_model::protocol::DEFAULT_MAX_CAPTURES_PER_NODE,
+            metrics_on_api: true,
             rollup_queue: 4096,
             rollup_fine_retention: Duration::from_secs(6 * 3600),
             rollup_retention: Duration::from_secs(30 * 86400),

@@ -129,6 +129,11 @@ impl HttpError {
             )],
         )
     }
+    /// The same error with a `Retry-After` header of `secs` (if any).
+    pub fn with_retry_after(mut self, secs: Option<u64>) -> Self {
+        self.retry_after = secs;
+        self
+    }
     pub fn body(status: StatusCode, why: impl Into<String>) -> Self {
         Self::new(status, vec![ApiError::new(codes::INVALID_BODY, why)])
     }

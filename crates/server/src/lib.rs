@@ -15,9 +15,13 @@
 //!   [`credentials`]: per-bucket credentials sealed at rest ([`credentials::Vault`]).
 //! - [`merge`]: `merge: true`, the nodes' files merged from and back to the destination.
 //! - [`sim`]: a light simulated agent, for tests and `edgecap bench dispatch`.
+//! - [`quota`]: per-account quotas and the per-node capture cap, checked atomically.
+//! - [`metrics`]: `/metrics` (Prometheus) and `/readyz`, with the hook for more readiness
+//!   checks.
 //! - [`rollups`]: the agents' traffic rollups: bounded writer, downsampling and retention
 //!   jobs, the analytics API's queries.
 //! - [`rate`]: token buckets (request rates, failed logins, agent messages), bounded.
+//! - [`tenancy`]: which traffic and nodes an account may capture (prefixes, node set).
 //! - [`clock`]: timestamps; [`error`]: the error enum and the HTTP error.
 
 pub mod api;
@@ -30,12 +34,15 @@ pub mod destination;
 pub mod error;
 pub mod hub;
 pub mod merge;
+pub mod metrics;
+pub mod quota;
 pub mod rate;
 pub mod rollups;
 pub mod secret;
 pub mod serve;
 pub mod sim;
 pub mod status;
+pub mod tenancy;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -213,7 +213,7 @@ pub async fn respond(mut agent: SimAgent, heartbeat: Duration, seen: mpsc::Unbou
                 Ok(Some(_)) => continue,
                 Ok(None) | Err(_) => break,
             },
-            _ = beat.tick() => AgentMsg::Heartbeat,
+            _ = beat.tick() => AgentMsg::Heartbeat { health: None },
         };
         if agent.send(&answer).await.is_err() {
             break;

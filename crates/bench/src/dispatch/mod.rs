@@ -57,7 +57,20 @@ pub fn run(a: &BenchDispatchArgs) -> Result<(), Failure> {
         all.extend_from_slice(args);
         run_edgecap(&all)
     };
-    let account = admin(&["account", "create", "--name", "bench"])?;
+    let account = admin(&["account", "create", "--name", "bench", "--unrestricted"])?;
+    // Rounds create captures back to back: the account's quotas must not be what is measured.
+    admin(&[
+        "account",
+        "quota",
+        "set",
+        &account,
+        "--running",
+        "1000",
+        "--per-hour",
+        "1000000",
+        "--bytes-per-day",
+        "1000000000000000",
+    ])?;
     let token = admin(&["token", "create", "--account", &account])?;
     let agent_token = admin(&["agent-token", "create"])?;
     // The rounds' file destinations (the simulated nodes' and the lab's) are the operator's

@@ -21,7 +21,14 @@ fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
 fn account_and_token(data: &Path, name: &str) -> (String, String) {
     let db = db_args(data, &ServerOpts::default());
     let db: Vec<&str> = db.iter().map(String::as_str).collect();
-    let account = edgecap(&[&["admin"], &db[..], &["account", "create", "--name", name]].concat());
+    let account = edgecap(
+        &[
+            &["admin"],
+            &db[..],
+            &["account", "create", "--name", name, "--unrestricted"],
+        ]
+        .concat(),
+    );
     let token = edgecap(
         &[
             &["admin"],

@@ -71,6 +71,8 @@ pub struct ServerOpts {
     /// `--allow-endpoint` of the server and every agent: by default 127.0.0.1, where the
     /// tests' stores (moto, Azurite) listen on plain http.
     pub allow_endpoints: Vec<String>,
+    /// More flags for the server (e.g. `--max-captures-per-node`).
+    pub server_args: Vec<String>,
 }
 
 impl Default for ServerOpts {
@@ -80,6 +82,7 @@ impl Default for ServerOpts {
             database: None,
             agent_args: Vec::new(),
             allow_endpoints: vec!["127.0.0.1".to_owned()],
+            server_args: Vec::new(),
         }
     }
 }
@@ -171,6 +174,7 @@ pub fn start_server(
         .args(["--listen", listen, "--grace", opts.grace])
         .args(["--result-margin", "10s", "--heartbeat", "500ms"])
         .args(allow_args(opts))
+        .args(&opts.server_args)
         // The fleet's `file://` destination directory is the operator's file root.
         .arg("--file-root")
         .arg(tmp.join("captures"))
@@ -220,7 +224,8 @@ impl Fleet {
         std::fs::create_dir_all(&dest).unwrap();
         let data = tmp.path("server-data");
         let admin = |args: &[&str]| admin_on(&data, &opts, args);
-        let account = admin(&["account", "create", "--name", "t"]);
+        // Unrestricted, as the accounts of the tests before tenancy (tenancy.rs makes its own).
+        let account = admin(&["account", "create", "--name", "t", "--unrestricted"]);
         let token = admin(&["token", "create", "--account", &account]);
         let agent_token = admin(&["agent-token", "create"]);
         let (server, url) = start_server(&tmp.0, &data, "127.0.0.1:0", &opts, 0);

@@ -142,3 +142,275 @@ fn the_agent_sends_per_second_rollups_of_what_crossed_its_points() {
     );
     assert!(seconds.iter().map(|s| s.udp).sum::<u64>() >= 300);
 }
+
+/// Accounts the server names get rollups of their own, holding only traffic inside their
+/// prefixes, next to the node's.
+#[test]
+fn each_named_account_gets_rollups_of_only_its_own_traffic() {
+    if !root_or_skip() {
+        return;
+    }
+    let lab = edgecap_lab::Lab::new(&edgecap_lab::LabSpec::with_edges(1)).unwrap();
+    let tmp = crate::capture_common::Scratch::new("account-rollups");
+    let config = tmp.path("agent.toml");
+    std::fs::write(&config, "[observer]\nsample_one_in = 1\n").unwrap();
+    let config_arg = config.display().to_string();
+    let (mut hub, _hello) = FakeHub::start(&lab, &tmp.0, &["--config", &config_arg]);
+    hub.send(ServerMsg::Welcome {
+        heartbeat_secs: 0.5,
+    });
+    let scope = |id: &str, prefixes: &[String]| edgecap_model::protocol::AccountScope {
+        id: id.into(),
+        prefixes: prefixes.to_vec(),
+    };
+    let v4 = lab.src_addr(0, false);
+    hub.send(ServerMsg::Accounts {
+        accounts: vec![
+            scope("ours", &[format!("{v4}/32")]),
+            scope("theirs", &["198.19.99.0/24".into()]),
+            scope("broken", &["not a prefix".into()]),
+        ],
+    });
+    let ns = lab.edge_ns(0).to_owned();
+    assert!(wait_for(Duration::from_secs(10), || tables(&ns)
+        .iter()
+        .any(|t| t == "edgecap_observer")));
+    // 200 datagrams over IPv4 (ours), 100 over IPv6 (nobody's).
+    let mut packets = Vec::new();
+    for (v6, n) in [(false, 200u32), (true, 100)] {
+        for m in 0..n {
+            let p = Packet::udp(lab.src_addr(0, v6), lab.origin_addr(0, v6), 40000, PORT);
+            packets.push(p.marker(m).build().unwrap());
+        }
+    }
+    lab.send(0, &packets).unwrap();
+    let on_port = |seconds: &[edgecap_model::protocol::Second], account: Option<&str>| -> u64 {
+        seconds
+            .iter()
+            .filter(|s| s.account.as_deref() == account)
+            .flat_map(|s| &s.top_dport)
+            .filter(|h| h.key == PORT)
+            .map(|h| h.count)
+            .sum()
+    };
+    let mut seconds = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < deadline && on_port(&seconds, None) < 300 {
+        if let AgentMsg::Rollups { seconds: s } = hub.next() {
+            seconds.extend(s);
+        }
+    }
+    // Let the accounts' seconds of the same time arrive too.
+    for _ in 0..3 {
+        if let AgentMsg::Rollups { seconds: s } = hub.next() {
+            seconds.extend(s);
+        }
+    }
+    assert_eq!(on_port(&seconds, None), 300, "{}", hub.log());
+    assert_eq!(on_port(&seconds, Some("ours")), 200);
+    assert_eq!(on_port(&seconds, Some("theirs")), 0);
+    let theirs: u64 = seconds
+        .iter()
+        .filter(|s| s.account.as_deref() == Some("theirs"))
+        .map(|s| s.packets)
+        .sum();
+    assert_eq!(theirs, 0);
+    assert!(
+        seconds
+            .iter()
+            .all(|s| s.account.as_deref() != Some("broken"))
+    );
+    // An account's seconds are estimates from its samples, never the node's counters.
+    assert!(
+        seconds
+            .iter()
+            .filter(|s| s.account.is_some())
+            .all(|s| !s.exact)
+    );
+    assert!(
+        hub.log().contains("account's prefixes skipped"),
+        "{}",
+        hub.log()
+    );
+}
+
+/// A look-back question: the ring's samples of a past window that match a filter, with the
+/// packets' first bytes and original lengths; estimates alone with limit 0; a bad filter is
+/// refused naming the field.
+#[test]
+fn the_ring_answers_a_look_back_query_for_a_past_window() {
+    if !root_or_skip() {
+        return;
+    }
+    let lab = edgecap_lab::Lab::new(&edgecap_lab::LabSpec::with_edges(1)).unwrap();
+    let tmp = crate::capture_common::Scratch::new("lookback");
+    let config = tmp.path("agent.toml");
+    std::fs::write(&config, "[observer]\nsample_one_in = 1\n").unwrap();
+    let config_arg = config.display().to_string();
+    let (mut hub, _hello) = FakeHub::start(&lab, &tmp.0, &["--config", &config_arg]);
+    hub.send(ServerMsg::Welcome {
+        heartbeat_secs: 5.0,
+    });
+    let ns = lab.edge_ns(0).to_owned();
+    assert!(wait_for(Duration::from_secs(10), || tables(&ns)
+        .iter()
+        .any(|t| t == "edgecap_observer")));
+    let now_ns = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+    };
+    // Markers 1-50 in a first window, then 51-100 after it.
+    let send = |first: u32| {
+        let packets: Vec<Vec<u8>> = (first..first + 50)
+            .map(|m| {
+                Packet::udp(
+                    lab.src_addr(0, false),
+                    lab.origin_addr(0, false),
+                    40000,
+                    PORT,
+                )
+                .marker(m)
+                .total_len(1000)
+                .build()
+                .unwrap()
+            })
+            .collect();
+        lab.send(0, &packets).unwrap();
+    };
+    let from = now_ns();
+    send(1);
+    std::thread::sleep(Duration::from_millis(300));
+    let to = now_ns();
+    std::thread::sleep(Duration::from_millis(300));
+    send(51);
+    std::thread::sleep(Duration::from_millis(300));
+
+    let query = |id: &str, filter: &str, limit: u64| edgecap_model::lookback::RingQuery {
+        query_id: id.into(),
+        filter_v1: serde_json::json!({}),
+        filter: Some(filter.into()),
+        prefixes: None,
+        points: vec![],
+        from_ns: from,
+        to_ns: to,
+        limit,
+    };
+    let answer = |hub: &mut FakeHub, q| {
+        hub.send(ServerMsg::Query { query: q });
+        let mut parts = Vec::new();
+        loop {
+            if let AgentMsg::Answer { answer } = hub.next() {
+                let last = answer.last;
+                parts.push(answer);
+                if last {
+                    break parts;
+                }
+            }
+        }
+    };
+    let id = "0123456789abcdef0123456789abcdef";
+    let parts = answer(&mut hub, query(id, &format!("udp dst port {PORT}"), 1000));
+    assert_eq!(parts[0].error, None, "{:?}\n{}", parts[0], hub.log());
+    let samples: Vec<_> = parts.iter().flat_map(|p| &p.samples).collect();
+    let markers: Vec<u32> = samples
+        .iter()
+        .map(|s| {
+            let data = edgecap_model::lookback::unhex(&s.data).unwrap();
+            assert_eq!(
+                (data.len(), s.orig_len),
+                (160, 1000),
+                "headers only, true length"
+            );
+            edgecap_lab::packet::find_marker(&data).unwrap()
+        })
+        .collect();
+    assert_eq!(
+        markers,
+        (1..=50).collect::<Vec<_>>(),
+        "only the window's packets"
+    );
+    assert!(
+        samples
+            .iter()
+            .all(|s| s.point == "pre-firewall" && s.one_in == 1)
+    );
+    assert_eq!((parts[0].matched, parts[0].est_bytes), (50, 50_000));
+
+    // The estimate alone.
+    let parts = answer(&mut hub, query(id, "udp", 0));
+    assert!(parts[0].samples.is_empty() && parts[0].last);
+    assert_eq!(parts[0].est_packets, 50);
+
+    // Hostile: a filter that does not parse, a point the node does not observe.
+    let parts = answer(&mut hub, query(id, "udp port", 10));
+    assert!(
+        parts[0].error.as_deref().unwrap().starts_with("filter: "),
+        "{:?}",
+        parts[0]
+    );
+    let mut q = query(id, "udp", 10);
+    q.points = vec!["egress".into()];
+    let parts = answer(&mut hub, q);
+    assert!(
+        parts[0].error.as_deref().unwrap().starts_with("points: "),
+        "{:?}",
+        parts[0]
+    );
+}
+
+/// The server tells each agent which restricted accounts to keep apart, and tells it again
+/// when an operator changes them.
+#[test]
+fn agents_learn_the_restricted_accounts_and_their_changes() {
+    if !root_or_skip() {
+        return;
+    }
+    let fleet = Fleet::new(1, ServerOpts::default());
+    let id = fleet
+        .admin(&[
+            "account",
+            "create",
+            "--name",
+            "r",
+            "--prefix",
+            "198.18.0.0/24",
+        ])
+        .trim()
+        .to_owned();
+    // The agent's last word on the accounts it keeps apart, without terminal colours.
+    let last_word = || {
+        let log = std::fs::read_to_string(&fleet.agents[0].log).unwrap_or_default();
+        let line = log
+            .lines()
+            .rev()
+            .find(|l| l.contains("observer keeps accounts apart"))
+            .unwrap_or_default()
+            .to_owned();
+        let mut plain = String::new();
+        let mut chars = line.chars();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                chars.by_ref().find(|c| *c == 'm');
+            } else {
+                plain.push(c);
+            }
+        }
+        plain
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), || last_word()
+            .contains(&format!("accounts=1 ids={id}"))),
+        "the agent never heard of the account\n{}",
+        fleet.logs()
+    );
+    // Restricted without prefixes: nothing to keep apart.
+    fleet.admin(&["account", "prefixes", "remove", &id, "198.18.0.0/24"]);
+    assert!(
+        wait_for(Duration::from_secs(10), || last_word()
+            .ends_with("accounts=0 ids=")),
+        "the agent kept a prefix-less account\n{}",
+        fleet.logs()
+    );
+}

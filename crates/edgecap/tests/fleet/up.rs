@@ -68,6 +68,11 @@ fn up_serves_an_agent_and_writes_the_client_config() {
         text.contains("API token    ecp_"),
         "the first token is printed:\n{text}"
     );
+    // Single tenant: its account is unrestricted, and the banner says so.
+    assert!(
+        text.contains("tenancy      unrestricted (single tenant"),
+        "the banner says the account is unrestricted:\n{text}"
+    );
     let config = std::fs::read_to_string(&client).unwrap();
     assert!(config.contains(&format!("server = {url:?}")), "{config}");
     let cfg = client.to_str().unwrap();

@@ -20,7 +20,7 @@ use crate::harness::{Proc, ServerOpts, admin_on, db_args};
 /// Tokens of a fresh data directory: (account, API token, agent token).
 fn provision(data: &Path) -> (String, String, String) {
     let admin = |args: &[&str]| admin_on(data, &ServerOpts::default(), args);
-    let account = admin(&["account", "create", "--name", "tls"]);
+    let account = admin(&["account", "create", "--name", "tls", "--unrestricted"]);
     let token = admin(&["token", "create", "--account", &account]);
     let agent = admin(&["agent-token", "create"]);
     (account, token, agent)

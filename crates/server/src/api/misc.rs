@@ -1,8 +1,8 @@
 //! The edgecap resources beside the PCAP API: the node list, the OpenAPI document and the
-//! health check.
+//! health and metrics endpoints.
 
 use axum::extract::{RawPathParams, State};
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
 use super::body::ok;
@@ -27,6 +27,7 @@ pub async fn nodes(caller: Caller, State(state): State<AppState>) -> Result<Resp
                 n.points = l.info.points.clone();
                 n.version = l.info.version.clone();
                 n.last_seen = edgecap_model::ids::rfc3339(l.last_seen);
+                n.health = l.health.clone();
             }
             None => n.connected = false,
         }
@@ -73,20 +74,31 @@ pub async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
-/// `GET /healthz`: 200 when the database answers, 503 when it does not.
-pub async fn healthz(State(state): State<AppState>) -> Response {
-    match state.db.ping().await {
-        Ok(()) => ok(serde_json::json!({"status": "ok"})),
-        Err(e) => {
-            tracing::error!(error = %e, "health check: database unreachable");
-            HttpError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                vec![edgecap_model::ApiError::new(
-                    edgecap_model::codes::INTERNAL,
-                    "database unreachable",
-                )],
-            )
-            .into_response()
-        }
+/// `GET /healthz`: 200 while the process serves requests (liveness; the database is
+/// `/readyz`'s business).
+pub async fn healthz() -> Response {
+    edgecap_metrics::alive_response()
+}
+
+/// `GET /readyz`: 200 when the database answers, its migrations are applied and every added
+/// check passes; else 503 with the checks, each failed one saying why.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let r = crate::metrics::readiness(&state).await;
+    if !r.ready {
+        tracing::warn!(failed = %r.failed(), "not ready");
     }
+    r.response()
+}
+
+/// `GET /metrics`: the process's metrics as OpenMetrics text (unauthenticated, like every
+/// Prometheus endpoint; with `--metrics-listen` it moves to that address and is 404 here).
+pub async fn metrics(State(state): State<AppState>) -> Result<Response, HttpError> {
+    if !state.config.metrics_on_api {
+        return Err(HttpError::not_found(
+            "metrics are served on the server's --metrics-listen address",
+        ));
+    }
+    Ok(edgecap_metrics::metrics_response(
+        crate::metrics::render(&state).await,
+    ))
 }

@@ -7,15 +7,17 @@
 //! - [`pcaps`]: captures; [`select`]: which nodes a capture selects; [`target`]: where it
 //!   writes (destination, ownership, credentials);
 //! - [`ownership`]: bucket ownership challenges;
-//! - [`misc`]: nodes, `/openapi.json`, `/healthz`;
-//! - [`tokens`]: the token's accounts and the account's API tokens;
+//! - [`misc`]: nodes, `/openapi.json`, `/healthz`, `/readyz`, `/metrics`;
+//! - [`tokens`]: the token's accounts, the account itself and its API tokens;
+//! - [`operator`]: the operator API (an account's tenancy), `operator` scope only;
 //! - [`traffic`]: traffic rates and heavy hitters from the rollups (edgecap extension).
 
 pub mod body;
 mod misc;
+mod operator;
 mod ownership;
 mod pcaps;
-mod select;
+pub(crate) mod select;
 mod target;
 mod tokens;
 mod traffic;
@@ -36,7 +38,7 @@ use crate::auth::Need;
 use crate::error::HttpError;
 
 /// Declares the routes once, each with what it needs of its caller (`[Read]`, `[Write]`,
-/// `[Tokens]`, `[Nodes]`: that scope; `[AnyToken]`: any live API token; `[Public]`: no API
+/// `[Tokens]`, `[Nodes]`, `[Operator]`: that scope; `[AnyToken]`: any live API token; `[Public]`: no API
 /// token): the router is built from this list, each handler with its [`Need`] as a request
 /// extension that `auth::Caller` checks; [`ROUTES`] lets the tests compare it with the
 /// OpenAPI document, and [`ROUTE_NEEDS`] with docs/api.md.
@@ -68,9 +70,13 @@ routes! {
     get "/client/v4/accounts/{account_id}/pcaps/ownership" [Read] => ownership::list,
     delete "/client/v4/accounts/{account_id}/pcaps/ownership/{ownership_id}" [Write] => ownership::delete,
     post "/client/v4/accounts/{account_id}/pcaps/ownership/validate" [Write] => ownership::validate,
+    get "/client/v4/accounts/{account_id}/quotas" [Read] => pcaps::quotas,
     get "/client/v4/accounts/{account_id}/nodes" [Read] => misc::nodes,
     post "/client/v4/accounts/{account_id}/nodes/{node_name}/revoke" [Nodes] => misc::revoke_node,
     get "/client/v4/accounts" [AnyToken] => tokens::accounts,
+    get "/client/v4/accounts/{account_id}" [Read] => tokens::account,
+    get "/client/v4/operator/accounts/{account_id}/tenancy" [Operator] => operator::get,
+    put "/client/v4/operator/accounts/{account_id}/tenancy" [Operator] => operator::put,
     get "/client/v4/accounts/{account_id}/tokens" [Tokens] => tokens::list,
     post "/client/v4/accounts/{account_id}/tokens" [Tokens] => tokens::create,
     delete "/client/v4/accounts/{account_id}/tokens/{token_id}" [Tokens] => tokens::delete,
@@ -79,6 +85,8 @@ routes! {
     get "/agent/v1/connect" [Public] => crate::hub::socket::connect,
     get "/openapi.json" [Public] => misc::openapi,
     get "/healthz" [Public] => misc::healthz,
+    get "/readyz" [Public] => misc::readyz,
+    get "/metrics" [Public] => misc::metrics,
 }
 
 /// The whole API on `state`.
@@ -87,7 +95,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(middleware::from_fn_with_state(state.clone(), guard))
-        .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn_with_state(state.clone(), log_request))
         .with_state(state)
 }
 
@@ -135,11 +143,21 @@ async fn wrong_method(method: Method, uri: Uri) -> Response {
     .into_response()
 }
 
-/// One debug line per request with its status and duration.
-async fn log_request(req: Request, next: Next) -> Response {
+/// One debug line per request with its status and duration, and the request counted by its
+/// route's template (`edgecap_api_requests_total`; `unmatched` for paths no route takes).
+async fn log_request(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |m| m.as_str())
+        .to_owned();
     let response = next.run(req).await;
+    state
+        .hub
+        .metrics()
+        .request(method.as_str(), &route, response.status().as_u16());
     tracing::debug!(%method, %path, status = response.status().as_u16(),
         ms = start.elapsed().as_secs_f64() * 1e3, "request");
     response

@@ -26,6 +26,7 @@ pub async fn create(
     State(state): State<AppState>,
     body: JsonBody,
 ) -> Result<Response, HttpError> {
+    let received = std::time::Instant::now();
     let colo_field = if body.0.contains_key("colo_name") {
         "colo_name"
     } else {
@@ -36,9 +37,14 @@ pub async fn create(
         &caller.account.limits(),
     )
     .map_err(HttpError::bad_request)?;
+    // Tenancy (crate::tenancy): may this account capture, and is its filter inside?
+    let access = crate::db::accounts::tenancy(&state.db, &caller.account.id)
+        .await?
+        .access()?;
+    access.check_filter(&req)?;
     let target = super::target::resolve(&state, &caller.account.id, &req.destination_conf).await?;
     let live = state.hub.live_nodes();
-    let chosen = select(&req, colo_field, &live)?;
+    let chosen = access.admit_nodes(&req, select(&req, colo_field, &live)?)?;
     let n = chosen.len();
     let mut errs = Vec::new();
     for (field, limit) in [
@@ -75,22 +81,23 @@ pub async fn create(
     );
     let mut stored = StoredRequest::from(&req);
     stored.destination_conf = target.canonical.clone();
+    stored.prefixes = access.prefixes();
     let sealed = target
         .credentials
         .as_ref()
         .map(|c| state.hub.vault().seal(c, &capture_context(&id)))
         .transpose()?;
-    captures::insert(
-        &state.db,
-        &id,
-        &caller.account.id,
-        &stored,
-        &parts,
-        &submitted,
-        &deadline,
-        sealed.as_deref(),
-    )
-    .await?;
+    let new = crate::quota::NewCapture {
+        id: &id,
+        account_id: &caller.account.id,
+        max_byte_limit: caller.account.max_byte_limit,
+        request: &stored,
+        parts: &parts,
+        submitted: &submitted,
+        deadline: &deadline,
+        credentials: sealed.as_deref(),
+    };
+    crate::quota::create(&state.db, &req, state.config.max_captures_per_node, new).await?;
     let handed = target
         .credentials
         .as_ref()
@@ -99,13 +106,24 @@ pub async fn create(
     for p in &parts {
         let mut a = assignment(&id, &stored, p.packet_limit, p.byte_limit);
         a.credentials = handed.clone();
-        sent += usize::from(state.hub.assign(&p.node, a));
+        // Timed before the send: an agent may acknowledge before `assign` returns.
+        state.hub.metrics().dispatched(&id, &p.node, received);
+        let assigned = state.hub.assign(&p.node, a);
+        if !assigned {
+            state.hub.metrics().forget_dispatch(&id, &p.node);
+        }
+        sent += usize::from(assigned);
     }
     tracing::info!(capture = %id, account = %caller.account.id, nodes = n, sent, "capture created");
     let capture = captures::get(&state.db, &caller.account.id, &id)
         .await?
         .ok_or_else(|| HttpError::not_found(format!("capture {id} vanished")))?;
     Ok(ok(capture))
+}
+
+/// `GET /quotas`: each of the account's quotas with its limit and current use.
+pub async fn quotas(caller: Caller, State(state): State<AppState>) -> Result<Response, HttpError> {
+    Ok(ok(crate::quota::view(&state.db, &caller.account.id).await?))
 }
 
 /// `GET /pcaps`: newest first, 50 a page (Cloudflare's single page), `?page=&per_page=`.

@@ -24,7 +24,7 @@ fn no_nodes(field: &str, reason: String) -> ApiError {
     }
 }
 
-fn matches_colo(n: &LiveNode, colo: &str) -> bool {
+pub(crate) fn matches_colo(n: &LiveNode, colo: &str) -> bool {
     n.info.name.eq_ignore_ascii_case(colo)
         || ["site", "colo"].iter().any(|k| {
             n.info
@@ -34,7 +34,7 @@ fn matches_colo(n: &LiveNode, colo: &str) -> bool {
         })
 }
 
-fn matches_entry(n: &LiveNode, entry: &str) -> bool {
+pub(crate) fn matches_entry(n: &LiveNode, entry: &str) -> bool {
     match entry.split_once('=') {
         Some((k, v)) => n.info.labels.get(k.trim()).is_some_and(|l| l == v.trim()),
         None => n.info.name == entry,

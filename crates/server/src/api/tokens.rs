@@ -28,6 +28,18 @@ pub async fn accounts(caller: TokenCaller) -> Response {
     }]))
 }
 
+/// `GET /client/v4/accounts/{account_id}`: the account, its limits, its tenancy and its
+/// quotas with their use (`crate::tenancy::account_view`).
+pub async fn account(caller: Caller, State(state): State<AppState>) -> Result<Response, HttpError> {
+    let tenancy = crate::db::accounts::tenancy(&state.db, &caller.account.id).await?;
+    let quotas = crate::quota::view(&state.db, &caller.account.id).await?;
+    Ok(ok(crate::tenancy::account_view(
+        &caller.account,
+        &tenancy,
+        quotas,
+    )))
+}
+
 /// `GET /tokens`: the account's API tokens, never their secrets.
 pub async fn list(caller: Caller, State(state): State<AppState>) -> Result<Response, HttpError> {
     Ok(ok(
@@ -77,6 +89,17 @@ pub async fn create(
             None
         }
     };
+    // The operator scope is the operator's to grant, from the command line only.
+    if scopes
+        .as_ref()
+        .is_some_and(|s| s.contains(&Scope::Operator))
+    {
+        errs.push(ApiError::field(
+            "scopes",
+            "operator is granted only by the operator (`edgecap admin token create --scopes \
+             operator`), never through an account's token API",
+        ));
+    }
     // A token cannot make a token that may do more than itself.
     let asked = scopes.clone().unwrap_or_else(|| Scope::DEFAULT.to_vec());
     let beyond: Vec<Scope> = asked

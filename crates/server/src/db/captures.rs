@@ -25,6 +25,10 @@ pub struct StoredRequest {
     pub format: String,
     pub merge: bool,
     pub destination_conf: String,
+    /// The account's prefixes when it is restricted (`crate::tenancy`), kept with the
+    /// capture so every (re)assignment carries the boundary it was created under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefixes: Option<Vec<String>>,
 }
 
 impl From<&CreateRequest> for StoredRequest {
@@ -43,6 +47,7 @@ impl From<&CreateRequest> for StoredRequest {
             format: r.format.clone(),
             merge: r.merge,
             destination_conf: r.destination_conf.clone(),
+            prefixes: None,
         }
     }
 }
@@ -71,11 +76,38 @@ pub async fn insert(
     deadline: &str,
     credentials: Option<&str>,
 ) -> Result<()> {
+    let mut tx = db.pool.begin().await?;
+    insert_in(
+        &mut tx,
+        id,
+        account_id,
+        request,
+        parts,
+        submitted,
+        deadline,
+        credentials,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// [`insert`] inside the caller's transaction (`quota::create` checks the quotas in it).
+#[allow(clippy::too_many_arguments)] // as insert
+pub(crate) async fn insert_in(
+    tx: &mut sqlx::AnyConnection,
+    id: &str,
+    account_id: &str,
+    request: &StoredRequest,
+    parts: &[NewPart],
+    submitted: &str,
+    deadline: &str,
+    credentials: Option<&str>,
+) -> Result<()> {
     let json = serde_json::to_string(request).map_err(|e| Error::Corrupt {
         what: format!("capture {id} request"),
         reason: e.to_string(),
     })?;
-    let mut tx = db.pool.begin().await?;
     sqlx::query(
         "INSERT INTO captures (id, account_id, request, status, submitted, deadline, credentials)
          VALUES ($1, $2, $3, 'pending', $4, $5, $6)",
@@ -107,7 +139,6 @@ pub async fn insert(
         }
         q.execute(&mut *tx).await?;
     }
-    tx.commit().await?;
     Ok(())
 }
 

@@ -20,11 +20,37 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/0003_identities.sql"),
     ),
     (
+        4,
+        "tenancy",
+        include_str!("../../migrations/0004_tenancy.sql"),
+    ),
+    (
+        5,
+        "quotas",
+        include_str!("../../migrations/0005_quotas.sql"),
+    ),
+    (
+        7,
+        "node_health",
+        include_str!("../../migrations/0007_node_health.sql"),
+    ),
+    (
         8,
         "rollups",
         include_str!("../../migrations/0008_rollups.sql"),
     ),
 ];
+
+/// How many of [`MIGRATIONS`] the database has not recorded (for `/readyz`).
+pub(super) async fn pending(db: &Db) -> Result<usize> {
+    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations")
+        .fetch_all(&db.pool)
+        .await?;
+    Ok(MIGRATIONS
+        .iter()
+        .filter(|(v, _, _)| !applied.contains(v))
+        .count())
+}
 
 pub(super) async fn run(db: &Db) -> Result<()> {
     let mut conn = db.pool.acquire().await?;
@@ -155,6 +181,46 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(tokens::is_agent(&db, "eca_old").await.unwrap());
+        db.close().await;
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A database made before tenancy: its accounts stay unrestricted (an upgrade changes
+    /// nothing), and a new tenancy can be stored for them.
+    #[tokio::test]
+    async fn accounts_from_before_version_4_stay_unrestricted() {
+        use sqlx::Executor;
+
+        use crate::db::{Db, accounts};
+        let dir = std::env::temp_dir().join(format!(
+            "edgecap-migrate4-{}-{}",
+            std::process::id(),
+            crate::secret::new_id()
+        ));
+        let url = format!("sqlite://{}/old.db", dir.display());
+        let db = Db::connect(&url).await.unwrap();
+        db.pool
+            .execute(
+                "DROP TABLE account_prefixes; DROP TABLE account_nodes;
+                 ALTER TABLE accounts DROP COLUMN unrestricted;
+                 DELETE FROM schema_migrations WHERE version = 4;
+                 INSERT INTO accounts (id, name, created)
+                     VALUES ('0123456789abcdef0123456789abcdef', 'old', 'x');",
+            )
+            .await
+            .unwrap();
+        db.close().await;
+        let db = Db::connect(&url).await.unwrap();
+        let id = "0123456789abcdef0123456789abcdef";
+        let t = accounts::tenancy(&db, id).await.unwrap();
+        assert!(
+            t.unrestricted && t.prefixes.is_empty() && t.nodes.is_empty(),
+            "{t:?}"
+        );
+        let restricted =
+            crate::tenancy::Tenancy::new(false, &["198.18.7.0/24"], &["edge0"]).unwrap();
+        assert!(accounts::set_tenancy(&db, id, &restricted).await.unwrap());
+        assert_eq!(accounts::tenancy(&db, id).await.unwrap(), restricted);
         db.close().await;
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -86,6 +86,20 @@ impl Db {
         Ok(())
     }
 
+    /// Migrations of this build not recorded as applied (0: the schema is ready).
+    pub async fn migrations_pending(&self) -> Result<usize> {
+        migrate::pending(self).await
+    }
+
+    /// Captures per status, every account (for `/metrics`).
+    pub async fn captures_by_status(&self) -> Result<Vec<(String, i64)>> {
+        Ok(
+            sqlx::query_as("SELECT status, COUNT(*) FROM captures GROUP BY status")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
@@ -132,6 +146,7 @@ pub const TABLES: &[&str] = &[
     "capture_nodes",
     "ownerships",
     "node_identities",
+    "account_quotas",
     "rollup_seconds",
     "rollup_minutes",
 ];

@@ -16,6 +16,19 @@ pub struct NodeInfo {
     pub labels: BTreeMap<String, String>,
     pub points: Vec<String>,
     pub version: String,
+    /// What the agent announced in `hello.features` that this server knows
+    /// (`edgecap_model::protocol::FEATURE_BOUNDARY`); others are dropped. Not stored: a
+    /// node's features are those of its current connection.
+    pub features: Vec<String>,
+}
+
+impl NodeInfo {
+    /// Whether the agent enforces assignment prefixes (the tenant boundary).
+    pub fn enforces_boundary(&self) -> bool {
+        self.features
+            .iter()
+            .any(|f| f == edgecap_model::protocol::FEATURE_BOUNDARY)
+    }
 }
 
 /// Records a node as connected (insert or update), inside the caller's transaction.
@@ -26,7 +39,7 @@ pub async fn seen(conn: &mut sqlx::AnyConnection, node: &NodeInfo, at: &str) -> 
         "INSERT INTO nodes (name, labels, points, version, connected, last_seen)
          VALUES ($1, $2, $3, $4, 1, $5)
          ON CONFLICT (name) DO UPDATE SET labels = $2, points = $3, version = $4,
-             connected = 1, last_seen = $5",
+             connected = 1, last_seen = $5, health = NULL",
     )
     .bind(&node.name)
     .bind(labels)
@@ -40,9 +53,23 @@ pub async fn seen(conn: &mut sqlx::AnyConnection, node: &NodeInfo, at: &str) -> 
 
 /// Records a node as gone.
 pub async fn gone(conn: &mut sqlx::AnyConnection, name: &str, at: &str) -> Result<()> {
-    sqlx::query("UPDATE nodes SET connected = 0, last_seen = $2 WHERE name = $1")
+    sqlx::query("UPDATE nodes SET connected = 0, last_seen = $2, health = NULL WHERE name = $1")
         .bind(name)
         .bind(at)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Records the health a connected node's agent reported.
+pub async fn set_health(
+    conn: &mut sqlx::AnyConnection,
+    name: &str,
+    health: &edgecap_model::NodeHealth,
+) -> Result<()> {
+    sqlx::query("UPDATE nodes SET health = $2 WHERE name = $1")
+        .bind(name)
+        .bind(serde_json::to_string(health).unwrap_or_default())
         .execute(conn)
         .await?;
     Ok(())
@@ -58,7 +85,8 @@ pub async fn reset_connected(db: &Db) -> Result<()> {
 
 pub async fn list(db: &Db) -> Result<Vec<Node>> {
     let rows = sqlx::query(
-        "SELECT name, labels, points, version, connected, last_seen FROM nodes ORDER BY name",
+        "SELECT name, labels, points, version, connected, last_seen, health FROM nodes
+         ORDER BY name",
     )
     .fetch_all(&db.pool)
     .await?;
@@ -71,7 +99,10 @@ pub async fn list(db: &Db) -> Result<Vec<Node>> {
             };
             let labels: String = r.try_get("labels")?;
             let points: String = r.try_get("points")?;
+            let health: Option<String> = r.try_get("health")?;
             Ok(Node {
+                // Written by this server from a bounded value; anything else reads as none.
+                health: health.and_then(|h| serde_json::from_str(&h).ok()),
                 labels: serde_json::from_str(&labels).map_err(corrupt)?,
                 points: serde_json::from_str(&points).map_err(corrupt)?,
                 version: r.try_get("version")?,

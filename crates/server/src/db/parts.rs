@@ -245,7 +245,7 @@ pub fn assignment(
         format: r.format.clone(),
         destination_conf: r.destination_conf.clone(),
         credentials: None,
-        prefixes: None,
+        prefixes: r.prefixes.clone(),
     }
 }
 

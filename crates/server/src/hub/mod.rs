@@ -14,6 +14,7 @@
 //! operations, cheaper than an async lock.
 
 mod revoke;
+pub mod scopes;
 mod session;
 pub mod socket;
 mod timers;
@@ -48,6 +49,8 @@ pub struct LiveNode {
     pub info: NodeInfo,
     /// Unix seconds of the last message from the node.
     pub last_seen: f64,
+    /// What its last heartbeat said of its health.
+    pub health: Option<edgecap_model::NodeHealth>,
 }
 
 /// A handle on the hub; clones share it.
@@ -74,8 +77,19 @@ struct Shared {
     /// (at most [`MERGE_QUEUE`]; beyond it a capture waits, `conversion_running`, for the
     /// next start).
     merges: mpsc::Sender<String>,
+    /// The process's metrics and readiness checks (`crate::metrics`).
+    metrics: Arc<crate::metrics::Metrics>,
     /// The agents' traffic rollups, to their own bounded writer (`crate::rollups`).
     rollups: crate::rollups::Rollups,
+}
+
+/// The hub's bounded queues and sessions, as `/metrics` reports them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueDepths {
+    pub agents: usize,
+    pub writer: usize,
+    pub merge: usize,
+    pub agent_outbox: usize,
 }
 
 #[derive(Debug, Default)]
@@ -106,6 +120,8 @@ struct Connected {
     /// still pending). A node that connects just before a create is seen by both, so
     /// assigning checks and records here, under the lock, and each part is sent once.
     assigned: HashSet<String>,
+    /// The agent's health from its last heartbeat that carried one (bounded).
+    health: Option<edgecap_model::NodeHealth>,
 }
 
 /// Captures waiting for a merge slot, at most.
@@ -174,6 +190,7 @@ impl Hub {
                 live,
                 writes,
                 closing: watch::channel(false).0,
+                metrics: Arc::new(crate::metrics::Metrics::new()),
             }),
         }
     }
@@ -238,10 +255,35 @@ impl Hub {
             .map(|c| LiveNode {
                 info: c.info.clone(),
                 last_seen: c.last_seen,
+                health: c.health.clone(),
             })
             .collect();
         nodes.sort_by(|a, b| a.info.name.cmp(&b.info.name));
         nodes
+    }
+
+    /// Connected nodes with their connection numbers (a reconnect gets a new one).
+    pub(crate) fn live_connections(&self) -> Vec<(LiveNode, u64)> {
+        self.live()
+            .nodes
+            .values()
+            .map(|c| {
+                let node = LiveNode {
+                    info: c.info.clone(),
+                    last_seen: c.last_seen,
+                    health: c.health.clone(),
+                };
+                (node, c.conn)
+            })
+            .collect()
+    }
+
+    /// Whether the connected node `node` announced the tenant boundary in its hello.
+    pub fn enforces_boundary(&self, node: &str) -> bool {
+        self.live()
+            .nodes
+            .get(node)
+            .is_some_and(|c| c.info.enforces_boundary())
     }
 
     /// Sends a message to a connected node; false if it is not connected.
@@ -260,6 +302,13 @@ impl Hub {
         let Some(c) = live.nodes.get_mut(node) else {
             return false;
         };
+        // A restricted account's capture never goes to an agent that would not bound it
+        // (create and reconciliation leave such nodes out first; this is the last guard).
+        if assignment.prefixes.is_some() && !c.info.enforces_boundary() {
+            tracing::warn!(%node, capture = %assignment.capture_id,
+                "not assigning a restricted account's capture to an agent without tenant-boundary");
+            return false;
+        }
         if !c.assigned.insert(assignment.capture_id.clone()) {
             return true;
         }
@@ -327,6 +376,34 @@ impl Hub {
     /// The rollup writer: its counters (`dropped`, `stored`) and `barrier`.
     pub fn rollups(&self) -> &crate::rollups::Rollups {
         &self.shared.rollups
+    }
+
+    /// The process's metrics and readiness checks.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.shared.metrics
+    }
+
+    /// Connected agents and what waits in the hub's queues.
+    pub fn queue_depths(&self) -> QueueDepths {
+        let depth = |max: usize, free: usize| max.saturating_sub(free);
+        let live = self.live();
+        QueueDepths {
+            agents: live.nodes.len(),
+            writer: depth(
+                self.shared.writes.max_capacity(),
+                self.shared.writes.capacity(),
+            ),
+            merge: depth(
+                self.shared.merges.max_capacity(),
+                self.shared.merges.capacity(),
+            ),
+            agent_outbox: live
+                .nodes
+                .values()
+                .filter_map(|c| c.tx.as_ref())
+                .map(|tx| depth(tx.max_capacity(), tx.capacity()))
+                .sum(),
+        }
     }
 
     pub(crate) fn db(&self) -> &Db {

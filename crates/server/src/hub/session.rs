@@ -66,6 +66,7 @@ impl Hub {
                     last_seen: clock::unix_now(),
                     tx: Some(tx),
                     assigned: HashSet::new(),
+                    health: None,
                 },
             );
             conn
@@ -134,6 +135,11 @@ impl Session {
                         self.name
                     ),
                 );
+            } else if part.assignment.prefixes.is_some() && !self.hub.enforces_boundary(&self.name)
+            {
+                // A restricted account's part on an agent that came back without the
+                // boundary (downgraded): never sent, failed saying why.
+                self.fail(id, crate::tenancy::no_boundary_reason(&self.name));
             } else {
                 let ctx = crate::credentials::capture_context(&id);
                 match self
@@ -196,14 +202,40 @@ impl Session {
     pub fn handle(&self, msg: AgentMsg) {
         self.touch();
         match msg {
-            AgentMsg::Heartbeat => {}
+            AgentMsg::Heartbeat { health: Some(h) } => {
+                let h = h.bounded();
+                let changed = {
+                    let live = self.hub.live();
+                    live.nodes
+                        .get(&self.name)
+                        .is_some_and(|c| c.conn == self.conn && c.health.as_ref() != Some(&h))
+                };
+                // Written only when it changes; a full writer queue leaves it to the next
+                // heartbeat.
+                if changed
+                    && self.hub.write_agent(Write::NodeHealth {
+                        name: self.name.clone(),
+                        health: h.clone(),
+                    })
+                {
+                    let mut live = self.hub.live();
+                    if let Some(c) = live.nodes.get_mut(&self.name)
+                        && c.conn == self.conn
+                    {
+                        c.health = Some(h);
+                    }
+                }
+            }
+            AgentMsg::Heartbeat { health: None } => {}
             AgentMsg::Hello { .. } => {
                 tracing::warn!(node = %self.name, "second hello on one connection ignored");
             }
             AgentMsg::Ack { capture_id } => {
                 if edgecap_model::ids::is_id(&capture_id) {
+                    let capture_id = capture_id.to_ascii_lowercase();
+                    self.hub.metrics().acknowledged(&capture_id, &self.name);
                     self.report(Write::Ack {
-                        capture_id: capture_id.to_ascii_lowercase(),
+                        capture_id,
                         node: self.name.clone(),
                         at: clock::now(),
                     });
@@ -239,6 +271,10 @@ impl Session {
                 }
             }
             AgentMsg::Done { outcome } => self.done(outcome),
+            // Answers go to whoever asked, once look-back queries are asked (issue 12/13).
+            AgentMsg::Answer { answer } => {
+                tracing::debug!(node = %self.name, query = %answer.query_id, "answer received");
+            }
             // To the rollup writer's bounded queue; never waits (crate::rollups::store).
             AgentMsg::Rollups { seconds } => self.hub.rollups().offer(&self.name, seconds),
         }

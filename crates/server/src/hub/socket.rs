@@ -117,8 +117,8 @@ async fn serve(state: AppState, mut socket: WebSocket, node: String) {
             version,
             running,
             finished,
-            ..
-        })) => match validate(name, labels, points, version) {
+            features,
+        })) => match validate(name, labels, points, version, &features) {
             Ok(info) if info.name != node => {
                 let reason = format!(
                     "hello.name: {:?} is not {node:?}, the node this connection authenticated as",
@@ -179,7 +179,7 @@ async fn serve(state: AppState, mut socket: WebSocket, node: String) {
                     },
                     // Pings are answered by the socket itself; binary frames mean nothing here,
                     // but they still show the agent is alive.
-                    Ok(Some(Ok(_))) => session.handle(AgentMsg::Heartbeat),
+                    Ok(Some(Ok(_))) => session.handle(AgentMsg::Heartbeat { health: None }),
                 }
                 if let Some(reason) = session.overloaded() {
                     let _ = close(&mut socket, close_code::AGAIN, reason, deadline).await;
@@ -282,12 +282,21 @@ fn validate(
     labels: BTreeMap<String, String>,
     points: Vec<String>,
     version: String,
+    features: &[String],
 ) -> Result<NodeInfo, String> {
     edgecap_model::check_hello(&name, &labels, &points, &version)?;
+    // Only features this server knows are kept (the message's size bounds the list).
+    let known = [edgecap_model::protocol::FEATURE_BOUNDARY];
+    let features = known
+        .iter()
+        .filter(|k| features.iter().any(|f| f == *k))
+        .map(|k| (*k).to_owned())
+        .collect();
     Ok(NodeInfo {
         name,
         labels,
         points,
         version,
+        features,
     })
 }

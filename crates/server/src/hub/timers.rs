@@ -75,7 +75,12 @@ pub(super) async fn start(hub: &Hub) -> Result<Background> {
         })
     };
     Ok(Background {
-        tasks: vec![flusher, sweeper, super::revoke::start(hub)],
+        tasks: vec![
+            flusher,
+            sweeper,
+            super::revoke::start(hub),
+            super::scopes::start(hub),
+        ],
     })
 }
 

@@ -29,6 +29,11 @@ pub(super) enum Write {
         name: String,
         at: String,
     },
+    /// A connected node's agent reported a health different from its last.
+    NodeHealth {
+        name: String,
+        health: edgecap_model::NodeHealth,
+    },
     Ack {
         capture_id: String,
         node: String,
@@ -106,7 +111,9 @@ async fn apply(db: &Db, live: &Mutex<Live>, batch: Vec<Write>, merges: &mpsc::Se
     let mut barriers = Vec::new();
     for w in batch {
         match w {
-            Write::NodeSeen { .. } | Write::NodeGone { .. } => node_writes.push(w),
+            Write::NodeSeen { .. } | Write::NodeGone { .. } | Write::NodeHealth { .. } => {
+                node_writes.push(w)
+            }
             Write::Ack {
                 capture_id,
                 node,
@@ -197,6 +204,7 @@ async fn apply_nodes(db: &Db, writes: &[Write]) -> Result<()> {
         match w {
             Write::NodeSeen { node, at } => nodes::seen(&mut tx, node, at).await?,
             Write::NodeGone { name, at } => nodes::gone(&mut tx, name, at).await?,
+            Write::NodeHealth { name, health } => nodes::set_health(&mut tx, name, health).await?,
             _ => {}
         }
     }

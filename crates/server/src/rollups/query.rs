@@ -14,6 +14,7 @@ use crate::db::accounts::Account;
 use crate::db::rollups::{self, Bucket, GroupCol, Rollup, Table};
 pub use crate::db::rollups::{Scope, Selection};
 use crate::error::HttpError;
+use crate::tenancy::Tenancy;
 
 /// Points per series at most.
 pub const MAX_POINTS: i64 = 1000;
@@ -33,14 +34,15 @@ const STEPS: &[i64] = &[
     1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400,
 ];
 
-/// Whose rollups an account sees. Today every account sees whole nodes. The integrator wires
-/// the account's `unrestricted` flag (issue 10, restricted accounts with prefixes) in here:
-/// an unrestricted account gets [`Scope::WholeNodes`], a restricted one
-/// `Scope::Account(account.id)`, and then reads only the rows agents made for its prefixes.
-/// This is the one place that decides it.
-pub fn scope_for(account: &Account) -> Scope {
-    let _ = account;
-    Scope::WholeNodes
+/// Whose rollups an account sees, the one place that decides it: an unrestricted account
+/// (`crate::tenancy`) sees whole nodes ([`Scope::WholeNodes`], the rows without an account);
+/// a restricted one only the rows agents made for its prefixes (`Scope::Account`, the rows
+/// with its id), never a node's totals.
+pub fn scope_for(account: &Account, tenancy: &Tenancy) -> Scope {
+    match tenancy.unrestricted {
+        true => Scope::WholeNodes,
+        false => Scope::Account(account.id.clone()),
+    }
 }
 
 /// A time parameter: RFC 3339, unix seconds, `now`, or `-<duration>` before now (`-1h`).
@@ -147,8 +149,9 @@ async fn selection(
             ));
         }
     }
+    let tenancy = crate::db::accounts::tenancy(db, &account.id).await?;
     Ok(Selection {
-        scope: scope_for(account),
+        scope: scope_for(account, &tenancy),
         since,
         until,
         fleet: nodes.is_empty(),

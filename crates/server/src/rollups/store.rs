@@ -125,6 +125,11 @@ pub fn row(node: &str, s: &Second, now: i64, oldest: i64) -> Result<Rollup, Stri
     if !point_ok {
         return Err(format!("point: {:?} is not a point name", s.point));
     }
+    let account_id = match &s.account {
+        None => None,
+        Some(a) if edgecap_model::ids::is_id(a) => Some(a.to_ascii_lowercase()),
+        Some(a) => return Err(format!("account: {a:?} is not an account id")),
+    };
     let cap = edgecap_observe::rollup::SKETCH_CAPACITY;
     if s.top_dst.len() > cap || s.top_src.len() > cap || s.top_dport.len() > cap {
         return Err(format!("top_*: more than {cap} heavy hitters"));
@@ -144,7 +149,7 @@ pub fn row(node: &str, s: &Second, now: i64, oldest: i64) -> Result<Rollup, Stri
     Ok(Rollup {
         node: node.to_owned(),
         point: s.point.clone(),
-        account_id: None,
+        account_id,
         t,
         seconds: 1,
         packets: s.packets,
@@ -218,6 +223,7 @@ mod tests {
         Second {
             t,
             point: point.into(),
+            account: None,
             packets: 1,
             bytes: 60,
             exact: true,
@@ -265,5 +271,15 @@ mod tests {
         assert!(e.starts_with("point: "), "{e}");
         let e = row("e", &s(now as u64, ""), now, 3600).unwrap_err();
         assert!(e.starts_with("point: "), "{e}");
+        let mut bad = s(now as u64, "pre-firewall");
+        bad.account = Some("../x".into());
+        let e = row("e", &bad, now, 3600).unwrap_err();
+        assert!(e.starts_with("account: "), "{e}");
+        bad.account = Some("0123456789ABCDEF0123456789abcdef".into());
+        let r = row("e", &bad, now, 3600).unwrap();
+        assert_eq!(
+            r.account_id.as_deref(),
+            Some("0123456789abcdef0123456789abcdef")
+        );
     }
 }

@@ -477,7 +477,9 @@ async fn silent_agents_are_disconnected(b: Backend) {
     // Heartbeats keep it.
     for _ in 0..4 {
         tokio::time::sleep(Duration::from_millis(400)).await;
-        a0.send(&AgentMsg::Heartbeat).await.unwrap();
+        a0.send(&AgentMsg::Heartbeat { health: None })
+            .await
+            .unwrap();
     }
     assert_eq!(s.state.hub.live_nodes().len(), 1);
     // Silence loses it.
@@ -488,9 +490,13 @@ async fn silent_agents_are_disconnected(b: Backend) {
 
 async fn hello_comes_first_and_tokens_are_checked(b: Backend) {
     let Some((h, s)) = setup(b).await else { return };
-    let (_, first) = SimAgent::connect(&s.base, &h.agent_token, &AgentMsg::Heartbeat)
-        .await
-        .unwrap();
+    let (_, first) = SimAgent::connect(
+        &s.base,
+        &h.agent_token,
+        &AgentMsg::Heartbeat { health: None },
+    )
+    .await
+    .unwrap();
     assert!(
         matches!(first, ServerMsg::Refused { ref reason } if reason.contains("hello")),
         "{first:?}"

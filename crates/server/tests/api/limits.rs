@@ -357,7 +357,11 @@ async fn an_agent_flood_is_cut_off_and_others_are_served(b: Backend) {
     let mut flood = connect(&h, &s, "flood").await;
     let mut sent = 0;
     for _ in 0..2000 {
-        if flood.send(&AgentMsg::Heartbeat).await.is_err() {
+        if flood
+            .send(&AgentMsg::Heartbeat { health: None })
+            .await
+            .is_err()
+        {
             break;
         }
         sent += 1;
@@ -388,7 +392,9 @@ async fn an_agent_flood_is_cut_off_and_others_are_served(b: Backend) {
         Some(ServerMsg::Assign { assignment }) => assert_eq!(assignment.capture_id, id),
         other => panic!("expected the assignment, got {other:?}"),
     }
-    calm.send(&AgentMsg::Heartbeat).await.unwrap();
+    calm.send(&AgentMsg::Heartbeat { health: None })
+        .await
+        .unwrap();
 }
 
 async fn a_slow_reader_is_disconnected_without_stalling_others(b: Backend) {

@@ -78,7 +78,7 @@ async fn health_and_nodes(b: Backend) {
         &["pre-firewall", "egress"],
     );
     let _e1 = h.node("edge1", &[("site", "ord")], &["pre-firewall"]);
-    e0.session.handle(AgentMsg::Heartbeat);
+    e0.session.handle(AgentMsg::Heartbeat { health: None });
     h.state.hub.barrier().await;
     let (s, v) = h.call("GET", &h.acc("nodes"), None).await;
     assert_eq!(s, StatusCode::OK, "{v}");

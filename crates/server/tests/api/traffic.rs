@@ -41,6 +41,7 @@ fn second(t: i64, point: &str, packets: u64, dst: &str) -> Second {
     Second {
         t: t as u64,
         point: point.into(),
+        account: None,
         packets,
         bytes: packets * 100,
         exact: true,
@@ -503,9 +504,30 @@ async fn account_rows_stay_with_their_account(b: Backend) {
     assert_eq!(total(Scope::WholeNodes).await, 1000);
     assert_eq!(total(Scope::Account(acme.into())).await, 30);
     assert_eq!(total(Scope::Account(other.into())).await, 7);
-    // Today every account is given whole nodes (until restricted accounts are wired in).
-    assert_eq!(
-        edgecap_server::rollups::query::scope_for(&h.account),
-        Scope::WholeNodes
+    // Through the API: an unrestricted account reads whole nodes; a restricted one only the
+    // rows made for it.
+    let _n = h.node("edge0", &[], &["pre-firewall"]);
+    h.state.hub.barrier().await;
+    let q = format!(
+        "traffic?since={}&until={}&step=1m",
+        t - t % 60,
+        t - t % 60 + 60
     );
+    let v = get(&h, &q).await;
+    assert_eq!(v["series"][0]["packets"], 1000, "{v}");
+    let (r, token) =
+        crate::common::restricted_account(&h.state, "tenant", &["198.51.100.0/24"], &[]).await;
+    rollups::insert_all(&h.state.db, Table::Seconds, &[row(Some(&r.id), 12)])
+        .await
+        .unwrap();
+    let (s, v) = h
+        .call_as(
+            Some(&token),
+            "GET",
+            &format!("/client/v4/accounts/{}/{q}", r.id),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["result"]["series"][0]["packets"], 12, "{v}");
 }

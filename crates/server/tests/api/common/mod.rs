@@ -185,8 +185,25 @@ impl Harness {
         call(&self.state, token, method, path, body).await
     }
 
-    /// A node attached to the hub without a socket (its messages arrive on `rx`).
+    /// A node attached to the hub without a socket (its messages arrive on `rx`); its agent
+    /// announces the tenant boundary, as current agents do.
     pub fn node(&self, name: &str, labels: &[(&str, &str)], points: &[&str]) -> FakeNode {
+        self.node_with_features(
+            name,
+            labels,
+            points,
+            &[edgecap_model::protocol::FEATURE_BOUNDARY],
+        )
+    }
+
+    /// [`Harness::node`] announcing `features` (none: an agent from before tenancy).
+    pub fn node_with_features(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+        points: &[&str],
+        features: &[&str],
+    ) -> FakeNode {
         let info = NodeInfo {
             name: name.to_owned(),
             labels: labels
@@ -195,6 +212,7 @@ impl Harness {
                 .collect::<BTreeMap<_, _>>(),
             points: points.iter().map(|p| (*p).to_owned()).collect(),
             version: "test".into(),
+            features: features.iter().map(|f| (*f).to_owned()).collect(),
         };
         let (session, rx) = self.state.hub.connect(info).expect("connect fake node");
         FakeNode { session, rx }
@@ -287,6 +305,8 @@ impl Harness {
     }
 }
 
+/// An account with an API token (default scopes). Unrestricted, as every account of these
+/// tests is unless it says otherwise ([`restricted_account`]).
 pub async fn account(state: &AppState, name: &str, limits: AccountLimits) -> (Account, String) {
     let a = accounts::create(&state.db, name, &limits)
         .await
@@ -387,4 +407,40 @@ pub fn assert_error(status: StatusCode, expect: StatusCode, v: &Value, code: u64
             .any(|e| e["code"] == code && e["message"].as_str().unwrap_or("").contains(text)),
         "no error {code} containing {text:?}: {v}"
     );
+}
+
+/// A restricted account (`edgecap_server::tenancy`) with `prefixes` and node set `nodes`,
+/// and an API token with the default scopes.
+pub async fn restricted_account(
+    state: &AppState,
+    name: &str,
+    prefixes: &[&str],
+    nodes: &[&str],
+) -> (Account, String) {
+    let tenancy = edgecap_server::tenancy::Tenancy::new(false, prefixes, nodes).expect("tenancy");
+    let a = accounts::create_with_tenancy(&state.db, name, &AccountLimits::default(), &tenancy)
+        .await
+        .expect("account");
+    let (_, secret) = tokens::create(&state.db, Kind::Api, Some(&a.id), "test")
+        .await
+        .expect("token");
+    (a, secret)
+}
+
+/// An API token of `account` with exactly `scopes` (the operator's `edgecap admin token
+/// create --scopes`).
+pub async fn token_with_scopes(
+    state: &AppState,
+    account: &str,
+    scopes: &[edgecap_server::auth::Scope],
+) -> String {
+    let limits = tokens::Limits {
+        scopes: Some(scopes.to_vec()),
+        expires_on: None,
+        max_uses: None,
+    };
+    tokens::create_limited(&state.db, Kind::Api, Some(account), "test", &limits)
+        .await
+        .expect("token")
+        .1
 }
