@@ -450,6 +450,15 @@ async fn rollups_over_a_real_socket_are_stored(b: Backend) {
     )
     .await;
     assert_eq!(v["series"][0]["packets"], 700, "{v}");
+    // /metrics counts them.
+    let (s, text) = h.call_as(None, "GET", "/metrics", None).await;
+    assert_eq!(s, StatusCode::OK);
+    let text = text.as_str().unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l == "edgecap_rollup_seconds_total{outcome=\"stored\"} 100"),
+        "{text}"
+    );
     agent.close().await;
     let _ = stop.send(());
     server.await.unwrap().unwrap();
