@@ -72,7 +72,12 @@ pub async fn run(
     // Always watching, apart from captures: its failure is logged, never fatal.
     let observer = observer::Observer::start(&settings.node());
     let mut backoff = backoff::Backoff::default();
-    tracing::info!(node = %settings.name, server = %settings.server,
+    // Several servers (replicas): a failed dial or a lost connection moves to the next one.
+    let servers = settings.servers().len().max(1);
+    let mut at = 0usize;
+    let full = settings;
+    let mut settings = full.with_server(at);
+    tracing::info!(node = %settings.name, server = %full.server,
         netns = settings.netns.as_deref().unwrap_or("-"), "agent starting");
     let result = loop {
         if *stop_rx.borrow() {
@@ -85,6 +90,9 @@ pub async fn run(
         match dialled {
             Ok(conn) => {
                 backoff.reset();
+                // Each connection starts with no account kept apart; the server sends the
+                // list when there is one (hub/scopes.rs).
+                observer.set_accounts(&[]);
                 tracing::info!(server = %settings.server, "connected");
                 metrics::agent().set_connected(true);
                 let ended = conn
@@ -103,6 +111,10 @@ pub async fn run(
             Err(link::DialError::Retry(why)) => {
                 tracing::warn!(reason = %why, server = %settings.server, "cannot reach the server")
             }
+        }
+        if servers > 1 {
+            at = (at + 1) % servers;
+            settings = full.with_server(at);
         }
         let delay = backoff.next_delay();
         tokio::select! {

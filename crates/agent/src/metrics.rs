@@ -10,7 +10,7 @@
 //! socket opens in the capture namespace (the first thing every capture needs), checked
 //! every [`PROBE_EVERY`] by [`probe_loop`].
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
@@ -35,12 +35,17 @@ pub struct AgentMetrics {
     overruns: Counter,
     upload_bytes: Counter,
     upload_failures: Counter,
+    upload_retries: Counter,
+    /// `edgecap_store::attempts::failed()` when last added to `upload_retries`.
+    retries_seen: AtomicU64,
     running: Gauge,
     finished: Family<Labels, Counter>,
     connected_gauge: Gauge,
     connected: AtomicBool,
     /// Why netfilter is not reachable (None: it is, or not yet checked).
     netfilter: Mutex<Option<String>>,
+    /// Why the always-on observer is not running (None: running or disabled).
+    observer: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for AgentMetrics {
@@ -104,6 +109,13 @@ impl AgentMetrics {
             "Bucket uploads that failed (after their retries) and were aborted",
             None,
         );
+        let upload_retries = counter(
+            &mut registry,
+            "upload_retries",
+            "Requests to buckets that failed in a way the store retries (transport error, 5xx, \
+             429): each is retried unless its retry budget is spent",
+            None,
+        );
         let running = Gauge::default();
         registry.register(
             "captures_running",
@@ -130,16 +142,22 @@ impl AgentMetrics {
             overruns,
             upload_bytes,
             upload_failures,
+            upload_retries,
+            retries_seen: AtomicU64::new(0),
             running,
             finished,
             connected_gauge,
             connected: AtomicBool::new(false),
             netfilter: Mutex::new(None),
+            observer: Mutex::new(None),
         }
     }
 
     /// The metrics as OpenMetrics text.
     pub fn render(&self) -> String {
+        let now = edgecap_store::attempts::failed();
+        let before = self.retries_seen.swap(now, Ordering::Relaxed);
+        self.upload_retries.inc_by(now.saturating_sub(before));
         edgecap_metrics::render(&self.registry)
     }
 
@@ -179,6 +197,11 @@ impl AgentMetrics {
         *self.netfilter.lock().unwrap_or_else(|p| p.into_inner()) = problem;
     }
 
+    /// The observer's state: None when it runs (or is disabled), else why not.
+    pub fn set_observer(&self, problem: Option<String>) {
+        *self.observer.lock().unwrap_or_else(|p| p.into_inner()) = problem;
+    }
+
     /// `/readyz`' checks.
     pub fn readiness(&self) -> Readiness {
         let server = if self.connected.load(Ordering::Relaxed) {
@@ -190,7 +213,11 @@ impl AgentMetrics {
             None => Check::ok("nftables"),
             Some(why) => Check::failed("nftables", why.clone()),
         };
-        Readiness::of(vec![server, nf])
+        let observer = match &*self.observer.lock().unwrap_or_else(|p| p.into_inner()) {
+            None => Check::ok("observer"),
+            Some(why) => Check::failed("observer", why.clone()),
+        };
+        Readiness::of(vec![server, nf, observer])
     }
 
     /// The health sent in heartbeats: the checks that failed, as `name: why`.

@@ -85,6 +85,7 @@ struct Sink(Arc<Shared>);
 impl Observation for Sink {
     fn installed(&mut self, group: u16) {
         *lock(&self.0.status) = Status::Running { group };
+        crate::metrics::agent().set_observer(None);
     }
 
     fn sample(&mut self, p: ObservedPacket<'_>) {
@@ -152,6 +153,7 @@ impl Observer {
                     Ok(()) => Status::Stopped,
                     Err(why) => {
                         tracing::error!(error = %why, "observer failed; captures are not affected");
+                        crate::metrics::agent().set_observer(Some(why.clone()));
                         Status::Failed(why)
                     }
                 };

@@ -15,7 +15,8 @@ use crate::worker::NodeContext;
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// Base URL of the server, `https://host[:port]` (or `http://` to loopback, or anywhere
-    /// with `insecure_plaintext`).
+    /// with `insecure_plaintext`); several, comma-separated, for replicas: the agent dials
+    /// them in turn, moving to the next when a dial fails or a connection is lost.
     pub server: String,
     /// An enrolment token (`edgecap admin agent-token create`), presented with the node's
     /// credential until its name is bound to it; empty once the node is enrolled.
@@ -85,12 +86,21 @@ fn bad(setting: &str, reason: impl Into<String>) -> SettingsError {
 impl Settings {
     /// Checks every setting the way the server will, and that the capture namespace exists.
     pub fn check(&self) -> Result<(), SettingsError> {
-        let endpoint = self.endpoint()?;
-        if endpoint.tls {
-            edgecap_tls::client_config(self.ca.as_deref()).map_err(|e| bad(e.flag, e.reason))?;
-            edgecap_tls::server_name(endpoint.bare_host()).map_err(|e| bad(e.flag, e.reason))?;
-        } else {
-            self.plain_link(&endpoint)?;
+        let servers = self.servers();
+        if servers.is_empty() {
+            return Err(bad("--server", "no server given"));
+        }
+        for i in 0..servers.len() {
+            let one = self.with_server(i);
+            let endpoint = one.endpoint()?;
+            if endpoint.tls {
+                edgecap_tls::client_config(self.ca.as_deref())
+                    .map_err(|e| bad(e.flag, e.reason))?;
+                edgecap_tls::server_name(endpoint.bare_host())
+                    .map_err(|e| bad(e.flag, e.reason))?;
+            } else {
+                one.plain_link(&endpoint)?;
+            }
         }
         if self.token.contains(char::is_whitespace) {
             return Err(bad(
@@ -168,6 +178,27 @@ impl Settings {
             upload: self.upload.clone(),
             max_captures: self.max_captures,
         }
+    }
+
+    /// The servers `server` lists (replicas, or one address), in the order they are dialled.
+    pub fn servers(&self) -> Vec<String> {
+        self.server
+            .split(',')
+            .map(|s| s.trim().trim_end_matches('/'))
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// These settings with only the `i`th server (counting round: `i` past the last is the
+    /// first again), which is what a dial uses.
+    pub fn with_server(&self, i: usize) -> Settings {
+        let servers = self.servers();
+        let mut one = self.clone();
+        if !servers.is_empty() {
+            one.server = servers[i % servers.len()].clone();
+        }
+        one
     }
 
     /// `--server` as scheme, host and port (80 or 443 when it names none).
@@ -258,6 +289,28 @@ mod tests {
             insecure_plaintext: false,
             max_captures: 16,
         }
+    }
+
+    /// Replicas: every listed server is checked, and dials go round them in order.
+    #[test]
+    fn several_servers_are_each_checked_and_dialled_in_turn() {
+        let mut s = settings();
+        s.server = "http://127.0.0.1:8080/, http://127.0.0.1:8081".into();
+        assert!(s.check().is_ok());
+        assert_eq!(
+            s.servers(),
+            ["http://127.0.0.1:8080", "http://127.0.0.1:8081"]
+        );
+        assert_eq!(s.with_server(1).server, "http://127.0.0.1:8081");
+        assert_eq!(s.with_server(2).server, "http://127.0.0.1:8080");
+        assert_eq!(
+            s.with_server(1).connect_url(),
+            "ws://127.0.0.1:8081/agent/v1/connect"
+        );
+        s.server = "http://127.0.0.1:8080,127.0.0.1:8081".into();
+        assert_eq!(s.check().unwrap_err().setting, "--server");
+        s.server = " , ".into();
+        assert_eq!(s.check().unwrap_err().setting, "--server");
     }
 
     #[test]

@@ -12,9 +12,11 @@ use crate::exit::Failure;
 #[derive(Debug, Clone, clap::Args)]
 pub struct AgentArgs {
     /// Base URL of the edgecap server, e.g. https://edgecap.example:8443 (http:// only to a
-    /// server on this host, unless --insecure-plaintext) [env: EDGECAP_SERVER].
+    /// server on this host, unless --insecure-plaintext) [env: EDGECAP_SERVER]. Replicas:
+    /// repeat the flag or separate URLs with commas; the agent moves to the next one when a
+    /// dial fails or its connection is lost (or give one load balancer's address).
     #[arg(long)]
-    pub server: Option<String>,
+    pub server: Vec<String>,
     /// CA certificate file (PEM) that signed an https server's certificate; only its
     /// certificates are trusted [default: the system's trust store] [env: EDGECAP_CA].
     #[arg(long)]
@@ -102,9 +104,8 @@ fn upload_settings(a: &AgentArgs) -> Result<UploadSettings, Failure> {
 pub fn settings(a: &AgentArgs) -> Result<Settings, Failure> {
     let config = Config::load_or_default(a.config.as_deref())
         .map_err(|e| Failure::usage(format!("--config: {e}")))?;
-    let server = a
-        .server
-        .clone()
+    let server = Some(a.server.join(","))
+        .filter(|s| !s.trim().is_empty())
         .or_else(|| std::env::var("EDGECAP_SERVER").ok())
         .ok_or_else(|| Failure::usage("--server: no server given (flag or EDGECAP_SERVER)"))?;
     let state_dir = a

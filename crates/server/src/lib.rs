@@ -114,5 +114,6 @@ pub async fn run(
     rollup_jobs.abort();
     state.hub.rollups().barrier().await;
     state.hub.flush().await;
+    state.hub.retire().await;
     Ok(())
 }

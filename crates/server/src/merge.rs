@@ -29,8 +29,9 @@ use sqlx::Row;
 use tokio::sync::{Semaphore, mpsc};
 
 use crate::credentials::{Vault, capture_context};
-use crate::db::Db;
+use crate::db::{Db, replicas};
 use crate::error::{Error, Result};
+use crate::hub::{MERGE_LEASE, Replica};
 
 /// Bytes read from each input at a time (as `edgecap merge`).
 const INPUT_BUFFER: usize = 256 << 10;
@@ -47,8 +48,12 @@ struct Job {
 }
 
 /// Takes capture ids to merge until the hub goes away; at most `concurrency` run at once.
+/// On a shared database (replicas) each merge first takes the claim `merge:<capture>`, so
+/// exactly one replica merges a capture, and keeps it renewed while it runs; a replica that
+/// dies mid-merge lets the claim expire, and the sweep's holder queues the merge again.
 pub(crate) async fn run(
     db: Db,
+    replica: Arc<Replica>,
     vault: Arc<Vault>,
     concurrency: usize,
     endpoints: EndpointPolicy,
@@ -62,19 +67,109 @@ pub(crate) async fn run(
         };
         let (db, vault) = (db.clone(), vault.clone());
         let endpoints = endpoints.clone();
+        let replica = replica.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            let Some(claim) = Claim::take(&db, &replica, &id).await else {
+                return;
+            };
             let result = match job(&db, &id).await {
                 Ok(Some(job)) => merge_on_a_thread(job, vault, endpoints).await,
                 // Not (or no longer) waiting for a merge: another process took it.
-                Ok(None) => return,
+                Ok(None) => {
+                    claim.release(&db).await;
+                    return;
+                }
                 Err(e) => Err(format!("cannot read the capture: {e}")),
             };
             if let Err(e) = record(&db, &id, result).await {
                 tracing::error!(capture = %id, error = %e, "cannot record the merge's result");
             }
+            claim.release(&db).await;
         });
     }
+}
+
+/// A merge's claim (shared database only), renewed while held.
+struct Claim {
+    name: String,
+    replica: Option<Arc<Replica>>,
+    renewer: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Claim {
+    /// The claim on `id`'s merge, or None if another merge of it runs (here or elsewhere).
+    async fn take(db: &Db, replica: &Arc<Replica>, id: &str) -> Option<Claim> {
+        let name = format!("merge:{id}");
+        if !replica.shared {
+            return Some(Claim {
+                name,
+                replica: None,
+                renewer: None,
+            });
+        }
+        let until = crate::clock::after(MERGE_LEASE);
+        match replicas::take(db, &name, &replica.id, &crate::clock::now(), &until).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(capture = %id, "another merge of this capture runs; not merging");
+                return None;
+            }
+            Err(e) => {
+                tracing::error!(capture = %id, error = %e, "cannot claim the merge");
+                return None;
+            }
+        }
+        let renewer = {
+            let (db, replica, name) = (db.clone(), replica.clone(), name.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(MERGE_LEASE / 3).await;
+                    let until = crate::clock::after(MERGE_LEASE);
+                    let now = crate::clock::now();
+                    if let Err(e) = replicas::claim(&db, &name, &replica.id, &now, &until).await {
+                        tracing::error!(claim = %name, error = %e, "cannot renew a merge's claim");
+                    }
+                }
+            })
+        };
+        Some(Claim {
+            name,
+            replica: Some(replica.clone()),
+            renewer: Some(renewer),
+        })
+    }
+
+    async fn release(mut self, db: &Db) {
+        if let Some(r) = self.renewer.take() {
+            r.abort();
+        }
+        if let Some(replica) = &self.replica
+            && let Err(e) = replicas::release(db, &self.name, &replica.id).await
+        {
+            tracing::warn!(claim = %self.name, error = %e, "cannot release a merge's claim");
+        }
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        if let Some(r) = self.renewer.take() {
+            r.abort();
+        }
+    }
+}
+
+/// Captures waiting for a merge that no live replica has claimed (a shared database).
+pub(crate) async fn unclaimed(db: &Db) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT c.id FROM captures c WHERE c.status = 'conversion_running'
+           AND NOT EXISTS (SELECT 1 FROM claims k
+                           WHERE k.name = 'merge:' || c.id AND k.lease_until > $1)",
+    )
+    .bind(crate::clock::now())
+    .fetch_all(&db.pool)
+    .await?)
 }
 
 /// Captures waiting for a merge (after a restart, they are merged again).

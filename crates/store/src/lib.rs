@@ -23,6 +23,7 @@
 //! - [`manifest`]: the per-node JSON manifest written beside each file.
 //! - `error`: the single [`StoreError`].
 
+pub mod attempts;
 mod credentials;
 mod destination;
 mod error;

@@ -585,9 +585,9 @@ fn s3(dest: &Destination, opts: &StoreOptions, field: &str) -> Result<AmazonS3Bu
         // S3-compatible stores name the bucket in the path; AWS itself picks its own style.
         b = b.with_endpoint(e).with_virtual_hosted_style_request(false);
     }
-    if let Some(g) = guard(dest, opts) {
-        b = b.with_http_connector(g);
-    }
+    b = b.with_http_connector(crate::attempts::connector(
+        guard(dest, opts).map(|g| Arc::new(g) as Arc<dyn object_store::client::HttpConnector>),
+    ));
     Ok(b)
 }
 
@@ -605,9 +605,9 @@ fn gcs(dest: &Destination, opts: &StoreOptions) -> GoogleCloudStorageBuilder {
     if let Some(e) = &dest.endpoint {
         b = b.with_base_url(e);
     }
-    if let Some(g) = guard(dest, opts) {
-        b = b.with_http_connector(g);
-    }
+    b = b.with_http_connector(crate::attempts::connector(
+        guard(dest, opts).map(|g| Arc::new(g) as Arc<dyn object_store::client::HttpConnector>),
+    ));
     b
 }
 
@@ -631,9 +631,9 @@ fn azure(dest: &Destination, opts: &StoreOptions) -> MicrosoftAzureBuilder {
     if let Some(e) = &dest.endpoint {
         b = b.with_endpoint(e.clone());
     }
-    if let Some(g) = guard(dest, opts) {
-        b = b.with_http_connector(g);
-    }
+    b = b.with_http_connector(crate::attempts::connector(
+        guard(dest, opts).map(|g| Arc::new(g) as Arc<dyn object_store::client::HttpConnector>),
+    ));
     b
 }
 

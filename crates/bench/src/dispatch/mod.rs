@@ -1,5 +1,6 @@
 //! `edgecap bench dispatch`: how fast one request reaches many nodes. A real `edgecap server`
-//! process (SQLite in a temporary directory, on 127.0.0.1) and N simulated agents in this
+//! process (SQLite in a temporary directory, on 127.0.0.1; or `--replicas N` processes on a
+//! PostgreSQL, `--database`, with the agents split among them) and N simulated agents in this
 //! process (real WebSockets speaking the agent protocol, capturing nothing). Per round: create
 //! a capture on every agent, time each agent's `assign` from just before the request, and the
 //! moment the API shows every part running; then stop it and time each `stop` and the moment
@@ -38,7 +39,18 @@ pub struct BenchDispatchArgs {
     /// Write the markdown table here as well as to stdout.
     #[arg(long)]
     pub markdown: Option<PathBuf>,
+    /// Server processes (replicas) on one database: agents are split among them, each round
+    /// creates through one replica and stops through the next (more than one needs
+    /// `--database`, a PostgreSQL).
+    #[arg(long, default_value_t = 1)]
+    pub replicas: usize,
+    /// The servers' database (`postgres://...`); default: SQLite in a temporary directory.
+    #[arg(long)]
+    pub database: Option<String>,
 }
+
+/// Most replicas one run may start.
+const MAX_REPLICAS: usize = 8;
 
 /// Most simulated agents one run may start.
 const MAX_AGENTS: usize = 5000;
@@ -52,8 +64,13 @@ const SPARE_FDS: u64 = 64;
 pub fn run(a: &BenchDispatchArgs) -> Result<(), Failure> {
     let sizes = check(a)?;
     let work = Workdir::new()?;
+    let db: Vec<&str> = match &a.database {
+        Some(url) => vec!["--database", url],
+        None => Vec::new(),
+    };
     let admin = |args: &[&str]| -> Result<String, Failure> {
         let mut all = vec!["admin", "--data-dir", work.dir()];
+        all.extend_from_slice(&db);
         all.extend_from_slice(args);
         run_edgecap(&all)
     };
@@ -76,24 +93,38 @@ pub fn run(a: &BenchDispatchArgs) -> Result<(), Failure> {
     // The rounds' file destinations (the simulated nodes' and the lab's) are the operator's
     // file roots.
     let lab_dest = work.0.join("captures").display().to_string();
-    let mut server = Server::start_with(
-        work.dir(),
-        &["--file-root", SIM_DEST, "--file-root", &lab_dest],
-    )?;
-    eprintln!("server pid {} at {}", server.pid(), server.url);
+    let mut flags = vec!["--file-root", SIM_DEST, "--file-root", &lab_dest];
+    flags.extend_from_slice(&db);
+    // Replicas share the data directory (its secrets key) and the database.
+    let mut servers = Vec::new();
+    for _ in 0..a.replicas {
+        let server = Server::start_with(work.dir(), &flags)?;
+        eprintln!("server pid {} at {}", server.pid(), server.url);
+        servers.push(server);
+    }
+    let urls: Vec<String> = servers.iter().map(|s| s.url.clone()).collect();
+    let cpu =
+        |servers: &[Server]| -> Result<Duration, Failure> { servers.iter().map(Server::cpu).sum() };
     let rows = crate::api::runtime(None)?.block_on(async {
-        let api = Api::new(&server.url, &account, token)?;
+        let apis = urls
+            .iter()
+            .map(|u| Api::new(u, &account, token.clone()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let api = &apis[0];
         let (seen_tx, mut seen) = mpsc::unbounded_channel();
         let mut fleet = 0usize;
         let mut rows = Vec::new();
         for &n in &sizes {
-            grow(&server.url, &agent_token, fleet, n, &seen_tx).await?;
+            grow(&urls, &agent_token, fleet, n, &seen_tx).await?;
             fleet = n;
-            wait_connected(&api, n).await?;
-            let cpu_before = server.cpu()?;
+            for api in &apis {
+                wait_connected(api, n).await?;
+            }
+            let cpu_before = cpu(&servers)?;
             let mut m = Measured::default();
             for round in 0..a.rounds {
-                one_round(&api, n, &mut seen, &mut m).await?;
+                let (create, stop) = (&apis[round % apis.len()], &apis[(round + 1) % apis.len()]);
+                one_round(create, stop, n, &mut seen, &mut m).await?;
                 eprintln!(
                     "  N={n} round {}/{}: all assigned {:.1} ms, all stopped {:.1} ms",
                     round + 1,
@@ -102,13 +133,17 @@ pub fn run(a: &BenchDispatchArgs) -> Result<(), Failure> {
                     ms(m.all_stopped[round])
                 );
             }
-            let cpu = server.cpu()? - cpu_before;
+            let cpu = cpu(&servers)? - cpu_before;
+            let mut hwm_kib = 0;
+            for s in &servers {
+                hwm_kib = hwm_kib.max(s.peak_kib()?);
+            }
             rows.push(Row {
                 agents: n,
                 rounds: a.rounds,
                 m,
                 cpu,
-                hwm_kib: server.peak_kib()?,
+                hwm_kib,
             });
         }
         let lab = match a.lab_edges {
@@ -118,13 +153,15 @@ pub fn run(a: &BenchDispatchArgs) -> Result<(), Failure> {
                 std::fs::create_dir_all(&dest)
                     .map_err(|e| Failure::runtime(format!("creating {}: {e}", dest.display())))?;
                 let dest = dest.display().to_string();
-                Some(lab::rounds(&api, &server.url, &agent_token, n, a.rounds, &dest).await?)
+                Some(lab::rounds(api, &urls[0], &agent_token, n, a.rounds, &dest).await?)
             }
         };
         Ok::<_, Failure>((rows, lab))
     })?;
     let (rows, lab) = rows;
-    server.stop();
+    for s in &mut servers {
+        s.stop();
+    }
     let mut md = format!("{}\n{}\n{}", header(a), table(&rows), targets(&rows));
     if let Some(lab) = &lab {
         md.push_str(&format!("\n{}", report::lab_table(lab)));
@@ -144,6 +181,21 @@ fn check(a: &BenchDispatchArgs) -> Result<Vec<usize>, Failure> {
             "--rounds: {} is outside 1-100",
             a.rounds
         )));
+    }
+    if !(1..=MAX_REPLICAS).contains(&a.replicas) {
+        return Err(Failure::usage(format!(
+            "--replicas: {} is outside 1-{MAX_REPLICAS}",
+            a.replicas
+        )));
+    }
+    let postgres = a
+        .database
+        .as_deref()
+        .is_some_and(|u| u.starts_with("postgres://") || u.starts_with("postgresql://"));
+    if a.replicas > 1 && !postgres {
+        return Err(Failure::usage(
+            "--replicas: several replicas share a PostgreSQL; give --database postgres://...",
+        ));
     }
     if a.lab_edges > edgecap_lab::plan::MAX_EDGES {
         return Err(Failure::usage(format!(
@@ -174,9 +226,10 @@ fn open_files_limit() -> Option<u64> {
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
-/// Dials agents `from..to` (in batches) and leaves each running [`sim::respond`].
+/// Dials agents `from..to` (in batches, agent `i` to server `i % urls.len()`) and leaves
+/// each running [`sim::respond`].
 async fn grow(
-    url: &str,
+    urls: &[String],
     token: &str,
     from: usize,
     to: usize,
@@ -188,7 +241,7 @@ async fn grow(
         let end = (next + DIAL_BATCH).min(to);
         let mut dials = Vec::new();
         for i in next..end {
-            let (url, token) = (url.to_owned(), token.to_owned());
+            let (url, token) = (urls[i % urls.len()].clone(), token.to_owned());
             dials.push(tokio::spawn(async move {
                 let hello = sim::hello(
                     &format!("sim{i:05}"),
@@ -252,8 +305,11 @@ pub struct Measured {
 /// The simulated nodes' destination directory (they write nothing).
 const SIM_DEST: &str = "/var/lib/edgecap/captures";
 
+/// One capture on every agent, created through `api` and stopped through `stop_api` (another
+/// replica, when there are several).
 async fn one_round(
     api: &Api,
+    stop_api: &Api,
     n: usize,
     seen: &mut mpsc::UnboundedReceiver<Seen>,
     m: &mut Measured,
@@ -279,7 +335,8 @@ async fn one_round(
         .await?,
     );
     let t1 = Instant::now();
-    api.call(reqwest::Method::PUT, &format!("pcaps/{id}/stop"), None)
+    stop_api
+        .call(reqwest::Method::PUT, &format!("pcaps/{id}/stop"), None)
         .await?;
     let stopped = collect(seen, &id, n, false).await?;
     m.all_stopped.push(latest(&stopped, t1));
@@ -373,8 +430,20 @@ mod tests {
             rounds,
             lab_edges: 0,
             markdown: None,
+            replicas: 1,
+            database: None,
         };
         assert!(check(&a(vec![0], 3)).is_err());
+        let two = BenchDispatchArgs {
+            replicas: 2,
+            ..a(vec![10], 3)
+        };
+        assert!(check(&two).unwrap_err().message.contains("--database"));
+        let pg = BenchDispatchArgs {
+            database: Some("postgres://u@127.0.0.1/db".into()),
+            ..two
+        };
+        assert!(check(&pg).is_ok());
         assert!(check(&a(vec![10], 0)).is_err());
         assert_eq!(check(&a(vec![20, 10, 10], 3)).unwrap(), [10, 20]);
         assert!(open_files_limit().is_some());

@@ -92,13 +92,39 @@ pub fn lab_table(m: &LabMeasured) -> String {
 pub fn header(a: &BenchDispatchArgs) -> String {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let args: Vec<String> = std::env::args().collect();
+    // The database URL may hold a password: not in the report.
+    let mut args: Vec<String> = std::env::args().collect();
+    for i in 1..args.len() {
+        if args[i - 1] == "--database" {
+            args[i] = "<database>".into();
+        } else if args[i].starts_with("--database=") {
+            args[i] = "--database=<database>".into();
+        }
+    }
     format!(
-        "Command: `{}`; {} rounds per fleet size; server: `edgecap server` on 127.0.0.1 with \
-         SQLite; agents: simulated, in the benchmark's process (they share the machine with the \
-         server).\nMachine: {cpus} CPUs, kernel {}.\n",
+        "Command: `{}`; {} rounds per fleet size; server: {} on 127.0.0.1 with {}; agents: \
+         simulated, in the benchmark's process (they share the machine with the server{}).\n\
+         Machine: {cpus} CPUs, kernel {}.\n",
         args.join(" "),
         a.rounds,
+        if a.replicas > 1 {
+            format!(
+                "{} `edgecap server` replicas (CPU summed, peak RSS of the largest)",
+                a.replicas
+            )
+        } else {
+            "`edgecap server`".to_owned()
+        },
+        if a.database.is_some() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        },
+        if a.replicas > 1 {
+            "s, split among them"
+        } else {
+            ""
+        },
         kernel.trim()
     )
 }

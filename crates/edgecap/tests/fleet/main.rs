@@ -31,6 +31,7 @@ mod node_loss;
 mod observer;
 mod privileges;
 mod quotas;
+mod replicas;
 mod restart;
 mod stop;
 mod tenancy;

@@ -18,7 +18,7 @@ pub const OPENAPI: &str = include_str!("../../openapi.json");
 pub async fn nodes(caller: Caller, State(state): State<AppState>) -> Result<Response, HttpError> {
     let _ = caller;
     let mut nodes = crate::db::nodes::list(&state.db).await?;
-    let live = state.hub.live_nodes();
+    let live = state.hub.fleet_nodes().await?;
     for n in &mut nodes {
         match live.iter().find(|l| l.info.name == n.name) {
             Some(l) => {

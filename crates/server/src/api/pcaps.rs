@@ -3,9 +3,7 @@
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use edgecap_model::{
-    Capture, Envelope, SecretJson, ServerMsg, Status, codes, split_limit, validate_create,
-};
+use edgecap_model::{Capture, Envelope, SecretJson, Status, codes, split_limit, validate_create};
 use serde_json::json;
 
 use super::body::{JsonBody, PathId, numbers, ok};
@@ -43,7 +41,7 @@ pub async fn create(
         .access()?;
     access.check_filter(&req)?;
     let target = super::target::resolve(&state, &caller.account.id, &req.destination_conf).await?;
-    let live = state.hub.live_nodes();
+    let live = state.hub.fleet_nodes().await?;
     let chosen = access.admit_nodes(&req, select(&req, colo_field, &live)?)?;
     let n = chosen.len();
     let mut errs = Vec::new();
@@ -65,6 +63,10 @@ pub async fn create(
     if !errs.is_empty() {
         return Err(HttpError::bad_request(errs));
     }
+    let replica_of: std::collections::HashMap<String, Option<String>> = chosen
+        .iter()
+        .map(|n| (n.info.name.clone(), n.replica.clone()))
+        .collect();
     let parts: Vec<NewPart> = chosen
         .iter()
         .enumerate()
@@ -102,17 +104,23 @@ pub async fn create(
         .credentials
         .as_ref()
         .map(|c| SecretJson::new(c.expose_json()));
-    let mut sent = 0usize;
+    // Dispatch latency is timed here for the nodes this replica sends to; a node held by
+    // another replica acknowledges there.
     for p in &parts {
-        let mut a = assignment(&id, &stored, p.packet_limit, p.byte_limit);
-        a.credentials = handed.clone();
-        // Timed before the send: an agent may acknowledge before `assign` returns.
         state.hub.metrics().dispatched(&id, &p.node, received);
-        let assigned = state.hub.assign(&p.node, a);
-        if !assigned {
-            state.hub.metrics().forget_dispatch(&id, &p.node);
-        }
-        sent += usize::from(assigned);
+    }
+    let assignments: Vec<_> = parts
+        .iter()
+        .map(|p| {
+            let mut a = assignment(&id, &stored, p.packet_limit, p.byte_limit);
+            a.credentials = handed.clone();
+            let replica = replica_of.get(&p.node).cloned().flatten();
+            (p.node.clone(), replica, a)
+        })
+        .collect();
+    let (sent, not_here) = state.hub.assign_all(&id, assignments).await;
+    for node in &not_here {
+        state.hub.metrics().forget_dispatch(&id, node);
     }
     tracing::info!(capture = %id, account = %caller.account.id, nodes = n, sent, "capture created");
     let capture = captures::get(&state.db, &caller.account.id, &id)
@@ -184,13 +192,7 @@ pub async fn stop(
         )));
     }
     let nodes = captures::open_nodes(&state.db, &id).await?;
-    let mut sent = 0usize;
-    for node in &nodes {
-        let msg = ServerMsg::Stop {
-            capture_id: id.clone(),
-        };
-        sent += usize::from(state.hub.send(node, msg));
-    }
+    let sent = state.hub.stop_all(&id, &nodes).await;
     tracing::info!(capture = %id, nodes = nodes.len(), sent, "stop requested");
     Ok(ok(()))
 }

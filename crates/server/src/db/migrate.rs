@@ -30,6 +30,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/0005_quotas.sql"),
     ),
     (
+        6,
+        "replicas",
+        include_str!("../../migrations/0006_replicas.sql"),
+    ),
+    (
         7,
         "node_health",
         include_str!("../../migrations/0007_node_health.sql"),
@@ -129,6 +134,9 @@ mod tests {
         assert!(s.iter().all(|s| s.starts_with("ALTER TABLE ")), "{s:?}");
         let s = super::statements(super::MIGRATIONS[2].2);
         assert_eq!(s.len(), 6, "{s:?}");
+        let replicas = super::MIGRATIONS.iter().find(|m| m.0 == 6).unwrap();
+        let s = super::statements(replicas.2);
+        assert_eq!(s.len(), 4, "{s:?}");
     }
 
     /// A database made before identities and scopes: its API tokens keep what they could do

@@ -9,6 +9,7 @@ mod migrate;
 pub mod nodes;
 pub mod ownership;
 pub mod parts;
+pub mod replicas;
 pub mod rollups;
 pub mod sealed;
 pub mod tokens;
@@ -33,6 +34,18 @@ pub enum Backend {
 pub struct Db {
     pub(crate) pool: AnyPool,
     pub backend: Backend,
+    /// The URL it was opened with (a replica's `LISTEN` connection opens its own).
+    pub(crate) url: DbUrl,
+}
+
+/// A database URL, which may hold a password: never printed.
+#[derive(Clone)]
+pub(crate) struct DbUrl(pub(crate) String);
+
+impl std::fmt::Debug for DbUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[database url]")
+    }
 }
 
 impl Db {
@@ -75,7 +88,11 @@ impl Db {
             // once per open is enough.
             pool.execute("PRAGMA journal_mode = WAL").await?;
         }
-        let db = Db { pool, backend };
+        let db = Db {
+            pool,
+            backend,
+            url: DbUrl(url.clone()),
+        };
         migrate::run(&db).await?;
         Ok(db)
     }
@@ -147,6 +164,9 @@ pub const TABLES: &[&str] = &[
     "ownerships",
     "node_identities",
     "account_quotas",
+    "replicas",
+    "node_sessions",
+    "claims",
     "rollup_seconds",
     "rollup_minutes",
 ];

@@ -204,25 +204,43 @@ pub async fn open_for_node(db: &Db, node: &str) -> Result<Vec<OpenPart>> {
     .bind(node)
     .fetch_all(&db.pool)
     .await?;
+    rows.iter().map(open_part).collect()
+}
+
+/// The unfinished parts of an unfinished capture: (node, part).
+pub async fn open_of_capture(db: &Db, capture_id: &str) -> Result<Vec<(String, OpenPart)>> {
+    let rows = sqlx::query(
+        "SELECT p.node, p.capture_id, p.status, p.packet_limit, p.byte_limit, c.request,
+                c.stop_requested, c.credentials
+         FROM capture_nodes p JOIN captures c ON c.id = p.capture_id
+         WHERE p.capture_id = $1 AND p.status IN ('pending', 'running')
+           AND c.status IN ('pending', 'running')
+         ORDER BY p.position",
+    )
+    .bind(capture_id)
+    .fetch_all(&db.pool)
+    .await?;
     rows.iter()
-        .map(|r| {
-            let capture_id: String = r.try_get("capture_id")?;
-            let request: String = r.try_get("request")?;
-            let req = super::captures::request_of(&capture_id, &request)?;
-            Ok(OpenPart {
-                status: super::captures::status_of(r)?,
-                stop_requested: r.try_get::<Option<String>, _>("stop_requested")?.is_some(),
-                credentials: r.try_get("credentials")?,
-                assignment: assignment(
-                    &capture_id,
-                    &req,
-                    super::opt_u64(r, "packet_limit")?,
-                    super::opt_u64(r, "byte_limit")?,
-                ),
-                capture_id,
-            })
-        })
+        .map(|r| Ok((r.try_get("node")?, open_part(r)?)))
         .collect()
+}
+
+fn open_part(r: &sqlx::any::AnyRow) -> Result<OpenPart> {
+    let capture_id: String = r.try_get("capture_id")?;
+    let request: String = r.try_get("request")?;
+    let req = super::captures::request_of(&capture_id, &request)?;
+    Ok(OpenPart {
+        status: super::captures::status_of(r)?,
+        stop_requested: r.try_get::<Option<String>, _>("stop_requested")?.is_some(),
+        credentials: r.try_get("credentials")?,
+        assignment: assignment(
+            &capture_id,
+            &req,
+            super::opt_u64(r, "packet_limit")?,
+            super::opt_u64(r, "byte_limit")?,
+        ),
+        capture_id,
+    })
 }
 
 /// What a node is told to do for its part; the caller adds the credentials, unsealed.
@@ -285,4 +303,19 @@ pub async fn nodes_with_open_parts(db: &Db) -> Result<Vec<String>> {
     )
     .fetch_all(&db.pool)
     .await?)
+}
+
+/// Parts still waiting for their node's acknowledgement, of open captures not being stopped:
+/// (capture, node).
+pub async fn pending_parts(db: &Db) -> Result<Vec<(String, String)>> {
+    let rows = sqlx::query(
+        "SELECT p.capture_id, p.node FROM capture_nodes p JOIN captures c ON c.id = p.capture_id
+         WHERE p.status = 'pending' AND c.status IN ('pending', 'running')
+           AND c.stop_requested IS NULL",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("capture_id")?, r.try_get("node")?)))
+        .collect()
 }

@@ -13,6 +13,7 @@
 //! The std `Mutex` is never held across an `.await`: every critical section is a few map
 //! operations, cheaper than an async lock.
 
+mod replica;
 mod revoke;
 pub mod scopes;
 mod session;
@@ -26,6 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use edgecap_model::{Assignment, ServerMsg};
 use tokio::sync::{mpsc, oneshot, watch};
 
+pub use replica::{LEASE, MERGE_LEASE, RENEW, Replica};
 pub use session::Session;
 pub use timers::Background;
 use writer::Write;
@@ -47,8 +49,11 @@ pub struct Counters {
 #[derive(Debug, Clone)]
 pub struct LiveNode {
     pub info: NodeInfo,
-    /// Unix seconds of the last message from the node.
+    /// Unix seconds of the last message from the node (for a node on another replica: of
+    /// that replica's last lease renewal).
     pub last_seen: f64,
+    /// The replica holding the node's session when it is not this one (PostgreSQL).
+    pub replica: Option<String>,
     /// What its last heartbeat said of its health.
     pub health: Option<edgecap_model::NodeHealth>,
 }
@@ -77,6 +82,8 @@ struct Shared {
     /// (at most [`MERGE_QUEUE`]; beyond it a capture waits, `conversion_running`, for the
     /// next start).
     merges: mpsc::Sender<String>,
+    /// This process as one of the replicas on a shared database (`replica.rs`).
+    replica: Arc<Replica>,
     /// The process's metrics and readiness checks (`crate::metrics`).
     metrics: Arc<crate::metrics::Metrics>,
     /// The agents' traffic rollups, to their own bounded writer (`crate::rollups`).
@@ -167,9 +174,17 @@ impl Hub {
         let (merges, merge_rx) = mpsc::channel(MERGE_QUEUE);
         let live = Arc::new(Mutex::new(Live::default()));
         let vault = Arc::new(Vault::new(config.secrets_key.clone()));
-        tokio::spawn(writer::run(db.clone(), live.clone(), rx, merges.clone()));
+        let replica = Arc::new(Replica::new(&db));
+        tokio::spawn(writer::run(
+            db.clone(),
+            live.clone(),
+            rx,
+            merges.clone(),
+            replica.clone(),
+        ));
         tokio::spawn(crate::merge::run(
             db.clone(),
+            replica.clone(),
             vault.clone(),
             config.merge_concurrency,
             config.endpoints.clone(),
@@ -190,6 +205,7 @@ impl Hub {
                 live,
                 writes,
                 closing: watch::channel(false).0,
+                replica,
                 metrics: Arc::new(crate::metrics::Metrics::new()),
             }),
         }
@@ -255,11 +271,39 @@ impl Hub {
             .map(|c| LiveNode {
                 info: c.info.clone(),
                 last_seen: c.last_seen,
+                replica: None,
                 health: c.health.clone(),
             })
             .collect();
         nodes.sort_by(|a, b| a.info.name.cmp(&b.info.name));
         nodes
+    }
+
+    /// Connected nodes of the whole fleet, sorted by name: this process's, and on a shared
+    /// database (PostgreSQL) those whose session another live replica holds.
+    pub async fn fleet_nodes(&self) -> crate::error::Result<Vec<LiveNode>> {
+        let mut nodes = self.live_nodes();
+        if !self.shared.replica.shared {
+            return Ok(nodes);
+        }
+        let now = crate::clock::unix_now();
+        let sessions =
+            crate::db::replicas::live_sessions(self.db(), &edgecap_model::ids::rfc3339(now))
+                .await?;
+        let here: HashSet<String> = nodes.iter().map(|n| n.info.name.clone()).collect();
+        for s in sessions {
+            if here.contains(&s.info.name) || s.replica == self.shared.replica.id {
+                continue;
+            }
+            nodes.push(LiveNode {
+                info: s.info,
+                last_seen: now,
+                replica: Some(s.replica),
+                health: None,
+            });
+        }
+        nodes.sort_by(|a, b| a.info.name.cmp(&b.info.name));
+        Ok(nodes)
     }
 
     /// Connected nodes with their connection numbers (a reconnect gets a new one).
@@ -271,6 +315,7 @@ impl Hub {
                 let node = LiveNode {
                     info: c.info.clone(),
                     last_seen: c.last_seen,
+                    replica: None,
                     health: c.health.clone(),
                 };
                 (node, c.conn)

@@ -1,8 +1,10 @@
 //! Which restricted accounts each node's observer keeps apart: every restricted account with
 //! prefixes whose node set takes the node (an empty set takes every node). A poll every
 //! [`POLL`] reads the accounts (one small query per table) and sends a connected node
-//! `ServerMsg::Accounts` when its list changed or the node connected again since, so edits by
-//! the operator API, the CLI or another replica reach the agents within about that long.
+//! `ServerMsg::Accounts` when its list differs from what the node has: an agent starts every
+//! connection with none (it forgets the list when it dials), so a node with no restricted
+//! account to keep apart is sent nothing. Edits by the operator API, the CLI or another
+//! replica reach the agents within about [`POLL`].
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
@@ -64,7 +66,13 @@ pub(super) fn start(hub: &Hub) -> JoinHandle<()> {
             for (node, conn) in &live {
                 let list = for_node(node, &restricted);
                 let d = digest(&list);
-                if sent.get(&node.info.name) == Some(&(*conn, d)) {
+                let has = match sent.get(&node.info.name) {
+                    Some((c, had)) if c == conn => *had,
+                    // A new connection: the agent starts it with no account.
+                    _ => digest(&[]),
+                };
+                if has == d {
+                    sent.insert(node.info.name.clone(), (*conn, d));
                     continue;
                 }
                 if hub.send(&node.info.name, ServerMsg::Accounts { accounts: list }) {

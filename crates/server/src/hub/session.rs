@@ -33,6 +33,12 @@ impl Hub {
         if self.is_closing() {
             return Err("the server is shutting down".into());
         }
+        if self.shared.replica.lease_lost() {
+            return Err(
+                "this server replica cannot reach its database (lease lost); connect to                  another"
+                    .into(),
+            );
+        }
         if self.shared.writes.capacity() == 0 {
             return Err(
                 "the server is busy (its database writer is behind); try again later".into(),
@@ -73,6 +79,7 @@ impl Hub {
         };
         self.write(Write::NodeSeen {
             node: info,
+            conn,
             at: clock::now(),
         });
         tracing::info!(node = %name, conn, "agent connected");
@@ -340,10 +347,13 @@ impl Drop for Session {
         };
         self.hub.write(Write::NodeGone {
             name: self.name.clone(),
+            conn: self.conn,
             at: clock::now(),
         });
         tracing::info!(node = %self.name, conn = self.conn, "agent disconnected");
-        if !self.hub.is_closing() {
+        // On a shared database the replica holding the sweep claim times lost nodes out
+        // (`replica.rs`), whichever replica they left.
+        if !self.hub.is_closing() && !self.hub.shared.replica.shared {
             let reason = format!(
                 "node {} disconnected and did not return within {}",
                 self.name,

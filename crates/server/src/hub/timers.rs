@@ -26,8 +26,20 @@ impl Drop for Background {
 pub(super) async fn start(hub: &Hub) -> Result<Background> {
     // This process has no connections yet; nodes that had unfinished parts get one grace
     // period, from now, to come back and say how those parts went.
-    nodes::reset_connected(hub.db()).await?;
-    for node in parts::nodes_with_open_parts(hub.db()).await? {
+    // On a shared database the other replicas' nodes stay as their writers left them.
+    if !hub.shared.replica.shared {
+        nodes::reset_connected(hub.db()).await?;
+    }
+    let mut tasks = super::replica::start(hub).await?;
+    // On a shared database (replicas) the sweep's holder gives lost nodes their grace
+    // period, from when it took the sweep over: a starting replica fails nothing of nodes
+    // connected to another live replica.
+    let open = if hub.shared.replica.shared {
+        Vec::new()
+    } else {
+        parts::nodes_with_open_parts(hub.db()).await?
+    };
+    for node in open {
         let generation = {
             let mut live = hub.live();
             if live.nodes.contains_key(&node) {
@@ -46,7 +58,13 @@ pub(super) async fn start(hub: &Hub) -> Result<Background> {
     }
     // Merges a stopped process left unfinished start again (the merged object is written
     // whole or not at all, so nothing partial is left to clean up).
-    for id in crate::merge::pending(hub.db()).await? {
+    let waiting = if hub.shared.replica.shared {
+        // Not those another live replica is merging.
+        crate::merge::unclaimed(hub.db()).await?
+    } else {
+        crate::merge::pending(hub.db()).await?
+    };
+    for id in waiting {
         tracing::info!(capture = %id, "merging again after a restart");
         hub.merge(id);
     }
@@ -66,22 +84,39 @@ pub(super) async fn start(hub: &Hub) -> Result<Background> {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(hub.config().sweep);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut ticks = 0u64;
             loop {
                 tick.tick().await;
+                ticks += 1;
+                // Exactly one replica sweeps (always this one on SQLite).
+                let Some(since) = hub.sweep_claim().await else {
+                    continue;
+                };
                 if let Err(e) = sweep(&hub).await {
                     tracing::error!(error = %e, "overdue sweep failed");
+                }
+                if hub.shared.replica.shared {
+                    if let Err(e) = hub.sweep_lost_nodes(&since).await {
+                        tracing::error!(error = %e, "lost-node sweep failed");
+                    }
+                    // Merges whose replica died (their claim expired) start again here.
+                    if ticks % 10 == 1 {
+                        match crate::merge::unclaimed(hub.db()).await {
+                            Ok(ids) => ids.into_iter().for_each(|id| hub.merge(id)),
+                            Err(e) => tracing::error!(error = %e, "cannot list waiting merges"),
+                        }
+                    }
                 }
             }
         })
     };
-    Ok(Background {
-        tasks: vec![
-            flusher,
-            sweeper,
-            super::revoke::start(hub),
-            super::scopes::start(hub),
-        ],
-    })
+    tasks.extend([
+        flusher,
+        sweeper,
+        super::revoke::start(hub),
+        super::scopes::start(hub),
+    ]);
+    Ok(Background { tasks })
 }
 
 /// After the grace period, fails the node's unfinished parts unless it came back (or left

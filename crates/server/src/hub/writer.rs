@@ -11,9 +11,9 @@ use edgecap_model::{Outcome, Status};
 use sqlx::Acquire;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Counters, Live};
+use super::{Counters, Live, Replica};
 use crate::db::nodes::{self, NodeInfo};
-use crate::db::{Db, parts};
+use crate::db::{Db, parts, replicas};
 use crate::error::Result;
 
 /// Most changes applied per round.
@@ -23,10 +23,12 @@ const BATCH: usize = 4096;
 pub(super) enum Write {
     NodeSeen {
         node: NodeInfo,
+        conn: u64,
         at: String,
     },
     NodeGone {
         name: String,
+        conn: u64,
         at: String,
     },
     /// A connected node's agent reported a health different from its last.
@@ -92,6 +94,7 @@ pub(super) async fn run(
     live: Arc<Mutex<Live>>,
     mut rx: mpsc::Receiver<Write>,
     merges: mpsc::Sender<String>,
+    replica: Arc<Replica>,
 ) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
@@ -101,11 +104,17 @@ pub(super) async fn run(
                 Err(_) => break,
             }
         }
-        apply(&db, &live, batch, &merges).await;
+        apply(&db, &live, batch, &merges, &replica).await;
     }
 }
 
-async fn apply(db: &Db, live: &Mutex<Live>, batch: Vec<Write>, merges: &mpsc::Sender<String>) {
+async fn apply(
+    db: &Db,
+    live: &Mutex<Live>,
+    batch: Vec<Write>,
+    merges: &mpsc::Sender<String>,
+    replica: &Replica,
+) {
     let mut node_writes = Vec::new();
     let mut by_capture: BTreeMap<String, Vec<PartWrite>> = BTreeMap::new();
     let mut barriers = Vec::new();
@@ -162,7 +171,7 @@ async fn apply(db: &Db, live: &Mutex<Live>, batch: Vec<Write>, merges: &mpsc::Se
         }
     }
     if !node_writes.is_empty()
-        && let Err(e) = apply_nodes(db, &node_writes).await
+        && let Err(e) = apply_nodes(db, &node_writes, replica).await
     {
         tracing::error!(error = %e, count = node_writes.len(), "cannot record node connections");
     }
@@ -197,13 +206,25 @@ async fn open_captures(db: &Db, node: &str) -> Result<Vec<String>> {
     parts::open_captures_of(&mut conn, node).await
 }
 
-async fn apply_nodes(db: &Db, writes: &[Write]) -> Result<()> {
+/// Records connections and departures; on a shared database also which replica holds each
+/// node's session (`node_sessions`), so the other replicas select and reach it.
+async fn apply_nodes(db: &Db, writes: &[Write], replica: &Replica) -> Result<()> {
     let mut conn = db.pool.acquire().await?;
     let mut tx = conn.begin().await?;
     for w in writes {
         match w {
-            Write::NodeSeen { node, at } => nodes::seen(&mut tx, node, at).await?,
-            Write::NodeGone { name, at } => nodes::gone(&mut tx, name, at).await?,
+            Write::NodeSeen { node, conn, at } => {
+                nodes::seen(&mut tx, node, at).await?;
+                if replica.shared {
+                    replicas::session_open(&mut tx, &replica.id, *conn, node, at).await?;
+                }
+            }
+            Write::NodeGone { name, conn, at } => {
+                nodes::gone(&mut tx, name, at).await?;
+                if replica.shared {
+                    replicas::session_close(&mut tx, &replica.id, *conn, name).await?;
+                }
+            }
             Write::NodeHealth { name, health } => nodes::set_health(&mut tx, name, health).await?,
             _ => {}
         }

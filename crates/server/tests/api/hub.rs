@@ -562,3 +562,141 @@ async fn captures_survive_a_server_restart(b: Backend) {
     assert_eq!(c["packets_captured"], 4);
     s2.stop().await;
 }
+
+/// The next message about a capture (the observer's account lists, `ServerMsg::Accounts`,
+/// which the hub sends every node when it connects, are passed over).
+async fn next_of_capture(a: &mut SimAgent) -> ServerMsg {
+    loop {
+        match expect(a).await {
+            ServerMsg::Accounts { .. } => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Replicas (PostgreSQL only): two server processes' hubs on one database. A capture created
+/// through one reaches the other's node (NOTIFY), a stop through the other reaches both, a
+/// third replica that starts meanwhile fails nothing of nodes connected to the live ones, and
+/// each holds its lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_on_postgresql_share_nodes_dispatch_and_spare_each_others_nodes() {
+    let Some((h, s1)) = setup(Backend::Postgres).await else {
+        return;
+    };
+    let mut a0 = agent(&h, &s1, "edge0").await;
+    until_connected(&s1.state, "edge0").await;
+    let s2 = Server::start(AppState::open(&h.db_url, hub_config()).await.unwrap()).await;
+    let mut a1 = agent(&h, &s2, "edge1").await;
+    until_connected(&s2.state, "edge1").await;
+    assert!(s1.state.hub.lease_held() && s2.state.hub.lease_held());
+    assert_ne!(s1.state.hub.replica_id(), s2.state.hub.replica_id());
+    // The writer records the sessions; then either replica sees both nodes.
+    s1.state.hub.barrier().await;
+    s2.state.hub.barrier().await;
+    for s in [&s1, &s2] {
+        let names: Vec<String> = s
+            .state
+            .hub
+            .fleet_nodes()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|n| n.info.name)
+            .collect();
+        assert_eq!(names, ["edge0", "edge1"]);
+    }
+    let id = create(&h, &s2.state, json!({})).await;
+    for a in [&mut a0, &mut a1] {
+        match next_of_capture(a).await {
+            ServerMsg::Assign { assignment } => assert_eq!(assignment.capture_id, id),
+            other => panic!("expected assign, got {other:?}"),
+        }
+        a.send(&AgentMsg::Ack {
+            capture_id: id.clone(),
+        })
+        .await
+        .unwrap();
+    }
+    let c = wait(&h, &s1.state, &id, 3, |c| {
+        c["node_results"]
+            .as_array()
+            .is_some_and(|r| r.iter().all(|p| p["status"] == "running"))
+    })
+    .await;
+    assert_eq!(c["node_results"].as_array().unwrap().len(), 2, "{c:#}");
+    // A third replica starts: after several grace periods both parts still run.
+    let s3 = Server::start(AppState::open(&h.db_url, hub_config()).await.unwrap()).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let c = get(&h, &s3.state, &id).await;
+    assert_eq!(c["status"], "running", "{c:#}");
+    // Stopped through the first: both agents hear it.
+    let (s, v) = call(
+        &s1.state,
+        Some(&h.token),
+        "PUT",
+        &h.acc(&format!("pcaps/{id}/stop")),
+        None,
+    )
+    .await;
+    assert!(s.is_success(), "{v}");
+    for a in [&mut a0, &mut a1] {
+        match next_of_capture(a).await {
+            ServerMsg::Stop { capture_id } => assert_eq!(capture_id, id),
+            other => panic!("expected stop, got {other:?}"),
+        }
+    }
+    s3.stop().await;
+    s2.stop().await;
+    s1.stop().await;
+}
+
+/// A replica that cannot renew its lease (here: its table is out of reach) closes its agents'
+/// sessions and refuses new ones, saying why, until a renewal succeeds again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_loses_its_lease_lets_its_agents_go() {
+    let Some((h, s1)) = setup(Backend::Postgres).await else {
+        return;
+    };
+    let _a0 = agent(&h, &s1, "edge0").await;
+    until_connected(&s1.state, "edge0").await;
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&h.db_url).await.unwrap();
+    sqlx::raw_sql("ALTER TABLE replicas RENAME TO replicas_away")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(10);
+    while !s1.state.hub.live_nodes().is_empty() && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        s1.state.hub.live_nodes().is_empty(),
+        "edge0 kept its session"
+    );
+    assert!(!s1.state.hub.lease_held());
+    let (status, body) = call(&s1.state, None, "GET", "/readyz", None).await;
+    assert_eq!(status.as_u16(), 503, "{body}");
+    assert!(body.to_string().contains("lease"), "{body}");
+    let msg = hello("edge0", &[("site", "fra")], &["pre-firewall"]);
+    let (_, first) = SimAgent::connect(&s1.base, &h.agent_token, &msg)
+        .await
+        .unwrap();
+    match first {
+        ServerMsg::Refused { reason } => assert!(reason.contains("lease lost"), "{reason}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    sqlx::raw_sql("ALTER TABLE replicas_away RENAME TO replicas")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(5);
+    while !s1.state.hub.lease_held() && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_a0, first) = SimAgent::connect(&s1.base, &h.agent_token, &msg)
+        .await
+        .unwrap();
+    assert!(matches!(first, ServerMsg::Welcome { .. }), "{first:?}");
+    pool.close().await;
+    s1.stop().await;
+}

@@ -211,3 +211,48 @@ fn a_quiet_writer_learns_of_a_failed_part_through_the_watch() {
         "{err}"
     );
 }
+
+/// Every request a store answers with 503 is counted as a failed attempt (object_store
+/// retries it on its own and reports no count): the count grows by exactly the requests the
+/// store saw.
+#[test]
+fn failed_attempts_are_counted_one_per_request_the_store_refused() {
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let served = Arc::new(AtomicU64::new(0));
+    {
+        let served = served.clone();
+        std::thread::spawn(move || {
+            // Bounded: the retry budget of `fast()` makes a handful of requests.
+            for stream in listener.incoming().take(64) {
+                let Ok(mut s) = stream else { continue };
+                let served = served.clone();
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 8192];
+                    // One request per connection is enough; answer and close.
+                    if s.read(&mut buf).is_ok_and(|n| n > 0) {
+                        served.fetch_add(1, Ordering::SeqCst);
+                        let _ = s.write_all(
+                            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\
+                              Connection: close\r\n\r\n",
+                        );
+                    }
+                });
+            }
+        });
+    }
+    let url =
+        format!("s3://pcaps?endpoint=http://127.0.0.1:{port}&access-key-id=a&secret-access-key=b");
+    let store = Store::from_url(&url, &fast(), "destination_conf").unwrap();
+    let before = edgecap_store::attempts::failed();
+    let r = super::s3::block_on(store.put_small("ownership-challenge-x.txt", "t"));
+    assert!(r.is_err(), "a store that answers 503 took the object");
+    let requests = served.load(Ordering::SeqCst);
+    assert!(requests >= 2, "object_store retried: {requests} requests");
+    // Other tests in this binary may count too; ours are at least every request served.
+    assert!(edgecap_store::attempts::failed() - before >= requests);
+}
