@@ -222,3 +222,111 @@ fn totals_equal_the_counter(database: Option<String>) {
         "{top}"
     );
 }
+
+/// A restricted account sees in `/traffic` and `/traffic/top` only its own prefixes' traffic
+/// (the rows its agent made for it), while the operator's unrestricted account sees the
+/// whole node.
+#[test]
+fn a_restricted_account_sees_only_its_own_traffic() {
+    if !root_or_skip() {
+        return;
+    }
+    let cfg = Scratch::new("traffic-tenant");
+    let config = cfg.path("agent.toml");
+    std::fs::write(&config, "[observer]\nsample_one_in = 1\n").unwrap();
+    let opts = ServerOpts {
+        agent_args: vec!["--config".into(), config.display().to_string()],
+        ..ServerOpts::default()
+    };
+    let fleet = Fleet::new(1, opts);
+    let account = fleet
+        .admin(&[
+            "account",
+            "create",
+            "--name",
+            "tenant",
+            "--prefix",
+            "198.18.100.0/24",
+        ])
+        .trim()
+        .to_owned();
+    let token = fleet.admin(&["token", "create", "--account", &account]);
+    // Wait until the agent keeps the account apart.
+    let log = || std::fs::read_to_string(&fleet.agents[0].log).unwrap_or_default();
+    assert!(
+        crate::capture_common::wait_for(Duration::from_secs(15), || log()
+            .lines()
+            .any(|l| l.contains("observer keeps accounts apart") && l.contains(&account))),
+        "the agent never heard of the account\n{}",
+        fleet.logs()
+    );
+    let start = next_second();
+    let origin = fleet.lab.origin_addr(0, false);
+    let theirs: std::net::IpAddr = "198.18.100.7".parse().unwrap();
+    let mut packets = Vec::new();
+    for m in 0..300u32 {
+        let src = match m % 3 {
+            0 => theirs,
+            _ => fleet.lab.src_addr(0, false),
+        };
+        packets.push(
+            Packet::udp(src, origin, 40000, PORT)
+                .marker(m)
+                .build()
+                .unwrap(),
+        );
+    }
+    fleet.lab.send(0, &packets).expect("send through the lab");
+    let end = next_second();
+    let get = |token: &str, account: &str, rest: &str| -> Value {
+        let url = format!("{}/client/v4/accounts/{account}/{rest}", fleet.url);
+        let resp = reqwest::blocking::Client::new()
+            .get(url)
+            .bearer_auth(token)
+            .timeout(Duration::from_secs(30))
+            .send()
+            .expect("API call");
+        assert_eq!(resp.status().as_u16(), 200);
+        resp.json().expect("JSON")
+    };
+    let range = format!("since={start}&until={end}");
+    let tenant_total = || {
+        get(&token, &account, &format!("traffic?{range}&step=1s"))["result"]["series"][0]["packets"]
+            .as_u64()
+            .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tenant_total() < 100 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    // Sampling every packet, the account's estimate is exactly its 100 packets.
+    assert_eq!(tenant_total(), 100, "{}", fleet.logs());
+    let top = get(&token, &account, &format!("traffic/top?{range}&by=src"));
+    let hitters = top["result"]["hitters"].as_array().unwrap();
+    assert_eq!(hitters.len(), 1, "{top}");
+    assert_eq!(hitters[0]["key"], theirs.to_string());
+    // The operator sees the whole node: all 300 and the other source too.
+    let (_, all) = fleet.api(
+        reqwest::Method::GET,
+        &format!("traffic?{range}&step=1s"),
+        None,
+    );
+    assert!(
+        all["result"]["series"][0]["packets"].as_u64().unwrap() >= 300,
+        "{all}"
+    );
+    let (_, top) = fleet.api(
+        reqwest::Method::GET,
+        &format!("traffic/top?{range}&by=src"),
+        None,
+    );
+    assert!(
+        top["result"]["hitters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["key"] == fleet.lab.src_addr(0, false).to_string()),
+        "{top}"
+    );
+}
