@@ -47,6 +47,11 @@ pub enum Command {
         #[arg(long, help = crate::out::JSON_HELP)]
         json: bool,
     },
+    /// Traffic rates of the fleet from the agents' rollups: per node (or point, or
+    /// protocol), with sparklines.
+    Traffic(crate::client::TrafficArgs),
+    /// Live heavy hitters and rates across the fleet, refreshed every second (Ctrl-C ends).
+    Top(crate::client::TopArgs),
     /// Build or remove the throw-away test network of namespaces.
     Lab {
         #[command(subcommand)]

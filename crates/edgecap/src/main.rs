@@ -40,6 +40,8 @@ fn main() {
         cli::Command::Stop { id, server, json } => {
             server.connect().and_then(|c| client::stop(&c, id, *json))
         }
+        cli::Command::Traffic(a) => client::traffic(a),
+        cli::Command::Top(a) => client::top(a),
         cli::Command::Bench { args } => bench_cmd::run(args, &cli.log),
         cli::Command::Fate(a) => fate_cmd::run(a),
         cli::Command::Diff(a) => diff_cmd::run(a),

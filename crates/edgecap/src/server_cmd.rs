@@ -129,6 +129,8 @@ pub struct ServeArgs {
     pub outbound: OutboundArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
+    #[command(flatten)]
+    pub rollups: RollupArgs,
 }
 
 impl ServeArgs {
@@ -176,7 +178,47 @@ impl ServeArgs {
             endpoints: self.outbound.policy()?,
             ..Config::default()
         };
-        Ok((addr, self.limits.apply(config)?))
+        Ok((addr, self.rollups.apply(self.limits.apply(config)?)?))
+    }
+}
+
+/// How long traffic rollups are kept; unset flags keep [`Config`]'s defaults.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RollupArgs {
+    /// How long the agents' per-second traffic rollups are kept; older ones live on as
+    /// minutes (at least 10m) [default: 6h].
+    #[arg(long)]
+    pub rollup_fine_retention: Option<String>,
+    /// How long per-minute traffic rollups are kept (at least the fine retention)
+    /// [default: 30d].
+    #[arg(long)]
+    pub rollup_retention: Option<String>,
+}
+
+impl RollupArgs {
+    /// `config` with the flags given; errors name the flag.
+    pub fn apply(&self, mut config: Config) -> Result<Config, Failure> {
+        let dur = |flag: &str, v: &str| {
+            let d = parse_duration(v).map_err(|e| Failure::usage(format!("{flag}: {e}")))?;
+            if d < Duration::from_secs(600) || d > Duration::from_secs(3650 * 86400) {
+                return Err(Failure::usage(format!("{flag}: {v} is outside 10m-3650d")));
+            }
+            Ok(d)
+        };
+        if let Some(v) = &self.rollup_fine_retention {
+            config.rollup_fine_retention = dur("--rollup-fine-retention", v)?;
+        }
+        if let Some(v) = &self.rollup_retention {
+            config.rollup_retention = dur("--rollup-retention", v)?;
+        }
+        if config.rollup_retention < config.rollup_fine_retention {
+            return Err(Failure::usage(format!(
+                "--rollup-retention: {} is shorter than --rollup-fine-retention ({})",
+                edgecap_server::clock::human(config.rollup_retention),
+                edgecap_server::clock::human(config.rollup_fine_retention)
+            )));
+        }
+        Ok(config)
     }
 }
 

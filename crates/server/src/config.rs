@@ -82,6 +82,16 @@ pub struct Config {
     /// `GET /metrics` on the API listener (unauthenticated); false when `edgecap server
     /// --metrics-listen` serves it on its own address instead.
     pub metrics_on_api: bool,
+    /// Traffic rollups (`crate::rollups`): batches of seconds waiting for their writer; a
+    /// batch that finds it full is dropped and counted (`Rollups::dropped`).
+    pub rollup_queue: usize,
+    /// How long per-second rows are kept (`--rollup-fine-retention`); older ones live on
+    /// only as minutes.
+    pub rollup_fine_retention: Duration,
+    /// How long per-minute rows are kept (`--rollup-retention`).
+    pub rollup_retention: Duration,
+    /// How often the downsampling and retention job runs.
+    pub rollup_job_every: Duration,
 }
 
 impl Default for Config {
@@ -117,6 +127,10 @@ impl Default for Config {
             write_queue: 65_536,
             max_captures_per_node: edgecap_model::protocol::DEFAULT_MAX_CAPTURES_PER_NODE,
             metrics_on_api: true,
+            rollup_queue: 4096,
+            rollup_fine_retention: Duration::from_secs(6 * 3600),
+            rollup_retention: Duration::from_secs(30 * 86400),
+            rollup_job_every: Duration::from_secs(60),
         }
     }
 }

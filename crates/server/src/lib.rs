@@ -18,6 +18,8 @@
 //! - [`quota`]: per-account quotas and the per-node capture cap, checked atomically.
 //! - [`metrics`]: `/metrics` (Prometheus) and `/readyz`, with the hook for more readiness
 //!   checks.
+//! - [`rollups`]: the agents' traffic rollups: bounded writer, downsampling and retention
+//!   jobs, the analytics API's queries.
 //! - [`rate`]: token buckets (request rates, failed logins, agent messages), bounded.
 //! - [`tenancy`]: which traffic and nodes an account may capture (prefixes, node set).
 //! - [`clock`]: timestamps; [`error`]: the error enum and the HTTP error.
@@ -35,6 +37,7 @@ pub mod merge;
 pub mod metrics;
 pub mod quota;
 pub mod rate;
+pub mod rollups;
 pub mod secret;
 pub mod serve;
 pub mod sim;
@@ -92,6 +95,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
     let background = state.hub.start().await?;
+    let rollup_jobs = rollups::jobs::start(state.db.clone(), state.config.clone());
     let hub = state.hub.clone();
     let addr = listener.local_addr().ok();
     let config = state.config.clone();
@@ -107,6 +111,8 @@ pub async fn run(
         .sessions_ended(std::time::Duration::from_secs(5))
         .await;
     drop(background);
+    rollup_jobs.abort();
+    state.hub.rollups().barrier().await;
     state.hub.flush().await;
     state.hub.retire().await;
     Ok(())

@@ -53,6 +53,8 @@ pub struct Metrics {
     captures: Family<Labels, Gauge>,
     agents: Gauge,
     queues: Family<Labels, Gauge>,
+    /// Rollup seconds from agents by outcome (`crate::rollups::Rollups`).
+    rollups: Family<Labels, Counter>,
     /// (capture id, node) -> when its create request arrived.
     dispatches: Mutex<HashMap<(String, String), Instant>>,
     checks: Mutex<Vec<ReadyCheck>>,
@@ -107,7 +109,15 @@ impl Metrics {
              to agents, summed over sessions)",
             queues.clone(),
         );
+        let rollups = Family::<Labels, Counter>::default();
+        registry.register(
+            "rollup_seconds",
+            "Agents' rollup seconds by outcome: stored, dropped (the rollup queue was full or \
+             the database refused the batch), refused (malformed)",
+            rollups.clone(),
+        );
         Metrics {
+            rollups,
             registry,
             api_requests,
             dispatch,
@@ -199,6 +209,17 @@ pub async fn render(state: &AppState) -> String {
         m.queues
             .get_or_create(&vec![("queue", name.to_owned())])
             .set(i64::try_from(depth).unwrap_or(i64::MAX));
+    }
+    let r = state.hub.rollups();
+    for (outcome, n) in [
+        ("stored", r.stored()),
+        ("dropped", r.dropped()),
+        ("refused", r.refused()),
+    ] {
+        let c = m
+            .rollups
+            .get_or_create(&vec![("outcome", outcome.to_owned())]);
+        c.inc_by(n.saturating_sub(c.get()));
     }
     edgecap_metrics::render(&m.registry)
 }

@@ -126,6 +126,18 @@ impl SimAgent {
             .map_err(socket_err)
     }
 
+    /// Sends the observer's closed seconds, as an agent does at each heartbeat (at most
+    /// `MAX_ROLLUP_SECONDS` per message: longer lists go in several messages).
+    pub async fn send_rollups(&mut self, seconds: &[edgecap_observe::Second]) -> Result<()> {
+        for chunk in seconds.chunks(edgecap_model::protocol::MAX_ROLLUP_SECONDS) {
+            self.send(&AgentMsg::Rollups {
+                seconds: chunk.to_vec(),
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
     /// The next protocol message; None when the server closed the connection.
     pub async fn recv(&mut self) -> Result<Option<ServerMsg>> {
         loop {

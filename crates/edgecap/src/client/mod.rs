@@ -4,6 +4,7 @@
 
 mod commands;
 mod render;
+mod traffic;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -15,6 +16,7 @@ use serde::de::DeserializeOwned;
 #[cfg(test)]
 pub(crate) use commands::request_body;
 pub use commands::{capture, ls, status, stop};
+pub use traffic::{TopArgs, TrafficArgs, top, traffic};
 
 use crate::exit::Failure;
 

@@ -35,4 +35,5 @@ mod replicas;
 mod restart;
 mod stop;
 mod tenancy;
+mod traffic;
 mod up;

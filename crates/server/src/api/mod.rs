@@ -9,7 +9,8 @@
 //! - [`ownership`]: bucket ownership challenges;
 //! - [`misc`]: nodes, `/openapi.json`, `/healthz`, `/readyz`, `/metrics`;
 //! - [`tokens`]: the token's accounts, the account itself and its API tokens;
-//! - [`operator`]: the operator API (an account's tenancy), `operator` scope only.
+//! - [`operator`]: the operator API (an account's tenancy), `operator` scope only;
+//! - [`traffic`]: traffic rates and heavy hitters from the rollups (edgecap extension).
 
 pub mod body;
 mod misc;
@@ -19,6 +20,7 @@ mod pcaps;
 pub(crate) mod select;
 mod target;
 mod tokens;
+mod traffic;
 
 use std::time::Instant;
 
@@ -78,6 +80,8 @@ routes! {
     get "/client/v4/accounts/{account_id}/tokens" [Tokens] => tokens::list,
     post "/client/v4/accounts/{account_id}/tokens" [Tokens] => tokens::create,
     delete "/client/v4/accounts/{account_id}/tokens/{token_id}" [Tokens] => tokens::delete,
+    get "/client/v4/accounts/{account_id}/traffic" [Read] => traffic::traffic,
+    get "/client/v4/accounts/{account_id}/traffic/top" [Read] => traffic::top,
     get "/agent/v1/connect" [Public] => crate::hub::socket::connect,
     get "/openapi.json" [Public] => misc::openapi,
     get "/healthz" [Public] => misc::healthz,

@@ -10,6 +10,7 @@ pub mod nodes;
 pub mod ownership;
 pub mod parts;
 pub mod replicas;
+pub mod rollups;
 pub mod sealed;
 pub mod tokens;
 
@@ -166,6 +167,8 @@ pub const TABLES: &[&str] = &[
     "replicas",
     "node_sessions",
     "claims",
+    "rollup_seconds",
+    "rollup_minutes",
 ];
 
 /// Rows in one of [`TABLES`] (tests and diagnostics).

@@ -86,6 +86,8 @@ struct Shared {
     replica: Arc<Replica>,
     /// The process's metrics and readiness checks (`crate::metrics`).
     metrics: Arc<crate::metrics::Metrics>,
+    /// The agents' traffic rollups, to their own bounded writer (`crate::rollups`).
+    rollups: crate::rollups::Rollups,
 }
 
 /// The hub's bounded queues and sessions, as `/metrics` reports them.
@@ -188,8 +190,14 @@ impl Hub {
             config.endpoints.clone(),
             merge_rx,
         ));
+        let rollups = crate::rollups::Rollups::start(
+            db.clone(),
+            config.rollup_queue,
+            config.rollup_fine_retention,
+        );
         Hub {
             shared: Arc::new(Shared {
+                rollups,
                 db,
                 vault,
                 merges,
@@ -408,6 +416,11 @@ impl Hub {
 
     fn is_closing(&self) -> bool {
         *self.shared.closing.borrow()
+    }
+
+    /// The rollup writer: its counters (`dropped`, `stored`) and `barrier`.
+    pub fn rollups(&self) -> &crate::rollups::Rollups {
+        &self.shared.rollups
     }
 
     /// The process's metrics and readiness checks.

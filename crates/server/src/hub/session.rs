@@ -278,14 +278,12 @@ impl Session {
                 }
             }
             AgentMsg::Done { outcome } => self.done(outcome),
-            // Stored by the rollup store once it exists (issue 12); accepted and dropped now.
             // Answers go to whoever asked, once look-back queries are asked (issue 12/13).
             AgentMsg::Answer { answer } => {
                 tracing::debug!(node = %self.name, query = %answer.query_id, "answer received");
             }
-            AgentMsg::Rollups { seconds } => {
-                tracing::debug!(node = %self.name, seconds = seconds.len(), "rollups received");
-            }
+            // To the rollup writer's bounded queue; never waits (crate::rollups::store).
+            AgentMsg::Rollups { seconds } => self.hub.rollups().offer(&self.name, seconds),
         }
     }
 

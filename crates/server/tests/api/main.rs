@@ -23,3 +23,4 @@ mod scopes;
 mod sdk;
 mod tenancy;
 mod tokens;
+mod traffic;

@@ -1,0 +1,568 @@
+//! `rollup_seconds` and `rollup_minutes`: the agents' per-second traffic rollups and their
+//! per-minute downsampling (see `crate::rollups` for the rules; this file is the SQL).
+
+use std::collections::HashMap;
+
+use futures_util::TryStreamExt;
+use sqlx::any::AnyRow;
+use sqlx::{Acquire, Row};
+
+use super::{Db, to_i64, to_u64};
+use crate::error::{Error, Result};
+use crate::rollups::hitters::{MERGE_CAPACITY, Merge, STORED_KEYS, Stored};
+
+/// One stored row (a second or a minute of one node, point and account scope).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Rollup {
+    pub node: String,
+    pub point: String,
+    pub account_id: Option<String>,
+    pub t: i64,
+    /// Seconds merged into this row (1 for a second).
+    pub seconds: i64,
+    pub packets: u64,
+    pub bytes: u64,
+    /// Seconds whose totals came from counters.
+    pub exact: u64,
+    pub samples: u64,
+    pub one_in: u64,
+    pub families: [u64; 2],
+    pub tcp: u64,
+    pub udp: u64,
+    pub icmp: u64,
+    pub other: u64,
+    pub syn: u64,
+    pub rst: u64,
+    pub lengths: [u64; 8],
+    pub top_dst: Stored<String>,
+    pub top_src: Stored<String>,
+    pub top_dport: Stored<u16>,
+}
+
+/// Which table a query reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Seconds,
+    Minutes,
+}
+
+const COLUMNS: &str = "node, point, account_id, t, packets, bytes, exact, samples, one_in, \
+                       ipv4, ipv6, tcp, udp, icmp, other, syn, rst, lengths, top_dst, top_src, \
+                       top_dport";
+const NCOL: usize = 21;
+/// Rows per INSERT statement (NCOL + 1 parameters each, far below SQLite's limit).
+const ROWS_PER_STATEMENT: usize = 40;
+
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+/// Inserts rows into `table` inside the caller's connection or transaction.
+pub async fn insert(conn: &mut sqlx::AnyConnection, table: Table, rows: &[Rollup]) -> Result<()> {
+    let (name, extra) = match table {
+        Table::Seconds => ("rollup_seconds", ""),
+        Table::Minutes => ("rollup_minutes", ", seconds"),
+    };
+    let width = NCOL + usize::from(table == Table::Minutes);
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| format!("({})", super::placeholders(1 + i * width, width)))
+            .collect();
+        let sql = format!(
+            "INSERT INTO {name} ({COLUMNS}{extra}) VALUES {}",
+            values.join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for r in chunk {
+            q = q
+                .bind(r.node.clone())
+                .bind(r.point.clone())
+                .bind(r.account_id.clone())
+                .bind(r.t)
+                .bind(to_i64(r.packets))
+                .bind(to_i64(r.bytes))
+                .bind(to_i64(r.exact))
+                .bind(to_i64(r.samples))
+                .bind(to_i64(r.one_in))
+                .bind(to_i64(r.families[0]))
+                .bind(to_i64(r.families[1]))
+                .bind(to_i64(r.tcp))
+                .bind(to_i64(r.udp))
+                .bind(to_i64(r.icmp))
+                .bind(to_i64(r.other))
+                .bind(to_i64(r.syn))
+                .bind(to_i64(r.rst))
+                .bind(json(&r.lengths))
+                .bind(json(&r.top_dst))
+                .bind(json(&r.top_src))
+                .bind(json(&r.top_dport));
+            if table == Table::Minutes {
+                q = q.bind(r.seconds);
+            }
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Inserts rows in one transaction.
+pub async fn insert_all(db: &Db, table: Table, rows: &[Rollup]) -> Result<()> {
+    let mut conn = db.pool.acquire().await?;
+    let mut tx = conn.begin().await?;
+    insert(&mut tx, table, rows).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+fn parse_row(r: &AnyRow, table: Table) -> Result<Rollup> {
+    let u = |c: &str| -> Result<u64> { Ok(to_u64(r.try_get::<i64, _>(c)?)) };
+    let node: String = r.try_get("node")?;
+    let corrupt = |what: &str, e: serde_json::Error| Error::Corrupt {
+        what: format!("rollup {what} of node {node}"),
+        reason: e.to_string(),
+    };
+    let lengths: String = r.try_get("lengths")?;
+    let dst: String = r.try_get("top_dst")?;
+    let src: String = r.try_get("top_src")?;
+    let dport: String = r.try_get("top_dport")?;
+    Ok(Rollup {
+        point: r.try_get("point")?,
+        account_id: r.try_get("account_id")?,
+        t: r.try_get("t")?,
+        seconds: match table {
+            Table::Seconds => 1,
+            Table::Minutes => r.try_get("seconds")?,
+        },
+        packets: u("packets")?,
+        bytes: u("bytes")?,
+        exact: u("exact")?,
+        samples: u("samples")?,
+        one_in: u("one_in")?,
+        families: [u("ipv4")?, u("ipv6")?],
+        tcp: u("tcp")?,
+        udp: u("udp")?,
+        icmp: u("icmp")?,
+        other: u("other")?,
+        syn: u("syn")?,
+        rst: u("rst")?,
+        lengths: serde_json::from_str(&lengths).map_err(|e| corrupt("lengths", e))?,
+        top_dst: serde_json::from_str(&dst).map_err(|e| corrupt("top_dst", e))?,
+        top_src: serde_json::from_str(&src).map_err(|e| corrupt("top_src", e))?,
+        top_dport: serde_json::from_str(&dport).map_err(|e| corrupt("top_dport", e))?,
+        node,
+    })
+}
+
+/// A minute in the making: sums and merges.
+struct MinuteAcc {
+    row: Rollup,
+    dst: Merge<String>,
+    src: Merge<String>,
+    dport: Merge<u16>,
+}
+
+fn add_into(acc: &mut MinuteAcc, r: &Rollup) {
+    let a = &mut acc.row;
+    a.seconds += r.seconds;
+    a.packets = a.packets.saturating_add(r.packets);
+    a.bytes = a.bytes.saturating_add(r.bytes);
+    a.exact += r.exact;
+    a.samples = a.samples.saturating_add(r.samples);
+    a.one_in = a.one_in.max(r.one_in);
+    for i in 0..2 {
+        a.families[i] = a.families[i].saturating_add(r.families[i]);
+    }
+    a.tcp = a.tcp.saturating_add(r.tcp);
+    a.udp = a.udp.saturating_add(r.udp);
+    a.icmp = a.icmp.saturating_add(r.icmp);
+    a.other = a.other.saturating_add(r.other);
+    a.syn = a.syn.saturating_add(r.syn);
+    a.rst = a.rst.saturating_add(r.rst);
+    for i in 0..8 {
+        a.lengths[i] = a.lengths[i].saturating_add(r.lengths[i]);
+    }
+    acc.dst.add(&r.top_dst);
+    acc.src.add(&r.top_src);
+    acc.dport.add(&r.top_dport);
+}
+
+/// The oldest second not yet downsampled.
+pub async fn oldest_unrolled(db: &Db) -> Result<Option<i64>> {
+    Ok(
+        sqlx::query_scalar("SELECT MIN(t) FROM rollup_seconds WHERE rolled = 0")
+            .fetch_one(&db.pool)
+            .await?,
+    )
+}
+
+/// Downsamples the seconds in `[from, until)` not yet taken (`until` on a minute) into
+/// minute rows, in one transaction: the seconds are first marked with `batch` (so a
+/// concurrent job skips them), then read and summed per node, point, account and minute.
+/// Returns the seconds taken.
+pub async fn downsample(db: &Db, from: i64, until: i64, batch: i64) -> Result<u64> {
+    let mut conn = db.pool.acquire().await?;
+    let mut tx = conn.begin().await?;
+    let marked = sqlx::query(
+        "UPDATE rollup_seconds SET rolled = $1 WHERE rolled = 0 AND t >= $2 AND t < $3",
+    )
+    .bind(batch)
+    .bind(from)
+    .bind(until)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if marked == 0 {
+        tx.commit().await?;
+        return Ok(0);
+    }
+    let mut minutes: HashMap<(String, String, Option<String>, i64), MinuteAcc> = HashMap::new();
+    {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM rollup_seconds WHERE rolled = $1 AND t >= $2 AND t < $3"
+        );
+        let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(batch)
+            .bind(from)
+            .bind(until)
+            .fetch(&mut *tx);
+        while let Some(r) = rows.try_next().await? {
+            let r = parse_row(&r, Table::Seconds)?;
+            let minute = r.t - r.t.rem_euclid(60);
+            let key = (
+                r.node.clone(),
+                r.point.clone(),
+                r.account_id.clone(),
+                minute,
+            );
+            let acc = minutes.entry(key).or_insert_with(|| MinuteAcc {
+                row: Rollup {
+                    node: r.node.clone(),
+                    point: r.point.clone(),
+                    account_id: r.account_id.clone(),
+                    t: minute,
+                    ..Rollup::default()
+                },
+                dst: Merge::new(MERGE_CAPACITY),
+                src: Merge::new(MERGE_CAPACITY),
+                dport: Merge::new(MERGE_CAPACITY),
+            });
+            add_into(acc, &r);
+        }
+    }
+    // The fleet's rows: every node's minute of a point and account added together.
+    let mut fleet: HashMap<(String, Option<String>, i64), MinuteAcc> = HashMap::new();
+    for acc in minutes.values() {
+        let r = &acc.row;
+        let f = fleet
+            .entry((r.point.clone(), r.account_id.clone(), r.t))
+            .or_insert_with(|| MinuteAcc {
+                row: Rollup {
+                    node: FLEET.to_owned(),
+                    point: r.point.clone(),
+                    account_id: r.account_id.clone(),
+                    t: r.t,
+                    ..Rollup::default()
+                },
+                dst: Merge::new(MERGE_CAPACITY),
+                src: Merge::new(MERGE_CAPACITY),
+                dport: Merge::new(MERGE_CAPACITY),
+            });
+        let mut stored = r.clone();
+        stored.top_dst = acc.dst.top(STORED_KEYS);
+        stored.top_src = acc.src.top(STORED_KEYS);
+        stored.top_dport = acc.dport.top(STORED_KEYS);
+        add_into(f, &stored);
+    }
+    let rows: Vec<Rollup> = minutes
+        .into_values()
+        .chain(fleet.into_values())
+        .map(|mut acc| {
+            acc.row.top_dst = acc.dst.top(STORED_KEYS);
+            acc.row.top_src = acc.src.top(STORED_KEYS);
+            acc.row.top_dport = acc.dport.top(STORED_KEYS);
+            acc.row
+        })
+        .collect();
+    insert(&mut tx, Table::Minutes, &rows).await?;
+    tx.commit().await?;
+    Ok(marked)
+}
+
+/// Deletes downsampled seconds before `seconds_before` and minutes before `minutes_before`;
+/// the rows deleted from each.
+pub async fn expire(db: &Db, seconds_before: i64, minutes_before: i64) -> Result<(u64, u64)> {
+    let s = sqlx::query("DELETE FROM rollup_seconds WHERE t < $1 AND rolled <> 0")
+        .bind(seconds_before)
+        .execute(&db.pool)
+        .await?
+        .rows_affected();
+    let m = sqlx::query("DELETE FROM rollup_minutes WHERE t < $1")
+        .bind(minutes_before)
+        .execute(&db.pool)
+        .await?
+        .rows_affected();
+    Ok((s, m))
+}
+
+/// Whose rows a query reads: a whole node's (`account_id IS NULL`) or one account's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    WholeNodes,
+    Account(String),
+}
+
+/// What a series or heavy-hitter query selects.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    pub scope: Scope,
+    pub since: i64,
+    pub until: i64,
+    pub nodes: Vec<String>,
+    pub points: Vec<String>,
+    /// Read the fleet's minute rows (node `*`, the sum of every node) rather than each
+    /// node's: for a query over all nodes that does not split them.
+    pub fleet: bool,
+}
+
+/// The node name of fleet-wide minute rows (no node name can be `*`).
+pub const FLEET: &str = "*";
+
+/// Which minute rows a selection reads: the fleet's or the nodes'.
+fn minutes_filter(sel: &Selection) -> &'static str {
+    match sel.fleet {
+        true => "node = '*'",
+        false => "node <> '*'",
+    }
+}
+
+/// The WHERE clause of a selection, parameters numbered from `from` in the order
+/// [`bind_selection`] binds them: the account (if any), since, until, nodes, points.
+fn where_clause(sel: &Selection, from: usize) -> String {
+    let mut text = Vec::new();
+    let mut n = from;
+    match &sel.scope {
+        Scope::WholeNodes => text.push("account_id IS NULL".to_owned()),
+        Scope::Account(_) => {
+            text.push(format!("account_id = ${n}"));
+            n += 1;
+        }
+    }
+    text.push(format!("t >= ${n} AND t < ${}", n + 1));
+    n += 2;
+    for (col, list) in [("node", &sel.nodes), ("point", &sel.points)] {
+        if !list.is_empty() {
+            text.push(format!("{col} IN ({})", super::placeholders(n, list.len())));
+            n += list.len();
+        }
+    }
+    text.join(" AND ")
+}
+
+fn bind_selection<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    sel: &Selection,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    if let Scope::Account(id) = &sel.scope {
+        q = q.bind(id.clone());
+    }
+    q = q.bind(sel.since).bind(sel.until);
+    for s in sel.nodes.iter().chain(sel.points.iter()) {
+        q = q.bind(s.clone());
+    }
+    q
+}
+
+/// How a series query groups its rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupCol {
+    None,
+    Node,
+    Point,
+}
+
+/// One bucket of one group: sums of its rows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Bucket {
+    pub index: i64,
+    pub group: String,
+    pub packets: u64,
+    pub bytes: u64,
+    /// Estimated packets per protocol: TCP, UDP, ICMP, other.
+    pub protos: [u64; 4],
+}
+
+/// Sums per bucket (`(t - since) / step`) and group. From the seconds table, every second
+/// (downsampled or not); from the minutes table, the minutes plus the seconds not yet
+/// downsampled, so recent traffic is never missing.
+pub async fn series(
+    db: &Db,
+    table: Table,
+    sel: &Selection,
+    step: i64,
+    group: GroupCol,
+) -> Result<Vec<Bucket>> {
+    let g = match group {
+        GroupCol::None => "''",
+        GroupCol::Node => "node",
+        GroupCol::Point => "point",
+    };
+    let w = where_clause(sel, 3);
+    let cols = "t, node, point, packets, bytes, tcp, udp, icmp, other";
+    let source = match table {
+        Table::Seconds => format!("SELECT {cols} FROM rollup_seconds WHERE {w}"),
+        Table::Minutes => format!(
+            "SELECT {cols} FROM rollup_minutes WHERE {w} AND {} UNION ALL \
+             SELECT {cols} FROM rollup_seconds WHERE rolled = 0 AND {w}",
+            minutes_filter(sel)
+        ),
+    };
+    let group_by = match group {
+        GroupCol::None => "1",
+        _ => "1, 2",
+    };
+    // SUM of BIGINT is NUMERIC on PostgreSQL: cast back.
+    let s = |c: &str| format!("CAST(SUM(u.{c}) AS BIGINT) AS {c}");
+    let sql = format!(
+        "SELECT (u.t - $1) / $2 AS b, {g} AS g, {}, {}, {}, {}, {}, {} FROM ({source}) AS u \
+         GROUP BY {group_by} ORDER BY 2, 1",
+        s("packets"),
+        s("bytes"),
+        s("tcp"),
+        s("udp"),
+        s("icmp"),
+        s("other")
+    );
+    let q = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(sel.since)
+        .bind(step);
+    let q = bind_selection(q, sel);
+    let rows = q.fetch_all(&db.pool).await?;
+    rows.iter()
+        .map(|r| {
+            let n = |c: &str| -> Result<u64> { Ok(to_u64(r.try_get::<i64, _>(c)?)) };
+            Ok(Bucket {
+                index: r.try_get("b")?,
+                group: r.try_get("g")?,
+                packets: n("packets")?,
+                bytes: n("bytes")?,
+                protos: [n("tcp")?, n("udp")?, n("icmp")?, n("other")?],
+            })
+        })
+        .collect()
+}
+
+/// Rows a heavy-hitter query would read (to refuse one that is too wide before reading).
+pub async fn count(db: &Db, table: Table, sel: &Selection) -> Result<u64> {
+    let w = where_clause(sel, 1);
+    let sql = match table {
+        Table::Seconds => format!("SELECT COUNT(*) FROM rollup_seconds WHERE {w}"),
+        Table::Minutes => format!(
+            "SELECT (SELECT COUNT(*) FROM rollup_minutes WHERE {w} AND {}) + \
+             (SELECT COUNT(*) FROM rollup_seconds WHERE rolled = 0 AND {w})",
+            minutes_filter(sel)
+        ),
+    };
+    let q = bind_selection(sqlx::query(sqlx::AssertSqlSafe(sql)), sel);
+    let row = q.fetch_one(&db.pool).await?;
+    Ok(to_u64(row.try_get::<i64, _>(0)?))
+}
+
+/// Calls `each` with every row of the selection (minutes plus seconds not yet downsampled,
+/// or seconds), streamed.
+pub async fn each_row(
+    db: &Db,
+    table: Table,
+    sel: &Selection,
+    mut each: impl FnMut(Rollup),
+) -> Result<()> {
+    let w = where_clause(sel, 1);
+    let sources: Vec<(String, Table)> = match table {
+        Table::Seconds => vec![(
+            format!("SELECT {COLUMNS} FROM rollup_seconds WHERE {w}"),
+            Table::Seconds,
+        )],
+        Table::Minutes => vec![
+            (
+                format!(
+                    "SELECT {COLUMNS}, seconds FROM rollup_minutes WHERE {w} AND {}",
+                    minutes_filter(sel)
+                ),
+                Table::Minutes,
+            ),
+            (
+                format!("SELECT {COLUMNS} FROM rollup_seconds WHERE rolled = 0 AND {w}"),
+                Table::Seconds,
+            ),
+        ],
+    };
+    for (sql, t) in sources {
+        let q = bind_selection(sqlx::query(sqlx::AssertSqlSafe(sql)), sel);
+        let mut rows = q.fetch(&db.pool);
+        while let Some(r) = rows.try_next().await? {
+            each(parse_row(&r, t)?);
+        }
+    }
+    Ok(())
+}
+
+/// Fills `rollup_minutes` with synthetic whole-node rows for `nodes` nodes (`edge0`, ...) at
+/// point `pre-firewall`, one per minute for `minutes` minutes from `since` (on a minute), in
+/// one statement: node `i` sends `1000 + i % 7` packets of 100 bytes a minute. For the
+/// query-speed test and benchmarks; the rows are generated inside the database.
+pub async fn fill_synthetic(db: &Db, nodes: i64, since: i64, minutes: i64) -> Result<u64> {
+    let empty = "'{\"floor\":0,\"keys\":[]}'";
+    let sql = format!(
+        "INSERT INTO rollup_minutes ({COLUMNS}, seconds) \
+         WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < $1), \
+         m(j) AS (SELECT 0 UNION ALL SELECT j + 1 FROM m WHERE j + 1 < $2) \
+         SELECT 'edge' || CAST(n.i AS TEXT), 'pre-firewall', NULL, $3 + m.j * 60, \
+         1000 + n.i % 7, (1000 + n.i % 7) * 100, 60, 0, 0, 1000 + n.i % 7, 0, \
+         1000 + n.i % 7, 0, 0, 0, 0, 0, '[0,1000,0,0,0,0,0,0]', {empty}, {empty}, {empty}, 60 \
+         FROM n CROSS JOIN m"
+    );
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(nodes)
+        .bind(minutes)
+        .bind(since)
+        .execute(&db.pool)
+        .await?
+        .rows_affected();
+    // The fleet's rows, as the downsampling job makes them.
+    let sum = |c: &str| format!("CAST(SUM({c}) AS BIGINT)");
+    let sums: Vec<String> = [
+        "packets", "bytes", "exact", "samples", "one_in", "ipv4", "ipv6", "tcp", "udp", "icmp",
+        "other", "syn", "rst",
+    ]
+    .iter()
+    .map(|c| sum(c))
+    .collect();
+    let sql = format!(
+        "INSERT INTO rollup_minutes ({COLUMNS}, seconds) SELECT '*', point, account_id, t, {}, \
+         MIN(lengths), {empty}, {empty}, {empty}, {} FROM rollup_minutes \
+         WHERE node <> '*' AND t >= $1 AND t < $2 GROUP BY point, account_id, t",
+        sums.join(", "),
+        sum("seconds")
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(since)
+        .bind(since + minutes * 60)
+        .execute(&db.pool)
+        .await?;
+    Ok(rows)
+}
+
+/// Bytes the SQLite database uses (its pages less the free ones), for the growth
+/// measurement; None on PostgreSQL.
+pub async fn sqlite_used_bytes(db: &Db) -> Result<Option<u64>> {
+    if db.backend != super::Backend::Sqlite {
+        return Ok(None);
+    }
+    let mut conn = db.pool.acquire().await?;
+    let pragma = |name: &'static str| sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(name));
+    let pages = pragma("PRAGMA page_count").fetch_one(&mut *conn).await?;
+    let free = pragma("PRAGMA freelist_count")
+        .fetch_one(&mut *conn)
+        .await?;
+    let size = pragma("PRAGMA page_size").fetch_one(&mut *conn).await?;
+    Ok(Some(to_u64((pages - free) * size)))
+}
