@@ -12,12 +12,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use edgecap_filter::StructuredFilter;
-use edgecap_netfilter::{CaptureTable, PointRules, RuleSpec};
+use edgecap_netfilter::{CaptureTable, RuleSpec};
 
 use crate::batch::{point_index, point_label};
 use crate::error::CaptureError;
 use crate::points::PointDef;
-use crate::run::{bind_group, now_ns};
+use crate::run::{bind_group, now_ns, point_rules};
 use crate::spec::GroupChoice;
 
 /// One packet in this many is sampled, by default.
@@ -98,16 +98,7 @@ pub fn observe(
         // The counters are exact only when the rule samples (`seen` before numgen).
         sample_one_in: Some(spec.one_in.max(1)),
     };
-    let point_rules: Vec<PointRules> = spec
-        .points
-        .iter()
-        .enumerate()
-        .map(|(i, p)| PointRules {
-            label: point_label(i),
-            hooks: p.hooks.clone(),
-        })
-        .collect();
-    let mut table = CaptureTable::install(&spec.table, &point_rules, &rules)?;
+    let mut table = CaptureTable::install(&spec.table, &point_rules(&spec.points), &rules)?;
     tracing::info!(table = %spec.table, group, one_in = spec.one_in, "observer installed");
     sink.installed(group);
 

@@ -151,18 +151,21 @@ fn install(spec: &CaptureSpec, group: u16, snaplen: u32) -> Result<CaptureTable,
         snaplen,
         sample_one_in: spec.sample_one_in,
     };
-    let point_rules: Vec<PointRules> = spec
-        .points
+    let table = CaptureTable::install(&table_name, &point_rules(&spec.points), &rules)?;
+    tracing::info!(table = %table_name, group, points = %point_names(spec), filter = %spec.filter_text, "capture rules installed");
+    Ok(table)
+}
+
+/// Each point's hooks under its label (`p<i>`): the chains and counters of a table.
+pub(crate) fn point_rules(points: &[crate::points::PointDef]) -> Vec<PointRules> {
+    points
         .iter()
         .enumerate()
         .map(|(i, p)| PointRules {
             label: point_label(i),
             hooks: p.hooks.clone(),
         })
-        .collect();
-    let table = CaptureTable::install(&table_name, &point_rules, &rules)?;
-    tracing::info!(table = %table_name, group, points = %point_names(spec), filter = %spec.filter_text, "capture rules installed");
-    Ok(table)
+        .collect()
 }
 
 /// Reads and writes batches until a limit, the stop flag or a closed output ends the capture.

@@ -50,38 +50,61 @@ impl Prefix {
     /// Parses one address or prefix as the user typed it, blaming `field` on failure.
     pub(crate) fn parse(field: Field, text: &str) -> Result<Self, FilterError> {
         let text = text.trim();
-        let bad = || FilterError::BadAddress {
-            field,
-            value: text.to_owned(),
-        };
+        Prefix::parse_cidr(text).map_err(|e| match e {
+            CidrError::Bad => FilterError::BadAddress {
+                field,
+                value: text.to_owned(),
+            },
+            CidrError::TooLong { len, family } => FilterError::PrefixTooLong { field, len, family },
+            CidrError::HostBitsSet { value, suggestion } => FilterError::HostBitsSet {
+                field,
+                value,
+                suggestion,
+            },
+        })
+    }
+
+    /// `198.18.0.0/15`, `2001:db8::/32` or a bare address (a full-length prefix); callers
+    /// say what went wrong in their own words.
+    pub(crate) fn parse_cidr(text: &str) -> Result<Self, CidrError> {
         let (addr_text, len_text) = match text.split_once('/') {
             Some((a, l)) => (a, Some(l)),
             None => (text, None),
         };
-        let addr: IpAddr = addr_text.parse().map_err(|_| bad())?;
+        let addr: IpAddr = addr_text.parse().map_err(|_| CidrError::Bad)?;
         let Some(len_text) = len_text else {
             return Ok(Prefix::host(addr));
         };
         // `u32::from_str` takes a leading `+`; a prefix length is digits only.
-        if len_text.is_empty() || !len_text.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(bad());
+        if len_text.is_empty()
+            || len_text.len() > 3
+            || !len_text.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Err(CidrError::Bad);
         }
-        let len: u32 = len_text.parse().map_err(|_| bad())?;
+        let len: u32 = len_text.parse().map_err(|_| CidrError::Bad)?;
         let family = family_of(addr);
         let len = match u8::try_from(len) {
             Ok(l) if l <= max_len(addr) => l,
-            _ => return Err(FilterError::PrefixTooLong { field, len, family }),
+            _ => return Err(CidrError::TooLong { len, family }),
         };
         let network = mask(addr, len);
         if network != addr {
-            return Err(FilterError::HostBitsSet {
-                field,
+            return Err(CidrError::HostBitsSet {
                 value: format!("{addr}/{len}"),
                 suggestion: format!("{network}/{len}"),
             });
         }
         Ok(Prefix { addr, len })
     }
+}
+
+/// Why text is not a prefix ([`Prefix::parse_cidr`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CidrError {
+    Bad,
+    TooLong { len: u32, family: Family },
+    HostBitsSet { value: String, suggestion: String },
 }
 
 /// Full-length prefixes print as plain addresses, which is how users write single hosts.

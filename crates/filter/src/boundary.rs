@@ -15,10 +15,10 @@ use std::fmt;
 use std::net::IpAddr;
 
 use crate::Prefix;
-use crate::address::{family_of, mask, max_len};
+use crate::address::{CidrError, family_of};
 use crate::error::MAX_RULES;
 use crate::formula;
-use crate::ir::{Conjunction, Dir, Match};
+use crate::ir::{Conjunction, Dir, Family, Match};
 
 /// The most prefixes one account may own. Each prefix costs two rules per conjunction of a
 /// capture's filter (source and destination), and the kernel rule must stay within
@@ -183,40 +183,29 @@ fn cidr(p: &Prefix) -> String {
 }
 
 fn parse_prefix(index: usize, text: &str) -> Result<Prefix, BoundaryError> {
-    let bad = || BoundaryError::BadPrefix {
-        index,
-        value: text.chars().take(64).collect(),
-    };
-    let (addr_text, len_text) = match text.split_once('/') {
-        Some((a, l)) => (a, Some(l)),
-        None => (text, None),
-    };
-    let addr: IpAddr = addr_text.parse().map_err(|_| bad())?;
-    let Some(len_text) = len_text else {
-        return Ok(Prefix::host(addr));
-    };
-    if len_text.is_empty() || len_text.len() > 3 || !len_text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
-    }
-    let len: u32 = len_text.parse().map_err(|_| bad())?;
-    let family = match addr {
-        IpAddr::V4(_) => "IPv4",
-        IpAddr::V6(_) => "IPv6",
-    };
-    let len = match u8::try_from(len) {
-        Ok(l) if l <= max_len(addr) => l,
-        _ => return Err(BoundaryError::TooLong { index, len, family }),
-    };
-    let network = mask(addr, len);
-    if network != addr {
-        return Err(BoundaryError::HostBitsSet {
+    Prefix::parse_cidr(text).map_err(|e| match e {
+        CidrError::Bad => BoundaryError::BadPrefix {
             index,
-            value: format!("{addr}/{len}"),
+            value: text.chars().take(64).collect(),
+        },
+        CidrError::TooLong { len, family } => BoundaryError::TooLong {
+            index,
             len,
-            suggestion: format!("{network}/{len}"),
-        });
-    }
-    Prefix::new(addr, len).ok_or_else(bad)
+            family: match family {
+                Family::V4 => "IPv4",
+                Family::V6 => "IPv6",
+            },
+        },
+        CidrError::HostBitsSet { value, suggestion } => BoundaryError::HostBitsSet {
+            index,
+            len: value
+                .rsplit_once('/')
+                .and_then(|(_, l)| l.parse().ok())
+                .unwrap_or(0),
+            value,
+            suggestion,
+        },
+    })
 }
 
 #[cfg(test)]

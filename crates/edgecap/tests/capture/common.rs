@@ -75,9 +75,8 @@ pub fn edgecap_in(ns: &str, args: &[&str]) -> Command {
     c
 }
 
-/// The edgecap-owned capture tables present in a namespace (an agent's always-on observer
-/// table, `edgecap_observer`, is not one).
-pub fn edgecap_tables(ns: &str) -> Vec<String> {
+/// The `inet` tables present in a namespace.
+pub fn nft_tables(ns: &str) -> Vec<String> {
     let out = Command::new("ip")
         .args(["netns", "exec", ns, "nft", "list", "tables"])
         .output()
@@ -85,8 +84,16 @@ pub fn edgecap_tables(ns: &str) -> Vec<String> {
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.strip_prefix("table inet "))
-        .filter(|t| t.starts_with("edgecap_") && *t != "edgecap_observer")
         .map(str::to_owned)
+        .collect()
+}
+
+/// The edgecap-owned capture tables present in a namespace (an agent's always-on observer
+/// table, `edgecap_observer`, is not one).
+pub fn edgecap_tables(ns: &str) -> Vec<String> {
+    nft_tables(ns)
+        .into_iter()
+        .filter(|t| t.starts_with("edgecap_") && t != "edgecap_observer")
         .collect()
 }
 

@@ -1,25 +1,60 @@
 //! The always-on observer runs whenever the agent runs, in its own owned table in the edge's
 //! namespace, and leaves nothing behind however the agent ends.
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use edgecap_lab::packet::Packet;
 use edgecap_model::{AgentMsg, ServerMsg};
 
-use crate::capture_common::{root_or_skip, wait_for};
+use edgecap_lab::Lab;
+
+use crate::capture_common::{Scratch, nft_tables, root_or_skip, wait_for};
 use crate::fake_hub::FakeHub;
 use crate::harness::{Fleet, PORT, ServerOpts};
 
-fn tables(ns: &str) -> Vec<String> {
-    let out = Command::new("ip")
-        .args(["netns", "exec", ns, "nft", "list", "tables"])
-        .output()
-        .expect("nft list tables");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.strip_prefix("table inet "))
-        .map(str::to_owned)
+/// A lab of one edge and a real agent for it dialled into a hub of the test's own, sampling
+/// every packet; once its observer's table is in place.
+fn watching(tag: &str, heartbeat_secs: f64) -> (Lab, Scratch, FakeHub) {
+    let lab = Lab::new(&edgecap_lab::LabSpec::with_edges(1)).unwrap();
+    let tmp = Scratch::new(tag);
+    let config = tmp.path("agent.toml");
+    std::fs::write(&config, "[observer]\nsample_one_in = 1\n").unwrap();
+    let config_arg = config.display().to_string();
+    let (mut hub, _hello) = FakeHub::start(&lab, &tmp.0, &["--config", &config_arg]);
+    hub.send(ServerMsg::Welcome { heartbeat_secs });
+    let ns = lab.edge_ns(0).to_owned();
+    assert!(
+        wait_for(Duration::from_secs(10), || observing(&ns)),
+        "no observer table\n{}",
+        hub.log()
+    );
+    (lab, tmp, hub)
+}
+
+/// Whether the observer's table is in `ns`.
+fn observing(ns: &str) -> bool {
+    nft_tables(ns).iter().any(|t| t == "edgecap_observer")
+}
+
+/// `count` UDP datagrams to [`PORT`] from the source to the origin through edge 0 (IPv6 when
+/// `v6`), markers from `first`, `total_len` bytes each when given.
+fn datagrams(
+    lab: &Lab,
+    v6: bool,
+    first: u32,
+    count: u32,
+    total_len: Option<usize>,
+) -> Vec<Vec<u8>> {
+    (first..first + count)
+        .map(|m| {
+            let p = Packet::udp(lab.src_addr(0, v6), lab.origin_addr(0, v6), 40000, PORT).marker(m);
+            match total_len {
+                Some(n) => p.total_len(n),
+                None => p,
+            }
+            .build()
+            .unwrap()
+        })
         .collect()
 }
 
@@ -29,7 +64,6 @@ fn the_observer_runs_with_the_agent_and_goes_with_it() {
         return;
     }
     let mut fleet = Fleet::new(2, ServerOpts::default());
-    let observing = |ns: &str| tables(ns).iter().any(|t| t == "edgecap_observer");
     for i in 0..2 {
         let ns = fleet.lab.edge_ns(i).to_owned();
         assert!(
@@ -68,33 +102,8 @@ fn the_agent_sends_per_second_rollups_of_what_crossed_its_points() {
     if !root_or_skip() {
         return;
     }
-    let lab = edgecap_lab::Lab::new(&edgecap_lab::LabSpec::with_edges(1)).unwrap();
-    let tmp = crate::capture_common::Scratch::new("rollups");
-    let config = tmp.path("agent.toml");
-    std::fs::write(&config, "[observer]\nsample_one_in = 1\n").unwrap();
-    let config_arg = config.display().to_string();
-    let (mut hub, _hello) = FakeHub::start(&lab, &tmp.0, &["--config", &config_arg]);
-    hub.send(ServerMsg::Welcome {
-        heartbeat_secs: 0.5,
-    });
-    let ns = lab.edge_ns(0).to_owned();
-    assert!(wait_for(Duration::from_secs(10), || tables(&ns)
-        .iter()
-        .any(|t| t == "edgecap_observer")));
-    let packets: Vec<Vec<u8>> = (0..300u32)
-        .map(|m| {
-            Packet::udp(
-                lab.src_addr(0, false),
-                lab.origin_addr(0, false),
-                40000,
-                PORT,
-            )
-            .marker(m)
-            .total_len(200)
-            .build()
-            .unwrap()
-        })
-        .collect();
+    let (lab, _tmp, mut hub) = watching("rollups", 0.5);
+    let packets = datagrams(&lab, false, 0, 300, Some(200));
     lab.send(0, &packets).unwrap();
     // Collect seconds until those that hold the traffic have closed.
     let mut seconds = Vec::new();
@@ -150,15 +159,7 @@ fn each_named_account_gets_rollups_of_only_its_own_traffic() {
     if !root_or_skip() {
         return;
     }
-    let lab = edgecap_lab::Lab::new(&edgecap_lab::LabSpec::with_edges(1)).unwrap();
-    let tmp = crate::capture_common::Scratch::new("account-rollups");
-    let config = tmp.path("agent.toml");
-    std::fs::write(&config, "[observer]\nsample_one_in = 1\n").unwrap();
-    let config_arg = config.display().to_string();
-    let (mut hub, _hello) = FakeHub::start(&lab, &tmp.0, &["--config", &config_arg]);
-    hub.send(ServerMsg::Welcome {
-        heartbeat_secs: 0.5,
-    });
+    let (lab, _tmp, mut hub) = watching("account-rollups", 0.5);
     let scope = |id: &str, prefixes: &[String]| edgecap_model::protocol::AccountScope {
         id: id.into(),
         prefixes: prefixes.to_vec(),
@@ -171,18 +172,9 @@ fn each_named_account_gets_rollups_of_only_its_own_traffic() {
             scope("broken", &["not a prefix".into()]),
         ],
     });
-    let ns = lab.edge_ns(0).to_owned();
-    assert!(wait_for(Duration::from_secs(10), || tables(&ns)
-        .iter()
-        .any(|t| t == "edgecap_observer")));
     // 200 datagrams over IPv4 (ours), 100 over IPv6 (nobody's).
-    let mut packets = Vec::new();
-    for (v6, n) in [(false, 200u32), (true, 100)] {
-        for m in 0..n {
-            let p = Packet::udp(lab.src_addr(0, v6), lab.origin_addr(0, v6), 40000, PORT);
-            packets.push(p.marker(m).build().unwrap());
-        }
-    }
+    let mut packets = datagrams(&lab, false, 0, 200, None);
+    packets.extend(datagrams(&lab, true, 0, 100, None));
     lab.send(0, &packets).unwrap();
     let on_port = |seconds: &[edgecap_model::protocol::Second], account: Option<&str>| -> u64 {
         seconds
@@ -242,19 +234,7 @@ fn the_ring_answers_a_look_back_query_for_a_past_window() {
     if !root_or_skip() {
         return;
     }
-    let lab = edgecap_lab::Lab::new(&edgecap_lab::LabSpec::with_edges(1)).unwrap();
-    let tmp = crate::capture_common::Scratch::new("lookback");
-    let config = tmp.path("agent.toml");
-    std::fs::write(&config, "[observer]\nsample_one_in = 1\n").unwrap();
-    let config_arg = config.display().to_string();
-    let (mut hub, _hello) = FakeHub::start(&lab, &tmp.0, &["--config", &config_arg]);
-    hub.send(ServerMsg::Welcome {
-        heartbeat_secs: 5.0,
-    });
-    let ns = lab.edge_ns(0).to_owned();
-    assert!(wait_for(Duration::from_secs(10), || tables(&ns)
-        .iter()
-        .any(|t| t == "edgecap_observer")));
+    let (lab, _tmp, mut hub) = watching("lookback", 5.0);
     let now_ns = || {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -263,20 +243,7 @@ fn the_ring_answers_a_look_back_query_for_a_past_window() {
     };
     // Markers 1-50 in a first window, then 51-100 after it.
     let send = |first: u32| {
-        let packets: Vec<Vec<u8>> = (first..first + 50)
-            .map(|m| {
-                Packet::udp(
-                    lab.src_addr(0, false),
-                    lab.origin_addr(0, false),
-                    40000,
-                    PORT,
-                )
-                .marker(m)
-                .total_len(1000)
-                .build()
-                .unwrap()
-            })
-            .collect();
+        let packets = datagrams(&lab, false, first, 50, Some(1000));
         lab.send(0, &packets).unwrap();
     };
     let from = now_ns();
@@ -422,8 +389,8 @@ fn a_failed_observer_is_reported_and_never_blocks_captures() {
     if !root_or_skip() {
         return;
     }
-    let lab = edgecap_lab::Lab::new(&edgecap_lab::LabSpec::with_edges(1)).unwrap();
-    let tmp = crate::capture_common::Scratch::new("observer-fails");
+    let lab = Lab::new(&edgecap_lab::LabSpec::with_edges(1)).unwrap();
+    let tmp = Scratch::new("observer-fails");
     let config = tmp.path("agent.toml");
     std::fs::write(&config, "[observer]\npoints = [\"post-mitigation\"]\n").unwrap();
     let dest = tmp.path("captures");
@@ -465,7 +432,7 @@ fn a_failed_observer_is_reported_and_never_blocks_captures() {
     assert!(body.contains("post-mitigation"), "{body}");
     assert!(hub.log().contains("observer failed"), "{}", hub.log());
     assert!(
-        !tables(lab.edge_ns(0))
+        !nft_tables(lab.edge_ns(0))
             .iter()
             .any(|t| t == "edgecap_observer")
     );
@@ -489,21 +456,11 @@ fn a_failed_observer_is_reported_and_never_blocks_captures() {
     };
     hub.send(ServerMsg::Assign { assignment });
     let table = format!("edgecap_{id}");
-    assert!(wait_for(Duration::from_secs(10), || tables(lab.edge_ns(0))
-        .contains(&table)));
-    let packets: Vec<Vec<u8>> = (1..=20u32)
-        .map(|m| {
-            Packet::udp(
-                lab.src_addr(0, false),
-                lab.origin_addr(0, false),
-                40000,
-                PORT,
-            )
-            .marker(m)
-            .build()
-            .unwrap()
-        })
-        .collect();
+    assert!(wait_for(Duration::from_secs(10), || nft_tables(
+        lab.edge_ns(0)
+    )
+    .contains(&table)));
+    let packets = datagrams(&lab, false, 1, 20, None);
     lab.send(0, &packets).unwrap();
     let outcome = loop {
         if let AgentMsg::Done { outcome } = hub.next() {
