@@ -336,7 +336,25 @@ impl<R: Read, W: Write> Merger<R, W> {
                     offset: head.offset,
                 });
             };
-            if out.framed.get(iface as usize).copied().unwrap_or(false) {
+            // A packet longer than its interface's snaplen breaks the input's own promise
+            // (the writer refuses to repeat it): the input is at fault, and is named.
+            let framed = out.framed.get(iface as usize).copied().unwrap_or(false);
+            let limit = out.all.get(iface as usize).map_or(0, |i| i.snaplen);
+            let extra = if framed { SLL2_HEADER_LEN } else { 0 };
+            if limit != 0 && head.data.len().saturating_add(extra) > limit as usize {
+                return Err(MergeError::Read {
+                    input: input.name.clone(),
+                    source: ReadError::Malformed {
+                        offset: head.offset,
+                        what: format!(
+                            "packet of {} bytes is longer than its interface's snaplen {}",
+                            head.data.len(),
+                            limit as usize - extra.min(limit as usize)
+                        ),
+                    },
+                });
+            }
+            if framed {
                 let link = sll2_header(&head.data, 0, head.direction);
                 let orig = head.orig_len.saturating_add(SLL2_HEADER_LEN as u32);
                 writer.write_framed_packet(
