@@ -82,6 +82,12 @@ pub struct Config {
     /// `GET /metrics` on the API listener (unauthenticated); false when `edgecap server
     /// --metrics-listen` serves it on its own address instead.
     pub metrics_on_api: bool,
+    /// Longest the server waits for one node's answer to a look-back query (estimates,
+    /// simple captures); a node that is slower is named as not having answered.
+    pub lookback_deadline: Duration,
+    /// The recent window a size estimate reads from each node's ring (shorter when the ring
+    /// reaches less far back).
+    pub estimate_window: Duration,
 }
 
 impl Default for Config {
@@ -117,6 +123,8 @@ impl Default for Config {
             write_queue: 65_536,
             max_captures_per_node: edgecap_model::protocol::DEFAULT_MAX_CAPTURES_PER_NODE,
             metrics_on_api: true,
+            lookback_deadline: Duration::from_secs(3),
+            estimate_window: Duration::from_secs(60),
         }
     }
 }

@@ -279,10 +279,8 @@ impl Session {
             }
             AgentMsg::Done { outcome } => self.done(outcome),
             // Stored by the rollup store once it exists (issue 12); accepted and dropped now.
-            // Answers go to whoever asked, once look-back queries are asked (issue 12/13).
-            AgentMsg::Answer { answer } => {
-                tracing::debug!(node = %self.name, query = %answer.query_id, "answer received");
-            }
+            // To the look-back query that asked (hub/lookback.rs), never waiting.
+            AgentMsg::Answer { answer } => self.hub.answer(&self.name, answer),
             AgentMsg::Rollups { seconds } => {
                 tracing::debug!(node = %self.name, seconds = seconds.len(), "rollups received");
             }
