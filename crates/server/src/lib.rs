@@ -14,6 +14,7 @@
 //! - [`destination`]: `destination_conf` URLs through `edgecap_store`, errors naming the field;
 //!   [`credentials`]: per-bucket credentials sealed at rest ([`credentials::Vault`]).
 //! - [`merge`]: `merge: true`, the nodes' files merged from and back to the destination.
+//! - [`estimate`]: size estimates from the nodes' look-back rings (the arithmetic).
 //! - [`sim`]: a light simulated agent, for tests and `edgecap bench dispatch`.
 //! - [`quota`]: per-account quotas and the per-node capture cap, checked atomically.
 //! - [`metrics`]: `/metrics` (Prometheus) and `/readyz`, with the hook for more readiness
@@ -30,6 +31,7 @@ pub mod credentials;
 pub mod db;
 pub mod destination;
 pub mod error;
+pub mod estimate;
 pub mod hub;
 pub mod merge;
 pub mod metrics;

@@ -4,7 +4,7 @@
 //! envelope (the WebSocket upgrade and the OpenAPI document aside).
 //!
 //! - [`body`]: reading bodies, query strings and path ids defensively;
-//! - [`pcaps`]: captures; [`select`]: which nodes a capture selects; [`target`]: where it
+//! - [`pcaps`]: captures; [`estimate`]: size estimates before a capture; [`select`]: which nodes a capture selects; [`target`]: where it
 //!   writes (destination, ownership, credentials);
 //! - [`ownership`]: bucket ownership challenges;
 //! - [`misc`]: nodes, `/openapi.json`, `/healthz`, `/readyz`, `/metrics`;
@@ -12,6 +12,7 @@
 //! - [`operator`]: the operator API (an account's tenancy), `operator` scope only.
 
 pub mod body;
+mod estimate;
 mod misc;
 mod operator;
 mod ownership;
@@ -64,6 +65,7 @@ routes! {
     get "/client/v4/accounts/{account_id}/pcaps/{pcap_id}" [Read] => pcaps::get,
     put "/client/v4/accounts/{account_id}/pcaps/{pcap_id}/stop" [Write] => pcaps::stop,
     get "/client/v4/accounts/{account_id}/pcaps/{pcap_id}/download" [Read] => pcaps::download,
+    post "/client/v4/accounts/{account_id}/pcaps/estimate" [Read] => estimate::estimate,
     post "/client/v4/accounts/{account_id}/pcaps/ownership" [Write] => ownership::add,
     get "/client/v4/accounts/{account_id}/pcaps/ownership" [Read] => ownership::list,
     delete "/client/v4/accounts/{account_id}/pcaps/ownership/{ownership_id}" [Write] => ownership::delete,

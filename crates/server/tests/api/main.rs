@@ -13,6 +13,7 @@ mod hub;
 mod identities;
 mod limits;
 mod listener;
+mod lookback;
 mod merge;
 mod metrics;
 mod openapi;
