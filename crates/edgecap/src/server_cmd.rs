@@ -216,6 +216,14 @@ pub struct LimitArgs {
     /// that would pass it on a selected node gets 429 naming the node [default: 16].
     #[arg(long)]
     pub max_captures_per_node: Option<usize>,
+    /// Longest the server waits for a node's answer to a look-back query (size estimates);
+    /// a slower node is named as not having answered [default: 3s].
+    #[arg(long)]
+    pub lookback_deadline: Option<String>,
+    /// The recent window of each node's look-back ring a size estimate reads (`POST
+    /// /pcaps/estimate`) [default: 60s].
+    #[arg(long)]
+    pub estimate_window: Option<String>,
 }
 
 impl LimitArgs {
@@ -239,6 +247,12 @@ impl LimitArgs {
         }
         if let Some(v) = &self.agent_write_timeout {
             config.agent_write_timeout = dur("--agent-write-timeout", v)?;
+        }
+        if let Some(v) = &self.lookback_deadline {
+            config.lookback_deadline = dur("--lookback-deadline", v)?;
+        }
+        if let Some(v) = &self.estimate_window {
+            config.estimate_window = dur("--estimate-window", v)?;
         }
         let d = config.token_rate;
         config.token_rate = Rate {

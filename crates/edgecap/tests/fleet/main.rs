@@ -25,6 +25,7 @@ mod across;
 mod bad_input;
 mod boundary;
 mod cli;
+mod estimate;
 mod limits;
 mod metrics;
 mod node_loss;

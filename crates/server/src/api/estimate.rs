@@ -33,7 +33,13 @@ pub async fn estimate(
     } else {
         "colo"
     };
-    let req = validate_create(&Value::Object(body.0.clone()), &caller.account.limits())
+    // The destination is not used: it may be left out (a placeholder stands in for the
+    // check), and when given it is only checked as create checks its form.
+    let mut fields = body.0.clone();
+    fields
+        .entry("destination_conf")
+        .or_insert_with(|| Value::String("file:///estimate".into()));
+    let req = validate_create(&Value::Object(fields), &caller.account.limits())
         .map_err(HttpError::bad_request)?;
     let access = crate::db::accounts::tenancy(&state.db, &caller.account.id)
         .await?

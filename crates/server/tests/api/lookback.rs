@@ -206,7 +206,8 @@ async fn an_estimate_of_a_restricted_account_carries_its_prefixes(b: Backend) {
     let mut other = h.node("edge-b", &[("site", "fra")], &["pre-firewall"]);
     let body = h.create_body(
         "fra",
-        json!({"filter_v1": {"destination_address": "198.51.100.7"}}),
+        // An estimate needs no destination.
+        json!({"filter_v1": {"destination_address": "198.51.100.7"}, "destination_conf": null}),
     );
     let path = format!("/client/v4/accounts/{}/pcaps/estimate", acct.id);
     let req = call(&h.state, Some(&token), "POST", &path, Some(&body));
