@@ -88,6 +88,12 @@ pub struct Config {
     /// The recent window a size estimate reads from each node's ring (shorter when the ring
     /// reaches less far back).
     pub estimate_window: Duration,
+    /// How long the file of a look-back (`type: simple`) capture is kept (sealed) for
+    /// download.
+    pub sample_retention: Duration,
+    /// How far back a look-back capture may ask (the rings' guaranteed reach); an older
+    /// `offset_time` is refused naming it.
+    pub lookback_reach: Duration,
 }
 
 impl Default for Config {
@@ -125,6 +131,8 @@ impl Default for Config {
             metrics_on_api: true,
             lookback_deadline: Duration::from_secs(3),
             estimate_window: Duration::from_secs(60),
+            sample_retention: Duration::from_secs(24 * 3600),
+            lookback_reach: Duration::from_secs(24 * 3600),
         }
     }
 }

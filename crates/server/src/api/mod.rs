@@ -4,7 +4,7 @@
 //! envelope (the WebSocket upgrade and the OpenAPI document aside).
 //!
 //! - [`body`]: reading bodies, query strings and path ids defensively;
-//! - [`pcaps`]: captures; [`estimate`]: size estimates before a capture; [`select`]: which nodes a capture selects; [`target`]: where it
+//! - [`pcaps`]: captures; [`estimate`]: size estimates before a capture; [`simple`]: look-back captures; [`select`]: which nodes a capture selects; [`target`]: where it
 //!   writes (destination, ownership, credentials);
 //! - [`ownership`]: bucket ownership challenges;
 //! - [`misc`]: nodes, `/openapi.json`, `/healthz`, `/readyz`, `/metrics`;
@@ -18,6 +18,7 @@ mod operator;
 mod ownership;
 mod pcaps;
 pub(crate) mod select;
+mod simple;
 mod target;
 mod tokens;
 

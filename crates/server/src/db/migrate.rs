@@ -39,6 +39,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "node_health",
         include_str!("../../migrations/0007_node_health.sql"),
     ),
+    (
+        9,
+        "sample_files",
+        include_str!("../../migrations/0009_sample_files.sql"),
+    ),
 ];
 
 /// How many of [`MIGRATIONS`] the database has not recorded (for `/readyz`).

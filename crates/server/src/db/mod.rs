@@ -10,6 +10,7 @@ pub mod nodes;
 pub mod ownership;
 pub mod parts;
 pub mod replicas;
+pub mod samples;
 pub mod sealed;
 pub mod tokens;
 
@@ -166,6 +167,7 @@ pub const TABLES: &[&str] = &[
     "replicas",
     "node_sessions",
     "claims",
+    "sample_files",
 ];
 
 /// Rows in one of [`TABLES`] (tests and diagnostics).

@@ -22,5 +22,6 @@ mod pcaps;
 mod quotas;
 mod scopes;
 mod sdk;
+mod simple;
 mod tenancy;
 mod tokens;
