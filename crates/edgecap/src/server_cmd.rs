@@ -224,6 +224,10 @@ pub struct LimitArgs {
     /// /pcaps/estimate`) [default: 60s].
     #[arg(long)]
     pub estimate_window: Option<String>,
+    /// How long the file of a look-back (`type: simple`) capture is kept, sealed, for
+    /// download (1m-30d) [default: 24h].
+    #[arg(long)]
+    pub sample_retention: Option<String>,
 }
 
 impl LimitArgs {
@@ -253,6 +257,16 @@ impl LimitArgs {
         }
         if let Some(v) = &self.estimate_window {
             config.estimate_window = dur("--estimate-window", v)?;
+        }
+        if let Some(v) = &self.sample_retention {
+            let d = parse_duration(v)
+                .map_err(|e| Failure::usage(format!("--sample-retention: {e}")))?;
+            if d < Duration::from_secs(60) || d > Duration::from_secs(30 * 86_400) {
+                return Err(Failure::usage(format!(
+                    "--sample-retention: {v} is outside 1m-30d"
+                )));
+            }
+            config.sample_retention = d;
         }
         let d = config.token_rate;
         config.token_rate = Rate {

@@ -80,7 +80,9 @@ async fn the_cloudflare_python_sdk_works_unchanged(b: Backend) {
     );
     assert_eq!(summary["unauthenticated"], 401);
     // A simple capture created, listed, read and downloaded through the SDK.
-    assert!(edgecap_model::ids::is_id(summary["simple"].as_str().unwrap()));
+    assert!(edgecap_model::ids::is_id(
+        summary["simple"].as_str().unwrap()
+    ));
     assert_eq!(summary["simple_bytes"], 24, "a pcap header: {summary}");
     let _ = stop.send(());
     server.await.unwrap().unwrap();
