@@ -27,6 +27,7 @@ mod boundary;
 mod cli;
 mod estimate;
 mod limits;
+mod lookback;
 mod metrics;
 mod node_loss;
 mod observer;
