@@ -3,7 +3,7 @@
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use edgecap_model::{Capture, Envelope, SecretJson, Status, codes, split_limit, validate_create};
+use edgecap_model::{Capture, Envelope, SecretJson, Status, split_limit, validate_create};
 use serde_json::json;
 
 use super::body::{JsonBody, PathId, numbers, ok};
@@ -42,19 +42,7 @@ pub async fn create(
     access.check_filter(&req)?;
     if req.simple {
         // A look-back capture (api/simple.rs): the selection, or the whole fleet.
-        let live = state.hub.fleet_nodes().await?;
-        let chosen: Vec<_> = access
-            .admit_nodes(&req, select(&req, colo_field, &live)?)?
-            .into_iter()
-            .cloned()
-            .collect();
-        if chosen.is_empty() {
-            return Err(HttpError::field_code(
-                codes::NO_NODES,
-                colo_field,
-                "no connected node to ask",
-            ));
-        }
+        let chosen = super::simple::select_nodes(&state, &req, colo_field, &access).await?;
         return super::simple::create(&state, &caller, &req, &access, chosen).await;
     }
     let target = super::target::resolve(&state, &caller.account.id, &req.destination_conf).await?;

@@ -38,6 +38,55 @@ const GATHERED: u64 = MAX_QUERY_SAMPLES;
 /// Clock skew tolerated for an `offset_time` in the future.
 const SKEW: f64 = 5.0;
 
+/// The nodes a simple capture asks: the request's selection (or every node) among the
+/// connected nodes and those seen within the rings' reach but not connected now, which are
+/// then named as not connected in the capture's result (a node killed just before the
+/// request is missing from the answer, not silently absent). Tenancy applies as for a full
+/// capture.
+pub async fn select_nodes(
+    state: &AppState,
+    req: &CreateRequest,
+    colo_field: &str,
+    access: &Access,
+) -> Result<Vec<LiveNode>, HttpError> {
+    let mut pool = state.hub.fleet_nodes().await?;
+    let since = clock::unix_now() - state.config.lookback_reach.as_secs_f64();
+    let offline: Vec<LiveNode> = crate::db::nodes::list(&state.db)
+        .await?
+        .into_iter()
+        .filter(|n| !pool.iter().any(|l| l.info.name == n.name))
+        .filter(|n| edgecap_model::ids::parse_rfc3339(&n.last_seen).is_some_and(|t| t >= since))
+        .map(|n| LiveNode {
+            info: crate::db::nodes::NodeInfo {
+                name: n.name,
+                labels: n.labels,
+                points: n.points,
+                version: n.version,
+                // Never sent anything (it is not connected); only named as missing.
+                features: vec![edgecap_model::protocol::FEATURE_BOUNDARY.into()],
+            },
+            last_seen: 0.0,
+            replica: None,
+            health: None,
+        })
+        .collect();
+    pool.extend(offline);
+    pool.sort_by(|a, b| a.info.name.cmp(&b.info.name));
+    let chosen: Vec<LiveNode> = access
+        .admit_nodes(req, super::select::select(req, colo_field, &pool)?)?
+        .into_iter()
+        .cloned()
+        .collect();
+    if chosen.is_empty() {
+        return Err(HttpError::field_code(
+            codes::NO_NODES,
+            colo_field,
+            "no node to ask: none is connected",
+        ));
+    }
+    Ok(chosen)
+}
+
 /// Creates a simple capture from a validated request; `chosen` is the admitted selection.
 pub async fn create(
     state: &AppState,

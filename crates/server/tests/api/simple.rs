@@ -21,6 +21,7 @@ both_databases!(
     a_simple_capture_whose_every_node_failed_is_failed,
     simple_bodies_are_refused_with_the_field_named,
     a_file_past_its_retention_is_gone,
+    a_node_gone_before_the_request_is_named_as_missing,
 );
 
 const MARKER: &[u8] = b"LOOKBACK-MARKER-7";
@@ -327,4 +328,43 @@ async fn a_file_past_its_retention_is_gone(b: Backend) {
     assert_eq!(s, StatusCode::NOT_FOUND);
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert!(v.to_string().contains("no longer kept"), "{v}");
+}
+
+async fn a_node_gone_before_the_request_is_named_as_missing(b: Backend) {
+    let Some(h) = Harness::with_config(b, config()).await else {
+        return;
+    };
+    let mut a = h.node("edge-a", &[("site", "fra")], &["pre-firewall"]);
+    let gone = h.node("edge-x", &[("site", "fra")], &["pre-firewall"]);
+    h.state.hub.barrier().await;
+    drop(gone);
+    h.state.hub.barrier().await;
+    let path = h.acc("pcaps");
+    // The whole fleet: no colo_name, no nodes.
+    let body = simple_body(json!({}));
+    let create = h.call("POST", &path, Some(&body));
+    let node = async {
+        let q = query(&mut a).await;
+        a.session
+            .handle(answer(&q.query_id, vec![sample(q.from_ns + 1, 1)]));
+    };
+    let ((s, v), ()) = tokio::join!(create, node);
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let c = &v["result"];
+    assert_eq!(c["status"], "success", "{c:#}");
+    let x = c["node_results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["node"] == "edge-x")
+        .cloned()
+        .unwrap_or_else(|| panic!("edge-x not named: {c:#}"));
+    assert_eq!(x["status"], "failed");
+    assert!(
+        x["error_message"]
+            .as_str()
+            .unwrap()
+            .contains("not connected"),
+        "{x}"
+    );
 }
