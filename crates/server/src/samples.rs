@@ -18,6 +18,25 @@ use std::collections::BTreeMap;
 use edgecap_model::lookback::{WireSample, unhex};
 use edgecap_pcap::{Direction, Format, Interface, LINKTYPE_LINUX_SLL2, Section, Writer};
 
+/// The most bytes of a packet the control plane keeps: a ring's snaplen. A node that sends
+/// more (misconfigured or hostile) has its samples cut here, as they arrive.
+pub const MAX_KEPT_BYTES: usize = 160;
+
+/// Cuts a sample from a node to [`MAX_KEPT_BYTES`] (its true length stays in `orig_len`),
+/// and bounds its point name. A cut that would split a character leaves data that is not
+/// hex, so the sample is later left out as unreadable.
+pub fn bound(s: &mut WireSample) {
+    if s.data.len() > 2 * MAX_KEPT_BYTES {
+        s.data = s
+            .data
+            .get(..2 * MAX_KEPT_BYTES)
+            .map_or_else(|| "-".to_owned(), str::to_owned);
+    }
+    if s.point.len() > 64 {
+        s.point = s.point.chars().take(64).collect();
+    }
+}
+
 /// One node's samples, as its answer gave them.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NodeSamples {
@@ -196,6 +215,20 @@ mod tests {
                 thinned_by: 2.0,
             },
         ]
+    }
+
+    #[test]
+    fn samples_are_cut_to_160_bytes_as_they_arrive() {
+        let mut s = sample(0, "pre-firewall", 1, 0);
+        s.data = hex(&[0xab; 1500]);
+        s.point = "p".repeat(100);
+        bound(&mut s);
+        assert_eq!(unhex(&s.data).unwrap(), vec![0xab; 160]);
+        assert_eq!(s.point.len(), 64);
+        let mut odd = sample(0, "pre-firewall", 1, 0);
+        odd.data = format!("{}é", "a".repeat(319));
+        bound(&mut odd);
+        assert_eq!(unhex(&odd.data), None, "left out later, never a panic");
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! Bounds: at most [`MAX_PENDING`] node queries wait for answers at once (more are answered
 //! "busy" without being sent); each query's channel holds the chunks its limit allows and two
 //! more, and chunks past that, for unknown ids or from another node are dropped; the samples
-//! gathered over all nodes of one fan-out are at most its `total_limit`.
+//! gathered over all nodes of one fan-out are at most its `total_limit`, each cut to 160 bytes
+//! (`crate::samples::bound`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -219,7 +220,10 @@ impl Hub {
                 answered.dropped += offered - take;
                 answered
                     .samples
-                    .extend(chunk.samples.into_iter().take(take as usize));
+                    .extend(chunk.samples.into_iter().take(take as usize).map(|mut s| {
+                        crate::samples::bound(&mut s);
+                        s
+                    }));
                 if chunk.last {
                     return None;
                 }
