@@ -306,7 +306,7 @@ async fn simple_bodies_are_refused_with_the_field_named(b: Backend) {
 
 async fn a_file_past_its_retention_is_gone(b: Backend) {
     let config = edgecap_server::Config {
-        sample_retention: Duration::ZERO,
+        sample_retention: Duration::from_secs(1),
         ..config()
     };
     let Some(h) = Harness::with_config(b, config).await else {
@@ -324,10 +324,23 @@ async fn a_file_past_its_retention_is_gone(b: Backend) {
     let ((s, v), ()) = tokio::join!(create, node);
     assert_eq!(s, StatusCode::OK, "{v}");
     let id = v["result"]["id"].as_str().unwrap();
+    assert_eq!(download(&h, id, None).await.0, StatusCode::OK);
+    assert_eq!(h.count("sample_files").await, 1);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let (s, _, body) = download(&h, id, None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert!(v.to_string().contains("no longer kept"), "{v}");
+    // And the sweep deletes it.
+    let _timers = h.state.hub.start().await.unwrap();
+    let gone = async {
+        while h.count("sample_files").await > 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), gone)
+        .await
+        .expect("the expired file is deleted");
 }
 
 async fn a_node_gone_before_the_request_is_named_as_missing(b: Backend) {
