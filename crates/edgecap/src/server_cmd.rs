@@ -258,6 +258,18 @@ pub struct LimitArgs {
     /// that would pass it on a selected node gets 429 naming the node [default: 16].
     #[arg(long)]
     pub max_captures_per_node: Option<usize>,
+    /// Longest the server waits for a node's answer to a look-back query (size estimates);
+    /// a slower node is named as not having answered [default: 3s].
+    #[arg(long)]
+    pub lookback_deadline: Option<String>,
+    /// The recent window of each node's look-back ring a size estimate reads (`POST
+    /// /pcaps/estimate`) [default: 60s].
+    #[arg(long)]
+    pub estimate_window: Option<String>,
+    /// How long the file of a look-back (`type: simple`) capture is kept, sealed, for
+    /// download (1m-30d) [default: 24h].
+    #[arg(long)]
+    pub sample_retention: Option<String>,
 }
 
 impl LimitArgs {
@@ -281,6 +293,22 @@ impl LimitArgs {
         }
         if let Some(v) = &self.agent_write_timeout {
             config.agent_write_timeout = dur("--agent-write-timeout", v)?;
+        }
+        if let Some(v) = &self.lookback_deadline {
+            config.lookback_deadline = dur("--lookback-deadline", v)?;
+        }
+        if let Some(v) = &self.estimate_window {
+            config.estimate_window = dur("--estimate-window", v)?;
+        }
+        if let Some(v) = &self.sample_retention {
+            let d = parse_duration(v)
+                .map_err(|e| Failure::usage(format!("--sample-retention: {e}")))?;
+            if d < Duration::from_secs(60) || d > Duration::from_secs(30 * 86_400) {
+                return Err(Failure::usage(format!(
+                    "--sample-retention: {v} is outside 1m-30d"
+                )));
+            }
+            config.sample_retention = d;
         }
         let d = config.token_rate;
         config.token_rate = Rate {

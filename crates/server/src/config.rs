@@ -92,6 +92,18 @@ pub struct Config {
     pub rollup_retention: Duration,
     /// How often the downsampling and retention job runs.
     pub rollup_job_every: Duration,
+    /// Longest the server waits for one node's answer to a look-back query (estimates,
+    /// simple captures); a node that is slower is named as not having answered.
+    pub lookback_deadline: Duration,
+    /// The recent window a size estimate reads from each node's ring (shorter when the ring
+    /// reaches less far back).
+    pub estimate_window: Duration,
+    /// How long the file of a look-back (`type: simple`) capture is kept (sealed) for
+    /// download.
+    pub sample_retention: Duration,
+    /// How far back a look-back capture may ask (the rings' guaranteed reach); an older
+    /// `offset_time` is refused naming it.
+    pub lookback_reach: Duration,
 }
 
 impl Default for Config {
@@ -131,6 +143,10 @@ impl Default for Config {
             rollup_fine_retention: Duration::from_secs(6 * 3600),
             rollup_retention: Duration::from_secs(30 * 86400),
             rollup_job_every: Duration::from_secs(60),
+            lookback_deadline: Duration::from_secs(3),
+            estimate_window: Duration::from_secs(60),
+            sample_retention: Duration::from_secs(24 * 3600),
+            lookback_reach: Duration::from_secs(24 * 3600),
         }
     }
 }

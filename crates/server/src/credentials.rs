@@ -72,6 +72,32 @@ impl Vault {
         })
     }
 
+    /// Seals any bytes (a look-back capture's file) for the record named by `context`.
+    pub fn seal_bytes(&self, plain: &[u8], context: &str) -> Result<String, HttpError> {
+        let key = self.key().map_err(|reason| Error::Corrupt {
+            what: "secrets key".into(),
+            reason,
+        })?;
+        key.seal_bytes(plain, context).map_err(|e| {
+            HttpError::from(Error::Corrupt {
+                what: "sealed file".into(),
+                reason: e.to_string(),
+            })
+        })
+    }
+
+    /// Opens what [`Vault::seal_bytes`] returned for `context`.
+    pub fn open_bytes(&self, sealed: &str, context: &str) -> Result<Vec<u8>, Error> {
+        let key = self.key().map_err(|reason| Error::Corrupt {
+            what: "secrets key".into(),
+            reason,
+        })?;
+        key.open_bytes(sealed, context).map_err(|e| Error::Corrupt {
+            what: format!("the file of {context}"),
+            reason: e.to_string(),
+        })
+    }
+
     /// Opens what [`Vault::seal`] returned for `context`.
     pub fn open(&self, sealed: &str, context: &str) -> Result<Credentials, Error> {
         let key = self.key().map_err(|reason| Error::Corrupt {
@@ -258,6 +284,11 @@ async fn finish_interrupted(
 /// The context an ownership record's credentials are sealed with.
 pub fn ownership_context(id: &str) -> String {
     format!("ownership:{id}")
+}
+
+/// The context a look-back capture's file is sealed with.
+pub fn samples_context(id: &str) -> String {
+    format!("samples:{id}")
 }
 
 /// The context a capture's credentials are sealed with.

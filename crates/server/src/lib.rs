@@ -14,6 +14,8 @@
 //! - [`destination`]: `destination_conf` URLs through `edgecap_store`, errors naming the field;
 //!   [`credentials`]: per-bucket credentials sealed at rest ([`credentials::Vault`]).
 //! - [`merge`]: `merge: true`, the nodes' files merged from and back to the destination.
+//! - [`estimate`]: size estimates from the nodes' look-back rings (the arithmetic).
+//! - [`samples`]: the file of a look-back (`type: simple`) capture from the nodes' samples.
 //! - [`sim`]: a light simulated agent, for tests and `edgecap bench dispatch`.
 //! - [`quota`]: per-account quotas and the per-node capture cap, checked atomically.
 //! - [`metrics`]: `/metrics` (Prometheus) and `/readyz`, with the hook for more readiness
@@ -32,12 +34,14 @@ pub mod credentials;
 pub mod db;
 pub mod destination;
 pub mod error;
+pub mod estimate;
 pub mod hub;
 pub mod merge;
 pub mod metrics;
 pub mod quota;
 pub mod rate;
 pub mod rollups;
+pub mod samples;
 pub mod secret;
 pub mod serve;
 pub mod sim;

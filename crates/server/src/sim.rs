@@ -188,7 +188,7 @@ pub enum Seen {
 }
 
 /// Runs `agent` like a real agent that captures nothing: acknowledges every `assign`, answers
-/// every `stop` with a successful `done`, and sends a heartbeat every `heartbeat`. Each arrival
+/// every `stop` with a successful `done` and every look-back `query` with an empty answer, and sends a heartbeat every `heartbeat`. Each arrival
 /// is reported on `seen` with the time it was read, before the answer is written.
 pub async fn respond(mut agent: SimAgent, heartbeat: Duration, seen: mpsc::UnboundedSender<Seen>) {
     let mut beat = tokio::time::interval(heartbeat);
@@ -216,6 +216,23 @@ pub async fn respond(mut agent: SimAgent, heartbeat: Duration, seen: mpsc::Unbou
                         },
                     }
                 }
+                // A simulated node observes nothing: its ring answers every look-back query
+                // at once, with no sample.
+                Ok(Some(ServerMsg::Query { query })) => AgentMsg::Answer {
+                    answer: edgecap_model::lookback::RingAnswer {
+                        query_id: query.query_id,
+                        seq: 0,
+                        last: true,
+                        error: None,
+                        matched: 0,
+                        est_packets: 0,
+                        est_bytes: 0,
+                        thinned_by: 1.0,
+                        periods: Vec::new(),
+                        reach_start: None,
+                        samples: Vec::new(),
+                    },
+                },
                 Ok(Some(_)) => continue,
                 Ok(None) | Err(_) => break,
             },

@@ -90,7 +90,12 @@ impl SecretsKey {
 
     /// Encrypts `creds`, binding them to `context`.
     pub fn seal(&self, creds: &Credentials, context: &str) -> Result<String, StoreError> {
-        let plain = creds.to_plain_json().to_string();
+        self.seal_bytes(creds.to_plain_json().to_string().as_bytes(), context)
+    }
+
+    /// Encrypts any bytes (a look-back capture's sample file, say), binding them to `context`;
+    /// the same `v1.` form as sealed credentials.
+    pub fn seal_bytes(&self, plain: &[u8], context: &str) -> Result<String, StoreError> {
         let mut nonce = [0u8; NONCE_LEN];
         rand::rng().fill_bytes(&mut nonce);
         let ct = self
@@ -98,7 +103,7 @@ impl SecretsKey {
             .encrypt(
                 &XNonce::from(nonce),
                 Payload {
-                    msg: plain.as_bytes(),
+                    msg: plain,
                     aad: context.as_bytes(),
                 },
             )
@@ -117,6 +122,24 @@ impl SecretsKey {
                 self.path.display()
             ))
         };
+        let plain = self.decrypt(sealed, context, "sealed credentials")?;
+        let value: serde_json::Value =
+            serde_json::from_slice(&plain).map_err(|_| bad("not credentials"))?;
+        Credentials::from_json(&value, "sealed credentials").map_err(|_| bad("not credentials"))
+    }
+
+    /// Decrypts what [`SecretsKey::seal_bytes`] returned for the same `context`.
+    pub fn open_bytes(&self, sealed: &str, context: &str) -> Result<Vec<u8>, StoreError> {
+        self.decrypt(sealed, context, "sealed data")
+    }
+
+    fn decrypt(&self, sealed: &str, context: &str, what: &str) -> Result<Vec<u8>, StoreError> {
+        let bad = |why: &str| {
+            StoreError::Seal(format!(
+                "{what} cannot be opened with {}: {why}",
+                self.path.display()
+            ))
+        };
         let body = sealed
             .strip_prefix(VERSION)
             .ok_or_else(|| bad("unknown format version"))?;
@@ -126,8 +149,7 @@ impl SecretsKey {
         }
         let (nonce, ct) = raw.split_at(NONCE_LEN);
         let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| bad("too short"))?;
-        let plain = self
-            .cipher
+        self.cipher
             .decrypt(
                 &XNonce::from(nonce),
                 Payload {
@@ -135,10 +157,7 @@ impl SecretsKey {
                     aad: context.as_bytes(),
                 },
             )
-            .map_err(|_| bad("wrong key, wrong record, or tampered"))?;
-        let value: serde_json::Value =
-            serde_json::from_slice(&plain).map_err(|_| bad("not credentials"))?;
-        Credentials::from_json(&value, "sealed credentials").map_err(|_| bad("not credentials"))
+            .map_err(|_| bad("wrong key, wrong record, or tampered"))
     }
 }
 
@@ -197,6 +216,26 @@ mod tests {
         assert!(err.contains("cannot be opened"), "{err}");
         // Debug of the key or the credentials shows no secret.
         assert!(!format!("{key:?} {:?}", creds()).contains("wJalr"));
+    }
+
+    #[test]
+    fn sealed_bytes_open_only_with_the_key_and_context() {
+        let path = tmp();
+        let _c = Cleanup(path.clone());
+        let key = SecretsKey::load_or_create(&path).unwrap();
+        let plain = b"payload-marker-0042 and more bytes".to_vec();
+        let sealed = key.seal_bytes(&plain, "samples:1").unwrap();
+        assert!(!sealed.contains(&hex::encode(b"payload-marker")));
+        assert_eq!(key.open_bytes(&sealed, "samples:1").unwrap(), plain);
+        assert!(key.open_bytes(&sealed, "samples:2").is_err());
+        let other_path = tmp();
+        let _c2 = Cleanup(other_path.clone());
+        let other = SecretsKey::load_or_create(&other_path).unwrap();
+        let err = other
+            .open_bytes(&sealed, "samples:1")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sealed data cannot be opened"), "{err}");
     }
 
     #[test]

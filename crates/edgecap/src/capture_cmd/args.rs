@@ -95,4 +95,8 @@ pub struct FleetArgs {
     /// Print the capture id and return at once instead of following it (fleet captures).
     #[arg(long)]
     pub detach: bool,
+    /// Print how big this capture would be (rates, file size, which limit ends it, from the
+    /// nodes' look-back rings) and start nothing (fleet captures).
+    #[arg(long, conflicts_with = "detach")]
+    pub estimate: bool,
 }

@@ -144,6 +144,7 @@ fn fleet_only_option(f: &FleetArgs) -> Option<&'static str> {
         (f.destination.is_some(), "--destination"),
         (f.merge, "--merge"),
         (f.detach, "--detach"),
+        (f.estimate, "--estimate"),
     ]
     .into_iter()
     .find_map(|(given, opt)| given.then_some(opt))

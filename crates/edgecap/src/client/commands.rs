@@ -21,6 +21,9 @@ const POLL: Duration = Duration::from_millis(500);
 
 /// `edgecap capture --server ...`: create, then follow until every node has finished.
 pub fn capture(conn: &Conn, a: &CaptureArgs, f: &FleetArgs) -> Result<(), Failure> {
+    if f.estimate {
+        return estimate(conn, a, f);
+    }
     let body = request_body(a, f, conn.destination.clone())?;
     let created: Capture = conn
         .call(Method::POST, "pcaps", Some(&body))?
@@ -69,6 +72,25 @@ pub fn capture(conn: &Conn, a: &CaptureArgs, f: &FleetArgs) -> Result<(), Failur
             last.id,
             last.error_message.as_deref().unwrap_or("no reason given")
         )));
+    }
+    Ok(())
+}
+
+/// `edgecap capture --server ... --estimate`: the create body sent to `pcaps/estimate`; the
+/// answer printed (`--json`: as the server gave it). Nothing starts. No destination is needed.
+fn estimate(conn: &Conn, a: &CaptureArgs, f: &FleetArgs) -> Result<(), Failure> {
+    let no_dest = f.destination.is_none() && conn.destination.is_none();
+    let mut body = request_body(a, f, conn.destination.clone().or(Some(String::new())))?;
+    if no_dest && let Some(b) = body.as_object_mut() {
+        b.remove("destination_conf");
+    }
+    let e: Value = conn
+        .call(Method::POST, "pcaps/estimate", Some(&body))?
+        .ok_or_else(|| Failure::runtime("the server returned no estimate"))?;
+    if a.json {
+        out::json(&e)?;
+    } else {
+        render::estimate(&e);
     }
     Ok(())
 }

@@ -115,6 +115,96 @@ pub fn capture_table(list: &[Capture]) {
     }
 }
 
+/// A size estimate (`POST /pcaps/estimate`): per node and in total, with ranges.
+pub fn estimate(e: &serde_json::Value) {
+    let num = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0);
+    let ranged = |v: &serde_json::Value, unit: &str| {
+        format!(
+            "{}{unit} ({}-{})",
+            si(num(&v["expected"])),
+            si(num(&v["low"])),
+            si(num(&v["high"]))
+        )
+    };
+    let ends = |v: &serde_json::Value| {
+        format!(
+            "{} after {:.1}s",
+            v["ends_by"].as_str().unwrap_or("?"),
+            num(&v["ends_after_seconds"])
+        )
+    };
+    outln!(
+        "estimate from the last {}s of each node's look-back ring ({} of {} nodes answered)",
+        num(&e["window"]["seconds"]),
+        e["nodes_answered"],
+        e["nodes_selected"]
+    );
+    outln!(
+        "  {:<16}  {:<9}  {:>22}  {:>22}  {:>22}  ENDS / REASON",
+        "NODE",
+        "STATUS",
+        "PACKETS/S",
+        "BYTES/S",
+        "FILE BYTES"
+    );
+    for n in e["nodes"].as_array().into_iter().flatten() {
+        let status = n["status"].as_str().unwrap_or("?");
+        if status == "answered" {
+            outln!(
+                "  {:<16}  {:<9}  {:>22}  {:>22}  {:>22}  {}",
+                n["node"].as_str().unwrap_or("?"),
+                status,
+                ranged(&n["packets_per_second"], ""),
+                ranged(&n["bytes_per_second"], "B"),
+                ranged(&n["file_bytes"], "B"),
+                ends(n)
+            );
+        } else {
+            outln!(
+                "  {:<16}  {:<9}  {:>22}  {:>22}  {:>22}  {}",
+                n["node"].as_str().unwrap_or("?"),
+                status,
+                "-",
+                "-",
+                "-",
+                n["error"].as_str().unwrap_or("")
+            );
+        }
+    }
+    let t = &e["total"];
+    if t.is_object() {
+        outln!(
+            "  {:<16}  {:<9}  {:>22}  {:>22}  {:>22}  {}",
+            "total",
+            "",
+            ranged(&t["packets_per_second"], ""),
+            ranged(&t["bytes_per_second"], "B"),
+            ranged(&t["file_bytes"], "B"),
+            ends(t)
+        );
+    }
+    outln!(
+        "  ranges: {}",
+        e["confidence"].as_str().unwrap_or("95% Poisson ranges")
+    );
+}
+
+/// 1234567 -> "1.2M" (SI prefixes; below 1000 as is, rounded).
+fn si(x: f64) -> String {
+    const UNITS: [&str; 5] = ["", "k", "M", "G", "T"];
+    let mut x = x;
+    let mut i = 0;
+    while x >= 1000.0 && i + 1 < UNITS.len() {
+        x /= 1000.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.1}{}", UNITS[i])
+    }
+}
+
 pub fn capture_detail(c: &Capture) {
     outln!("capture {}  {}", c.id, c.status.as_str());
     outln!("  filter   {}", filter_text(c));

@@ -5,7 +5,9 @@
 //! dump of its database are searched for the markers: none is there, while the bucket's
 //! objects hold every one (so the search would find them). The server's TMPDIR is inside its
 //! data directory, so the search covers it too. The bucket's secret key is not there either,
-//! nor in the server's log.
+//! nor in the server's log. The one kind of packet data the server keeps, the sealed
+//! header-only files of look-back (`type: simple`) captures, is searched for the same way in
+//! `lookback.rs`: neither the leading markers nor those past byte 160 are there in the clear.
 
 use std::path::Path;
 use std::time::Duration;

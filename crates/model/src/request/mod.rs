@@ -35,9 +35,15 @@ impl Default for AccountLimits {
     }
 }
 
-/// A validated create request (type `full`).
+/// A validated create request (type `full`, or `simple` when [`CreateRequest::simple`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreateRequest {
+    /// `type: simple`: a look-back capture answered from the nodes' rings (issue 13); no
+    /// destination, byte limit, snaplen, sample rate or merge; `packet_limit` required.
+    pub simple: bool,
+    /// `offset_time` of a simple capture (Unix seconds): the window is the `time_limit`
+    /// seconds before it. None: now. How far back the rings reach is the server's check.
+    pub offset_time: Option<f64>,
     pub time_limit: f64,
     pub packet_limit: Option<u64>,
     pub byte_limit: Option<u64>,
@@ -92,18 +98,35 @@ pub fn validate_create(
     };
     let mut errs = Vec::new();
     unknown_fields(obj, &mut errs);
-    capture_type(obj, &mut errs);
+    let simple = capture_type(obj, &mut errs);
     let (time_limit, packet_limit, byte_limit) = stop_limits(obj, limits, &mut errs);
+    let offset_time = if simple {
+        simple_rules(obj, &mut errs)
+    } else {
+        if obj.contains_key("offset_time") {
+            errs.push(ApiError::field(
+                "offset_time",
+                "applies only to simple captures",
+            ));
+        }
+        None
+    };
     let points =
         opt_string_list(obj, "points", &mut errs).unwrap_or_else(|| vec!["pre-firewall".into()]);
     let (filter_v1, filter_v1_parsed, filter) = filters(obj, &points, &mut errs);
-    let (colo_name, nodes) = selection(obj, &mut errs);
-    let destination_conf = destination(obj, &mut errs);
+    let (colo_name, nodes) = selection(obj, !simple, &mut errs);
+    let destination_conf = if simple {
+        String::new()
+    } else {
+        destination(obj, &mut errs)
+    };
     let file = file_options(obj, &mut errs);
     if !errs.is_empty() {
         return Err(errs);
     }
     Ok(CreateRequest {
+        simple,
+        offset_time,
         time_limit: time_limit.unwrap_or(1.0),
         packet_limit,
         byte_limit,
@@ -130,29 +153,86 @@ fn unknown_fields(obj: &Map<String, Value>, errs: &mut Vec<ApiError>) {
     }
 }
 
-/// `type` (only `full` is served) and `system`.
-fn capture_type(obj: &Map<String, Value>, errs: &mut Vec<ApiError>) {
-    match obj.get("type").map(Value::as_str) {
-        Some(Some("full")) => {}
-        Some(Some("simple")) => errs.push(ApiError {
-            code: codes::UNSUPPORTED,
-            ..ApiError::field(
+/// `type` (true: `simple`) and `system`.
+fn capture_type(obj: &Map<String, Value>, errs: &mut Vec<ApiError>) -> bool {
+    let simple = match obj.get("type").map(Value::as_str) {
+        Some(Some("full")) => false,
+        Some(Some("simple")) => true,
+        Some(_) => {
+            errs.push(ApiError::field("type", "must be \"full\" or \"simple\""));
+            false
+        }
+        None => {
+            errs.push(ApiError::field(
                 "type",
-                "simple (sampled, look-back) captures are not available in this version; use full",
-            )
-        }),
-        Some(_) => errs.push(ApiError::field("type", "must be \"full\" or \"simple\"")),
-        None => errs.push(ApiError::field("type", "is required (\"full\")")),
-    }
+                "is required (\"full\" or \"simple\")",
+            ));
+            false
+        }
+    };
     match obj.get("system").map(Value::as_str) {
         Some(Some("magic-transit")) => {}
         Some(_) => errs.push(ApiError::field("system", "must be \"magic-transit\"")),
         None => errs.push(ApiError::field("system", "is required (\"magic-transit\")")),
     }
+    simple
 }
 
-/// `time_limit` (required), `packet_limit`, `byte_limit`, within the account's maxima; and
-/// `offset_time`, which only simple captures have.
+/// A simple capture's own rules: `packet_limit` required, the full-only fields refused
+/// naming each, and `offset_time` (RFC 3339, UTC) parsed.
+fn simple_rules(obj: &Map<String, Value>, errs: &mut Vec<ApiError>) -> Option<f64> {
+    if obj.get("packet_limit").is_none_or(Value::is_null) {
+        errs.push(ApiError::field(
+            "packet_limit",
+            "is required for simple captures (the most sampled packets to return)",
+        ));
+    }
+    for (field, why) in [
+        ("byte_limit", "a simple capture is bounded by packet_limit"),
+        (
+            "destination_conf",
+            "a simple capture's file is downloaded from the API (GET /pcaps/{id}/download)",
+        ),
+        (
+            "snaplen",
+            "the rings keep the first 160 bytes of each packet",
+        ),
+        (
+            "sample_rate",
+            "the rings are sampled already; each interface states its rate",
+        ),
+        ("merge", "a simple capture is one merged file already"),
+    ] {
+        if obj.get(field).is_some_and(|v| !v.is_null()) {
+            errs.push(ApiError::field(
+                field,
+                format!("applies only to full captures: {why}"),
+            ));
+        }
+    }
+    match obj.get("offset_time") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => match crate::ids::parse_rfc3339(s) {
+            Some(t) => Some(t),
+            None => {
+                errs.push(ApiError::field(
+                    "offset_time",
+                    format!("{s:?} is not an RFC 3339 UTC time such as 2026-11-25T07:30:00Z"),
+                ));
+                None
+            }
+        },
+        Some(v) => {
+            errs.push(ApiError::field(
+                "offset_time",
+                format!("must be an RFC 3339 time string, not {}", kind(v)),
+            ));
+            None
+        }
+    }
+}
+
+/// `time_limit` (required), `packet_limit`, `byte_limit`, within the account's maxima.
 fn stop_limits(
     obj: &Map<String, Value>,
     limits: &AccountLimits,
@@ -167,12 +247,6 @@ fn stop_limits(
     };
     let packet_limit = opt_int(obj, "packet_limit", limits.max_packet_limit, errs);
     let byte_limit = opt_int(obj, "byte_limit", limits.max_byte_limit, errs);
-    if obj.contains_key("offset_time") {
-        errs.push(ApiError::field(
-            "offset_time",
-            "applies only to simple captures",
-        ));
-    }
     (time_limit, packet_limit, byte_limit)
 }
 
@@ -231,9 +305,11 @@ fn filter_v1(
     }
 }
 
-/// Which nodes: `colo_name` (or `colo`, which must agree) and/or `nodes`; one is required.
+/// Which nodes: `colo_name` (or `colo`, which must agree) and/or `nodes`; one is required
+/// when `required` (a full capture; a simple one without either spans the fleet).
 fn selection(
     obj: &Map<String, Value>,
+    required: bool,
     errs: &mut Vec<ApiError>,
 ) -> (Option<String>, Option<Vec<String>>) {
     let colo_name = match (
@@ -250,7 +326,8 @@ fn selection(
         (a, b) => a.or(b),
     };
     let nodes = opt_string_list(obj, "nodes", errs);
-    if colo_name.is_none()
+    if required
+        && colo_name.is_none()
         && nodes.is_none()
         && !obj.contains_key("colo_name")
         && !obj.contains_key("nodes")

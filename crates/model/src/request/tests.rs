@@ -69,11 +69,52 @@ fn required_fields_and_simple_type() {
             "{want:?} not in {m:?}"
         );
     }
-    let mut b = ok_body();
-    b["type"] = json!("simple");
-    let e = validate_create(&b, &AccountLimits::default()).unwrap_err();
-    assert_eq!(e[0].code, codes::UNSUPPORTED);
     assert!(messages(json!([1, 2]))[0].contains("JSON object"));
+}
+
+#[test]
+fn simple_captures_have_their_own_rules() {
+    let simple = json!({
+        "type": "simple", "system": "magic-transit", "time_limit": 60, "packet_limit": 100,
+        "offset_time": "2026-11-25T07:30:00Z", "filter_v1": {"protocol": 17}
+    });
+    let r = validate_create(&simple, &AccountLimits::default()).unwrap();
+    assert!(r.simple);
+    assert_eq!(
+        r.offset_time,
+        crate::ids::parse_rfc3339("2026-11-25T07:30:00Z")
+    );
+    // No selection: the whole fleet; no destination.
+    assert_eq!(
+        (r.colo_name, r.nodes, r.destination_conf),
+        (None, None, String::new())
+    );
+    let mut b = simple.clone();
+    b["packet_limit"] = json!(10_001);
+    b["offset_time"] = json!("yesterday");
+    b["byte_limit"] = json!(1000);
+    b["destination_conf"] = json!("file:///tmp");
+    b["merge"] = json!(true);
+    let m = messages(b);
+    for want in [
+        "packet_limit: 10001 is outside 1-10000",
+        "offset_time: \"yesterday\" is not an RFC 3339",
+        "byte_limit: applies only to full captures",
+        "destination_conf: applies only to full captures",
+        "merge: applies only to full captures",
+    ] {
+        assert!(
+            m.iter().any(|x| x.starts_with(want)),
+            "{want:?} not in {m:?}"
+        );
+    }
+    let mut b = simple.clone();
+    b.as_object_mut().unwrap().remove("packet_limit");
+    assert!(messages(b)[0].starts_with("packet_limit: is required for simple captures"));
+    // offset_time is a simple capture's only.
+    let mut b = ok_body();
+    b["offset_time"] = json!("2026-11-25T07:30:00Z");
+    assert!(messages(b)[0].starts_with("offset_time: applies only to simple captures"));
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! envelope (the WebSocket upgrade and the OpenAPI document aside).
 //!
 //! - [`body`]: reading bodies, query strings and path ids defensively;
-//! - [`pcaps`]: captures; [`select`]: which nodes a capture selects; [`target`]: where it
+//! - [`pcaps`]: captures; [`estimate`]: size estimates before a capture; [`simple`]: look-back captures; [`select`]: which nodes a capture selects; [`target`]: where it
 //!   writes (destination, ownership, credentials);
 //! - [`ownership`]: bucket ownership challenges;
 //! - [`misc`]: nodes, `/openapi.json`, `/healthz`, `/readyz`, `/metrics`;
@@ -13,11 +13,13 @@
 //! - [`traffic`]: traffic rates and heavy hitters from the rollups (edgecap extension).
 
 pub mod body;
+mod estimate;
 mod misc;
 mod operator;
 mod ownership;
 mod pcaps;
 pub(crate) mod select;
+mod simple;
 mod target;
 mod tokens;
 mod traffic;
@@ -66,6 +68,7 @@ routes! {
     get "/client/v4/accounts/{account_id}/pcaps/{pcap_id}" [Read] => pcaps::get,
     put "/client/v4/accounts/{account_id}/pcaps/{pcap_id}/stop" [Write] => pcaps::stop,
     get "/client/v4/accounts/{account_id}/pcaps/{pcap_id}/download" [Read] => pcaps::download,
+    post "/client/v4/accounts/{account_id}/pcaps/estimate" [Read] => estimate::estimate,
     post "/client/v4/accounts/{account_id}/pcaps/ownership" [Write] => ownership::add,
     get "/client/v4/accounts/{account_id}/pcaps/ownership" [Read] => ownership::list,
     delete "/client/v4/accounts/{account_id}/pcaps/ownership/{ownership_id}" [Write] => ownership::delete,

@@ -3,7 +3,7 @@
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
-use edgecap_model::{Capture, Envelope, SecretJson, Status, codes, split_limit, validate_create};
+use edgecap_model::{Capture, Envelope, SecretJson, Status, split_limit, validate_create};
 use serde_json::json;
 
 use super::body::{JsonBody, PathId, numbers, ok};
@@ -40,6 +40,11 @@ pub async fn create(
         .await?
         .access()?;
     access.check_filter(&req)?;
+    if req.simple {
+        // A look-back capture (api/simple.rs): the selection, or the whole fleet.
+        let chosen = super::simple::select_nodes(&state, &req, colo_field, &access).await?;
+        return super::simple::create(&state, &caller, &req, &access, chosen).await;
+    }
     let target = super::target::resolve(&state, &caller.account.id, &req.destination_conf).await?;
     let live = state.hub.fleet_nodes().await?;
     let chosen = access.admit_nodes(&req, select(&req, colo_field, &live)?)?;
@@ -197,23 +202,19 @@ pub async fn stop(
     Ok(ok(()))
 }
 
-/// `GET /pcaps/{pcap_id}/download`: Cloudflare serves downloads of simple captures only;
-/// full captures are files in the destination.
+/// `GET /pcaps/{pcap_id}/download`: the file of a simple capture (`api/simple.rs`); full
+/// captures are files in the destination.
 pub async fn download(
     caller: Caller,
     State(state): State<AppState>,
     PathId(id): PathId,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, HttpError> {
     let c = find(&state, &caller, &id).await?;
-    Err(HttpError::bad_request(vec![edgecap_model::ApiError::new(
-        codes::UNSUPPORTED,
-        format!(
-            "download: only simple captures can be downloaded from the API; capture {} is a \
-             full capture whose files are in its destination_conf ({}), one per node (see \
-             node_results[].file)",
-            c.id, c.destination_conf
-        ),
-    )]))
+    if c.kind != "simple" {
+        return Err(super::simple::not_simple(&c));
+    }
+    super::simple::download(&state, &c, &headers).await
 }
 
 async fn find(state: &AppState, caller: &Caller, id: &str) -> Result<Capture, HttpError> {

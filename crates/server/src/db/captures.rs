@@ -29,6 +29,9 @@ pub struct StoredRequest {
     /// capture so every (re)assignment carries the boundary it was created under.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefixes: Option<Vec<String>>,
+    /// `type: simple` (a look-back capture, `api/simple.rs`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub simple: bool,
 }
 
 impl From<&CreateRequest> for StoredRequest {
@@ -48,6 +51,7 @@ impl From<&CreateRequest> for StoredRequest {
             merge: r.merge,
             destination_conf: r.destination_conf.clone(),
             prefixes: None,
+            simple: r.simple,
         }
     }
 }
@@ -254,7 +258,7 @@ fn from_row(row: &AnyRow, node_results: Vec<NodeResult>) -> Result<Capture> {
     let json: String = row.try_get("request")?;
     let r = request_of(&id, &json)?;
     Ok(Capture {
-        kind: "full".into(),
+        kind: if r.simple { "simple" } else { "full" }.into(),
         system: "magic-transit".into(),
         status: status_of(row)?,
         submitted: row.try_get("submitted")?,

@@ -44,6 +44,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "rollups",
         include_str!("../../migrations/0008_rollups.sql"),
     ),
+    (
+        9,
+        "sample_files",
+        include_str!("../../migrations/0009_sample_files.sql"),
+    ),
 ];
 
 /// How many of [`MIGRATIONS`] the database has not recorded (for `/readyz`).

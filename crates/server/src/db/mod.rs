@@ -11,6 +11,7 @@ pub mod ownership;
 pub mod parts;
 pub mod replicas;
 pub mod rollups;
+pub mod samples;
 pub mod sealed;
 pub mod tokens;
 
@@ -169,6 +170,7 @@ pub const TABLES: &[&str] = &[
     "claims",
     "rollup_seconds",
     "rollup_minutes",
+    "sample_files",
 ];
 
 /// Rows in one of [`TABLES`] (tests and diagnostics).

@@ -13,6 +13,7 @@
 //! The std `Mutex` is never held across an `.await`: every critical section is a few map
 //! operations, cheaper than an async lock.
 
+pub mod lookback;
 mod replica;
 mod revoke;
 pub mod scopes;
@@ -88,6 +89,8 @@ struct Shared {
     metrics: Arc<crate::metrics::Metrics>,
     /// The agents' traffic rollups, to their own bounded writer (`crate::rollups`).
     rollups: crate::rollups::Rollups,
+    /// Look-back queries waiting for their nodes' answers (`lookback.rs`).
+    queries: lookback::Registry,
 }
 
 /// The hub's bounded queues and sessions, as `/metrics` reports them.
@@ -207,6 +210,7 @@ impl Hub {
                 closing: watch::channel(false).0,
                 replica,
                 metrics: Arc::new(crate::metrics::Metrics::new()),
+                queries: lookback::Registry::default(),
             }),
         }
     }

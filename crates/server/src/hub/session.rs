@@ -278,10 +278,8 @@ impl Session {
                 }
             }
             AgentMsg::Done { outcome } => self.done(outcome),
-            // Answers go to whoever asked, once look-back queries are asked (issue 12/13).
-            AgentMsg::Answer { answer } => {
-                tracing::debug!(node = %self.name, query = %answer.query_id, "answer received");
-            }
+            // To the look-back query that asked (hub/lookback.rs), never waiting.
+            AgentMsg::Answer { answer } => self.hub.answer(&self.name, answer),
             // To the rollup writer's bounded queue; never waits (crate::rollups::store).
             AgentMsg::Rollups { seconds } => self.hub.rollups().offer(&self.name, seconds),
         }

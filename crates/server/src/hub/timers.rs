@@ -95,6 +95,16 @@ pub(super) async fn start(hub: &Hub) -> Result<Background> {
                 if let Err(e) = sweep(&hub).await {
                     tracing::error!(error = %e, "overdue sweep failed");
                 }
+                // Look-back capture files past their retention (api/simple.rs), every 60 sweeps.
+                if ticks % 60 == 1 {
+                    match crate::db::samples::purge(hub.db(), &clock::now()).await {
+                        Ok(0) => {}
+                        Ok(n) => {
+                            tracing::info!(files = n, "look-back files past retention deleted")
+                        }
+                        Err(e) => tracing::error!(error = %e, "look-back file purge failed"),
+                    }
+                }
                 if hub.shared.replica.shared {
                     if let Err(e) = hub.sweep_lost_nodes(&since).await {
                         tracing::error!(error = %e, "lost-node sweep failed");

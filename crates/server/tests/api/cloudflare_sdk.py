@@ -50,6 +50,25 @@ for _ in range(100):
 assert got.status == "success", got
 assert got.stop_requested, got
 
+# A look-back capture: answered at once from the rings (the simulated node's is empty), then
+# downloaded as classic pcap, which is what the SDK asks for.
+simple = pcaps.create(
+    account_id=account,
+    system="magic-transit",
+    time_limit=60,
+    type="simple",
+    packet_limit=100,
+    filter_v1={"protocol": 17},
+)
+assert simple.status == "success", simple
+assert simple.type == "simple", simple
+got_simple = pcaps.get(simple.id, account_id=account)
+assert got_simple.status == "success" and got_simple.type == "simple", got_simple
+assert simple.id in [p.id for p in pcaps.list(account_id=account)]
+data = pcaps.download.get(simple.id, account_id=account).read()
+# Classic pcap, nanosecond timestamps (magic 0xa1b23c4d, little-endian), no packet.
+assert data[:4] == bytes.fromhex("4d3cb2a1") and len(data) == 24, data[:32]
+
 # Bucket ownership: add, find the challenge file, validate, list, delete.
 own = pcaps.ownership.create(account_id=account, destination_conf=dest)
 assert own.status == "pending" and own.filename.startswith("ownership-challenge-"), own
@@ -78,5 +97,5 @@ try:
 except cloudflare.AuthenticationError as e:
     unauth = e.status_code
 
-print(json.dumps({"id": created.id, "packets": got.packets_captured, "bad": bad,
+print(json.dumps({"id": created.id, "simple": simple.id, "simple_bytes": len(data), "packets": got.packets_captured, "bad": bad,
                   "unauthenticated": unauth}))

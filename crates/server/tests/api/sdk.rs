@@ -1,5 +1,6 @@
 //! Cloudflare's official Python SDK, unchanged, against a listening edgecap server: create a
-//! capture on a colo, list, get, stop, the ownership flow, and errors as the SDK's exceptions
+//! capture on a colo, list, get, stop, a simple (look-back) capture downloaded, the ownership
+//! flow, and errors as the SDK's exceptions
 //! (`cloudflare_sdk.py`). The SDK is installed by .ci/run into /opt/edgecap-cf-sdk (or set
 //! EDGECAP_CF_SDK_PYTHON to a python that has it); under CI=true a missing SDK is a failure.
 
@@ -78,6 +79,11 @@ async fn the_cloudflare_python_sdk_works_unchanged(b: Backend) {
         "the SDK's error carries the field: {summary}"
     );
     assert_eq!(summary["unauthenticated"], 401);
+    // A simple capture created, listed, read and downloaded through the SDK.
+    assert!(edgecap_model::ids::is_id(
+        summary["simple"].as_str().unwrap()
+    ));
+    assert_eq!(summary["simple_bytes"], 24, "a pcap header: {summary}");
     let _ = stop.send(());
     server.await.unwrap().unwrap();
 }
