@@ -30,6 +30,9 @@ pub enum BenchCommand {
     Upload(BenchUploadArgs),
     /// Peak memory of a real agent capturing lab traffic into a bucket on moto_server.
     AgentMemory(crate::agent_memory::BenchAgentMemoryArgs),
+    /// The always-on observer's cost: forwarding rate, agent CPU and memory with it and
+    /// without it, in one run.
+    Observe(crate::observe::BenchObserveArgs),
 }
 
 #[derive(Debug, Args)]

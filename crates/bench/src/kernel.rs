@@ -14,6 +14,8 @@ pub const DPORT: u16 = 9;
 /// by the same rule, at the same point, whichever reader is under test.
 const OFFERED_TABLE: &str = "bench_offered";
 const TCPDUMP_TABLE: &str = "bench_tcpdump";
+/// Counts benchmark packets the edge forwarded (at postrouting, after every other chain).
+const FORWARDED_TABLE: &str = "bench_forwarded";
 
 fn nft_script(lab: &Lab, ns: &str, script: &str) -> Result<(), Failure> {
     lab.run_in_with_input(ns, "nft", ["-f", "-"], script)
@@ -32,16 +34,36 @@ pub fn install_offered(lab: &Lab, ns: &str) -> Result<(), Failure> {
     nft_script(lab, ns, &script)
 }
 
+/// Installs the counter-only table measuring what the edge forwarded.
+pub fn install_forwarded(lab: &Lab, ns: &str) -> Result<(), Failure> {
+    let script = format!(
+        "table inet {FORWARDED_TABLE} {{\n\
+         \tcounter forwarded {{ }}\n\
+         \tchain post {{ type filter hook postrouting priority 400; policy accept; \
+         udp dport {DPORT} counter name \"forwarded\"; }}\n}}\n"
+    );
+    nft_script(lab, ns, &script)
+}
+
+/// Reads the forwarded counter and zeroes it.
+pub fn take_forwarded(lab: &Lab, ns: &str) -> Result<u64, Failure> {
+    take(lab, ns, FORWARDED_TABLE, "forwarded")
+}
+
 /// Reads the offered counter and zeroes it in one atomic step, so a measurement's value
 /// never includes packets of the one before.
 pub fn take_offered(lab: &Lab, ns: &str) -> Result<u64, Failure> {
+    take(lab, ns, OFFERED_TABLE, "offered")
+}
+
+fn take(lab: &Lab, ns: &str, table: &str, counter: &str) -> Result<u64, Failure> {
     let out = lab
         .run_in(
             ns,
             "nft",
-            ["-j", "reset", "counter", "inet", OFFERED_TABLE, "offered"],
+            ["-j", "reset", "counter", "inet", table, counter],
         )
-        .map_err(|e| Failure::runtime(format!("reading the offered counter: {e}")))?;
+        .map_err(|e| Failure::runtime(format!("reading the {counter} counter: {e}")))?;
     counter_packets(&out).ok_or_else(|| {
         Failure::runtime(format!(
             "no packet count in `nft -j reset counter` output: {out}"

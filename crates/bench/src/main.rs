@@ -16,6 +16,7 @@ mod kernel;
 mod measure;
 mod merge;
 mod noise;
+mod observe;
 mod reader;
 mod report;
 mod sys;
@@ -40,6 +41,7 @@ fn main() {
         BenchCommand::Merge(a) => merge::run(a),
         BenchCommand::Upload(a) => upload::run(a),
         BenchCommand::AgentMemory(a) => agent_memory::run(a),
+        BenchCommand::Observe(a) => observe::run(a),
     };
     if let Err(f) = result {
         eprintln!("edgecap bench: error: {}", f.message);
