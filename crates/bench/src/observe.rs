@@ -75,6 +75,7 @@ pub fn run(a: &BenchObserveArgs) -> Result<(), Failure> {
     if a.rounds == 0 || a.rounds > 20 {
         return Err(Failure::usage("--rounds: must be 1 to 20"));
     }
+    let on_text = observer_on(a)?;
     let exe = crate::edgecap_exe()?;
     let work = crate::capture::Workdir::new(None)?;
     let on = work.path.join("observer-on.toml");
@@ -82,13 +83,7 @@ pub fn run(a: &BenchObserveArgs) -> Result<(), Failure> {
     let write = |p: &PathBuf, text: String| {
         std::fs::write(p, text).map_err(|e| Failure::runtime(format!("{}: {e}", p.display())))
     };
-    write(
-        &on,
-        format!(
-            "[observer]\nsample_one_in = {}\nring_cap = \"{}\"\n",
-            a.sample_one_in, a.ring_cap
-        ),
-    )?;
+    write(&on, on_text)?;
     write(&off, "[observer]\nenabled = false\n".to_owned())?;
     let lab = Lab::new(&LabSpec::with_edges(1))
         .map_err(|e| Failure::runtime(format!("lab (needs root): {e}")))?;
@@ -279,4 +274,48 @@ fn report(a: &BenchObserveArgs, runs: &[Run]) -> String {
         ));
     }
     out
+}
+
+/// The agent config of the runs with the observer on. The agent's own config rules decide
+/// what `--sample-one-in` and `--ring-cap` may be: refused here naming the flags, rather than
+/// as an agent that never installs its table.
+fn observer_on(a: &BenchObserveArgs) -> Result<String, Failure> {
+    let text = format!(
+        "[observer]\nsample_one_in = {}\nring_cap = \"{}\"\n",
+        a.sample_one_in, a.ring_cap
+    );
+    edgecap_capture::config::Config::parse(&text)
+        .map_err(|e| Failure::usage(format!("--sample-one-in / --ring-cap: {e}")))?;
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(sample_one_in: u32, ring_cap: &str) -> BenchObserveArgs {
+        BenchObserveArgs {
+            seconds: 1.0,
+            rounds: 1,
+            sample_one_in,
+            ring_cap: ring_cap.to_owned(),
+            payload: 64,
+            markdown: None,
+        }
+    }
+
+    #[test]
+    fn the_agents_limits_refuse_bad_flags_by_name() {
+        assert!(observer_on(&args(64, "16MiB")).is_ok());
+        for (n, cap, names) in [
+            (1 << 17, "16MiB", "sample_one_in"),
+            (0, "16MiB", "sample_one_in"),
+            (64, "lots", "ring_cap"),
+        ] {
+            let e = observer_on(&args(n, cap)).unwrap_err();
+            let text = e.message;
+            assert!(text.contains("--sample-one-in / --ring-cap"), "{text}");
+            assert!(text.contains(names), "{text}");
+        }
+    }
 }

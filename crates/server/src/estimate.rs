@@ -17,6 +17,7 @@
 //!   capture ends when its last node does.
 
 use edgecap_model::lookback::PeriodRate;
+use edgecap_observe::margin;
 use serde::Serialize;
 
 /// Bytes a pcapng file spends per packet besides the packet's bytes.
@@ -112,7 +113,7 @@ pub fn node(o: &Observed, l: &Limits) -> Estimate {
     let (pps, bps) = if o.matched == 0 {
         // Nothing matched: 0 expected, at most 3 samples' worth (95 %).
         let one_in = o.periods.iter().map(|p| p.one_in).max().unwrap_or(1) as f64;
-        let hi = 3.0 * one_in / secs;
+        let hi = margin::NONE_SEEN * one_in / secs;
         (
             Ranged {
                 expected: 0.0,
@@ -126,7 +127,7 @@ pub fn node(o: &Observed, l: &Limits) -> Estimate {
             },
         )
     } else {
-        let rel = 1.96 / (o.matched as f64).sqrt();
+        let rel = margin::relative(o.matched);
         let range = |x: f64| Ranged {
             expected: x,
             low: (x * (1.0 - rel)).max(0.0),

@@ -400,12 +400,18 @@ fn proto_buckets(b: &Bucket, i: usize, add: &mut impl FnMut(Option<String>, usiz
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Hitter {
     pub key: Value,
-    /// Upper bound of its packets in the range, and how much of it may be overcount.
+    /// Its packets in the range, scaled from samples (an upper bound as far as the sketch
+    /// goes), and how much of it may be overcount by the sketch.
     pub packets: u64,
     pub error: u64,
+    /// The 95 % sampling error of `packets` (`edgecap_observe::margin`): the samples it is
+    /// scaled from were a random share of the traffic.
+    pub sampling_error: u64,
     pub packets_per_second: f64,
-    /// `(packets - error) / seconds`: its rate is at least this.
+    /// `(packets - error - sampling_error) / seconds`: its rate is at least this (95 %).
     pub packets_per_second_min: f64,
+    /// `(packets + sampling_error) / seconds`: its rate is at most this (95 %).
+    pub packets_per_second_max: f64,
 }
 
 /// The answer of `/traffic/top`.
@@ -479,8 +485,9 @@ pub async fn top(
     }
     let mut addrs: Merge<String> = Merge::new(MERGE_CAPACITY);
     let mut ports: Merge<u16> = Merge::new(MERGE_CAPACITY);
-    let (mut packets, mut bytes) = (0u64, 0u64);
+    let (mut packets, mut bytes, mut one_in) = (0u64, 0u64, 1u64);
     rollups::each_row(db, table, &sel, |r: Rollup| {
+        one_in = one_in.max(r.one_in);
         packets = packets.saturating_add(r.packets);
         bytes = bytes.saturating_add(r.bytes);
         match by.as_str() {
@@ -527,12 +534,18 @@ pub async fn top(
         bits_per_second: per(bytes) * 8.0,
         hitters: keys
             .into_iter()
-            .map(|(key, count, error)| Hitter {
-                key,
-                packets: count,
-                error,
-                packets_per_second: per(count),
-                packets_per_second_min: per(count - error),
+            .map(|(key, count, error)| {
+                // The sparsest sampling in the range bounds every row's (conservative).
+                let sampling_error = edgecap_observe::margin::of_scaled(count, one_in);
+                Hitter {
+                    key,
+                    packets: count,
+                    error,
+                    sampling_error,
+                    packets_per_second: per(count),
+                    packets_per_second_min: per(count.saturating_sub(error + sampling_error)),
+                    packets_per_second_max: per(count + sampling_error),
+                }
             })
             .collect(),
         others_at_most: floor,

@@ -145,7 +145,11 @@ async fn known_seconds_give_exact_sums_and_hitters(b: Backend) {
     assert_eq!(hitters[0]["key"], "198.18.1.1", "{v}");
     assert_eq!(hitters[0]["packets"], p0);
     assert_eq!(hitters[0]["error"], 0);
+    // Every packet was sampled (1 in 1): no sampling error, the bounds are the count.
+    assert_eq!(hitters[0]["sampling_error"], 0);
     assert_eq!(hitters[0]["packets_per_second"], p0 as f64 / 120.0);
+    assert_eq!(hitters[0]["packets_per_second_min"], p0 as f64 / 120.0);
+    assert_eq!(hitters[0]["packets_per_second_max"], p0 as f64 / 120.0);
     assert_eq!(hitters[1]["key"], "198.18.2.2");
     assert_eq!(hitters[1]["packets"], p1);
     let v = get(&h, &format!("traffic/top?{range}&by=dport&limit=1")).await;
