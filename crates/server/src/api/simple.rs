@@ -1,7 +1,8 @@
 //! Look-back captures (`type: simple`, issue 13): answered at once from the nodes' rings.
 //!
 //! `POST /pcaps` with `type: simple` (after `validate_create` and the tenancy checks, in
-//! `pcaps::create`): the window is `[offset_time - time_limit, offset_time)` (`offset_time`
+//! `pcaps::create`, and once the account's simple requests per minute admit it,
+//! `quota::admit_simple`): the window is `[offset_time - time_limit, offset_time)` (`offset_time`
 //! defaults to now; older than `Config::lookback_reach` is refused naming it); each selected
 //! node connected to this replica is asked for at most `packet_limit` matching samples; the
 //! answers are merged in time order within `packet_limit` (`crate::samples`), written in both
@@ -120,6 +121,9 @@ pub async fn create(
             ),
         ));
     }
+    // Cloudflare's limit (quota.rs): counted once the request is valid, before any node is
+    // asked; a refusal stores nothing.
+    crate::quota::admit_simple(&state.db, &caller.account.id).await?;
     let limit = req.packet_limit.unwrap_or(1);
     let ask = Ask {
         query: RingQuery {

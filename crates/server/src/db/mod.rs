@@ -171,6 +171,7 @@ pub const TABLES: &[&str] = &[
     "rollup_seconds",
     "rollup_minutes",
     "sample_files",
+    "simple_requests",
 ];
 
 /// Rows in one of [`TABLES`] (tests and diagnostics).
