@@ -4,11 +4,12 @@
 //! `pcaps::create`, and once the account's simple requests per minute admit it,
 //! `quota::admit_simple`): the window is `[offset_time - time_limit, offset_time)` (`offset_time`
 //! defaults to now; older than `Config::lookback_reach` is refused naming it); each selected
-//! node connected to this replica is asked for at most `packet_limit` matching samples; the
+//! node, connected here or to another replica (asked through it, `hub/relay.rs`), is asked
+//! for at most `packet_limit` matching samples; the
 //! answers are merged in time order within `packet_limit` (`crate::samples`), written in both
 //! formats, sealed with the server's secrets key and stored until `Config::sample_retention`
 //! ends. The capture is stored finished: a part per node, `success` with its packets or
-//! `failed` naming why (an error, no answer in time, not connected, another replica); the
+//! `failed` naming why (an error, no answer in time, not connected, its replica silent); the
 //! capture is `failed` when every node failed.
 //!
 //! `GET /pcaps/{id}/download` of a simple capture returns the file: classic pcap when the

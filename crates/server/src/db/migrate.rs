@@ -54,6 +54,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "simple_rate",
         include_str!("../../migrations/0010_simple_rate.sql"),
     ),
+    (
+        12,
+        "lookback_relays",
+        include_str!("../../migrations/0012_lookback_relays.sql"),
+    ),
 ];
 
 /// How many of [`MIGRATIONS`] the database has not recorded (for `/readyz`).
