@@ -24,6 +24,7 @@ both_databases!(
     simple_bodies_are_refused_with_the_field_named,
     a_file_past_its_retention_is_gone,
     a_node_gone_before_the_request_is_named_as_missing,
+    a_simple_capture_with_a_destination_writes_its_file_there_and_keeps_none,
 );
 
 const MARKER: &[u8] = b"LOOKBACK-MARKER-7";
@@ -291,10 +292,12 @@ async fn simple_bodies_are_refused_with_the_field_named(b: Backend) {
         (json!({"byte_limit": 1000}), "/byte_limit"),
         (json!({"packet_limit": 10_001}), "/packet_limit"),
         (json!({"packet_limit": null}), "/packet_limit"),
+        // A bucket this account has not validated.
         (
-            json!({"destination_conf": h.file_dest()}),
+            json!({"destination_conf": "s3://not-validated/dir"}),
             "/destination_conf",
         ),
+        (json!({"destination_conf": ""}), "/destination_conf"),
     ] {
         let (s, v) = h
             .call("POST", &path, Some(&simple_body(extra.clone())))
@@ -506,4 +509,49 @@ async fn a_simple_capture_through_one_replica_holds_the_samples_of_another_s_nod
     let db = h.database_bytes().await;
     assert!(!contains(&db, MARKER));
     assert!(!contains(&db, hex(MARKER).as_bytes()));
+}
+
+/// With a `destination_conf` the file goes there (the request's format, at the merged file's
+/// key) and the server keeps nothing: no sample file, and a download says where it is.
+async fn a_simple_capture_with_a_destination_writes_its_file_there_and_keeps_none(b: Backend) {
+    let Some(h) = Harness::with_config(b, config()).await else {
+        return;
+    };
+    let mut a = h.node("edge-a", &[("site", "fra")], &["pre-firewall"]);
+    let path = h.acc("pcaps");
+    let body = simple_body(json!({"destination_conf": h.file_dest(), "format": "pcap"}));
+    let create = h.call("POST", &path, Some(&body));
+    let node = async {
+        let q = query(&mut a).await;
+        a.session.handle(answer(
+            &q.query_id,
+            vec![sample(q.from_ns + 1, 1), sample(q.from_ns + 2, 2)],
+        ));
+    };
+    let ((s, v), ()) = tokio::join!(create, node);
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let c = &v["result"];
+    assert_eq!(c["status"], "success", "{c:#}");
+    let id = c["id"].as_str().unwrap().to_owned();
+    assert_eq!(c["merged_file"], format!("{id}/merged.pcap"), "{c:#}");
+    assert_eq!(c["destination_conf"], h.file_dest(), "{c:#}");
+    let bytes = std::fs::read(h.dest.join(&id).join("merged.pcap")).unwrap();
+    let mut r = Reader::new(&bytes[..]).unwrap();
+    assert_eq!(r.format(), edgecap_pcap::Format::Pcap);
+    let mut markers = Vec::new();
+    while let Some(p) = r.next_packet().unwrap() {
+        assert_eq!(p.orig_len, 1000);
+        markers.push(*p.data.last().unwrap());
+    }
+    assert_eq!(markers, vec![1, 2]);
+    assert_eq!(h.count("sample_files").await, 0);
+    let db = h.database_bytes().await;
+    assert!(!contains(&db, MARKER));
+    let (s, _, body) = download(&h, &id, None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        v.to_string().contains(&format!("{id}/merged.pcap")),
+        "the download names where the file is: {v}"
+    );
 }
