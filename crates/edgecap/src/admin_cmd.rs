@@ -201,6 +201,10 @@ pub enum QuotaCommand {
         /// captures count their byte budget.
         #[arg(long, value_name = "SIZE|default")]
         bytes_per_day: Option<String>,
+        /// Look-back (`type: simple`) requests per minute (rolling); Cloudflare's limit, 1,
+        /// is the default.
+        #[arg(long, value_name = "N|default")]
+        simple_per_minute: Option<String>,
     },
     /// Each quota's limit, where it comes from (account or default) and the current use.
     Show {
@@ -807,25 +811,28 @@ async fn quota_command(db: &Db, command: &QuotaCommand, as_json: bool) -> Result
         per_hour,
         rules_per_node,
         bytes_per_day,
+        simple_per_minute,
         ..
     } = command
     {
-        let running = quota_value("--running", running.as_deref(), false)?;
-        let per_hour = quota_value("--per-hour", per_hour.as_deref(), false)?;
-        let rules = quota_value("--rules-per-node", rules_per_node.as_deref(), false)?;
-        let bytes = quota_value("--bytes-per-day", bytes_per_day.as_deref(), true)?;
-        if [running, per_hour, rules, bytes]
-            .iter()
-            .all(Option::is_none)
-        {
+        let changes = quota::Changes {
+            running: quota_value("--running", running.as_deref(), false)?,
+            per_hour: quota_value("--per-hour", per_hour.as_deref(), false)?,
+            rules_per_node: quota_value("--rules-per-node", rules_per_node.as_deref(), false)?,
+            bytes_per_day: quota_value("--bytes-per-day", bytes_per_day.as_deref(), true)?,
+            simple_per_minute: quota_value(
+                "--simple-per-minute",
+                simple_per_minute.as_deref(),
+                false,
+            )?,
+        };
+        if changes.is_empty() {
             return Err(Failure::usage(
                 "quota set: give at least one of --running, --per-hour, --rules-per-node, \
-                 --bytes-per-day",
+                 --bytes-per-day, --simple-per-minute",
             ));
         }
-        quota::set(db, &account, running, per_hour, rules, bytes)
-            .await
-            .map_err(failed)?;
+        quota::set(db, &account, changes).await.map_err(failed)?;
     }
     edgecap_server::db::accounts::get(db, &account)
         .await
@@ -846,6 +853,7 @@ fn print_quotas(view: &serde_json::Value) {
         ("captures per hour", "captures_per_hour"),
         ("rules per node", "rules_per_node"),
         ("bytes per day", "bytes_per_day"),
+        ("simple per minute", "simple_requests_per_minute"),
     ] {
         let q = &view[key];
         outln!(

@@ -291,6 +291,11 @@ pub fn samples_context(id: &str) -> String {
     format!("samples:{id}")
 }
 
+/// The context a look-back answer crossing replicas is sealed with (`hub/relay.rs`).
+pub fn relay_context(id: &str) -> String {
+    format!("lookback:{id}")
+}
+
 /// The context a capture's credentials are sealed with.
 pub fn capture_context(id: &str) -> String {
     format!("capture:{id}")

@@ -11,7 +11,9 @@
 //! - **bytes per day**: over the last 24 h (rolling), what the account's captures wrote, a
 //!   capture still running counting what it may still write (its `byte_limit`, or the
 //!   account's `max_byte_limit` without one). A create whose budget exceeds what remains is
-//!   refused (never silently cut): the message says how much remains.
+//!   refused (never silently cut): the message says how much remains;
+//! - **simple requests per minute**: look-back (`type: simple`) requests granted in the last
+//!   60 s (rolling); Cloudflare's limit, one, is the default ([`admit_simple`]).
 //!
 //! Per node, whatever the accounts: at most `Config::max_captures_per_node` unfinished parts
 //! (each an nftables table on the node).
@@ -39,6 +41,8 @@ use crate::error::{HttpError, Result};
 pub const HOUR_SECS: u64 = 3600;
 /// The rolling window of "bytes per day".
 pub const DAY_SECS: u64 = 86_400;
+/// The rolling window of "simple requests per minute".
+pub const MINUTE_SECS: u64 = 60;
 
 /// An account's quotas. `Default` gives the server's defaults (docs/operations.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -51,6 +55,8 @@ pub struct Quotas {
     pub rules_per_node: u64,
     /// Bytes written (or reserved by running captures) in the last 24 hours.
     pub bytes_per_day: u64,
+    /// Look-back (`type: simple`) requests granted in the last minute.
+    pub simple_per_minute: u64,
 }
 
 impl Default for Quotas {
@@ -61,6 +67,8 @@ impl Default for Quotas {
             // Four times the largest filter (edgecap_filter's MAX_RULES, 256) on one hook.
             rules_per_node: 1024,
             bytes_per_day: 10_000_000_000,
+            // Cloudflare: "one collect request per minute for sample PCAPs".
+            simple_per_minute: 1,
         }
     }
 }
@@ -72,6 +80,7 @@ pub struct Overrides {
     pub per_hour: Option<u64>,
     pub rules_per_node: Option<u64>,
     pub bytes_per_day: Option<u64>,
+    pub simple_per_minute: Option<u64>,
 }
 
 impl Quotas {
@@ -82,6 +91,7 @@ impl Quotas {
             per_hour: o.per_hour.unwrap_or(self.per_hour),
             rules_per_node: o.rules_per_node.unwrap_or(self.rules_per_node),
             bytes_per_day: o.bytes_per_day.unwrap_or(self.bytes_per_day),
+            simple_per_minute: o.simple_per_minute.unwrap_or(self.simple_per_minute),
         }
     }
 }
@@ -231,6 +241,89 @@ pub fn check(q: &Quotas, u: &Usage, ask: &Ask) -> Vec<Refusal> {
     out
 }
 
+/// The refusal of a simple request when `granted` (the times, Unix seconds, of the requests
+/// granted in the last minute, oldest first) already reach the limit; `None` admits it.
+pub fn check_simple(q: &Quotas, granted: &[f64], now: f64) -> Option<Refusal> {
+    let used = granted.len() as u64;
+    if used < q.simple_per_minute {
+        return None;
+    }
+    // One more fits when all but simple_per_minute - 1 of them have left the minute.
+    let nth = usize::try_from(used - q.simple_per_minute).unwrap_or(usize::MAX);
+    let retry_after = granted
+        .get(nth)
+        .map(|t| (t + MINUTE_SECS as f64 - now).ceil().max(1.0) as u64)
+        .unwrap_or(MINUTE_SECS);
+    let noun = if q.simple_per_minute == 1 {
+        "request"
+    } else {
+        "requests"
+    };
+    Some(quota_refusal(
+        format!(
+            "simple requests per minute: {used} of {} granted in the last minute; this account \
+             may send {} simple (look-back) {noun} per minute; retry in {retry_after} s",
+            q.simple_per_minute, q.simple_per_minute
+        ),
+        Some(retry_after),
+    ))
+}
+
+/// Admits one simple request of the account, or refuses it (429 naming the limit, with
+/// `Retry-After`) storing nothing: the check of the last minute's granted requests and the
+/// insert of this one are one transaction serialised per account (as [`create`]'s), so a
+/// burst through any number of replicas gets exactly the limit. The rows of requests older
+/// than the minute are deleted on the way.
+pub async fn admit_simple(db: &Db, account_id: &str) -> Result<(), HttpError> {
+    let mut tx = begin_write(db).await?;
+    if db.backend == Backend::Postgres {
+        sqlx::query("SELECT id FROM accounts WHERE id = $1 FOR UPDATE")
+            .bind(account_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    }
+    let quotas = Quotas::default().with(&overrides_in(&mut tx, account_id).await?);
+    let now = crate::clock::unix_now();
+    let since = edgecap_model::ids::rfc3339(now - MINUTE_SECS as f64);
+    sqlx::query("DELETE FROM simple_requests WHERE account_id = $1 AND at <= $2")
+        .bind(account_id)
+        .bind(&since)
+        .execute(&mut *tx)
+        .await?;
+    let granted = simple_granted_in(&mut tx, account_id, &since).await?;
+    if let Some(r) = check_simple(&quotas, &granted, now) {
+        tx.rollback().await?;
+        return Err(refused(vec![r]));
+    }
+    sqlx::query("INSERT INTO simple_requests (id, account_id, at) VALUES ($1, $2, $3)")
+        .bind(crate::secret::new_id())
+        .bind(account_id)
+        .bind(edgecap_model::ids::rfc3339(now))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// When (Unix seconds) the account's simple requests after `since` were granted, oldest first.
+async fn simple_granted_in(
+    conn: &mut AnyConnection,
+    account_id: &str,
+    since: &str,
+) -> Result<Vec<f64>> {
+    let stamps: Vec<String> = sqlx::query_scalar(
+        "SELECT at FROM simple_requests WHERE account_id = $1 AND at > $2 ORDER BY at",
+    )
+    .bind(account_id)
+    .bind(since)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(stamps
+        .iter()
+        .filter_map(|s| edgecap_model::ids::parse_rfc3339(s))
+        .collect())
+}
+
 /// The selected nodes already running `cap` captures (unfinished parts of any account).
 pub fn check_nodes(cap: usize, open: &BTreeMap<String, u64>) -> Vec<Refusal> {
     open.iter()
@@ -355,8 +448,8 @@ pub async fn overrides(db: &Db, account_id: &str) -> Result<Overrides> {
 
 async fn overrides_in(conn: &mut AnyConnection, account_id: &str) -> Result<Overrides> {
     let row = sqlx::query(
-        "SELECT running, per_hour, rules_per_node, bytes_per_day FROM account_quotas
-         WHERE account_id = $1",
+        "SELECT running, per_hour, rules_per_node, bytes_per_day, simple_per_minute
+         FROM account_quotas WHERE account_id = $1",
     )
     .bind(account_id)
     .fetch_optional(&mut *conn)
@@ -370,40 +463,55 @@ async fn overrides_in(conn: &mut AnyConnection, account_id: &str) -> Result<Over
         per_hour: get("per_hour")?,
         rules_per_node: get("rules_per_node")?,
         bytes_per_day: get("bytes_per_day")?,
+        simple_per_minute: get("simple_per_minute")?,
     })
 }
 
-/// Sets some of an account's overrides (`Some(None)`: back to the default; `None`: unchanged).
-pub async fn set(
-    db: &Db,
-    account_id: &str,
-    running: Option<Option<u64>>,
-    per_hour: Option<Option<u64>>,
-    rules_per_node: Option<Option<u64>>,
-    bytes_per_day: Option<Option<u64>>,
-) -> Result<Overrides> {
+/// Changes to an account's overrides: each `Some(None)` back to the default, `Some(Some(n))`
+/// set to `n`, `None` unchanged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Changes {
+    pub running: Option<Option<u64>>,
+    pub per_hour: Option<Option<u64>>,
+    pub rules_per_node: Option<Option<u64>>,
+    pub bytes_per_day: Option<Option<u64>>,
+    pub simple_per_minute: Option<Option<u64>>,
+}
+
+impl Changes {
+    /// Whether nothing changes.
+    pub fn is_empty(&self) -> bool {
+        *self == Changes::default()
+    }
+}
+
+/// Sets some of an account's overrides.
+pub async fn set(db: &Db, account_id: &str, c: Changes) -> Result<Overrides> {
     crate::db::accounts::get(db, account_id).await?;
     let mut tx = begin_write(db).await?;
     let old = overrides_in(&mut tx, account_id).await?;
     let new = Overrides {
-        running: running.unwrap_or(old.running),
-        per_hour: per_hour.unwrap_or(old.per_hour),
-        rules_per_node: rules_per_node.unwrap_or(old.rules_per_node),
-        bytes_per_day: bytes_per_day.unwrap_or(old.bytes_per_day),
+        running: c.running.unwrap_or(old.running),
+        per_hour: c.per_hour.unwrap_or(old.per_hour),
+        rules_per_node: c.rules_per_node.unwrap_or(old.rules_per_node),
+        bytes_per_day: c.bytes_per_day.unwrap_or(old.bytes_per_day),
+        simple_per_minute: c.simple_per_minute.unwrap_or(old.simple_per_minute),
     };
     sqlx::query("DELETE FROM account_quotas WHERE account_id = $1")
         .bind(account_id)
         .execute(&mut *tx)
         .await?;
     sqlx::query(
-        "INSERT INTO account_quotas (account_id, running, per_hour, rules_per_node, bytes_per_day)
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO account_quotas
+             (account_id, running, per_hour, rules_per_node, bytes_per_day, simple_per_minute)
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(account_id)
     .bind(new.running.map(to_i64))
     .bind(new.per_hour.map(to_i64))
     .bind(new.rules_per_node.map(to_i64))
     .bind(new.bytes_per_day.map(to_i64))
+    .bind(new.simple_per_minute.map(to_i64))
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
@@ -535,7 +643,10 @@ pub async fn view(db: &Db, account_id: &str) -> Result<Value> {
     let o = overrides(db, account_id).await?;
     let q = Quotas::default().with(&o);
     let mut conn = db.pool.acquire().await?;
-    let u = usage_in(&mut conn, account_id, &[], &q, crate::clock::unix_now()).await?;
+    let now = crate::clock::unix_now();
+    let u = usage_in(&mut conn, account_id, &[], &q, now).await?;
+    let minute = edgecap_model::ids::rfc3339(now - MINUTE_SECS as f64);
+    let simple = simple_granted_in(&mut conn, account_id, &minute).await?;
     let source = |v: Option<u64>| if v.is_some() { "account" } else { "default" };
     Ok(json!({
         "running_captures": {
@@ -554,6 +665,10 @@ pub async fn view(db: &Db, account_id: &str) -> Result<Value> {
         "bytes_per_day": {
             "limit": q.bytes_per_day, "used": u.bytes_today, "source": source(o.bytes_per_day),
             "window_seconds": DAY_SECS,
+        },
+        "simple_requests_per_minute": {
+            "limit": q.simple_per_minute, "used": simple.len(),
+            "source": source(o.simple_per_minute), "window_seconds": MINUTE_SECS,
         },
     }))
 }
@@ -577,6 +692,7 @@ mod tests {
             per_hour: 10,
             rules_per_node: 8,
             bytes_per_day: 1000,
+            simple_per_minute: 1,
         };
         let u = Usage {
             running: 5,
@@ -608,6 +724,39 @@ mod tests {
         };
         assert!(check(&q, &u, &ask(3, 200)).is_empty());
         assert_eq!(check(&q, &Usage::default(), &ask(9, 1)).len(), 1);
+    }
+
+    #[test]
+    fn simple_requests_are_counted_over_a_rolling_minute() {
+        let one = Quotas::default();
+        assert_eq!(
+            one.simple_per_minute, 1,
+            "Cloudflare's limit is the default"
+        );
+        assert_eq!(check_simple(&one, &[], 1000.0), None);
+        let r = check_simple(&one, &[990.0], 1000.0).unwrap();
+        assert_eq!(r.code, codes::QUOTA_EXCEEDED);
+        assert!(
+            r.message
+                .starts_with("simple requests per minute: 1 of 1 granted in the last minute"),
+            "{}",
+            r.message
+        );
+        // The one granted at 990 leaves the minute at 1050.
+        assert_eq!(r.retry_after, Some(50));
+        let three = Quotas {
+            simple_per_minute: 3,
+            ..Quotas::default()
+        };
+        assert_eq!(check_simple(&three, &[950.0, 990.0], 1000.0), None);
+        // Three granted: one more fits when the oldest has left.
+        let r = check_simple(&three, &[950.0, 960.0, 990.0], 1000.0).unwrap();
+        assert_eq!(r.retry_after, Some(10));
+        let none = Quotas {
+            simple_per_minute: 0,
+            ..Quotas::default()
+        };
+        assert!(check_simple(&none, &[], 1000.0).is_some());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Two `edgecap server` replicas on one PostgreSQL behave as one: agents split between them,
 //! a capture created through either runs on every selected node, a stop through the other
-//! reaches them, a merge runs exactly once, and when one replica is killed mid-capture its
+//! reaches them, a merge runs exactly once, a look-back capture through one asks the other's
+//! nodes too, and when one replica is killed mid-capture its
 //! agents move to the other and their captures finish whole, nothing failed.
 
 use std::path::Path;
@@ -223,6 +224,19 @@ fn two_replicas_on_postgresql_behave_as_one() {
         assert_eq!(r["stop_reason"], "stopped", "{r}");
         assert_eq!(r["packets"], 2, "{r}");
     }
+
+    // 2b. A look-back (simple) capture through A asks every node's ring, edge2 and edge3
+    // through B: all four answer.
+    let (s, v) = fleet.api(
+        reqwest::Method::POST,
+        "pcaps",
+        Some(json!({
+            "type": "simple", "system": "magic-transit", "time_limit": 60, "packet_limit": 100,
+            "filter_v1": {"protocol": 17},
+        })),
+    );
+    assert_eq!(s, 200, "{v:#}");
+    assert_all_succeeded(&v["result"]);
 
     // 3. Created through B; A is killed mid-capture: edge0 and edge1 move to B, and every
     // part finishes with every packet, before and after the kill.

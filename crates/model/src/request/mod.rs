@@ -115,7 +115,9 @@ pub fn validate_create(
         opt_string_list(obj, "points", &mut errs).unwrap_or_else(|| vec!["pre-firewall".into()]);
     let (filter_v1, filter_v1_parsed, filter) = filters(obj, &points, &mut errs);
     let (colo_name, nodes) = selection(obj, !simple, &mut errs);
-    let destination_conf = if simple {
+    // A simple capture's file is downloaded from the API unless it names a destination
+    // (the server then writes the file there and keeps nothing).
+    let destination_conf = if simple && obj.get("destination_conf").is_none_or(Value::is_null) {
         String::new()
     } else {
         destination(obj, &mut errs)
@@ -189,10 +191,6 @@ fn simple_rules(obj: &Map<String, Value>, errs: &mut Vec<ApiError>) -> Option<f6
     }
     for (field, why) in [
         ("byte_limit", "a simple capture is bounded by packet_limit"),
-        (
-            "destination_conf",
-            "a simple capture's file is downloaded from the API (GET /pcaps/{id}/download)",
-        ),
         (
             "snaplen",
             "the rings keep the first 160 bytes of each packet",

@@ -84,23 +84,31 @@ fn simple_captures_have_their_own_rules() {
         r.offset_time,
         crate::ids::parse_rfc3339("2026-11-25T07:30:00Z")
     );
-    // No selection: the whole fleet; no destination.
+    // No selection: the whole fleet; no destination (the file is downloaded from the API).
     assert_eq!(
         (r.colo_name, r.nodes, r.destination_conf),
         (None, None, String::new())
     );
+    // A destination may be given (the server checks it is the account's): the file goes there.
+    let mut b = simple.clone();
+    b["destination_conf"] = json!("s3://bucket/dir");
+    let r = validate_create(&b, &AccountLimits::default()).unwrap();
+    assert_eq!(r.destination_conf, "s3://bucket/dir");
+    b["destination_conf"] = json!(null);
+    let r = validate_create(&b, &AccountLimits::default()).unwrap();
+    assert_eq!(r.destination_conf, "");
     let mut b = simple.clone();
     b["packet_limit"] = json!(10_001);
     b["offset_time"] = json!("yesterday");
     b["byte_limit"] = json!(1000);
-    b["destination_conf"] = json!("file:///tmp");
+    b["destination_conf"] = json!("");
     b["merge"] = json!(true);
     let m = messages(b);
     for want in [
         "packet_limit: 10001 is outside 1-10000",
         "offset_time: \"yesterday\" is not an RFC 3339",
         "byte_limit: applies only to full captures",
-        "destination_conf: applies only to full captures",
+        "destination_conf: must be a non-empty string",
         "merge: applies only to full captures",
     ] {
         assert!(

@@ -1,13 +1,17 @@
 //! Look-back captures (`type: simple`, issue 13): answered at once from the nodes' rings.
 //!
 //! `POST /pcaps` with `type: simple` (after `validate_create` and the tenancy checks, in
-//! `pcaps::create`): the window is `[offset_time - time_limit, offset_time)` (`offset_time`
+//! `pcaps::create`, and once the account's simple requests per minute admit it,
+//! `quota::admit_simple`): the window is `[offset_time - time_limit, offset_time)` (`offset_time`
 //! defaults to now; older than `Config::lookback_reach` is refused naming it); each selected
-//! node connected to this replica is asked for at most `packet_limit` matching samples; the
+//! node, connected here or to another replica (asked through it, `hub/relay.rs`), is asked
+//! for at most `packet_limit` matching samples; the
 //! answers are merged in time order within `packet_limit` (`crate::samples`), written in both
 //! formats, sealed with the server's secrets key and stored until `Config::sample_retention`
-//! ends. The capture is stored finished: a part per node, `success` with its packets or
-//! `failed` naming why (an error, no answer in time, not connected, another replica); the
+//! ends; or, when the request names a `destination_conf` (checked as a full capture's:
+//! `api/target.rs`), written there once (`<capture>/merged.<ext>`, the request's `format`,
+//! the capture's `merged_file`) and not kept. The capture is stored finished: a part per node, `success` with its packets or
+//! `failed` naming why (an error, no answer in time, not connected, its replica silent); the
 //! capture is `failed` when every node failed.
 //!
 //! `GET /pcaps/{id}/download` of a simple capture returns the file: classic pcap when the
@@ -120,6 +124,17 @@ pub async fn create(
             ),
         ));
     }
+    // A destination, if given, is checked as a full capture's is (a validated bucket of the
+    // account, or a directory under the server's --file-root), before anything counts.
+    let target = match req.destination_conf.is_empty() {
+        true => None,
+        false => {
+            Some(super::target::resolve(state, &caller.account.id, &req.destination_conf).await?)
+        }
+    };
+    // Cloudflare's limit (quota.rs): counted once the request is valid, before any node is
+    // asked; a refusal stores nothing.
+    crate::quota::admit_simple(&state.db, &caller.account.id).await?;
     let limit = req.packet_limit.unwrap_or(1);
     let ask = Ask {
         query: RingQuery {
@@ -174,14 +189,30 @@ pub async fn create(
         per_node[*i].0 += 1;
         per_node[*i].1 += (s.data.len() / 2) as u64;
     }
-    let ctx = samples_context(&id);
-    let sealed = files::SealedFiles {
-        pcapng: state.hub.vault().seal_bytes(&pcapng.bytes, &ctx)?,
-        pcap: state.hub.vault().seal_bytes(&pcap.bytes, &ctx)?,
-        expires: clock::after(state.config.sample_retention),
-    };
     let mut stored = StoredRequest::from(req);
     stored.prefixes = access.prefixes();
+    // With a destination the file goes there and nothing is kept here; else it is kept
+    // sealed for download.
+    let (sealed, written) = match &target {
+        Some(t) => {
+            let (format, bytes) = match req.format.as_str() {
+                "pcap" => (edgecap_pcap::Format::Pcap, pcap.bytes),
+                _ => (edgecap_pcap::Format::Pcapng, pcapng.bytes),
+            };
+            let key = write_file(state, t, &id, format, bytes).await?;
+            stored.destination_conf = t.canonical.clone();
+            (None, Some(key))
+        }
+        None => {
+            let ctx = samples_context(&id);
+            let sealed = files::SealedFiles {
+                pcapng: state.hub.vault().seal_bytes(&pcapng.bytes, &ctx)?,
+                pcap: state.hub.vault().seal_bytes(&pcap.bytes, &ctx)?,
+                expires: clock::after(state.config.sample_retention),
+            };
+            (Some(sealed), None)
+        }
+    };
     let nodes: Vec<NewPart> = answered
         .iter()
         .map(|n| n.node.clone())
@@ -225,7 +256,16 @@ pub async fn create(
     if !answered.is_empty() {
         files::answered(&mut tx, &id).await?;
     }
-    files::insert(&mut tx, &id, &sealed).await?;
+    if let Some(sealed) = &sealed {
+        files::insert(&mut tx, &id, sealed).await?;
+    }
+    if let Some(key) = &written {
+        sqlx::query("UPDATE captures SET merged_file = $2 WHERE id = $1")
+            .bind(&id)
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
+    }
     tx.commit().await?;
     let purged = files::purge(&state.db, &submitted).await?;
     tracing::info!(capture = %id, account = %caller.account.id, answered = answered.len(),
@@ -236,12 +276,57 @@ pub async fn create(
     Ok(ok(capture))
 }
 
+/// Writes a simple capture's file to its destination (`<dir>/<capture>/merged.<ext>`, the
+/// merged file's key); its key. Refused (502, naming `destination_conf`) when the store does
+/// not take it: then nothing is stored.
+async fn write_file(
+    state: &AppState,
+    t: &super::target::Target,
+    id: &str,
+    format: edgecap_pcap::Format,
+    bytes: Vec<u8>,
+) -> Result<String, HttpError> {
+    const FIELD: &str = "destination_conf";
+    let bad = |e| crate::destination::bad(e, FIELD);
+    let mut dest = edgecap_store::Destination::parse(&t.canonical, FIELD).map_err(bad)?;
+    if let Some(c) = &t.credentials {
+        dest = dest.with_credentials(c.clone(), FIELD).map_err(bad)?;
+    }
+    let store = crate::destination::open(&state.config.endpoints, &dest, FIELD).await?;
+    let key = edgecap_store::layout::merged_file(id, format).map_err(bad)?;
+    store.put_small(&key, bytes).await.map_err(|e| {
+        HttpError::new(
+            axum::http::StatusCode::BAD_GATEWAY,
+            vec![ApiError::field(
+                FIELD,
+                format!(
+                    "the look-back file could not be written to {}: {e}",
+                    t.canonical
+                ),
+            )],
+        )
+    })?;
+    Ok(key)
+}
+
 /// The file of simple capture `c`, in the format the `Accept` header asks for.
 pub async fn download(
     state: &AppState,
     c: &Capture,
     headers: &HeaderMap,
 ) -> Result<Response, HttpError> {
+    if !c.destination_conf.is_empty() {
+        return Err(HttpError::bad_request(vec![ApiError::new(
+            codes::UNSUPPORTED,
+            format!(
+                "download: capture {} wrote its file to its destination_conf ({}) at {}; the \
+                 server keeps no copy",
+                c.id,
+                c.destination_conf,
+                c.merged_file.as_deref().unwrap_or("?")
+            ),
+        )]));
+    }
     let Some(f) = files::get(&state.db, &c.id, &clock::now()).await? else {
         return Err(HttpError::not_found(format!(
             "pcap_id: the file of capture {} is no longer kept (look-back files are kept {} \

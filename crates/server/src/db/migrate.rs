@@ -49,6 +49,16 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "sample_files",
         include_str!("../../migrations/0009_sample_files.sql"),
     ),
+    (
+        10,
+        "simple_rate",
+        include_str!("../../migrations/0010_simple_rate.sql"),
+    ),
+    (
+        12,
+        "lookback_relays",
+        include_str!("../../migrations/0012_lookback_relays.sql"),
+    ),
 ];
 
 /// How many of [`MIGRATIONS`] the database has not recorded (for `/readyz`).

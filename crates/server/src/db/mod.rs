@@ -9,6 +9,7 @@ mod migrate;
 pub mod nodes;
 pub mod ownership;
 pub mod parts;
+pub mod relays;
 pub mod replicas;
 pub mod rollups;
 pub mod samples;
@@ -171,6 +172,8 @@ pub const TABLES: &[&str] = &[
     "rollup_seconds",
     "rollup_minutes",
     "sample_files",
+    "simple_requests",
+    "lookback_relays",
 ];
 
 /// Rows in one of [`TABLES`] (tests and diagnostics).

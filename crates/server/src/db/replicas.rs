@@ -253,6 +253,11 @@ pub async fn prune(db: &Db, before: &str) -> Result<()> {
         .bind(before)
         .execute(&mut *tx)
         .await?;
+    // Look-back relays whose asker never read them (it died).
+    sqlx::query("DELETE FROM lookback_relays WHERE expires < $1")
+        .bind(before)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(())
 }

@@ -2,7 +2,8 @@
 //! node connected to this replica is sent a [`ServerMsg::Query`] with a fresh `query_id`; its
 //! [`RingAnswer`] chunks come back through [`Hub::answer`] (called by the session, never
 //! blocking it) into a bounded channel of the asking task, which gathers them until the last
-//! chunk or the per-node deadline.
+//! chunk or the per-node deadline. Nodes whose sessions another replica holds (PostgreSQL)
+//! are asked through that replica, which asks them the same way (`relay.rs`).
 //!
 //! Bounds: at most [`MAX_PENDING`] node queries wait for answers at once (more are answered
 //! "busy" without being sent); each query's channel holds the chunks its limit allows and two
@@ -10,12 +11,13 @@
 //! gathered over all nodes of one fan-out are at most its `total_limit`, each cut to 160 bytes
 //! (`crate::samples::bound`).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use edgecap_model::ServerMsg;
 use edgecap_model::lookback::{PeriodRate, RingAnswer, RingQuery, SAMPLES_PER_ANSWER, WireSample};
+use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 use super::{Hub, LiveNode};
@@ -23,8 +25,8 @@ use super::{Hub, LiveNode};
 /// Node queries waiting for their answers at once, over every fan-out of this process.
 pub const MAX_PENDING: usize = 16_384;
 
-/// What one node said, or why it said nothing.
-#[derive(Debug, Clone, PartialEq)]
+/// What one node said, or why it said nothing (also the form replicas relay, `relay.rs`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Reply {
     Answered(Answered),
     /// The node answered with an error (its text names the field at fault).
@@ -33,8 +35,8 @@ pub enum Reply {
     TimedOut(Duration),
     /// Not connected (any more) when the query was sent, or its session too slow to take it.
     NotConnected,
-    /// Connected to another replica; this one does not forward queries.
-    OtherReplica(String),
+    /// Connected to another replica (named), which did not answer for it within the wait.
+    ReplicaSilent(String, Duration),
     /// This server has [`MAX_PENDING`] queries waiting already.
     Busy,
 }
@@ -47,7 +49,7 @@ impl Reply {
             Reply::Failed(_) => "failed",
             Reply::TimedOut(_) => "timed_out",
             Reply::NotConnected => "not_connected",
-            Reply::OtherReplica(_) => "not_asked",
+            Reply::ReplicaSilent(..) => "timed_out",
             Reply::Busy => "busy",
         }
     }
@@ -62,9 +64,9 @@ impl Reply {
                 crate::clock::human(*d)
             )),
             Reply::NotConnected => Some(format!("node {node} is not connected")),
-            Reply::OtherReplica(r) => Some(format!(
-                "node {node} is connected to replica {r}; look-back queries go only to the \
-                 nodes connected to the replica that received the request"
+            Reply::ReplicaSilent(r, d) => Some(format!(
+                "node {node} is connected to replica {r}, which did not answer for it within {}",
+                crate::clock::human(*d)
             )),
             Reply::Busy => Some(format!(
                 "node {node} was not asked: this server has {MAX_PENDING} look-back queries \
@@ -75,7 +77,7 @@ impl Reply {
 }
 
 /// A node's whole answer.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Answered {
     pub matched: u64,
     pub est_packets: u64,
@@ -90,7 +92,7 @@ pub struct Answered {
 }
 
 /// One node's reply.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeReply {
     pub node: String,
     pub reply: Reply,
@@ -135,21 +137,67 @@ impl Drop for Pending<'_> {
 }
 
 impl Hub {
-    /// Asks each of `nodes` (the selection, with their replicas) the question, concurrently,
-    /// and returns their replies in the order given.
+    /// Asks each of `nodes` (the selection, with their replicas) the question, concurrently:
+    /// those connected here directly, the others through their replicas (`relay.rs`); returns
+    /// their replies in the order given, the samples over all of them within `total_limit`.
     pub async fn ask(&self, nodes: &[LiveNode], ask: &Ask) -> Vec<NodeReply> {
+        let me = self.replica_id().to_owned();
+        let mut here = Vec::new();
+        let mut elsewhere: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for n in nodes {
+            match &n.replica {
+                Some(r) if *r != me => elsewhere
+                    .entry(r.clone())
+                    .or_default()
+                    .push(n.info.name.clone()),
+                _ => here.push(n.info.name.clone()),
+            }
+        }
         let budget = Mutex::new(0u64);
-        let futures = nodes.iter().map(|n| {
-            let budget = &budget;
-            async move {
-                let reply = match &n.replica {
-                    Some(r) => Reply::OtherReplica(r.clone()),
-                    None => self.ask_one(&n.info.name, ask, budget).await,
+        let relayed = futures_util::future::join_all(
+            elsewhere
+                .iter()
+                .map(|(replica, names)| self.relay(replica, names, ask)),
+        );
+        let (local, relayed) = tokio::join!(self.ask_with(&here, ask, &budget), relayed);
+        let mut by_node: HashMap<String, Reply> =
+            local.into_iter().map(|r| (r.node, r.reply)).collect();
+        for mut r in relayed.into_iter().flatten() {
+            if let Reply::Answered(a) = &mut r.reply {
+                // The other replica kept its nodes within the total; here it is shared.
+                let offered = a.samples.len() as u64;
+                let take = {
+                    let mut used = budget.lock().unwrap_or_else(|p| p.into_inner());
+                    let take = offered.min(ask.total_limit.saturating_sub(*used));
+                    *used += take;
+                    take
                 };
-                NodeReply {
-                    node: n.info.name.clone(),
-                    reply,
-                }
+                a.samples
+                    .truncate(usize::try_from(take).unwrap_or(usize::MAX));
+                a.dropped += offered - take;
+            }
+            by_node.insert(r.node, r.reply);
+        }
+        nodes
+            .iter()
+            .map(|n| NodeReply {
+                node: n.info.name.clone(),
+                reply: by_node.remove(&n.info.name).unwrap_or(Reply::NotConnected),
+            })
+            .collect()
+    }
+
+    /// Asks `nodes`, as connected to this replica (one not connected here is
+    /// [`Reply::NotConnected`]), in the order given: what another replica's relay gets.
+    pub(super) async fn ask_here(&self, nodes: &[String], ask: &Ask) -> Vec<NodeReply> {
+        self.ask_with(nodes, ask, &Mutex::new(0)).await
+    }
+
+    async fn ask_with(&self, nodes: &[String], ask: &Ask, budget: &Mutex<u64>) -> Vec<NodeReply> {
+        let futures = nodes.iter().map(|n| async move {
+            NodeReply {
+                node: n.clone(),
+                reply: self.ask_one(n, ask, budget).await,
             }
         });
         futures_util::future::join_all(futures).await

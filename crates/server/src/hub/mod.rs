@@ -14,6 +14,7 @@
 //! operations, cheaper than an async lock.
 
 pub mod lookback;
+mod relay;
 mod replica;
 mod revoke;
 pub mod scopes;
@@ -91,6 +92,8 @@ struct Shared {
     rollups: crate::rollups::Rollups,
     /// Look-back queries waiting for their nodes' answers (`lookback.rs`).
     queries: lookback::Registry,
+    /// Look-back queries relayed to or from other replicas (`relay.rs`).
+    relays: relay::Relays,
 }
 
 /// The hub's bounded queues and sessions, as `/metrics` reports them.
@@ -211,6 +214,7 @@ impl Hub {
                 replica,
                 metrics: Arc::new(crate::metrics::Metrics::new()),
                 queries: lookback::Registry::default(),
+                relays: relay::Relays::default(),
             }),
         }
     }

@@ -8,6 +8,9 @@
 //!   per replica on its channel; the payload is the capture id, and the receiver reads the
 //!   work from the database for its own nodes, as a reconnecting node's reconciliation does. A catch-up every [`CATCH_UP`] (and after the `LISTEN` connection is
 //!   re-established) assigns whatever a lost notification left pending.
+//! - Look-back queries (simple captures, size estimates) for nodes whose sessions are
+//!   elsewhere: a row in `lookback_relays` and `NOTIFY` "query <id>" to their replica, which
+//!   answers into the row and notifies back "answered <id>" (`relay.rs`).
 //! - Claims (`claims`): the timers' sweep (overdue parts, lost nodes, pruning) runs on the one
 //!   replica holding the `sweep` claim; each merge runs on the one replica holding
 //!   `merge:<capture>`.
@@ -103,6 +106,10 @@ enum Wake {
     Assign { capture_id: String },
     /// Tell the capture's nodes connected there to stop it.
     Stop { capture_id: String },
+    /// Answer a look-back relay (`relay.rs`) for nodes connected there.
+    Query { relay_id: String },
+    /// The answer to this replica's look-back relay is written.
+    Answered { relay_id: String },
 }
 
 impl Wake {
@@ -110,6 +117,8 @@ impl Wake {
         match self {
             Wake::Assign { capture_id } => format!("assign {capture_id}"),
             Wake::Stop { capture_id } => format!("stop {capture_id}"),
+            Wake::Query { relay_id } => format!("query {relay_id}"),
+            Wake::Answered { relay_id } => format!("answered {relay_id}"),
         }
     }
 
@@ -118,10 +127,12 @@ impl Wake {
         if !edgecap_model::ids::is_id(id) {
             return None;
         }
-        let capture_id = id.to_ascii_lowercase();
+        let id = id.to_ascii_lowercase();
         match verb {
-            "assign" => Some(Wake::Assign { capture_id }),
-            "stop" => Some(Wake::Stop { capture_id }),
+            "assign" => Some(Wake::Assign { capture_id: id }),
+            "stop" => Some(Wake::Stop { capture_id: id }),
+            "query" => Some(Wake::Query { relay_id: id }),
+            "answered" => Some(Wake::Answered { relay_id: id }),
             _ => None,
         }
     }
@@ -247,6 +258,8 @@ impl Hub {
                     self.send(&node, msg);
                 }
             }
+            Wake::Query { relay_id } => self.relay_asked(relay_id),
+            Wake::Answered { relay_id } => self.relay_answered(&relay_id),
         }
         Ok(())
     }
@@ -524,6 +537,12 @@ mod tests {
             },
             Wake::Stop {
                 capture_id: id.into(),
+            },
+            Wake::Query {
+                relay_id: id.into(),
+            },
+            Wake::Answered {
+                relay_id: id.into(),
             },
         ] {
             assert_eq!(Wake::decode(&w.encode()), Some(w));

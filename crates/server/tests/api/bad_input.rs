@@ -33,8 +33,8 @@ async fn create_bodies_are_refused_with_the_field_named(b: Backend) {
         (json!({"byte_limit": -1}), 1001, "/byte_limit"),
         (json!({"byte_limit": 1e10}), 1001, "/byte_limit"),
         (json!({"type": "partial"}), 1001, "/type"),
-        // A simple capture has no destination (its file is downloaded from the API).
-        (json!({"type": "simple"}), 1001, "/destination_conf"),
+        // A simple capture needs its packet_limit.
+        (json!({"type": "simple"}), 1001, "/packet_limit"),
         (json!({"system": "magic-wan"}), 1001, "/system"),
         (
             json!({"filter_v1": {"source_port": 70000}}),

@@ -1,7 +1,8 @@
 //! Quotas: each account quota refuses with 429 in the envelope, its own code and a message
 //! naming the limit, its value and the use (with `Retry-After` for the rolling windows), and
 //! stores nothing; the per-node cap refuses whatever the account; a burst of creates from
-//! many clients at once never passes a quota; `GET /quotas` shows limits and use.
+//! many clients at once never passes a quota; `GET /quotas` shows limits and use. Simple
+//! (look-back) requests per minute likewise, also through two replicas on PostgreSQL.
 
 use std::time::Duration;
 
@@ -25,6 +26,9 @@ both_databases!(
     the_per_node_cap_holds_whatever_the_account,
     a_burst_of_creates_never_passes_the_running_quota,
     the_quotas_endpoint_shows_limits_and_use,
+    a_second_simple_request_within_the_minute_is_refused_naming_the_limit,
+    an_account_allowed_n_simple_requests_per_minute_gets_n,
+    a_burst_of_simple_requests_gets_exactly_the_limit,
 );
 
 /// One create through the router; status, headers and body.
@@ -71,16 +75,16 @@ async fn set(
     rules: Option<u64>,
     bytes: Option<u64>,
 ) {
-    quota::set(
-        &h.state.db,
-        &h.account.id,
-        running.map(Some),
-        per_hour.map(Some),
-        rules.map(Some),
-        bytes.map(Some),
-    )
-    .await
-    .unwrap();
+    let changes = quota::Changes {
+        running: running.map(Some),
+        per_hour: per_hour.map(Some),
+        rules_per_node: rules.map(Some),
+        bytes_per_day: bytes.map(Some),
+        simple_per_minute: None,
+    };
+    quota::set(&h.state.db, &h.account.id, changes)
+        .await
+        .unwrap();
 }
 
 fn node(h: &Harness, name: &str) -> FakeNode {
@@ -345,4 +349,159 @@ async fn the_quotas_endpoint_shows_limits_and_use(b: Backend) {
         .call_as(Some(&h.other_token.clone()), "GET", &h.acc("quotas"), None)
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
+}
+
+async fn set_simple(state: &AppState, account: &str, per_minute: u64) {
+    let changes = quota::Changes {
+        simple_per_minute: Some(Some(per_minute)),
+        ..quota::Changes::default()
+    };
+    quota::set(&state.db, account, changes).await.unwrap();
+}
+
+/// A node seen a moment ago and gone: a simple capture names it as not connected at once,
+/// with no wait for an answer.
+async fn gone_node(h: &Harness) {
+    let gone = node(h, "edge-gone");
+    h.state.hub.barrier().await;
+    drop(gone);
+    h.state.hub.barrier().await;
+}
+
+fn simple_body() -> String {
+    json!({"type": "simple", "system": "magic-transit", "time_limit": 60, "packet_limit": 10,
+           "filter_v1": {"protocol": 17}})
+    .to_string()
+}
+
+async fn simple(state: &AppState, h: &Harness) -> (StatusCode, HeaderMap, Value) {
+    post(state, &h.token, &h.acc("pcaps"), &simple_body()).await
+}
+
+/// Cloudflare's limit is the default: one simple request per minute per account.
+async fn a_second_simple_request_within_the_minute_is_refused_naming_the_limit(b: Backend) {
+    let Some(h) = Harness::new(b).await else {
+        return;
+    };
+    gone_node(&h).await;
+    let (s, _, v) = simple(&h.state, &h).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["result"]["type"], "simple", "{v}");
+    let (s, headers, v) = simple(&h.state, &h).await;
+    assert_error(
+        s,
+        StatusCode::TOO_MANY_REQUESTS,
+        &v,
+        codes::QUOTA_EXCEEDED.into(),
+        "simple requests per minute: 1 of 1 granted in the last minute",
+    );
+    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    // Nothing stored for the refused one; the count shows in the quotas.
+    assert_eq!(h.count("captures").await, 1);
+    assert_eq!(h.count("simple_requests").await, 1);
+    let (_, v) = h.call("GET", &h.acc("quotas"), None).await;
+    assert_eq!(
+        v["result"]["simple_requests_per_minute"],
+        json!({"limit": 1, "used": 1, "source": "default", "window_seconds": 60})
+    );
+    // Another account has its own minute; a full capture is not a simple request.
+    let (s, _, v) = post(
+        &h.state,
+        &h.other_token,
+        &format!("/client/v4/accounts/{}/pcaps", h.other.id),
+        &simple_body(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let _n = node(&h, "edge0");
+    let (s, _, v) = create(&h, json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+
+async fn an_account_allowed_n_simple_requests_per_minute_gets_n(b: Backend) {
+    let Some(h) = Harness::new(b).await else {
+        return;
+    };
+    gone_node(&h).await;
+    set_simple(&h.state, &h.account.id, 3).await;
+    for i in 0..3 {
+        let (s, _, v) = simple(&h.state, &h).await;
+        assert_eq!(s, StatusCode::OK, "request {i}: {v}");
+    }
+    let (s, _, v) = simple(&h.state, &h).await;
+    assert_error(
+        s,
+        StatusCode::TOO_MANY_REQUESTS,
+        &v,
+        codes::QUOTA_EXCEEDED.into(),
+        "simple requests per minute: 3 of 3 granted in the last minute",
+    );
+    assert_eq!(h.count("captures").await, 3);
+    let (_, v) = h.call("GET", &h.acc("quotas"), None).await;
+    assert_eq!(
+        v["result"]["simple_requests_per_minute"]["source"],
+        "account"
+    );
+    assert_eq!(v["result"]["simple_requests_per_minute"]["limit"], 3);
+}
+
+/// 16 concurrent simple requests from four clients (tokens) of one account allowed 3 per
+/// minute get exactly 3; on PostgreSQL half of them go through a second replica.
+async fn a_burst_of_simple_requests_gets_exactly_the_limit(b: Backend) {
+    let Some(h) = Harness::new(b).await else {
+        return;
+    };
+    gone_node(&h).await;
+    set_simple(&h.state, &h.account.id, 3).await;
+    let second = match b {
+        Backend::Postgres => AppState::open(&h.db_url, (*h.state.config).clone())
+            .await
+            .unwrap(),
+        Backend::Sqlite => h.state.clone(),
+    };
+    let mut tokens = vec![h.token.clone()];
+    for i in 0..3 {
+        let (_, t) = edgecap_server::db::tokens::create(
+            &h.state.db,
+            edgecap_server::db::tokens::Kind::Api,
+            Some(&h.account.id),
+            &format!("client{i}"),
+        )
+        .await
+        .unwrap();
+        tokens.push(t);
+    }
+    let path = h.acc("pcaps");
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let state = if i % 2 == 0 {
+                h.state.clone()
+            } else {
+                second.clone()
+            };
+            let (token, path) = (tokens[i % 4].clone(), path.clone());
+            tokio::spawn(async move { post(&state, &token, &path, &simple_body()).await })
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tasks {
+        let (s, _, v) = tokio::time::timeout(Duration::from_secs(60), t)
+            .await
+            .expect("answered within a minute")
+            .unwrap();
+        match s {
+            StatusCode::OK => ok += 1,
+            _ => assert_error(
+                s,
+                StatusCode::TOO_MANY_REQUESTS,
+                &v,
+                codes::QUOTA_EXCEEDED.into(),
+                "simple requests per minute: 3 of 3",
+            ),
+        }
+    }
+    assert_eq!(ok, 3);
+    assert_eq!(h.count("captures").await, 3);
+    assert_eq!(h.count("simple_requests").await, 3);
 }

@@ -1,6 +1,6 @@
 //! Look-back captures (`type: simple`): created at once from the nodes' ring answers (nodes
 //! attached in process answer the query they are sent), stored sealed, downloaded in the
-//! format asked for.
+//! format asked for; on PostgreSQL, through one replica with the samples of another's nodes.
 
 use std::time::Duration;
 
@@ -14,7 +14,9 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use crate::both_databases;
-use crate::common::{Backend, FakeNode, Harness, assert_field_error, test_config};
+use crate::common::{
+    Backend, FakeNode, Harness, assert_field_error, node_info, node_on, test_config,
+};
 
 both_databases!(
     a_simple_capture_is_answered_at_once_and_downloaded,
@@ -22,6 +24,7 @@ both_databases!(
     simple_bodies_are_refused_with_the_field_named,
     a_file_past_its_retention_is_gone,
     a_node_gone_before_the_request_is_named_as_missing,
+    a_simple_capture_with_a_destination_writes_its_file_there_and_keeps_none,
 );
 
 const MARKER: &[u8] = b"LOOKBACK-MARKER-7";
@@ -289,10 +292,12 @@ async fn simple_bodies_are_refused_with_the_field_named(b: Backend) {
         (json!({"byte_limit": 1000}), "/byte_limit"),
         (json!({"packet_limit": 10_001}), "/packet_limit"),
         (json!({"packet_limit": null}), "/packet_limit"),
+        // A bucket this account has not validated.
         (
-            json!({"destination_conf": h.file_dest()}),
+            json!({"destination_conf": "s3://not-validated/dir"}),
             "/destination_conf",
         ),
+        (json!({"destination_conf": ""}), "/destination_conf"),
     ] {
         let (s, v) = h
             .call("POST", &path, Some(&simple_body(extra.clone())))
@@ -379,5 +384,174 @@ async fn a_node_gone_before_the_request_is_named_as_missing(b: Backend) {
             .unwrap()
             .contains("not connected"),
         "{x}"
+    );
+}
+
+/// Replicas (PostgreSQL only): a simple capture created through replica A holds the samples
+/// of a node whose session replica B holds (asked through B: a sealed row and NOTIFY both
+/// ways), beside A's own node's, and so does a size estimate; a node of replica C, which stopped answering with its lease
+/// still live, is named as not answering; nothing of the relay stays in the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_simple_capture_through_one_replica_holds_the_samples_of_another_s_nodes() {
+    let Some(h) = Harness::with_config(Backend::Postgres, config()).await else {
+        return;
+    };
+    let _a = h.state.hub.start().await.unwrap();
+    let b = edgecap_server::AppState::open(&h.db_url, (*h.state.config).clone())
+        .await
+        .unwrap();
+    let _b = b.hub.start().await.unwrap();
+    let c = edgecap_server::AppState::open(&h.db_url, (*h.state.config).clone())
+        .await
+        .unwrap();
+    let c_tasks = c.hub.start().await.unwrap();
+    let mut here = h.node("edge-a", &[("site", "fra")], &["pre-firewall"]);
+    let mut there = node_on(
+        &b,
+        node_info("edge-b", &[("site", "fra")], &["pre-firewall"]),
+    );
+    let mut dead = node_on(
+        &c,
+        node_info("edge-c", &[("site", "fra")], &["pre-firewall"]),
+    );
+    b.hub.barrier().await;
+    c.hub.barrier().await;
+    let names: Vec<String> = h
+        .state
+        .hub
+        .fleet_nodes()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|n| n.info.name)
+        .collect();
+    assert_eq!(names, ["edge-a", "edge-b", "edge-c"]);
+    // A size estimate through A of B's node: asked through B, answered before the deadline.
+    let body = h.create_body("fra", json!({"colo_name": null, "nodes": ["edge-b"]}));
+    let estimate_path = h.acc("pcaps/estimate");
+    let estimate = h.call("POST", &estimate_path, Some(&body));
+    let node = async {
+        let q = query(&mut there).await;
+        assert_eq!(q.limit, 0, "an estimate asks for no sample");
+        there.session.handle(answer(&q.query_id, vec![]));
+    };
+    let ((s, v), ()) = tokio::join!(estimate, node);
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["result"]["nodes"][0]["node"], "edge-b", "{v:#}");
+    assert_eq!(v["result"]["nodes"][0]["status"], "answered", "{v:#}");
+    // Replica C stops (its listener and renewals end); its lease lives a few seconds more.
+    drop(c_tasks);
+    let offset = edgecap_server::clock::unix_now().floor() - 30.0;
+    let body = simple_body(json!({
+        "packet_limit": 10,
+        "offset_time": edgecap_model::ids::rfc3339(offset),
+    }));
+    let path = h.acc("pcaps");
+    let started = std::time::Instant::now();
+    let create = h.call("POST", &path, Some(&body));
+    let nodes = async {
+        let (qa, qb) = tokio::join!(query(&mut here), query(&mut there));
+        // B's node gets the same question: window, filter and limit.
+        assert_eq!((qb.from_ns, qb.to_ns, qb.limit), (qa.from_ns, qa.to_ns, 10));
+        assert_eq!(qb.filter_v1, qa.filter_v1);
+        here.session
+            .handle(answer(&qa.query_id, vec![sample(qa.from_ns + 1_000, 1)]));
+        there.session.handle(answer(
+            &qb.query_id,
+            vec![sample(qb.from_ns + 2_000, 2), sample(qb.from_ns + 3_000, 3)],
+        ));
+    };
+    let ((s, v), ()) = tokio::join!(create, nodes);
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let r = &v["result"];
+    assert_eq!(r["status"], "success", "{r:#}");
+    assert_eq!(r["packets_captured"], 3, "{r:#}");
+    let result = |node: &str| -> Value {
+        r["node_results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["node"] == node)
+            .cloned()
+            .unwrap_or_else(|| panic!("{node} missing: {r:#}"))
+    };
+    assert_eq!(result("edge-a")["packets"], 1, "{r:#}");
+    assert_eq!(result("edge-b")["status"], "success", "{r:#}");
+    assert_eq!(result("edge-b")["packets"], 2, "{r:#}");
+    let rc = result("edge-c");
+    assert_eq!(rc["status"], "failed", "{r:#}");
+    let why = rc["error_message"].as_str().unwrap();
+    assert!(
+        why.contains(c.hub.replica_id()) && why.contains("did not answer"),
+        "{why}"
+    );
+    // Answered within the deadline and the relay's slack, not later.
+    assert!(started.elapsed() < Duration::from_secs(10));
+    dead.assert_idle();
+    // The file holds both replicas' samples, in time order, one interface per node.
+    let id = r["id"].as_str().unwrap().to_owned();
+    let (s, _, ng) = download(&h, &id, None).await;
+    assert_eq!(s, StatusCode::OK);
+    let mut reader = Reader::new(&ng[..]).unwrap();
+    let mut markers = Vec::new();
+    while let Some(p) = reader.next_packet().unwrap() {
+        markers.push(*p.data.last().unwrap());
+    }
+    assert_eq!(markers, vec![1, 2, 3]);
+    let names: Vec<&str> = reader
+        .interfaces()
+        .iter()
+        .map(|i| i.name.as_str())
+        .collect();
+    assert_eq!(names, vec!["edge-a/pre-firewall", "edge-b/pre-firewall"]);
+    // The relay's rows are gone, and the markers are nowhere in the clear.
+    assert_eq!(h.count("lookback_relays").await, 0);
+    let db = h.database_bytes().await;
+    assert!(!contains(&db, MARKER));
+    assert!(!contains(&db, hex(MARKER).as_bytes()));
+}
+
+/// With a `destination_conf` the file goes there (the request's format, at the merged file's
+/// key) and the server keeps nothing: no sample file, and a download says where it is.
+async fn a_simple_capture_with_a_destination_writes_its_file_there_and_keeps_none(b: Backend) {
+    let Some(h) = Harness::with_config(b, config()).await else {
+        return;
+    };
+    let mut a = h.node("edge-a", &[("site", "fra")], &["pre-firewall"]);
+    let path = h.acc("pcaps");
+    let body = simple_body(json!({"destination_conf": h.file_dest(), "format": "pcap"}));
+    let create = h.call("POST", &path, Some(&body));
+    let node = async {
+        let q = query(&mut a).await;
+        a.session.handle(answer(
+            &q.query_id,
+            vec![sample(q.from_ns + 1, 1), sample(q.from_ns + 2, 2)],
+        ));
+    };
+    let ((s, v), ()) = tokio::join!(create, node);
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let c = &v["result"];
+    assert_eq!(c["status"], "success", "{c:#}");
+    let id = c["id"].as_str().unwrap().to_owned();
+    assert_eq!(c["merged_file"], format!("{id}/merged.pcap"), "{c:#}");
+    assert_eq!(c["destination_conf"], h.file_dest(), "{c:#}");
+    let bytes = std::fs::read(h.dest.join(&id).join("merged.pcap")).unwrap();
+    let mut r = Reader::new(&bytes[..]).unwrap();
+    assert_eq!(r.format(), edgecap_pcap::Format::Pcap);
+    let mut markers = Vec::new();
+    while let Some(p) = r.next_packet().unwrap() {
+        assert_eq!(p.orig_len, 1000);
+        markers.push(*p.data.last().unwrap());
+    }
+    assert_eq!(markers, vec![1, 2]);
+    assert_eq!(h.count("sample_files").await, 0);
+    let db = h.database_bytes().await;
+    assert!(!contains(&db, MARKER));
+    let (s, _, body) = download(&h, &id, None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert!(
+        v.to_string().contains(&format!("{id}/merged.pcap")),
+        "the download names where the file is: {v}"
     );
 }

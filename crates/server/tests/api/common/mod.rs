@@ -214,8 +214,7 @@ impl Harness {
             version: "test".into(),
             features: features.iter().map(|f| (*f).to_owned()).collect(),
         };
-        let (session, rx) = self.state.hub.connect(info).expect("connect fake node");
-        FakeNode { session, rx }
+        node_on(&self.state, info)
     }
 
     /// A valid create body for `colo`, writing to our destination.
@@ -356,6 +355,26 @@ pub async fn call(
     let v = serde_json::from_slice(&bytes)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
     (status, v)
+}
+
+/// A node attached in process to `state`'s hub (a replica of the harness's on PostgreSQL).
+pub fn node_on(state: &AppState, info: NodeInfo) -> FakeNode {
+    let (session, rx) = state.hub.connect(info).expect("connect fake node");
+    FakeNode { session, rx }
+}
+
+/// What a test node says in its hello: `name`, `labels`, `points`, the tenant boundary.
+pub fn node_info(name: &str, labels: &[(&str, &str)], points: &[&str]) -> NodeInfo {
+    NodeInfo {
+        name: name.to_owned(),
+        labels: labels
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect::<BTreeMap<_, _>>(),
+        points: points.iter().map(|p| (*p).to_owned()).collect(),
+        version: "test".into(),
+        features: vec![edgecap_model::protocol::FEATURE_BOUNDARY.into()],
+    }
 }
 
 /// A node attached to the hub in process.
