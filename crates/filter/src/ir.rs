@@ -260,5 +260,54 @@ pub struct Conjunction {
     pub matches: Vec<Match>,
 }
 
+impl Conjunction {
+    /// Whether a load of this rule reads past the headers its guards promise every packet
+    /// has (20 bytes of IPv4, 40 of IPv6 (48 after a next header of TCP, UDP, ICMPv6, SCTP or
+    /// a fragment header), 20 of TCP, 8 of any other transport): a payload field such as
+    /// tcpdump's `udp[8:4]`, which could read link-layer padding where the skb is not yet
+    /// trimmed to the IP length.
+    pub fn reads_payload(&self) -> bool {
+        let tests_byte = |at: u16, ok: fn(u32) -> bool| {
+            self.matches.iter().any(|m| match m {
+                Match::Payload(Payload {
+                    base: Base::Network,
+                    offset,
+                    size: 1,
+                    mask: None,
+                    test,
+                }) if *offset == at => match test {
+                    Test::Cmp {
+                        op: CmpOp::Eq,
+                        value,
+                    } => ok(*value),
+                    Test::Set {
+                        values,
+                        negate: false,
+                    } => values.iter().all(|v| ok(*v)),
+                    _ => false,
+                },
+                _ => false,
+            })
+        };
+        let tcp = tests_byte(9, |v| v == 6);
+        let v6 = self.matches.contains(&Match::Family(Family::V6));
+        let v6_next = tests_byte(6, |v| matches!(v, 6 | 17 | 44 | 58 | 132));
+        self.matches.iter().any(|m| {
+            let Match::Payload(p) = m else {
+                return false;
+            };
+            let end = usize::from(p.offset) + usize::from(p.size);
+            let promised = match p.base {
+                Base::Transport if tcp => 20,
+                Base::Transport => 8,
+                Base::Network if v6 && v6_next => 48,
+                Base::Network if v6 => 40,
+                Base::Network => 20,
+            };
+            end > promised
+        })
+    }
+}
+
 /// Protocol numbers that carry 16-bit source and destination ports at offsets 0 and 2.
 pub const PORT_PROTOCOLS: [u8; 4] = [6, 17, 33, 132];

@@ -76,15 +76,24 @@ pub enum PointRuleError {
          test out"
     )]
     LengthAtIngress,
+    #[error(
+        "payload fields (past the minimal headers, such as udp[8:4]) are not exact at the \
+         ingress point, where a short packet still carries link-layer padding the field could \
+         read; capture at pre-firewall or later"
+    )]
+    PayloadAtIngress,
 }
 
-/// Refuses `rules` that would not mean what they say at the points chosen: length tests at
-/// the netdev ingress hook (`at_ingress`: some point hooks there). The error is the filter's
+/// Refuses `rules` that would not mean what they say at the points chosen: length tests and
+/// payload fields at the netdev ingress hook (`at_ingress`: some point hooks there). The error is the filter's
 /// (`--filter`, `filter`).
 pub fn check_points(rules: &[Conjunction], at_ingress: bool) -> Result<(), PointRuleError> {
     let length = |m: &Match| matches!(m, Match::Length { .. });
     if at_ingress && rules.iter().any(|c| c.matches.iter().any(length)) {
         return Err(PointRuleError::LengthAtIngress);
+    }
+    if at_ingress && rules.iter().any(Conjunction::reads_payload) {
+        return Err(PointRuleError::PayloadAtIngress);
     }
     Ok(())
 }
@@ -151,6 +160,38 @@ mod tests {
         assert_eq!(check_points(&rules, false), Ok(()));
         let udp = compose(&StructuredFilter::default(), Some("udp")).unwrap();
         assert_eq!(check_points(&udp.rules, true), Ok(()));
+    }
+
+    #[test]
+    fn payload_fields_are_refused_at_ingress_only() {
+        let none = StructuredFilter::default();
+        for text in [
+            "udp[8:4] == 0xdeadbeef",
+            "tcp[20:2] == 5",
+            "ip[20] == 1",
+            "ip6[40:4] == 1",
+        ] {
+            let rules = compose(&none, Some(text)).unwrap().rules;
+            assert_eq!(
+                check_points(&rules, true),
+                Err(PointRuleError::PayloadAtIngress),
+                "{text}"
+            );
+            assert_eq!(check_points(&rules, false), Ok(()), "{text}");
+        }
+        // Header fields and the guards of ports and protocols read only promised bytes.
+        for text in [
+            "udp[6:2] == 0",
+            "tcp[19] == 0",
+            "port 53",
+            "icmp6[icmp6type] == icmp6-echo",
+            "ip6 proto 17",
+            "ip[19] == 1",
+            "tcp[tcpflags] & tcp-syn != 0",
+        ] {
+            let rules = compose(&none, Some(text)).unwrap().rules;
+            assert_eq!(check_points(&rules, true), Ok(()), "{text}");
+        }
     }
 
     #[test]

@@ -58,8 +58,11 @@ impl Layer {
         }
     }
 
-    /// How many bytes a field may reach: those every well-formed packet of the layer has (the
-    /// fixed IP headers, the minimal transport headers), so a load never runs off the packet.
+    /// How many bytes every well-formed packet of the layer has (the fixed IP headers, the
+    /// minimal transport headers): a field within them never runs off such a packet. A field
+    /// reaching further (a payload field, `udp[8:4]`) is accepted only where a packet too
+    /// short for it fails the filter in nftables as in libpcap (see [`Expression::compile`](
+    /// crate::Expression::compile)), and never past [`MAX_FIELD_REACH`].
     pub fn max_len(self) -> u16 {
         match self {
             Layer::Ip | Layer::Tcp => 20,
@@ -68,6 +71,11 @@ impl Layer {
         }
     }
 }
+
+/// The farthest byte (exclusive) a field may read from the start of its header: `udp[252:4]`
+/// is the last 4-byte field. Attack signatures need the first bytes of a payload; far loads
+/// only add ways for tcpdump's whole-filter rejection and nftables' per-rule failure to differ.
+pub const MAX_FIELD_REACH: u16 = 256;
 
 /// One test of tcpdump's language, with tcpdump's meaning on IP packets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,6 +199,22 @@ impl fmt::Display for Primitive {
                 value,
             } => write!(f, "greater {value}"),
             Primitive::Len { op, value } => write!(f, "len {} {value}", op.symbol()),
+        }
+    }
+}
+
+impl Primitive {
+    /// Whether this is a field reading past the bytes every packet of its layer has
+    /// ([`Layer::max_len`]): `udp[8:4]`, `tcp[20:2]`, `ip[24]`.
+    pub fn is_payload_field(&self) -> bool {
+        match self {
+            Primitive::Field {
+                layer,
+                offset,
+                size,
+                ..
+            } => offset + u16::from(*size) > layer.max_len(),
+            _ => false,
         }
     }
 }

@@ -38,6 +38,23 @@ pub enum ExprError {
         /// The limit was passed only together with a structured filter.
         combined: bool,
     },
+    /// A payload field (past the headers every packet has) where a packet too short for it
+    /// could be selected differently by libpcap and nftables.
+    #[error(
+        "the expression {expression:?} reads {field}, past the headers every such packet has, \
+         and compiles to {rules} nftables rule(s) not all holding it: a packet too short for \
+         the field is dropped from the whole filter by tcpdump but only from one rule by \
+         nftables, so edgecap would not capture exactly what tcpdump selects (a payload field \
+         is exact when the whole filter is one rule: AND it with the rest, not under `not` or \
+         beside `or`)"
+    )]
+    PayloadNotExact {
+        expression: String,
+        /// The field, in canonical syntax (`udp[8:4] == 3735928559`).
+        field: String,
+        /// How many rules the expression compiles to.
+        rules: usize,
+    },
 }
 
 /// A parse error, pointing at one token.
@@ -95,7 +112,9 @@ impl ExprError {
     pub fn syntax(&self) -> Option<&SyntaxError> {
         match self {
             ExprError::Syntax(s) => Some(s),
-            ExprError::TooManyRules { .. } | ExprError::TooLong { .. } => None,
+            ExprError::TooManyRules { .. }
+            | ExprError::TooLong { .. }
+            | ExprError::PayloadNotExact { .. } => None,
         }
     }
 }

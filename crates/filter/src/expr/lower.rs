@@ -195,6 +195,34 @@ fn primitive(p: &Primitive) -> Formula {
     }
 }
 
+/// The load of a payload field ([`Primitive::is_payload_field`]): the match that reads past
+/// the headers every packet has, as [`lower`] puts it in the rules.
+pub(crate) fn payload_load(p: &Primitive) -> Option<Match> {
+    if !p.is_payload_field() {
+        return None;
+    }
+    match primitive(p) {
+        Formula::Chain(ms) => ms.last().cloned(),
+        _ => None,
+    }
+}
+
+/// Every payload field of the tree, in order, each once (walked without recursion deeper
+/// than the tree, which the parser bounds).
+pub(crate) fn payload_fields(n: &Node) -> Vec<&Primitive> {
+    let mut out: Vec<&Primitive> = Vec::new();
+    let mut stack = vec![n];
+    while let Some(n) = stack.pop() {
+        match n {
+            Node::And(..) | Node::Or(..) => stack.extend(n.operands()),
+            Node::Not(a) => stack.push(a),
+            Node::Prim(p) if p.is_payload_field() && !out.contains(&p) => out.push(p),
+            Node::Prim(_) => {}
+        }
+    }
+    out
+}
+
 /// `host`/`net`: the family, then the address test per direction (a /0 tests nothing).
 fn address(family: Family, dir: DirQual, addr: std::net::IpAddr, len: u8) -> Formula {
     Formula::Guarded(

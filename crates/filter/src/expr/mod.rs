@@ -67,8 +67,27 @@ impl Expression {
 
     /// The nftables rules that capture exactly the packets the expression selects (at most
     /// [`MAX_RULES`](crate::MAX_RULES)); none when it can match no packet (`ip and ip6`).
+    ///
+    /// A payload field (`udp[8:4]`, reading past the bytes every packet of its layer has) is
+    /// exact only when the whole expression is one rule holding that field's load: libpcap
+    /// drops a packet too short for a load from the whole filter, nftables fails only the rule
+    /// doing the load, so the two agree exactly when no other rule could take the packet.
+    /// Anything else (the field beside `or`, under `not`) is refused naming the field.
     pub fn compile(&self) -> Result<Vec<Conjunction>, ExprError> {
-        formula::compile(&lower::lower(&self.root)).map_err(|o| self.too_many(o, false))
+        let rules =
+            formula::compile(&lower::lower(&self.root)).map_err(|o| self.too_many(o, false))?;
+        for field in lower::payload_fields(&self.root) {
+            let in_every_rule = lower::payload_load(field)
+                .is_some_and(|load| rules.iter().all(|r| r.matches.contains(&load)));
+            if rules.len() > 1 || (!in_every_rule && !rules.is_empty()) {
+                return Err(ExprError::PayloadNotExact {
+                    expression: self.text.clone(),
+                    field: field.to_string(),
+                    rules: rules.len(),
+                });
+            }
+        }
+        Ok(rules)
     }
 
     /// The rules for this expression AND `other` (the compiled structured filter given with

@@ -8,7 +8,7 @@
 //! Values are checked here (addresses, prefixes, ports, field sizes), so the tree is
 //! always valid for lowering.
 
-use crate::expr::ast::{DirQual, Layer, Node, PROTO_KEYWORDS, Primitive};
+use crate::expr::ast::{DirQual, Layer, MAX_FIELD_REACH, Node, PROTO_KEYWORDS, Primitive};
 use crate::expr::error::SyntaxError;
 use crate::expr::lexer::{Tok, Token, lex};
 use crate::expr::limits::{MAX_EXPR_DEPTH, MAX_EXPR_OPERATORS};
@@ -483,22 +483,21 @@ impl Parser {
         }
         self.bump();
         let end = u64::from(offset) + u64::from(size);
-        if end > u64::from(layer.max_len()) {
+        if end > u64::from(MAX_FIELD_REACH) {
             return Err(self
                 .err(
                     &offset_tok,
                     format!(
-                        "{}[{offset}:{size}] reads past byte {} of the header",
+                        "{}[{offset}:{size}] reads past byte {MAX_FIELD_REACH} of the header",
                         layer.name(),
-                        layer.max_len()
                     ),
                 )
                 .hint(format!(
-                    "{}[] reaches the first {} bytes, which every such packet has (tcpdump \
-                     would drop a shorter packet from the whole filter, nftables only from one \
-                     rule, so the two could differ)",
-                    layer.name(),
-                    layer.max_len()
+                    "fields reach the first {MAX_FIELD_REACH} bytes from the start of their \
+                     header (beyond byte {} of {}[], only where the whole filter is one \
+                     nftables rule)",
+                    layer.max_len(),
+                    layer.name()
                 )));
         }
         let max = u32::MAX >> (32 - 8 * u32::from(size));

@@ -138,15 +138,60 @@ fn too_many_rules_names_the_expression() {
     );
 }
 
-/// libpcap's meaning, read directly off the packet bytes as its BPF programs do (see
-/// `tcpdump -d`), independent of the formula and its expansion.
-fn reference(n: &Node, p: &[u8]) -> bool {
-    match n {
-        Node::And(a, b) => reference(a, p) && reference(b, p),
-        Node::Or(a, b) => reference(a, p) || reference(b, p),
-        Node::Not(a) => !reference(a, p),
-        Node::Prim(prim) => reference_prim(prim, p),
+#[test]
+fn payload_fields_are_accepted_in_one_rule_filters_only() {
+    for text in [
+        "udp[8:4] == 0xdeadbeef",
+        "dst host 198.18.1.2 and udp dst port 7777 and udp[8:4] == 0xdeadbeef",
+        "tcp dst port 443 and tcp[20] == 0x16",
+        "ip6[6] == 6 and ip6[53] == 0x02",
+        "ip and udp[8:4] == 1 and len == 100 and udp[12:2] & 0xff00 == 0x100",
+        "icmp6[8:4] == 7",
+    ] {
+        let rules = Expression::parse(text).unwrap().compile().unwrap();
+        assert_eq!(rules.len(), 1, "{text}");
     }
+    for (text, field) in [
+        ("udp[8:4] == 1 or tcp", "udp[8:4] == 1"),
+        ("not udp[8:4] == 1", "udp[8:4] == 1"),
+        ("udp port 53 and udp[8:4] == 1", "udp[8:4] == 1"),
+        ("port 53 and tcp[20] == 1", "tcp[20:1] == 1"),
+        // One rule, but without the load: tcpdump would still reject a short IPv4 packet
+        // when it reaches the field first.
+        ("(ip and udp[8:4] == 1) or ip", "udp[8:4] == 1"),
+    ] {
+        match Expression::parse(text).unwrap().compile() {
+            Err(e @ ExprError::PayloadNotExact { .. }) => {
+                let msg = e.to_string();
+                assert!(msg.contains(field) && msg.contains("one rule"), "{msg}");
+            }
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+    // Header fields are not payload fields, wherever they are.
+    assert!(
+        Expression::parse("tcp[13] == 2 or not udp[6:2] == 0")
+            .unwrap()
+            .compile()
+            .is_ok()
+    );
+}
+
+/// libpcap's meaning, read directly off the packet bytes as its BPF programs do (see
+/// `tcpdump -d`), independent of the formula and its expansion: left to right, short-circuit,
+/// and a field load past the end of the packet rejects the packet from the whole filter.
+fn reference(n: &Node, p: &[u8]) -> bool {
+    reference_or_abort(n, p).unwrap_or(false)
+}
+
+/// `None`: a load ran off the packet (BPF returns 0 at once).
+fn reference_or_abort(n: &Node, p: &[u8]) -> Option<bool> {
+    Some(match n {
+        Node::And(a, b) => reference_or_abort(a, p)? && reference_or_abort(b, p)?,
+        Node::Or(a, b) => reference_or_abort(a, p)? || reference_or_abort(b, p)?,
+        Node::Not(a) => !reference_or_abort(a, p)?,
+        Node::Prim(prim) => return reference_prim(prim, p),
+    })
 }
 
 fn load(p: &[u8], at: usize, size: u8) -> Option<u32> {
@@ -154,7 +199,39 @@ fn load(p: &[u8], at: usize, size: u8) -> Option<u32> {
     Some(b.iter().fold(0, |acc, x| (acc << 8) | u32::from(*x)))
 }
 
-fn reference_prim(prim: &Primitive, p: &[u8]) -> bool {
+fn reference_prim(prim: &Primitive, p: &[u8]) -> Option<bool> {
+    if let Primitive::Field {
+        layer,
+        offset,
+        size,
+        mask,
+        op,
+        value,
+    } = prim
+    {
+        let version = p[0] >> 4;
+        let (v4, v6) = (version == 4, version == 6);
+        let ihl = usize::from(p[0] & 0x0f) * 4;
+        let first_frag = v4 && load(p, 6, 2).unwrap() & 0x1fff == 0;
+        let at = match layer {
+            Layer::Ip if v4 => Some(0),
+            Layer::Ip6 if v6 => Some(0),
+            Layer::Tcp if v4 && p[9] == 6 && first_frag => Some(ihl),
+            Layer::Udp if v4 && p[9] == 17 && first_frag => Some(ihl),
+            Layer::Icmp if v4 && p[9] == 1 && first_frag => Some(ihl),
+            Layer::Icmp6 if v6 && p[6] == 58 => Some(40),
+            _ => None,
+        };
+        let Some(at) = at else {
+            return Some(false);
+        };
+        let v = load(p, at + usize::from(*offset), *size)?;
+        return Some(op.holds(v & mask.unwrap_or(u32::MAX), *value));
+    }
+    Some(reference_header(prim, p))
+}
+
+fn reference_header(prim: &Primitive, p: &[u8]) -> bool {
     let version = p[0] >> 4;
     let v4 = version == 4;
     let v6 = version == 6;
@@ -224,26 +301,7 @@ fn reference_prim(prim: &Primitive, p: &[u8]) -> bool {
                 DirQual::Both => port(0) && port(2),
             }
         }
-        Primitive::Field {
-            layer,
-            offset,
-            size,
-            mask,
-            op,
-            value,
-        } => {
-            let at = match layer {
-                Layer::Ip if v4 => Some(0),
-                Layer::Ip6 if v6 => Some(0),
-                Layer::Tcp if v4 && p[9] == 6 && first_frag => Some(ihl),
-                Layer::Udp if v4 && p[9] == 17 && first_frag => Some(ihl),
-                Layer::Icmp if v4 && p[9] == 1 && first_frag => Some(ihl),
-                Layer::Icmp6 if v6 && p[6] == 58 => Some(40),
-                _ => None,
-            };
-            at.and_then(|a| load(p, a + usize::from(*offset), *size))
-                .is_some_and(|v| op.holds(v & mask.unwrap_or(u32::MAX), *value))
-        }
+        Primitive::Field { .. } => unreachable!("fields are read above"),
         Primitive::Len { op, value } => op.holds(p.len() as u32, *value),
     }
 }
@@ -425,6 +483,13 @@ fn primitive() -> impl Strategy<Value = Primitive> {
                 (Layer::Udp, 0, 2),
                 (Layer::Icmp, 0, 1),
                 (Layer::Icmp6, 0, 1),
+                // Payload fields: past the minimal headers, short in some packets.
+                (Layer::Udp, 8, 4),
+                (Layer::Udp, 30, 1),
+                (Layer::Tcp, 20, 2),
+                (Layer::Ip, 24, 4),
+                (Layer::Ip6, 44, 4),
+                (Layer::Icmp6, 8, 2),
             ]),
             any::<bool>(),
             op(),
@@ -479,7 +544,46 @@ proptest! {
                     );
                 }
             }
-            Err(ExprError::TooManyRules { .. }) => {}
+            Err(ExprError::TooManyRules { .. } | ExprError::PayloadNotExact { .. }) => {}
+            Err(other) => prop_assert!(false, "{}: {}", e, other),
+        }
+    }
+
+    /// Payload fields ANDed with other tests: where edgecap accepts them (one rule), short
+    /// packets included, the rules select what libpcap selects.
+    #[test]
+    fn payload_fields_in_one_rule_match_like_libpcap(
+        others in proptest::collection::vec(primitive(), 0..3),
+        field in prop::sample::select(vec![
+            (Layer::Udp, 8u16, 4u8, 0u32),
+            (Layer::Udp, 12, 1, 0),
+            (Layer::Tcp, 20, 2, 0),
+            (Layer::Tcp, 40, 1, 0),
+            (Layer::Ip, 24, 1, 0),
+            (Layer::Ip6, 48, 4, 0),
+            (Layer::Icmp, 8, 4, 0),
+        ]),
+        op in op(),
+        packets in proptest::collection::vec(packet(), 24),
+    ) {
+        let (layer, offset, size, value) = field;
+        let mut n = Node::Prim(Primitive::Field { layer, offset, size, mask: None, op, value });
+        for o in others {
+            n = Node::And(Box::new(Node::Prim(o)), Box::new(n));
+        }
+        let e = Expression { text: n.to_string(), root: n };
+        match e.compile() {
+            Ok(rules) => {
+                prop_assert!(rules.len() <= 1, "{}: {} rules", e, rules.len());
+                for p in &packets {
+                    prop_assert_eq!(
+                        matches(&rules, p),
+                        reference(&e.root, p),
+                        "{} on {:02x?}\nrules: {:#?}", e, p, render_nft(&rules)
+                    );
+                }
+            }
+            Err(ExprError::PayloadNotExact { rules, .. }) => prop_assert!(rules > 1),
             Err(other) => prop_assert!(false, "{}: {}", e, other),
         }
     }
