@@ -2,10 +2,12 @@
 //! ownership challenge is written into the bucket and read back from it, validated, and
 //! only then can a capture write there; credentials given through the API reach the node's
 //! assignment but are never returned, never stored in plaintext; bad input writes nothing to
-//! the bucket but the challenge object.
+//! the bucket but the challenge object. A simple capture naming the validated bucket has its
+//! file written there by the server.
 
 use axum::http::StatusCode;
-use edgecap_model::ServerMsg;
+use edgecap_model::lookback::RingAnswer;
+use edgecap_model::{AgentMsg, ServerMsg};
 use edgecap_testkit::http::{moto_bucket, moto_get, moto_keys};
 use edgecap_testkit::servers::{Server, free_port};
 use serde_json::{Value, json};
@@ -136,7 +138,46 @@ async fn a_validated_bucket_takes_captures_with_sealed_credentials(b: Backend) {
         "the key id is in the database in plaintext"
     );
     // The server wrote nothing else into the bucket.
-    assert_eq!(moto_keys(moto.port, "pcaps"), vec![key]);
+    assert_eq!(moto_keys(moto.port, "pcaps"), vec![key.clone()]);
+
+    // A simple capture naming the validated bucket: the server writes its file there with
+    // the bucket's sealed credentials, at the merged file's key, and keeps no copy.
+    let body = json!({"type": "simple", "system": "magic-transit", "time_limit": 60,
+        "packet_limit": 10, "destination_conf": dest})
+    .to_string();
+    let path = h.acc("pcaps");
+    let create = h.call("POST", &path, Some(&body));
+    let node = async {
+        loop {
+            if let ServerMsg::Query { query } = e0.next().await {
+                e0.session.handle(AgentMsg::Answer {
+                    answer: RingAnswer {
+                        query_id: query.query_id,
+                        seq: 0,
+                        last: true,
+                        error: None,
+                        matched: 0,
+                        est_packets: 0,
+                        est_bytes: 0,
+                        thinned_by: 1.0,
+                        periods: vec![],
+                        reach_start: None,
+                        samples: vec![],
+                    },
+                });
+                return;
+            }
+        }
+    };
+    let ((s, v), ()) = tokio::join!(create, node);
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let simple = v["result"]["id"].as_str().unwrap();
+    assert_eq!(v["result"]["status"], "success", "{v:#}");
+    let file = format!("edge/{simple}/merged.pcapng");
+    assert_eq!(moto_keys(moto.port, "pcaps"), vec![file.clone(), key]);
+    let written = moto_get(moto.port, "pcaps", &file);
+    assert_eq!(written[..4], [0x0a, 0x0d, 0x0d, 0x0a], "a pcapng file");
+    assert_eq!(h.count("sample_files").await, 0);
 }
 
 async fn bad_bucket_input_writes_nothing_but_the_challenge(b: Backend) {
