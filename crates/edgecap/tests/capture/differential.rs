@@ -53,6 +53,23 @@ const LARGE: &[&str] = &[
     "not (tcp and (port 80 or 443 or 8080) or udp and (port 53 or 5353) or icmp or icmp6) and \
      (ip6 or ip[8] > 32)",
 ];
+/// Written by hand, checked in every run: payload fields (past the minimal headers), which
+/// edgecap accepts only in one-rule expressions. Corpus payloads start with the marker
+/// `EDGECAP-MARK-<n>` ("EDGE" is 0x45444745) and are padded with zeros; many packets are too
+/// short for the farther fields, where libpcap rejects the packet from the whole filter and
+/// nftables fails the one rule.
+const PAYLOAD: &[&str] = &[
+    "udp[8:4] == 0x45444745",
+    "udp[21] == 0x31",
+    "udp[40] == 0",
+    "tcp[20:4] == 0x45444745 and tcp[tcpflags] & tcp-syn != 0",
+    "tcp dst portrange 0-1023 and tcp[33] >= 0x35",
+    "icmp[8:4] == 0x45444745",
+    "ip[60:2] == 0 and src net 198.18.0.0/16",
+    "udp[100] == 0 and len > 200",
+    "ip6[6] == 17 and ip6[48:4] == 0x45444745",
+    "icmp6[8:2] == 0x4544",
+];
 /// At most this share (in percent) of generated expressions may exceed MAX_RULES.
 const MAX_OVER_LIMIT_PERCENT: usize = 10;
 
@@ -165,10 +182,16 @@ fn expressions_select_what_tcpdump_selects() {
     let corpus = corpus::generate(rng::derive(cfg.seed, u64::MAX), CORPUS_SIZE);
     let mut texts: Vec<(Option<u64>, String)> = vec![(None, EVERYTHING.to_owned())];
     let fixed = match (&cfg.only_expr, cfg.only_seed) {
-        (None, None) => LARGE.len(),
+        (None, None) => LARGE.len() + PAYLOAD.len(),
         _ => 0,
     };
-    texts.extend(LARGE[..fixed].iter().map(|e| (None, (*e).to_owned())));
+    texts.extend(
+        LARGE
+            .iter()
+            .chain(PAYLOAD)
+            .take(fixed)
+            .map(|e| (None, (*e).to_owned())),
+    );
     match (&cfg.only_expr, cfg.only_seed) {
         (Some(e), _) => texts.push((None, e.clone())),
         (None, Some(s)) => texts.push((Some(s), exprgen::expression(&mut rng::Rng::new(s)))),
@@ -179,8 +202,8 @@ fn expressions_select_what_tcpdump_selects() {
     }
     let generated = texts.len() - 1 - fixed;
     eprintln!(
-        "differential: EDGECAP_DIFF_SEED={:#x}, {generated} expressions (and {fixed} large \
-         written ones), {CORPUS_SIZE} packets",
+        "differential: EDGECAP_DIFF_SEED={:#x}, {generated} expressions (and {fixed} written ones: \
+         large, payload fields), {CORPUS_SIZE} packets",
         cfg.seed
     );
 
