@@ -28,7 +28,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::Args;
-use edgecap_signature::{Limits, Signature};
+use edgecap_signature::{Limits, PACKET_BYTES_USED, Signature};
 
 use crate::exit::Failure;
 use crate::fate_cmd::{display, json, open, print};
@@ -63,7 +63,10 @@ fn read(path: &Path, max: usize) -> Result<Packets, Failure> {
     loop {
         match reader.next_packet() {
             Ok(Some(p)) => match p.ip {
-                Some(ip) if out.ip.len() < max => out.ip.push(ip.to_vec()),
+                // The signature reads no further: memory stays bounded on any file.
+                Some(ip) if out.ip.len() < max => {
+                    out.ip.push(ip[..ip.len().min(PACKET_BYTES_USED)].to_vec())
+                }
                 _ => out.skipped += 1,
             },
             Ok(None) => return Ok(out),
