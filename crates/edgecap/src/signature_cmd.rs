@@ -142,8 +142,8 @@ fn table(s: &Signature, file: &str, baseline: Option<String>) -> String {
     };
     let w: Vec<usize> = (0..5).map(width).collect();
     let line = |r: [&str; 5]| {
-        format!(
-            "{:<w0$}  {:<w1$}  {:>w2$}  {:>w3$}  {}\n",
+        let text = format!(
+            "{:<w0$}  {:<w1$}  {:>w2$}  {:>w3$}  {}",
             r[0],
             r[1],
             r[2],
@@ -153,7 +153,8 @@ fn table(s: &Signature, file: &str, baseline: Option<String>) -> String {
             w1 = w[1],
             w2 = w[2],
             w3 = w[3]
-        )
+        );
+        format!("{}\n", text.trim_end())
     };
     out.push_str(&line(head));
     for r in &rows {
