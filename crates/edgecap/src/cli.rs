@@ -69,6 +69,9 @@ pub enum Command {
     Fate(crate::fate_cmd::FateArgs),
     /// Compare two captures of the same traffic: missing packets per flow, and delays.
     Diff(crate::diff_cmd::DiffArgs),
+    /// The fields that single out an attack in a capture (coverage, baseline hit rate), and
+    /// a proposed nftables rule and filter expression to drop it.
+    Signature(crate::signature_cmd::SignatureArgs),
     /// Merge per-node files (paths or bucket URLs) into one time-ordered pcapng or pcap.
     Merge(crate::merge_cmd::MergeArgs),
     /// Run the control plane: the Cloudflare-compatible API and the agents' hub.

@@ -14,6 +14,7 @@ mod merge_cmd;
 mod observe;
 mod out;
 mod server_cmd;
+mod signature_cmd;
 mod up_cmd;
 
 // `crate::units::...` in the command modules: the quantities are shared with the benchmarks.
@@ -46,6 +47,7 @@ fn main() {
         cli::Command::Fate(a) => fate_cmd::run(a),
         cli::Command::Diff(a) => diff_cmd::run(a),
         cli::Command::Merge(a) => merge_cmd::run(a),
+        cli::Command::Signature(a) => signature_cmd::run(a),
         cli::Command::Server(a) => server_cmd::run(a),
         cli::Command::Agent(a) => agent_cmd::run(a),
         cli::Command::Admin(a) => admin_cmd::run(a),

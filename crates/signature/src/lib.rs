@@ -35,6 +35,12 @@ pub use field::Field;
 /// are not candidates (a value shared by most packets is seen long before).
 pub const MAX_DISTINCT: usize = 4096;
 
+/// The bytes of a packet a signature can read: the IPv4 header (at most 60 bytes) plus the
+/// filter language's reach into the transport header (256), rounded up. A caller may keep only
+/// this many bytes of each packet (lengths come from the IP header, not the bytes kept), so
+/// memory is bounded by `max_packets * PACKET_BYTES_USED`.
+pub const PACKET_BYTES_USED: usize = 512;
+
 /// The bounds of one computation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Limits {

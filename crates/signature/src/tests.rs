@@ -325,6 +325,34 @@ fn no_rule_when_nothing_is_shared() {
 }
 
 #[test]
+fn packets_cut_to_the_bytes_used_give_the_same_signature() {
+    let mut rng = Rng(31);
+    let attack: Vec<Vec<u8>> = (0..300)
+        .map(|_| {
+            let mut payload = vec![0xab; 1400];
+            payload[..4].copy_from_slice(&[1, 2, 3, 4]);
+            udp(rng.addr(), VICTIM, 53, 4444, &payload)
+        })
+        .collect();
+    let base = benign(&mut rng, 600);
+    let cut = |ps: &[Vec<u8>]| -> Vec<Vec<u8>> {
+        ps.iter()
+            .map(|p| p[..p.len().min(PACKET_BYTES_USED)].to_vec())
+            .collect()
+    };
+    let whole = signature(&attack, Some(base.as_slice()), &Limits::default());
+    let (a, b) = (cut(&attack), cut(&base));
+    let kept = signature(&a, Some(b.as_slice()), &Limits::default());
+    assert_eq!(whole, kept);
+    assert!(
+        whole
+            .fields
+            .iter()
+            .any(|f| f.field.name() == "length" && f.value == "1428")
+    );
+}
+
+#[test]
 fn the_signature_serialises() {
     let mut rng = Rng(29);
     let attack: Vec<Vec<u8>> = (0..100)

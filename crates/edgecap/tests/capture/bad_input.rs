@@ -108,6 +108,24 @@ fn every_bad_option_is_refused_with_exit_2_and_nothing_installed() {
         ),
         (&["--filter", "", "-w", ok], "--filter", "empty"),
         (
+            &["--filter", "udp[8:4] == 0xdeadbeef or tcp", "-w", ok],
+            "--filter",
+            "reads udp[8:4] == 3735928559, past the headers every such packet has",
+        ),
+        (
+            &[
+                "--point",
+                "ingress",
+                "--filter",
+                "udp[8:4] == 0xdeadbeef",
+                "-w",
+                ok,
+            ],
+            "--filter",
+            "payload fields (past the minimal headers, such as udp[8:4]) are not exact at the \
+             ingress point",
+        ),
+        (
             &[
                 "--point",
                 "ingress",

@@ -13,3 +13,4 @@ mod observe;
 mod output;
 mod points;
 mod safety;
+mod signature;

@@ -12,6 +12,7 @@
 //! | `port N` (IPv6) | `ip6[6]` in {6, 17, 132}, and `ip6[40:2]` / `ip6[42:2]`: no extension header is walked |
 //! | `tcp[o:s]`, `udp[..]`, `icmp[..]` | IPv4, the protocol, not a later fragment, the transport bytes |
 //! | `icmp6[o:s]` | IPv6, `ip6[6] == 58`, `ip6[40 + o]` |
+//! | payload fields (`udp[8:4]`: past the bytes every packet of the layer has) | the same loads; accepted only when the whole expression is one rule holding the load (`Expression::compile`) |
 //! | `less N`, `greater N`, `len OP N` | `meta length` |
 
 use crate::expr::ast::{DirQual, Layer, Node, Primitive};

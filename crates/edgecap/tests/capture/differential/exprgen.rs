@@ -77,6 +77,35 @@ pub fn expression(rng: &mut Rng) -> String {
     node(rng, depth)
 }
 
+/// A payload field (past the minimal headers; corpus payloads start with the marker
+/// `EDGECAP-MARK-<n>`, then zeros) ANDed with one or two random primitives, in random order.
+/// edgecap accepts it when the whole is one nftables rule and refuses it otherwise.
+pub fn payload_and(rng: &mut Rng) -> String {
+    const PAYLOAD_FIELDS: &[(&str, u32)] = &[
+        ("udp[8:4]", 0x4544_4745),
+        ("udp[21]", 0x31),
+        ("udp[40]", 0),
+        ("tcp[20:4]", 0x4544_4745),
+        ("tcp[34]", 0x35),
+        ("icmp[8:2]", 0x4544),
+        ("ip[44:2]", 0),
+        ("ip6[48:4]", 0x4544_4745),
+        ("icmp6[8]", 0x45),
+    ];
+    let (f, v) = *rng.pick(PAYLOAD_FIELDS);
+    let v = match rng.chance(30) {
+        true => rng.range(0, v.max(1)),
+        false => v,
+    };
+    let mut parts = vec![format!("{f} {} {v}", relop(rng))];
+    for _ in 0..1 + rng.below(2) {
+        parts.push(primitive(rng));
+    }
+    let by = rng.below(parts.len());
+    parts.rotate_left(by);
+    parts.join(" and ")
+}
+
 fn node(rng: &mut Rng, depth: usize) -> String {
     if depth == 0 || rng.chance(30) {
         return match rng.chance(25) {
