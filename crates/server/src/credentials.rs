@@ -291,6 +291,11 @@ pub fn samples_context(id: &str) -> String {
     format!("samples:{id}")
 }
 
+/// The context a trigger's credentials are sealed with.
+pub fn trigger_context(id: &str) -> String {
+    format!("trigger:{id}")
+}
+
 /// The context a capture's credentials are sealed with.
 pub fn capture_context(id: &str) -> String {
     format!("capture:{id}")

@@ -49,6 +49,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "sample_files",
         include_str!("../../migrations/0009_sample_files.sql"),
     ),
+    (
+        11,
+        "triggers",
+        include_str!("../../migrations/0011_triggers.sql"),
+    ),
 ];
 
 /// How many of [`MIGRATIONS`] the database has not recorded (for `/readyz`).

@@ -14,6 +14,7 @@ pub mod rollups;
 pub mod samples;
 pub mod sealed;
 pub mod tokens;
+pub mod triggers;
 
 use std::sync::Once;
 use std::time::Duration;
@@ -171,6 +172,7 @@ pub const TABLES: &[&str] = &[
     "rollup_seconds",
     "rollup_minutes",
     "sample_files",
+    "triggers",
 ];
 
 /// Rows in one of [`TABLES`] (tests and diagnostics).
