@@ -296,6 +296,11 @@ pub fn relay_context(id: &str) -> String {
     format!("lookback:{id}")
 }
 
+/// The context a trigger's credentials are sealed with.
+pub fn trigger_context(id: &str) -> String {
+    format!("trigger:{id}")
+}
+
 /// The context a capture's credentials are sealed with.
 pub fn capture_context(id: &str) -> String {
     format!("capture:{id}")

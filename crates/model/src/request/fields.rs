@@ -18,7 +18,7 @@ pub fn kind(v: &Value) -> &'static str {
 }
 
 /// A number in `lo..=hi`.
-pub(super) fn number_in(
+pub(crate) fn number_in(
     v: &Value,
     field: &str,
     lo: f64,
@@ -42,7 +42,7 @@ pub(super) fn number_in(
 }
 
 /// An optional whole number in 1..=max (JSON numbers such as 100.0 count as whole).
-pub(super) fn opt_int(
+pub(crate) fn opt_int(
     obj: &Map<String, Value>,
     field: &str,
     max: u64,
@@ -73,7 +73,7 @@ pub(super) fn opt_int(
 }
 
 /// An optional non-empty string, trimmed.
-pub(super) fn opt_string(
+pub(crate) fn opt_string(
     obj: &Map<String, Value>,
     field: &str,
     errs: &mut Vec<ApiError>,
@@ -92,7 +92,7 @@ pub(super) fn opt_string(
 }
 
 /// An optional non-empty array of non-empty strings; a bad item is named by its index.
-pub(super) fn opt_string_list(
+pub(crate) fn opt_string_list(
     obj: &Map<String, Value>,
     field: &str,
     errs: &mut Vec<ApiError>,
@@ -123,7 +123,7 @@ pub(super) fn opt_string_list(
 }
 
 /// The filter crate's messages start with the field name; avoid saying it twice.
-pub(super) fn strip_field(msg: &str, field: &str) -> String {
+pub(crate) fn strip_field(msg: &str, field: &str) -> String {
     msg.strip_prefix(field)
         .and_then(|m| m.strip_prefix(": "))
         .unwrap_or(msg)

@@ -7,7 +7,7 @@
 //! formats) are the ones `edgecap capture` and the agents apply: `edgecap_filter::request` and
 //! `edgecap_pcap::Format`.
 
-mod fields;
+pub(crate) mod fields;
 
 use edgecap_filter::request as rules;
 use serde_json::{Map, Value};

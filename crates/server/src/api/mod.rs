@@ -10,7 +10,8 @@
 //! - [`misc`]: nodes, `/openapi.json`, `/healthz`, `/readyz`, `/metrics`;
 //! - [`tokens`]: the token's accounts, the account itself and its API tokens;
 //! - [`operator`]: the operator API (an account's tenancy), `operator` scope only;
-//! - [`traffic`]: traffic rates and heavy hitters from the rollups (edgecap extension).
+//! - [`traffic`]: traffic rates and heavy hitters from the rollups (edgecap extension);
+//! - [`triggers`]: anomaly triggers (edgecap extension).
 
 pub mod body;
 mod estimate;
@@ -23,6 +24,7 @@ mod simple;
 mod target;
 mod tokens;
 mod traffic;
+mod triggers;
 
 use std::time::Instant;
 
@@ -73,6 +75,10 @@ routes! {
     get "/client/v4/accounts/{account_id}/pcaps/ownership" [Read] => ownership::list,
     delete "/client/v4/accounts/{account_id}/pcaps/ownership/{ownership_id}" [Write] => ownership::delete,
     post "/client/v4/accounts/{account_id}/pcaps/ownership/validate" [Write] => ownership::validate,
+    post "/client/v4/accounts/{account_id}/pcaps/triggers" [Write] => triggers::create,
+    get "/client/v4/accounts/{account_id}/pcaps/triggers" [Read] => triggers::list,
+    get "/client/v4/accounts/{account_id}/pcaps/triggers/{trigger_id}" [Read] => triggers::get,
+    delete "/client/v4/accounts/{account_id}/pcaps/triggers/{trigger_id}" [Write] => triggers::delete,
     get "/client/v4/accounts/{account_id}/quotas" [Read] => pcaps::quotas,
     get "/client/v4/accounts/{account_id}/nodes" [Read] => misc::nodes,
     post "/client/v4/accounts/{account_id}/nodes/{node_name}/revoke" [Nodes] => misc::revoke_node,

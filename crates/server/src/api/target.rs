@@ -30,10 +30,19 @@ pub struct Target {
 
 /// Checks `conf` for a capture of `account`.
 pub async fn resolve(state: &AppState, account: &str, conf: &str) -> Result<Target, HttpError> {
-    const FIELD: &str = "destination_conf";
-    let dest = destination::parse(conf, FIELD)?;
+    resolve_field(state, account, conf, "destination_conf").await
+}
+
+/// [`resolve`] with errors naming `field` (a trigger's `capture.destination_conf`).
+pub async fn resolve_field(
+    state: &AppState,
+    account: &str,
+    conf: &str,
+    field: &str,
+) -> Result<Target, HttpError> {
+    let dest = destination::parse(conf, field)?;
     // A refused endpoint is refused for what it is, before ownership is looked at.
-    destination::check_endpoint(&state.config.endpoints, &dest, FIELD).await?;
+    destination::check_endpoint(&state.config.endpoints, &dest, field).await?;
     let canonical = dest.to_string();
     if !dest.scheme.is_bucket() {
         return Ok(Target {
@@ -43,7 +52,7 @@ pub async fn resolve(state: &AppState, account: &str, conf: &str) -> Result<Targ
     }
     let Some(owned) = ownership::by_destination(&state.db, account, &canonical).await? else {
         return Err(HttpError::field(
-            FIELD,
+            field,
             format!(
                 "{canonical} is not a validated bucket of this account: add it with POST \
                  /pcaps/ownership, copy the token from the challenge object it writes, and \
@@ -53,7 +62,7 @@ pub async fn resolve(state: &AppState, account: &str, conf: &str) -> Result<Targ
     };
     if owned.ownership.status != "success" {
         return Err(HttpError::field(
-            FIELD,
+            field,
             format!(
                 "ownership of {canonical} is {} (ownership {}), not validated: send the token \
                  from {} to POST /pcaps/ownership/validate",
@@ -74,12 +83,12 @@ pub async fn resolve(state: &AppState, account: &str, conf: &str) -> Result<Targ
     // The client the agents will build, built here once: credentials of the wrong kind or
     // missing where they cannot come from a chain (R2) are refused now, not on every node.
     let with = match &credentials {
-        Some(c) => Destination::parse(&canonical, FIELD)
-            .and_then(|d| d.with_credentials(c.clone(), FIELD))
-            .map_err(|e| destination::bad(e, FIELD))?,
-        None => Destination::parse(&canonical, FIELD).map_err(|e| destination::bad(e, FIELD))?,
+        Some(c) => Destination::parse(&canonical, field)
+            .and_then(|d| d.with_credentials(c.clone(), field))
+            .map_err(|e| destination::bad(e, field))?,
+        None => Destination::parse(&canonical, field).map_err(|e| destination::bad(e, field))?,
     };
-    destination::open(&state.config.endpoints, &with, FIELD).await?;
+    destination::open(&state.config.endpoints, &with, field).await?;
     Ok(Target {
         canonical,
         credentials,

@@ -55,6 +55,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/0010_simple_rate.sql"),
     ),
     (
+        11,
+        "triggers",
+        include_str!("../../migrations/0011_triggers.sql"),
+    ),
+    (
         12,
         "lookback_relays",
         include_str!("../../migrations/0012_lookback_relays.sql"),

@@ -15,6 +15,7 @@ pub mod rollups;
 pub mod samples;
 pub mod sealed;
 pub mod tokens;
+pub mod triggers;
 
 use std::sync::Once;
 use std::time::Duration;
@@ -174,6 +175,7 @@ pub const TABLES: &[&str] = &[
     "sample_files",
     "simple_requests",
     "lookback_relays",
+    "triggers",
 ];
 
 /// Rows in one of [`TABLES`] (tests and diagnostics).

@@ -26,3 +26,4 @@ mod simple;
 mod tenancy;
 mod tokens;
 mod traffic;
+mod triggers;

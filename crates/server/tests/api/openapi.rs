@@ -45,6 +45,7 @@ async fn every_route_is_documented_and_every_documented_route_exists(b: Backend)
             .replace("{pcap_id}", "0123456789abcdef0123456789abcdef")
             .replace("{ownership_id}", "0123456789abcdef0123456789abcdef")
             .replace("{token_id}", "0123456789abcdef0123456789abcdef")
+            .replace("{trigger_id}", "0123456789abcdef0123456789abcdef")
             .replace("{node_name}", "edge0");
         let (s, v) = h.call(&method.to_uppercase(), &concrete, Some("{}")).await;
         let from_fallback = s == StatusCode::METHOD_NOT_ALLOWED
