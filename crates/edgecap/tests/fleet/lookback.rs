@@ -284,6 +284,25 @@ fn cli_look_back(fleet: &Fleet, dir: &Scratch, offset: f64) {
     );
     assert_eq!(file_markers(&again), (1..=20).collect::<Vec<_>>());
 
+    // The server's refusals name the flag typed (exit 2), and leave no file.
+    let refused = dir.path("refused.pcapng");
+    for (flags, named) in [
+        (&["--look-back", "10m"][..], "--look-back (time_limit): "),
+        (
+            &["--look-back", "1m", "--at", "2099-01-01T00:00:00Z"][..],
+            "--at (offset_time): ",
+        ),
+    ] {
+        let out = cli(fleet, dir, &[&["capture"], flags].concat())
+            .args(["-w", refused.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {err}");
+        assert!(err.contains(named), "{flags:?}: {err}");
+        assert!(!refused.exists(), "{flags:?}");
+    }
+
     // A full capture's download is refused (exit 2) saying where its files are; no file.
     let full = fleet.create(json!({"time_limit": 1}));
     let none = dir.path("full.pcapng");
