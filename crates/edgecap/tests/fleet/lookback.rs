@@ -321,3 +321,53 @@ fn cli_look_back(fleet: &Fleet, dir: &Scratch, offset: f64) {
     );
     assert!(!none.exists());
 }
+
+#[test]
+fn the_cli_names_a_node_killed_before_a_look_back_as_missing_and_writes_the_others_file() {
+    if !root_or_skip() {
+        return;
+    }
+    let dir = crate::capture_common::Scratch::new("lookback-missing");
+    let config = dir.path("agent.toml");
+    std::fs::write(&config, "[observer]\nsample_one_in = 1\n").unwrap();
+    let opts = ServerOpts {
+        agent_args: vec!["--config".into(), config.display().to_string()],
+        ..ServerOpts::default()
+    };
+    let mut fleet = Fleet::new(2, opts);
+    for i in 0..2 {
+        let ns = fleet.lab.edge_ns(i).to_owned();
+        assert!(
+            wait_for(Duration::from_secs(10), || observing(&ns)),
+            "no observer on edge {i}\n{}",
+            fleet.logs()
+        );
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    send(&fleet, 1, 5);
+    std::thread::sleep(Duration::from_millis(300));
+    fleet.agents[1].kill();
+    assert!(
+        wait_for(Duration::from_secs(10), || fleet
+            .nodes()
+            .iter()
+            .any(|n| n["name"] == "edge1" && n["connected"] == false)),
+        "edge1 still connected\n{}",
+        fleet.logs()
+    );
+
+    let file = dir.path("partial.pcapng");
+    let port = PORT.to_string();
+    let out = cli(&fleet, &dir, &["capture", "--look-back", "30s"])
+        .args(["--proto", "udp", "--dport", &port])
+        .args(["-w", file.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = ok(&out, "capture --look-back with a node down");
+    assert!(
+        err.contains("5 packets from 1 of 2 nodes") && err.contains("answered: edge0 (5 packets)"),
+        "{err}"
+    );
+    assert!(err.contains("missing: edge1 ("), "{err}");
+    assert_eq!(file_markers(&file), (1..=5).collect::<Vec<_>>());
+}
