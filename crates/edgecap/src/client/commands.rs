@@ -408,16 +408,42 @@ fn write_file(sink: &mut Sink, bytes: &[u8]) -> Result<(), Failure> {
     }
 }
 
-/// A refusal of a look-back request, its fields named by the flags the user typed.
+/// A refusal of a look-back request, each error's field named by the flag the user typed
+/// (`--look-back (time_limit): ...`). The server's message is `server refused (STATUS): ` and
+/// its errors joined by `; `, each starting with its field.
 fn flag_names(mut f: Failure) -> Failure {
-    for (field, flag) in [
-        ("time_limit: ", "--look-back (time_limit): "),
-        ("offset_time: ", "--at (offset_time): "),
-        ("packet_limit: ", "--packets (packet_limit): "),
-        ("destination_conf: ", "--destination (destination_conf): "),
-    ] {
-        f.message = f.message.replace(field, flag);
-    }
+    const FLAGS: &[(&str, &str)] = &[
+        ("time_limit", "--look-back"),
+        ("offset_time", "--at"),
+        ("packet_limit", "--packets"),
+        ("destination_conf", "--destination"),
+        ("filter_v1.source_address", "--src"),
+        ("filter_v1.destination_address", "--dst"),
+        ("filter_v1.source_port", "--sport"),
+        ("filter_v1.destination_port", "--dport"),
+        ("filter_v1.protocol", "--proto"),
+        ("filter", "--filter"),
+        ("points", "--point"),
+        ("format", "--format"),
+        ("nodes", "--nodes"),
+        ("colo_name", "--colo"),
+    ];
+    let Some((head, errors)) = f.message.split_once("): ") else {
+        return f;
+    };
+    let named: Vec<String> = errors
+        .split("; ")
+        .map(|e| {
+            FLAGS
+                .iter()
+                .find_map(|(field, flag)| {
+                    let rest = e.strip_prefix(field)?.strip_prefix(": ")?;
+                    Some(format!("{flag} ({field}): {rest}"))
+                })
+                .unwrap_or_else(|| e.to_owned())
+        })
+        .collect();
+    f.message = format!("{head}): {}", named.join("; "));
     f
 }
 
@@ -447,4 +473,26 @@ pub fn download(
         eprintln!("wrote {} ({} bytes)", p.display(), bytes.len());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_look_back_refusal_names_the_flags_typed() {
+        let f = flag_names(Failure::usage(
+            "server refused (400): time_limit: 600 is outside 1-300; filter_v1.protocol: \
+             \"x\" is not a protocol; filter: at character 1: bad; not a field: as is",
+        ));
+        assert_eq!(f.code, 2);
+        assert_eq!(
+            f.message,
+            "server refused (400): --look-back (time_limit): 600 is outside 1-300; --proto \
+             (filter_v1.protocol): \"x\" is not a protocol; --filter (filter): at character 1: \
+             bad; not a field: as is"
+        );
+        let f = flag_names(Failure::runtime("cannot reach http://x: refused"));
+        assert_eq!(f.message, "cannot reach http://x: refused");
+    }
 }
