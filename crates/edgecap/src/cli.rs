@@ -47,6 +47,22 @@ pub enum Command {
         #[arg(long, help = crate::out::JSON_HELP)]
         json: bool,
     },
+    /// Download a look-back (simple) capture's file; a full capture's files are in its
+    /// destination.
+    Download {
+        /// Capture id (32 hex digits).
+        id: String,
+        /// Output file, or - for standard output.
+        #[arg(short = 'w', long = "write", value_name = "FILE")]
+        write: std::path::PathBuf,
+        /// pcap (what Cloudflare's SDKs ask for) or pcapng [default: the capture's format].
+        #[arg(long, value_parser = ["pcap", "pcapng"])]
+        format: Option<String>,
+        #[command(flatten)]
+        server: crate::client::ConnectArgs,
+        #[arg(long, short, help = crate::out::QUIET_HELP)]
+        quiet: bool,
+    },
     /// Traffic rates of the fleet from the agents' rollups: per node (or point, or
     /// protocol), with sparklines.
     Traffic(crate::client::TrafficArgs),

@@ -41,6 +41,15 @@ fn main() {
         cli::Command::Stop { id, server, json } => {
             server.connect().and_then(|c| client::stop(&c, id, *json))
         }
+        cli::Command::Download {
+            id,
+            write,
+            format,
+            server,
+            quiet,
+        } => server
+            .connect()
+            .and_then(|c| client::download(&c, id, write, format.as_deref(), *quiet)),
         cli::Command::Traffic(a) => client::traffic(a),
         cli::Command::Top(a) => client::top(a),
         cli::Command::Bench { args } => bench_cmd::run(args, &cli.log),

@@ -58,7 +58,7 @@ pub struct CaptureArgs {
     /// This node's name in the file (default: the host name).
     #[arg(long)]
     pub node: Option<String>,
-    /// Output file, or - for standard output (local captures).
+    /// Output file, or - for standard output (local and look-back captures).
     #[arg(short = 'w', long = "write", value_name = "FILE")]
     pub write: Option<PathBuf>,
     /// A tcpdump-style filter expression, ANDed with --src/--dst/--sport/--dport/--proto.
@@ -99,4 +99,14 @@ pub struct FleetArgs {
     /// nodes' look-back rings) and start nothing (fleet captures).
     #[arg(long, conflicts_with = "detach")]
     pub estimate: bool,
+    /// A look-back capture (Cloudflare's `type: simple`): this much traffic that already
+    /// passed (e.g. 1m, 5m; at most the account's time limit), answered at once from every
+    /// selected node's sampled ring (headers only, at most 160 bytes per packet) and written
+    /// to -w FILE (or - for standard output). Every node unless --nodes or --colo.
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true)]
+    pub look_back: Option<String>,
+    /// End of the --look-back window: an RFC 3339 UTC time (2026-11-25T07:30:00Z) or a
+    /// duration before now (10m) [default: now].
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
+    pub at: Option<String>,
 }

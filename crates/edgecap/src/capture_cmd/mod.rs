@@ -19,7 +19,7 @@ mod args;
 mod validate;
 
 pub use args::{CaptureArgs, FleetArgs};
-pub use validate::validate;
+pub use validate::{LookBack, validate};
 
 /// Output opened before anything touches the kernel, so an unwritable path changes nothing.
 enum Output {
@@ -58,6 +58,14 @@ fn open_output(path: &Path) -> Result<Output, Failure> {
 }
 
 pub fn run(a: &CaptureArgs) -> Result<(), Failure> {
+    // A look-back capture: every flag checked before the server is asked anything.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    if let Some(lb) = validate::look_back(a, now)? {
+        let conn = a.server.connect()?;
+        return crate::client::look_back(&conn, a, &lb);
+    }
     // A fleet capture when a server is named, or when there is no -w and the client
     // configuration (written by `edgecap up`) names one.
     if a.server.wants_server() || (a.write.is_none() && a.server.config_names_server()?) {

@@ -94,3 +94,78 @@ fn a_local_capture_and_a_fleet_assignment_install_the_same_rules() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The create request the server validates from `flags`, `now` being the client's clock.
+fn look_back_request(flags: &[&str], now: f64) -> edgecap_model::CreateRequest {
+    let a = args(&[flags, &["-w", "-"]].concat());
+    let lb = super::validate::look_back(&a, now).unwrap().unwrap();
+    let body = crate::client::simple_body(&a, &lb).unwrap();
+    edgecap_model::validate_create(&body, &Default::default()).unwrap()
+}
+
+#[test]
+fn a_look_back_capture_asks_for_the_window_and_filter_the_flags_say() {
+    let filter = [
+        "--src",
+        "198.18.0.0/15",
+        "--dport",
+        "53,5000-5010",
+        "--proto",
+        "udp",
+        "--filter",
+        "not net 198.19.0.0/16",
+    ];
+    let now = 1_795_000_000.5;
+    let req = look_back_request(
+        &[
+            &["--look-back", "2m", "--at", "2026-11-25T07:30:00Z"],
+            &filter[..],
+            &[
+                "--packets",
+                "50",
+                "--nodes",
+                "edge0,site=fra",
+                "--format",
+                "pcap",
+            ],
+        ]
+        .concat(),
+        now,
+    );
+    assert!(req.simple);
+    assert_eq!(req.time_limit, 120.0);
+    assert_eq!(
+        req.offset_time,
+        edgecap_model::ids::parse_rfc3339("2026-11-25T07:30:00Z")
+    );
+    assert_eq!(req.packet_limit, Some(50));
+    assert_eq!(req.nodes, Some(vec!["edge0".into(), "site=fra".into()]));
+    assert_eq!(req.format, "pcap");
+    assert_eq!(req.destination_conf, "");
+    // The same filter flags on a full capture become the same filter.
+    let full = args(
+        &[
+            &filter[..],
+            &["--colo", "fra", "--destination", "file:///tmp"],
+        ]
+        .concat(),
+    );
+    let body = crate::client::request_body(&full, &full.fleet, None).unwrap();
+    let full = edgecap_model::validate_create(&body, &Default::default()).unwrap();
+    assert_eq!(req.filter_v1_parsed, full.filter_v1_parsed);
+    assert_eq!(req.filter, full.filter);
+    assert_eq!(req.points, full.points);
+
+    // A relative --at is that long before the client's now; without --at, the server's now;
+    // without --packets, the default account maximum.
+    let req = look_back_request(&["--look-back", "30s", "--at", "10m"], now);
+    assert_eq!(req.offset_time, Some(now - 600.0));
+    assert_eq!(req.colo_name, None);
+    assert_eq!(req.nodes, None);
+    let req = look_back_request(&["--look-back", "90s"], now);
+    assert_eq!((req.time_limit, req.offset_time), (90.0, None));
+    assert_eq!(
+        req.packet_limit,
+        Some(edgecap_model::AccountLimits::default().max_packet_limit)
+    );
+}

@@ -152,3 +152,126 @@ fn hostname() -> String {
 fn new_id() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
+
+/// A look-back capture's flags, checked (`--look-back`, `--at`, `--packets`): the create
+/// request's `time_limit`, `offset_time` and `packet_limit`. Ranges against the account's
+/// maxima and the rings' reach are the server's rules (`edgecap_model::validate_create`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LookBack {
+    /// Seconds of traffic before `offset_time`.
+    pub seconds: f64,
+    /// End of the window (RFC 3339 UTC); None: now, as the server takes it.
+    pub offset_time: Option<String>,
+    pub packet_limit: u64,
+}
+
+/// `--look-back` and `--at` checked against every other flag, `now` in Unix seconds (for a
+/// relative `--at`). None: not a look-back capture (then `--at` is refused). Flags a look-back
+/// capture would ignore are refused naming the flag; `-w` is required unless `--destination`
+/// says where the server writes the file.
+pub fn look_back(a: &CaptureArgs, now: f64) -> Result<Option<LookBack>, Failure> {
+    let f = &a.fleet;
+    let Some(window) = f.look_back.as_deref() else {
+        if f.at.is_some() {
+            return Err(bad(
+                "--at",
+                "ends a look-back window: give --look-back DURATION too",
+            ));
+        }
+        return Ok(None);
+    };
+    let refused = [
+        (
+            a.time.is_some(),
+            "--time",
+            "the window is --look-back (and --at)",
+        ),
+        (
+            a.bytes.is_some(),
+            "--bytes",
+            "a look-back capture is bounded by --packets",
+        ),
+        (
+            a.snaplen.is_some(),
+            "--snaplen",
+            "the rings keep the first 160 bytes of each packet",
+        ),
+        (
+            a.sample.is_some(),
+            "--sample",
+            "the rings are sampled already; each interface states its rate",
+        ),
+        (f.merge, "--merge", "a look-back capture is one merged file"),
+        (f.detach, "--detach", "a look-back capture finishes at once"),
+        (
+            f.estimate,
+            "--estimate",
+            "a look-back capture reads the rings and starts nothing",
+        ),
+        (a.config.is_some(), "--config", LOCAL_ONLY),
+        (a.group.is_some(), "--group", LOCAL_ONLY),
+        (a.buffer.is_some(), "--buffer", LOCAL_ONLY),
+        (a.node.is_some(), "--node", LOCAL_ONLY),
+    ];
+    if let Some((_, opt, why)) = refused.into_iter().find(|(given, ..)| *given) {
+        return Err(bad(opt, format!("does not apply to --look-back: {why}")));
+    }
+    match (&a.write, &f.destination) {
+        (None, None) => {
+            return Err(bad(
+                "-w",
+                "give the file for the look-back capture (or - for standard output), or \
+                 --destination for the server to write it there",
+            ));
+        }
+        (Some(_), Some(_)) => {
+            return Err(bad(
+                "-w",
+                "with --destination the server writes the file there and keeps no copy; give \
+                 one of them",
+            ));
+        }
+        _ => {}
+    }
+    let seconds = parse_duration(window)
+        .map_err(|e| bad("--look-back", e))?
+        .as_secs_f64();
+    if seconds <= 0.0 {
+        return Err(bad("--look-back", "must be longer than zero"));
+    }
+    let offset_time =
+        f.at.as_deref()
+            .map(|v| at(v, now).map(edgecap_model::ids::rfc3339))
+            .transpose()?;
+    let packet_limit = optional(a.packets.as_deref(), "--packets", parse_count)?
+        .unwrap_or(edgecap_model::AccountLimits::default().max_packet_limit);
+    Ok(Some(LookBack {
+        seconds,
+        offset_time,
+        packet_limit,
+    }))
+}
+
+const LOCAL_ONLY: &str = "it applies to a local capture only; a look-back capture reads the \
+                          nodes' rings";
+
+/// `--at`: an RFC 3339 UTC time, `now`, or a duration before `now` (`10m`, `-10m`), as
+/// `edgecap traffic --since` takes them.
+fn at(v: &str, now: f64) -> Result<f64, Failure> {
+    let v = v.trim();
+    if v == "now" {
+        return Ok(now);
+    }
+    if let Ok(d) = parse_duration(v.strip_prefix('-').unwrap_or(v)) {
+        return Ok(now - d.as_secs_f64());
+    }
+    edgecap_model::ids::parse_rfc3339(v).ok_or_else(|| {
+        bad(
+            "--at",
+            format!(
+                "{v:?} is neither an RFC 3339 UTC time (2026-11-25T07:30:00Z) nor a duration \
+                 before now (10m)"
+            ),
+        )
+    })
+}

@@ -10,7 +10,7 @@ use reqwest::Method;
 use serde_json::{Map, Value, json};
 
 use super::{Conn, render};
-use crate::capture_cmd::{CaptureArgs, FleetArgs};
+use crate::capture_cmd::{CaptureArgs, FleetArgs, LookBack};
 use crate::exit::Failure;
 use crate::out::{self, outln};
 use crate::units::{parse_count, parse_duration, parse_size};
@@ -127,6 +127,60 @@ pub(crate) fn request_body(
             json!(parse_size(b).map_err(|e| bad("--bytes", e))?),
         );
     }
+    filters(a, &mut body);
+    selection(f, true, &mut body)?;
+    let dest = f.destination.clone().or(default_dest).ok_or_else(|| {
+        bad(
+            "--destination",
+            "where should the nodes write? e.g. file:///var/lib/edgecap/captures (or set \
+             destination in the client config)"
+                .into(),
+        )
+    })?;
+    body.insert("destination_conf".into(), json!(dest));
+    if f.merge {
+        body.insert("merge".into(), json!(true));
+    }
+    points(a, &mut body);
+    if let Some(s) = &a.snaplen {
+        body.insert(
+            "snaplen".into(),
+            json!(parse_count(s).map_err(|e| bad("--snaplen", e))?),
+        );
+    }
+    if let Some(s) = &a.sample {
+        let n = parse_count(s).map_err(|e| bad("--sample", e))?;
+        body.insert("sample_rate".into(), json!(1.0 / n as f64));
+    }
+    body.insert("format".into(), json!(a.format));
+    Ok(Value::Object(body))
+}
+
+/// The create body of a look-back capture (`type: simple`): the window and packet limit
+/// from [`LookBack`], the filter, selection, points and format as a full capture sends them;
+/// a destination only when `--destination` names one (the client config's default is for
+/// full captures: a look-back file is downloaded).
+pub(crate) fn simple_body(a: &CaptureArgs, lb: &LookBack) -> Result<Value, Failure> {
+    let mut body = Map::new();
+    body.insert("type".into(), json!("simple"));
+    body.insert("system".into(), json!("magic-transit"));
+    body.insert("time_limit".into(), json!(lb.seconds));
+    body.insert("packet_limit".into(), json!(lb.packet_limit));
+    if let Some(t) = &lb.offset_time {
+        body.insert("offset_time".into(), json!(t));
+    }
+    filters(a, &mut body);
+    selection(&a.fleet, false, &mut body)?;
+    if let Some(d) = &a.fleet.destination {
+        body.insert("destination_conf".into(), json!(d));
+    }
+    points(a, &mut body);
+    body.insert("format".into(), json!(a.format));
+    Ok(Value::Object(body))
+}
+
+/// `filter_v1` from --src/--dst/--sport/--dport/--proto, and `filter` from --filter.
+fn filters(a: &CaptureArgs, body: &mut Map<String, Value>) {
     let mut filter = Map::new();
     for (field, values) in [
         ("source_address", &a.src),
@@ -154,6 +208,11 @@ pub(crate) fn request_body(
     if let Some(e) = &a.filter {
         body.insert("filter".into(), json!(e));
     }
+}
+
+/// `colo_name` or `nodes`; one of them is needed when `required` (a full capture).
+fn selection(f: &FleetArgs, required: bool, body: &mut Map<String, Value>) -> Result<(), Failure> {
+    let bad = |opt: &str, why: &str| Failure::usage(format!("{opt}: {why}"));
     match (&f.colo, f.nodes.is_empty()) {
         (Some(c), true) => {
             body.insert("colo_name".into(), json!(c));
@@ -167,40 +226,21 @@ pub(crate) fn request_body(
                 .collect();
             body.insert("nodes".into(), json!(nodes));
         }
-        (Some(_), false) => return Err(bad("--colo", "give --colo or --nodes, not both".into())),
-        (None, true) => {
+        (Some(_), false) => return Err(bad("--colo", "give --colo or --nodes, not both")),
+        (None, true) if required => {
             return Err(bad(
                 "--nodes",
-                "say which nodes: --nodes NAME|key=value,... or --colo SITE".into(),
+                "say which nodes: --nodes NAME|key=value,... or --colo SITE",
             ));
         }
+        (None, true) => {}
     }
-    let dest = f.destination.clone().or(default_dest).ok_or_else(|| {
-        bad(
-            "--destination",
-            "where should the nodes write? e.g. file:///var/lib/edgecap/captures (or set \
-             destination in the client config)"
-                .into(),
-        )
-    })?;
-    body.insert("destination_conf".into(), json!(dest));
-    if f.merge {
-        body.insert("merge".into(), json!(true));
-    }
+    Ok(())
+}
+
+fn points(a: &CaptureArgs, body: &mut Map<String, Value>) {
     let points: Vec<&str> = a.point.split(',').map(str::trim).collect();
     body.insert("points".into(), json!(points));
-    if let Some(s) = &a.snaplen {
-        body.insert(
-            "snaplen".into(),
-            json!(parse_count(s).map_err(|e| bad("--snaplen", e))?),
-        );
-    }
-    if let Some(s) = &a.sample {
-        let n = parse_count(s).map_err(|e| bad("--sample", e))?;
-        body.insert("sample_rate".into(), json!(1.0 / n as f64));
-    }
-    body.insert("format".into(), json!(a.format));
-    Ok(Value::Object(body))
 }
 
 /// `edgecap ls`.
@@ -251,5 +291,208 @@ fn check_id(id: &str) -> Result<(), Failure> {
         Err(Failure::usage(format!(
             "ID: {id:?} is not a 32-hex-digit capture id"
         )))
+    }
+}
+
+/// `edgecap capture --look-back ...`: create the simple capture, say on standard error which
+/// nodes answered and which are missing, then download its file into `-w` (unless the
+/// server wrote it to `--destination`). `-w FILE` is opened before anything is asked, so an
+/// unwritable path creates nothing; a failed capture leaves no file behind.
+pub fn look_back(conn: &Conn, a: &CaptureArgs, lb: &LookBack) -> Result<(), Failure> {
+    let body = simple_body(a, lb)?;
+    let mut sink = match a.write.as_deref() {
+        None => None,
+        Some(p) if p.as_os_str() == "-" => Some(Sink::Stdout),
+        Some(p) => Some(Sink::File(
+            std::fs::File::create(p)
+                .map_err(|e| Failure::usage(format!("-w: cannot write {}: {e}", p.display())))?,
+            p.to_owned(),
+        )),
+    };
+    let result = look_back_into(conn, a, &body, &mut sink);
+    if result.is_err()
+        && let Some(Sink::File(_, p)) = &sink
+    {
+        let _ = std::fs::remove_file(p);
+    }
+    result
+}
+
+enum Sink {
+    Stdout,
+    File(std::fs::File, std::path::PathBuf),
+}
+
+fn look_back_into(
+    conn: &Conn,
+    a: &CaptureArgs,
+    body: &Value,
+    sink: &mut Option<Sink>,
+) -> Result<(), Failure> {
+    let created: Capture = conn
+        .call(Method::POST, "pcaps", Some(body))
+        .map_err(flag_names)?
+        .ok_or_else(|| Failure::runtime("the server created a capture but returned nothing"))?;
+    let to_stdout = matches!(sink, Some(Sink::Stdout));
+    if a.json {
+        let v = serde_json::to_string_pretty(&created)
+            .map_err(|e| Failure::runtime(format!("encoding JSON: {e}")))?;
+        if to_stdout {
+            eprintln!("{v}");
+        } else {
+            outln!("{v}");
+        }
+    } else if !a.quiet {
+        eprint!("{}", render::look_back_report(&created));
+    }
+    if created.status == edgecap_model::Status::Failed {
+        return Err(Failure::runtime(format!(
+            "look-back capture {} failed: {}",
+            created.id,
+            created
+                .error_message
+                .as_deref()
+                .unwrap_or("no node answered")
+        )));
+    }
+    let Some(sink) = sink else {
+        if !a.quiet && !a.json {
+            eprintln!(
+                "written by the server to {}",
+                created
+                    .merged_file
+                    .as_deref()
+                    .unwrap_or(&created.destination_conf)
+            );
+        }
+        return Ok(());
+    };
+    let bytes = conn.get_file(
+        &format!("pcaps/{}/download", created.id),
+        Some(accept(&a.format)),
+    )?;
+    write_file(sink, &bytes)?;
+    if !a.quiet
+        && !a.json
+        && let Sink::File(_, p) = sink
+    {
+        eprintln!("wrote {} ({} bytes)", p.display(), bytes.len());
+    }
+    Ok(())
+}
+
+/// The Accept header for a `--format`: Cloudflare's SDKs' type for pcap, else pcapng.
+fn accept(format: &str) -> &'static str {
+    if format == "pcap" {
+        "application/vnd.tcpdump.pcap"
+    } else {
+        "application/x-pcapng"
+    }
+}
+
+fn write_file(sink: &mut Sink, bytes: &[u8]) -> Result<(), Failure> {
+    use std::io::Write;
+    match sink {
+        Sink::Stdout => {
+            let mut out = std::io::stdout().lock();
+            match out.write_all(bytes).and_then(|()| out.flush()) {
+                // The reader took what it wanted (`| head -c`), as with a local capture.
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                r => r.map_err(|e| Failure::runtime(format!("writing to standard output: {e}"))),
+            }
+        }
+        Sink::File(f, p) => f
+            .write_all(bytes)
+            .and_then(|()| f.sync_all())
+            .map_err(|e| Failure::runtime(format!("writing {}: {e}", p.display()))),
+    }
+}
+
+/// A refusal of a look-back request, each error's field named by the flag the user typed
+/// (`--look-back (time_limit): ...`). The server's message is `server refused (STATUS): ` and
+/// its errors joined by `; `, each starting with its field.
+fn flag_names(mut f: Failure) -> Failure {
+    const FLAGS: &[(&str, &str)] = &[
+        ("time_limit", "--look-back"),
+        ("offset_time", "--at"),
+        ("packet_limit", "--packets"),
+        ("destination_conf", "--destination"),
+        ("filter_v1.source_address", "--src"),
+        ("filter_v1.destination_address", "--dst"),
+        ("filter_v1.source_port", "--sport"),
+        ("filter_v1.destination_port", "--dport"),
+        ("filter_v1.protocol", "--proto"),
+        ("filter", "--filter"),
+        ("points", "--point"),
+        ("format", "--format"),
+        ("nodes", "--nodes"),
+        ("colo_name", "--colo"),
+    ];
+    let Some((head, errors)) = f.message.split_once("): ") else {
+        return f;
+    };
+    let named: Vec<String> = errors
+        .split("; ")
+        .map(|e| {
+            FLAGS
+                .iter()
+                .find_map(|(field, flag)| {
+                    let rest = e.strip_prefix(field)?.strip_prefix(": ")?;
+                    Some(format!("{flag} ({field}): {rest}"))
+                })
+                .unwrap_or_else(|| e.to_owned())
+        })
+        .collect();
+    f.message = format!("{head}): {}", named.join("; "));
+    f
+}
+
+/// `edgecap download ID -w FILE`: a simple capture's file, pcap or pcapng per `--format`
+/// (default: the capture's own). The file is written only once the server has sent it.
+pub fn download(
+    conn: &Conn,
+    id: &str,
+    write: &std::path::Path,
+    format: Option<&str>,
+    quiet: bool,
+) -> Result<(), Failure> {
+    check_id(id)?;
+    let bytes = conn.get_file(&format!("pcaps/{id}/download"), format.map(accept))?;
+    let mut sink = if write.as_os_str() == "-" {
+        Sink::Stdout
+    } else {
+        Sink::File(
+            std::fs::File::create(write).map_err(|e| {
+                Failure::usage(format!("-w: cannot write {}: {e}", write.display()))
+            })?,
+            write.to_owned(),
+        )
+    };
+    write_file(&mut sink, &bytes)?;
+    if !quiet && let Sink::File(_, p) = &sink {
+        eprintln!("wrote {} ({} bytes)", p.display(), bytes.len());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_look_back_refusal_names_the_flags_typed() {
+        let f = flag_names(Failure::usage(
+            "server refused (400): time_limit: 600 is outside 1-300; filter_v1.protocol: \
+             \"x\" is not a protocol; filter: at character 1: bad; not a field: as is",
+        ));
+        assert_eq!(f.code, 2);
+        assert_eq!(
+            f.message,
+            "server refused (400): --look-back (time_limit): 600 is outside 1-300; --proto \
+             (filter_v1.protocol): \"x\" is not a protocol; --filter (filter): at character 1: \
+             bad; not a field: as is"
+        );
+        let f = flag_names(Failure::runtime("cannot reach http://x: refused"));
+        assert_eq!(f.message, "cannot reach http://x: refused");
     }
 }

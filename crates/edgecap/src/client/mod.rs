@@ -12,10 +12,11 @@ use std::time::Duration;
 use edgecap_model::Envelope;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
+pub use commands::{capture, download, look_back, ls, status, stop};
 #[cfg(test)]
-pub(crate) use commands::request_body;
-pub use commands::{capture, ls, status, stop};
+pub(crate) use commands::{request_body, simple_body};
 pub use traffic::{TopArgs, TrafficArgs, top, traffic};
 
 use crate::exit::Failure;
@@ -264,7 +265,42 @@ impl Conn {
         let text = resp
             .text()
             .map_err(|e| Failure::runtime(format!("reading the answer: {e}")))?;
-        let env: Envelope<T> = serde_json::from_str(&text).map_err(|e| {
+        self.unwrap_envelope(status, &text)
+    }
+
+    /// `GET path` for a file (a look-back capture's download), asking for `accept` when given;
+    /// an API error becomes one readable message, as for [`Conn::call`].
+    pub fn get_file(&self, path: &str, accept: Option<&str>) -> Result<Vec<u8>, Failure> {
+        let mut req = self.http.get(self.url(path)).bearer_auth(&self.token);
+        if let Some(a) = accept {
+            req = req.header(reqwest::header::ACCEPT, a);
+        }
+        let resp = req
+            .send()
+            .map_err(|e| Failure::runtime(format!("cannot reach {}: {e}", self.server)))?;
+        let status = resp.status();
+        if status.is_success() {
+            return resp
+                .bytes()
+                .map(|b| b.to_vec())
+                .map_err(|e| Failure::runtime(format!("reading the file: {e}")));
+        }
+        let text = resp
+            .text()
+            .map_err(|e| Failure::runtime(format!("reading the answer: {e}")))?;
+        let _: Option<Value> = self.unwrap_envelope(status, &text)?;
+        Err(Failure::runtime(format!(
+            "unexpected answer from {} ({status})",
+            self.server
+        )))
+    }
+
+    fn unwrap_envelope<T: DeserializeOwned>(
+        &self,
+        status: reqwest::StatusCode,
+        text: &str,
+    ) -> Result<Option<T>, Failure> {
+        let env: Envelope<T> = serde_json::from_str(text).map_err(|e| {
             Failure::runtime(format!(
                 "unexpected answer from {} ({status}): {e}: {text:.200}",
                 self.server

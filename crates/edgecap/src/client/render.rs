@@ -276,6 +276,42 @@ fn filter_text(c: &Capture) -> String {
     }
 }
 
+/// What a look-back capture's nodes did, for standard error: the count, the nodes that
+/// answered, and the ones missing with their reasons.
+pub fn look_back_report(c: &Capture) -> String {
+    let (answered, missing): (Vec<&NodeResult>, Vec<&NodeResult>) = c
+        .node_results
+        .iter()
+        .partition(|r| r.status != edgecap_model::Status::Failed);
+    let mut s = format!(
+        "look-back capture {} ({}): {} packets from {} of {} nodes\n",
+        c.id,
+        c.status.as_str(),
+        c.packets_captured,
+        answered.len(),
+        c.node_results.len()
+    );
+    let names = |rs: &[&NodeResult], detail: &dyn Fn(&NodeResult) -> String| {
+        rs.iter()
+            .map(|r| format!("{} ({})", r.node, detail(r)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if !answered.is_empty() {
+        let line = names(&answered, &|r| format!("{} packets", r.packets));
+        s.push_str(&format!("answered: {line}\n"));
+    }
+    if !missing.is_empty() {
+        let line = names(&missing, &|r| {
+            r.error_message
+                .clone()
+                .unwrap_or_else(|| "no answer".into())
+        });
+        s.push_str(&format!("missing: {line}\n"));
+    }
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,5 +370,29 @@ mod tests {
         let mut failed = node(Status::Failed, 1, None);
         failed.error_message = Some("node edge0 disconnected".into());
         assert!(node_line(&failed, t, 30.0).ends_with("  node edge0 disconnected"));
+    }
+
+    #[test]
+    fn a_look_back_report_names_the_nodes_that_answered_and_the_missing_ones() {
+        let c: Capture = serde_json::from_value(serde_json::json!({
+            "id": "0123456789abcdef0123456789abcdef", "type": "simple", "system": "magic-transit",
+            "status": "success", "submitted": "", "time_limit": 60.0, "filter_v1": {},
+            "destination_conf": "", "packets_captured": 7, "points": [],
+            "format": "pcapng", "bytes_captured": 0, "packets_lost": 0, "node_results": []
+        }))
+        .unwrap();
+        let mut c = c;
+        let mut edge1 = node(Status::Success, 0, None);
+        edge1.node = "edge1".into();
+        let mut edge2 = node(Status::Failed, 0, None);
+        edge2.node = "edge2".into();
+        edge2.error_message = Some("not connected".into());
+        c.node_results = vec![node(Status::Success, 7, None), edge1, edge2];
+        assert_eq!(
+            look_back_report(&c),
+            "look-back capture 0123456789abcdef0123456789abcdef (success): 7 packets from 2 of 3 \
+             nodes\nanswered: edge0 (7 packets), edge1 (0 packets)\nmissing: edge2 (not \
+             connected)\n"
+        );
     }
 }
