@@ -5,6 +5,7 @@
 mod commands;
 mod render;
 mod traffic;
+mod triggers;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -17,6 +18,7 @@ use serde::de::DeserializeOwned;
 pub(crate) use commands::request_body;
 pub use commands::{capture, ls, status, stop};
 pub use traffic::{TopArgs, TrafficArgs, top, traffic};
+pub use triggers::{TriggersArgs, triggers};
 
 use crate::exit::Failure;
 
