@@ -27,6 +27,7 @@
 //! while captures keep running and their outcomes wait in the ledger.
 
 pub mod backoff;
+pub mod detect;
 pub mod error;
 pub mod identity;
 pub mod ledger;

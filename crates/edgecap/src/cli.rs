@@ -68,6 +68,8 @@ pub enum Command {
     Traffic(crate::client::TrafficArgs),
     /// Live heavy hitters and rates across the fleet, refreshed every second (Ctrl-C ends).
     Top(crate::client::TopArgs),
+    /// Anomaly triggers: add, list, remove (captures taken when a condition holds).
+    Triggers(crate::client::TriggersArgs),
     /// Build or remove the throw-away test network of namespaces.
     Lab {
         #[command(subcommand)]

@@ -52,6 +52,7 @@ fn main() {
             .and_then(|c| client::download(&c, id, write, format.as_deref(), *quiet)),
         cli::Command::Traffic(a) => client::traffic(a),
         cli::Command::Top(a) => client::top(a),
+        cli::Command::Triggers(a) => client::triggers(a),
         cli::Command::Bench { args } => bench_cmd::run(args, &cli.log),
         cli::Command::Fate(a) => fate_cmd::run(a),
         cli::Command::Diff(a) => diff_cmd::run(a),

@@ -141,7 +141,7 @@ pub async fn check_key(vault: &Vault, db: &Db) -> Result<(), String> {
                  the key they were sealed with opens; a new key would not. Restore the key \
                  file from where it was (a backup of the data directory, another replica) or \
                  give its path with --secrets-key; to give those credentials up instead, \
-                 delete the captures and ownerships that hold them",
+                 delete the captures, ownerships and triggers that hold them",
                 path.display()
             ));
         }

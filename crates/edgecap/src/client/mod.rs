@@ -5,6 +5,7 @@
 mod commands;
 mod render;
 mod traffic;
+mod triggers;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -18,6 +19,7 @@ pub use commands::{capture, download, look_back, ls, status, stop};
 #[cfg(test)]
 pub(crate) use commands::{request_body, simple_body};
 pub use traffic::{TopArgs, TrafficArgs, top, traffic};
+pub use triggers::{TriggersArgs, triggers};
 
 use crate::exit::Failure;
 

@@ -7,9 +7,13 @@ use sqlx::{AnyConnection, Row};
 use super::Db;
 use crate::error::Result;
 
-/// Tables with a sealed `credentials` column, and the context prefix each row's secret is
-/// sealed with (`<prefix>:<id>`, see [`crate::credentials`]).
-const TABLES: &[(&str, &str)] = &[("captures", "capture"), ("ownerships", "ownership")];
+/// Tables with a sealed `credentials` column, the context prefix each row's secret is
+/// sealed with (`<prefix>:<id>`, see [`crate::credentials`]), and the column of its time.
+const TABLES: &[(&str, &str, &str)] = &[
+    ("captures", "capture", "submitted"),
+    ("ownerships", "ownership", "submitted"),
+    ("triggers", "trigger", "created"),
+];
 
 /// One sealed secret.
 #[derive(Debug, Clone)]
@@ -24,7 +28,7 @@ pub struct Sealed {
 /// How many sealed secrets the database holds.
 pub async fn count(db: &Db) -> Result<i64> {
     let mut n = 0;
-    for (table, _) in TABLES {
+    for (table, _, _) in TABLES {
         let sql = format!("SELECT COUNT(*) FROM {table} WHERE credentials IS NOT NULL");
         let c: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .fetch_one(&db.pool)
@@ -34,13 +38,14 @@ pub async fn count(db: &Db) -> Result<i64> {
     Ok(n)
 }
 
-/// Some sealed secret, if there is one (the newest capture's, else an ownership's).
+/// Some sealed secret, if there is one (the newest capture's, else an ownership's, else a
+/// trigger's).
 pub async fn any(db: &Db) -> Result<Option<Sealed>> {
     let mut conn = db.pool.acquire().await?;
-    for (table, prefix) in TABLES {
+    for (table, prefix, time) in TABLES {
         let sql = format!(
             "SELECT id, credentials FROM {table} WHERE credentials IS NOT NULL \
-             ORDER BY submitted DESC LIMIT 1"
+             ORDER BY {time} DESC LIMIT 1"
         );
         if let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
             .fetch_optional(&mut *conn)
@@ -65,7 +70,7 @@ fn from_row(table: &'static str, prefix: &str, row: &sqlx::any::AnyRow) -> Resul
 /// Every sealed secret, read on `conn` (a transaction, for a rotation).
 pub async fn all(conn: &mut AnyConnection) -> Result<Vec<Sealed>> {
     let mut out = Vec::new();
-    for (table, prefix) in TABLES {
+    for (table, prefix, _) in TABLES {
         let sql = format!("SELECT id, credentials FROM {table} WHERE credentials IS NOT NULL");
         for row in sqlx::query(sqlx::AssertSqlSafe(sql))
             .fetch_all(&mut *conn)

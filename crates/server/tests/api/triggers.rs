@@ -3,7 +3,11 @@
 //! restricted account's scope stays inside its prefixes; a bucket must be validated.
 
 use axum::http::StatusCode;
-use edgecap_model::trigger::MAX_TRIGGERS_PER_ACCOUNT;
+use edgecap_model::AccountLimits;
+use edgecap_model::trigger::{MAX_TRIGGERS_PER_ACCOUNT, validate_trigger};
+use edgecap_server::credentials::{self, Vault, trigger_context};
+use edgecap_server::db::triggers::{self, Stored};
+use edgecap_store::{Credentials, Secret};
 use serde_json::{Value, json};
 
 use crate::both_databases;
@@ -14,6 +18,7 @@ both_databases!(
     bad_triggers_name_the_field_and_store_nothing,
     a_restricted_accounts_scope_stays_inside_its_prefixes,
     an_account_holds_a_bounded_number_of_triggers,
+    a_triggers_sealed_credentials_are_guarded_and_rotated,
 );
 
 fn body(h: &Harness) -> Value {
@@ -231,4 +236,78 @@ async fn an_account_holds_a_bounded_number_of_triggers(b: Backend) {
         .call_as(Some(&h.other_token), "POST", &other, Some(&b.to_string()))
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
+}
+
+/// A trigger's sealed credentials count as the database's secrets: no new key is made over
+/// them, another key is refused, and a rotation re-seals them.
+async fn a_triggers_sealed_credentials_are_guarded_and_rotated(b: Backend) {
+    let Some(h) = Harness::new(b).await else {
+        return;
+    };
+    let key = h._tmp.0.join("secrets.key");
+    let creds = Credentials::AccessKey {
+        access_key_id: "AKIDTRIGGER".into(),
+        secret_access_key: Secret::new("sealed-trigger-secret"),
+        session_token: None,
+    };
+    let id = edgecap_server::secret::new_id();
+    let sealed = h
+        .state
+        .hub
+        .vault()
+        .seal(&creds, &trigger_context(&id))
+        .unwrap();
+    let (trigger, _) = validate_trigger(&body(&h), &AccountLimits::default()).unwrap();
+    let stored = Stored {
+        id: id.clone(),
+        account_id: h.account.id.clone(),
+        trigger,
+        credentials: Some(sealed.clone()),
+        created: "2026-01-01T00:00:00Z".into(),
+    };
+    assert!(triggers::insert(&h.state.db, &stored, 1).await.unwrap());
+    // The account's limit (1 here) holds in the insert itself.
+    let second = Stored {
+        id: edgecap_server::secret::new_id(),
+        ..stored.clone()
+    };
+    assert!(!triggers::insert(&h.state.db, &second, 1).await.unwrap());
+
+    let missing = h._tmp.0.join("elsewhere.key");
+    let err = credentials::check_key(&Vault::new(Some(missing.clone())), &h.state.db)
+        .await
+        .unwrap_err();
+    assert!(err.contains("holds 1 sealed credential"), "{err}");
+    assert!(!missing.exists());
+    let other = h._tmp.0.join("other.key");
+    Vault::new(Some(other.clone())).check().unwrap();
+    let err = credentials::check_key(&Vault::new(Some(other)), &h.state.db)
+        .await
+        .unwrap_err();
+    assert!(err.contains("not the key they were sealed with"), "{err}");
+
+    let done = credentials::rotate(&h.state.db, &key).await.unwrap();
+    assert!(done.contains("re-sealed 1 secret(s)"), "{done}");
+    let after = triggers::get(&h.state.db, &h.account.id, &id)
+        .await
+        .unwrap()
+        .unwrap()
+        .credentials
+        .unwrap();
+    assert_ne!(after, sealed);
+    assert_eq!(
+        Vault::new(Some(key))
+            .open(&after, &trigger_context(&id))
+            .unwrap(),
+        creds
+    );
+    // The API shows neither the secret nor its sealed form.
+    let (s, v) = h.call("GET", &h.acc("pcaps/triggers"), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["result"][0]["id"], id);
+    let text = v.to_string();
+    assert!(
+        !text.contains("sealed-trigger-secret") && !text.contains(&after),
+        "{v}"
+    );
 }

@@ -1,0 +1,377 @@
+//! Trigger evaluation on the node's own 1 s rollups (issue 14), pure: no clock, no I/O. The
+//! agent feeds each closed second's measurements ([`Observation`], made from rollup
+//! [`Second`]s by [`observe`]) to one [`Detector`] per trigger and acts on its
+//! [`Decision`]s.
+//!
+//! Rules, per key (the whole scope, or each destination address with `per: destination`):
+//! - a second *holds* when the metric is above the threshold, above `factor` times the
+//!   learned baseline and above `floor`, or below the threshold (`below`: only once the
+//!   metric has been at or over it since the last firing, so a node that never had the
+//!   traffic does not fire);
+//! - it fires when it has held `sustained_seconds` seconds in a row (a missing second breaks
+//!   the run), and, above a threshold, again each cooldown while it keeps holding (a
+//!   cooldown of 0: once per run; `below`: once per run);
+//! - a firing is allowed only when the trigger-wide cooldown has passed since its last
+//!   capture, fewer than `captures_per_hour` captures started in the last hour, and bytes
+//!   are left of `bytes_per_day` in the last day; the capture's byte limit is cut to what is
+//!   left. Otherwise it is refused, once per episode and reason, and the caller reports that
+//!   (an event without a capture);
+//! - the baseline is an EWMA learned from seconds that do not hold, with the trigger's
+//!   half-life; a key's first second seeds it.
+//!
+//! Memory is bounded: at most [`MAX_KEYS`] keys (the least recently seen is forgotten), at
+//! most `captures_per_hour` firings and as many byte reservations as firings in a day.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::IpAddr;
+
+use edgecap_model::trigger::{Metric, Per, Threshold, Trigger};
+use edgecap_observe::Second;
+
+/// Keys (destination addresses) a detector follows at once.
+pub const MAX_KEYS: usize = 4096;
+
+const HOUR: u64 = 3600;
+const DAY: u64 = 24 * 3600;
+
+/// One closed second, measured for one trigger: the metric over the scope and per
+/// destination address (those the rollups name).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Observation {
+    pub t: u64,
+    pub scope: f64,
+    pub destinations: Vec<(IpAddr, f64)>,
+}
+
+/// The metric of `seconds` (one node's closed seconds for time `t`, any points of the
+/// trigger's scope), as per-second values. Per destination, packets come from the heavy
+/// hitters (upper bounds); bits and SYNs are the destination's share of packets times the
+/// second's bits or SYNs.
+pub fn observe(t: u64, seconds: &[&Second], metric: Metric, points: &[String]) -> Observation {
+    let mut o = Observation {
+        t,
+        ..Observation::default()
+    };
+    let mut per_dst: BTreeMap<IpAddr, f64> = BTreeMap::new();
+    for s in seconds
+        .iter()
+        .filter(|s| s.t == t && points.contains(&s.point))
+    {
+        let total = match metric {
+            Metric::PacketsPerSecond => s.packets as f64,
+            Metric::BitsPerSecond => s.bytes as f64 * 8.0,
+            Metric::SynPerSecond => s.syn as f64,
+        };
+        o.scope += total;
+        let sampled: u64 = s.families.iter().sum();
+        for h in &s.top_dst {
+            let share = if sampled == 0 {
+                0.0
+            } else {
+                h.count as f64 / sampled as f64
+            };
+            let v = match metric {
+                Metric::PacketsPerSecond => h.count as f64,
+                _ => share.min(1.0) * total,
+            };
+            *per_dst.entry(h.key).or_default() += v;
+        }
+    }
+    o.destinations = per_dst.into_iter().collect();
+    o
+}
+
+/// Why a firing was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    Cooldown,
+    CapturesPerHour,
+    BytesPerDay,
+}
+
+impl Refusal {
+    pub fn text(self) -> &'static str {
+        match self {
+            Refusal::Cooldown => "cooldown",
+            Refusal::CapturesPerHour => "budget.captures_per_hour",
+            Refusal::BytesPerDay => "budget.bytes_per_day",
+        }
+    }
+}
+
+/// What a second decided.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// Start a capture. `key`: the destination that fired (None: the whole scope);
+    /// `started`: the first second of the run; `peak`: the highest value in it;
+    /// `byte_limit`: the capture's, cut to the day's budget; `reservation` identifies the
+    /// bytes held for it ([`Detector::settle`]).
+    Fire {
+        key: Option<IpAddr>,
+        started: u64,
+        at: u64,
+        value: f64,
+        peak: f64,
+        byte_limit: u64,
+        reservation: u64,
+    },
+    /// The condition held long enough but no capture may start.
+    Refused {
+        key: Option<IpAddr>,
+        started: u64,
+        at: u64,
+        peak: f64,
+        why: Refusal,
+    },
+    /// A key whose condition held (and fired or was refused) stopped holding: the anomaly
+    /// ended at `ended` (its last holding second).
+    Ended {
+        key: Option<IpAddr>,
+        started: u64,
+        ended: u64,
+        peak: f64,
+    },
+}
+
+#[derive(Debug, Clone, Default)]
+struct KeyState {
+    last_seen: u64,
+    /// The first second of the current run of holding seconds, and its length.
+    run_start: u64,
+    run: u64,
+    peak: f64,
+    baseline: Option<f64>,
+    /// `below`: the metric has been at or over the threshold since the last firing.
+    armed: bool,
+    /// The run has fired or been refused (it reports `Ended` when it stops).
+    reported: bool,
+    refused: Option<Refusal>,
+    last_fired: Option<u64>,
+}
+
+/// One trigger's evaluation on one node.
+#[derive(Debug, Clone)]
+pub struct Detector {
+    trigger: Trigger,
+    keys: BTreeMap<Option<IpAddr>, KeyState>,
+    last_capture: Option<u64>,
+    /// Start times of captures in the last hour.
+    captures: VecDeque<u64>,
+    /// (time, reservation id, bytes) of captures in the last day.
+    bytes: VecDeque<(u64, u64, u64)>,
+    next_reservation: u64,
+}
+
+impl Detector {
+    pub fn new(trigger: Trigger) -> Detector {
+        Detector {
+            trigger,
+            keys: BTreeMap::new(),
+            last_capture: None,
+            captures: VecDeque::new(),
+            bytes: VecDeque::new(),
+            next_reservation: 1,
+        }
+    }
+
+    pub fn trigger(&self) -> &Trigger {
+        &self.trigger
+    }
+
+    /// Bytes still allowed at `t` by the daily budget.
+    pub fn bytes_left(&mut self, t: u64) -> u64 {
+        self.expire(t);
+        let used: u64 = self.bytes.iter().map(|(_, _, b)| *b).sum();
+        self.trigger.budget.bytes_per_day.saturating_sub(used)
+    }
+
+    /// The capture of `reservation` ended having written `bytes`: what it did not use goes
+    /// back to the day's budget.
+    pub fn settle(&mut self, reservation: u64, bytes: u64) {
+        if let Some(e) = self.bytes.iter_mut().find(|e| e.1 == reservation) {
+            e.2 = e.2.min(bytes);
+        }
+    }
+
+    fn expire(&mut self, t: u64) {
+        while self.captures.front().is_some_and(|s| *s + HOUR <= t) {
+            self.captures.pop_front();
+        }
+        while self.bytes.front().is_some_and(|e| e.0 + DAY <= t) {
+            self.bytes.pop_front();
+        }
+    }
+
+    /// Feeds one closed second; seconds must come in time order (an older one is ignored).
+    pub fn second(&mut self, o: &Observation) -> Vec<Decision> {
+        let mut out = Vec::new();
+        let values: Vec<(Option<IpAddr>, f64)> = match self.trigger.condition.per {
+            Per::Scope => vec![(None, o.scope)],
+            Per::Destination => o.destinations.iter().map(|(k, v)| (Some(*k), *v)).collect(),
+        };
+        // Keys not measured this second break their runs.
+        let absent: Vec<Option<IpAddr>> = self
+            .keys
+            .iter()
+            .filter(|(k, s)| s.run > 0 && !values.iter().any(|(key, _)| key == *k))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in absent {
+            if let Some(s) = self.keys.get_mut(&k) {
+                end_run(k, s, &mut out);
+            }
+        }
+        for (key, v) in values {
+            self.one(o.t, key, v, &mut out);
+        }
+        out
+    }
+
+    fn one(&mut self, t: u64, key: Option<IpAddr>, v: f64, out: &mut Vec<Decision>) {
+        if !self.keys.contains_key(&key) && self.keys.len() >= MAX_KEYS {
+            let oldest = self
+                .keys
+                .iter()
+                .min_by_key(|(_, s)| s.last_seen)
+                .map(|(k, _)| *k);
+            if let Some(k) = oldest {
+                self.keys.remove(&k);
+            }
+        }
+        let c = self.trigger.condition.clone();
+        let s = self.keys.entry(key).or_default();
+        if s.last_seen != 0 && t <= s.last_seen {
+            return;
+        }
+        let gap = s.last_seen != 0 && t != s.last_seen + 1;
+        s.last_seen = t;
+        if gap && s.run > 0 {
+            end_run(key, s, out);
+        }
+        let holds = match c.threshold {
+            Threshold::Above(x) => v > x,
+            Threshold::AboveBaseline(b) => {
+                let base = s.baseline.unwrap_or(v);
+                v > b.floor && v > b.factor * base
+            }
+            Threshold::Below(x) => {
+                if v >= x {
+                    s.armed = true;
+                }
+                // A run that started goes on while the flow stays away.
+                (s.armed || s.run > 0) && v < x
+            }
+        };
+        if !holds {
+            if let Threshold::AboveBaseline(b) = c.threshold {
+                let alpha = 1.0 - 0.5f64.powf(1.0 / b.half_life_seconds.max(1) as f64);
+                s.baseline = Some(match s.baseline {
+                    None => v,
+                    Some(base) => base + alpha * (v - base),
+                });
+            }
+            if s.run > 0 {
+                end_run(key, s, out);
+            }
+            return;
+        }
+        if s.run == 0 {
+            s.run_start = t;
+            s.peak = v;
+        }
+        s.run += 1;
+        s.peak = s.peak.max(v);
+        if s.run < c.sustained_seconds {
+            return;
+        }
+        // Held long enough: fire, unless this run fired already and may not again: a run
+        // above a threshold fires again each cooldown while it lasts (with a cooldown of
+        // 0, once); a run below one (the traffic stopped) fires once.
+        let cooldown = self.trigger.cooldown_seconds;
+        let again = cooldown > 0 && !matches!(c.threshold, Threshold::Below(_));
+        if s.last_fired.is_some_and(|f| !again || t < f + cooldown) {
+            return;
+        }
+        let (started, peak) = (s.run_start, s.peak);
+        let refusal = self.admit(t);
+        let s = self.keys.get_mut(&key).expect("inserted above");
+        s.reported = true;
+        match refusal {
+            Err(why) => {
+                if s.refused != Some(why) {
+                    s.refused = Some(why);
+                    out.push(Decision::Refused {
+                        key,
+                        started,
+                        at: t,
+                        peak,
+                        why,
+                    });
+                }
+            }
+            Ok(byte_limit) => {
+                s.refused = None;
+                s.last_fired = Some(t);
+                if matches!(c.threshold, Threshold::Below(_)) {
+                    s.armed = false;
+                }
+                let reservation = self.next_reservation;
+                self.next_reservation += 1;
+                self.last_capture = Some(t);
+                self.captures.push_back(t);
+                self.bytes.push_back((t, reservation, byte_limit));
+                out.push(Decision::Fire {
+                    key,
+                    started,
+                    at: t,
+                    value: v,
+                    peak,
+                    byte_limit,
+                    reservation,
+                });
+            }
+        }
+    }
+
+    /// May a capture start at `t`; its byte limit if so.
+    fn admit(&mut self, t: u64) -> Result<u64, Refusal> {
+        self.expire(t);
+        if self
+            .last_capture
+            .is_some_and(|l| t < l + self.trigger.cooldown_seconds)
+        {
+            return Err(Refusal::Cooldown);
+        }
+        if self.captures.len() as u64 >= self.trigger.budget.captures_per_hour {
+            return Err(Refusal::CapturesPerHour);
+        }
+        let left = self.bytes_left(t);
+        if left == 0 {
+            return Err(Refusal::BytesPerDay);
+        }
+        Ok(self
+            .trigger
+            .capture
+            .byte_limit
+            .map_or(left, |b| b.min(left)))
+    }
+}
+
+fn end_run(key: Option<IpAddr>, s: &mut KeyState, out: &mut Vec<Decision>) {
+    if s.reported {
+        out.push(Decision::Ended {
+            key,
+            started: s.run_start,
+            ended: s.run_start + s.run - 1,
+            peak: s.peak,
+        });
+    }
+    s.run = 0;
+    s.reported = false;
+    s.refused = None;
+    s.last_fired = None;
+}
+
+#[cfg(test)]
+#[path = "detect_tests.rs"]
+mod tests;

@@ -1,0 +1,427 @@
+//! The detector: sustain, cooldown, budgets, baseline, below, per destination, bounds.
+
+use super::*;
+use edgecap_model::request::AccountLimits;
+use serde_json::json;
+
+fn trigger(condition: serde_json::Value, extra: serde_json::Value) -> Trigger {
+    let mut b = json!({
+        "scope": {"colo_name": "fra"},
+        "condition": condition,
+        "capture": {"time_limit": 30, "byte_limit": 1_000_000, "destination_conf": "file:///x"},
+        "cooldown_seconds": 0,
+        "budget": {"captures_per_hour": 60},
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        b[k] = v.clone();
+    }
+    edgecap_model::trigger::validate_trigger(&b, &AccountLimits::default())
+        .unwrap()
+        .0
+}
+
+fn scope(t: u64, v: f64) -> Observation {
+    Observation {
+        t,
+        scope: v,
+        destinations: vec![],
+    }
+}
+
+/// Feeds `values` from second 100 on; the decisions with their seconds.
+fn run(d: &mut Detector, values: &[f64]) -> Vec<Decision> {
+    values
+        .iter()
+        .enumerate()
+        .flat_map(|(i, v)| d.second(&scope(100 + i as u64, *v)))
+        .collect()
+}
+
+fn fires(ds: &[Decision]) -> Vec<u64> {
+    ds.iter()
+        .filter_map(|d| match d {
+            Decision::Fire { at, .. } => Some(*at),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn fires_only_after_the_condition_held_sustained_seconds_in_a_row() {
+    let t = trigger(
+        json!({"metric": "packets_per_second", "above": 100, "sustained_seconds": 3}),
+        json!({}),
+    );
+    let mut d = Detector::new(t);
+    // Two seconds above, one below, then three above: fires on the third of those.
+    let ds = run(&mut d, &[500.0, 500.0, 50.0, 500.0, 700.0, 600.0, 600.0]);
+    assert_eq!(fires(&ds), vec![105]);
+    match &ds[0] {
+        Decision::Fire {
+            key,
+            started,
+            peak,
+            value,
+            ..
+        } => {
+            assert_eq!(*key, None);
+            assert_eq!(*started, 103);
+            assert_eq!(*peak, 700.0);
+            assert_eq!(*value, 600.0);
+        }
+        other => panic!("{other:?}"),
+    }
+    // Exactly at the threshold does not hold.
+    let mut d = Detector::new(trigger(
+        json!({"metric": "packets_per_second", "above": 100, "sustained_seconds": 1}),
+        json!({}),
+    ));
+    assert!(run(&mut d, &[100.0, 100.0]).is_empty());
+}
+
+#[test]
+fn a_missing_second_breaks_the_run() {
+    let mut d = Detector::new(trigger(
+        json!({"metric": "packets_per_second", "above": 100, "sustained_seconds": 3}),
+        json!({}),
+    ));
+    assert!(d.second(&scope(10, 500.0)).is_empty());
+    assert!(d.second(&scope(11, 500.0)).is_empty());
+    // Second 12 never came (the agent was busy): 13 and 14 are a new run of two.
+    assert!(d.second(&scope(13, 500.0)).is_empty());
+    assert!(d.second(&scope(14, 500.0)).is_empty());
+    assert_eq!(fires(&d.second(&scope(15, 500.0))), vec![15]);
+    // An old second is ignored.
+    assert!(d.second(&scope(12, 500.0)).is_empty());
+}
+
+#[test]
+fn the_cooldown_holds_between_captures_and_the_run_reports_its_end() {
+    let mut d = Detector::new(trigger(
+        json!({"metric": "packets_per_second", "above": 100, "sustained_seconds": 1}),
+        json!({"cooldown_seconds": 10}),
+    ));
+    // A flood of 25 s: fires at once, then every 10 s while it lasts.
+    let mut values = vec![1000.0; 25];
+    values.push(0.0);
+    let ds = run(&mut d, &values);
+    assert_eq!(fires(&ds), vec![100, 110, 120]);
+    assert_eq!(
+        ds.last(),
+        Some(&Decision::Ended {
+            key: None,
+            started: 100,
+            ended: 124,
+            peak: 1000.0
+        })
+    );
+    // A new flood within the cooldown of the last capture is refused once, then fires when
+    // the cooldown has passed.
+    let mut d = Detector::new(trigger(
+        json!({"metric": "packets_per_second", "above": 100, "sustained_seconds": 1}),
+        json!({"cooldown_seconds": 10}),
+    ));
+    let ds = run(
+        &mut d,
+        &[
+            500.0, 0.0, 500.0, 500.0, 500.0, 0.0, 0.0, 0.0, 0.0, 0.0, 500.0,
+        ],
+    );
+    assert_eq!(fires(&ds), vec![100, 110]);
+    let refused: Vec<_> = ds
+        .iter()
+        .filter(|d| matches!(d, Decision::Refused { .. }))
+        .collect();
+    assert_eq!(
+        refused,
+        vec![&Decision::Refused {
+            key: None,
+            started: 102,
+            at: 102,
+            peak: 500.0,
+            why: Refusal::Cooldown
+        }]
+    );
+}
+
+#[test]
+fn the_hourly_budget_refuses_and_frees_up_after_an_hour() {
+    let mut d = Detector::new(trigger(
+        json!({"metric": "packets_per_second", "above": 100, "sustained_seconds": 1}),
+        json!({"budget": {"captures_per_hour": 2}}),
+    ));
+    // Three separate floods: the third is refused.
+    let ds = run(&mut d, &[500.0, 0.0, 500.0, 0.0, 500.0, 0.0]);
+    assert_eq!(fires(&ds), vec![100, 102]);
+    assert!(ds.iter().any(|x| matches!(
+        x,
+        Decision::Refused {
+            at: 104,
+            why: Refusal::CapturesPerHour,
+            ..
+        }
+    )));
+    // An hour after the first, one more may start.
+    assert!(d.second(&scope(3699, 0.0)).is_empty());
+    assert_eq!(fires(&d.second(&scope(3700, 500.0))), vec![3700]);
+    assert!(
+        d.second(&scope(3701, 0.0))
+            .iter()
+            .all(|x| matches!(x, Decision::Ended { .. }))
+    );
+    // At 3702 the capture of 102 is an hour old too.
+    assert_eq!(fires(&d.second(&scope(3702, 500.0))), vec![3702]);
+    assert!(
+        d.second(&scope(3703, 0.0))
+            .iter()
+            .all(|x| matches!(x, Decision::Ended { .. }))
+    );
+    let ds = d.second(&scope(3704, 500.0));
+    assert!(matches!(
+        ds[..],
+        [Decision::Refused {
+            why: Refusal::CapturesPerHour,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn the_daily_byte_budget_cuts_limits_and_refuses_when_spent() {
+    let mut d = Detector::new(trigger(
+        json!({"metric": "packets_per_second", "above": 100, "sustained_seconds": 1}),
+        json!({"budget": {"captures_per_hour": 60, "bytes_per_day": 1000},
+               "capture": {"time_limit": 30, "byte_limit": 600, "destination_conf": "file:///x"}}),
+    ));
+    let ds = run(&mut d, &[500.0, 0.0, 500.0, 0.0, 500.0]);
+    let limits: Vec<(u64, u64)> = ds
+        .iter()
+        .filter_map(|x| match x {
+            Decision::Fire {
+                byte_limit,
+                reservation,
+                ..
+            } => Some((*byte_limit, *reservation)),
+            _ => None,
+        })
+        .collect();
+    // 600, then what is left (400), then nothing.
+    assert_eq!(
+        limits.iter().map(|l| l.0).collect::<Vec<_>>(),
+        vec![600, 400]
+    );
+    assert!(ds.iter().any(|x| matches!(
+        x,
+        Decision::Refused {
+            why: Refusal::BytesPerDay,
+            ..
+        }
+    )));
+    // The first capture wrote only 100 bytes: 500 are free again.
+    d.settle(limits[0].1, 100);
+    assert_eq!(d.bytes_left(105), 500);
+    // A day after, everything is.
+    assert_eq!(d.bytes_left(100 + 24 * 3600 + 2), 1000);
+    // A capture without a byte limit gets what is left as its limit, held until it ends.
+    let mut d = Detector::new(trigger(
+        json!({"metric": "packets_per_second", "above": 100, "sustained_seconds": 1}),
+        json!({"budget": {"bytes_per_day": 1000},
+               "capture": {"time_limit": 30, "destination_conf": "file:///x"}}),
+    ));
+    let ds = run(&mut d, &[500.0, 0.0, 500.0]);
+    let Some(Decision::Fire {
+        byte_limit: 1000,
+        reservation,
+        ..
+    }) = ds.first()
+    else {
+        panic!("{ds:?}")
+    };
+    assert!(matches!(
+        ds.last(),
+        Some(Decision::Refused {
+            why: Refusal::BytesPerDay,
+            ..
+        })
+    ));
+    d.settle(*reservation, 300);
+    // (Second 103 never came: the refused run ended at 102.)
+    let ds = d.second(&scope(104, 500.0));
+    assert!(
+        matches!(
+            ds[..],
+            [
+                Decision::Ended { ended: 102, .. },
+                Decision::Fire {
+                    byte_limit: 700,
+                    ..
+                }
+            ]
+        ),
+        "{ds:?}"
+    );
+}
+
+#[test]
+fn a_baseline_learns_quiet_seconds_and_respects_its_floor() {
+    let mut d = Detector::new(trigger(
+        json!({"metric": "bits_per_second", "sustained_seconds": 2,
+               "above_baseline": {"factor": 3, "floor": 1000, "half_life_seconds": 10}}),
+        json!({}),
+    ));
+    // Quiet at 2000 for a minute: 2.5x does not hold, 4x does.
+    let mut values = vec![2000.0; 60];
+    values.extend([5000.0, 5000.0, 5000.0]);
+    assert!(fires(&run(&mut d, &values)).is_empty());
+    let mut d = Detector::new(d.trigger().clone());
+    let mut values = vec![2000.0; 60];
+    values.extend([8000.0, 8000.0]);
+    assert_eq!(fires(&run(&mut d, &values)), vec![161]);
+    // A baseline that slowly rises with the traffic follows it (no firing on a gentle ramp).
+    let mut d = Detector::new(d.trigger().clone());
+    let ramp: Vec<f64> = (0..600).map(|i| 2000.0 + 10.0 * i as f64).collect();
+    assert!(fires(&run(&mut d, &ramp)).is_empty());
+    // Below the floor nothing fires, however many times the baseline it is.
+    let mut d = Detector::new(d.trigger().clone());
+    let mut values = vec![10.0; 30];
+    values.extend([900.0; 5]);
+    assert!(fires(&run(&mut d, &values)).is_empty());
+}
+
+#[test]
+fn below_fires_when_a_steady_flow_stops_and_not_before_it_started() {
+    let mut d = Detector::new(trigger(
+        json!({"metric": "packets_per_second", "below": 10, "sustained_seconds": 3}),
+        json!({}),
+    ));
+    // Nothing yet: no traffic ever reached the threshold.
+    assert!(run(&mut d, &[0.0; 10]).is_empty());
+    let mut d = Detector::new(d.trigger().clone());
+    let mut values = vec![100.0; 5];
+    values.extend([0.0; 5]);
+    values.extend([100.0; 2]);
+    let ds = run(&mut d, &values);
+    assert_eq!(fires(&ds), vec![107]);
+    assert!(ds.iter().any(|x| matches!(
+        x,
+        Decision::Ended {
+            started: 105,
+            ended: 109,
+            ..
+        }
+    )));
+    // After firing it re-arms only when the flow is back: staying at 0 fires no more.
+    let mut d = Detector::new(d.trigger().clone());
+    let mut values = vec![100.0; 3];
+    values.extend([0.0; 100]);
+    assert_eq!(fires(&run(&mut d, &values)), vec![105]);
+}
+
+#[test]
+fn per_destination_fires_for_the_attacked_address_only() {
+    let mut d = Detector::new(trigger(
+        json!({"metric": "packets_per_second", "per": "destination", "above": 1000,
+               "sustained_seconds": 2}),
+        json!({}),
+    ));
+    let victim: IpAddr = "198.18.1.10".parse().unwrap();
+    let benign: IpAddr = "198.18.1.20".parse().unwrap();
+    let mut ds = Vec::new();
+    for t in 0..4 {
+        ds.extend(d.second(&Observation {
+            t: 50 + t,
+            // The scope's total is far above the threshold; no single benign address is.
+            scope: 50_000.0,
+            destinations: vec![(victim, 20_000.0), (benign, 900.0)],
+        }));
+    }
+    assert_eq!(fires(&ds), vec![51]);
+    assert!(matches!(ds[0], Decision::Fire { key: Some(k), .. } if k == victim));
+    // The victim drops out of the heavy hitters: its run ends.
+    let ds = d.second(&Observation {
+        t: 54,
+        scope: 900.0,
+        destinations: vec![(benign, 900.0)],
+    });
+    assert!(
+        matches!(ds[..], [Decision::Ended { key: Some(k), started: 50, ended: 53, .. }] if k == victim)
+    );
+}
+
+#[test]
+fn keys_are_bounded() {
+    let mut d = Detector::new(trigger(
+        json!({"metric": "packets_per_second", "per": "destination", "above": 1000}),
+        json!({}),
+    ));
+    for t in 0..3u64 {
+        let destinations = (0..(MAX_KEYS as u32))
+            .map(|i| {
+                (
+                    IpAddr::from(std::net::Ipv4Addr::from((t as u32) << 24 | i)),
+                    1.0,
+                )
+            })
+            .collect();
+        d.second(&Observation {
+            t: 1 + t,
+            scope: 0.0,
+            destinations,
+        });
+    }
+    assert!(d.keys.len() <= MAX_KEYS);
+}
+
+#[test]
+fn observations_come_from_rollup_seconds() {
+    let dst: IpAddr = "198.18.1.10".parse().unwrap();
+    let second = Second {
+        t: 7,
+        point: "pre-firewall".into(),
+        account: None,
+        packets: 1000,
+        bytes: 100_000,
+        exact: true,
+        samples: 16,
+        one_in: 64,
+        families: [1024, 0],
+        tcp: 1024,
+        udp: 0,
+        icmp: 0,
+        other: 0,
+        syn: 512,
+        rst: 0,
+        lengths: [0; 8],
+        top_dst: vec![edgecap_observe::sketch::Hitter {
+            key: dst,
+            count: 512,
+            error: 0,
+        }],
+        top_src: vec![],
+        top_dport: vec![],
+    };
+    let other_point = Second {
+        point: "egress".into(),
+        ..second.clone()
+    };
+    let points = vec!["pre-firewall".to_owned()];
+    let o = observe(
+        7,
+        &[&second, &other_point],
+        Metric::PacketsPerSecond,
+        &points,
+    );
+    assert_eq!(o.scope, 1000.0);
+    assert_eq!(o.destinations, vec![(dst, 512.0)]);
+    let o = observe(7, &[&second], Metric::BitsPerSecond, &points);
+    assert_eq!(o.scope, 800_000.0);
+    // Half the sampled packets went to dst: half the bits.
+    assert_eq!(o.destinations, vec![(dst, 400_000.0)]);
+    let o = observe(7, &[&second], Metric::SynPerSecond, &points);
+    assert_eq!(o.scope, 512.0);
+    // Another second is not this one.
+    assert_eq!(
+        observe(8, &[&second], Metric::SynPerSecond, &points).scope,
+        0.0
+    );
+}
