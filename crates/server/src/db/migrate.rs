@@ -49,6 +49,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "sample_files",
         include_str!("../../migrations/0009_sample_files.sql"),
     ),
+    (
+        13,
+        "dashboard_sessions",
+        include_str!("../../migrations/0013_dashboard_sessions.sql"),
+    ),
 ];
 
 /// How many of [`MIGRATIONS`] the database has not recorded (for `/readyz`).

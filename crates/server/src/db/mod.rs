@@ -13,6 +13,7 @@ pub mod replicas;
 pub mod rollups;
 pub mod samples;
 pub mod sealed;
+pub mod sessions;
 pub mod tokens;
 
 use std::sync::Once;
