@@ -68,6 +68,12 @@ fn header(a: &Answer, name: header::HeaderName) -> &str {
     a.headers.get(name).map_or("", |v| v.to_str().unwrap_or(""))
 }
 
+fn header_of(r: &axum::response::Response, name: header::HeaderName) -> &str {
+    r.headers()
+        .get(name)
+        .map_or("", |v| v.to_str().unwrap_or(""))
+}
+
 const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
 
 /// Logs in with `token`; the cookie header to send afterwards.
@@ -183,6 +189,48 @@ async fn dashboard_sessions_act_for_their_account_and_end(b: Backend) {
         "the field is named: {}",
         a.body
     );
+
+    // A capture's events: a stream per page, at most MAX_STREAMS per session at once.
+    let _node = h.node("ord01", &[("site", "ORD")], &["pre-firewall"]);
+    let id = h.create("ORD", serde_json::json!({})).await;
+    let events = format!("/ui/accounts/{}/pcaps/{id}/events", h.account.id);
+    let open = |cookie: String, path: String| {
+        let state = h.state.clone();
+        async move {
+            let req = Request::builder()
+                .uri(path)
+                .header(header::HOST, HOST)
+                .header("cookie", cookie)
+                .body(Body::empty())
+                .unwrap();
+            edgecap_server::app(state).oneshot(req).await.unwrap()
+        }
+    };
+    let mut streams = Vec::new();
+    for _ in 0..edgecap_server::dashboard::events::MAX_STREAMS {
+        let r = open(cookie.clone(), events.clone()).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(header_of(&r, header::CONTENT_TYPE), "text/event-stream");
+        streams.push(r);
+    }
+    let r = open(cookie.clone(), events.clone()).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    // The first event is the capture as GET answers it.
+    let mut first = streams.pop().unwrap().into_body();
+    let frame = first.frame().await.unwrap().unwrap().into_data().unwrap();
+    let text = String::from_utf8_lossy(&frame).into_owned();
+    assert!(
+        text.starts_with("event: capture\n") && text.contains(&id),
+        "{text}"
+    );
+    drop(first);
+    let r = open(cookie.clone(), events.clone()).await;
+    assert_eq!(r.status(), StatusCode::OK, "a closed stream frees its slot");
+    drop((r, streams));
+    // Another account's session gets the API's answers: no such capture.
+    let theirs = log_in(&h, &h.other_token).await;
+    let path = format!("/ui/accounts/{}/pcaps/{id}/events", h.other.id);
+    assert_eq!(open(theirs, path).await.status(), StatusCode::NOT_FOUND);
 
     // Logout ends the session everywhere (it is in the database, not in this process).
     let a = send(
@@ -304,7 +352,10 @@ async fn the_dashboard_works_in_a_real_browser() {
     // Captures: listed with its status; bad input shows the server's error by the field.
     assert_eq!(s("listed_status"), "running", "{v}");
     assert!(s("field_error").starts_with("time_limit:"), "{v}");
-    assert!(!s("field_error").contains("string"), "sent as a number: {v}");
+    assert!(
+        !s("field_error").contains("string"),
+        "sent as a number: {v}"
+    );
     assert_eq!(s("url_after_bad_input"), format!("{base}/captures"), "{v}");
     // Detail: per-node rows; the stop's outcome arrives pushed, without a reload.
     assert_eq!(s("detail_status"), "running", "{v}");
