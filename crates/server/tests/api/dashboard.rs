@@ -297,15 +297,32 @@ async fn the_dashboard_works_in_a_real_browser() {
     let server = tokio::spawn(edgecap_server::run(listener, h.state.clone(), async {
         let _ = stopped.await;
     }));
-    for (name, site) in [("ord01", "ORD"), ("ord02", "ORD"), ("lhr01", "LHR")] {
+    // Each node reports the last 2 minutes of traffic (rollups as agents send them): a
+    // steady rate to one destination each.
+    let now = edgecap_server::clock::unix_now() as i64;
+    let nodes = [
+        ("ord01", "ORD", 50, "198.18.1.1"),
+        ("ord02", "ORD", 20, "198.18.2.2"),
+        ("lhr01", "LHR", 5, "198.18.3.3"),
+    ];
+    for (name, site, pps, dst) in nodes {
         let hello = sim::hello(name, &[("site", site)], &["pre-firewall"]);
-        let (agent, _) = SimAgent::connect(&base, &h.agent_token, &hello)
+        let (mut agent, _) = SimAgent::connect(&base, &h.agent_token, &hello)
             .await
             .unwrap();
+        let seconds: Vec<_> = (now - 121..now - 1)
+            .map(|t| crate::traffic::second(t, "pre-firewall", pps, dst))
+            .collect();
+        for chunk in seconds.chunks(edgecap_model::protocol::MAX_ROLLUP_SECONDS) {
+            agent.send_rollups(chunk).await.unwrap();
+        }
         let (seen, _seen_rx) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(sim::respond(agent, Duration::from_secs(1), seen));
     }
     let capture = h.create("ORD", serde_json::json!({})).await;
+    // The rollups are written before the browser looks.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    h.state.hub.rollups().barrier().await;
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/dashboard_browser.py");
@@ -364,7 +381,29 @@ async fn the_dashboard_works_in_a_real_browser() {
     assert_eq!(detail, ["ord01", "ord02"], "{v}");
     assert_eq!(s("pushed_status"), "success", "{v}");
     assert_eq!(v["reloads"], 1, "{v}");
-    assert_eq!(v["traffic_chart"], true, "{v}");
+    // Traffic: a line per node, the heavy hitters; from the top one, a look-back capture in
+    // one click, and a live capture form pre-filled, its estimate shown before it starts.
+    let mut lines: Vec<String> = serde_json::from_value(v["traffic_series"].clone()).unwrap();
+    lines.sort();
+    assert_eq!(lines, ["lhr01", "ord01", "ord02"], "{v}");
+    assert_eq!(
+        v["hitters"][0], "198.18.1.1",
+        "the busiest destination first: {v}"
+    );
+    assert!(
+        s("fleet_rate_ord01").starts_with("50 pps"),
+        "ord01 sends 50/s: {v}"
+    );
+    assert!(s("zoomed_url").contains("since="), "the brush zooms: {v}");
+    assert!(
+        s("lookback_url").starts_with(&format!("{base}/captures/")),
+        "{v}"
+    );
+    assert_eq!(s("lookback_type"), "simple", "{v}");
+    assert_eq!(s("lookback_filter"), "dst host 198.18.1.1", "{v}");
+    assert_eq!(s("live_filter"), "dst host 198.18.1.1", "{v}");
+    assert!(s("live_estimate").starts_with("Estimate:"), "{v}");
+    assert!(s("live_url").contains("/captures?"), "nothing started: {v}");
     // The other account sees none of it.
     assert_eq!(v["other_sees_capture"], false, "{v}");
     assert_eq!(v["other_rows"], 0, "{v}");

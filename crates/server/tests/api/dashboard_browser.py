@@ -52,6 +52,7 @@ with sync_playwright() as p:
     out["fleet_nodes"] = page.eval_on_selector_all(
         "#nodes tbody tr", "rows => rows.map(r => r.dataset.node)")
     out["fleet_text"] = page.text_content("#nodes")
+    out["fleet_rate_ord01"] = page.text_content('#nodes tr[data-node="ord01"] td.num')
     cookie = [c for c in ctx.cookies() if c["name"] == "edgecap_session"][0]
     out["cookie"] = {"httpOnly": cookie["httpOnly"], "sameSite": cookie["sameSite"],
                      "looks_like_token": cookie["value"].startswith("ecp_")}
@@ -94,8 +95,42 @@ with sync_playwright() as p:
     page.goto(BASE + "/traffic")
     page.wait_for_selector("#chart svg")
     page.wait_for_selector("#hitters table")
-    out["traffic_chart"] = True
+    page.wait_for_selector("#chart polyline[data-series]")
+    out["traffic_series"] = page.eval_on_selector_all(
+        "#chart polyline[data-series]", "ls => ls.map(l => l.dataset.series)")
+    out["hitters"] = page.eval_on_selector_all(
+        "#top tbody tr[data-key]", "rows => rows.map(r => r.dataset.key)")
     shot(page, "traffic")
+    # Brush the last ~2.5 minutes of the hour to zoom in (a look-back reaches at most the
+    # account's time limit).
+    box = page.locator("#chart svg").bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * 0.955, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.999, y, steps=5)
+    page.mouse.up()
+    page.wait_for_url("**/traffic?*since=*")
+    out["zoomed_url"] = page.url
+    page.wait_for_selector("#chart polyline[data-series]")
+    zoomed = page.url
+    top = '#top tr[data-key="198.18.1.1"]'
+    page.click(top + " button.lookback")
+    try:
+        page.wait_for_url("**/captures/*", timeout=10000)
+    except Exception:
+        print(page.text_content("#action-error"), file=sys.stderr)
+        raise
+    page.wait_for_selector("#capture-status")
+    out["lookback_url"] = page.url
+    out["lookback_type"] = page.text_content("dl.facts dd:nth-of-type(2)")
+    out["lookback_filter"] = page.text_content("dl.facts dd:nth-of-type(6)")
+    page.goto(zoomed)
+    page.click(top + " a.live")
+    page.wait_for_selector(".estimate-result")
+    out["live_url"] = page.url
+    out["live_filter"] = page.input_value("#f-filter")
+    out["live_estimate"] = page.text_content(".estimate-result")
+    shot(page, "live")
 
     # A second account, in its own browser context: none of the first's captures.
     other = browser.new_context()

@@ -119,7 +119,11 @@
     if (traffic.ok) for (const s of traffic.json.result.series) series[s.key] = s.points;
     const rows = nodes.json.result.map((n) => {
       const pts = series[n.name] || [];
-      const last = pts.length ? pts[pts.length - 1] : null;
+      // The current rate: the newest point with traffic, with its age (agents report their
+      // seconds at each heartbeat, so the last few seconds are not in yet).
+      let last = null;
+      for (let i = pts.length - 1; i >= 0 && !last; i--) if (pts[i].packets > 0) last = pts[i];
+      const age = last ? Math.max(0, Math.round((Date.now() - Date.parse(last.t)) / 1000)) : 0;
       const health = n.health
         ? (n.health.ready ? 'ready' : 'not ready') +
           (n.health.problems && n.health.problems.length ? ': ' + n.health.problems.join('; ') : '')
@@ -130,12 +134,12 @@
         el('td', { text: Object.entries(n.labels || {}).map(([k, v]) => k + '=' + v).join(', ') }),
         el('td', { text: (n.points || []).join(', ') }),
         el('td', { class: 'health', text: health }),
-        el('td', { class: 'num', text: last ? rate(last.packets_per_second) + ' · ' + bits(last.bits_per_second) : '–' }),
+        el('td', { class: 'num', text: last ? rate(last.packets_per_second) + ' · ' + bits(last.bits_per_second) + ' (' + age + ' s ago)' : (pts.length ? 'idle' : '–') }),
         el('td', {}, sparkline(pts.map((p) => p.packets_per_second))),
         el('td', { class: 'muted', text: n.last_seen || '' }));
     });
     setContent(
-      el('p', { class: 'muted', text: nodes.json.result.length + ' nodes; rates over the last 15 minutes' + (traffic.ok ? '' : ' (traffic: ' + problem(traffic) + ')') }),
+      el('p', { class: 'muted', text: nodes.json.result.length + ' nodes; current rate: the newest second with traffic in the last 15 minutes' + (traffic.ok ? '' : ' (traffic: ' + problem(traffic) + ')') }),
       el('table', { id: 'nodes' },
         el('thead', {}, el('tr', {}, ['Node', 'State', 'Labels', 'Points', 'Observer', 'Current rate', 'Last 15 min', 'Last seen'].map((t) => el('th', { text: t })))),
         el('tbody', {}, rows)));
@@ -320,7 +324,9 @@
     if (t.ok) chartBox.append(chart(t.json.result, since, until, (a, b) => go({ since: a, until: b })));
     else chartBox.append(el('p', { class: 'error', text: problem(t) }));
     const hitters = el('div', { id: 'hitters' });
-    if (top.ok) hitters.append(hitterTable(top.json.result, by, since, until));
+    // A live capture of a hitter is on the nodes in the chart (grouped by node).
+    const nodes = t.ok && group === 'node' ? t.json.result.series.map((x) => x.key).filter(Boolean) : [];
+    if (top.ok) hitters.append(hitterTable(top.json.result, by, since, until, nodes));
     else hitters.append(el('p', { class: 'error', text: problem(top) }));
     setContent(controls, el('p', { class: 'muted', text: label + ' · drag across the chart to zoom' }), chartBox,
       el('h2', { text: 'Heavy hitters in this range' }), hitters,
@@ -388,7 +394,7 @@
     return (by === 'src' ? 'src' : 'dst') + ' host ' + k;
   }
 
-  function hitterTable(top, by, since, until) {
+  function hitterTable(top, by, since, until, nodes) {
     const rows = top.hitters.map((h) => {
       const filter = hitterFilter(by, h.key);
       return el('tr', { 'data-key': String(h.key) },
@@ -397,7 +403,7 @@
         el('td', { class: 'num', text: rate(h.packets_per_second) }),
         el('td', {},
           el('button', { type: 'button', class: 'lookback', text: 'Look-back capture', on: { click: () => lookback(filter, since, until) } }),
-          el('a', { class: 'button live', href: '/captures?' + new URLSearchParams({ filter }).toString(), text: 'Live capture…' })));
+          el('a', { class: 'button live', href: '/captures?' + new URLSearchParams(nodes.length ? { filter, nodes: nodes.join(',') } : { filter }).toString(), text: 'Live capture…' })));
     });
     return el('table', { id: 'top' },
       el('thead', {}, el('tr', {}, [by, 'Packets', 'Rate', ''].map((t) => el('th', { text: t })))),
