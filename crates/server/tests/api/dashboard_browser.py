@@ -100,7 +100,6 @@ with sync_playwright() as p:
         "#chart polyline[data-series]", "ls => ls.map(l => l.dataset.series)")
     out["hitters"] = page.eval_on_selector_all(
         "#top tbody tr[data-key]", "rows => rows.map(r => r.dataset.key)")
-    shot(page, "traffic")
     # Brush the last ~2.5 minutes of the hour to zoom in (a look-back reaches at most the
     # account's time limit).
     box = page.locator("#chart svg").bounding_box()
@@ -113,6 +112,7 @@ with sync_playwright() as p:
     out["zoomed_url"] = page.url
     page.wait_for_selector("#chart polyline[data-series]")
     zoomed = page.url
+    shot(page, "traffic")
     top = '#top tr[data-key="198.18.1.1"]'
     page.click(top + " button.lookback")
     try:
