@@ -332,6 +332,7 @@ impl Banner<'_> {
     fn print(&self) {
         let (url, cfg) = (self.url, &self.client_flag);
         outln!("edgecap is up");
+        outln!("  dashboard    {url}/   (log in with the API token below)");
         outln!("  API          {url}   (OpenAPI document: {url}/openapi.json)");
         outln!("  account      {}", self.access.account);
         outln!("  tenancy      {}", self.access.tenancy);

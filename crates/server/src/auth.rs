@@ -2,7 +2,9 @@
 //! a token acts for one account only and carries scopes. No token, one that is not a live API
 //! token (agent tokens included), a revoked or an expired one is 401; a valid token on another
 //! account's path, or without the scope the route declares (`api::routes!`), is 403 naming
-//! what is missing.
+//! what is missing. The dashboard's session cookie stands in for the token when there is no
+//! `Authorization` header (`crate::dashboard`: same account and scopes, writes only from the
+//! same origin).
 
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::HeaderMap;
@@ -190,17 +192,32 @@ async fn token_account(
     parts: &Parts,
     state: &AppState,
 ) -> Result<(Account, Vec<Scope>), HttpError> {
-    let result = match bearer(&parts.headers) {
-        None => Err(HttpError::unauthenticated(
+    let session = crate::dashboard::session_cookie(&parts.headers);
+    let result = match (bearer(&parts.headers), session) {
+        (None, None) => Err(HttpError::unauthenticated(
             "missing Authorization: Bearer <API token> header",
         )),
-        Some(secret) => match tokens::api_lookup(&state.db, secret).await? {
+        (Some(secret), _) => match tokens::api_lookup(&state.db, secret).await? {
             ApiLookup::Valid { account, scopes } => Ok((account, scopes)),
             ApiLookup::Expired(at) => Err(HttpError::unauthenticated(&format!(
                 "this API token expired at {at}"
             ))),
             ApiLookup::Unknown => Err(HttpError::unauthenticated("not a valid API token")),
         },
+        // The dashboard's session cookie (crate::dashboard): the same account and scopes as
+        // the token it was opened with; writes only from the dashboard's own pages.
+        (None, Some(session)) => {
+            crate::dashboard::same_origin(&parts.method, &parts.headers)?;
+            match crate::db::sessions::lookup(&state.db, session).await? {
+                ApiLookup::Valid { account, scopes } => Ok((account, scopes)),
+                ApiLookup::Expired(at) => Err(HttpError::unauthenticated(&format!(
+                    "this dashboard session expired at {at}; log in again"
+                ))),
+                ApiLookup::Unknown => Err(HttpError::unauthenticated(
+                    "not a dashboard session (logged out or expired); log in again",
+                )),
+            }
+        }
     };
     // Each failed authentication costs the peer (crate::rate).
     if result.is_err() {

@@ -31,6 +31,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod credentials;
+pub mod dashboard;
 pub mod db;
 pub mod destination;
 pub mod error;

@@ -18,7 +18,7 @@ mod estimate;
 mod misc;
 mod operator;
 mod ownership;
-mod pcaps;
+pub(crate) mod pcaps;
 pub(crate) mod select;
 mod simple;
 mod target;
@@ -101,6 +101,7 @@ routes! {
 /// The whole API on `state`.
 pub fn router(state: AppState) -> Router {
     routes()
+        .merge(crate::dashboard::router())
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(middleware::from_fn_with_state(state.clone(), guard))

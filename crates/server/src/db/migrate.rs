@@ -64,6 +64,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "lookback_relays",
         include_str!("../../migrations/0012_lookback_relays.sql"),
     ),
+    (
+        13,
+        "dashboard_sessions",
+        include_str!("../../migrations/0013_dashboard_sessions.sql"),
+    ),
 ];
 
 /// How many of [`MIGRATIONS`] the database has not recorded (for `/readyz`).

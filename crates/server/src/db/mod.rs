@@ -14,6 +14,7 @@ pub mod replicas;
 pub mod rollups;
 pub mod samples;
 pub mod sealed;
+pub mod sessions;
 pub mod tokens;
 pub mod triggers;
 

@@ -240,7 +240,8 @@ async fn unknown_routes_and_methods_answer_in_the_envelope(b: Backend) {
         1003,
         "does not take DELETE",
     );
-    let (s, v) = h.call("GET", "/", None).await;
+    // (`/` is the dashboard.)
+    let (s, v) = h.call("GET", "/no/such/route", None).await;
     assert_error(s, StatusCode::NOT_FOUND, &v, 1003, "no route");
 }
 

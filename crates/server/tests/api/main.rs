@@ -8,6 +8,7 @@ mod common;
 mod auth;
 mod bad_input;
 mod buckets;
+mod dashboard;
 mod endpoints;
 mod hub;
 mod identities;

@@ -32,7 +32,7 @@ fn ip(s: &str) -> IpAddr {
 
 /// One second of `point` at `t`: `packets` of 100 bytes, all TCP to `dst` from 198.18.0.1
 /// to port 443 (every sampled packet in the lists, so the lists are whole).
-fn second(t: i64, point: &str, packets: u64, dst: &str) -> Second {
+pub(crate) fn second(t: i64, point: &str, packets: u64, dst: &str) -> Second {
     let h = |key| Hitter {
         key,
         count: packets,

@@ -1,0 +1,162 @@
+"""The dashboard in a real headless Chromium (Debian's), driven by Playwright, against a
+listening edgecap server with simulated agents (crates/server/tests/api/dashboard.rs starts
+it). Prints one JSON line of findings; the Rust test asserts on them. Saves a screenshot of
+each view into $EDGECAP_SCREENSHOTS."""
+
+import json
+import os
+import sys
+
+from playwright.sync_api import sync_playwright
+
+BASE = os.environ["EDGECAP_BASE"]
+TOKEN = os.environ["EDGECAP_TOKEN"]
+OTHER = os.environ["EDGECAP_OTHER_TOKEN"]
+CAPTURE = os.environ["EDGECAP_CAPTURE"]
+SHOTS = os.environ["EDGECAP_SCREENSHOTS"]
+out = {}
+
+
+def shot(page, name):
+    page.screenshot(path=os.path.join(SHOTS, name + ".png"), full_page=True)
+
+
+def login(page, token):
+    page.goto(BASE + "/login")
+    page.fill("#token", token)
+    page.click("button[type=submit]")
+
+
+with sync_playwright() as p:
+    browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
+    ctx = browser.new_context(viewport={"width": 1280, "height": 800})
+    page = ctx.new_page()
+    console = []
+    page.on("console", lambda m: console.append(m.type + ": " + m.text))
+
+    # Without a session: sent to the login page. The CSP is on the answer.
+    resp = page.goto(BASE + "/captures")
+    out["no_session_url"] = page.url
+    out["csp"] = resp.headers.get("content-security-policy", "")
+
+    # A wrong token: the server's reason on the login page, no cookie.
+    login(page, "ecp_" + "0" * 64)
+    out["bad_login"] = page.text_content("#token-error")
+    out["cookies_after_bad_login"] = len(ctx.cookies())
+    shot(page, "login")
+
+    # Log in: the fleet lists the nodes.
+    login(page, TOKEN)
+    page.wait_for_selector("#nodes tbody tr")
+    out["fleet_url"] = page.url
+    out["fleet_nodes"] = page.eval_on_selector_all(
+        "#nodes tbody tr", "rows => rows.map(r => r.dataset.node)")
+    out["fleet_text"] = page.text_content("#nodes")
+    out["fleet_rate_ord01"] = page.text_content('#nodes tr[data-node="ord01"] td.num')
+    cookie = [c for c in ctx.cookies() if c["name"] == "edgecap_session"][0]
+    out["cookie"] = {"httpOnly": cookie["httpOnly"], "sameSite": cookie["sameSite"],
+                     "looks_like_token": cookie["value"].startswith("ecp_")}
+    out["cookie_visible_to_script"] = page.evaluate("document.cookie")
+    shot(page, "fleet")
+
+    # Captures: the capture is listed with its status.
+    page.goto(BASE + "/captures")
+    row = f'#captures tr[data-capture="{CAPTURE}"]'
+    page.wait_for_selector(row)
+    out["listed_status"] = page.text_content(row + " .status")
+
+    # Bad input: the server's error next to the field.
+    page.fill("#f-time_limit", "-5")
+    page.fill("#f-filter", "udp port 53")
+    page.click("#start")
+    # (Selectors, not wait_for_function: the CSP forbids the eval that needs.)
+    page.wait_for_selector('.field-error[data-for="time_limit"]:not(:empty)')
+    out["field_error"] = page.text_content('.field-error[data-for="time_limit"]')
+    out["url_after_bad_input"] = page.url
+    shot(page, "captures")
+
+    # The capture's detail, live: stop it and see the status pushed (server-sent events).
+    page.goto(BASE + "/captures/" + CAPTURE)
+    try:
+        page.wait_for_selector("#capture-status")
+    except Exception:
+        print(page.content(), console, file=sys.stderr)
+        raise
+    out["detail_status"] = page.text_content("#capture-status")
+    out["detail_nodes"] = page.eval_on_selector_all(
+        "#node-results tbody tr", "rows => rows.map(r => r.dataset.node)")
+    shot(page, "capture")
+    page.click("#stop")
+    page.wait_for_selector("#capture-status.success", timeout=15000)
+    out["pushed_status"] = page.text_content("#capture-status")
+    out["reloads"] = page.evaluate("performance.getEntriesByType('navigation').length")
+
+    # Traffic: the chart and the heavy hitters (the simulated nodes observe nothing).
+    page.goto(BASE + "/traffic")
+    page.wait_for_selector("#chart svg")
+    page.wait_for_selector("#hitters table")
+    page.wait_for_selector("#chart polyline[data-series]")
+    out["traffic_series"] = page.eval_on_selector_all(
+        "#chart polyline[data-series]", "ls => ls.map(l => l.dataset.series)")
+    out["hitters"] = page.eval_on_selector_all(
+        "#top tbody tr[data-key]", "rows => rows.map(r => r.dataset.key)")
+    # Brush the last ~2.5 minutes of the hour to zoom in (a look-back reaches at most the
+    # account's time limit).
+    box = page.locator("#chart svg").bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] * 0.955, y)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.999, y, steps=5)
+    page.mouse.up()
+    page.wait_for_url("**/traffic?*since=*")
+    out["zoomed_url"] = page.url
+    page.wait_for_selector("#chart polyline[data-series]")
+    zoomed = page.url
+    shot(page, "traffic")
+    top = '#top tr[data-key="198.18.1.1"]'
+    page.click(top + " button.lookback")
+    try:
+        page.wait_for_url("**/captures/*", timeout=10000)
+    except Exception:
+        print(page.text_content("#action-error"), file=sys.stderr)
+        raise
+    page.wait_for_selector("#capture-status")
+    out["lookback_url"] = page.url
+    out["lookback_type"] = page.text_content("dl.facts dd:nth-of-type(2)")
+    out["lookback_filter"] = page.text_content("dl.facts dd:nth-of-type(6)")
+    page.goto(zoomed)
+    page.click(top + " a.live")
+    page.wait_for_selector(".estimate-result")
+    out["live_url"] = page.url
+    out["live_filter"] = page.input_value("#f-filter")
+    out["live_estimate"] = page.text_content(".estimate-result")
+    shot(page, "live")
+
+    # A second account, in its own browser context: none of the first's captures.
+    other = browser.new_context()
+    op = other.new_page()
+    login(op, OTHER)
+    op.wait_for_selector("#nodes")
+    op.goto(BASE + "/captures")
+    op.wait_for_selector("#captures")
+    out["other_sees_capture"] = op.query_selector(f'tr[data-capture="{CAPTURE}"]') is not None
+    out["other_rows"] = op.eval_on_selector_all("#captures tbody tr[data-capture]", "r => r.length")
+    op.goto(BASE + "/captures/" + CAPTURE)
+    op.wait_for_selector("#view .error")
+    out["other_detail"] = op.text_content("#view .error")
+    other.close()
+
+    # Log out: the session ends; the next page is the login.
+    page.goto(BASE + "/")
+    page.click("#logout")
+    page.wait_for_url("**/login")
+    page.goto(BASE + "/traffic")
+    out["after_logout_url"] = page.url
+    # Script errors only: the browser also logs the expected 401/400 answers (and the
+    # missing favicon) as failed resource loads.
+    out["console_errors"] = [c for c in console
+                             if c.startswith("error") and "Failed to load resource" not in c]
+    browser.close()
+
+print(json.dumps(out))
+sys.stdout.flush()
