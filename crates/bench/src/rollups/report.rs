@@ -119,7 +119,10 @@ pub fn render(a: &BenchRollupsArgs, runs: &[Run]) -> String {
                 format!("{:.1} MiB", mib(held_seconds + d * RETENTION_D)),
             ),
             _ => {
-                let n = "not downsampled in time".to_owned();
+                let n = match r.downsample_took.is_none() && a.downsample_wait == 0 {
+                    true => "not measured (--downsample-wait 0)".to_owned(),
+                    false => "not downsampled in time".to_owned(),
+                };
                 (n.clone(), n.clone(), n.clone(), n)
             }
         };
