@@ -278,7 +278,7 @@ fn one_run(
         let prefix = format!("roll-{mode}-");
         eprintln!("connecting {} agents ...", a.agents);
         let tasks = crate::dispatch::grow(
-            &[url.clone()],
+            std::slice::from_ref(&url),
             &agent_token,
             (0, a.agents),
             &prefix,
