@@ -14,6 +14,8 @@ use crate::exit::Failure;
 #[derive(Debug)]
 pub struct Api {
     http: reqwest::Client,
+    /// `<server>`, its `http://` URL.
+    server: String,
     /// `<server>/client/v4/accounts/<account>`.
     base: String,
     token: String,
@@ -33,6 +35,7 @@ impl Api {
             .map_err(|e| Failure::runtime(format!("HTTP client: {e}")))?;
         Ok(Api {
             http,
+            server: server.trim_end_matches('/').to_owned(),
             base: format!("{server}/client/v4/accounts/{account}"),
             token,
             runtime: None,
@@ -79,6 +82,50 @@ impl Api {
             return Err(Failure::runtime(format!("API {status}: {}", v["errors"])));
         }
         Ok(v["result"].clone())
+    }
+
+    /// The server's `/metrics` text (no token needed).
+    pub async fn metrics(&self) -> Result<String, Failure> {
+        let resp = self
+            .http
+            .get(format!("{}/metrics", self.server))
+            .send()
+            .await
+            .map_err(|e| Failure::runtime(format!("/metrics: {e}")))?;
+        let status = resp.status();
+        let text = resp
+            .text()
+            .await
+            .map_err(|e| Failure::runtime(format!("/metrics: {e}")))?;
+        if !status.is_success() {
+            return Err(Failure::runtime(format!("/metrics: {status}: {text}")));
+        }
+        Ok(text)
+    }
+
+    /// `GET <base>/<rest>` with `Accept: accept`: the body's bytes (a capture's file), or a
+    /// failure naming the HTTP status and the answer.
+    pub async fn download(&self, rest: &str, accept: &str) -> Result<Vec<u8>, Failure> {
+        let resp = self
+            .http
+            .get(format!("{}/{rest}", self.base))
+            .bearer_auth(&self.token)
+            .header(reqwest::header::ACCEPT, accept)
+            .send()
+            .await
+            .map_err(|e| Failure::runtime(format!("API: {e}")))?;
+        let status = resp.status();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| Failure::runtime(format!("API answer: {e}")))?;
+        if !status.is_success() {
+            return Err(Failure::runtime(format!(
+                "API {status}: {}",
+                String::from_utf8_lossy(&body)
+            )));
+        }
+        Ok(body.to_vec())
     }
 
     /// [`Api::call`], waited for on the client's own runtime ([`Api::new_blocking`]).

@@ -22,7 +22,8 @@ pub struct Cli {
 pub enum BenchCommand {
     /// Capture throughput and CPU: edgecap vs tcpdump on the same NFLOG group and traffic.
     Capture(BenchCaptureArgs),
-    /// Dispatch latency, CPU and memory of one server with N simulated agents.
+    /// Dispatch latency, CPU and memory of one server with N simulated agents (full captures;
+    /// with --simple also look-back captures).
     Dispatch(crate::dispatch::BenchDispatchArgs),
     /// Merge time and memory: edgecap merge vs mergecap -w on the same generated files.
     Merge(BenchMergeArgs),
@@ -33,6 +34,9 @@ pub enum BenchCommand {
     /// The always-on observer's cost: forwarding rate, agent CPU and memory with it and
     /// without it, in one run.
     Observe(crate::observe::BenchObserveArgs),
+    /// Traffic rollups from N simulated agents: server CPU, memory and database growth with
+    /// rollups and without them, on SQLite and PostgreSQL.
+    Rollups(crate::rollups::BenchRollupsArgs),
 }
 
 #[derive(Debug, Args)]

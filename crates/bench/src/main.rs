@@ -19,6 +19,7 @@ mod noise;
 mod observe;
 mod reader;
 mod report;
+mod rollups;
 mod sys;
 mod upload;
 
@@ -42,6 +43,7 @@ fn main() {
         BenchCommand::Upload(a) => upload::run(a),
         BenchCommand::AgentMemory(a) => agent_memory::run(a),
         BenchCommand::Observe(a) => observe::run(a),
+        BenchCommand::Rollups(a) => rollups::run(a),
     };
     if let Err(f) = result {
         eprintln!("edgecap bench: error: {}", f.message);

@@ -3,8 +3,11 @@
 //! [`respond`], which answers like a real agent and reports when each message arrived.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use edgecap_model::lookback::{RingAnswer, RingQuery, SAMPLES_PER_ANSWER, WireSample};
 use edgecap_model::{AgentMsg, ServerMsg};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
@@ -119,11 +122,18 @@ impl SimAgent {
     }
 
     pub async fn send(&mut self, msg: &AgentMsg) -> Result<()> {
+        self.send_counted(msg).await.map(|_| ())
+    }
+
+    /// [`send`](Self::send), returning the bytes of the message's text.
+    pub async fn send_counted(&mut self, msg: &AgentMsg) -> Result<usize> {
         let text = serde_json::to_string(msg).map_err(socket_err)?;
+        let n = text.len();
         self.ws
             .send(Message::Text(text.into()))
             .await
-            .map_err(socket_err)
+            .map_err(socket_err)?;
+        Ok(n)
     }
 
     /// Sends the observer's closed seconds, as an agent does at each heartbeat (at most
@@ -187,23 +197,134 @@ pub enum Seen {
     Closed,
 }
 
+/// The samples a simulated node's ring answers a look-back query with (the agent sends at
+/// most the query's `limit` of them).
+pub type RingFn = dyn Fn(&RingQuery) -> Vec<WireSample> + Send + Sync;
+
+/// The rollup seconds a simulated node sends for the unix seconds `[from, until)`.
+pub type RollupFn = dyn Fn(u64, u64) -> Vec<edgecap_observe::Second> + Send + Sync;
+
+/// What a [`respond_with`] agent sends beyond acknowledgements: its ring's answers and its
+/// rollups. The default answers every query with no sample and sends no rollup.
+#[derive(Clone, Default)]
+pub struct Script {
+    pub ring: Option<Arc<RingFn>>,
+    pub rollups: Option<Arc<RollupFn>>,
+    /// What every agent given a clone of this script sent.
+    pub sent: Arc<Sent>,
+}
+
+impl std::fmt::Debug for Script {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Script")
+            .field("ring", &self.ring.is_some())
+            .field("rollups", &self.rollups.is_some())
+            .field("sent", &self.sent)
+            .finish()
+    }
+}
+
+/// Counts of what simulated agents sent (message bytes are the JSON text's).
+#[derive(Debug, Default)]
+pub struct Sent {
+    pub answer_messages: AtomicU64,
+    pub answer_bytes: AtomicU64,
+    pub samples: AtomicU64,
+    pub rollup_messages: AtomicU64,
+    pub rollup_bytes: AtomicU64,
+    pub rollup_seconds: AtomicU64,
+}
+
+impl Sent {
+    fn add(counter: &AtomicU64, n: usize) {
+        counter.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    /// A counter's value.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+}
+
+/// The messages answering `query` with `samples` (cut to the query's limit), as a real
+/// agent sends them: [`SAMPLES_PER_ANSWER`] per message, the totals in the first.
+fn answers(query: RingQuery, mut samples: Vec<WireSample>) -> Vec<AgentMsg> {
+    samples.truncate(usize::try_from(query.limit).unwrap_or(usize::MAX));
+    let matched = samples.len() as u64;
+    let est_packets = samples.iter().map(|s| s.one_in).sum();
+    let est_bytes = samples
+        .iter()
+        .map(|s| s.one_in * u64::from(s.orig_len))
+        .sum();
+    let one_in = samples.iter().map(|s| s.one_in).max().unwrap_or(1);
+    let (start, end) = (query.from_ns / 1_000_000_000, query.to_ns / 1_000_000_000);
+    let mut out = Vec::new();
+    let mut seq = 0;
+    loop {
+        let rest = samples.split_off(samples.len().min(SAMPLES_PER_ANSWER));
+        let first = seq == 0;
+        out.push(AgentMsg::Answer {
+            answer: RingAnswer {
+                query_id: query.query_id.clone(),
+                seq,
+                last: rest.is_empty(),
+                error: None,
+                matched: if first { matched } else { 0 },
+                est_packets: if first { est_packets } else { 0 },
+                est_bytes: if first { est_bytes } else { 0 },
+                thinned_by: 1.0,
+                periods: if first {
+                    vec![edgecap_model::lookback::PeriodRate { start, end, one_in }]
+                } else {
+                    Vec::new()
+                },
+                reach_start: first.then_some(start),
+                samples,
+            },
+        });
+        if rest.is_empty() {
+            return out;
+        }
+        samples = rest;
+        seq += 1;
+    }
+}
+
+fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// Runs `agent` like a real agent that captures nothing: acknowledges every `assign`, answers
-/// every `stop` with a successful `done` and every look-back `query` with an empty answer, and sends a heartbeat every `heartbeat`. Each arrival
-/// is reported on `seen` with the time it was read, before the answer is written.
-pub async fn respond(mut agent: SimAgent, heartbeat: Duration, seen: mpsc::UnboundedSender<Seen>) {
+/// every `stop` with a successful `done` and every look-back `query` with an empty answer,
+/// and sends a heartbeat every `heartbeat`. Each arrival is reported on `seen` with the time
+/// it was read, before the answer is written.
+pub async fn respond(agent: SimAgent, heartbeat: Duration, seen: mpsc::UnboundedSender<Seen>) {
+    respond_with(agent, heartbeat, seen, Script::default()).await;
+}
+
+/// [`respond`], with the `script`'s ring answering look-back queries and its rollups sent
+/// after each heartbeat (the seconds since the previous one, as a real agent does).
+pub async fn respond_with(
+    mut agent: SimAgent,
+    heartbeat: Duration,
+    seen: mpsc::UnboundedSender<Seen>,
+    script: Script,
+) {
     let mut beat = tokio::time::interval(heartbeat);
     beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut rolled_until = unix_secs();
     loop {
-        let answer = tokio::select! {
+        let msgs = tokio::select! {
             msg = agent.recv() => match msg {
                 Ok(Some(ServerMsg::Assign { assignment })) => {
                     let capture_id = assignment.capture_id;
                     let _ = seen.send(Seen::Assigned { capture_id: capture_id.clone(), at: Instant::now() });
-                    AgentMsg::Ack { capture_id }
+                    vec![AgentMsg::Ack { capture_id }]
                 }
                 Ok(Some(ServerMsg::Stop { capture_id })) => {
                     let _ = seen.send(Seen::Stopped { capture_id: capture_id.clone(), at: Instant::now() });
-                    AgentMsg::Done {
+                    vec![AgentMsg::Done {
                         outcome: edgecap_model::Outcome {
                             capture_id,
                             ok: true,
@@ -214,31 +335,56 @@ pub async fn respond(mut agent: SimAgent, heartbeat: Duration, seen: mpsc::Unbou
                             stop_reason: Some("stopped".into()),
                             file: None,
                         },
-                    }
+                    }]
                 }
-                // A simulated node observes nothing: its ring answers every look-back query
-                // at once, with no sample.
-                Ok(Some(ServerMsg::Query { query })) => AgentMsg::Answer {
-                    answer: edgecap_model::lookback::RingAnswer {
-                        query_id: query.query_id,
-                        seq: 0,
-                        last: true,
-                        error: None,
-                        matched: 0,
-                        est_packets: 0,
-                        est_bytes: 0,
-                        thinned_by: 1.0,
-                        periods: Vec::new(),
-                        reach_start: None,
-                        samples: Vec::new(),
-                    },
-                },
+                // Without a ring in the script a simulated node observes nothing: it answers
+                // every look-back query at once, with no sample.
+                Ok(Some(ServerMsg::Query { query })) => {
+                    let samples = script.ring.as_ref().map(|r| r(&query)).unwrap_or_default();
+                    answers(query, samples)
+                }
                 Ok(Some(_)) => continue,
                 Ok(None) | Err(_) => break,
             },
-            _ = beat.tick() => AgentMsg::Heartbeat { health: None },
+            _ = beat.tick() => {
+                let mut msgs = vec![AgentMsg::Heartbeat { health: None }];
+                if let Some(roll) = &script.rollups {
+                    let now = unix_secs();
+                    let seconds = roll(rolled_until, now);
+                    rolled_until = now.max(rolled_until);
+                    for chunk in seconds.chunks(edgecap_model::protocol::MAX_ROLLUP_SECONDS) {
+                        msgs.push(AgentMsg::Rollups { seconds: chunk.to_vec() });
+                    }
+                }
+                msgs
+            }
         };
-        if agent.send(&answer).await.is_err() {
+        let mut ok = true;
+        for m in &msgs {
+            match agent.send_counted(m).await {
+                Ok(n) => {
+                    let s = &script.sent;
+                    let (count, bytes) = match m {
+                        AgentMsg::Answer { answer } => {
+                            Sent::add(&s.samples, answer.samples.len());
+                            (&s.answer_messages, &s.answer_bytes)
+                        }
+                        AgentMsg::Rollups { seconds } => {
+                            Sent::add(&s.rollup_seconds, seconds.len());
+                            (&s.rollup_messages, &s.rollup_bytes)
+                        }
+                        _ => continue,
+                    };
+                    Sent::add(count, 1);
+                    Sent::add(bytes, n);
+                }
+                Err(_) => {
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        if !ok {
             break;
         }
     }

@@ -5,17 +5,23 @@
 //! a capture on every agent, time each agent's `assign` from just before the request, and the
 //! moment the API shows every part running; then stop it and time each `stop` and the moment
 //! the capture is `success`. The server's CPU time over the rounds comes from
-//! `/proc/<pid>/stat`, its peak memory from `VmHWM` in `/proc/<pid>/status`.
+//! `/proc/<pid>/stat`, its peak memory from `VmHWM` in `/proc/<pid>/status` (reset before
+//! each size's full and look-back rounds, so each peak is its own).
+//!
+//! With `--simple`, each size also gets look-back (`type: simple`) rounds on the same fleet,
+//! whose rings answer with synthetic samples (`simple.rs`).
 
 mod lab;
 mod report;
+mod simple;
 // Also drives `bench agent-memory`'s server.
 pub(crate) mod server;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use edgecap_server::sim::{self, Seen, SimAgent};
+use edgecap_server::sim::{self, Script, Seen, Sent, SimAgent};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -47,7 +53,20 @@ pub struct BenchDispatchArgs {
     /// The servers' database (`postgres://...`); default: SQLite in a temporary directory.
     #[arg(long)]
     pub database: Option<String>,
+    /// Also time look-back (`type: simple`) captures on the same fleet, `--rounds` per size,
+    /// each node's ring answering with `--samples-per-node` synthetic samples (one replica).
+    #[arg(long)]
+    pub simple: bool,
+    /// Samples each simulated node's ring answers a look-back query with.
+    #[arg(long, default_value_t = 16)]
+    pub samples_per_node: usize,
+    /// The look-back captures' `packet_limit` (the file holds at most this many samples).
+    #[arg(long, default_value_t = 10_000)]
+    pub simple_packet_limit: u64,
 }
+
+/// Most samples one simulated node may answer with (`--samples-per-node`).
+const MAX_SAMPLES_PER_NODE: usize = 1_000;
 
 /// Most replicas one run may start.
 const MAX_REPLICAS: usize = 8;
@@ -56,6 +75,8 @@ const MAX_REPLICAS: usize = 8;
 const MAX_AGENTS: usize = 5000;
 /// How long one round may wait for every agent (a bound on the run, not a target).
 const ROUND_LIMIT: Duration = Duration::from_secs(60);
+/// How often a simulated agent sends a heartbeat (and, scripted, its rollups).
+pub(crate) const HEARTBEAT: Duration = Duration::from_secs(2);
 /// Agents dialled at once while the fleet grows.
 const DIAL_BATCH: usize = 100;
 /// File descriptors kept for everything else: the database, the HTTP client, stdio.
@@ -89,6 +110,21 @@ pub fn run(a: &BenchDispatchArgs) -> Result<(), Failure> {
         "1000000000000000",
     ])?;
     let token = admin(&["token", "create", "--account", &account])?;
+    // Look-back rounds: an account each (see simple.rs), made before the server starts.
+    let mut simple_accounts = Vec::new();
+    if a.simple {
+        for k in 0..sizes.len() * a.rounds {
+            let id = admin(&[
+                "account",
+                "create",
+                "--name",
+                &format!("bench-simple-{k}"),
+                "--unrestricted",
+            ])?;
+            let token = admin(&["token", "create", "--account", &id])?;
+            simple_accounts.push((id, token));
+        }
+    }
     let agent_token = admin(&["agent-token", "create"])?;
     // The rounds' file destinations (the simulated nodes' and the lab's) are the operator's
     // file roots.
@@ -111,14 +147,30 @@ pub fn run(a: &BenchDispatchArgs) -> Result<(), Failure> {
             .map(|u| Api::new(u, &account, token.clone()))
             .collect::<Result<Vec<_>, _>>()?;
         let api = &apis[0];
+        let simple_apis = simple_accounts
+            .iter()
+            .map(|(id, token)| Api::new(&urls[0], id, token.clone()))
+            .collect::<Result<Vec<_>, _>>()?;
         let (seen_tx, mut seen) = mpsc::unbounded_channel();
+        let sent = Arc::new(Sent::default());
+        let script = |i: usize| -> Result<Script, Failure> {
+            match a.simple {
+                true => simple::script(i, a.samples_per_node, sent.clone()),
+                false => Ok(Script::default()),
+            }
+        };
         let mut fleet = 0usize;
         let mut rows = Vec::new();
-        for &n in &sizes {
-            grow(&urls, &agent_token, fleet, n, &seen_tx).await?;
+        let mut simple_rows = Vec::new();
+        for (size, &n) in sizes.iter().enumerate() {
+            // The agents run until the runtime ends.
+            grow(&urls, &agent_token, (fleet, n), "sim", &seen_tx, &script).await?;
             fleet = n;
             for api in &apis {
                 wait_connected(api, n).await?;
+            }
+            for s in &servers {
+                s.reset_peak();
             }
             let cpu_before = cpu(&servers)?;
             let mut m = Measured::default();
@@ -145,6 +197,39 @@ pub fn run(a: &BenchDispatchArgs) -> Result<(), Failure> {
                 cpu,
                 hwm_kib,
             });
+            if a.simple {
+                // One replica (checked): its peak and CPU are the look-back rounds' own.
+                let server = &servers[0];
+                server.reset_peak();
+                let cpu_before = server.cpu()?;
+                let mut m = simple::SimpleMeasured::default();
+                for round in 0..a.rounds {
+                    let api = &simple_apis[size * a.rounds + round];
+                    simple::round(
+                        api,
+                        n,
+                        a.samples_per_node,
+                        a.simple_packet_limit,
+                        &sent,
+                        &mut m,
+                    )
+                    .await?;
+                    eprintln!(
+                        "  N={n} look-back round {}/{}: create -> success {:.1} ms, {} packets",
+                        round + 1,
+                        a.rounds,
+                        ms(m.created[round]),
+                        m.file_packets[round]
+                    );
+                }
+                simple_rows.push(report::SimpleRow {
+                    agents: n,
+                    rounds: a.rounds,
+                    cpu: server.cpu()? - cpu_before,
+                    hwm_kib: server.peak_kib()?,
+                    m,
+                });
+            }
         }
         let lab = match a.lab_edges {
             0 => None,
@@ -156,13 +241,19 @@ pub fn run(a: &BenchDispatchArgs) -> Result<(), Failure> {
                 Some(lab::rounds(api, &urls[0], &agent_token, n, a.rounds, &dest).await?)
             }
         };
-        Ok::<_, Failure>((rows, lab))
+        Ok::<_, Failure>((rows, simple_rows, lab))
     })?;
-    let (rows, lab) = rows;
+    let (rows, simple_rows, lab) = rows;
     for s in &mut servers {
         s.stop();
     }
     let mut md = format!("{}\n{}\n{}", header(a), table(&rows), targets(&rows));
+    if !simple_rows.is_empty() {
+        md.push_str(&format!(
+            "\n{}",
+            report::simple_table(a, &rows, &simple_rows)
+        ));
+    }
     if let Some(lab) = &lab {
         md.push_str(&format!("\n{}", report::lab_table(lab)));
     }
@@ -197,6 +288,25 @@ fn check(a: &BenchDispatchArgs) -> Result<Vec<usize>, Failure> {
             "--replicas: several replicas share a PostgreSQL; give --database postgres://...",
         ));
     }
+    if a.simple && a.replicas > 1 {
+        return Err(Failure::usage(
+            "--simple: a look-back capture asks only the nodes of the replica that creates it; \
+             run it with --replicas 1",
+        ));
+    }
+    if !(1..=MAX_SAMPLES_PER_NODE).contains(&a.samples_per_node) {
+        return Err(Failure::usage(format!(
+            "--samples-per-node: {} is outside 1-{MAX_SAMPLES_PER_NODE}",
+            a.samples_per_node
+        )));
+    }
+    if !(1..=edgecap_model::lookback::MAX_QUERY_SAMPLES).contains(&a.simple_packet_limit) {
+        return Err(Failure::usage(format!(
+            "--simple-packet-limit: {} is outside 1-{}",
+            a.simple_packet_limit,
+            edgecap_model::lookback::MAX_QUERY_SAMPLES
+        )));
+    }
     if a.lab_edges > edgecap_lab::plan::MAX_EDGES {
         return Err(Failure::usage(format!(
             "--lab-edges: {} is more than a lab has ({})",
@@ -220,37 +330,45 @@ fn check(a: &BenchDispatchArgs) -> Result<Vec<usize>, Failure> {
 }
 
 /// The soft RLIMIT_NOFILE, from `/proc/self/limits`.
-fn open_files_limit() -> Option<u64> {
+pub(crate) fn open_files_limit() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/self/limits").ok()?;
     let line = text.lines().find(|l| l.starts_with("Max open files"))?;
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
 /// Dials agents `from..to` (in batches, agent `i` to server `i % urls.len()`) and leaves
-/// each running [`sim::respond`].
-async fn grow(
+/// each running [`sim::respond_with`] its `script(i)`, named `<prefix><i>`; the agents' tasks
+/// (aborting one drops its connection).
+pub(crate) async fn grow(
     urls: &[String],
     token: &str,
-    from: usize,
-    to: usize,
+    (from, to): (usize, usize),
+    prefix: &str,
     seen: &mpsc::UnboundedSender<Seen>,
-) -> Result<(), Failure> {
+    script: &dyn Fn(usize) -> Result<Script, Failure>,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, Failure> {
     eprintln!("connecting agents {from}..{to} ...");
     let mut next = from;
+    let mut tasks = Vec::with_capacity(to - from);
     while next < to {
         let end = (next + DIAL_BATCH).min(to);
         let mut dials = Vec::new();
         for i in next..end {
-            let (url, token) = (urls[i % urls.len()].clone(), token.to_owned());
+            let (url, token, prefix) = (
+                urls[i % urls.len()].clone(),
+                token.to_owned(),
+                prefix.to_owned(),
+            );
             dials.push(tokio::spawn(async move {
                 let hello = sim::hello(
-                    &format!("sim{i:05}"),
+                    &format!("{prefix}{i:05}"),
                     &[("site", "bench")],
                     &["pre-firewall"],
                 );
                 SimAgent::connect(&url, &token, &hello).await
             }));
         }
+        let mut agents = Vec::with_capacity(dials.len());
         for d in dials {
             let (agent, first) = d
                 .await
@@ -259,14 +377,23 @@ async fn grow(
             if !matches!(first, edgecap_model::ServerMsg::Welcome { .. }) {
                 return Err(Failure::runtime(format!("agent not welcomed: {first:?}")));
             }
-            tokio::spawn(sim::respond(agent, Duration::from_secs(2), seen.clone()));
+            agents.push(agent);
+        }
+        for (i, agent) in (next..end).zip(agents) {
+            let script = script(i)?;
+            tasks.push(tokio::spawn(sim::respond_with(
+                agent,
+                HEARTBEAT,
+                seen.clone(),
+                script,
+            )));
         }
         next = end;
     }
-    Ok(())
+    Ok(tasks)
 }
 
-async fn wait_connected(api: &Api, n: usize) -> Result<(), Failure> {
+pub(crate) async fn wait_connected(api: &Api, n: usize) -> Result<(), Failure> {
     let until = Instant::now() + ROUND_LIMIT;
     loop {
         let nodes = api.call(reqwest::Method::GET, "nodes", None).await?;
@@ -432,6 +559,9 @@ mod tests {
             markdown: None,
             replicas: 1,
             database: None,
+            simple: false,
+            samples_per_node: 16,
+            simple_packet_limit: 10_000,
         };
         assert!(check(&a(vec![0], 3)).is_err());
         let two = BenchDispatchArgs {
@@ -445,6 +575,33 @@ mod tests {
         };
         assert!(check(&pg).is_ok());
         assert!(check(&a(vec![10], 0)).is_err());
+        let simple = |replicas, samples_per_node, simple_packet_limit| BenchDispatchArgs {
+            simple: true,
+            replicas,
+            samples_per_node,
+            simple_packet_limit,
+            database: Some("postgres://u@127.0.0.1/db".into()),
+            ..a(vec![10], 3)
+        };
+        assert!(check(&simple(1, 16, 10_000)).is_ok());
+        assert!(
+            check(&simple(2, 16, 10_000))
+                .unwrap_err()
+                .message
+                .contains("--simple")
+        );
+        assert!(
+            check(&simple(1, 0, 10_000))
+                .unwrap_err()
+                .message
+                .contains("--samples-per-node")
+        );
+        assert!(
+            check(&simple(1, 16, 0))
+                .unwrap_err()
+                .message
+                .contains("--simple-packet-limit")
+        );
         assert_eq!(check(&a(vec![20, 10, 10], 3)).unwrap(), [10, 20]);
         assert!(open_files_limit().is_some());
     }

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::lab::LabMeasured;
+use super::simple::SimpleMeasured;
 use super::{BenchDispatchArgs, Measured};
 
 pub struct Row {
@@ -66,6 +67,75 @@ pub fn targets(rows: &[Row]) -> String {
             if p99 < Duration::from_secs(1) { "under 1 s: met" } else { "NOT under 1 s" },
             ms(r.m.all_stopped.iter().max().copied().unwrap_or_default()),
             if mib < 200.0 { "under 200 MiB: met" } else { "NOT under 200 MiB" },
+        ));
+    }
+    t
+}
+
+/// One fleet size's look-back rounds.
+pub struct SimpleRow {
+    pub agents: usize,
+    pub rounds: usize,
+    pub m: SimpleMeasured,
+    pub cpu: Duration,
+    pub hwm_kib: u64,
+}
+
+/// Issue 13's goal: create -> `success` p99 under this at 1,000 agents.
+const SIMPLE_GOAL: Duration = Duration::from_millis(1500);
+
+/// The look-back rounds, beside the same size's full-capture rounds of the same run.
+pub fn simple_table(a: &BenchDispatchArgs, full: &[Row], rows: &[SimpleRow]) -> String {
+    let mut t = format!(
+        "Look-back captures (`type: simple`, `packet_limit` {}; every node's ring answers {} \
+         synthetic samples of at most 160 bytes; one account per round). **create -> success** \
+         is the `POST /pcaps` request's time: the answer already says `success` with every node \
+         answered. Beside it, the same run's full captures at the same size: create -> every \
+         part running in the API.\n\n\
+         | agents | rounds | create -> success p50 | p99 | full: create -> all running p99 | simple / full (p99) | nodes answered (min) | samples sent per round | answer bytes per round (agents -> server) | file packets (per round) | file bytes (pcapng, p50) | server CPU per round | server peak RSS |\n\
+         | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+        a.simple_packet_limit, a.samples_per_node
+    );
+    for r in rows {
+        let p99 = pct(&r.m.created, 0.99);
+        let full_p99 = full
+            .iter()
+            .find(|f| f.agents == r.agents)
+            .map_or(Duration::ZERO, |f| pct(&f.m.all_running, 0.99));
+        let rounds = r.rounds.max(1) as f64;
+        let mut bytes = r.m.file_bytes.clone();
+        bytes.sort_unstable();
+        t.push_str(&format!(
+            "| {} | {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.2}x | {} | {:.0} | {:.0} ({:.0} messages) | {} | {} | {:.0} ms | {:.1} MiB |\n",
+            r.agents,
+            r.rounds,
+            ms(pct(&r.m.created, 0.5)),
+            ms(p99),
+            ms(full_p99),
+            p99.as_secs_f64() / full_p99.as_secs_f64().max(1e-9),
+            r.m.answered.iter().min().copied().unwrap_or(0),
+            r.m.samples as f64 / rounds,
+            r.m.answer_bytes as f64 / rounds,
+            r.m.answer_messages as f64 / rounds,
+            r.m.file_packets.iter().min().copied().unwrap_or(0),
+            bytes.get(bytes.len() / 2).copied().unwrap_or(0),
+            ms(r.cpu) / rounds,
+            r.hwm_kib as f64 / 1024.0,
+        ));
+    }
+    t.push_str("\nTarget (issue 13): create -> `success` p99 under 1.5 s at 1,000 agents.\n\n");
+    for r in rows {
+        let p99 = pct(&r.m.created, 0.99);
+        t.push_str(&format!(
+            "- N = {}: p99 {:.1} ms ({})\n",
+            r.agents,
+            ms(p99),
+            match (p99 < SIMPLE_GOAL, r.agents >= 1000) {
+                (true, true) => "under 1.5 s: met",
+                (false, true) => "NOT under 1.5 s: not met",
+                (true, false) => "under 1.5 s (the goal is set at 1,000 agents)",
+                (false, false) => "NOT under 1.5 s (the goal is set at 1,000 agents)",
+            }
         ));
     }
     t

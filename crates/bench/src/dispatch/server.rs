@@ -90,6 +90,18 @@ impl Server {
             .ok_or_else(|| Failure::runtime("no VmHWM in the server's status"))
     }
 
+    /// Resets the peak resident memory to the current one (`5` into `/proc/<pid>/clear_refs`,
+    /// the owner's or root's right), so the next [`peak_kib`](Self::peak_kib) is the peak
+    /// since now. If the kernel refuses, the peak stays the process's lifetime peak (an upper
+    /// bound), and a note says so.
+    pub fn reset_peak(&self) {
+        if let Err(e) = std::fs::write(format!("/proc/{}/clear_refs", self.pid()), "5") {
+            eprintln!(
+                "note: the server's peak memory could not be reset ({e}); peaks are since its start"
+            );
+        }
+    }
+
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             // SIGTERM: the server closes the agents' sessions and exits cleanly.

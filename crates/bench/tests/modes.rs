@@ -1,0 +1,194 @@
+//! The control-plane benchmarks' newer modes, run end to end at a tiny scale: a real
+//! `edgecap server` process and a few simulated agents. They check that each report counts
+//! what the agents were made to send; nothing here is a timing threshold (the timings are
+//! the benchmarks' output, see docs/benchmarks.md).
+//!
+//! The benchmarks run the `edgecap` binary beside `edgecap-bench` (`target/<profile>/`):
+//! `cargo test --workspace` builds it; alone, build it first (`cargo build -p edgecap`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const BENCH: &str = env!("CARGO_BIN_EXE_edgecap-bench");
+
+fn edgecap() -> PathBuf {
+    let p = Path::new(BENCH).with_file_name("edgecap");
+    assert!(
+        p.is_file(),
+        "{} is missing: build it first (cargo build -p edgecap)",
+        p.display()
+    );
+    p
+}
+
+/// Runs `edgecap-bench <args> --markdown <file>`; the report.
+fn bench(args: &[&str]) -> String {
+    let md = std::env::temp_dir().join(format!(
+        "edgecap-bench-test-{}-{:08x}.md",
+        std::process::id(),
+        rand_u32()
+    ));
+    let out = Command::new(BENCH)
+        .args(args)
+        .arg("--markdown")
+        .arg(&md)
+        .env("EDGECAP_BIN", edgecap())
+        .output()
+        .expect("run edgecap-bench");
+    let report = std::fs::read_to_string(&md).unwrap_or_default();
+    let _ = std::fs::remove_file(&md);
+    assert!(
+        out.status.success(),
+        "edgecap-bench {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        report
+    );
+    report
+}
+
+fn rand_u32() -> u32 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    t ^ std::process::id().rotate_left(16)
+}
+
+/// The cells of the markdown table whose header row holds `first`, one map per body row.
+fn table(md: &str, first: &str) -> Vec<Vec<(String, String)>> {
+    let cells = |l: &str| -> Vec<String> {
+        l.trim()
+            .trim_matches('|')
+            .split('|')
+            .map(|c| c.trim().to_owned())
+            .collect()
+    };
+    let mut lines = md
+        .lines()
+        .skip_while(|l| !(l.starts_with('|') && l.contains(first)));
+    let head = cells(
+        lines
+            .next()
+            .unwrap_or_else(|| panic!("no table with {first:?}:\n{md}")),
+    );
+    lines
+        .skip(1)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| head.iter().cloned().zip(cells(l)).collect())
+        .collect()
+}
+
+fn cell<'a>(row: &'a [(String, String)], name: &str) -> &'a str {
+    row.iter()
+        .find(|(h, _)| h == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or_else(|| panic!("no column {name:?} in {row:?}"))
+}
+
+fn number(s: &str) -> f64 {
+    s.split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{s:?} is not a number"))
+}
+
+/// Look-back rounds on 3 agents, each ring answering 5 samples, under a packet limit of 12:
+/// every node answered, 15 samples were sent per round, the file holds 12 packets.
+#[test]
+fn dispatch_simple_counts_what_the_rings_answered() {
+    let md = bench(&[
+        "dispatch",
+        "--agents",
+        "3",
+        "--rounds",
+        "2",
+        "--simple",
+        "--samples-per-node",
+        "5",
+        "--simple-packet-limit",
+        "12",
+    ]);
+    let rows = table(&md, "create -> success p50");
+    assert_eq!(rows.len(), 1, "{md}");
+    let r = &rows[0];
+    assert_eq!(cell(r, "agents"), "3");
+    assert_eq!(cell(r, "rounds"), "2");
+    assert_eq!(cell(r, "nodes answered (min)"), "3");
+    assert_eq!(number(cell(r, "samples sent per round")), 15.0);
+    assert_eq!(cell(r, "file packets (per round)"), "12");
+    // Every answer carried bytes, and the file holds 12 packets of at most 160 bytes.
+    assert!(number(cell(r, "answer bytes per round (agents -> server)")) > 15.0 * 2.0 * 28.0);
+    let file = number(cell(r, "file bytes (pcapng, p50)"));
+    assert!(
+        file > 12.0 * 28.0 && file < 12.0 * (160.0 + 64.0) + 4096.0,
+        "{file}"
+    );
+    // The full-capture rounds of the same run are there to compare with.
+    assert_eq!(table(&md, "create -> assign p50").len(), 1);
+    assert!(md.contains("Target (issue 13)"), "{md}");
+}
+
+fn postgres_installed() -> bool {
+    let found = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .any(|e| e.path().join("bin/initdb").exists())
+        })
+        .unwrap_or(false);
+    assert!(
+        found || std::env::var("CI").as_deref() != Ok("true"),
+        "PostgreSQL's initdb is missing under /usr/lib/postgresql/*/bin (install postgresql)"
+    );
+    found
+}
+
+/// Rollups from 3 agents on SQLite (waiting for the downsampling job) and PostgreSQL: the
+/// server stored every second the agents sent, dropped and refused none; the run without
+/// rollups sent and stored none; the rollup tables hold rows.
+#[test]
+fn rollups_stores_every_second_sent() {
+    let mut dbs = vec!["sqlite"];
+    if postgres_installed() {
+        dbs.push("postgres");
+    }
+    for db in dbs {
+        // The downsampling job runs once a minute: SQLite waits for it, PostgreSQL does not.
+        let wait = if db == "sqlite" { "150" } else { "0" };
+        let md = bench(&[
+            "rollups",
+            "--agents",
+            "3",
+            "--seconds",
+            "4",
+            "--databases",
+            db,
+            "--downsample-wait",
+            wait,
+        ]);
+        let rows = table(&md, "rows sent (whole run)");
+        assert_eq!(rows.len(), 2, "{md}");
+        let (off, on) = (&rows[0], &rows[1]);
+        assert_eq!((cell(off, "rollups"), cell(on, "rollups")), ("off", "on"));
+        assert_eq!(cell(off, "rows sent (whole run)"), "0");
+        assert_eq!(cell(off, "stored"), "0");
+        let sent = number(cell(on, "rows sent (whole run)"));
+        // 3 agents x 2 points x (node + 1 account), for at least the 4 s window.
+        assert!(sent >= 3.0 * 4.0 * 4.0, "{md}");
+        assert_eq!(number(cell(on, "stored")), sent, "{md}");
+        assert_eq!(cell(on, "dropped"), "0");
+        assert_eq!(cell(on, "refused"), "0");
+        let space = table(&md, "bytes per second row");
+        assert_eq!(space.len(), 1, "{md}");
+        // A row with its heavy-hitter lists is hundreds of bytes.
+        assert!(
+            number(cell(&space[0], "bytes per second row")) > 100.0,
+            "{md}"
+        );
+        if db == "sqlite" {
+            assert!(md.contains("every second was in a minute"), "{md}");
+            assert!(
+                number(cell(&space[0], "bytes per minute row")) > 100.0,
+                "{md}"
+            );
+        }
+    }
+}
