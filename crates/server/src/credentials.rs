@@ -16,7 +16,7 @@ use std::sync::{Arc, OnceLock};
 use edgecap_model::SecretJson;
 use edgecap_store::{Credentials, SecretsKey};
 
-use crate::db::{Db, sealed};
+use crate::db::{Db, samples, sealed};
 use crate::error::{Error, HttpError};
 
 /// The key, loaded on first use from the configured file (created there if missing).
@@ -235,12 +235,37 @@ async fn reseal(db: &Db, old: &SecretsKey, new: &SecretsKey) -> Result<usize, St
             .await
             .map_err(|e| e.to_string())?;
     }
+    // The look-back captures' files are sealed with the same key: re-sealed in the same
+    // transaction, one capture at a time, or a rotation would make them unreadable.
+    let files = samples::ids(&mut tx).await.map_err(|e| e.to_string())?;
+    for id in &files {
+        let Some((pcapng, pcap)) = samples::sealed(&mut tx, id)
+            .await
+            .map_err(|e| e.to_string())?
+        else {
+            continue;
+        };
+        let ctx = samples_context(id);
+        let mut again = Vec::with_capacity(2);
+        for file in [&pcapng, &pcap] {
+            let plain = old
+                .open_bytes(file, &ctx)
+                .map_err(|e| format!("the file of look-back capture {id}: {e}"))?;
+            again.push(
+                new.seal_bytes(&plain, &ctx)
+                    .map_err(|e| format!("sealing {ctx}: {e}"))?,
+            );
+        }
+        samples::replace(&mut tx, id, &again[0], &again[1])
+            .await
+            .map_err(|e| e.to_string())?;
+    }
     tx.commit().await.map_err(failed)?;
-    Ok(all.len())
+    Ok(all.len() + files.len())
 }
 
-/// A `<path>.new` from an earlier rotation: if the database's secrets open with it (and not
-/// with the old key), that rotation committed and only the rename is missing: done now,
+/// A `<path>.new` from an earlier rotation: if the database's secrets (or, with none, its
+/// look-back files) open with it (and not with the old key), that rotation committed and only the rename is missing: done now,
 /// `Some(what happened)`. If they open with the old key (or there are none), it failed
 /// before the commit: the file is removed and `None` lets a fresh rotation go ahead.
 async fn finish_interrupted(
@@ -250,15 +275,23 @@ async fn finish_interrupted(
     pending: &Path,
 ) -> Result<Option<String>, String> {
     let new = SecretsKey::load_or_create(pending).map_err(|e| e.to_string())?;
-    let Some(sample) = sealed::any(db).await.map_err(|e| e.to_string())? else {
+    // A sealed secret, else a look-back file: whichever key decrypts it sealed it.
+    let sample = match sealed::any(db).await.map_err(|e| e.to_string())? {
+        Some(s) => Some((s.sealed, s.context)),
+        None => samples::any(db)
+            .await
+            .map_err(|e| e.to_string())?
+            .map(|(id, file)| (file, samples_context(&id))),
+    };
+    let Some((sealed, context)) = sample else {
         let _ = std::fs::remove_file(pending);
         return Ok(None);
     };
-    if old.open(&sample.sealed, &sample.context).is_ok() {
+    if old.open_bytes(&sealed, &context).is_ok() {
         let _ = std::fs::remove_file(pending);
         return Ok(None);
     }
-    if new.open(&sample.sealed, &sample.context).is_ok() {
+    if new.open_bytes(&sealed, &context).is_ok() {
         std::fs::rename(pending, path).map_err(|e| {
             format!(
                 "cannot move {} to {}: {e}",
@@ -275,7 +308,7 @@ async fn finish_interrupted(
     }
     Err(format!(
         "the database's secrets ({}) open with neither {} nor {}",
-        sample.context,
+        context,
         path.display(),
         pending.display()
     ))

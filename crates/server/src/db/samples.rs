@@ -66,3 +66,52 @@ pub async fn purge(db: &Db, now: &str) -> Result<u64> {
         .await?;
     Ok(r.rows_affected())
 }
+
+/// The ids of every stored file, expired or not (a key rotation re-seals them all), read on
+/// `conn` (the rotation's transaction).
+pub async fn ids(conn: &mut AnyConnection) -> Result<Vec<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT capture_id FROM sample_files ORDER BY capture_id")
+            .fetch_all(conn)
+            .await?,
+    )
+}
+
+/// One capture's sealed files whatever their expiry, `(pcapng, pcap)`, read on `conn`.
+pub async fn sealed(
+    conn: &mut AnyConnection,
+    capture_id: &str,
+) -> Result<Option<(String, String)>> {
+    let row = sqlx::query("SELECT pcapng, pcap FROM sample_files WHERE capture_id = $1")
+        .bind(capture_id)
+        .fetch_optional(conn)
+        .await?;
+    row.map(|r| Ok((r.try_get("pcapng")?, r.try_get("pcap")?)))
+        .transpose()
+}
+
+/// Replaces one capture's sealed files (a key rotation), on `conn`.
+pub async fn replace(
+    conn: &mut AnyConnection,
+    capture_id: &str,
+    pcapng: &str,
+    pcap: &str,
+) -> Result<()> {
+    sqlx::query("UPDATE sample_files SET pcapng = $2, pcap = $3 WHERE capture_id = $1")
+        .bind(capture_id)
+        .bind(pcapng)
+        .bind(pcap)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Some stored file, `(capture id, sealed pcapng)`, if there is one (what an interrupted key
+/// rotation tries its keys on when no credentials are sealed).
+pub async fn any(db: &Db) -> Result<Option<(String, String)>> {
+    let row = sqlx::query("SELECT capture_id, pcapng FROM sample_files LIMIT 1")
+        .fetch_optional(&db.pool)
+        .await?;
+    row.map(|r| Ok((r.try_get("capture_id")?, r.try_get("pcapng")?)))
+        .transpose()
+}

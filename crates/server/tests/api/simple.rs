@@ -23,6 +23,7 @@ both_databases!(
     a_simple_capture_whose_every_node_failed_is_failed,
     simple_bodies_are_refused_with_the_field_named,
     a_file_past_its_retention_is_gone,
+    a_key_rotation_keeps_the_files_readable,
     a_node_gone_before_the_request_is_named_as_missing,
     a_simple_capture_with_a_destination_writes_its_file_there_and_keeps_none,
 );
@@ -307,6 +308,52 @@ async fn simple_bodies_are_refused_with_the_field_named(b: Backend) {
     tokio::time::sleep(Duration::from_millis(50)).await;
     a.assert_idle();
     assert_eq!(h.count("captures").await, 0);
+}
+
+/// `edgecap admin secrets-key rotate` re-seals the look-back files with the credentials: the
+/// new key opens them (holding the samples), the old one no longer does.
+async fn a_key_rotation_keeps_the_files_readable(b: Backend) {
+    let Some(h) = Harness::with_config(b, config()).await else {
+        return;
+    };
+    let mut a = h.node("edge-a", &[("site", "fra")], &["pre-firewall"]);
+    let path = h.acc("pcaps");
+    let body = simple_body(json!({}));
+    let create = h.call("POST", &path, Some(&body));
+    let node = async {
+        let q = query(&mut a).await;
+        a.session
+            .handle(answer(&q.query_id, vec![sample(q.from_ns + 1, 1)]));
+    };
+    let ((s, v), ()) = tokio::join!(create, node);
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let id = v["result"]["id"].as_str().unwrap().to_owned();
+    let key = h._tmp.0.join("secrets.key");
+    let read = || async {
+        edgecap_server::db::samples::get(&h.state.db, &id, "0")
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    let before = read().await;
+    let ctx = edgecap_server::credentials::samples_context(&id);
+    let old = edgecap_server::credentials::Vault::new(Some(key.clone()));
+    assert!(contains(
+        &old.open_bytes(&before.pcapng, &ctx).unwrap(),
+        MARKER
+    ));
+
+    let done = edgecap_server::credentials::rotate(&h.state.db, &key)
+        .await
+        .unwrap();
+    assert!(done.contains("re-sealed 1 secret(s)"), "{done}");
+    let after = read().await;
+    assert_ne!(after.pcapng, before.pcapng);
+    let new = edgecap_server::credentials::Vault::new(Some(key.clone()));
+    for file in [&after.pcapng, &after.pcap] {
+        assert!(contains(&new.open_bytes(file, &ctx).unwrap(), MARKER));
+        assert!(old.open_bytes(file, &ctx).is_err());
+    }
 }
 
 async fn a_file_past_its_retention_is_gone(b: Backend) {
