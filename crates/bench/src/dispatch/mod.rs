@@ -290,8 +290,8 @@ fn check(a: &BenchDispatchArgs) -> Result<Vec<usize>, Failure> {
     }
     if a.simple && a.replicas > 1 {
         return Err(Failure::usage(
-            "--simple: a look-back capture asks only the nodes of the replica that creates it; \
-             run it with --replicas 1",
+            "--simple: look-back rounds across replicas (relayed through PostgreSQL) are not \
+             measured by this benchmark yet; run it with --replicas 1",
         ));
     }
     if !(1..=MAX_SAMPLES_PER_NODE).contains(&a.samples_per_node) {
