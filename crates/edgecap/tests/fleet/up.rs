@@ -60,10 +60,15 @@ fn up_serves_an_agent_and_writes_the_client_config() {
     }
     let text = banner.join("\n");
     let url = text
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in the banner:\n{text}"))
+        .lines()
+        .find(|l| l.trim_start().starts_with("API "))
+        .and_then(|l| l.split_whitespace().find(|w| w.starts_with("http://")))
+        .unwrap_or_else(|| panic!("no API URL in the banner:\n{text}"))
         .to_owned();
+    assert!(
+        text.contains(&format!("dashboard    {url}/ ")),
+        "the dashboard's URL is printed:\n{text}"
+    );
     assert!(
         text.contains("API token    ecp_"),
         "the first token is printed:\n{text}"
