@@ -121,6 +121,18 @@ fn totals_equal_the_counter(database: Option<String>) {
     let fleet = Fleet::new(1, opts);
     let ns = fleet.lab.edge_ns(0).to_owned();
     let truth = Truth::install(&ns);
+    // New links send a few IPv6 packets of their own (DAD, MLD, router solicitations, up to
+    // 4 s apart) that both counters see, but maybe in different seconds, since each is read
+    // at its own instant: wait until the point is quiet (no packet for 5 s, at most 30 s).
+    let quiet_until = Instant::now() + Duration::from_secs(30);
+    let (mut last, mut since) = (truth.packets(), Instant::now());
+    while since.elapsed() < Duration::from_secs(5) && Instant::now() < quiet_until {
+        std::thread::sleep(Duration::from_millis(250));
+        let now = truth.packets();
+        if now != last {
+            (last, since) = (now, Instant::now());
+        }
+    }
     // Whole seconds: from `start` (the counter read 50 ms into it) to `end` (read 50 ms into
     // it). The lab is quiet (no routes out, nothing else sending), so nothing but our
     // packets crosses the point in those 50 ms slices.
