@@ -5,7 +5,7 @@
 
 use edgecap_model::AgentMsg;
 use edgecap_model::lookback::{
-    MAX_QUERY_SAMPLES, RingAnswer, RingQuery, SAMPLES_PER_ANSWER, WireSample, hex,
+    AnswerHead, MAX_QUERY_SAMPLES, RingAnswer, RingQuery, WireSample, hex,
 };
 
 use crate::observer::{ObserverView, Status};
@@ -32,7 +32,7 @@ pub fn answer(q: &RingQuery, observer: &ObserverView, node: &NodeContext) -> Vec
                 (sel, ring.reach_start())
             });
             let names = &node.config.observer.points;
-            let mut samples: Vec<WireSample> = sel
+            let samples: Vec<WireSample> = sel
                 .samples
                 .iter()
                 .map(|t| WireSample {
@@ -47,36 +47,18 @@ pub fn answer(q: &RingQuery, observer: &ObserverView, node: &NodeContext) -> Vec
                     data: hex(&t.data),
                 })
                 .collect();
-            let mut out = Vec::new();
-            let mut seq = 0u32;
-            loop {
-                let rest = samples.split_off(samples.len().min(SAMPLES_PER_ANSWER));
-                let first = seq == 0;
-                out.push(AgentMsg::Answer {
-                    answer: RingAnswer {
-                        query_id: q.query_id.clone(),
-                        seq,
-                        last: rest.is_empty(),
-                        error: None,
-                        matched: if first { sel.matched } else { 0 },
-                        est_packets: if first { sel.est_packets } else { 0 },
-                        est_bytes: if first { sel.est_bytes } else { 0 },
-                        thinned_by: sel.thinned_by,
-                        periods: if first {
-                            sel.periods.clone()
-                        } else {
-                            Vec::new()
-                        },
-                        reach_start: if first { reach_start } else { None },
-                        samples,
-                    },
-                });
-                if rest.is_empty() {
-                    break out;
-                }
-                samples = rest;
-                seq += 1;
-            }
+            let head = AnswerHead {
+                matched: sel.matched,
+                est_packets: sel.est_packets,
+                est_bytes: sel.est_bytes,
+                thinned_by: sel.thinned_by,
+                periods: sel.periods.clone(),
+                reach_start,
+            };
+            RingAnswer::chunked(&q.query_id, head, samples)
+                .into_iter()
+                .map(|answer| AgentMsg::Answer { answer })
+                .collect()
         }
     }
 }

@@ -133,6 +133,55 @@ mod tests {
     }
 
     #[test]
+    fn an_answer_is_chunked_with_its_head_first_and_its_end_marked() {
+        let sample = WireSample {
+            ts_ns: 1,
+            orig_len: 60,
+            point: "p".into(),
+            ifindex: 1,
+            one_in: 4,
+            data: hex(&[0x45; 20]),
+        };
+        let head = AnswerHead {
+            matched: 7,
+            est_packets: 28,
+            est_bytes: 1680,
+            thinned_by: 2.0,
+            periods: vec![PeriodRate {
+                start: 0,
+                end: 60,
+                one_in: 4,
+            }],
+            reach_start: Some(0),
+        };
+        let msgs = RingAnswer::chunked("q", head.clone(), vec![sample; 2 * SAMPLES_PER_ANSWER + 1]);
+        assert_eq!(msgs.len(), 3);
+        assert_eq!(msgs.iter().map(|m| m.seq).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(msgs.iter().filter(|m| m.last).count(), 1);
+        assert!(msgs[2].last);
+        assert_eq!(
+            msgs.iter().map(|m| m.samples.len()).sum::<usize>(),
+            2 * SAMPLES_PER_ANSWER + 1
+        );
+        assert_eq!(
+            (msgs[0].matched, msgs[0].periods.len(), msgs[0].reach_start),
+            (7, 1, Some(0))
+        );
+        assert_eq!(
+            (msgs[1].matched, msgs[1].periods.len(), msgs[1].reach_start),
+            (0, 0, None)
+        );
+        assert!(
+            msgs.iter()
+                .all(|m| m.thinned_by == 2.0 && m.query_id == "q")
+        );
+        // No samples: still one message, the last, with the head.
+        let empty = RingAnswer::chunked("q", head, Vec::new());
+        assert_eq!(empty.len(), 1);
+        assert!(empty[0].last && empty[0].matched == 7);
+    }
+
+    #[test]
     fn a_full_answer_message_stays_under_the_message_bound() {
         let sample = WireSample {
             ts_ns: u64::MAX,
@@ -168,5 +217,55 @@ mod tests {
             "{}",
             text.len()
         );
+    }
+}
+
+/// What an answer states once, in its first message (`thinned_by`: in every message).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnswerHead {
+    pub matched: u64,
+    pub est_packets: u64,
+    pub est_bytes: u64,
+    pub thinned_by: f64,
+    pub periods: Vec<PeriodRate>,
+    pub reach_start: Option<u64>,
+}
+
+impl RingAnswer {
+    /// The messages of one answer, as agents send them: at most [`SAMPLES_PER_ANSWER`]
+    /// samples each, numbered from 0, the last marked, `head` in the first (there is always
+    /// one message, even without samples).
+    pub fn chunked(
+        query_id: &str,
+        head: AnswerHead,
+        mut samples: Vec<WireSample>,
+    ) -> Vec<RingAnswer> {
+        let mut out = Vec::with_capacity(samples.len() / SAMPLES_PER_ANSWER + 1);
+        // Every message says how thinned its samples are; the rest is stated once.
+        let thinned_by = head.thinned_by;
+        let mut head = Some(head);
+        let mut seq = 0u32;
+        loop {
+            let rest = samples.split_off(samples.len().min(SAMPLES_PER_ANSWER));
+            let h = head.take();
+            out.push(RingAnswer {
+                query_id: query_id.to_owned(),
+                seq,
+                last: rest.is_empty(),
+                error: None,
+                matched: h.as_ref().map_or(0, |h| h.matched),
+                est_packets: h.as_ref().map_or(0, |h| h.est_packets),
+                est_bytes: h.as_ref().map_or(0, |h| h.est_bytes),
+                thinned_by,
+                reach_start: h.as_ref().and_then(|h| h.reach_start),
+                periods: h.map(|h| h.periods).unwrap_or_default(),
+                samples,
+            });
+            if rest.is_empty() {
+                return out;
+            }
+            samples = rest;
+            seq += 1;
+        }
     }
 }

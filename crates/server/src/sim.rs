@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use edgecap_model::lookback::{RingAnswer, RingQuery, SAMPLES_PER_ANSWER, WireSample};
+use edgecap_model::lookback::{RingAnswer, RingQuery, WireSample};
 use edgecap_model::{AgentMsg, ServerMsg};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
@@ -246,7 +246,7 @@ impl Sent {
 }
 
 /// The messages answering `query` with `samples` (cut to the query's limit), as a real
-/// agent sends them: [`SAMPLES_PER_ANSWER`] per message, the totals in the first.
+/// agent sends them ([`RingAnswer::chunked`]), the totals in the first.
 fn answers(query: RingQuery, mut samples: Vec<WireSample>) -> Vec<AgentMsg> {
     samples.truncate(usize::try_from(query.limit).unwrap_or(usize::MAX));
     let matched = samples.len() as u64;
@@ -257,36 +257,18 @@ fn answers(query: RingQuery, mut samples: Vec<WireSample>) -> Vec<AgentMsg> {
         .sum();
     let one_in = samples.iter().map(|s| s.one_in).max().unwrap_or(1);
     let (start, end) = (query.from_ns / 1_000_000_000, query.to_ns / 1_000_000_000);
-    let mut out = Vec::new();
-    let mut seq = 0;
-    loop {
-        let rest = samples.split_off(samples.len().min(SAMPLES_PER_ANSWER));
-        let first = seq == 0;
-        out.push(AgentMsg::Answer {
-            answer: RingAnswer {
-                query_id: query.query_id.clone(),
-                seq,
-                last: rest.is_empty(),
-                error: None,
-                matched: if first { matched } else { 0 },
-                est_packets: if first { est_packets } else { 0 },
-                est_bytes: if first { est_bytes } else { 0 },
-                thinned_by: 1.0,
-                periods: if first {
-                    vec![edgecap_model::lookback::PeriodRate { start, end, one_in }]
-                } else {
-                    Vec::new()
-                },
-                reach_start: first.then_some(start),
-                samples,
-            },
-        });
-        if rest.is_empty() {
-            return out;
-        }
-        samples = rest;
-        seq += 1;
-    }
+    let head = edgecap_model::lookback::AnswerHead {
+        matched,
+        est_packets,
+        est_bytes,
+        thinned_by: 1.0,
+        periods: vec![edgecap_model::lookback::PeriodRate { start, end, one_in }],
+        reach_start: Some(start),
+    };
+    RingAnswer::chunked(&query.query_id, head, samples)
+        .into_iter()
+        .map(|answer| AgentMsg::Answer { answer })
+        .collect()
 }
 
 fn unix_secs() -> u64 {
