@@ -176,6 +176,7 @@ pub const TABLES: &[&str] = &[
     "sample_files",
     "simple_requests",
     "lookback_relays",
+    "dashboard_sessions",
     "triggers",
 ];
 

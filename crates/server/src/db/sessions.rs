@@ -17,9 +17,14 @@ use crate::secret;
 /// Prefix of session secrets (never an API token: `ecp_`).
 pub const SESSION_PREFIX: &str = "ecs_";
 
+/// Live sessions one API token may hold: a new login beyond them ends the oldest, so logging
+/// in again and again cannot grow the table.
+pub const MAX_SESSIONS_PER_TOKEN: i64 = 32;
+
 /// Opens a session for the API token `token_secret`, for at most `ttl` and never past the
 /// token's expiry: the session's secret, or why not (the token is unknown or expired). Expired
-/// sessions are deleted on the way, so the table stays as small as the live sessions.
+/// sessions are deleted on the way, so the table stays as small as the live sessions, and a
+/// token keeps at most [`MAX_SESSIONS_PER_TOKEN`] of them (the oldest end first).
 pub async fn open(
     db: &Db,
     token_secret: &str,
@@ -59,6 +64,15 @@ pub async fn open(
     .bind(&token_id)
     .bind(&now)
     .bind(&expires)
+    .execute(&db.pool)
+    .await?;
+    sqlx::query(
+        "DELETE FROM dashboard_sessions WHERE token_id = $1 AND hash NOT IN (
+           SELECT hash FROM dashboard_sessions WHERE token_id = $1
+           ORDER BY created DESC, hash DESC LIMIT $2)",
+    )
+    .bind(&token_id)
+    .bind(MAX_SESSIONS_PER_TOKEN)
     .execute(&db.pool)
     .await?;
     Ok(Ok(session))

@@ -17,7 +17,10 @@ use tower::ServiceExt;
 use crate::both_databases;
 use crate::common::{Backend, Harness};
 
-both_databases!(dashboard_sessions_act_for_their_account_and_end);
+both_databases!(
+    dashboard_sessions_act_for_their_account_and_end,
+    a_token_holds_a_bounded_number_of_sessions,
+);
 
 mod browser {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -419,4 +422,27 @@ async fn the_dashboard_works_in_a_real_browser() {
     }
     let _ = stop.send(());
     server.await.unwrap().unwrap();
+}
+
+/// Logging in again and again with one token never grows the table past the per-token cap;
+/// the newest sessions stay open.
+async fn a_token_holds_a_bounded_number_of_sessions(b: Backend) {
+    use edgecap_server::db::sessions::{self, MAX_SESSIONS_PER_TOKEN};
+    let Some(h) = Harness::new(b).await else {
+        return;
+    };
+    let mut opened = Vec::new();
+    for _ in 0..MAX_SESSIONS_PER_TOKEN + 8 {
+        let s = sessions::open(&h.state.db, &h.token, Duration::from_secs(600))
+            .await
+            .unwrap()
+            .unwrap();
+        opened.push(s);
+    }
+    assert_eq!(h.count("dashboard_sessions").await, MAX_SESSIONS_PER_TOKEN);
+    let newest = opened.last().unwrap();
+    assert!(
+        sessions::close(&h.state.db, newest).await.unwrap(),
+        "the newest session is open"
+    );
 }
