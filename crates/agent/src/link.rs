@@ -397,6 +397,8 @@ impl Connection {
                 }
             }
             ServerMsg::Accounts { accounts } => observer.set_accounts(&accounts),
+            // Triggers (issue 14): not evaluated yet; this agent does not announce the feature.
+            ServerMsg::Triggers { .. } => {}
             ServerMsg::Query { query } => {
                 if !edgecap_model::ids::is_id(&query.query_id) {
                     tracing::warn!(query = ?query.query_id, "query with a malformed id ignored");

@@ -11,6 +11,7 @@
 
 pub mod capture;
 pub mod envelope;
+pub mod firing;
 pub mod ids;
 pub mod json;
 pub mod lookback;

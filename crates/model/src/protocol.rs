@@ -138,6 +138,19 @@ pub enum AgentMsg {
     Answer {
         answer: crate::lookback::RingAnswer,
     },
+    /// A trigger fired (or was refused) on this node ([`crate::firing`]). A started capture's
+    /// progress and outcome follow under its `capture_id`.
+    Fired {
+        firing: crate::firing::Firing,
+    },
+    /// A key that fired stopped holding.
+    Ended {
+        ending: crate::firing::Ending,
+    },
+    /// The attack signature of a trigger's ended capture.
+    Signed {
+        signed: Box<crate::firing::Signed>,
+    },
 }
 
 /// An agent's own health, sent in its heartbeats and shown in the node list.
@@ -218,6 +231,12 @@ pub enum ServerMsg {
     /// A look-back question for the observer's ring; answered by [`AgentMsg::Answer`]s.
     Query {
         query: crate::lookback::RingQuery,
+    },
+    /// The triggers this node evaluates (at most [`crate::firing::MAX_AGENT_TRIGGERS`]);
+    /// replaces the previous list. Only sent to agents announcing
+    /// [`crate::firing::FEATURE_TRIGGERS`].
+    Triggers {
+        triggers: Vec<crate::firing::AgentTrigger>,
     },
 }
 

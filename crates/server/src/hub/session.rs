@@ -282,6 +282,10 @@ impl Session {
             AgentMsg::Answer { answer } => self.hub.answer(&self.name, answer),
             // To the rollup writer's bounded queue; never waits (crate::rollups::store).
             AgentMsg::Rollups { seconds } => self.hub.rollups().offer(&self.name, seconds),
+            // Trigger reports (issue 14): not recorded yet.
+            AgentMsg::Fired { .. } | AgentMsg::Ended { .. } | AgentMsg::Signed { .. } => {
+                tracing::debug!(node = %self.name, "trigger report ignored (not recorded yet)");
+            }
         }
     }
 

@@ -1,0 +1,173 @@
+//! Triggers on the wire (issue 14): what the server sends an agent so it can detect at the
+//! edge ([`AgentTrigger`], in [`crate::ServerMsg::Triggers`]) and what the agent reports back
+//! when a trigger fires, is refused, ends, or its capture yields a signature ([`Firing`],
+//! [`Ending`], [`Signed`]).
+//!
+//! ```text
+//! agent                                   server
+//!   | <-- triggers {triggers} ----------------------------- |  (on hello and on every change)
+//!   |     ... the agent's own 1 s rollups hold the condition ...
+//!   | -- fired {firing} ----------------------------------> |  (capture_id: the agent's own id;
+//!   | -- progress / done {capture_id} ----------------------> |   the server records the capture)
+//!   | -- ended {ending} ----------------------------------> |
+//!   | -- signed {signed} ---------------------------------> |  (once the capture has ended)
+//! ```
+//!
+//! The agent starts the capture itself, without a server round trip, and keeps doing so while
+//! the server is away; it keeps at most [`MAX_PENDING_REPORTS`] reports to deliver after a
+//! reconnect (the oldest are dropped first, and counted). Only agents announcing
+//! [`FEATURE_TRIGGERS`] get triggers.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::SecretJson;
+use crate::trigger::{Budget, Trigger};
+
+/// The feature an agent announces in `hello.features` when it evaluates triggers.
+pub const FEATURE_TRIGGERS: &str = "triggers";
+
+/// The most triggers one node evaluates (all accounts together); the server sends a node at
+/// most this many and says so in its log when it has to leave some out.
+pub const MAX_AGENT_TRIGGERS: usize = 256;
+
+/// The most reports (firings, endings, signatures) an agent keeps while the server is away.
+pub const MAX_PENDING_REPORTS: usize = 1024;
+
+/// The largest serialized signature an agent sends (bytes of JSON); a bigger one is cut to its
+/// best fields.
+pub const MAX_SIGNATURE_BYTES: usize = 64 * 1024;
+
+/// One trigger as one node evaluates it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentTrigger {
+    /// The trigger's id (32 hex digits).
+    pub id: String,
+    pub account_id: String,
+    /// The trigger as validated; `capture.destination_conf` is the canonical, secret-free form.
+    pub trigger: Trigger,
+    /// This node's share of the trigger's budget: the server divides `bytes_per_day` among
+    /// the nodes in scope so that together they never exceed it; `captures_per_hour` is the
+    /// trigger's (the server counts captures per event and stops any beyond the budget).
+    pub budget: Budget,
+    /// Per-bucket credentials for the capture's destination (as in an assignment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials: Option<SecretJson>,
+    /// The account's prefixes when it is restricted: the trigger sees only that traffic (its
+    /// rollups are the account's), and its capture's rule is bounded to them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefixes: Option<Vec<String>>,
+}
+
+/// A trigger's condition held long enough on this node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Firing {
+    pub trigger_id: String,
+    /// The capture the agent started (32 hex digits, made by the agent); `None` when it was
+    /// refused (`refused` says why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture_id: Option<String>,
+    /// The destination that fired (`per: destination`); `None`: the whole scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<IpAddr>,
+    /// First second (Unix seconds) of the run of holding seconds, and the second it fired.
+    pub started: u64,
+    pub at: u64,
+    /// The metric in the firing second and the highest in the run (per second).
+    pub value: f64,
+    pub peak: f64,
+    /// `cooldown`, `budget.captures_per_hour`, `budget.bytes_per_day`, or why the capture
+    /// could not start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+    /// The capture as started (narrowed to what fired), so the server can record it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<FiredCapture>,
+}
+
+/// The capture an agent started for a firing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FiredCapture {
+    /// The narrowed tcpdump-style filter the rule matches (the scope's, ANDed with what fired).
+    pub filter: String,
+    pub points: Vec<String>,
+    pub time_limit: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packet_limit: Option<u64>,
+    pub byte_limit: u64,
+    pub format: String,
+    /// Sampled packets from the ring put before the live ones, on `<node>/<point>/sampled`.
+    pub pre_trigger_packets: u64,
+}
+
+/// A key that fired (or was refused) stopped holding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ending {
+    pub trigger_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<IpAddr>,
+    pub started: u64,
+    /// The last holding second.
+    pub ended: u64,
+    pub peak: f64,
+}
+
+/// The attack signature of a trigger's capture (`edgecap-signature`), sent once it ended;
+/// the baseline is the ring's samples from before the trigger.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Signed {
+    pub trigger_id: String,
+    pub capture_id: String,
+    pub signature: edgecap_signature::Signature,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AgentMsg, ServerMsg};
+
+    #[test]
+    fn reports_round_trip_and_older_servers_see_unknown_types() {
+        let f = AgentMsg::Fired {
+            firing: Firing {
+                trigger_id: "ab".repeat(16),
+                capture_id: Some("cd".repeat(16)),
+                key: Some("198.18.0.9".parse().unwrap()),
+                started: 100,
+                at: 103,
+                value: 5000.0,
+                peak: 6000.0,
+                refused: None,
+                capture: Some(FiredCapture {
+                    filter: "dst host 198.18.0.9 and udp".into(),
+                    points: vec!["pre-firewall".into()],
+                    time_limit: 30.0,
+                    packet_limit: None,
+                    byte_limit: 1 << 20,
+                    format: "pcapng".into(),
+                    pre_trigger_packets: 12,
+                }),
+            },
+        };
+        let text = serde_json::to_string(&f).unwrap();
+        assert!(text.contains("\"type\":\"fired\""), "{text}");
+        assert_eq!(AgentMsg::decode(&text).unwrap(), f);
+        let e = AgentMsg::Ended {
+            ending: Ending {
+                trigger_id: "ab".repeat(16),
+                key: None,
+                started: 100,
+                ended: 140,
+                peak: 6000.0,
+            },
+        };
+        let text = serde_json::to_string(&e).unwrap();
+        assert!(text.contains("\"type\":\"ended\""), "{text}");
+        assert_eq!(AgentMsg::decode(&text).unwrap(), e);
+        let t = ServerMsg::Triggers { triggers: vec![] };
+        let text = serde_json::to_string(&t).unwrap();
+        assert_eq!(text, r#"{"type":"triggers","triggers":[]}"#);
+        assert_eq!(ServerMsg::decode(&text).unwrap(), t);
+    }
+}
