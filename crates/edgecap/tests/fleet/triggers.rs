@@ -475,3 +475,73 @@ fn a_restricted_accounts_trigger_ignores_another_accounts_flood() {
     let f = fired.iter().find(|f| f.trigger_id == theirs).unwrap();
     assert_eq!(f.key, None);
 }
+
+/// Detection does not wait for the server: with the connection down, a flood still fires and
+/// captures; after the next hello (which does not list that capture yet) the agent says
+/// `fired` before any progress or outcome of it.
+#[test]
+fn a_trigger_fires_while_the_server_is_away_and_is_reported_after_the_hello() {
+    if !root_or_skip() {
+        return;
+    }
+    let (lab, _tmp, mut hub, dest) = edge("trigger-offline");
+    let id = "00000000000000000000000000000003";
+    let t = trigger(
+        id,
+        json!({"metric": "packets_per_second", "per": "destination", "above": 1000,
+               "sustained_seconds": 2}),
+        &dest,
+        None,
+    );
+    hub.send(ServerMsg::Triggers { triggers: vec![t] });
+    // Let the agent read the triggers, then cut it off.
+    let _ = collect(&mut hub, Instant::now() + Duration::from_secs(2), |_| false);
+    hub.close();
+    let target = lab.origin_addr(0, false);
+    let packets = flood(target, 1, 18_000);
+    let ns = lab.edge_ns(0).to_owned();
+    let started_offline = std::thread::scope(|s| {
+        s.spawn(|| paced(&lab, &packets, 3000));
+        // The capture's table appears while nobody listens to the agent.
+        wait_for(Duration::from_secs(7), || {
+            nft_tables(&ns)
+                .iter()
+                .any(|t| t.starts_with("edgecap_") && t != "edgecap_observer")
+        })
+    });
+    assert!(started_offline, "no capture while offline\n{}", hub.log());
+    let hello = hub.accept_again();
+    let AgentMsg::Hello {
+        running, finished, ..
+    } = hello
+    else {
+        panic!("{hello:?}")
+    };
+    hub.send(ServerMsg::Welcome {
+        heartbeat_secs: 1.0,
+    });
+    let msgs = collect(&mut hub, Instant::now() + Duration::from_secs(20), |m| {
+        firings(m)
+            .first()
+            .and_then(|f| f.capture_id.as_deref())
+            .is_some_and(|c| done_of(m, c).is_some())
+    });
+    let fired = firings(&msgs);
+    assert_eq!(fired.len(), 1, "{msgs:#?}\n{}", hub.log());
+    let capture_id = fired[0].capture_id.clone().unwrap();
+    assert!(!running.contains(&capture_id) && !finished.iter().any(|o| o.capture_id == capture_id));
+    let fired_at = msgs
+        .iter()
+        .position(|m| matches!(m, AgentMsg::Fired { .. }))
+        .unwrap();
+    let first_about = msgs
+        .iter()
+        .position(|m| match m {
+            AgentMsg::Progress { capture_id: c, .. } => *c == capture_id,
+            AgentMsg::Done { outcome } => outcome.capture_id == capture_id,
+            _ => false,
+        })
+        .unwrap();
+    assert!(fired_at < first_about, "{msgs:#?}");
+    assert!(done_of(&msgs, &capture_id).unwrap().ok);
+}
