@@ -70,6 +70,21 @@ fn trigger(
     dest: &Path,
     prefixes: Option<Vec<String>>,
 ) -> AgentTrigger {
+    trigger_to(
+        id,
+        condition,
+        &format!("file://{}", dest.display()),
+        prefixes,
+    )
+}
+
+/// [`trigger`] capturing to `destination_conf`.
+fn trigger_to(
+    id: &str,
+    condition: serde_json::Value,
+    destination_conf: &str,
+    prefixes: Option<Vec<String>>,
+) -> AgentTrigger {
     let body = json!({
         "scope": {"colo_name": "lab", "points": ["pre-firewall"]},
         "condition": condition,
@@ -77,7 +92,7 @@ fn trigger(
             "time_limit": 3,
             "byte_limit": 5_000_000,
             "points": ["pre-firewall"],
-            "destination_conf": format!("file://{}", dest.display()),
+            "destination_conf": destination_conf,
             "pre_trigger_seconds": 5,
         },
         "cooldown_seconds": 300,
@@ -544,4 +559,60 @@ fn a_trigger_fires_while_the_server_is_away_and_is_reported_after_the_hello() {
         .unwrap();
     assert!(fired_at < first_about, "{msgs:#?}");
     assert!(done_of(&msgs, &capture_id).unwrap().ok);
+}
+
+/// The same flood with the capture going to an S3 bucket (a moto_server): the object holds
+/// the sampled packets from before the firing and the live ones after them.
+#[test]
+fn a_flood_fires_a_capture_into_a_bucket() {
+    if !root_or_skip() {
+        return;
+    }
+    let bucket = crate::bucket::Bucket::s3();
+    let lab = Lab::new(&edgecap_lab::LabSpec::with_edges(1)).unwrap();
+    let tmp = Scratch::new("trigger-s3");
+    let config = tmp.path("agent.toml");
+    std::fs::write(&config, format!("[observer]\nsample_one_in = {ONE_IN}\n")).unwrap();
+    let config_arg = config.display().to_string();
+    let (mut hub, _hello) = FakeHub::start(
+        &lab,
+        &tmp.0,
+        &["--config", &config_arg, "--allow-endpoint", "127.0.0.1"],
+    );
+    hub.send(ServerMsg::Welcome {
+        heartbeat_secs: 1.0,
+    });
+    let mut t = trigger_to(
+        "00000000000000000000000000000004",
+        json!({"metric": "packets_per_second", "per": "destination", "above": 1000,
+               "sustained_seconds": 2}),
+        &bucket.conf(),
+        None,
+    );
+    t.credentials = Some(edgecap_model::SecretJson::new(bucket.credentials()));
+    hub.send(ServerMsg::Triggers { triggers: vec![t] });
+    let target = lab.origin_addr(0, false);
+    let packets = flood(target, 1, 18_000);
+    let msgs = std::thread::scope(|s| {
+        s.spawn(|| paced(&lab, &packets, 3000));
+        collect(&mut hub, Instant::now() + Duration::from_secs(30), |m| {
+            firings(m)
+                .first()
+                .and_then(|f| f.capture_id.as_deref())
+                .is_some_and(|c| done_of(m, c).is_some())
+        })
+    });
+    let fired = firings(&msgs);
+    assert_eq!(fired.len(), 1, "{msgs:#?}\n{}", hub.log());
+    let capture_id = fired[0].capture_id.clone().unwrap();
+    let outcome = done_of(&msgs, &capture_id).unwrap();
+    assert!(outcome.ok, "{outcome:?}\n{}", hub.log());
+    let file = bucket.fetch(outcome.file.as_deref().unwrap(), &tmp.0);
+    let sampled = markers_at(&file, "edge0/pre-firewall/sampled");
+    let live = markers_at(&file, "edge0/pre-firewall");
+    assert!(
+        !sampled.is_empty() && !live.is_empty(),
+        "{sampled:?} {live:?}"
+    );
+    assert!(sampled.last() < live.first());
 }
