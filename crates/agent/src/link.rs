@@ -405,7 +405,9 @@ impl Connection {
             }
             ServerMsg::Accounts { accounts } => observer.set_accounts(&accounts),
             // Evaluated on this node's own seconds (triggers.rs), with or without a link.
-            ServerMsg::Triggers { triggers: list } => triggers.set(list, &observer.view()),
+            ServerMsg::Triggers { triggers: list } => {
+                observer.view().set_trigger_accounts(&triggers.set(list));
+            }
             ServerMsg::Query { query } => {
                 if !edgecap_model::ids::is_id(&query.query_id) {
                     tracing::warn!(query = ?query.query_id, "query with a malformed id ignored");

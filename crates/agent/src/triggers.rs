@@ -89,9 +89,9 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Triggers {
     /// Replaces the list with the server's (at most [`MAX_AGENT_TRIGGERS`]; a malformed id is
     /// skipped). A trigger sent again unchanged keeps its detector (runs, baseline, cooldown,
-    /// budgets); a changed one starts afresh. The restricted accounts among them get rollups
-    /// of their own in the observer.
-    pub fn set(&self, list: Vec<AgentTrigger>, observer: &ObserverView) {
+    /// budgets); a changed one starts afresh. Returns the restricted accounts among them, for
+    /// [`ObserverView::set_trigger_accounts`] (their own rollups, inside their prefixes).
+    pub fn set(&self, list: Vec<AgentTrigger>) -> Vec<AccountScope> {
         let mut entries = lock(&self.inner);
         let mut old = std::mem::take(&mut *entries);
         let mut seen = BTreeSet::new();
@@ -118,13 +118,13 @@ impl Triggers {
                 });
             }
         }
-        observer.set_trigger_accounts(&accounts);
         crate::metrics::agent().set_triggers(entries.len());
         tracing::info!(
             triggers = entries.len(),
             accounts = accounts.len(),
             "triggers evaluated here"
         );
+        accounts
     }
 
     pub fn len(&self) -> usize {
@@ -696,6 +696,88 @@ fn cut(mut s: Signed) -> Signed {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use edgecap_model::trigger::Budget;
+
+    fn agent_trigger(id: &str, above: f64, prefixes: Option<&str>) -> AgentTrigger {
+        let body = serde_json::json!({
+            "scope": {"colo_name": "fra"},
+            "condition": {"metric": "packets_per_second", "above": above, "sustained_seconds": 2},
+            "capture": {"time_limit": 5, "destination_conf": "file:///x"},
+            "cooldown_seconds": 0,
+        });
+        let (t, _) = edgecap_model::trigger::validate_trigger(
+            &body,
+            &edgecap_model::request::AccountLimits::default(),
+        )
+        .unwrap();
+        AgentTrigger {
+            id: id.into(),
+            account_id: format!("a{}", &id[..1]),
+            trigger: t,
+            budget: Budget {
+                captures_per_hour: 4,
+                bytes_per_day: 1 << 30,
+            },
+            credentials: None,
+            prefixes: prefixes.map(|p| vec![p.into()]),
+        }
+    }
+
+    /// Feeds second `t` with `v` to the trigger `id`; whether it fired.
+    fn feed(ts: &Triggers, id: &str, t: u64, v: f64) -> bool {
+        let mut entries = lock(&ts.inner);
+        let e = entries.iter_mut().find(|e| e.at.id == id).unwrap();
+        let o = detect::Observation {
+            t,
+            scope: v,
+            destinations: vec![],
+        };
+        e.detector
+            .second(&o)
+            .iter()
+            .any(|d| matches!(d, Decision::Fire { .. }))
+    }
+
+    #[test]
+    fn a_trigger_sent_again_unchanged_keeps_its_state_and_a_changed_one_starts_afresh() {
+        let (a, b) = ("a".repeat(32), "b".repeat(32));
+        let ts = Triggers::default();
+        ts.set(vec![
+            agent_trigger(&a, 100.0, None),
+            agent_trigger(&b, 100.0, None),
+        ]);
+        assert!(!feed(&ts, &a, 10, 500.0) && !feed(&ts, &b, 10, 500.0));
+        // The server sends the list again (a reconnect): a is unchanged, b's threshold moved.
+        ts.set(vec![
+            agent_trigger(&a, 100.0, None),
+            agent_trigger(&b, 200.0, None),
+        ]);
+        assert!(feed(&ts, &a, 11, 500.0), "a kept its first holding second");
+        assert!(!feed(&ts, &b, 11, 500.0), "b started afresh");
+        assert!(feed(&ts, &b, 12, 500.0));
+    }
+
+    #[test]
+    fn the_list_is_bounded_ids_checked_and_restricted_accounts_named() {
+        let ts = Triggers::default();
+        let mut list: Vec<AgentTrigger> = (0..MAX_AGENT_TRIGGERS + 10)
+            .map(|i| agent_trigger(&format!("{i:032x}"), 1.0, None))
+            .collect();
+        list[0] = agent_trigger("not an id", 1.0, None);
+        list[1] = agent_trigger(&"c".repeat(32), 1.0, Some("198.18.0.0/24"));
+        list[2] = agent_trigger(&"C".repeat(32), 1.0, None);
+        let accounts = ts.set(list);
+        // The bad id and the repeated one (ids are case-insensitive) are skipped.
+        assert_eq!(ts.len(), MAX_AGENT_TRIGGERS - 2);
+        assert_eq!(
+            accounts,
+            vec![AccountScope {
+                id: "ac".into(),
+                prefixes: vec!["198.18.0.0/24".into()],
+            }]
+        );
+        assert!(ts.set(vec![]).is_empty() && ts.is_empty());
+    }
 
     #[test]
     fn the_narrowed_filter_keeps_the_scope_and_adds_what_fired() {
