@@ -616,3 +616,43 @@ fn a_flood_fires_a_capture_into_a_bucket() {
     );
     assert!(sampled.last() < live.first());
 }
+
+/// Classic pcap has one interface and no way to mark packets as sampled: a trigger's pcap
+/// file holds only the live capture, and `fired` says no pre-trigger packet was put in.
+#[test]
+fn a_pcap_trigger_capture_leaves_the_sampled_packets_out() {
+    if !root_or_skip() {
+        return;
+    }
+    let (lab, _tmp, mut hub, dest) = edge("trigger-pcap");
+    let mut t = trigger(
+        "00000000000000000000000000000005",
+        json!({"metric": "packets_per_second", "per": "destination", "above": 1000,
+               "sustained_seconds": 2}),
+        &dest,
+        None,
+    );
+    t.trigger.capture.format = "pcap".into();
+    hub.send(ServerMsg::Triggers { triggers: vec![t] });
+    let target = lab.origin_addr(0, false);
+    let packets = flood(target, 1, 18_000);
+    let msgs = std::thread::scope(|s| {
+        s.spawn(|| paced(&lab, &packets, 3000));
+        collect(&mut hub, Instant::now() + Duration::from_secs(30), |m| {
+            firings(m)
+                .first()
+                .and_then(|f| f.capture_id.as_deref())
+                .is_some_and(|c| done_of(m, c).is_some())
+        })
+    });
+    let fired = firings(&msgs);
+    assert_eq!(fired.len(), 1, "{msgs:#?}\n{}", hub.log());
+    let c = fired[0].capture.as_ref().unwrap();
+    assert_eq!((c.format.as_str(), c.pre_trigger_packets), ("pcap", 0));
+    let outcome = done_of(&msgs, fired[0].capture_id.as_deref().unwrap()).unwrap();
+    assert!(outcome.ok, "{outcome:?}\n{}", hub.log());
+    let file = dest.join(outcome.file.as_deref().unwrap());
+    let all = crate::capture_common::markers(&file);
+    assert_eq!(all.len() as u64, outcome.packets);
+    assert!(!all.is_empty() && all.iter().all(|m| *m < BENIGN));
+}
