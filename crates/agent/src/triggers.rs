@@ -534,9 +534,18 @@ fn fire(
         == Some(edgecap_pcap::Format::Pcapng);
     // The sampled packets count against the byte limit: at most half of it.
     let mut prelude = Prelude::default();
+    let snaplen = trigger
+        .capture
+        .snaplen
+        .map_or(edgecap_capture::DEFAULT_SNAPLEN, |s| {
+            s.min(edgecap_capture::MAX_SNAPLEN)
+        });
     if pcapng {
         let mut used = 0u64;
-        for s in before {
+        for mut s in before {
+            // No more of a sample than the capture keeps of a live packet.
+            s.data
+                .truncate(usize::try_from(snaplen).unwrap_or(usize::MAX));
             let len = s.data.len() as u64;
             if used + len > byte_limit / 2 {
                 break;

@@ -320,26 +320,15 @@ fn open_writer<W: Write>(
         .as_deref()
         .filter(|p| p.applies_to(spec.format));
     if let Some(p) = prelude {
+        // libpcap reads a file only when every interface has the same snaplen: the
+        // points'; the samples are shorter.
         for (i, s) in p.interfaces.iter().enumerate() {
-            let longest = p
-                .packets
-                .iter()
-                .filter(|k| k.interface == i)
-                .map(|k| k.data.len() as u32)
-                .max()
-                .unwrap_or(1)
-                .max(1);
             interfaces.push(Interface {
                 name: format!("{}/{}/sampled", spec.node, s.point),
                 description: Some(p.describe(i)),
                 filter: Some(spec.filter_text.clone()),
                 linktype,
-                snaplen: longest
-                    + if framed(spec) {
-                        SLL2_HEADER_LEN as u32
-                    } else {
-                        0
-                    },
+                snaplen,
             });
         }
     }
@@ -371,23 +360,26 @@ fn write_prelude<W: Write>(
     writer: &mut Writer<W>,
 ) -> Result<(), CaptureError> {
     let first = spec.points.len();
+    let keep = usize::try_from(spec.snaplen).unwrap_or(usize::MAX);
     for k in &p.packets {
         let Ok(iface) = u32::try_from(first + k.interface) else {
             continue;
         };
+        // Never more of a packet than the capture keeps of its live ones.
+        let data = &k.data[..k.data.len().min(keep)];
         if framed(spec) {
-            let head = sll2_header(&k.data, k.ifindex, Direction::Unknown);
+            let head = sll2_header(data, k.ifindex, Direction::Unknown);
             writer.write_framed_packet(
                 iface,
                 k.ts_ns,
                 &head,
-                &k.data,
+                data,
                 k.orig_len + head.len() as u32,
                 Direction::Unknown,
                 0,
             )?;
         } else {
-            writer.write_packet(iface, k.ts_ns, &k.data, k.orig_len, Direction::Unknown, 0)?;
+            writer.write_packet(iface, k.ts_ns, data, k.orig_len, Direction::Unknown, 0)?;
         }
     }
     Ok(())

@@ -116,8 +116,8 @@ fn trigger_to(
     }
 }
 
-/// UDP datagrams to `dst`, from many sources (198.19.0.0/20, one per marker), marked from
-/// `first`.
+/// 200-byte UDP datagrams to `dst`, from many sources (198.19.0.0/20, one per marker),
+/// marked from `first`.
 fn flood(dst: IpAddr, first: u32, count: u32) -> Vec<Vec<u8>> {
     (first..first + count)
         .map(|m| {
@@ -125,6 +125,7 @@ fn flood(dst: IpAddr, first: u32, count: u32) -> Vec<Vec<u8>> {
             let src = IpAddr::from([198, 19, (i >> 8) as u8, (i & 0xff) as u8]);
             Packet::udp(src, dst, 1024 + (m % 1000) as u16, FLOOD_PORT)
                 .marker(m)
+                .total_len(200)
                 .build()
                 .unwrap()
         })
@@ -289,6 +290,9 @@ fn a_flood_fires_a_capture_with_the_packets_from_before_it() {
         live.first()
     );
     assert_eq!(outcome.packets as usize, live.len());
+    // tcpdump reads it too (several interfaces: SLL2 framing).
+    let read = edgecap_testkit::readers::tcpdump_packets(&file, None, &[]).unwrap();
+    assert_eq!(read.len(), sampled.len() + live.len());
     let rows = crate::capture_common::tshark_fields(
         &file,
         &[
@@ -590,6 +594,8 @@ fn a_flood_fires_a_capture_into_a_bucket() {
         None,
     );
     t.credentials = Some(edgecap_model::SecretJson::new(bucket.credentials()));
+    // Shorter than the ring's 160-byte samples: those are cut to it as well.
+    t.trigger.capture.snaplen = Some(100);
     hub.send(ServerMsg::Triggers { triggers: vec![t] });
     let target = lab.origin_addr(0, false);
     let packets = flood(target, 1, 18_000);
@@ -615,6 +621,14 @@ fn a_flood_fires_a_capture_into_a_bucket() {
         "{sampled:?} {live:?}"
     );
     assert!(sampled.last() < live.first());
+    // 200-byte datagrams, sampled (160 bytes) or live, kept as 100 bytes behind the SLL2
+    // header.
+    let lengths: Vec<String> = crate::capture_common::tshark_fields(&file, &["frame.cap_len"])
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect();
+    assert_eq!(lengths.len(), sampled.len() + live.len());
+    assert!(lengths.iter().all(|l| l == "120"), "{lengths:?}");
 }
 
 /// Classic pcap has one interface and no way to mark packets as sampled: a trigger's pcap
