@@ -101,10 +101,13 @@ impl Triggers {
                 tracing::warn!(trigger = ?t.id, "trigger with a malformed or repeated id skipped");
                 continue;
             }
-            let detector = match old.iter().position(|e| same(&e.at, &t)) {
+            let mut detector = match old.iter().position(|e| same(&e.at, &t)) {
                 Some(i) => old.swap_remove(i).detector,
                 None => Detector::new(t.trigger.clone()),
             };
+            // The node's share of the budget, which changes with the nodes in scope without
+            // resetting what was used or the cooldown.
+            detector.set_budget(t.budget);
             entries.push(Entry { at: t, detector });
         }
         let mut accounts: Vec<AccountScope> = Vec::new();
@@ -141,7 +144,6 @@ fn same(a: &AgentTrigger, b: &AgentTrigger) -> bool {
         && a.account_id == b.account_id
         && a.trigger == b.trigger
         && a.prefixes == b.prefixes
-        && a.budget == b.budget
 }
 
 /// A capture a trigger started, until its signature is sent.
@@ -711,7 +713,7 @@ mod tests {
         let body = serde_json::json!({
             "scope": {"colo_name": "fra"},
             "condition": {"metric": "packets_per_second", "above": above, "sustained_seconds": 2},
-            "capture": {"time_limit": 5, "destination_conf": "file:///x"},
+            "capture": {"time_limit": 5, "byte_limit": 1000, "destination_conf": "file:///x"},
             "cooldown_seconds": 0,
         });
         let (t, _) = edgecap_model::trigger::validate_trigger(
@@ -764,6 +766,30 @@ mod tests {
         assert!(feed(&ts, &a, 11, 500.0), "a kept its first holding second");
         assert!(!feed(&ts, &b, 11, 500.0), "b started afresh");
         assert!(feed(&ts, &b, 12, 500.0));
+    }
+
+    #[test]
+    fn the_nodes_share_of_the_budget_is_enforced_and_may_change_without_a_reset() {
+        let a = "a".repeat(32);
+        let mut t = agent_trigger(&a, 100.0, None);
+        t.budget.captures_per_hour = 1;
+        let ts = Triggers::default();
+        ts.set(vec![t.clone()]);
+        let run = |from: u64| -> Vec<bool> {
+            [500.0, 500.0, 50.0]
+                .iter()
+                .enumerate()
+                .map(|(i, v)| feed(&ts, &a, from + i as u64, *v))
+                .collect()
+        };
+        // Fires once; a second run is refused: the node's one capture an hour is used.
+        assert_eq!(run(10), [false, true, false]);
+        assert_eq!(run(13), [false, false, false]);
+        // A larger share takes effect; what was used stays counted (1 of 2, then 2 of 2).
+        t.budget.captures_per_hour = 2;
+        ts.set(vec![t]);
+        assert_eq!(run(16), [false, true, false]);
+        assert_eq!(run(19), [false, false, false]);
     }
 
     #[test]
