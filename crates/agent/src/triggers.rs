@@ -407,7 +407,7 @@ fn proto_name(p: u8, v6: bool) -> Option<&'static str> {
 }
 
 /// The protocol most samples to `key` in `[from_ns, to_ns)` at `points` have, when it is
-/// clear.
+/// clear (at least [`DOMINANT_SHARE`] of at least [`DOMINANT_MIN_SAMPLES`]).
 fn dominant(
     observer: &ObserverView,
     key: IpAddr,
@@ -479,11 +479,13 @@ fn fire(
         .filter_map(|(i, _)| u16::try_from(i).ok())
         .collect();
     const NS: u64 = 1_000_000_000;
+    // The firing second and the one before (at most): enough samples, a short hold on the
+    // ring however long the run.
     let proto = firing.key.and_then(|k| {
         dominant(
             &ctx.observer,
             k,
-            firing.started * NS,
+            firing.started.max(firing.at.saturating_sub(1)) * NS,
             (firing.at + 1) * NS,
             &points,
         )
