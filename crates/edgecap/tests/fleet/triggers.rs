@@ -670,3 +670,70 @@ fn a_pcap_trigger_capture_leaves_the_sampled_packets_out() {
     assert_eq!(all.len() as u64, outcome.packets);
     assert!(!all.is_empty() && all.iter().all(|m| *m < BENIGN));
 }
+
+/// A repeated flood within the cooldown is reported, refused, with no second capture: the
+/// agent says `fired` with `refused: "cooldown"` (an event without a capture), and `ended`
+/// after each episode.
+#[test]
+fn a_repeated_flood_within_the_cooldown_is_refused() {
+    if !root_or_skip() {
+        return;
+    }
+    let (lab, _tmp, mut hub, dest) = edge("trigger-cooldown");
+    let id = "00000000000000000000000000000006";
+    let mut t = trigger(
+        id,
+        json!({"metric": "packets_per_second", "per": "destination", "above": 1000,
+               "sustained_seconds": 2}),
+        &dest,
+        None,
+    );
+    t.trigger.capture.time_limit = 2.0;
+    hub.send(ServerMsg::Triggers { triggers: vec![t] });
+    let target = lab.origin_addr(0, false);
+    // Two floods of 4 s at 3000 a second, 4 s apart.
+    let first = flood(target, 1, 12_000);
+    let second = flood(target, 20_001, 12_000);
+    let msgs = std::thread::scope(|s| {
+        s.spawn(|| {
+            paced(&lab, &first, 3000);
+            std::thread::sleep(Duration::from_secs(4));
+            paced(&lab, &second, 3000);
+        });
+        collect(&mut hub, Instant::now() + Duration::from_secs(25), |m| {
+            let ended = m
+                .iter()
+                .filter(|m| matches!(m, AgentMsg::Ended { .. }))
+                .count();
+            firings(m).len() == 2 && ended == 2
+        })
+    });
+    let fired = firings(&msgs);
+    assert_eq!(fired.len(), 2, "{msgs:#?}\n{}", hub.log());
+    assert!(fired[0].capture_id.is_some() && fired[0].refused.is_none());
+    assert_eq!(
+        fired[1].refused.as_deref(),
+        Some("cooldown"),
+        "{:?}",
+        fired[1]
+    );
+    assert_eq!(
+        (fired[1].capture_id.as_ref(), fired[1].key),
+        (None, Some(target))
+    );
+    assert!(fired[1].started > fired[0].at);
+    let ends: Vec<u64> = msgs
+        .iter()
+        .filter_map(|m| match m {
+            AgentMsg::Ended { ending } => Some(ending.started),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ends, [fired[0].started, fired[1].started]);
+    // One capture only.
+    let dones = msgs
+        .iter()
+        .filter(|m| matches!(m, AgentMsg::Done { .. }))
+        .count();
+    assert_eq!(dones, 1, "{msgs:#?}");
+}
