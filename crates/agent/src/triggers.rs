@@ -661,10 +661,18 @@ fn sign(ctx: &Ctx, f: InFlight) {
         tracing::warn!(capture = %f.capture_id, "signature skipped: {MAX_SIGNING} being computed");
         return;
     }
-    let (ledger, signing) = (ctx.ledger.clone(), ctx.signing.clone());
+    /// Gives the slot back however the thread ends.
+    struct Slot(Arc<std::sync::atomic::AtomicUsize>);
+    impl Drop for Slot {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+    let (ledger, slot) = (ctx.ledger.clone(), Slot(ctx.signing.clone()));
     let spawned = std::thread::Builder::new()
         .name("signature".into())
         .spawn(move || {
+            let _slot = slot;
             let limits = edgecap_signature::Limits {
                 max_packets: MAX_SIGNATURE_PACKETS,
                 ..edgecap_signature::Limits::default()
@@ -682,10 +690,10 @@ fn sign(ctx: &Ctx, f: InFlight) {
                 },
                 None,
             );
-            signing.fetch_sub(1, Ordering::Relaxed);
         });
-    if spawned.is_err() {
-        ctx.signing.fetch_sub(1, Ordering::Relaxed);
+    // A thread that could not start dropped its slot with the closure.
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start a signature thread");
     }
 }
 
