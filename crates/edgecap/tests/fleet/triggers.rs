@@ -318,6 +318,16 @@ fn a_flood_fires_a_capture_with_the_packets_from_before_it() {
         .map(|r| r[2].parse::<f64>().unwrap())
         .fold(f64::MAX, f64::min);
     assert!(earliest < (f.at + 1) as f64, "{earliest} vs {f:?}");
+    // The rule was in place (its first packet logged) within about two seconds of the
+    // condition holding (the end of the firing second), the flood going on meanwhile.
+    let first_live: f64 = rows
+        .iter()
+        .filter(|r| r[0] == "edge0/pre-firewall")
+        .map(|r| r[2].parse::<f64>().unwrap())
+        .fold(f64::MAX, f64::min);
+    let delay = first_live - (f.at + 1) as f64;
+    eprintln!("first live packet {delay:.3} s after the firing second ended");
+    assert!(delay < 2.5, "{delay}");
 
     // The signature of the flood, computed at the edge; and the anomaly's end.
     let signed = msgs
