@@ -357,9 +357,12 @@ fn act(ctx: &Ctx, at: &AgentTrigger, d: Decision, flight: &mut Vec<InFlight>) {
     }
 }
 
-/// The scope's rules (its `filter_v1` and `filter`, inside the account's prefixes), with an
-/// expression ANDed when given: the request rules every capture obeys.
-fn rules(at: &AgentTrigger, expression: Option<&str>) -> Result<Vec<Conjunction>, String> {
+/// The scope's rules (its `filter_v1` ANDed with `expression`, inside the account's
+/// prefixes) and their text (without the prefixes): the request rules every capture obeys.
+fn rules(
+    at: &AgentTrigger,
+    expression: Option<&str>,
+) -> Result<(Vec<Conjunction>, String), String> {
     let filter_v1 = match &at.trigger.scope.filter_v1 {
         serde_json::Value::Null => serde_json::json!({}),
         v => v.clone(),
@@ -369,14 +372,15 @@ fn rules(at: &AgentTrigger, expression: Option<&str>) -> Result<Vec<Conjunction>
     let structured = raw.validate().map_err(|e| format!("scope.filter_v1.{e}"))?;
     let composed = edgecap_filter::request::compose(&structured, expression)
         .map_err(|e| format!("scope.filter: {e}"))?;
-    match &at.prefixes {
-        None => Ok(composed.rules),
+    let rules = match &at.prefixes {
+        None => composed.rules,
         Some(p) => {
             let b = edgecap_filter::Boundary::parse(p).map_err(|e| format!("prefixes: {e}"))?;
             b.apply(&composed.rules)
-                .map_err(|e| format!("scope.filter: {e}"))
+                .map_err(|e| format!("scope.filter: {e}"))?
         }
-    }
+    };
+    Ok((rules, composed.text))
 }
 
 /// The scope's expression narrowed to what fired: the destination and, when one clearly
@@ -461,7 +465,7 @@ fn fire(
         );
     }
     let trigger = &at.trigger;
-    let scope_rules = match rules(at, trigger.scope.filter.as_deref()) {
+    let (scope_rules, scope_text) = match rules(at, trigger.scope.filter.as_deref()) {
         Ok(r) => r,
         Err(why) => return fail(firing, why),
     };
@@ -493,12 +497,12 @@ fn fire(
     // Narrowed through the same composition the server's validation uses; if the narrowing
     // cannot be composed (it always should), the scope's own filter is kept.
     let mut expression = narrowed(trigger.scope.filter.as_deref(), firing.key, proto);
-    let capture_rules = match rules(at, expression.as_deref()) {
+    let (capture_rules, capture_text) = match rules(at, expression.as_deref()) {
         Ok(r) => r,
         Err(why) => {
             tracing::warn!(trigger = %at.id, reason = %why, "narrowed filter refused; the scope's kept");
             expression = trigger.scope.filter.clone();
-            scope_rules.clone()
+            (scope_rules.clone(), scope_text)
         }
     };
     let capture_id = new_capture_id();
@@ -600,7 +604,7 @@ fn fire(
     let assignment = Assignment {
         capture_id: capture_id.clone(),
         filter_v1: trigger.scope.filter_v1.clone(),
-        filter: expression.clone(),
+        filter: expression,
         points: trigger.capture.points.clone(),
         time_limit: trigger.capture.time_limit,
         packet_limit: trigger.capture.packet_limit,
@@ -614,7 +618,7 @@ fn fire(
     };
     firing.capture_id = Some(capture_id.clone());
     firing.capture = Some(FiredCapture {
-        filter: expression.unwrap_or_default(),
+        filter: capture_text,
         points: trigger.capture.points.clone(),
         time_limit: trigger.capture.time_limit,
         packet_limit: trigger.capture.packet_limit,

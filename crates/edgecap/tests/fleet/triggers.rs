@@ -657,6 +657,8 @@ fn a_pcap_trigger_capture_leaves_the_sampled_packets_out() {
         None,
     );
     t.trigger.capture.format = "pcap".into();
+    // A structured scope: the reported filter is the whole rule's.
+    t.trigger.scope.filter_v1 = json!({"protocol": 17});
     hub.send(ServerMsg::Triggers { triggers: vec![t] });
     let target = lab.origin_addr(0, false);
     let packets = flood(target, 1, 18_000);
@@ -673,6 +675,7 @@ fn a_pcap_trigger_capture_leaves_the_sampled_packets_out() {
     assert_eq!(fired.len(), 1, "{msgs:#?}\n{}", hub.log());
     let c = fired[0].capture.as_ref().unwrap();
     assert_eq!((c.format.as_str(), c.pre_trigger_packets), ("pcap", 0));
+    assert_eq!(c.filter, format!("(udp) and (dst host {target} and udp)"));
     let outcome = done_of(&msgs, fired[0].capture_id.as_deref().unwrap()).unwrap();
     assert!(outcome.ok, "{outcome:?}\n{}", hub.log());
     let file = dest.join(outcome.file.as_deref().unwrap());
