@@ -178,6 +178,12 @@ impl Detector {
         &self.trigger
     }
 
+    /// The budget this node enforces (its share of the trigger's, as the server sends it);
+    /// what was used stays counted.
+    pub fn set_budget(&mut self, budget: edgecap_model::trigger::Budget) {
+        self.trigger.budget = budget;
+    }
+
     /// Bytes still allowed at `t` by the daily budget.
     pub fn bytes_left(&mut self, t: u64) -> u64 {
         self.expire(t);

@@ -10,10 +10,11 @@
 //! The std `Mutex` is never held across an `.await`; every critical section is a few map
 //! operations.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use edgecap_model::firing::MAX_PENDING_REPORTS;
 use edgecap_model::{AgentMsg, Outcome};
 use tokio::sync::Notify;
 
@@ -48,6 +49,12 @@ struct State {
     unsent: VecDeque<Outcome>,
     /// The last [`RECENT`] outcomes, sent or not, oldest first.
     recent: VecDeque<Outcome>,
+    /// Trigger reports (fired, ended, signed) not yet written to a connection, oldest first,
+    /// at most [`MAX_PENDING_REPORTS`].
+    reports: VecDeque<AgentMsg>,
+    /// Captures the agent started itself whose `fired` report has not been sent: the server
+    /// hears of them (hello, progress, done) only after it.
+    unannounced: BTreeSet<String>,
 }
 
 #[derive(Debug)]
@@ -150,29 +157,79 @@ impl Ledger {
         self.state().running.is_empty()
     }
 
+    /// A trigger report to send (oldest first); when [`MAX_PENDING_REPORTS`] wait already,
+    /// the oldest is dropped (and counted). `announces`: the capture a `fired` report starts,
+    /// which the server hears nothing else of before the report.
+    pub fn report(&self, msg: AgentMsg, announces: Option<&str>) {
+        {
+            let mut st = self.state();
+            if let Some(id) = announces {
+                st.unannounced.insert(id.to_owned());
+            }
+            while st.reports.len() >= MAX_PENDING_REPORTS {
+                if let Some(AgentMsg::Fired { firing }) = st.reports.pop_front()
+                    && let Some(id) = &firing.capture_id
+                {
+                    st.unannounced.remove(id);
+                }
+                crate::metrics::agent().report_dropped();
+            }
+            st.reports.push_back(msg);
+        }
+        self.shared.changed.notify_one();
+    }
+
+    /// Trigger reports waiting to be sent.
+    pub fn pending_reports(&self) -> usize {
+        self.state().reports.len()
+    }
+
+    /// The outcome of a capture that finished here (among the last [`RECENT`]).
+    pub fn outcome(&self, capture_id: &str) -> Option<Outcome> {
+        self.state()
+            .recent
+            .iter()
+            .find(|o| o.capture_id == capture_id)
+            .cloned()
+    }
+
     /// For a new connection's `hello`: the running captures and the recent outcomes. Nothing
-    /// is left unsent afterwards, since the hello carries it all.
+    /// is left unsent afterwards, since the hello carries it all, except what is about
+    /// captures whose `fired` report waits: their outcomes follow the report.
     pub fn for_hello(&self) -> (Vec<String>, Vec<Outcome>) {
         let mut st = self.state();
-        st.unsent.clear();
+        let st = &mut *st;
+        let unannounced = &st.unannounced;
+        st.unsent.retain(|o| unannounced.contains(&o.capture_id));
         for r in st.running.values_mut() {
             r.progress = None;
         }
         (
-            st.running.keys().cloned().collect(),
-            st.recent.iter().cloned().collect(),
+            st.running
+                .keys()
+                .filter(|id| !unannounced.contains(*id))
+                .cloned()
+                .collect(),
+            st.recent
+                .iter()
+                .filter(|o| !unannounced.contains(&o.capture_id))
+                .cloned()
+                .collect(),
         )
     }
 
-    /// Messages to send now on a live connection: outcomes first, then the latest counters of
-    /// each running capture that changed.
+    /// Messages to send now on a live connection: trigger reports first (a `fired` before
+    /// anything about its capture), then outcomes, then the latest counters of each running
+    /// capture that changed.
     pub fn outbox(&self) -> Vec<AgentMsg> {
         let mut st = self.state();
-        let mut out: Vec<AgentMsg> = st
-            .unsent
-            .drain(..)
-            .map(|outcome| AgentMsg::Done { outcome })
-            .collect();
+        let mut out: Vec<AgentMsg> = st.reports.drain(..).collect();
+        st.unannounced.clear();
+        out.extend(
+            st.unsent
+                .drain(..)
+                .map(|outcome| AgentMsg::Done { outcome }),
+        );
         for (id, r) in st.running.iter_mut() {
             if let Some(c) = r.progress.take() {
                 out.push(AgentMsg::Progress {
@@ -239,6 +296,59 @@ mod tests {
         // Every hello repeats it.
         assert_eq!(l.for_hello(), (vec![], vec![outcome("a", 5)]));
         assert_eq!(l.for_hello().1.len(), 1);
+    }
+
+    fn fired(id: &str) -> AgentMsg {
+        AgentMsg::Fired {
+            firing: edgecap_model::firing::Firing {
+                trigger_id: "t".into(),
+                capture_id: Some(id.into()),
+                key: None,
+                started: 1,
+                at: 2,
+                value: 3.0,
+                peak: 3.0,
+                refused: None,
+                capture: None,
+            },
+        }
+    }
+
+    #[test]
+    fn a_fired_report_goes_before_anything_about_its_capture_even_across_a_hello() {
+        let l = Ledger::default();
+        // Fired while the server was away; the capture ran and ended meanwhile.
+        l.report(fired("trig"), Some("trig"));
+        assert!(matches!(l.begin("trig"), Begin::New(_)));
+        assert!(matches!(l.begin("other"), Begin::New(_)));
+        l.finish(outcome("trig", 7));
+        // The hello leaves it out; its report and then its outcome follow.
+        let (running, finished) = l.for_hello();
+        assert_eq!(running, ["other"]);
+        assert!(finished.is_empty());
+        let out = l.outbox();
+        assert!(matches!(&out[0], AgentMsg::Fired { .. }), "{out:?}");
+        assert!(
+            matches!(&out[1], AgentMsg::Done { outcome } if outcome.capture_id == "trig"),
+            "{out:?}"
+        );
+        // Announced: the next hello carries it as any other.
+        assert_eq!(l.for_hello().1, vec![outcome("trig", 7)]);
+    }
+
+    #[test]
+    fn reports_waiting_for_the_server_are_bounded_oldest_dropped() {
+        let l = Ledger::default();
+        for i in 0..MAX_PENDING_REPORTS + 5 {
+            l.report(fired(&format!("c{i}")), Some(&format!("c{i}")));
+        }
+        assert_eq!(l.pending_reports(), MAX_PENDING_REPORTS);
+        let out = l.outbox();
+        assert!(matches!(&out[0], AgentMsg::Fired { firing }
+            if firing.capture_id.as_deref() == Some("c5")));
+        // The dropped ones' captures are no longer held back from the hello.
+        assert!(matches!(l.begin("c0"), Begin::New(_)));
+        assert_eq!(l.for_hello().0, ["c0"]);
     }
 
     #[test]

@@ -15,7 +15,9 @@
 //! - [`worker`]: one capture on its own thread: plan, open the file, run the engine, report.
 //! - [`plan`]: an assignment checked against this node and turned into the engine's spec.
 //! - [`observer`]: always-on observation in the capture namespace: the look-back ring and the
-//!   node's per-second rollups (issue 12; not yet sent to the server).
+//!   node's per-second rollups (issue 12).
+//! - [`triggers`]: the server's triggers evaluated on those seconds ([`detect`]), their
+//!   captures started here, with or without a link (issue 14).
 //! - [`output`]: where a node's file goes (`NodeFile`: a local directory through the spool, or
 //!   a bucket through a streaming, bounded upload started before the capture).
 //! - [`report`]: the manifest written beside each file.
@@ -39,6 +41,7 @@ pub mod output;
 pub mod plan;
 pub mod report;
 pub mod settings;
+pub mod triggers;
 pub mod worker;
 
 use std::future::Future;
@@ -72,6 +75,14 @@ pub async fn run(
     let probe = tokio::spawn(metrics::probe_loop(settings.netns.clone()));
     // Always watching, apart from captures: its failure is logged, never fatal.
     let observer = observer::Observer::start(&settings.node());
+    // Triggers run on the observer's seconds whether or not the server is connected.
+    let triggers = triggers::Triggers::default();
+    let edge = triggers::Edge::start(
+        triggers.clone(),
+        observer.view(),
+        settings.node(),
+        ledger.clone(),
+    );
     let mut backoff = backoff::Backoff::default();
     // Several servers (replicas): a failed dial or a lost connection moves to the next one.
     let servers = settings.servers().len().max(1);
@@ -97,7 +108,7 @@ pub async fn run(
                 tracing::info!(server = %settings.server, "connected");
                 metrics::agent().set_connected(true);
                 let ended = conn
-                    .serve(&settings, &ledger, &observer, &mut stop_rx)
+                    .serve(&settings, &ledger, &observer, &triggers, &mut stop_rx)
                     .await;
                 metrics::agent().set_connected(false);
                 match ended {
@@ -124,7 +135,9 @@ pub async fn run(
         }
     };
     // Whatever ended the loop, leave no capture running: their tables go with their sockets
-    // when the threads end, and a process exit would end them less cleanly.
+    // when the threads end, and a process exit would end them less cleanly. No trigger
+    // starts one meanwhile.
+    let _ = tokio::task::spawn_blocking(move || edge.stop()).await;
     ledger.stop_all();
     let until = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     while !ledger.is_idle() && tokio::time::Instant::now() < until {

@@ -23,6 +23,7 @@ use crate::ledger::{Begin, Ledger};
 use crate::lookback;
 use crate::observer::{Observer, ObserverView};
 use crate::settings::Settings;
+use crate::triggers::Triggers;
 use crate::worker;
 
 /// The connection under the WebSocket: TCP, or TLS over TCP.
@@ -145,7 +146,10 @@ async fn dial_inner(
         version: settings.version.clone(),
         running,
         finished,
-        features: vec![edgecap_model::protocol::FEATURE_BOUNDARY.into()],
+        features: vec![
+            edgecap_model::protocol::FEATURE_BOUNDARY.into(),
+            edgecap_model::firing::FEATURE_TRIGGERS.into(),
+        ],
     };
     send(&mut ws, &hello).await.map_err(|e| retry(&e))?;
     loop {
@@ -253,6 +257,7 @@ impl Connection {
         settings: &Settings,
         ledger: &Ledger,
         observer: &Observer,
+        triggers: &Triggers,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Ended {
         let node = settings.node();
@@ -292,7 +297,7 @@ impl Connection {
                         Some(Ok(Message::Text(t))) => match ServerMsg::decode(&t) {
                             Ok(m) => {
                                 if let Err(e) =
-                                    self.handle(m, &node, ledger, observer, &lookback, stopping.is_some()).await
+                                    self.handle(m, &node, ledger, observer, triggers, &lookback, stopping.is_some()).await
                                 {
                                     return Ended::Lost(format!("sending: {e}"));
                                 }
@@ -360,12 +365,14 @@ impl Connection {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn handle(
         &mut self,
         msg: ServerMsg,
         node: &worker::NodeContext,
         ledger: &Ledger,
         observer: &Observer,
+        triggers: &Triggers,
         lookback: &Lookback,
         stopping: bool,
     ) -> Result<(), tungstenite::Error> {
@@ -397,8 +404,10 @@ impl Connection {
                 }
             }
             ServerMsg::Accounts { accounts } => observer.set_accounts(&accounts),
-            // Triggers (issue 14): not evaluated yet; this agent does not announce the feature.
-            ServerMsg::Triggers { .. } => {}
+            // Evaluated on this node's own seconds (triggers.rs), with or without a link.
+            ServerMsg::Triggers { triggers: list } => {
+                observer.view().set_trigger_accounts(&triggers.set(list));
+            }
             ServerMsg::Query { query } => {
                 if !edgecap_model::ids::is_id(&query.query_id) {
                     tracing::warn!(query = ?query.query_id, "query with a malformed id ignored");
@@ -442,28 +451,52 @@ struct Lookback {
 /// Starts an assignment unless it runs or ran here already (a repeated `assign` after a
 /// reconnect): then the outcome, if any, is reported again.
 fn start(node: &worker::NodeContext, a: Assignment, ledger: &Ledger, stopping: bool) {
+    if !stopping {
+        let _ = start_with(node, a, worker::Extras::default(), ledger);
+        return;
+    }
     let id = a.capture_id.clone();
     match ledger.begin(&id) {
         Begin::Running => tracing::debug!(capture = %id, "already running"),
         Begin::Finished(outcome) => ledger.finish(outcome),
-        Begin::New(_) if stopping => {
-            ledger.finish(worker::failed(&id, "the agent is shutting down".into()));
+        Begin::New(_) => ledger.finish(worker::failed(&id, "the agent is shutting down".into())),
+    }
+}
+
+/// Starts a capture through the one path every capture takes (the ledger, the node's cap,
+/// a worker thread). `Err`: why it did not start (its outcome is recorded already when it was
+/// new).
+pub(crate) fn start_with(
+    node: &worker::NodeContext,
+    a: Assignment,
+    extras: worker::Extras,
+    ledger: &Ledger,
+) -> Result<(), String> {
+    let id = a.capture_id.clone();
+    match ledger.begin(&id) {
+        Begin::Running => {
+            tracing::debug!(capture = %id, "already running");
+            Err("already running".into())
+        }
+        Begin::Finished(outcome) => {
+            ledger.finish(outcome);
+            Err("already finished".into())
         }
         // The ledger holds this one already: more than the cap means it is one too many.
         Begin::New(_) if ledger.running().len() > node.max_captures => {
-            tracing::warn!(capture = %id, max = node.max_captures, "assignment over the cap refused");
-            ledger.finish(worker::failed(
-                &id,
-                format!(
-                    "this node runs at most {} captures at once (edgecap agent --max-captures); \
-                     no rule was installed",
-                    node.max_captures
-                ),
-            ));
+            tracing::warn!(capture = %id, max = node.max_captures, "capture over the cap refused");
+            let why = format!(
+                "this node runs at most {} captures at once (edgecap agent --max-captures); \
+                 no rule was installed",
+                node.max_captures
+            );
+            ledger.finish(worker::failed(&id, why.clone()));
+            Err(why)
         }
         Begin::New(stop) => {
-            tracing::info!(capture = %id, "assigned");
-            worker::spawn(node, a, stop, ledger.clone());
+            tracing::info!(capture = %id, "starting");
+            worker::spawn_with(node, a, extras, stop, ledger.clone());
+            Ok(())
         }
     }
 }

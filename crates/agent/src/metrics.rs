@@ -42,6 +42,9 @@ pub struct AgentMetrics {
     finished: Family<Labels, Counter>,
     connected_gauge: Gauge,
     connected: AtomicBool,
+    triggers: Gauge,
+    firings: Family<Labels, Counter>,
+    reports_dropped: Counter,
     /// Why netfilter is not reachable (None: it is, or not yet checked).
     netfilter: Mutex<Option<String>>,
     /// Why the always-on observer is not running (None: running or disabled).
@@ -134,8 +137,30 @@ impl AgentMetrics {
             "1 while the agent holds a connection to its server",
             connected_gauge.clone(),
         );
+        let triggers = Gauge::default();
+        registry.register(
+            "triggers",
+            "Triggers this node evaluates on its own rollups",
+            triggers.clone(),
+        );
+        let firings = Family::<Labels, Counter>::default();
+        registry.register(
+            "trigger_firings",
+            "Trigger firings on this node, by result (capture, refused, failed)",
+            firings.clone(),
+        );
+        let reports_dropped = counter(
+            &mut registry,
+            "trigger_reports_dropped",
+            "Trigger reports (fired, ended, signed) dropped, oldest first, because more than \
+             the bound waited for the server",
+            None,
+        );
         AgentMetrics {
             registry,
+            triggers,
+            firings,
+            reports_dropped,
             packets,
             bytes,
             lost,
@@ -151,6 +176,23 @@ impl AgentMetrics {
             netfilter: Mutex::new(None),
             observer: Mutex::new(None),
         }
+    }
+
+    /// How many triggers this node evaluates.
+    pub fn set_triggers(&self, n: usize) {
+        self.triggers.set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// A trigger fired: `result` is `capture`, `refused` or `failed`.
+    pub fn firing(&self, result: &str) {
+        self.firings
+            .get_or_create(&vec![("result", result.to_owned())])
+            .inc();
+    }
+
+    /// A trigger report waiting for the server was dropped.
+    pub fn report_dropped(&self) {
+        self.reports_dropped.inc();
     }
 
     /// The metrics as OpenMetrics text.

@@ -58,9 +58,39 @@ struct State {
     node: Roller,
     /// One roller per restricted account the server named, inside its prefixes.
     accounts: Vec<Roller>,
+    /// One roller per restricted account a trigger watches (issue 14), inside its prefixes;
+    /// their seconds go to the triggers only.
+    trigger_accounts: Vec<Roller>,
     points: Vec<String>,
     queue: VecDeque<Second>,
     dropped: u64,
+    /// Closed seconds for the triggers: the node's and the trigger accounts' (bounded like
+    /// the queue; taken by [`Observer::take_fresh`]).
+    fresh: VecDeque<Second>,
+}
+
+impl State {
+    /// Closes every second before `until`: the node's and the named accounts' go to the
+    /// link's queue, the node's and the trigger accounts' to the triggers' (both bounded).
+    fn close(&mut self, until: u64) {
+        let node = self.node.close(until);
+        self.fresh.extend(node.iter().cloned());
+        self.queue.extend(node);
+        for r in &mut self.accounts {
+            self.queue.extend(r.close(until));
+        }
+        for r in &mut self.trigger_accounts {
+            self.fresh.extend(r.close(until));
+        }
+        while self.queue.len() > MAX_QUEUED_SECONDS {
+            self.queue.pop_front();
+            self.dropped += 1;
+        }
+        let fresh_bound = MAX_QUEUED_SECONDS * (1 + self.trigger_accounts.len());
+        while self.fresh.len() > fresh_bound {
+            self.fresh.pop_front();
+        }
+    }
 }
 
 struct Shared {
@@ -105,6 +135,9 @@ impl Observation for Sink {
         for r in &mut st.accounts {
             r.sample(p.ts_ns, point, p.orig_len, p.data, one_in);
         }
+        for r in &mut st.trigger_accounts {
+            r.sample(p.ts_ns, point, p.orig_len, p.data, one_in);
+        }
     }
 
     fn totals(&mut self, t: u64, point: usize, packets: u64, bytes: u64) {
@@ -125,9 +158,11 @@ impl Observer {
                 ring: Ring::new(config.ring, u64::from(config.sample_one_in), seed),
                 node: Roller::new(config.points.clone(), None, TOP),
                 accounts: Vec::new(),
+                trigger_accounts: Vec::new(),
                 points: config.points.clone(),
                 queue: VecDeque::new(),
                 dropped: 0,
+                fresh: VecDeque::new(),
             }),
             status: Mutex::new(match config.enabled {
                 true => Status::Starting,
@@ -177,16 +212,7 @@ impl Observer {
     /// second before `now_s`) and returns what waits to be sent, oldest first.
     pub fn take_seconds(&self, now_s: u64) -> Vec<Second> {
         let mut st = lock(&self.shared.state);
-        let until = now_s.saturating_sub(1);
-        let mut closed = st.node.close(until);
-        for r in &mut st.accounts {
-            closed.extend(r.close(until));
-        }
-        st.queue.extend(closed);
-        while st.queue.len() > MAX_QUEUED_SECONDS {
-            st.queue.pop_front();
-            st.dropped += 1;
-        }
+        st.close(now_s.saturating_sub(1));
         st.queue.drain(..).collect()
     }
 
@@ -224,6 +250,13 @@ impl Observer {
         let ids: Vec<&str> = next.iter().filter_map(Roller::account).collect();
         tracing::info!(accounts = ids.len(), ids = %ids.join(","), "observer keeps accounts apart");
         st.accounts = next;
+    }
+
+    /// Closes seconds as [`Observer::take_seconds`] does and returns those closed since the
+    /// last call for the triggers: the node's (account `None`) and those of the accounts set
+    /// by [`ObserverView::set_trigger_accounts`]. The link's queue keeps its own copies.
+    pub fn take_fresh(&self, now_s: u64) -> Vec<Second> {
+        self.view().take_fresh(now_s)
     }
 
     /// Gives seconds the link could not send back, to be sent first next time.
@@ -281,6 +314,42 @@ impl ObserverView {
     /// Reads the look-back ring (holding it: samples wait meanwhile, so be quick).
     pub fn with_ring<R>(&self, f: impl FnOnce(&Ring) -> R) -> R {
         f(&lock(&self.shared.state).ring)
+    }
+
+    /// See [`Observer::take_fresh`].
+    pub fn take_fresh(&self, now_s: u64) -> Vec<Second> {
+        let mut st = lock(&self.shared.state);
+        st.close(now_s.saturating_sub(1));
+        st.fresh.drain(..).collect()
+    }
+
+    /// The restricted accounts triggers watch (at most [`MAX_OBSERVED_ACCOUNTS`]): each gets
+    /// rollups of its own, inside its prefixes, for the triggers only. An account whose
+    /// prefixes did not change keeps its open seconds; prefixes that do not parse are skipped
+    /// (that account's triggers then see nothing: fail closed).
+    pub fn set_trigger_accounts(&self, accounts: &[AccountScope]) {
+        let mut st = lock(&self.shared.state);
+        let mut old = std::mem::take(&mut st.trigger_accounts);
+        let mut next = Vec::new();
+        for a in accounts.iter().take(MAX_OBSERVED_ACCOUNTS) {
+            let Ok(boundary) = Boundary::parse(&a.prefixes) else {
+                tracing::warn!(account = %a.id, "a trigger's prefixes do not parse; skipped");
+                continue;
+            };
+            let same = old
+                .iter()
+                .position(|r| r.account() == Some(&a.id) && r.boundary() == Some(&boundary));
+            next.push(match same {
+                Some(i) => old.swap_remove(i),
+                None => Roller::for_account(st.points.clone(), a.id.clone(), boundary, TOP),
+            });
+        }
+        st.trigger_accounts = next;
+    }
+
+    /// The observer's point names, by index in its samples.
+    pub fn points(&self) -> Vec<String> {
+        lock(&self.shared.state).points.clone()
     }
 }
 

@@ -50,9 +50,29 @@ impl NodeContext {
     }
 }
 
+/// What a capture the agent started for a trigger adds to an assignment (issue 14).
+#[derive(Debug, Clone, Default)]
+pub struct Extras {
+    /// Sampled packets from before the firing, written first (pcapng).
+    pub prelude: Option<Arc<edgecap_capture::prelude::Prelude>>,
+    /// Keeps the first packets for the signature.
+    pub tap: Option<Arc<edgecap_capture::prelude::Tap>>,
+}
+
 /// Starts the capture on its own thread; its outcome goes to the ledger. If no thread can be
 /// started, the outcome is recorded at once.
 pub fn spawn(node: &NodeContext, a: Assignment, stop: Arc<AtomicBool>, ledger: Ledger) {
+    spawn_with(node, a, Extras::default(), stop, ledger)
+}
+
+/// [`spawn`] with a trigger capture's [`Extras`].
+pub fn spawn_with(
+    node: &NodeContext,
+    a: Assignment,
+    extras: Extras,
+    stop: Arc<AtomicBool>,
+    ledger: Ledger,
+) {
     let node = node.clone();
     let id = a.capture_id.clone();
     let thread_ledger = ledger.clone();
@@ -60,7 +80,7 @@ pub fn spawn(node: &NodeContext, a: Assignment, stop: Arc<AtomicBool>, ledger: L
         .name(format!("capture-{}", &id[..id.len().min(8)]))
         .spawn(move || {
             crate::metrics::agent().capture_started();
-            let outcome = run(&node, &a, &stop, &thread_ledger)
+            let outcome = run(&node, &a, extras, &stop, &thread_ledger)
                 .unwrap_or_else(|e| failed(&a.capture_id, e.to_string()));
             crate::metrics::agent().capture_ended(outcome.ok);
             tracing::info!(capture = %outcome.capture_id, ok = outcome.ok, packets = outcome.packets,
@@ -75,11 +95,14 @@ pub fn spawn(node: &NodeContext, a: Assignment, stop: Arc<AtomicBool>, ledger: L
 fn run(
     node: &NodeContext,
     a: &Assignment,
+    extras: Extras,
     stop: &Arc<AtomicBool>,
     ledger: &Ledger,
 ) -> Result<Outcome, WorkerError> {
     let devices = node.in_capture_ns(edgecap_capture::points::local_devices)?;
     let mut spec = plan::spec(a, &node.name, &node.config, &devices)?;
+    spec.prelude = extras.prelude;
+    spec.tap = extras.tap;
     let key = layout::node_file(&spec.id, &node.name, spec.format).map_err(OutputError::from)?;
     let manifest_key = layout::node_manifest(&spec.id, &node.name).map_err(OutputError::from)?;
     let sink = Sink::open(

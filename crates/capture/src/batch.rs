@@ -149,6 +149,9 @@ impl State {
                 Err(e) if is_broken_pipe(&e) => return Ok(Some(StopReason::OutputClosed)),
                 Err(e) => return Err(e.into()),
             }
+            if let Some(tap) = &spec.tap {
+                tap.offer(p.payload);
+            }
             self.pending_drops = 0;
             self.packets += 1;
             self.written[iface] += 1;

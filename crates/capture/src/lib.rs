@@ -5,6 +5,8 @@
 //!   request rules of `edgecap_filter::request` applied to resolved points.
 //! - [`observe`]: the observer's engine: exact per-point counters and a random sample of
 //!   every packet's headers to a sink, from an owned table, until stopped.
+//! - [`prelude`]: what a trigger's capture adds: sampled packets from before it, on
+//!   interfaces of their own, and a bounded tap on the first packets written.
 //! - [`points`]: named capture points and the nftables hooks behind them.
 //! - [`config`]: the agent configuration file (node name, configured and custom points).
 //! - [`run`](mod@run): the loop: bind the NFLOG group, write the header, install the owned table,
@@ -20,6 +22,7 @@ pub mod config;
 pub mod error;
 pub mod observe;
 pub mod points;
+pub mod prelude;
 pub mod request;
 pub mod run;
 pub mod spec;

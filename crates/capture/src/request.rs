@@ -117,6 +117,8 @@ impl Request<'_> {
             socket_buffer: None,
             live_output: false,
             sink_buffers: false,
+            prelude: None,
+            tap: None,
         })
     }
 }

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use edgecap_netfilter::{CaptureTable, NflogConfig, NflogReader, PointRules, RuleSpec};
 use edgecap_pcap::{
-    Format, Interface, InterfaceStats, LINKTYPE_LINUX_SLL2, LINKTYPE_RAW, SLL2_HEADER_LEN, Section,
-    Writer,
+    Direction, Format, Interface, InterfaceStats, LINKTYPE_LINUX_SLL2, LINKTYPE_RAW,
+    SLL2_HEADER_LEN, Section, Writer, sll2_header,
 };
 
 use crate::batch::{State, point_label};
@@ -297,7 +297,7 @@ fn open_writer<W: Write>(
     } else {
         (LINKTYPE_RAW, snaplen)
     };
-    let interfaces: Vec<Interface> = spec
+    let mut interfaces: Vec<Interface> = spec
         .points
         .iter()
         .map(|p| Interface {
@@ -315,6 +315,23 @@ fn open_writer<W: Write>(
             snaplen,
         })
         .collect();
+    let prelude = spec
+        .prelude
+        .as_deref()
+        .filter(|p| p.applies_to(spec.format));
+    if let Some(p) = prelude {
+        // libpcap reads a file only when every interface has the same snaplen: the
+        // points'; the samples are shorter.
+        for (i, s) in p.interfaces.iter().enumerate() {
+            interfaces.push(Interface {
+                name: format!("{}/{}/sampled", spec.node, s.point),
+                description: Some(p.describe(i)),
+                filter: Some(spec.filter_text.clone()),
+                linktype,
+                snaplen,
+            });
+        }
+    }
     let section = Section {
         user_appl: format!("edgecap {}", env!("CARGO_PKG_VERSION")),
         os: os_name(),
@@ -328,13 +345,44 @@ fn open_writer<W: Write>(
     } else {
         edgecap_pcap::DEFAULT_BUFFER_CAPACITY
     };
-    Ok(Writer::with_buffer_capacity(
-        sink,
-        spec.format,
-        &section,
-        &interfaces,
-        buffer,
-    )?)
+    let mut writer =
+        Writer::with_buffer_capacity(sink, spec.format, &section, &interfaces, buffer)?;
+    if let Some(p) = prelude {
+        write_prelude(spec, p, &mut writer)?;
+    }
+    Ok(writer)
+}
+
+/// The sampled packets from before the capture, on the interfaces after the points'.
+fn write_prelude<W: Write>(
+    spec: &CaptureSpec,
+    p: &crate::prelude::Prelude,
+    writer: &mut Writer<W>,
+) -> Result<(), CaptureError> {
+    let first = spec.points.len();
+    let keep = usize::try_from(spec.snaplen).unwrap_or(usize::MAX);
+    for k in &p.packets {
+        let Ok(iface) = u32::try_from(first + k.interface) else {
+            continue;
+        };
+        // Never more of a packet than the capture keeps of its live ones.
+        let data = &k.data[..k.data.len().min(keep)];
+        if framed(spec) {
+            let head = sll2_header(data, k.ifindex, Direction::Unknown);
+            writer.write_framed_packet(
+                iface,
+                k.ts_ns,
+                &head,
+                data,
+                k.orig_len + head.len() as u32,
+                Direction::Unknown,
+                0,
+            )?;
+        } else {
+            writer.write_packet(iface, k.ts_ns, data, k.orig_len, Direction::Unknown, 0)?;
+        }
+    }
+    Ok(())
 }
 
 /// Whether packets are stored with an SLL2 header: a pcapng file with several interfaces
@@ -342,7 +390,12 @@ fn open_writer<W: Write>(
 /// unreadable for tcpdump (`edgecap_pcap::libpcap_incompatibility`). Classic pcap holds one
 /// interface whatever the points.
 fn framed(spec: &CaptureSpec) -> bool {
-    spec.format == Format::Pcapng && spec.points.len() > 1
+    let sampled = spec
+        .prelude
+        .as_deref()
+        .filter(|p| p.applies_to(spec.format))
+        .map_or(0, |p| p.interfaces.len());
+    spec.format == Format::Pcapng && spec.points.len() + sampled > 1
 }
 
 fn describe_hooks(hooks: &[edgecap_netfilter::Hook]) -> String {

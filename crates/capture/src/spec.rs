@@ -57,4 +57,9 @@ pub struct CaptureSpec {
     /// The sink buffers writes itself (a [`crate::FileSpool`]), so the pcap writer keeps only a
     /// small, cache-resident buffer instead of its usual 1 MiB.
     pub sink_buffers: bool,
+    /// Sampled packets from before the capture, written first on `<node>/<point>/sampled`
+    /// interfaces (pcapng only; a trigger's capture, issue 14).
+    pub prelude: Option<std::sync::Arc<crate::prelude::Prelude>>,
+    /// Keeps the first written packets in memory for the caller (a trigger's signature).
+    pub tap: Option<std::sync::Arc<crate::prelude::Tap>>,
 }

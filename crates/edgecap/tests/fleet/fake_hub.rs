@@ -20,6 +20,8 @@ pub struct FakeHub {
     pub rt: tokio::runtime::Runtime,
     pub ws: Ws,
     pub agent: Proc,
+    /// Where the agent dials, kept for its next connection.
+    listener: TcpListener,
 }
 
 impl FakeHub {
@@ -54,14 +56,30 @@ impl FakeHub {
             child: Some(child),
             log,
         };
-        let ws = rt.block_on(async {
-            let accept = tokio::time::timeout(Duration::from_secs(20), listener.accept());
-            let (stream, _) = accept.await.expect("the agent dials").unwrap();
-            tokio_tungstenite::accept_async(stream).await.unwrap()
-        });
-        let mut hub = FakeHub { rt, ws, agent };
+        let ws = rt.block_on(accept(&listener));
+        let mut hub = FakeHub {
+            rt,
+            ws,
+            agent,
+            listener,
+        };
         let hello = hub.next();
         (hub, hello)
+    }
+
+    /// Closes the agent's connection (it dials again; nothing accepts it until
+    /// [`FakeHub::accept_again`]).
+    pub fn close(&mut self) {
+        let ws = &mut self.ws;
+        self.rt.block_on(async {
+            let _ = ws.close(None).await;
+        });
+    }
+
+    /// Accepts the agent's next connection and returns its hello.
+    pub fn accept_again(&mut self) -> AgentMsg {
+        self.ws = self.rt.block_on(accept(&self.listener));
+        self.next()
     }
 
     /// The agent's log so far.
@@ -95,4 +113,11 @@ impl FakeHub {
             .block_on(async { ws.send(Message::text(text)).await })
             .unwrap();
     }
+}
+
+/// The next WebSocket connection on `listener` (20 s at most).
+async fn accept(listener: &TcpListener) -> Ws {
+    let accept = tokio::time::timeout(Duration::from_secs(20), listener.accept());
+    let (stream, _) = accept.await.expect("the agent dials").unwrap();
+    tokio_tungstenite::accept_async(stream).await.unwrap()
 }

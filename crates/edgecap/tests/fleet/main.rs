@@ -38,4 +38,5 @@ mod restart;
 mod stop;
 mod tenancy;
 mod traffic;
+mod triggers;
 mod up;
