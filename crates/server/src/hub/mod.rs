@@ -21,6 +21,7 @@ pub mod scopes;
 mod session;
 pub mod socket;
 mod timers;
+pub mod triggers;
 mod writer;
 
 use std::collections::{HashMap, HashSet};
@@ -94,6 +95,8 @@ struct Shared {
     queries: lookback::Registry,
     /// Look-back queries relayed to or from other replicas (`relay.rs`).
     relays: relay::Relays,
+    /// Wakes the refresh of the agents' trigger lists (`triggers.rs`).
+    triggers_wake: Arc<tokio::sync::Notify>,
 }
 
 /// The hub's bounded queues and sessions, as `/metrics` reports them.
@@ -215,6 +218,7 @@ impl Hub {
                 metrics: Arc::new(crate::metrics::Metrics::new()),
                 queries: lookback::Registry::default(),
                 relays: relay::Relays::default(),
+                triggers_wake: Arc::new(tokio::sync::Notify::new()),
             }),
         }
     }

@@ -83,6 +83,8 @@ impl Hub {
             at: clock::now(),
         });
         tracing::info!(node = %name, conn, "agent connected");
+        // Its triggers (and, on replicas, the others' shares) are sent by the next refresh.
+        self.triggers_dirty();
         Ok((
             Session {
                 hub: self.clone(),
@@ -353,6 +355,8 @@ impl Drop for Session {
             at: clock::now(),
         });
         tracing::info!(node = %self.name, conn = self.conn, "agent disconnected");
+        // The shares of the triggers it evaluated go to the nodes left.
+        self.hub.triggers_dirty();
         // On a shared database the replica holding the sweep claim times lost nodes out
         // (`replica.rs`), whichever replica they left.
         if !self.hub.is_closing() && !self.hub.shared.replica.shared {
