@@ -13,6 +13,7 @@
 //! The std `Mutex` is never held across an `.await`: every critical section is a few map
 //! operations, cheaper than an async lock.
 
+mod firings;
 pub mod lookback;
 mod relay;
 mod replica;
@@ -190,6 +191,7 @@ impl Hub {
             rx,
             merges.clone(),
             replica.clone(),
+            config.result_margin,
         ));
         tokio::spawn(crate::merge::run(
             db.clone(),

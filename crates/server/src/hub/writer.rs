@@ -62,6 +62,12 @@ pub(super) enum Write {
         node: String,
         reason: String,
     },
+    /// A trigger report of a node (`firings.rs`), connected on `conn` when it sent it.
+    Report {
+        node: Box<super::LiveNode>,
+        conn: u64,
+        report: super::firings::Report,
+    },
     /// Answered once everything queued before it is applied.
     Barrier(oneshot::Sender<()>),
 }
@@ -95,6 +101,7 @@ pub(super) async fn run(
     mut rx: mpsc::Receiver<Write>,
     merges: mpsc::Sender<String>,
     replica: Arc<Replica>,
+    result_margin: std::time::Duration,
 ) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
@@ -104,7 +111,7 @@ pub(super) async fn run(
                 Err(_) => break,
             }
         }
-        apply(&db, &live, batch, &merges, &replica).await;
+        apply(&db, &live, batch, &merges, &replica, result_margin).await;
     }
 }
 
@@ -114,8 +121,10 @@ async fn apply(
     batch: Vec<Write>,
     merges: &mpsc::Sender<String>,
     replica: &Replica,
+    result_margin: std::time::Duration,
 ) {
     let mut node_writes = Vec::new();
+    let mut reports = Vec::new();
     let mut by_capture: BTreeMap<String, Vec<PartWrite>> = BTreeMap::new();
     let mut barriers = Vec::new();
     for w in batch {
@@ -167,8 +176,14 @@ async fn apply(
                     tracing::error!(node = %node, error = %e, "cannot fail a lost node's parts")
                 }
             },
+            Write::Report { node, conn, report } => reports.push((node, conn, report)),
             Write::Barrier(tx) => barriers.push(tx),
         }
+    }
+    // Trigger reports first, in arrival order: a fired capture is recorded before its own
+    // progress and outcome, which arrived after it.
+    for (node, conn, report) in reports {
+        super::firings::apply(db, live, result_margin, &node, conn, report).await;
     }
     if !node_writes.is_empty()
         && let Err(e) = apply_nodes(db, &node_writes, replica).await
