@@ -165,8 +165,16 @@ pub(super) async fn apply(
                 .as_deref()
                 .filter(|id| is_id(id))
                 .map(str::to_ascii_lowercase);
+            let refused_by_agent = f.refused.is_some();
             match fired(db, node, f, capture.as_deref(), now, result_margin).await {
-                Ok(Fired::Recorded) => Ok(()),
+                Ok(Fired::Recorded) => {
+                    // Refused by the agent yet naming a capture: it is not recorded, so it
+                    // must not run.
+                    if refused_by_agent && let Some(id) = &capture {
+                        stop(live, name, conn, id);
+                    }
+                    Ok(())
+                }
                 Ok(Fired::Refused(why)) => {
                     if let Some(id) = &capture {
                         stop(live, name, conn, id);

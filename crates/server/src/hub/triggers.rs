@@ -180,6 +180,8 @@ impl Hub {
         let fleet = self.fleet_nodes().await?;
         let here: HashSet<String> = self.live_nodes().into_iter().map(|n| n.info.name).collect();
         let mut out = HashMap::new();
+        // Each trigger's credentials are opened once per refresh, whatever its nodes.
+        let mut opened: HashMap<&str, Option<Option<edgecap_model::SecretJson>>> = HashMap::new();
         for (node, planned) in plan(&all, &restricted, &fleet) {
             if !here.contains(&node) {
                 continue;
@@ -191,21 +193,25 @@ impl Hub {
             }
             let mut list = Vec::new();
             for p in planned.into_iter().take(MAX_AGENT_TRIGGERS) {
-                let ctx = crate::credentials::trigger_context(&p.stored.id);
-                match self
-                    .vault()
-                    .for_agent(p.stored.credentials.as_deref(), &ctx)
-                {
-                    Ok(credentials) => list.push(AgentTrigger {
+                let credentials = opened.entry(p.stored.id.as_str()).or_insert_with(|| {
+                    let ctx = crate::credentials::trigger_context(&p.stored.id);
+                    self.vault()
+                        .for_agent(p.stored.credentials.as_deref(), &ctx)
+                        .map_err(|e| {
+                            tracing::error!(trigger = %p.stored.id, error = %e,
+                            "cannot open the trigger's credentials; not sent to the agents")
+                        })
+                        .ok()
+                });
+                if let Some(credentials) = credentials {
+                    list.push(AgentTrigger {
                         id: p.stored.id.clone(),
                         account_id: p.stored.account_id.clone(),
                         trigger: p.stored.trigger.clone(),
                         budget: p.budget,
-                        credentials,
+                        credentials: credentials.clone(),
                         prefixes: p.prefixes,
-                    }),
-                    Err(e) => tracing::error!(trigger = %p.stored.id, error = %e,
-                        "cannot open the trigger's credentials; not sent to the agents"),
+                    });
                 }
             }
             out.insert(node, list);

@@ -3,6 +3,8 @@
 //! transaction that ends by recomputing the capture's status. FIFO order is kept per
 //! capture, and every part update is guarded by the part's current status, so a late or
 //! repeated message (a `done` after the server gave up, a second `fail`) changes nothing.
+//! Agents' trigger reports (`firings.rs`) are applied in their place in the queue: the
+//! captures' changes queued before one are applied first.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -124,7 +126,6 @@ async fn apply(
     result_margin: std::time::Duration,
 ) {
     let mut node_writes = Vec::new();
-    let mut reports = Vec::new();
     let mut by_capture: BTreeMap<String, Vec<PartWrite>> = BTreeMap::new();
     let mut barriers = Vec::new();
     for w in batch {
@@ -176,20 +177,34 @@ async fn apply(
                     tracing::error!(node = %node, error = %e, "cannot fail a lost node's parts")
                 }
             },
-            Write::Report { node, conn, report } => reports.push((node, conn, report)),
+            // A trigger report is applied in its place: the captures' changes before it first
+            // (a `signed` after its capture's `done` finds the capture done), and a fired
+            // capture is recorded before its own progress and outcome, which come after it.
+            Write::Report { node, conn, report } => {
+                apply_captures(db, live, merges, std::mem::take(&mut by_capture)).await;
+                super::firings::apply(db, live, result_margin, &node, conn, report).await;
+            }
             Write::Barrier(tx) => barriers.push(tx),
         }
-    }
-    // Trigger reports first, in arrival order: a fired capture is recorded before its own
-    // progress and outcome, which arrived after it.
-    for (node, conn, report) in reports {
-        super::firings::apply(db, live, result_margin, &node, conn, report).await;
     }
     if !node_writes.is_empty()
         && let Err(e) = apply_nodes(db, &node_writes, replica).await
     {
         tracing::error!(error = %e, count = node_writes.len(), "cannot record node connections");
     }
+    apply_captures(db, live, merges, by_capture).await;
+    for b in barriers {
+        let _ = b.send(());
+    }
+}
+
+/// Applies the changes of each capture, one transaction per capture.
+async fn apply_captures(
+    db: &Db,
+    live: &Mutex<Live>,
+    merges: &mpsc::Sender<String>,
+    by_capture: BTreeMap<String, Vec<PartWrite>>,
+) {
     // BTreeMap order: captures are always locked in the same order, so two replicas' writers
     // cannot deadlock each other on PostgreSQL.
     for (capture_id, writes) in by_capture {
@@ -210,9 +225,6 @@ async fn apply(
             Err(e) => tracing::error!(capture = %capture_id, error = %e, changes = writes.len(),
                 "cannot record agent reports"),
         }
-    }
-    for b in barriers {
-        let _ = b.send(());
     }
 }
 

@@ -870,3 +870,64 @@ async fn bad_event_queries_name_the_field(b: Backend) {
         .await;
     assert_error(st, StatusCode::NOT_FOUND, &v, 1003, "no event");
 }
+
+/// Replicas (PostgreSQL): nodes on two replicas firing for one key are one event, and the
+/// trigger's hourly budget holds across them: the second replica's node is told to stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firings_on_two_replicas_share_one_event_and_one_budget() {
+    let Some(h) = Harness::new(Backend::Postgres).await else {
+        return;
+    };
+    let s2 = AppState::open(&h.db_url, test_config()).await.unwrap();
+    let tid = add_trigger(&h, &h.state, &trigger_body(&h, 1_000_000, 1)).await;
+    let mut a = trigger_node(&h.state, "edge0", "fra");
+    let mut b = trigger_node(&s2, "edge1", "fra");
+    let (c0, c1) = (new_id(), new_id());
+    let t = now();
+    a.session.handle(AgentMsg::Fired {
+        firing: firing(
+            &tid,
+            victim(),
+            (t - 8, t - 5),
+            60000.0,
+            Some((&c0, fired_capture())),
+            None,
+        ),
+    });
+    h.state.hub.barrier().await;
+    b.session.handle(AgentMsg::Fired {
+        firing: firing(
+            &tid,
+            victim(),
+            (t - 6, t - 3),
+            65000.0,
+            Some((&c1, fired_capture())),
+            None,
+        ),
+    });
+    s2.hub.barrier().await;
+    loop {
+        match b.next().await {
+            ServerMsg::Stop { capture_id } => {
+                assert_eq!(capture_id, c1);
+                break;
+            }
+            _ => continue,
+        }
+    }
+    while let Ok(m) = a.rx.try_recv() {
+        assert!(!matches!(m, ServerMsg::Stop { .. }), "edge0 was told {m:?}");
+    }
+    let list = our_events(&h).await;
+    assert_eq!(list.len(), 1, "{list:#?}");
+    let nodes: Vec<&str> = list[0]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["node"].as_str().unwrap())
+        .collect();
+    assert_eq!(nodes, ["edge0", "edge1"]);
+    assert_eq!(list[0]["captures"].as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["captures"][0]["id"], c0.as_str());
+    assert_eq!(list[0]["refused"], true);
+}
