@@ -488,3 +488,74 @@ async fn views(db: &Db, rows: &[sqlx::any::AnyRow]) -> Result<Vec<Value>> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Retention: events older than the cut-off and beyond the newest `keep` go, with their
+    /// nodes and firings; another account's stay.
+    #[tokio::test]
+    async fn prune_keeps_the_newest_within_the_retention() {
+        let dir = std::env::temp_dir().join(format!(
+            "edgecap-events-{}-{}",
+            std::process::id(),
+            crate::secret::new_id()
+        ));
+        let db = Db::connect(&format!("sqlite://{}/e.db", dir.display()))
+            .await
+            .unwrap();
+        let limits = edgecap_model::AccountLimits::default();
+        let a = crate::db::accounts::create(&db, "a", &limits)
+            .await
+            .unwrap();
+        let b = crate::db::accounts::create(&db, "b", &limits)
+            .await
+            .unwrap();
+        let mut tx = db.pool.begin().await.unwrap();
+        for (account, n) in [(&a.id, 6u64), (&b.id, 2)] {
+            for i in 0..n {
+                let id = crate::secret::new_id();
+                let e = NewEvent {
+                    id: &id,
+                    account_id: account,
+                    trigger_id: "t",
+                    trigger_name: None,
+                    key: "",
+                    started: 1000 + i,
+                    at: 1000 + i,
+                    peak: 1.0,
+                    created: "x",
+                };
+                insert(&mut tx, &e).await.unwrap();
+                node_fired(&mut tx, &id, "edge0", 1000 + i, 1.0)
+                    .await
+                    .unwrap();
+                add_firing(&mut tx, &id, "t", "edge0", 1000 + i, None, Some("r"))
+                    .await
+                    .unwrap();
+            }
+        }
+        // Started before 1001: gone; of the rest, the 3 newest stay.
+        prune(&mut tx, &a.id, 1001, 3).await.unwrap();
+        tx.commit().await.unwrap();
+        let kept: Vec<i64> =
+            sqlx::query_scalar("SELECT started FROM events WHERE account_id = $1 ORDER BY started")
+                .bind(&a.id)
+                .fetch_all(&db.pool)
+                .await
+                .unwrap();
+        assert_eq!(kept, [1003, 1004, 1005]);
+        let (_, total) = list(&db, &b.id, &Filter::default(), 0, 10).await.unwrap();
+        assert_eq!(total, 2);
+        for table in ["event_nodes", "event_firings"] {
+            assert_eq!(
+                super::super::count_rows(&db, table).await.unwrap(),
+                5,
+                "{table}"
+            );
+        }
+        db.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

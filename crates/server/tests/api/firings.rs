@@ -29,6 +29,8 @@ both_databases!(
     firings_beyond_the_hourly_budget_are_stopped_and_the_event_says_so,
     hostile_reports_change_nothing,
     bad_event_queries_name_the_field,
+    a_restricted_accounts_trigger_goes_only_to_its_nodes_with_its_prefixes,
+    a_node_is_sent_at_most_max_agent_triggers_the_oldest,
 );
 
 /// A trigger body watching site `fra` with `bytes_per_day`.
@@ -930,4 +932,73 @@ async fn firings_on_two_replicas_share_one_event_and_one_budget() {
     assert_eq!(list[0]["captures"].as_array().unwrap().len(), 1);
     assert_eq!(list[0]["captures"][0]["id"], c0.as_str());
     assert_eq!(list[0]["refused"], true);
+}
+
+/// A restricted account's trigger goes only to the nodes of its node set, with its prefixes;
+/// a node is sent at most `MAX_AGENT_TRIGGERS`, the oldest.
+async fn a_restricted_accounts_trigger_goes_only_to_its_nodes_with_its_prefixes(b: Backend) {
+    let Some(h) = Harness::new(b).await else {
+        return;
+    };
+    let _timers = h.state.hub.start().await.unwrap();
+    let mut e0 = trigger_node(&h.state, "edge0", "fra");
+    let mut e1 = trigger_node(&h.state, "edge1", "fra");
+    for n in [&mut e0, &mut e1] {
+        triggers_until(n, <[_]>::is_empty).await;
+    }
+    let (acc, token) = restricted_account(&h.state, "tenant", &["198.18.0.0/24"], &["edge0"]).await;
+    let (s, v) = h
+        .call_as(
+            Some(&token),
+            "POST",
+            &format!("/client/v4/accounts/{}/pcaps/triggers", acc.id),
+            Some(&trigger_body(&h, 1000, 4).to_string()),
+        )
+        .await;
+    assert!(s.is_success(), "{v}");
+    let list = triggers_until(&mut e0, |l| l.len() == 1).await;
+    assert_eq!(list[0].account_id, acc.id);
+    assert_eq!(list[0].prefixes, Some(vec!["198.18.0.0/24".to_owned()]));
+    // The whole day's bytes: edge0 is the only node evaluating it.
+    assert_eq!(list[0].budget.bytes_per_day, 1000);
+    no_triggers_for(&mut e1, Duration::from_millis(500)).await;
+}
+
+async fn a_node_is_sent_at_most_max_agent_triggers_the_oldest(b: Backend) {
+    use edgecap_model::firing::MAX_AGENT_TRIGGERS;
+    use edgecap_server::db::triggers::{self, Stored};
+    let Some(h) = Harness::new(b).await else {
+        return;
+    };
+    let (trigger, _) =
+        edgecap_model::trigger::validate_trigger(&trigger_body(&h, 1000, 4), &Default::default())
+            .unwrap();
+    // More than a node evaluates, over three accounts (each holds at most 100).
+    let mut ids = Vec::new();
+    for a in 0..3 {
+        let (acc, _) = crate::common::account(&h.state, &format!("a{a}"), Default::default()).await;
+        for i in 0..90 {
+            let id = new_id();
+            let stored = Stored {
+                id: id.clone(),
+                account_id: acc.id.clone(),
+                trigger: trigger.clone(),
+                credentials: None,
+                created: format!("2026-01-01T00:{a:02}:{i:02}.000000Z"),
+            };
+            assert!(triggers::insert(&h.state.db, &stored, 100).await.unwrap());
+            ids.push(id);
+        }
+    }
+    let _timers = h.state.hub.start().await.unwrap();
+    let mut e0 = trigger_node(&h.state, "edge0", "fra");
+    let list = triggers_until(&mut e0, |l| !l.is_empty()).await;
+    assert_eq!(list.len(), MAX_AGENT_TRIGGERS);
+    let sent: Vec<&str> = list.iter().map(|t| t.id.as_str()).collect();
+    let oldest: Vec<&str> = ids
+        .iter()
+        .take(MAX_AGENT_TRIGGERS)
+        .map(String::as_str)
+        .collect();
+    assert_eq!(sent, oldest);
 }
