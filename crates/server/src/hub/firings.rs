@@ -406,8 +406,9 @@ async fn ended(db: &Db, node: &str, e: Ending, now: u64) -> std::result::Result<
     let trigger_id = e.trigger_id.to_ascii_lowercase();
     let result = async {
         let mut tx = db.pool.begin().await?;
-        let found = events::lock_trigger(&mut tx, &trigger_id).await?
-            && events::node_ended(&mut tx, &trigger_id, &key, node, e.ended, e.peak).await?;
+        // The trigger's lock if it still exists (a deleted trigger's events still end).
+        events::lock_trigger(&mut tx, &trigger_id).await?;
+        let found = events::node_ended(&mut tx, &trigger_id, &key, node, e.ended, e.peak).await?;
         tx.commit().await?;
         Ok::<bool, crate::error::Error>(found)
     }
