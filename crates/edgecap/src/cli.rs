@@ -70,6 +70,8 @@ pub enum Command {
     Top(crate::client::TopArgs),
     /// Anomaly triggers: add, list, remove (captures taken when a condition holds).
     Triggers(crate::client::TriggersArgs),
+    /// The anomalies the triggers saw: nodes, start, peak, end, captures and files.
+    Events(crate::client::EventsArgs),
     /// Build or remove the throw-away test network of namespaces.
     Lab {
         #[command(subcommand)]

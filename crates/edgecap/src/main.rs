@@ -53,6 +53,7 @@ fn main() {
         cli::Command::Traffic(a) => client::traffic(a),
         cli::Command::Top(a) => client::top(a),
         cli::Command::Triggers(a) => client::triggers(a),
+        cli::Command::Events(a) => client::events(a),
         cli::Command::Bench { args } => bench_cmd::run(args, &cli.log),
         cli::Command::Fate(a) => fate_cmd::run(a),
         cli::Command::Diff(a) => diff_cmd::run(a),

@@ -40,6 +40,44 @@ pub fn hello(name: &str, labels: &[(&str, &str)], points: &[&str]) -> AgentMsg {
     }
 }
 
+/// A [`hello`] that also announces [`FEATURE_TRIGGERS`](edgecap_model::firing::FEATURE_TRIGGERS):
+/// the node is sent the triggers whose scope selects it.
+pub fn hello_with_triggers(name: &str, labels: &[(&str, &str)], points: &[&str]) -> AgentMsg {
+    let mut h = hello(name, labels, points);
+    if let AgentMsg::Hello { features, .. } = &mut h {
+        features.push(edgecap_model::firing::FEATURE_TRIGGERS.into());
+    }
+    h
+}
+
+/// A firing of `trigger_id` for destination `key` (None: the whole scope) that held from
+/// `started` to `at` peaking at `peak`, with the capture the agent started as `capture_id`
+/// (None with `refused`: the agent's reason for not starting one).
+pub fn firing(
+    trigger_id: &str,
+    key: Option<std::net::IpAddr>,
+    (started, at): (u64, u64),
+    peak: f64,
+    capture: Option<(&str, edgecap_model::firing::FiredCapture)>,
+    refused: Option<&str>,
+) -> edgecap_model::firing::Firing {
+    let (capture_id, capture) = match capture {
+        Some((id, c)) => (Some(id.to_owned()), Some(c)),
+        None => (None, None),
+    };
+    edgecap_model::firing::Firing {
+        trigger_id: trigger_id.to_owned(),
+        capture_id,
+        key,
+        started,
+        at,
+        value: peak,
+        peak,
+        refused: refused.map(str::to_owned),
+        capture,
+    }
+}
+
 /// The credential a simulated node of `name` enrolled with `token` presents: a node
 /// credential's shape, derived rather than random, so its reconnects are its own.
 pub fn credential_for(token: &str, name: &str) -> String {
@@ -146,6 +184,32 @@ impl SimAgent {
             .await?;
         }
         Ok(())
+    }
+
+    /// Sends `text` as it is (tests of what the server does with junk).
+    pub async fn send_text(&mut self, text: &str) -> Result<()> {
+        self.ws
+            .send(Message::Text(text.to_owned().into()))
+            .await
+            .map_err(socket_err)
+    }
+
+    /// Reports that a trigger fired (or was refused), as an agent does ([`firing`]).
+    pub async fn fired(&mut self, firing: edgecap_model::firing::Firing) -> Result<()> {
+        self.send(&AgentMsg::Fired { firing }).await
+    }
+
+    /// Reports that a key that fired stopped holding.
+    pub async fn ended(&mut self, ending: edgecap_model::firing::Ending) -> Result<()> {
+        self.send(&AgentMsg::Ended { ending }).await
+    }
+
+    /// Sends the attack signature of a trigger's ended capture.
+    pub async fn signed(&mut self, signed: edgecap_model::firing::Signed) -> Result<()> {
+        self.send(&AgentMsg::Signed {
+            signed: Box::new(signed),
+        })
+        .await
     }
 
     /// The next protocol message; None when the server closed the connection.

@@ -3,6 +3,7 @@
 //! commands `capture` (fleet mode), `ls`, `status` and `stop`.
 
 mod commands;
+mod events;
 mod render;
 mod traffic;
 mod triggers;
@@ -18,6 +19,7 @@ use serde_json::Value;
 pub use commands::{capture, download, look_back, ls, status, stop};
 #[cfg(test)]
 pub(crate) use commands::{request_body, simple_body};
+pub use events::{EventsArgs, events};
 pub use traffic::{TopArgs, TrafficArgs, top, traffic};
 pub use triggers::{TriggersArgs, triggers};
 

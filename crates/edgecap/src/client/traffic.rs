@@ -73,14 +73,14 @@ fn enc(v: &str) -> String {
 }
 
 /// A time flag as the API takes it: a duration means that long before now.
-fn time(v: &str) -> String {
+pub(super) fn time(v: &str) -> String {
     match crate::units::parse_duration(v) {
         Ok(_) => format!("-{}", v.trim()),
         Err(_) => v.trim().to_owned(),
     }
 }
 
-fn query(pairs: &[(&str, Option<String>)]) -> String {
+pub(super) fn query(pairs: &[(&str, Option<String>)]) -> String {
     pairs
         .iter()
         .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", enc(v))))

@@ -11,10 +11,12 @@
 //! - [`tokens`]: the token's accounts, the account itself and its API tokens;
 //! - [`operator`]: the operator API (an account's tenancy), `operator` scope only;
 //! - [`traffic`]: traffic rates and heavy hitters from the rollups (edgecap extension);
-//! - [`triggers`]: anomaly triggers (edgecap extension).
+//! - [`triggers`]: anomaly triggers (edgecap extension);
+//! - [`events`]: the anomalies they saw (edgecap extension).
 
 pub mod body;
 mod estimate;
+mod events;
 mod misc;
 mod operator;
 mod ownership;
@@ -79,6 +81,8 @@ routes! {
     get "/client/v4/accounts/{account_id}/pcaps/triggers" [Read] => triggers::list,
     get "/client/v4/accounts/{account_id}/pcaps/triggers/{trigger_id}" [Read] => triggers::get,
     delete "/client/v4/accounts/{account_id}/pcaps/triggers/{trigger_id}" [Write] => triggers::delete,
+    get "/client/v4/accounts/{account_id}/events" [Read] => events::list,
+    get "/client/v4/accounts/{account_id}/events/{event_id}" [Read] => events::get,
     get "/client/v4/accounts/{account_id}/quotas" [Read] => pcaps::quotas,
     get "/client/v4/accounts/{account_id}/nodes" [Read] => misc::nodes,
     post "/client/v4/accounts/{account_id}/nodes/{node_name}/revoke" [Nodes] => misc::revoke_node,

@@ -64,6 +64,7 @@ pub async fn create(
         )));
     }
     tracing::info!(trigger = %stored.id, account = %caller.account.id, "trigger created");
+    state.hub.triggers_changed(&stored.id).await;
     Ok(ok(stored.view()))
 }
 
@@ -98,6 +99,7 @@ pub async fn delete(
         return Err(not_found(&id));
     }
     tracing::info!(trigger = %id, account = %caller.account.id, "trigger deleted");
+    state.hub.triggers_changed(&id).await;
     Ok(ok(()))
 }
 

@@ -69,6 +69,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "dashboard_sessions",
         include_str!("../../migrations/0013_dashboard_sessions.sql"),
     ),
+    (
+        14,
+        "events",
+        include_str!("../../migrations/0014_events.sql"),
+    ),
 ];
 
 /// How many of [`MIGRATIONS`] the database has not recorded (for `/readyz`).

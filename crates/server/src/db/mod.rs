@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod captures;
+pub mod events;
 pub mod identities;
 mod migrate;
 pub mod nodes;
@@ -178,6 +179,9 @@ pub const TABLES: &[&str] = &[
     "lookback_relays",
     "dashboard_sessions",
     "triggers",
+    "events",
+    "event_nodes",
+    "event_firings",
 ];
 
 /// Rows in one of [`TABLES`] (tests and diagnostics).

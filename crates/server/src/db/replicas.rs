@@ -262,6 +262,16 @@ pub async fn prune(db: &Db, before: &str) -> Result<()> {
     Ok(())
 }
 
+/// The ids of every live replica (lease after `now`), this one included.
+pub async fn live(db: &Db, now: &str) -> Result<Vec<String>> {
+    Ok(
+        sqlx::query_scalar("SELECT id FROM replicas WHERE lease_until > $1 ORDER BY id")
+            .bind(now)
+            .fetch_all(&db.pool)
+            .await?,
+    )
+}
+
 /// Wakes `replica` (its `LISTEN` channel) with `payload`.
 pub async fn notify(db: &Db, replica: &str, payload: &str) -> Result<()> {
     // pg_notify returns void, which the `any` driver does not decode: count its one row.

@@ -102,3 +102,22 @@ pub async fn delete(db: &Db, account_id: &str, id: &str) -> Result<bool> {
         .await?;
     Ok(done.rows_affected() > 0)
 }
+
+/// Every account's triggers, oldest first (what the hub sends the agents).
+pub async fn list_all(db: &Db) -> Result<Vec<Stored>> {
+    let sql = format!("SELECT {COLUMNS} FROM triggers ORDER BY created, id");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&db.pool)
+        .await?;
+    rows.iter().map(from_row).collect()
+}
+
+/// One trigger by its id, whatever its account (an agent's report names only the trigger).
+pub async fn by_id(db: &Db, id: &str) -> Result<Option<Stored>> {
+    let sql = format!("SELECT {COLUMNS} FROM triggers WHERE id = $1");
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(&db.pool)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}

@@ -13,6 +13,7 @@
 //! The std `Mutex` is never held across an `.await`: every critical section is a few map
 //! operations, cheaper than an async lock.
 
+mod firings;
 pub mod lookback;
 mod relay;
 mod replica;
@@ -21,6 +22,7 @@ pub mod scopes;
 mod session;
 pub mod socket;
 mod timers;
+pub mod triggers;
 mod writer;
 
 use std::collections::{HashMap, HashSet};
@@ -94,6 +96,8 @@ struct Shared {
     queries: lookback::Registry,
     /// Look-back queries relayed to or from other replicas (`relay.rs`).
     relays: relay::Relays,
+    /// Wakes the refresh of the agents' trigger lists (`triggers.rs`).
+    triggers_wake: Arc<tokio::sync::Notify>,
 }
 
 /// The hub's bounded queues and sessions, as `/metrics` reports them.
@@ -187,6 +191,7 @@ impl Hub {
             rx,
             merges.clone(),
             replica.clone(),
+            config.result_margin,
         ));
         tokio::spawn(crate::merge::run(
             db.clone(),
@@ -215,6 +220,7 @@ impl Hub {
                 metrics: Arc::new(crate::metrics::Metrics::new()),
                 queries: lookback::Registry::default(),
                 relays: relay::Relays::default(),
+                triggers_wake: Arc::new(tokio::sync::Notify::new()),
             }),
         }
     }

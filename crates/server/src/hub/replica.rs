@@ -101,7 +101,7 @@ impl Replica {
 /// What a notification asks of a replica: one per replica and capture, whatever the number
 /// of its nodes the capture concerns.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Wake {
+pub(super) enum Wake {
     /// Assign the capture's pending parts of nodes connected there (read from the database).
     Assign { capture_id: String },
     /// Tell the capture's nodes connected there to stop it.
@@ -110,6 +110,8 @@ enum Wake {
     Query { relay_id: String },
     /// The answer to this replica's look-back relay is written.
     Answered { relay_id: String },
+    /// A trigger was created or deleted: send the nodes connected there their new lists.
+    Triggers { trigger_id: String },
 }
 
 impl Wake {
@@ -119,6 +121,7 @@ impl Wake {
             Wake::Stop { capture_id } => format!("stop {capture_id}"),
             Wake::Query { relay_id } => format!("query {relay_id}"),
             Wake::Answered { relay_id } => format!("answered {relay_id}"),
+            Wake::Triggers { trigger_id } => format!("triggers {trigger_id}"),
         }
     }
 
@@ -133,6 +136,7 @@ impl Wake {
             "stop" => Some(Wake::Stop { capture_id: id }),
             "query" => Some(Wake::Query { relay_id: id }),
             "answered" => Some(Wake::Answered { relay_id: id }),
+            "triggers" => Some(Wake::Triggers { trigger_id: id }),
             _ => None,
         }
     }
@@ -224,7 +228,7 @@ impl Hub {
         sent
     }
 
-    async fn wake(&self, replica: &str, wake: &Wake) -> bool {
+    pub(super) async fn wake(&self, replica: &str, wake: &Wake) -> bool {
         let r = &self.shared.replica;
         if !r.shared || replica == r.id {
             // Not another replica's: a session here that has just ended, whose node's next
@@ -260,6 +264,7 @@ impl Hub {
             }
             Wake::Query { relay_id } => self.relay_asked(relay_id),
             Wake::Answered { relay_id } => self.relay_answered(&relay_id),
+            Wake::Triggers { .. } => self.triggers_dirty(),
         }
         Ok(())
     }
@@ -543,6 +548,9 @@ mod tests {
             },
             Wake::Answered {
                 relay_id: id.into(),
+            },
+            Wake::Triggers {
+                trigger_id: id.into(),
             },
         ] {
             assert_eq!(Wake::decode(&w.encode()), Some(w));

@@ -83,6 +83,8 @@ impl Hub {
             at: clock::now(),
         });
         tracing::info!(node = %name, conn, "agent connected");
+        // Its triggers (and, on replicas, the others' shares) are sent by the next refresh.
+        self.triggers_dirty();
         Ok((
             Session {
                 hub: self.clone(),
@@ -282,11 +284,46 @@ impl Session {
             AgentMsg::Answer { answer } => self.hub.answer(&self.name, answer),
             // To the rollup writer's bounded queue; never waits (crate::rollups::store).
             AgentMsg::Rollups { seconds } => self.hub.rollups().offer(&self.name, seconds),
-            // Trigger reports (issue 14): not recorded yet.
-            AgentMsg::Fired { .. } | AgentMsg::Ended { .. } | AgentMsg::Signed { .. } => {
-                tracing::debug!(node = %self.name, "trigger report ignored (not recorded yet)");
+            // Trigger reports (issue 14), recorded by the writer in order (firings.rs).
+            AgentMsg::Fired { firing } => {
+                // The capture it started is this connection's: its progress is kept (the
+                // writer forgets it again if the firing is refused).
+                if let Some(id) = &firing.capture_id
+                    && firing.refused.is_none()
+                    && edgecap_model::ids::is_id(id)
+                {
+                    self.mark_assigned(&id.to_ascii_lowercase());
+                }
+                self.trigger_report(super::firings::Report::Fired(firing));
+            }
+            AgentMsg::Ended { ending } => {
+                self.trigger_report(super::firings::Report::Ended(ending))
+            }
+            AgentMsg::Signed { signed } => {
+                self.trigger_report(super::firings::Report::Signed(signed))
             }
         }
+    }
+
+    /// Queues a trigger report with what the node said of itself on this connection.
+    fn trigger_report(&self, report: super::firings::Report) {
+        let node = {
+            let live = self.hub.live();
+            match live.nodes.get(&self.name) {
+                Some(c) if c.conn == self.conn => super::LiveNode {
+                    info: c.info.clone(),
+                    last_seen: c.last_seen,
+                    replica: None,
+                    health: None,
+                },
+                _ => return,
+            }
+        };
+        self.report(Write::Report {
+            node: Box::new(node),
+            conn: self.conn,
+            report,
+        });
     }
 
     fn done(&self, mut outcome: Outcome) {
@@ -353,6 +390,8 @@ impl Drop for Session {
             at: clock::now(),
         });
         tracing::info!(node = %self.name, conn = self.conn, "agent disconnected");
+        // The shares of the triggers it evaluated go to the nodes left.
+        self.hub.triggers_dirty();
         // On a shared database the replica holding the sweep claim times lost nodes out
         // (`replica.rs`), whichever replica they left.
         if !self.hub.is_closing() && !self.hub.shared.replica.shared {

@@ -286,7 +286,10 @@ fn validate(
 ) -> Result<NodeInfo, String> {
     edgecap_model::check_hello(&name, &labels, &points, &version)?;
     // Only features this server knows are kept (the message's size bounds the list).
-    let known = [edgecap_model::protocol::FEATURE_BOUNDARY];
+    let known = [
+        edgecap_model::protocol::FEATURE_BOUNDARY,
+        edgecap_model::firing::FEATURE_TRIGGERS,
+    ];
     let features = known
         .iter()
         .filter(|k| features.iter().any(|f| f == *k))

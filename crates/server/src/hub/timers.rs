@@ -125,6 +125,7 @@ pub(super) async fn start(hub: &Hub) -> Result<Background> {
         sweeper,
         super::revoke::start(hub),
         super::scopes::start(hub),
+        super::triggers::start(hub),
     ]);
     Ok(Background { tasks })
 }

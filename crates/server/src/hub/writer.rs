@@ -3,6 +3,8 @@
 //! transaction that ends by recomputing the capture's status. FIFO order is kept per
 //! capture, and every part update is guarded by the part's current status, so a late or
 //! repeated message (a `done` after the server gave up, a second `fail`) changes nothing.
+//! Agents' trigger reports (`firings.rs`) are applied in their place in the queue: the
+//! captures' changes queued before one are applied first.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -62,6 +64,12 @@ pub(super) enum Write {
         node: String,
         reason: String,
     },
+    /// A trigger report of a node (`firings.rs`), connected on `conn` when it sent it.
+    Report {
+        node: Box<super::LiveNode>,
+        conn: u64,
+        report: super::firings::Report,
+    },
     /// Answered once everything queued before it is applied.
     Barrier(oneshot::Sender<()>),
 }
@@ -95,6 +103,7 @@ pub(super) async fn run(
     mut rx: mpsc::Receiver<Write>,
     merges: mpsc::Sender<String>,
     replica: Arc<Replica>,
+    result_margin: std::time::Duration,
 ) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
@@ -104,7 +113,7 @@ pub(super) async fn run(
                 Err(_) => break,
             }
         }
-        apply(&db, &live, batch, &merges, &replica).await;
+        apply(&db, &live, batch, &merges, &replica, result_margin).await;
     }
 }
 
@@ -114,6 +123,7 @@ async fn apply(
     batch: Vec<Write>,
     merges: &mpsc::Sender<String>,
     replica: &Replica,
+    result_margin: std::time::Duration,
 ) {
     let mut node_writes = Vec::new();
     let mut by_capture: BTreeMap<String, Vec<PartWrite>> = BTreeMap::new();
@@ -167,6 +177,13 @@ async fn apply(
                     tracing::error!(node = %node, error = %e, "cannot fail a lost node's parts")
                 }
             },
+            // A trigger report is applied in its place: the captures' changes before it first
+            // (a `signed` after its capture's `done` finds the capture done), and a fired
+            // capture is recorded before its own progress and outcome, which come after it.
+            Write::Report { node, conn, report } => {
+                apply_captures(db, live, merges, std::mem::take(&mut by_capture)).await;
+                super::firings::apply(db, live, result_margin, &node, conn, report).await;
+            }
             Write::Barrier(tx) => barriers.push(tx),
         }
     }
@@ -175,6 +192,19 @@ async fn apply(
     {
         tracing::error!(error = %e, count = node_writes.len(), "cannot record node connections");
     }
+    apply_captures(db, live, merges, by_capture).await;
+    for b in barriers {
+        let _ = b.send(());
+    }
+}
+
+/// Applies the changes of each capture, one transaction per capture.
+async fn apply_captures(
+    db: &Db,
+    live: &Mutex<Live>,
+    merges: &mpsc::Sender<String>,
+    by_capture: BTreeMap<String, Vec<PartWrite>>,
+) {
     // BTreeMap order: captures are always locked in the same order, so two replicas' writers
     // cannot deadlock each other on PostgreSQL.
     for (capture_id, writes) in by_capture {
@@ -195,9 +225,6 @@ async fn apply(
             Err(e) => tracing::error!(capture = %capture_id, error = %e, changes = writes.len(),
                 "cannot record agent reports"),
         }
-    }
-    for b in barriers {
-        let _ = b.send(());
     }
 }
 

@@ -10,6 +10,7 @@ mod bad_input;
 mod buckets;
 mod dashboard;
 mod endpoints;
+mod firings;
 mod hub;
 mod identities;
 mod limits;

@@ -1,0 +1,561 @@
+//! `events`, `event_nodes`, `event_firings` (migration 0014, issue 14): anomalies seen by an
+//! account's triggers, their nodes, the captures they started or why none. Written by the
+//! hub's writer (`hub/firings.rs`, which owns the rules), read by `GET /events`.
+
+use serde_json::{Value, json};
+use sqlx::{AnyConnection, Row};
+
+use super::{Db, placeholders, to_i64, to_u64};
+use crate::error::{Error, Result};
+
+/// Takes the trigger's row lock (PostgreSQL) or the write lock (SQLite) for the rest of the
+/// transaction, so firings of one trigger are joined to events and counted against its
+/// budget one at a time, on every replica. False if there is no such trigger.
+pub async fn lock_trigger(conn: &mut AnyConnection, trigger_id: &str) -> Result<bool> {
+    let done = sqlx::query("UPDATE triggers SET created = created WHERE id = $1")
+        .bind(trigger_id)
+        .execute(conn)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// The event a firing of `trigger_id` for `key` whose run started at `started` joins: the
+/// newest one of the same trigger and key that some node still holds (within `open_reach`
+/// seconds of its last activity) or that was active at most `window` seconds before.
+pub async fn joinable(
+    conn: &mut AnyConnection,
+    trigger_id: &str,
+    key: &str,
+    started: u64,
+    window: u64,
+    open_reach: u64,
+) -> Result<Option<String>> {
+    let row = sqlx::query(
+        "SELECT e.id FROM events e
+         WHERE e.trigger_id = $1 AND e.event_key = $2
+           AND (e.last_at >= $3
+                OR (e.last_at >= $4 AND EXISTS (SELECT 1 FROM event_nodes n
+                                               WHERE n.event_id = e.id AND n.ended IS NULL)))
+         ORDER BY e.started DESC, e.id DESC LIMIT 1",
+    )
+    .bind(trigger_id)
+    .bind(key)
+    .bind(to_i64(started.saturating_sub(window)))
+    .bind(to_i64(started.saturating_sub(open_reach)))
+    .fetch_optional(conn)
+    .await?;
+    row.map(|r| r.try_get::<String, _>("id"))
+        .transpose()
+        .map_err(Into::into)
+}
+
+/// A new event.
+#[derive(Debug)]
+pub struct NewEvent<'a> {
+    pub id: &'a str,
+    pub account_id: &'a str,
+    pub trigger_id: &'a str,
+    pub trigger_name: Option<&'a str>,
+    pub key: &'a str,
+    pub started: u64,
+    pub at: u64,
+    pub peak: f64,
+    pub created: &'a str,
+}
+
+pub async fn insert(conn: &mut AnyConnection, e: &NewEvent<'_>) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO events (id, account_id, trigger_id, trigger_name, event_key, started,
+                             last_at, peak, created)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(e.id)
+    .bind(e.account_id)
+    .bind(e.trigger_id)
+    .bind(e.trigger_name.map(str::to_owned))
+    .bind(e.key)
+    .bind(to_i64(e.started))
+    .bind(to_i64(e.at))
+    .bind(e.peak)
+    .bind(e.created)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Widens an event by one node's run: its start, its last activity and its peak.
+pub async fn widen(
+    conn: &mut AnyConnection,
+    id: &str,
+    started: u64,
+    at: u64,
+    peak: f64,
+) -> Result<()> {
+    sqlx::query(
+        "UPDATE events SET
+             started = CASE WHEN started > $2 THEN $2 ELSE started END,
+             last_at = CASE WHEN last_at < $3 THEN $3 ELSE last_at END,
+             peak = CASE WHEN peak < $4 THEN $4 ELSE peak END
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(to_i64(started))
+    .bind(to_i64(at))
+    .bind(peak)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records (or widens) a node's run in an event; a node firing again holds again.
+pub async fn node_fired(
+    conn: &mut AnyConnection,
+    id: &str,
+    node: &str,
+    started: u64,
+    peak: f64,
+) -> Result<()> {
+    let done = sqlx::query(
+        "UPDATE event_nodes SET ended = NULL,
+             started = CASE WHEN started > $3 THEN $3 ELSE started END,
+             peak = CASE WHEN peak < $4 THEN $4 ELSE peak END
+         WHERE event_id = $1 AND node = $2",
+    )
+    .bind(id)
+    .bind(node)
+    .bind(to_i64(started))
+    .bind(peak)
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        sqlx::query(
+            "INSERT INTO event_nodes (event_id, node, started, ended, peak)
+             VALUES ($1, $2, $3, NULL, $4)",
+        )
+        .bind(id)
+        .bind(node)
+        .bind(to_i64(started))
+        .bind(peak)
+        .execute(conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// One firing of an event: its capture, or why none.
+pub async fn add_firing(
+    conn: &mut AnyConnection,
+    id: &str,
+    trigger_id: &str,
+    node: &str,
+    at: u64,
+    capture_id: Option<&str>,
+    refused: Option<&str>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO event_firings (event_id, trigger_id, node, at, capture_id, refused)
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(id)
+    .bind(trigger_id)
+    .bind(node)
+    .bind(to_i64(at))
+    .bind(capture_id.map(str::to_owned))
+    .bind(refused.map(str::to_owned))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Captures the trigger started since `since` (server clock, unix seconds).
+pub async fn captures_since(conn: &mut AnyConnection, trigger_id: &str, since: u64) -> Result<u64> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM event_firings
+         WHERE trigger_id = $1 AND at > $2 AND capture_id IS NOT NULL",
+    )
+    .bind(trigger_id)
+    .bind(to_i64(since))
+    .fetch_one(conn)
+    .await?;
+    Ok(to_u64(n))
+}
+
+/// Whether a capture id is taken (by any capture of any account).
+pub async fn capture_exists(conn: &mut AnyConnection, capture_id: &str) -> Result<bool> {
+    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM captures WHERE id = $1")
+        .bind(capture_id)
+        .fetch_one(conn)
+        .await?;
+    Ok(n > 0)
+}
+
+/// A node's run stopped holding: the newest event of the trigger and key that the node is
+/// part of records its end and peak. False if there is none.
+pub async fn node_ended(
+    conn: &mut AnyConnection,
+    trigger_id: &str,
+    key: &str,
+    node: &str,
+    ended: u64,
+    peak: f64,
+) -> Result<bool> {
+    let row = sqlx::query(
+        "SELECT e.id FROM events e JOIN event_nodes n ON n.event_id = e.id
+         WHERE e.trigger_id = $1 AND e.event_key = $2 AND n.node = $3
+         ORDER BY e.started DESC, e.id DESC LIMIT 1",
+    )
+    .bind(trigger_id)
+    .bind(key)
+    .bind(node)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else { return Ok(false) };
+    let id: String = row.try_get("id")?;
+    sqlx::query(
+        "UPDATE event_nodes SET ended = $3,
+             peak = CASE WHEN peak < $4 THEN $4 ELSE peak END
+         WHERE event_id = $1 AND node = $2",
+    )
+    .bind(&id)
+    .bind(node)
+    .bind(to_i64(ended))
+    .bind(peak)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
+        "UPDATE events SET
+             last_at = CASE WHEN last_at < $2 THEN $2 ELSE last_at END,
+             peak = CASE WHEN peak < $3 THEN $3 ELSE peak END
+         WHERE id = $1",
+    )
+    .bind(&id)
+    .bind(to_i64(ended))
+    .bind(peak)
+    .execute(conn)
+    .await?;
+    Ok(true)
+}
+
+/// Stores the signature of the event whose firing on `node` started `capture_id`; false if
+/// there is none.
+pub async fn set_signature(
+    conn: &mut AnyConnection,
+    trigger_id: &str,
+    node: &str,
+    capture_id: &str,
+    signature: &str,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "UPDATE events SET signature = $4 WHERE id IN (
+             SELECT event_id FROM event_firings
+             WHERE trigger_id = $1 AND node = $2 AND capture_id = $3)",
+    )
+    .bind(trigger_id)
+    .bind(node)
+    .bind(capture_id)
+    .bind(signature)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Deletes the account's events that started before `before` and those beyond its `keep`
+/// newest, with their nodes and firings (the captures stay: they are the account's).
+pub async fn prune(
+    conn: &mut AnyConnection,
+    account_id: &str,
+    before: u64,
+    keep: u64,
+) -> Result<()> {
+    let doomed = "SELECT id FROM events WHERE account_id = $1 AND (started < $2 OR id NOT IN (
+                      SELECT id FROM events WHERE account_id = $1
+                      ORDER BY started DESC, id DESC LIMIT $3))";
+    for table in ["event_nodes", "event_firings"] {
+        let sql = format!("DELETE FROM {table} WHERE event_id IN ({doomed})");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(account_id)
+            .bind(to_i64(before))
+            .bind(to_i64(keep))
+            .execute(&mut *conn)
+            .await?;
+    }
+    let sql = format!("DELETE FROM events WHERE id IN ({doomed})");
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(account_id)
+        .bind(to_i64(before))
+        .bind(to_i64(keep))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// What `GET /events` filters by.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Events that started at or after (unix seconds).
+    pub since: Option<u64>,
+    /// Events that started before.
+    pub until: Option<u64>,
+    pub trigger_id: Option<String>,
+}
+
+fn rfc(t: i64) -> String {
+    edgecap_model::ids::rfc3339(t as f64)
+}
+
+/// A page of the account's events, newest first, and how many match in all.
+pub async fn list(
+    db: &Db,
+    account_id: &str,
+    f: &Filter,
+    offset: u64,
+    limit: u64,
+) -> Result<(Vec<Value>, u64)> {
+    let mut cond = String::from("account_id = $1");
+    let mut n = 1;
+    let mut binds: Vec<Bind> = vec![Bind::Text(account_id.to_owned())];
+    if let Some(s) = f.since {
+        n += 1;
+        cond.push_str(&format!(" AND started >= ${n}"));
+        binds.push(Bind::Int(to_i64(s)));
+    }
+    if let Some(u) = f.until {
+        n += 1;
+        cond.push_str(&format!(" AND started < ${n}"));
+        binds.push(Bind::Int(to_i64(u)));
+    }
+    if let Some(t) = &f.trigger_id {
+        n += 1;
+        cond.push_str(&format!(" AND trigger_id = ${n}"));
+        binds.push(Bind::Text(t.clone()));
+    }
+    let count_sql = format!("SELECT COUNT(*) FROM events WHERE {cond}");
+    let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count_sql));
+    for b in &binds {
+        q = match b {
+            Bind::Text(s) => q.bind(s.clone()),
+            Bind::Int(i) => q.bind(*i),
+        };
+    }
+    let total = q.fetch_one(&db.pool).await?;
+    let sql = format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE {cond}
+         ORDER BY started DESC, id DESC LIMIT ${} OFFSET ${}",
+        n + 1,
+        n + 2
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for b in &binds {
+        q = match b {
+            Bind::Text(s) => q.bind(s.clone()),
+            Bind::Int(i) => q.bind(*i),
+        };
+    }
+    let rows = q
+        .bind(to_i64(limit))
+        .bind(to_i64(offset))
+        .fetch_all(&db.pool)
+        .await?;
+    let events = views(db, &rows).await?;
+    Ok((events, to_u64(total)))
+}
+
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+const EVENT_COLUMNS: &str = "id, trigger_id, trigger_name, event_key, started, last_at, peak, \
+                             signature, created";
+
+/// One of the account's events (None: none, or another account's).
+pub async fn get(db: &Db, account_id: &str, id: &str) -> Result<Option<Value>> {
+    let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = $1 AND account_id = $2");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .bind(account_id)
+        .fetch_all(&db.pool)
+        .await?;
+    Ok(views(db, &rows).await?.pop())
+}
+
+/// The events of `rows` as the API shows them, with their nodes, captures (status and file
+/// from the capture's part) and refusals.
+async fn views(db: &Db, rows: &[sqlx::any::AnyRow]) -> Result<Vec<Value>> {
+    if rows.is_empty() {
+        return Ok(vec![]);
+    }
+    let ids: Vec<String> = rows
+        .iter()
+        .map(|r| r.try_get("id"))
+        .collect::<Result<_, _>>()?;
+    let mut nodes: std::collections::HashMap<String, Vec<(Value, Option<i64>)>> =
+        Default::default();
+    let sql = format!(
+        "SELECT event_id, node, started, ended, peak FROM event_nodes
+         WHERE event_id IN ({}) ORDER BY event_id, node",
+        placeholders(1, ids.len())
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for id in &ids {
+        q = q.bind(id.clone());
+    }
+    for r in q.fetch_all(&db.pool).await? {
+        let ended: Option<i64> = r.try_get("ended")?;
+        let v = json!({
+            "node": r.try_get::<String, _>("node")?,
+            "started": rfc(r.try_get("started")?),
+            "ended": ended.map(rfc),
+            "peak": r.try_get::<f64, _>("peak")?,
+        });
+        nodes
+            .entry(r.try_get("event_id")?)
+            .or_default()
+            .push((v, ended));
+    }
+    let mut captures: std::collections::HashMap<String, Vec<Value>> = Default::default();
+    let mut refused: std::collections::HashMap<String, Vec<Value>> = Default::default();
+    let sql = format!(
+        "SELECT f.event_id, f.node, f.at, f.capture_id, f.refused, p.status, p.packets, p.bytes,
+                p.file, p.error_message
+         FROM event_firings f
+         LEFT JOIN capture_nodes p ON p.capture_id = f.capture_id AND p.node = f.node
+         WHERE f.event_id IN ({}) ORDER BY f.event_id, f.at, f.node",
+        placeholders(1, ids.len())
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for id in &ids {
+        q = q.bind(id.clone());
+    }
+    for r in q.fetch_all(&db.pool).await? {
+        let event: String = r.try_get("event_id")?;
+        let at = rfc(r.try_get("at")?);
+        let node: String = r.try_get("node")?;
+        match r.try_get::<Option<String>, _>("capture_id")? {
+            Some(capture) => captures.entry(event).or_default().push(json!({
+                "id": capture,
+                "node": node,
+                "at": at,
+                "status": r.try_get::<Option<String>, _>("status")?,
+                "packets": r.try_get::<Option<i64>, _>("packets")?.map(to_u64),
+                "bytes": r.try_get::<Option<i64>, _>("bytes")?.map(to_u64),
+                "file": r.try_get::<Option<String>, _>("file")?,
+                "error_message": r.try_get::<Option<String>, _>("error_message")?,
+            })),
+            None => refused.entry(event).or_default().push(json!({
+                "node": node,
+                "at": at,
+                "reason": r.try_get::<Option<String>, _>("refused")?,
+            })),
+        }
+    }
+    rows.iter()
+        .map(|r| {
+            let id: String = r.try_get("id")?;
+            let key: String = r.try_get("event_key")?;
+            let its_nodes = nodes.remove(&id).unwrap_or_default();
+            // The event ends when every node's run has ended: at the last of them.
+            let ended = if its_nodes.is_empty() || its_nodes.iter().any(|(_, e)| e.is_none()) {
+                None
+            } else {
+                its_nodes.iter().filter_map(|(_, e)| *e).max().map(rfc)
+            };
+            let signature = match r.try_get::<Option<String>, _>("signature")? {
+                Some(s) => Some(
+                    serde_json::from_str::<Value>(&s).map_err(|e| Error::Corrupt {
+                        what: format!("event {id} signature"),
+                        reason: e.to_string(),
+                    })?,
+                ),
+                None => None,
+            };
+            let refusals = refused.remove(&id).unwrap_or_default();
+            Ok(json!({
+                "id": id,
+                "trigger_id": r.try_get::<String, _>("trigger_id")?,
+                "trigger_name": r.try_get::<Option<String>, _>("trigger_name")?,
+                "key": if key.is_empty() { Value::Null } else { Value::String(key) },
+                "started": rfc(r.try_get("started")?),
+                "ended": ended,
+                "peak": r.try_get::<f64, _>("peak")?,
+                "nodes": its_nodes.into_iter().map(|(v, _)| v).collect::<Vec<_>>(),
+                "captures": captures.remove(&id).unwrap_or_default(),
+                "refused": !refusals.is_empty(),
+                "refusals": refusals,
+                "signature": signature,
+                "created": r.try_get::<String, _>("created")?,
+            }))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Retention: events older than the cut-off and beyond the newest `keep` go, with their
+    /// nodes and firings; another account's stay.
+    #[tokio::test]
+    async fn prune_keeps_the_newest_within_the_retention() {
+        let dir = std::env::temp_dir().join(format!(
+            "edgecap-events-{}-{}",
+            std::process::id(),
+            crate::secret::new_id()
+        ));
+        let db = Db::connect(&format!("sqlite://{}/e.db", dir.display()))
+            .await
+            .unwrap();
+        let limits = edgecap_model::AccountLimits::default();
+        let a = crate::db::accounts::create(&db, "a", &limits)
+            .await
+            .unwrap();
+        let b = crate::db::accounts::create(&db, "b", &limits)
+            .await
+            .unwrap();
+        let mut tx = db.pool.begin().await.unwrap();
+        for (account, n) in [(&a.id, 6u64), (&b.id, 2)] {
+            for i in 0..n {
+                let id = crate::secret::new_id();
+                let e = NewEvent {
+                    id: &id,
+                    account_id: account,
+                    trigger_id: "t",
+                    trigger_name: None,
+                    key: "",
+                    started: 1000 + i,
+                    at: 1000 + i,
+                    peak: 1.0,
+                    created: "x",
+                };
+                insert(&mut tx, &e).await.unwrap();
+                node_fired(&mut tx, &id, "edge0", 1000 + i, 1.0)
+                    .await
+                    .unwrap();
+                add_firing(&mut tx, &id, "t", "edge0", 1000 + i, None, Some("r"))
+                    .await
+                    .unwrap();
+            }
+        }
+        // Started before 1001: gone; of the rest, the 3 newest stay.
+        prune(&mut tx, &a.id, 1001, 3).await.unwrap();
+        tx.commit().await.unwrap();
+        let kept: Vec<i64> =
+            sqlx::query_scalar("SELECT started FROM events WHERE account_id = $1 ORDER BY started")
+                .bind(&a.id)
+                .fetch_all(&db.pool)
+                .await
+                .unwrap();
+        assert_eq!(kept, [1003, 1004, 1005]);
+        let (_, total) = list(&db, &b.id, &Filter::default(), 0, 10).await.unwrap();
+        assert_eq!(total, 2);
+        for table in ["event_nodes", "event_firings"] {
+            assert_eq!(
+                super::super::count_rows(&db, table).await.unwrap(),
+                5,
+                "{table}"
+            );
+        }
+        db.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,289 @@
+//! Triggers to agents (issue 14): each connected node announcing
+//! [`FEATURE_TRIGGERS`](edgecap_model::firing::FEATURE_TRIGGERS) is sent
+//! `ServerMsg::Triggers`, the triggers whose scope selects it, when it connects and whenever
+//! that list changes.
+//!
+//! - Selection ([`evaluates`], the one rule, also what a firing is checked against): the
+//!   node announces the feature; the scope's `colo_name` and `nodes` take it (as a capture's
+//!   selection does, without the errors: a trigger waits for its nodes); it offers every point
+//!   of the scope and of the capture; and the trigger's account may capture there (an
+//!   unrestricted account anywhere; a restricted one with prefixes only on nodes of its node
+//!   set that enforce the tenant boundary, and its prefixes go with the trigger).
+//! - Budget ([`node_budget`]): `bytes_per_day` is split among the nodes that evaluate the
+//!   trigger, across the whole fleet (every replica's nodes), so their shares never add up to
+//!   more than the trigger's; `captures_per_hour` is counted by the server per trigger.
+//! - When: a refresh runs at every change this process sees (a hello, a trigger created or
+//!   deleted here or, through a `NOTIFY "triggers <id>"`, on another replica) and every
+//!   [`POLL`] (nodes joining or leaving elsewhere change the shares); a node is sent its list
+//!   only when it differs from what it was sent on this connection, and always once on a new
+//!   connection (an agent keeps its triggers while the server is away, so an empty list
+//!   tells it they are gone).
+//! - At most [`MAX_AGENT_TRIGGERS`] per node, oldest triggers first; the rest are left out
+//!   and logged.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::time::Duration;
+
+use edgecap_model::ServerMsg;
+use edgecap_model::firing::{AgentTrigger, FEATURE_TRIGGERS, MAX_AGENT_TRIGGERS};
+use edgecap_model::split_limit;
+use edgecap_model::trigger::{Budget, Trigger};
+use tokio::task::JoinHandle;
+
+use super::{Hub, LiveNode};
+use crate::api::select::{matches_colo, matches_entry};
+use crate::db::accounts::Scoped;
+use crate::db::triggers::{self, Stored};
+
+/// How often the lists are computed again without a change seen here.
+pub const POLL: Duration = Duration::from_secs(2);
+
+/// One node's share of a trigger's budget when `n` nodes evaluate it and the node is the
+/// `index`-th of them (by name): `bytes_per_day / n`, the first `bytes_per_day % n` nodes one
+/// byte more, so the shares add up to exactly the trigger's budget (a share may be 0 when
+/// there are more nodes than bytes). `captures_per_hour` is the trigger's: the server counts
+/// captures per trigger across the fleet and stops any beyond it.
+pub fn node_budget(budget: Budget, n: usize, index: usize) -> Budget {
+    Budget {
+        captures_per_hour: budget.captures_per_hour,
+        bytes_per_day: split_limit(budget.bytes_per_day, n, index),
+    }
+}
+
+/// Whether the scope's selection takes `node` and the node offers every point the trigger
+/// watches or captures at.
+fn selects(t: &Trigger, node: &LiveNode) -> bool {
+    if let Some(colo) = &t.scope.colo_name
+        && !matches_colo(node, colo)
+    {
+        return false;
+    }
+    if let Some(entries) = &t.scope.nodes
+        && !entries.iter().any(|e| matches_entry(node, e))
+    {
+        return false;
+    }
+    t.scope
+        .points
+        .iter()
+        .chain(&t.capture.points)
+        .all(|p| node.info.points.contains(p))
+}
+
+/// What a trigger's account may do on a node: `None`, nothing; `Some(None)`, anything
+/// (unrestricted); `Some(Some(prefixes))`, inside its prefixes. `restricted` is the account's
+/// entry among the restricted accounts, if it is one.
+fn account_reach(restricted: Option<&Scoped>, node: &LiveNode) -> Option<Option<Vec<String>>> {
+    let Some(a) = restricted else {
+        return Some(None);
+    };
+    let in_set = a.nodes.is_empty() || a.nodes.iter().any(|e| matches_entry(node, e));
+    (!a.prefixes.is_empty() && in_set && node.info.enforces_boundary())
+        .then(|| Some(a.prefixes.clone()))
+}
+
+/// Whether `node` evaluates trigger `t` of an account (`restricted`: its entry among the
+/// restricted accounts), and with which prefixes (None inside: unrestricted).
+pub fn evaluates(
+    t: &Trigger,
+    restricted: Option<&Scoped>,
+    node: &LiveNode,
+) -> Option<Option<Vec<String>>> {
+    if !node.info.features.iter().any(|f| f == FEATURE_TRIGGERS) || !selects(t, node) {
+        return None;
+    }
+    account_reach(restricted, node)
+}
+
+/// One trigger as one node evaluates it, before the credentials are opened.
+#[derive(Debug, Clone)]
+pub struct Planned<'a> {
+    pub stored: &'a Stored,
+    pub budget: Budget,
+    pub prefixes: Option<Vec<String>>,
+}
+
+/// For every node of `fleet` that evaluates some trigger: its triggers (in the order of
+/// `all`, oldest first) with its budget share among the fleet's nodes evaluating each.
+pub fn plan<'a>(
+    all: &'a [Stored],
+    restricted: &[Scoped],
+    fleet: &[LiveNode],
+) -> BTreeMap<String, Vec<Planned<'a>>> {
+    let by_account: HashMap<&str, &Scoped> =
+        restricted.iter().map(|a| (a.id.as_str(), a)).collect();
+    let mut fleet: Vec<&LiveNode> = fleet.iter().collect();
+    fleet.sort_by(|a, b| a.info.name.cmp(&b.info.name));
+    fleet.dedup_by(|a, b| a.info.name == b.info.name);
+    let mut out: BTreeMap<String, Vec<Planned<'a>>> = BTreeMap::new();
+    for stored in all {
+        let scoped = by_account.get(stored.account_id.as_str()).copied();
+        let chosen: Vec<(&LiveNode, Option<Vec<String>>)> = fleet
+            .iter()
+            .filter_map(|n| evaluates(&stored.trigger, scoped, n).map(|p| (*n, p)))
+            .collect();
+        let n = chosen.len();
+        for (i, (node, prefixes)) in chosen.into_iter().enumerate() {
+            out.entry(node.info.name.clone())
+                .or_default()
+                .push(Planned {
+                    stored,
+                    budget: node_budget(stored.trigger.budget, n, i),
+                    prefixes,
+                });
+        }
+    }
+    out
+}
+
+fn digest(list: &[AgentTrigger]) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_string(list).unwrap_or_default().hash(&mut h);
+    h.finish()
+}
+
+impl Hub {
+    /// Something that changes the nodes' trigger lists happened in this process: the next
+    /// refresh runs now rather than at the next [`POLL`].
+    pub(crate) fn triggers_dirty(&self) {
+        self.shared.triggers_wake.notify_one();
+    }
+
+    /// A trigger was created or deleted: refresh here and on every other live replica
+    /// (`NOTIFY "triggers <id>"`).
+    pub async fn triggers_changed(&self, trigger_id: &str) {
+        self.triggers_dirty();
+        if !self.shared.replica.shared {
+            return;
+        }
+        let now = crate::clock::now();
+        match crate::db::replicas::live(self.db(), &now).await {
+            Ok(ids) => {
+                let wake = super::replica::Wake::Triggers {
+                    trigger_id: trigger_id.to_owned(),
+                };
+                for r in ids {
+                    self.wake(&r, &wake).await;
+                }
+            }
+            Err(e) => tracing::error!(error = %e,
+                "cannot list the replicas to tell them of a trigger change (they see it within {POLL:?})"),
+        }
+    }
+
+    /// The lists of this process's connected nodes that evaluate triggers, as they should
+    /// be now (credentials opened). Nodes with none are absent.
+    async fn trigger_lists(&self) -> crate::error::Result<HashMap<String, Vec<AgentTrigger>>> {
+        let all = triggers::list_all(self.db()).await?;
+        let restricted = crate::db::accounts::restricted_scopes(self.db()).await?;
+        let fleet = self.fleet_nodes().await?;
+        let here: HashSet<String> = self.live_nodes().into_iter().map(|n| n.info.name).collect();
+        let mut out = HashMap::new();
+        // Each trigger's credentials are opened once per refresh, whatever its nodes.
+        let mut opened: HashMap<&str, Option<Option<edgecap_model::SecretJson>>> = HashMap::new();
+        for (node, planned) in plan(&all, &restricted, &fleet) {
+            if !here.contains(&node) {
+                continue;
+            }
+            if planned.len() > MAX_AGENT_TRIGGERS {
+                tracing::warn!(%node, triggers = planned.len(),
+                    "more triggers select this node than an agent evaluates ({MAX_AGENT_TRIGGERS}); \
+                     the newest are left out");
+            }
+            let mut list = Vec::new();
+            for p in planned.into_iter().take(MAX_AGENT_TRIGGERS) {
+                let credentials = opened.entry(p.stored.id.as_str()).or_insert_with(|| {
+                    let ctx = crate::credentials::trigger_context(&p.stored.id);
+                    self.vault()
+                        .for_agent(p.stored.credentials.as_deref(), &ctx)
+                        .map_err(|e| {
+                            tracing::error!(trigger = %p.stored.id, error = %e,
+                            "cannot open the trigger's credentials; not sent to the agents")
+                        })
+                        .ok()
+                });
+                if let Some(credentials) = credentials {
+                    list.push(AgentTrigger {
+                        id: p.stored.id.clone(),
+                        account_id: p.stored.account_id.clone(),
+                        trigger: p.stored.trigger.clone(),
+                        budget: p.budget,
+                        credentials: credentials.clone(),
+                        prefixes: p.prefixes,
+                    });
+                }
+            }
+            out.insert(node, list);
+        }
+        Ok(out)
+    }
+}
+
+pub(super) fn start(hub: &Hub) -> JoinHandle<()> {
+    let hub = hub.clone();
+    tokio::spawn(async move {
+        // Node -> (connection, digest of the list it was sent).
+        let mut sent: HashMap<String, (u64, u64)> = HashMap::new();
+        let mut tick = tokio::time::interval(POLL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let wake = hub.shared.triggers_wake.clone();
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = wake.notified() => {}
+            }
+            let lists = match hub.trigger_lists().await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::error!(error = %e, "reading the triggers failed");
+                    continue;
+                }
+            };
+            let live = hub.live_connections();
+            let names: HashSet<&str> = live.iter().map(|(n, _)| n.info.name.as_str()).collect();
+            sent.retain(|name, _| names.contains(name.as_str()));
+            for (node, conn) in &live {
+                if !node.info.features.iter().any(|f| f == FEATURE_TRIGGERS) {
+                    continue;
+                }
+                let list = lists.get(&node.info.name).cloned().unwrap_or_default();
+                let d = digest(&list);
+                if matches!(sent.get(&node.info.name), Some((c, had)) if c == conn && *had == d) {
+                    continue;
+                }
+                let count = list.len();
+                if hub.send(&node.info.name, ServerMsg::Triggers { triggers: list }) {
+                    tracing::debug!(node = %node.info.name, triggers = count, "triggers sent");
+                    sent.insert(node.info.name.clone(), (*conn, d));
+                }
+            }
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_shares_add_up_to_the_budget_and_never_more() {
+        for total in [1u64, 2, 7, 1000, 10_000_000_000, u64::MAX] {
+            for n in 1..=13usize {
+                let b = Budget {
+                    captures_per_hour: 4,
+                    bytes_per_day: total,
+                };
+                let shares: Vec<Budget> = (0..n).map(|i| node_budget(b, n, i)).collect();
+                let sum: u128 = shares.iter().map(|s| u128::from(s.bytes_per_day)).sum();
+                assert_eq!(sum, u128::from(total), "total {total} over {n} nodes");
+                let (lo, hi) = (
+                    shares.iter().map(|s| s.bytes_per_day).min().unwrap(),
+                    shares.iter().map(|s| s.bytes_per_day).max().unwrap(),
+                );
+                assert!(hi - lo <= 1, "even shares: {shares:?}");
+                assert!(shares.iter().all(|s| s.captures_per_hour == 4));
+            }
+        }
+    }
+}

@@ -1,0 +1,1004 @@
+//! Triggers at work on the server (issue 14): agents announcing `triggers` are sent the
+//! triggers whose scope selects them, with their share of the budget, and again after every
+//! change (on any replica); what they report when a trigger fires, ends or yields a signature
+//! becomes captures and events, within the budget, per account.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use edgecap_model::firing::{AgentTrigger, Ending, FEATURE_TRIGGERS, FiredCapture, Signed};
+use edgecap_model::protocol::FEATURE_BOUNDARY;
+use edgecap_model::{AgentMsg, Outcome, ServerMsg};
+use edgecap_server::AppState;
+use edgecap_server::sim::{SimAgent, firing, hello_with_triggers};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::both_databases;
+use crate::common::{
+    Backend, FakeNode, Harness, assert_error, assert_field_error, node_info, node_on,
+    restricted_account, test_config,
+};
+
+both_databases!(
+    nodes_in_scope_get_their_triggers_and_every_change,
+    a_firing_becomes_a_capture_and_an_event,
+    nodes_firing_for_one_key_are_one_event,
+    firings_beyond_the_hourly_budget_are_stopped_and_the_event_says_so,
+    hostile_reports_change_nothing,
+    bad_event_queries_name_the_field,
+    a_restricted_accounts_trigger_goes_only_to_its_nodes_with_its_prefixes,
+    a_node_is_sent_at_most_max_agent_triggers_the_oldest,
+);
+
+/// A trigger body watching site `fra` with `bytes_per_day`.
+pub fn trigger_body(h: &Harness, bytes_per_day: u64, captures_per_hour: u64) -> Value {
+    json!({
+        "name": "udp flood",
+        "scope": {"filter_v1": {"protocol": 17}, "colo_name": "fra"},
+        "condition": {"metric": "packets_per_second", "per": "destination", "above": 50000},
+        "capture": {"time_limit": 30, "packet_limit": 5000, "byte_limit": 1000,
+                    "destination_conf": h.file_dest()},
+        "budget": {"captures_per_hour": captures_per_hour, "bytes_per_day": bytes_per_day},
+    })
+}
+
+/// Creates a trigger through `state`'s API; its id.
+pub async fn add_trigger(h: &Harness, state: &AppState, body: &Value) -> String {
+    let (s, v) = crate::common::call(
+        state,
+        Some(&h.token),
+        "POST",
+        &h.acc("pcaps/triggers"),
+        Some(&body.to_string()),
+    )
+    .await;
+    assert!(s.is_success(), "{v}");
+    v["result"]["id"].as_str().unwrap().to_owned()
+}
+
+/// A node of site `site` whose agent evaluates triggers.
+pub fn trigger_node(state: &AppState, name: &str, site: &str) -> FakeNode {
+    let mut info = node_info(name, &[("site", site)], &["pre-firewall", "egress"]);
+    info.features = vec![FEATURE_BOUNDARY.into(), FEATURE_TRIGGERS.into()];
+    node_on(state, info)
+}
+
+/// The next trigger list sent to `n` that satisfies `f` (earlier lists are passed over),
+/// within 5 s.
+pub async fn triggers_until(
+    n: &mut FakeNode,
+    f: impl Fn(&[AgentTrigger]) -> bool,
+) -> Vec<AgentTrigger> {
+    let until = tokio::time::Instant::now() + Duration::from_secs(5);
+    let mut last = None;
+    loop {
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, n.rx.recv()).await {
+            Ok(Some(ServerMsg::Triggers { triggers })) => {
+                if f(&triggers) {
+                    return triggers;
+                }
+                last = Some(triggers);
+            }
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("{} closed", n.session.name()),
+            Err(_) => panic!(
+                "{}: no such trigger list within 5 s; the last was {last:?}",
+                n.session.name()
+            ),
+        }
+    }
+}
+
+/// No trigger list reaches `n` for `d`.
+pub async fn no_triggers_for(n: &mut FakeNode, d: Duration) {
+    let until = tokio::time::Instant::now() + d;
+    loop {
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, n.rx.recv()).await {
+            Ok(Some(ServerMsg::Triggers { triggers })) => {
+                panic!("{} was sent triggers: {triggers:?}", n.session.name())
+            }
+            Ok(Some(_)) => continue,
+            Ok(None) | Err(_) => return,
+        }
+    }
+}
+
+async fn nodes_in_scope_get_their_triggers_and_every_change(b: Backend) {
+    let Some(h) = Harness::new(b).await else {
+        return;
+    };
+    let _timers = h.state.hub.start().await.unwrap();
+    let mut e0 = trigger_node(&h.state, "edge0", "fra");
+    let mut e1 = trigger_node(&h.state, "edge1", "fra");
+    let mut far = trigger_node(&h.state, "edge9", "ams");
+    // An agent from before triggers is never sent any.
+    let mut old = h.node("edge2", &[("site", "fra")], &["pre-firewall", "egress"]);
+    // A new connection is told its list, even empty (an agent keeps its triggers while the
+    // server is away).
+    for n in [&mut e0, &mut e1, &mut far] {
+        triggers_until(n, <[_]>::is_empty).await;
+    }
+    let id = add_trigger(&h, &h.state, &trigger_body(&h, 1001, 4)).await;
+    let mut shares = Vec::new();
+    for n in [&mut e0, &mut e1] {
+        let list = triggers_until(n, |l| l.len() == 1).await;
+        let t = &list[0];
+        assert_eq!(t.id, id);
+        assert_eq!(t.account_id, h.account.id);
+        assert_eq!(t.trigger.scope.colo_name.as_deref(), Some("fra"));
+        assert_eq!(t.trigger.capture.destination_conf, h.file_dest());
+        assert_eq!(t.budget.captures_per_hour, 4);
+        assert!(t.credentials.is_none() && t.prefixes.is_none(), "{t:?}");
+        shares.push(t.budget.bytes_per_day);
+    }
+    // The two nodes in scope share the day's bytes: together exactly the budget.
+    shares.sort_unstable();
+    assert_eq!(shares, [500, 501]);
+    no_triggers_for(&mut far, Duration::from_millis(500)).await;
+    no_triggers_for(&mut old, Duration::from_millis(100)).await;
+    // A node leaving hands its share to the one left.
+    drop(e1);
+    let list = triggers_until(&mut e0, |l| {
+        l.len() == 1 && l[0].budget.bytes_per_day == 1001
+    })
+    .await;
+    assert_eq!(list[0].id, id);
+    // Deleted: the node is told it has none.
+    let (s, v) = h
+        .call("DELETE", &h.acc(&format!("pcaps/triggers/{id}")), None)
+        .await;
+    assert!(s.is_success(), "{v}");
+    triggers_until(&mut e0, <[_]>::is_empty).await;
+    no_triggers_for(&mut far, Duration::from_millis(300)).await;
+}
+
+/// Replicas (PostgreSQL): a trigger created through one replica reaches the nodes of the
+/// other, its budget split across both replicas' nodes; a delete through the other reaches
+/// both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn triggers_reach_the_nodes_of_every_replica() {
+    let Some(h) = Harness::new(Backend::Postgres).await else {
+        return;
+    };
+    let _t1 = h.state.hub.start().await.unwrap();
+    let s2 = AppState::open(&h.db_url, crate::common::test_config())
+        .await
+        .unwrap();
+    let _t2 = s2.hub.start().await.unwrap();
+    let mut a = trigger_node(&h.state, "edge0", "fra");
+    let mut b = trigger_node(&s2, "edge1", "fra");
+    for n in [&mut a, &mut b] {
+        triggers_until(n, <[_]>::is_empty).await;
+    }
+    h.state.hub.barrier().await;
+    s2.hub.barrier().await;
+    let id = add_trigger(&h, &h.state, &trigger_body(&h, 1001, 4)).await;
+    // Each sees the other replica's node: a share of at most half.
+    let la = triggers_until(&mut a, |l| l.len() == 1 && l[0].budget.bytes_per_day <= 501).await;
+    let lb = triggers_until(&mut b, |l| l.len() == 1 && l[0].budget.bytes_per_day <= 501).await;
+    assert_eq!(
+        (la[0].id.as_str(), lb[0].id.as_str()),
+        (id.as_str(), id.as_str())
+    );
+    assert_eq!(
+        la[0].budget.bytes_per_day + lb[0].budget.bytes_per_day,
+        1001
+    );
+    let (s, v) = crate::common::call(
+        &s2,
+        Some(&h.token),
+        "DELETE",
+        &h.acc(&format!("pcaps/triggers/{id}")),
+        None,
+    )
+    .await;
+    assert!(s.is_success(), "{v}");
+    triggers_until(&mut a, <[_]>::is_empty).await;
+    triggers_until(&mut b, <[_]>::is_empty).await;
+}
+
+/// A server listening on 127.0.0.1 until stopped.
+struct Server {
+    base: String,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<edgecap_server::Result<()>>,
+}
+
+impl Server {
+    async fn start(state: AppState) -> Server {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(edgecap_server::run(listener, state, async move {
+            let _ = rx.await;
+        }));
+        Server {
+            base,
+            stop: Some(tx),
+            task,
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+    }
+}
+
+async fn setup(b: Backend) -> Option<(Harness, Server)> {
+    let config = edgecap_server::Config {
+        heartbeat_timeout: Duration::from_secs(60),
+        ..test_config()
+    };
+    let h = Harness::with_config(b, config).await?;
+    let server = Server::start(h.state.clone()).await;
+    Some((h, server))
+}
+
+/// A simulated agent of site `fra` evaluating triggers, once it has its list of `n`.
+async fn sim(h: &Harness, s: &Server, name: &str, n: usize) -> SimAgent {
+    let hello = hello_with_triggers(name, &[("site", "fra")], &["pre-firewall", "egress"]);
+    let (mut a, first) = SimAgent::connect(&s.base, &h.agent_token, &hello)
+        .await
+        .unwrap();
+    assert!(matches!(first, ServerMsg::Welcome { .. }), "{first:?}");
+    sim_triggers(&mut a, |l| l.len() == n).await;
+    a
+}
+
+/// The next trigger list a simulated agent is sent that satisfies `f`, within 5 s.
+async fn sim_triggers(a: &mut SimAgent, f: impl Fn(&[AgentTrigger]) -> bool) -> Vec<AgentTrigger> {
+    let until = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        match a.recv_within(left).await.unwrap() {
+            Some(ServerMsg::Triggers { triggers }) if f(&triggers) => return triggers,
+            Some(_) => continue,
+            None => panic!("no such trigger list within 5 s"),
+        }
+    }
+}
+
+/// The next `stop` a simulated agent is sent, within 3 s.
+async fn sim_stop(a: &mut SimAgent) -> Option<String> {
+    let until = tokio::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        match a.recv_within(left).await.unwrap() {
+            Some(ServerMsg::Stop { capture_id }) => return Some(capture_id),
+            Some(_) => continue,
+            None => return None,
+        }
+    }
+}
+
+/// Waits (3 s at most) until capture `id` of our account is recorded.
+async fn recorded(h: &Harness, id: &str) {
+    for _ in 0..60 {
+        h.state.hub.barrier().await;
+        let (s, _) = h.call("GET", &h.acc(&format!("pcaps/{id}")), None).await;
+        if s == StatusCode::OK {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("capture {id} was never recorded");
+}
+
+fn now() -> u64 {
+    edgecap_server::clock::unix_now() as u64
+}
+
+fn victim() -> Option<IpAddr> {
+    Some("198.18.0.9".parse().unwrap())
+}
+
+/// The capture an agent starts for [`trigger_body`]'s trigger.
+fn fired_capture() -> FiredCapture {
+    FiredCapture {
+        filter: "(udp) and dst host 198.18.0.9".into(),
+        points: vec!["pre-firewall".into()],
+        time_limit: 30.0,
+        packet_limit: Some(5000),
+        byte_limit: 1000,
+        format: "pcapng".into(),
+        pre_trigger_packets: 12,
+    }
+}
+
+fn new_id() -> String {
+    edgecap_server::secret::new_id()
+}
+
+/// The account's events (after the writer caught up), as `GET /events` answers.
+async fn events(h: &Harness, token: &str, account: &str, query: &str) -> (StatusCode, Value) {
+    h.state.hub.barrier().await;
+    h.call_as(
+        Some(token),
+        "GET",
+        &format!("/client/v4/accounts/{account}/events{query}"),
+        None,
+    )
+    .await
+}
+
+async fn our_events(h: &Harness) -> Vec<Value> {
+    let (s, v) = events(h, &h.token, &h.account.id, "").await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v["result"].as_array().unwrap().clone()
+}
+
+/// Polls our events until `f` holds (3 s at most); the last list.
+async fn events_until(h: &Harness, f: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let until = tokio::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        let list = our_events(h).await;
+        if f(&list) || tokio::time::Instant::now() > until {
+            return list;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn a_firing_becomes_a_capture_and_an_event(b: Backend) {
+    let Some((h, s)) = setup(b).await else { return };
+    let tid = add_trigger(&h, &h.state, &trigger_body(&h, 1_000_000, 4)).await;
+    let mut a = sim(&h, &s, "edge0", 1).await;
+    let c = new_id();
+    let t = now();
+    a.fired(firing(
+        &tid,
+        victim(),
+        (t - 5, t - 2),
+        70000.0,
+        Some((&c, fired_capture())),
+        None,
+    ))
+    .await
+    .unwrap();
+    a.send(&AgentMsg::Progress {
+        capture_id: c.clone(),
+        packets: 10,
+        bytes: 640,
+        lost: 0,
+    })
+    .await
+    .unwrap();
+    // The capture is the account's like any other: running on its node, with its progress.
+    recorded(&h, &c).await;
+    let cap = h
+        .wait_for(&c, Duration::from_secs(3), |v| {
+            v["node_results"][0]["packets"] == 10
+        })
+        .await;
+    assert_eq!(cap["status"], "running", "{cap:#}");
+    assert_eq!(cap["type"], "full");
+    assert_eq!(cap["filter"], "(udp) and dst host 198.18.0.9");
+    assert_eq!(cap["destination_conf"], h.file_dest());
+    assert_eq!(cap["node_results"][0]["node"], "edge0");
+    assert_eq!(cap["node_results"][0]["packets"], 10, "{cap:#}");
+    assert_eq!(cap["byte_limit"], 1000);
+    let (st, v) = h.call("GET", &h.acc("pcaps"), None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(
+        v["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["id"] == c.as_str()),
+        "{v}"
+    );
+    // Its event: trigger, key, start, peak, the node, the capture.
+    let list = events_until(&h, |l| l.len() == 1).await;
+    assert_eq!(list.len(), 1, "{list:?}");
+    let e = &list[0];
+    assert_eq!(e["trigger_id"], tid.as_str());
+    assert_eq!(e["trigger_name"], "udp flood");
+    assert_eq!(e["key"], "198.18.0.9");
+    assert_eq!(e["started"], edgecap_model::ids::rfc3339((t - 5) as f64));
+    assert_eq!(e["peak"], 70000.0);
+    assert!(e["ended"].is_null(), "{e}");
+    assert_eq!(e["nodes"][0]["node"], "edge0");
+    assert_eq!(e["captures"][0]["id"], c.as_str());
+    assert_eq!(e["captures"][0]["status"], "running");
+    assert_eq!(e["refused"], false);
+    // Done, ended, signed: the event has its end, peak, file and signature.
+    a.send(&AgentMsg::Done {
+        outcome: Outcome {
+            capture_id: c.clone(),
+            ok: true,
+            error: None,
+            packets: 20,
+            bytes: 900,
+            lost: 0,
+            stop_reason: Some("byte-limit".into()),
+            file: Some(format!("{c}/edge0.pcapng")),
+        },
+    })
+    .await
+    .unwrap();
+    a.ended(Ending {
+        trigger_id: tid.clone(),
+        key: victim(),
+        started: t - 5,
+        ended: t,
+        peak: 80000.0,
+    })
+    .await
+    .unwrap();
+    let signature = serde_json::from_value(json!({
+        "attack_packets": 20, "attack_skipped": 0, "baseline_packets": null,
+        "fields": [], "mitigation": null, "note": "simulated"
+    }))
+    .unwrap();
+    a.signed(Signed {
+        trigger_id: tid.clone(),
+        capture_id: c.clone(),
+        signature,
+    })
+    .await
+    .unwrap();
+    let list = events_until(&h, |l| !l[0]["signature"].is_null()).await;
+    let e = &list[0];
+    assert_eq!(e["ended"], edgecap_model::ids::rfc3339(t as f64), "{e:#}");
+    assert_eq!(e["peak"], 80000.0);
+    assert_eq!(e["nodes"][0]["ended"], e["ended"]);
+    assert_eq!(e["captures"][0]["status"], "success");
+    assert_eq!(e["captures"][0]["file"], format!("{c}/edge0.pcapng"));
+    assert_eq!(e["signature"]["note"], "simulated");
+    let cap = h.capture(&c).await;
+    assert_eq!(cap["status"], "success", "{cap:#}");
+    assert_eq!(cap["packets_captured"], 20);
+    // One event, by id; another account sees none of it.
+    let id = e["id"].as_str().unwrap();
+    let (st, v) = h.call("GET", &h.acc(&format!("events/{id}")), None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["result"], *e);
+    let (st, v) = events(&h, &h.other_token, &h.other.id, "").await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["result"], json!([]));
+    assert_eq!(v["result_info"]["total_count"], 0);
+    let (st, v) = events(&h, &h.other_token, &h.other.id, &format!("/{id}")).await;
+    assert_error(st, StatusCode::NOT_FOUND, &v, 1003, "no event");
+    let (st, _) = events(&h, &h.other_token, &h.account.id, "").await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    // Filters: by trigger, by time.
+    for (query, n) in [
+        (format!("?trigger_id={tid}"), 1),
+        (format!("?trigger_id={}", new_id()), 0),
+        (format!("?since={}", t - 5), 1),
+        (format!("?since={}", t - 4), 0),
+        (format!("?until={}", t - 5), 0),
+        ("?since=-1h&until=now&page=1&per_page=10".to_owned(), 1),
+        ("?page=2".to_owned(), 0),
+    ] {
+        let (st, v) = events(&h, &h.token, &h.account.id, &query).await;
+        assert_eq!(st, StatusCode::OK, "{query}: {v}");
+        assert_eq!(v["result"].as_array().unwrap().len(), n, "{query}: {v}");
+        assert_eq!(
+            v["result_info"]["total_count"],
+            if query == "?page=2" { 1 } else { n }
+        );
+    }
+    a.close().await;
+    s.stop().await;
+}
+
+async fn nodes_firing_for_one_key_are_one_event(b: Backend) {
+    let Some((h, s)) = setup(b).await else { return };
+    let tid = add_trigger(&h, &h.state, &trigger_body(&h, 1_000_000, 10)).await;
+    let mut a0 = sim(&h, &s, "edge0", 1).await;
+    let mut a1 = sim(&h, &s, "edge1", 1).await;
+    let (c0, c1, c2) = (new_id(), new_id(), new_id());
+    let t = now();
+    a0.fired(firing(
+        &tid,
+        victim(),
+        (t - 8, t - 5),
+        60000.0,
+        Some((&c0, fired_capture())),
+        None,
+    ))
+    .await
+    .unwrap();
+    // The other node saw the same attack a little later, with a higher peak.
+    a1.fired(firing(
+        &tid,
+        victim(),
+        (t - 6, t - 3),
+        90000.0,
+        Some((&c1, fired_capture())),
+        None,
+    ))
+    .await
+    .unwrap();
+    // Another destination is another event.
+    let other: Option<IpAddr> = Some("198.18.0.10".parse().unwrap());
+    a0.fired(firing(
+        &tid,
+        other,
+        (t - 4, t - 1),
+        55000.0,
+        Some((&c2, fired_capture())),
+        None,
+    ))
+    .await
+    .unwrap();
+    let list = events_until(&h, |l| {
+        l.len() == 2
+            && l.iter()
+                .map(|e| e["captures"].as_array().unwrap().len())
+                .sum::<usize>()
+                == 3
+    })
+    .await;
+    assert_eq!(list.len(), 2, "{list:#?}");
+    let one = list.iter().find(|e| e["key"] == "198.18.0.9").unwrap();
+    let nodes: Vec<&str> = one["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["node"].as_str().unwrap())
+        .collect();
+    assert_eq!(nodes, ["edge0", "edge1"]);
+    let mut caps: Vec<&str> = one["captures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    caps.sort_unstable();
+    let mut want = [c0.as_str(), c1.as_str()];
+    want.sort_unstable();
+    assert_eq!(caps, want);
+    assert_eq!(one["started"], edgecap_model::ids::rfc3339((t - 8) as f64));
+    assert_eq!(one["peak"], 90000.0);
+    // Ends when both nodes' runs ended, at the last.
+    a0.ended(Ending {
+        trigger_id: tid.clone(),
+        key: victim(),
+        started: t - 8,
+        ended: t - 2,
+        peak: 60000.0,
+    })
+    .await
+    .unwrap();
+    let list = events_until(&h, |l| {
+        l.iter()
+            .any(|e| e["key"] == "198.18.0.9" && !e["nodes"][0]["ended"].is_null())
+    })
+    .await;
+    let one = list.iter().find(|e| e["key"] == "198.18.0.9").unwrap();
+    assert!(one["ended"].is_null(), "edge1 still holds: {one:#}");
+    a1.ended(Ending {
+        trigger_id: tid.clone(),
+        key: victim(),
+        started: t - 6,
+        ended: t - 1,
+        peak: 90000.0,
+    })
+    .await
+    .unwrap();
+    let list = events_until(&h, |l| {
+        l.iter()
+            .any(|e| e["key"] == "198.18.0.9" && !e["ended"].is_null())
+    })
+    .await;
+    let one = list.iter().find(|e| e["key"] == "198.18.0.9").unwrap();
+    assert_eq!(
+        one["ended"],
+        edgecap_model::ids::rfc3339((t - 1) as f64),
+        "{one:#}"
+    );
+    assert_eq!(h.count("events").await, 2);
+    s.stop().await;
+}
+
+async fn firings_beyond_the_hourly_budget_are_stopped_and_the_event_says_so(b: Backend) {
+    let Some((h, s)) = setup(b).await else { return };
+    let tid = add_trigger(&h, &h.state, &trigger_body(&h, 1_000_000, 1)).await;
+    let mut a0 = sim(&h, &s, "edge0", 1).await;
+    let mut a1 = sim(&h, &s, "edge1", 1).await;
+    let (c0, c1) = (new_id(), new_id());
+    let t = now();
+    a0.fired(firing(
+        &tid,
+        victim(),
+        (t - 8, t - 5),
+        60000.0,
+        Some((&c0, fired_capture())),
+        None,
+    ))
+    .await
+    .unwrap();
+    recorded(&h, &c0).await;
+    // A second capture within the hour, from another node: over the budget of one.
+    a1.fired(firing(
+        &tid,
+        victim(),
+        (t - 6, t - 3),
+        65000.0,
+        Some((&c1, fired_capture())),
+        None,
+    ))
+    .await
+    .unwrap();
+    assert_eq!(sim_stop(&mut a1).await.as_deref(), Some(c1.as_str()));
+    // The agent's own refusals are recorded too: the event keeps coming.
+    a0.fired(firing(
+        &tid,
+        victim(),
+        (t - 4, t - 2),
+        70000.0,
+        None,
+        Some("cooldown"),
+    ))
+    .await
+    .unwrap();
+    let list = events_until(&h, |l| {
+        l.len() == 1 && l[0]["refusals"].as_array().unwrap().len() == 2
+    })
+    .await;
+    assert_eq!(list.len(), 1, "{list:#?}");
+    let e = &list[0];
+    assert_eq!(e["refused"], true);
+    assert_eq!(e["captures"].as_array().unwrap().len(), 1, "{e:#}");
+    assert_eq!(e["captures"][0]["id"], c0.as_str());
+    let reasons: Vec<&str> = e["refusals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap())
+        .collect();
+    let budget = reasons
+        .iter()
+        .find(|r| r.starts_with("budget.captures_per_hour"))
+        .unwrap_or_else(|| panic!("{reasons:?}"));
+    assert!(budget.contains(&c1), "{reasons:?}");
+    assert!(reasons.contains(&"cooldown"), "{reasons:?}");
+    assert_eq!(e["peak"], 70000.0);
+    assert_eq!(e["nodes"].as_array().unwrap().len(), 2);
+    // The refused capture was never recorded.
+    let (st, v) = h.call("GET", &h.acc(&format!("pcaps/{c1}")), None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
+    assert_eq!(h.count("captures").await, 1);
+    s.stop().await;
+}
+
+async fn hostile_reports_change_nothing(b: Backend) {
+    let Some((h, s)) = setup(b).await else { return };
+    let tid = add_trigger(&h, &h.state, &trigger_body(&h, 1_000_000, 10)).await;
+    // Another account's trigger whose node set does not take edge0.
+    let (acc, token) = restricted_account(&h.state, "tenant", &["198.18.0.0/24"], &["edge7"]).await;
+    let mut foreign = trigger_body(&h, 1_000_000, 10);
+    foreign["scope"]["filter_v1"] = json!({"destination_address": "198.18.0.9"});
+    let (st, v) = h
+        .call_as(
+            Some(&token),
+            "POST",
+            &format!("/client/v4/accounts/{}/pcaps/triggers", acc.id),
+            Some(&foreign.to_string()),
+        )
+        .await;
+    assert!(st.is_success(), "{v}");
+    let other_tid = v["result"]["id"].as_str().unwrap().to_owned();
+    // A capture of the other account whose id a hostile agent reuses.
+    let _n = h.node("edge5", &[("site", "ams")], &["pre-firewall"]);
+    let theirs = {
+        let (st, v) = h
+            .call_as(
+                Some(&h.other_token),
+                "POST",
+                &format!("/client/v4/accounts/{}/pcaps", h.other.id),
+                Some(&h.create_body("ams", json!({}))),
+            )
+            .await;
+        assert!(st.is_success(), "{v}");
+        v["result"]["id"].as_str().unwrap().to_owned()
+    };
+    let mut a = sim(&h, &s, "edge0", 1).await;
+    let captures = h.count("captures").await;
+    let t = now();
+    let ok = |c: &str| {
+        firing(
+            &tid,
+            victim(),
+            (t - 5, t - 2),
+            70000.0,
+            Some((c, fired_capture())),
+            None,
+        )
+    };
+    let mut hostile = vec![
+        // Unknown trigger, the other account's, malformed ids.
+        firing(
+            &new_id(),
+            victim(),
+            (t - 5, t - 2),
+            1.0,
+            Some((&new_id(), fired_capture())),
+            None,
+        ),
+        firing(
+            &other_tid,
+            victim(),
+            (t - 5, t - 2),
+            1.0,
+            Some((&new_id(), fired_capture())),
+            None,
+        ),
+        firing(
+            "nothex",
+            victim(),
+            (t - 5, t - 2),
+            1.0,
+            Some((&new_id(), fired_capture())),
+            None,
+        ),
+        ok("zz"),
+        // Someone else's capture id.
+        ok(&theirs),
+    ];
+    // Huge or impossible values.
+    let mut f = ok(&new_id());
+    f.at = u64::MAX;
+    hostile.push(f);
+    let mut f = ok(&new_id());
+    f.started = t + 10;
+    hostile.push(f);
+    let mut f = ok(&new_id());
+    f.peak = 1e300;
+    hostile.push(f);
+    for change in [
+        (|c: &mut FiredCapture| c.byte_limit = u64::MAX) as fn(&mut FiredCapture),
+        |c| c.time_limit = 1e12,
+        |c| c.packet_limit = Some(u64::MAX),
+        |c| c.points = vec!["egress".into()],
+        |c| c.filter = "(".repeat(100_000),
+        |c| c.format = "pcap".into(),
+    ] {
+        let mut f = ok(&new_id());
+        change(f.capture.as_mut().unwrap());
+        hostile.push(f);
+    }
+    // A firing with neither a capture nor a refusal.
+    hostile.push(firing(&tid, victim(), (t - 5, t - 2), 1.0, None, None));
+    for f in hostile {
+        a.fired(f).await.unwrap();
+    }
+    // Ends and signatures of nothing.
+    a.ended(Ending {
+        trigger_id: tid.clone(),
+        key: victim(),
+        started: t - 5,
+        ended: t,
+        peak: 1.0,
+    })
+    .await
+    .unwrap();
+    a.ended(Ending {
+        trigger_id: "x".into(),
+        key: None,
+        started: 0,
+        ended: u64::MAX,
+        peak: -1.0,
+    })
+    .await
+    .unwrap();
+    a.send_counted(&AgentMsg::Signed {
+        signed: Box::new(Signed {
+            trigger_id: tid.clone(),
+            capture_id: theirs.clone(),
+            signature: serde_json::from_value(json!({
+                "attack_packets": 1, "attack_skipped": 0, "baseline_packets": null,
+                "fields": [], "mitigation": null, "note": null
+            }))
+            .unwrap(),
+        }),
+    })
+    .await
+    .unwrap();
+    // Raw junk of the right type.
+    a.send_text(r#"{"type":"fired","firing":{"trigger_id":"ab","started":1e400,"at":1,"value":1,"peak":1}}"#)
+        .await
+        .unwrap();
+    // A sound report after them: once it is recorded, every one before it was handled (one
+    // connection's messages are taken in order) and the session is still up.
+    let good = new_id();
+    a.fired(ok(&good)).await.unwrap();
+    recorded(&h, &good).await;
+    assert_eq!(h.count("events").await, 1);
+    assert_eq!(h.count("event_firings").await, 1);
+    assert_eq!(h.count("captures").await, captures + 1);
+    let list = our_events(&h).await;
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["captures"][0]["id"], good.as_str());
+    assert_eq!(list[0]["signature"], Value::Null);
+    assert!(list[0]["ended"].is_null(), "{list:#?}");
+    let (_, c) = h
+        .call_as(
+            Some(&h.other_token),
+            "GET",
+            &format!("/client/v4/accounts/{}/pcaps/{theirs}", h.other.id),
+            None,
+        )
+        .await;
+    assert_eq!(
+        c["result"]["status"], "pending",
+        "the other account's capture is untouched: {c:#}"
+    );
+    let (_, v) = h
+        .call_as(
+            Some(&token),
+            "GET",
+            &format!("/client/v4/accounts/{}/events", acc.id),
+            None,
+        )
+        .await;
+    assert_eq!(v["result"], json!([]), "{v}");
+    s.stop().await;
+}
+
+async fn bad_event_queries_name_the_field(b: Backend) {
+    let Some(h) = Harness::new(b).await else {
+        return;
+    };
+    for (query, field) in [
+        ("since=yesterday", "/since"),
+        ("until=2026-13-01T00:00:00Z", "/until"),
+        ("since=100&until=50", "/since"),
+        ("trigger_id=nothex", "/trigger_id"),
+        ("page=0", "/page"),
+        ("per_page=100000", "/per_page"),
+        ("colour=red", "/colour"),
+    ] {
+        let (st, v) = h
+            .call("GET", &h.acc(&format!("events?{query}")), None)
+            .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{query}: {v}");
+        assert_field_error(st, &v, 1001, field);
+    }
+    let (st, v) = h.call("GET", &h.acc("events/nothex"), None).await;
+    assert_field_error(st, &v, 1001, "/event_id");
+    let (st, v) = h
+        .call("GET", &h.acc(&format!("events/{}", new_id())), None)
+        .await;
+    assert_error(st, StatusCode::NOT_FOUND, &v, 1003, "no event");
+}
+
+/// Replicas (PostgreSQL): nodes on two replicas firing for one key are one event, and the
+/// trigger's hourly budget holds across them: the second replica's node is told to stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn firings_on_two_replicas_share_one_event_and_one_budget() {
+    let Some(h) = Harness::new(Backend::Postgres).await else {
+        return;
+    };
+    let s2 = AppState::open(&h.db_url, test_config()).await.unwrap();
+    let tid = add_trigger(&h, &h.state, &trigger_body(&h, 1_000_000, 1)).await;
+    let mut a = trigger_node(&h.state, "edge0", "fra");
+    let mut b = trigger_node(&s2, "edge1", "fra");
+    let (c0, c1) = (new_id(), new_id());
+    let t = now();
+    a.session.handle(AgentMsg::Fired {
+        firing: firing(
+            &tid,
+            victim(),
+            (t - 8, t - 5),
+            60000.0,
+            Some((&c0, fired_capture())),
+            None,
+        ),
+    });
+    h.state.hub.barrier().await;
+    b.session.handle(AgentMsg::Fired {
+        firing: firing(
+            &tid,
+            victim(),
+            (t - 6, t - 3),
+            65000.0,
+            Some((&c1, fired_capture())),
+            None,
+        ),
+    });
+    s2.hub.barrier().await;
+    loop {
+        match b.next().await {
+            ServerMsg::Stop { capture_id } => {
+                assert_eq!(capture_id, c1);
+                break;
+            }
+            _ => continue,
+        }
+    }
+    while let Ok(m) = a.rx.try_recv() {
+        assert!(!matches!(m, ServerMsg::Stop { .. }), "edge0 was told {m:?}");
+    }
+    let list = our_events(&h).await;
+    assert_eq!(list.len(), 1, "{list:#?}");
+    let nodes: Vec<&str> = list[0]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["node"].as_str().unwrap())
+        .collect();
+    assert_eq!(nodes, ["edge0", "edge1"]);
+    assert_eq!(list[0]["captures"].as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["captures"][0]["id"], c0.as_str());
+    assert_eq!(list[0]["refused"], true);
+}
+
+/// A restricted account's trigger goes only to the nodes of its node set, with its prefixes;
+/// a node is sent at most `MAX_AGENT_TRIGGERS`, the oldest.
+async fn a_restricted_accounts_trigger_goes_only_to_its_nodes_with_its_prefixes(b: Backend) {
+    let Some(h) = Harness::new(b).await else {
+        return;
+    };
+    let _timers = h.state.hub.start().await.unwrap();
+    let mut e0 = trigger_node(&h.state, "edge0", "fra");
+    let mut e1 = trigger_node(&h.state, "edge1", "fra");
+    for n in [&mut e0, &mut e1] {
+        triggers_until(n, <[_]>::is_empty).await;
+    }
+    let (acc, token) = restricted_account(&h.state, "tenant", &["198.18.0.0/24"], &["edge0"]).await;
+    let (s, v) = h
+        .call_as(
+            Some(&token),
+            "POST",
+            &format!("/client/v4/accounts/{}/pcaps/triggers", acc.id),
+            Some(&trigger_body(&h, 1000, 4).to_string()),
+        )
+        .await;
+    assert!(s.is_success(), "{v}");
+    let list = triggers_until(&mut e0, |l| l.len() == 1).await;
+    assert_eq!(list[0].account_id, acc.id);
+    assert_eq!(list[0].prefixes, Some(vec!["198.18.0.0/24".to_owned()]));
+    // The whole day's bytes: edge0 is the only node evaluating it.
+    assert_eq!(list[0].budget.bytes_per_day, 1000);
+    no_triggers_for(&mut e1, Duration::from_millis(500)).await;
+}
+
+async fn a_node_is_sent_at_most_max_agent_triggers_the_oldest(b: Backend) {
+    use edgecap_model::firing::MAX_AGENT_TRIGGERS;
+    use edgecap_server::db::triggers::{self, Stored};
+    let Some(h) = Harness::new(b).await else {
+        return;
+    };
+    let (trigger, _) =
+        edgecap_model::trigger::validate_trigger(&trigger_body(&h, 1000, 4), &Default::default())
+            .unwrap();
+    // More than a node evaluates, over three accounts (each holds at most 100).
+    let mut ids = Vec::new();
+    for a in 0..3 {
+        let (acc, _) = crate::common::account(&h.state, &format!("a{a}"), Default::default()).await;
+        for i in 0..90 {
+            let id = new_id();
+            let stored = Stored {
+                id: id.clone(),
+                account_id: acc.id.clone(),
+                trigger: trigger.clone(),
+                credentials: None,
+                created: format!("2026-01-01T00:{a:02}:{i:02}.000000Z"),
+            };
+            assert!(triggers::insert(&h.state.db, &stored, 100).await.unwrap());
+            ids.push(id);
+        }
+    }
+    let _timers = h.state.hub.start().await.unwrap();
+    let mut e0 = trigger_node(&h.state, "edge0", "fra");
+    let list = triggers_until(&mut e0, |l| !l.is_empty()).await;
+    assert_eq!(list.len(), MAX_AGENT_TRIGGERS);
+    let sent: Vec<&str> = list.iter().map(|t| t.id.as_str()).collect();
+    let oldest: Vec<&str> = ids
+        .iter()
+        .take(MAX_AGENT_TRIGGERS)
+        .map(String::as_str)
+        .collect();
+    assert_eq!(sent, oldest);
+}
