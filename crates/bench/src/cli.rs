@@ -37,6 +37,10 @@ pub enum BenchCommand {
     /// Traffic rollups from N simulated agents: server CPU, memory and database growth with
     /// rollups and without them, on SQLite and PostgreSQL.
     Rollups(crate::rollups::BenchRollupsArgs),
+    /// Triggers at the edge: flood start -> condition -> fired -> rule -> first bytes, p50/p99
+    /// over repeated floods against a real agent and server; false triggers over a long run
+    /// of varied benign traffic.
+    Trigger(crate::trigger::BenchTriggerArgs),
 }
 
 #[derive(Debug, Args)]

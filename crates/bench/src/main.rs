@@ -21,6 +21,7 @@ mod reader;
 mod report;
 mod rollups;
 mod sys;
+mod trigger;
 mod upload;
 
 use std::path::{Path, PathBuf};
@@ -44,6 +45,7 @@ fn main() {
         BenchCommand::AgentMemory(a) => agent_memory::run(a),
         BenchCommand::Observe(a) => observe::run(a),
         BenchCommand::Rollups(a) => rollups::run(a),
+        BenchCommand::Trigger(a) => trigger::run(a),
     };
     if let Err(f) = result {
         eprintln!("edgecap bench: error: {}", f.message);

@@ -192,3 +192,36 @@ fn rollups_stores_every_second_sent() {
         }
     }
 }
+
+/// Triggers at the edge at a tiny scale, in a lab (root): two floods, each fires the trigger
+/// once with every step seen (fired, the rule, the file's first bytes), and a short benign
+/// run below the threshold makes no event and no capture. Under CI=true a missing root fails.
+#[test]
+fn trigger_times_every_flood_and_counts_no_false_trigger() {
+    if !edgecap_testkit::root_or_skip() {
+        return;
+    }
+    let md = bench(&[
+        "trigger",
+        "--floods",
+        "2",
+        "--flood-seconds",
+        "5",
+        "--long-seconds",
+        "12",
+    ]);
+    let rows = table(&md, "floods seen");
+    assert_eq!(rows.len(), 5, "{md}");
+    for r in &rows {
+        assert_eq!(cell(r, "floods seen"), "2", "{md}");
+        let p50 = number(cell(r, "p50 (s)"));
+        assert!(p50.is_finite(), "{md}");
+    }
+    assert!(md.contains("Floods that fired: 2 of 2."), "{md}");
+    let long = table(&md, "false events");
+    assert_eq!(long.len(), 1, "{md}");
+    assert_eq!(cell(&long[0], "long benign run (s)"), "12");
+    assert!(number(cell(&long[0], "packets sent")) > 0.0, "{md}");
+    assert_eq!(cell(&long[0], "false events"), "0", "{md}");
+    assert_eq!(cell(&long[0], "false capture tables"), "0", "{md}");
+}

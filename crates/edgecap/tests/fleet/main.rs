@@ -12,6 +12,7 @@
 #[allow(dead_code)]
 mod capture_common;
 mod fake_hub;
+mod flows;
 mod harness;
 
 mod bucket;
@@ -26,6 +27,7 @@ mod bad_input;
 mod boundary;
 mod cli;
 mod estimate;
+mod events;
 mod limits;
 mod lookback;
 mod metrics;

@@ -4,12 +4,10 @@
 //! firing on `<node>/<point>/sampled` and the live packets after it. Every flow is bounded in
 //! packets and time.
 
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use edgecap_lab::Lab;
-use edgecap_lab::packet::Packet;
 use edgecap_model::firing::{AgentTrigger, Firing};
 use edgecap_model::trigger::Budget;
 use edgecap_model::{AgentMsg, Outcome, ServerMsg};
@@ -17,12 +15,10 @@ use serde_json::json;
 
 use crate::capture_common::{Scratch, markers_at, nft_tables, root_or_skip, wait_for};
 use crate::fake_hub::FakeHub;
+use crate::flows::{BENIGN, FLOOD_PORT, benign, flood, paced};
 
 /// Observer sampling in these tests (the sampled interface says it).
 const ONE_IN: u64 = 4;
-const FLOOD_PORT: u16 = 9999;
-/// Benign markers start here; flood markers are below.
-const BENIGN: u32 = 1_000_000;
 
 /// A lab of one edge and a real agent dialled into our hub, observing 1 in [`ONE_IN`], with
 /// `dest` as its file root; once its observer's table is in place.
@@ -116,54 +112,6 @@ fn trigger_to(
     }
 }
 
-/// 200-byte UDP datagrams to `dst`, from many sources (198.19.0.0/20, one per marker),
-/// marked from `first`.
-fn flood(dst: IpAddr, first: u32, count: u32) -> Vec<Vec<u8>> {
-    (first..first + count)
-        .map(|m| {
-            let i = m % 4096;
-            let src = IpAddr::from([198, 19, (i >> 8) as u8, (i & 0xff) as u8]);
-            Packet::udp(src, dst, 1024 + (m % 1000) as u16, FLOOD_PORT)
-                .marker(m)
-                .total_len(200)
-                .build()
-                .unwrap()
-        })
-        .collect()
-}
-
-/// Benign TCP segments from the source to the origin, marked from [`BENIGN`] + `first`.
-fn benign(lab: &Lab, first: u32, count: u32) -> Vec<Vec<u8>> {
-    (first..first + count)
-        .map(|m| {
-            Packet::tcp(
-                lab.src_addr(0, false),
-                lab.origin_addr(0, false),
-                40000,
-                443,
-                edgecap_lab::packet::TcpFlags(0x18),
-            )
-            .marker(BENIGN + m)
-            .build()
-            .unwrap()
-        })
-        .collect()
-}
-
-/// Sends `packets` through edge 0 at about `pps` (a tenth of a second's worth at a time), in
-/// time order; bounded by the packets given.
-fn paced(lab: &Lab, packets: &[Vec<u8>], pps: usize) {
-    let chunk = (pps / 10).max(1);
-    let start = Instant::now();
-    for (i, c) in packets.chunks(chunk).enumerate() {
-        let due = start + Duration::from_millis(100 * i as u64);
-        if let Some(wait) = due.checked_duration_since(Instant::now()) {
-            std::thread::sleep(wait);
-        }
-        lab.send(0, c).unwrap();
-    }
-}
-
 /// Messages from the agent until `deadline`, stopping early once `done` says so.
 fn collect(
     hub: &mut FakeHub,
@@ -224,12 +172,12 @@ fn a_flood_fires_a_capture_with_the_packets_from_before_it() {
     let target = lab.origin_addr(0, false);
     // 3000 datagrams a second for 7 s, among 100 benign segments a second for 9 s.
     let flood_packets = flood(target, 1, 21_000);
-    let benign_packets = benign(&lab, 0, 900);
+    let benign_packets = benign(&lab, 0, 0, 900);
     let flood_start = Instant::now();
     let flood_start_s = now_s();
     let (msgs, fired_after) = std::thread::scope(|s| {
-        s.spawn(|| paced(&lab, &benign_packets, 100));
-        s.spawn(|| paced(&lab, &flood_packets, 3000));
+        s.spawn(|| paced(&lab, 0, &benign_packets, 100));
+        s.spawn(|| paced(&lab, 0, &flood_packets, 3000));
         let mut fired_after = None;
         let msgs = collect(&mut hub, Instant::now() + Duration::from_secs(40), |m| {
             if fired_after.is_none() && !firings(m).is_empty() {
@@ -393,7 +341,7 @@ fn a_benign_ramp_below_the_threshold_fires_nothing() {
     let msgs = std::thread::scope(|s| {
         s.spawn(|| {
             for (step, pps) in steps.iter().zip([100, 300, 500, 700, 900]) {
-                paced(&lab, step, pps);
+                paced(&lab, 0, step, pps);
             }
         });
         collect(&mut hub, Instant::now() + Duration::from_secs(10), |_| {
@@ -439,7 +387,7 @@ fn below_fires_when_a_steady_flow_stops() {
     let mut stopped = None;
     let msgs = std::thread::scope(|s| {
         let sender = s.spawn(|| {
-            paced(&lab, &flow, 400);
+            paced(&lab, 0, &flow, 400);
             Instant::now()
         });
         let mut msgs = collect(&mut hub, Instant::now() + Duration::from_secs(5), |_| false);
@@ -485,7 +433,7 @@ fn a_restricted_accounts_trigger_ignores_another_accounts_flood() {
     hub.send(ServerMsg::Triggers { triggers });
     let packets = flood(target, 1, 15_000);
     let msgs = std::thread::scope(|s| {
-        s.spawn(|| paced(&lab, &packets, 3000));
+        s.spawn(|| paced(&lab, 0, &packets, 3000));
         collect(&mut hub, Instant::now() + Duration::from_secs(12), |_| {
             false
         })
@@ -530,7 +478,7 @@ fn a_trigger_fires_while_the_server_is_away_and_is_reported_after_the_hello() {
     let packets = flood(target, 1, 18_000);
     let ns = lab.edge_ns(0).to_owned();
     let started_offline = std::thread::scope(|s| {
-        s.spawn(|| paced(&lab, &packets, 3000));
+        s.spawn(|| paced(&lab, 0, &packets, 3000));
         // The capture's table appears while nobody listens to the agent.
         wait_for(Duration::from_secs(7), || {
             nft_tables(&ns)
@@ -610,7 +558,7 @@ fn a_flood_fires_a_capture_into_a_bucket() {
     let target = lab.origin_addr(0, false);
     let packets = flood(target, 1, 18_000);
     let msgs = std::thread::scope(|s| {
-        s.spawn(|| paced(&lab, &packets, 3000));
+        s.spawn(|| paced(&lab, 0, &packets, 3000));
         collect(&mut hub, Instant::now() + Duration::from_secs(30), |m| {
             firings(m)
                 .first()
@@ -663,7 +611,7 @@ fn a_pcap_trigger_capture_leaves_the_sampled_packets_out() {
     let target = lab.origin_addr(0, false);
     let packets = flood(target, 1, 18_000);
     let msgs = std::thread::scope(|s| {
-        s.spawn(|| paced(&lab, &packets, 3000));
+        s.spawn(|| paced(&lab, 0, &packets, 3000));
         collect(&mut hub, Instant::now() + Duration::from_secs(30), |m| {
             firings(m)
                 .first()
@@ -709,9 +657,9 @@ fn a_repeated_flood_within_the_cooldown_is_refused() {
     let second = flood(target, 20_001, 12_000);
     let msgs = std::thread::scope(|s| {
         s.spawn(|| {
-            paced(&lab, &first, 3000);
+            paced(&lab, 0, &first, 3000);
             std::thread::sleep(Duration::from_secs(4));
-            paced(&lab, &second, 3000);
+            paced(&lab, 0, &second, 3000);
         });
         collect(&mut hub, Instant::now() + Duration::from_secs(25), |m| {
             let ended = m
