@@ -332,6 +332,7 @@ mod tests {
         assert_eq!(before[0].top_dport.keys, vec![(53, 5, 0)]);
         assert!(!before[0].hitters_dropped);
         assert_eq!(rollups::downsample(&db, 120, 180, 77).await.unwrap(), 1);
+        assert_eq!(rollups::drop_lists(&db, 77, 120, 180).await.unwrap(), 1);
         let seconds = rows(Table::Seconds).await;
         assert_eq!(seconds.len(), 1);
         assert!(seconds[0].hitters_dropped);

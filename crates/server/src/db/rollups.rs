@@ -213,10 +213,8 @@ pub async fn oldest_unrolled(db: &Db) -> Result<Option<i64>> {
 
 /// Downsamples the seconds in `[from, until)` not yet taken (`until` on a minute) into
 /// minute rows, in one transaction: the seconds are first marked with `batch` (so a
-/// concurrent job skips them), then read and summed per node, point, account and minute;
-/// last, their heavy-hitter lists are dropped (they live on, merged, in the minutes: a
-/// second's totals stay for the fine retention, its lists only until it is downsampled).
-/// Returns the seconds taken.
+/// concurrent job skips them), then read and summed per node, point, account and minute.
+/// Returns the seconds taken; [`drop_lists`] then slims them.
 pub async fn downsample(db: &Db, from: i64, until: i64, batch: i64) -> Result<u64> {
     let mut conn = db.pool.acquire().await?;
     let mut tx = conn.begin().await?;
@@ -302,24 +300,53 @@ pub async fn downsample(db: &Db, from: i64, until: i64, batch: i64) -> Result<u6
         })
         .collect();
     insert(&mut tx, Table::Minutes, &rows).await?;
-    // The seconds again without their lists, then the originals (a list is never empty
-    // text until dropped): a copy and a delete rather than an UPDATE, so whole pages come
-    // free for new rows (SQLite leaves the space a shrinking row frees inside its page).
-    let slim = "node, point, account_id, t, packets, bytes, exact, samples, one_in, ipv4, ipv6, \
-                tcp, udp, icmp, other, syn, rst, lengths";
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO rollup_seconds ({slim}, top_dst, top_src, top_dport, rolled) \
-         SELECT {slim}, '', '', '', rolled FROM rollup_seconds WHERE rolled = $1 AND top_dst <> ''"
-    )))
-    .bind(batch)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query("DELETE FROM rollup_seconds WHERE rolled = $1 AND top_dst <> ''")
-        .bind(batch)
-        .execute(&mut *tx)
-        .await?;
     tx.commit().await?;
     Ok(marked)
+}
+
+/// Seconds per transaction of [`drop_lists`]: short transactions, so SQLite's one writer
+/// (the rollup writer, the hub's) never waits long behind it.
+const SLIM_SECONDS: i64 = 10;
+
+/// Drops the heavy-hitter lists of the seconds downsampled by `batch` in `[from, until)`:
+/// they live on, merged, in the minutes (a second's totals stay for the fine retention, its
+/// lists only until it is downsampled). Each second is copied without its lists, then the
+/// original deleted (a list is never empty text until dropped), rather than updated, so
+/// whole pages come free for new rows (SQLite leaves the space a shrinking row frees inside
+/// its page); in transactions of [`SLIM_SECONDS`]. Returns the seconds slimmed.
+pub async fn drop_lists(db: &Db, batch: i64, from: i64, until: i64) -> Result<u64> {
+    let slim = "node, point, account_id, t, packets, bytes, exact, samples, one_in, ipv4, ipv6, \
+                tcp, udp, icmp, other, syn, rst, lengths";
+    let mut done = 0;
+    let mut a = from;
+    while a < until {
+        let b = (a + SLIM_SECONDS).min(until);
+        let mut conn = db.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO rollup_seconds ({slim}, top_dst, top_src, top_dport, rolled) \
+             SELECT {slim}, '', '', '', rolled FROM rollup_seconds \
+             WHERE rolled = $1 AND t >= $2 AND t < $3 AND top_dst <> ''"
+        )))
+        .bind(batch)
+        .bind(a)
+        .bind(b)
+        .execute(&mut *tx)
+        .await?;
+        done += sqlx::query(
+            "DELETE FROM rollup_seconds WHERE rolled = $1 AND t >= $2 AND t < $3 \
+             AND top_dst <> ''",
+        )
+        .bind(batch)
+        .bind(a)
+        .bind(b)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        a = b;
+    }
+    Ok(done)
 }
 
 /// Deletes downsampled seconds before `seconds_before` and minutes before `minutes_before`;
