@@ -4,7 +4,10 @@
 //! dies), matching every IP packet at the observer's points: per point a counter of everything
 //! that passed (exact packets and bytes) and a random sample, one packet in N (`numgen
 //! random`), logged with a short snaplen to an NFLOG group of the observer's own and read by
-//! the same reader as captures. Nothing is written to a file: each sample goes to an
+//! the same reader as captures. Its rule runs on every packet, so it is kept to three
+//! expressions before the sampling rejects a packet: an anonymous counter in the rule
+//! ([`Counting::InRule`]: one call fewer per packet than a named counter object, which the
+//! observer does not need as it never detaches its chains), `numgen` and its compare. Nothing is written to a file: each sample goes to an
 //! [`Observation`] (the agent's look-back ring and rollups), and every second the counters'
 //! growth per point.
 
@@ -12,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use edgecap_filter::StructuredFilter;
-use edgecap_netfilter::{CaptureTable, RuleSpec};
+use edgecap_netfilter::{CaptureTable, Counting, RuleSpec};
 
 use crate::batch::{point_index, point_label};
 use crate::error::CaptureError;
@@ -97,6 +100,7 @@ pub fn observe(
         snaplen,
         // The counters are exact only when the rule samples (`seen` before numgen).
         sample_one_in: Some(spec.one_in.max(1)),
+        counting: Counting::InRule,
     };
     let mut table = CaptureTable::install(&spec.table, &point_rules(&spec.points), &rules)?;
     tracing::info!(table = %spec.table, group, one_in = spec.one_in, "observer installed");

@@ -150,6 +150,7 @@ fn install(spec: &CaptureSpec, group: u16, snaplen: u32) -> Result<CaptureTable,
         group,
         snaplen,
         sample_one_in: spec.sample_one_in,
+        counting: edgecap_netfilter::Counting::Objects,
     };
     let table = CaptureTable::install(&table_name, &point_rules(&spec.points), &rules)?;
     tracing::info!(table = %table_name, group, points = %point_names(spec), filter = %spec.filter_text, "capture rules installed");

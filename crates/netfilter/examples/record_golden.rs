@@ -106,6 +106,7 @@ fn run_case(case: &cases::Case) {
         group: case.group,
         snaplen: case.snaplen,
         sample_one_in: case.sample_one_in,
+        counting: edgecap_netfilter::Counting::Objects,
     };
     let installed = CaptureTable::install(&case.table, &case.points, &spec);
     assert_eq!(installed.is_ok(), case.installs, "{:?}", installed.err());

@@ -12,7 +12,7 @@ use edgecap_filter::ir::Conjunction;
 use crate::codec::{self, MsgBuilder, Seq};
 use crate::error::Error;
 use crate::expr;
-use crate::rules::{Hook, HookNum, PointRules, RuleSpec, chain_name};
+use crate::rules::{Counting, Hook, HookNum, PointRules, RuleSpec, chain_name};
 
 pub(crate) const NFNL_SUBSYS_NFTABLES: u16 = 10;
 const NFPROTO_INET: u8 = 1;
@@ -21,10 +21,11 @@ const NFT_MSG_NEWTABLE: u16 = 0;
 const NFT_MSG_DELTABLE: u16 = 2;
 const NFT_MSG_NEWCHAIN: u16 = 3;
 const NFT_MSG_DELCHAIN: u16 = 5;
-const NFT_MSG_NEWRULE: u16 = 6;
+pub const NFT_MSG_NEWRULE: u16 = 6;
 const NFT_MSG_DELRULE: u16 = 8;
 pub const NFT_MSG_NEWOBJ: u16 = 18;
 const NFT_MSG_GETOBJ: u16 = 19;
+const NFT_MSG_GETRULE: u16 = 7;
 
 const NFTA_TABLE_NAME: u16 = 1;
 const NFTA_TABLE_FLAGS: u16 = 2;
@@ -110,7 +111,9 @@ pub fn install_batch(
         let mut set_id = 0u32;
         let mut chains = Vec::new();
         for point in points {
-            counter_objects(b, seq, name, &point.label, spec.sample_one_in.is_some());
+            if spec.counting == Counting::Objects {
+                counter_objects(b, seq, name, &point.label, spec.sample_one_in.is_some());
+            }
             for h in &point.hooks {
                 let chain = chain_name(&point.label, h);
                 base_chain(b, seq, name, &chain, h, &point.label)?;
@@ -231,11 +234,15 @@ fn rule(
     for mt in &conj.matches {
         expr::encode_match(b, mt, &mut sets).map_err(unencodable)?;
     }
+    let count = |b: &mut MsgBuilder, kind: &str| match spec.counting {
+        Counting::Objects => expr::counter_ref(b, &counter_name(kind, label)),
+        Counting::InRule => expr::counter(b),
+    };
     if let Some(n) = spec.sample_one_in {
-        expr::counter_ref(b, &counter_name(COUNTER_SEEN, label));
+        count(b, COUNTER_SEEN);
         expr::sample_one_in(b, n);
     }
-    expr::counter_ref(b, &counter_name(COUNTER_LOGGED, label));
+    count(b, COUNTER_LOGGED);
     expr::log(b, spec.group, spec.snaplen, Some(label));
     expr::return_(b);
     b.nest_end(exprs);
@@ -292,6 +299,46 @@ pub fn counter_request(table: &str, counter: &str, seq: u32) -> Vec<u8> {
     b.into_bytes()
 }
 
+/// The request dumping every rule of `table` (outside any batch), numbered `seq`: how the
+/// in-rule counters ([`Counting::InRule`]) are read.
+pub fn rules_request(table: &str, seq: u32) -> Vec<u8> {
+    let mut b = MsgBuilder::new();
+    let m = b.begin_msg(
+        msg_type(NFT_MSG_GETRULE),
+        codec::NLM_F_REQUEST | codec::NLM_F_DUMP,
+        seq,
+        NFPROTO_INET,
+        0,
+    );
+    b.attr_str(NFTA_RULE_TABLE, table);
+    b.end_msg(m);
+    b.into_bytes()
+}
+
+/// The chain of a rule and the `(packets, bytes)` of its `counter` expressions in order, from
+/// the attributes of the kernel's NEWRULE answer.
+pub fn parse_rule_counters(attrs: &[u8]) -> Option<(String, Vec<(u64, u64)>)> {
+    let mut chain = None;
+    let mut counters = Vec::new();
+    for (ty, v) in codec::Attrs::new(attrs) {
+        match ty {
+            NFTA_RULE_CHAIN => {
+                let name = v.split(|&c| c == 0).next().unwrap_or(&[]);
+                chain = Some(String::from_utf8_lossy(name).into_owned());
+            }
+            NFTA_RULE_EXPRESSIONS => {
+                for (_, elem) in codec::Attrs::new(v) {
+                    if let Some(c) = expr::parse_counter_expr(elem) {
+                        counters.push(c);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Some((chain?, counters))
+}
+
 /// `(packets, bytes)` of a counter object, from the attributes of the kernel's NEWOBJ answer.
 pub fn parse_counter(attrs: &[u8]) -> Option<(u64, u64)> {
     let data = codec::Attrs::new(attrs)
@@ -330,6 +377,7 @@ mod tests {
             group: 7,
             snaplen: 64,
             sample_one_in: None,
+            counting: Counting::Objects,
         }
     }
 

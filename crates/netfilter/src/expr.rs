@@ -442,6 +442,40 @@ pub(crate) fn counter_ref(b: &mut MsgBuilder, name: &str) {
     e.end();
 }
 
+/// `counter`: an anonymous counter in the rule (packets and bytes from zero).
+pub(crate) fn counter(b: &mut MsgBuilder) {
+    Expr::begin(b, "counter").end();
+}
+
+const NFTA_COUNTER_BYTES: u16 = 1;
+const NFTA_COUNTER_PACKETS: u16 = 2;
+
+/// `(packets, bytes)` of one listed expression (`NFTA_LIST_ELEM`'s payload) when it is a
+/// `counter`.
+pub(crate) fn parse_counter_expr(elem: &[u8]) -> Option<(u64, u64)> {
+    let mut name = None;
+    let mut data = None;
+    for (ty, v) in codec::Attrs::new(elem) {
+        match ty {
+            NFTA_EXPR_NAME => name = Some(v.split(|&c| c == 0).next().unwrap_or(&[])),
+            NFTA_EXPR_DATA => data = Some(v),
+            _ => {}
+        }
+    }
+    if name? != b"counter" {
+        return None;
+    }
+    let (mut packets, mut bytes) = (None, None);
+    for (ty, v) in codec::Attrs::new(data?) {
+        match ty {
+            NFTA_COUNTER_PACKETS => packets = codec::be64(v),
+            NFTA_COUNTER_BYTES => bytes = codec::be64(v),
+            _ => {}
+        }
+    }
+    Some((packets?, bytes.unwrap_or(0)))
+}
+
 /// `numgen random mod N == 0`: lets one packet in N through. Equality with zero does not depend
 /// on the register's byte order, so no byteorder expression is needed.
 pub(crate) fn sample_one_in(b: &mut MsgBuilder, n: u32) {

@@ -32,4 +32,4 @@ pub mod table;
 
 pub use error::Error;
 pub use nflog::{NflogConfig, NflogReader, Packet, ReaderStats};
-pub use table::{CaptureTable, Counters, Hook, HookNum, PointRules, RuleSpec};
+pub use table::{CaptureTable, Counters, Counting, Hook, HookNum, PointRules, RuleSpec};

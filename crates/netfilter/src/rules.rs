@@ -71,6 +71,22 @@ pub struct RuleSpec<'a> {
     pub snaplen: u32,
     /// Log one matching packet in N (random), or every packet when `None`.
     pub sample_one_in: Option<u32>,
+    /// Where the packets are counted.
+    pub counting: Counting,
+}
+
+/// Where a table's rules count packets: named counter objects, or counters in the rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Counting {
+    /// Named counter objects of the table (`counter name "p0_seen"`): each packet goes
+    /// through an `objref` and then the object's own evaluation (two calls), and the objects
+    /// outlive the chains, so a capture reads its final counts after detaching them.
+    #[default]
+    Objects,
+    /// Anonymous counters in the rules themselves (`counter`): one call per packet fewer,
+    /// for a table that never detaches (the observer); they go with their chains, so they
+    /// are read while the chains exist.
+    InRule,
 }
 
 /// `p0_prerouting_m310`, `p1_ingress_eth0_0`: unique per point and hook.

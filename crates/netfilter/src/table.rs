@@ -12,7 +12,7 @@ use crate::codec::{self, Msgs, Seq};
 use crate::error::{Error, kernel_error};
 use crate::socket::NlSocket;
 
-pub use crate::rules::{Hook, HookNum, PointRules, RuleSpec};
+pub use crate::rules::{Counting, Hook, HookNum, PointRules, RuleSpec};
 
 /// Socket buffers of the table's netlink socket, each way (the kernel doubles the value).
 const BATCH_SOCKET_BUFFER: usize = 8 << 20;
@@ -41,6 +41,7 @@ pub struct CaptureTable {
     name: String,
     chains: Vec<String>,
     sampled: bool,
+    counting: Counting,
     seq: Seq,
     buf: Vec<u8>,
 }
@@ -64,6 +65,7 @@ impl CaptureTable {
             name: name.to_owned(),
             chains: install.chains,
             sampled: spec.sample_one_in.is_some(),
+            counting: spec.counting,
             seq,
             buf: vec![0; 64 * 1024],
         };
@@ -92,8 +94,12 @@ impl CaptureTable {
         self.run_batch(&b)
     }
 
-    /// Reads the counters of one point (by its label).
+    /// Reads the counters of one point (by its label). With [`Counting::InRule`] only while
+    /// the chains exist (not after [`Self::detach`]).
     pub fn counters(&mut self, label: &str) -> Result<Counters, Error> {
+        if self.counting == Counting::InRule {
+            return self.rule_counters(label);
+        }
         let (logged, logged_bytes) = self.read_counter(&counter_name(COUNTER_LOGGED, label))?;
         let (matched, matched_bytes) = if self.sampled {
             self.read_counter(&counter_name(COUNTER_SEEN, label))?
@@ -136,6 +142,65 @@ impl CaptureTable {
                 if msg.ty == batch::msg_type(batch::NFT_MSG_NEWOBJ) {
                     result =
                         batch::parse_counter(msg.body.get(codec::NFGENMSG_LEN..).unwrap_or(&[]));
+                }
+            }
+        }
+    }
+
+    /// The in-rule counters of a point: the sum over the rules of its chains (one dump of the
+    /// table's rules). In each rule the first counter is before sampling, the second after.
+    fn rule_counters(&mut self, label: &str) -> Result<Counters, Error> {
+        if self.chains.is_empty() {
+            return Err(Error::Protocol(format!(
+                "the counters of point {label} were in its rules, gone with its chains"
+            )));
+        }
+        let prefix = format!("{label}_");
+        let seq = self.seq.fresh();
+        self.sock
+            .send(&batch::rules_request(&self.name, seq))
+            .map_err(Error::socket("sending to nf_tables"))?;
+        let mut c = Counters::default();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let n = self.recv_until(deadline)?;
+            for msg in Msgs::new(&self.buf[..n]) {
+                if msg.seq != seq {
+                    continue;
+                }
+                match msg.ty {
+                    codec::NLMSG_DONE => return Ok(c),
+                    codec::NLMSG_ERROR => {
+                        let (code, text) = codec::parse_error(msg.body).unwrap_or((0, None));
+                        if code != 0 {
+                            return Err(kernel_error(
+                                -code,
+                                text,
+                                &format!("reading the rules of point {label}"),
+                            ));
+                        }
+                        return Ok(c);
+                    }
+                    ty if ty == batch::msg_type(batch::NFT_MSG_NEWRULE) => {
+                        let body = msg.body.get(codec::NFGENMSG_LEN..).unwrap_or(&[]);
+                        let Some((chain, counters)) = batch::parse_rule_counters(body) else {
+                            continue;
+                        };
+                        if !chain.starts_with(&prefix) || !self.chains.contains(&chain) {
+                            continue;
+                        }
+                        let mut it = counters.into_iter();
+                        let first = it.next().unwrap_or_default();
+                        let (seen, logged) = match self.sampled {
+                            true => (first, it.next().unwrap_or_default()),
+                            false => (first, first),
+                        };
+                        c.matched += seen.0;
+                        c.matched_bytes += seen.1;
+                        c.logged += logged.0;
+                        c.logged_bytes += logged.1;
+                    }
+                    _ => {}
                 }
             }
         }

@@ -85,6 +85,7 @@ fn spec(case: &Case) -> RuleSpec<'_> {
         group: case.group,
         snaplen: case.snaplen,
         sample_one_in: case.sample_one_in,
+        counting: edgecap_netfilter::Counting::Objects,
     }
 }
 

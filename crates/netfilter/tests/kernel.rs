@@ -7,7 +7,7 @@ use std::process::Command;
 
 use edgecap_filter::ir::{Base, CmpOp, Conjunction, Dir, Family, Match, Payload, Test};
 use edgecap_netfilter::{
-    CaptureTable, Hook, HookNum, NflogConfig, NflogReader, PointRules, RuleSpec,
+    CaptureTable, Counting, Hook, HookNum, NflogConfig, NflogReader, PointRules, RuleSpec,
 };
 use edgecap_testkit::root_or_skip;
 
@@ -288,6 +288,7 @@ fn every_primitive_reads_back_as_the_nft_it_stands_for() {
                 group: 4242,
                 snaplen: 128,
                 sample_one_in: Some(4),
+                counting: Counting::Objects,
             },
         )
         .unwrap();
@@ -407,6 +408,7 @@ fn compiled_expressions_encode_as_nft_encodes_their_rendering() {
             group: 4243,
             snaplen: 128,
             sample_one_in: None,
+            counting: Counting::Objects,
         };
         let table = CaptureTable::install("edgecap_json", &points, &spec).unwrap();
         // Listed while the owning socket is open; the table goes with it.
@@ -468,6 +470,7 @@ fn the_largest_filter_installs_in_one_batch() {
             group: 4244,
             snaplen: 128,
             sample_one_in: Some(2),
+            counting: Counting::Objects,
         };
         let table = CaptureTable::install("edgecap_big", &points, &spec).unwrap();
         let listed = rule_exprs(&ns_path, "edgecap_big").len();
@@ -528,6 +531,7 @@ fn an_overrun_is_counted_and_the_batches_behind_it_are_still_read() {
             group: 4245,
             snaplen: 128,
             sample_one_in: None,
+            counting: Counting::Objects,
         };
         let _table = CaptureTable::install("edgecap_ovr", &points, &spec).unwrap();
         // Many full batches (1000 packets or 128 KiB each) while nobody reads.
@@ -549,4 +553,106 @@ fn an_overrun_is_counted_and_the_batches_behind_it_are_still_read() {
         "the first receive after an overrun must return the batch queued behind it"
     );
     assert!(packets > 0 && packets < 20_000, "{packets} packets read");
+}
+
+/// Both ways of counting give the same exact totals: every matching packet before sampling
+/// and every packet logged after it, read back by point. In-rule counters leave no named
+/// counter objects in the table and go with their chains (read while they exist).
+#[test]
+fn in_rule_counters_count_as_exactly_as_counter_objects() {
+    if !root_or_skip() {
+        return;
+    }
+    let ns = Netns::new();
+    for args in [
+        &["addr", "add", "198.18.0.1/32", "dev", "lo"][..],
+        &["link", "set", "lo", "up"][..],
+    ] {
+        assert!(
+            Command::new("ip")
+                .args(["-n", &ns.0])
+                .args(args)
+                .status()
+                .unwrap()
+                .success()
+        );
+    }
+    const SENT: u64 = 1000;
+    for (i, counting) in [Counting::Objects, Counting::InRule]
+        .into_iter()
+        .enumerate()
+    {
+        let group = 4246 + i as u16;
+        let table_name = format!("edgecap_cnt{i}");
+        let ns_path = ns.0.clone();
+        let (counters, read, listing, after_detach) = ns.run(move || {
+            let mut reader = NflogReader::bind(&NflogConfig::tuned(group, 128)).unwrap();
+            let filter = [Conjunction {
+                matches: vec![v4("198.18.0.1", 32)],
+            }];
+            let points = [PointRules {
+                label: "out".into(),
+                hooks: vec![Hook {
+                    hook: HookNum::Output,
+                    priority: 0,
+                    device: None,
+                }],
+            }];
+            let spec = RuleSpec {
+                filter: &filter,
+                group,
+                snaplen: 128,
+                sample_one_in: Some(4),
+                counting,
+            };
+            let mut table = CaptureTable::install(&table_name, &points, &spec).unwrap();
+            // A listener, so no ICMP port-unreachable answers (which would match too).
+            let _sink = std::net::UdpSocket::bind("198.18.0.1:9").unwrap();
+            let sock = std::net::UdpSocket::bind("198.18.0.1:0").unwrap();
+            for n in 0..SENT as u32 {
+                sock.send_to(&n.to_be_bytes(), "198.18.0.1:9").unwrap();
+            }
+            let mut read = 0u64;
+            while reader.recv(std::time::Duration::from_millis(300)).unwrap() {
+                read += reader.packets().count() as u64;
+            }
+            let counters = table.counters("out").unwrap();
+            let listing = String::from_utf8_lossy(
+                &Command::new("ip")
+                    .args(["netns", "exec", &ns_path, "nft", "list", "table", "inet"])
+                    .arg(&table_name)
+                    .output()
+                    .unwrap()
+                    .stdout,
+            )
+            .into_owned();
+            table.detach().unwrap();
+            let after_detach = table.counters("out").map_err(|e| e.to_string());
+            (counters, read, listing, after_detach)
+        });
+        // IPv4 20 + UDP 8 + 4 bytes of payload.
+        assert_eq!(counters.matched, SENT, "{counting:?}");
+        assert_eq!(counters.matched_bytes, SENT * 32, "{counting:?}");
+        assert_eq!(
+            counters.logged, read,
+            "{counting:?}: every logged packet was read"
+        );
+        assert!(
+            counters.logged > 0 && counters.logged < SENT,
+            "{counting:?}: 1 in 4 sampled, {} logged",
+            counters.logged
+        );
+        match counting {
+            Counting::Objects => {
+                assert!(listing.contains("counter name \"out_seen\""), "{listing}");
+                assert_eq!(after_detach, Ok(counters), "objects outlive the chains");
+            }
+            Counting::InRule => {
+                assert!(!listing.contains("counter name"), "{listing}");
+                assert!(listing.contains("counter packets"), "{listing}");
+                let e = after_detach.unwrap_err();
+                assert!(e.contains("out"), "{e}");
+            }
+        }
+    }
 }

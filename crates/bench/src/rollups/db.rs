@@ -84,6 +84,28 @@ pub fn sizes(db: &Database) -> Result<Sizes, Failure> {
     })
 }
 
+/// PostgreSQL: rewrites the rollup tables without their dead rows (`VACUUM FULL`), so their
+/// size is that of the rows they hold. Downsampling rewrites each second without its lists
+/// (a delete and an insert): until autovacuum lets new rows reuse the old ones' space, the
+/// size would count both. Nothing on SQLite, whose freed pages leave the tables at once.
+pub fn compact(db: &Database) -> Result<(), Failure> {
+    let Database::Postgres(url) = db else {
+        return Ok(());
+    };
+    let out = Command::new("psql")
+        .args(["-X", "-q", "-d", url, "-c"])
+        .arg("VACUUM FULL rollup_seconds, rollup_minutes")
+        .output()
+        .map_err(|e| Failure::runtime(format!("running psql: {e}")))?;
+    match out.status.success() {
+        true => Ok(()),
+        false => Err(Failure::runtime(format!(
+            "PostgreSQL VACUUM FULL failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))),
+    }
+}
+
 /// The numbers of the one row `sql` answers.
 fn query(db: &Database, sql: &str) -> Result<Vec<u64>, Failure> {
     let out = match db {

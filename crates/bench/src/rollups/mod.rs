@@ -330,7 +330,8 @@ fn one_run(
                 let s = db::sizes(&database)?;
                 if s.unrolled_rows == 0 {
                     downsample_took = Some(start.elapsed());
-                    downsampled = Some(s);
+                    db::compact(&database)?;
+                    downsampled = Some(db::sizes(&database)?);
                     break;
                 }
                 if start.elapsed() > Duration::from_secs(a.downsample_wait) {

@@ -38,6 +38,6 @@ pub async fn top(
 ) -> Result<Response, HttpError> {
     let q = read(q)?;
     let now = crate::clock::unix_now() as i64;
-    let t = query::top(&state.db, &state.config, &caller.account, &q, now).await?;
+    let t = query::top(&state.db, &caller.account, &q, now).await?;
     Ok(ok(t))
 }

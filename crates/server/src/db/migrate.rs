@@ -74,6 +74,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "events",
         include_str!("../../migrations/0014_events.sql"),
     ),
+    (
+        15,
+        "lighter_rollups",
+        include_str!("../../migrations/0015_lighter_rollups.sql"),
+    ),
 ];
 
 /// How many of [`MIGRATIONS`] the database has not recorded (for `/readyz`).
@@ -259,6 +264,91 @@ mod tests {
             crate::tenancy::Tenancy::new(false, &["198.18.7.0/24"], &["edge0"]).unwrap();
         assert!(accounts::set_tenancy(&db, id, &restricted).await.unwrap());
         assert_eq!(accounts::tenancy(&db, id).await.unwrap(), restricted);
+        db.close().await;
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Rollups written before version 15 (JSON lists, the wider time indexes): the upgrade
+    /// rebuilds the indexes only, the old rows still read, and downsampling them keeps their
+    /// lists in the minute while the seconds lose theirs.
+    #[tokio::test]
+    async fn rollups_from_before_version_15_still_read_and_downsample() {
+        use sqlx::Executor;
+
+        use crate::db::Db;
+        use crate::db::rollups::{self, Scope, Selection, Table};
+        let dir = std::env::temp_dir().join(format!(
+            "edgecap-migrate15-{}-{}",
+            std::process::id(),
+            crate::secret::new_id()
+        ));
+        let url = format!("sqlite://{}/old.db", dir.display());
+        let db = Db::connect(&url).await.unwrap();
+        let json = r#"'{"floor":0,"keys":[["198.18.9.9",5,0]]}'"#;
+        let ports = r#"'{"floor":0,"keys":[[53,5,0]]}'"#;
+        db.pool
+            .execute(sqlx::AssertSqlSafe(format!(
+                "DROP INDEX rollup_seconds_time; DROP INDEX rollup_minutes_time;
+                 CREATE INDEX rollup_seconds_time
+                     ON rollup_seconds (account_id, t, node, point, packets, bytes);
+                 CREATE INDEX rollup_minutes_time
+                     ON rollup_minutes (account_id, node, t, point, packets, bytes);
+                 DELETE FROM schema_migrations WHERE version = 15;
+                 INSERT INTO rollup_seconds (node, point, account_id, t, packets, bytes, exact,
+                     samples, one_in, ipv4, ipv6, tcp, udp, icmp, other, syn, rst, lengths,
+                     top_dst, top_src, top_dport)
+                 VALUES ('edge0', 'pre-firewall', NULL, 120, 5, 500, 1, 5, 1, 5, 0, 0, 5, 0,
+                     0, 0, 0, '[0,5,0,0,0,0,0,0]', {json}, {json}, {ports});"
+            )))
+            .await
+            .unwrap();
+        db.close().await;
+        let db = Db::connect(&url).await.unwrap();
+        let index: String =
+            sqlx::query_scalar("SELECT sql FROM sqlite_master WHERE name = 'rollup_seconds_time'")
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+        assert!(!index.contains("packets"), "{index}");
+        let sel = Selection {
+            scope: Scope::WholeNodes,
+            since: 0,
+            until: 600,
+            nodes: vec![],
+            points: vec![],
+            fleet: false,
+        };
+        let rows = |table| {
+            let (db, sel) = (db.clone(), sel.clone());
+            async move {
+                let mut v = Vec::new();
+                rollups::each_row(&db, table, &sel, |r| v.push(r))
+                    .await
+                    .unwrap();
+                v
+            }
+        };
+        let before = rows(Table::Seconds).await;
+        assert_eq!(before.len(), 1);
+        assert_eq!(
+            before[0].top_dst.keys,
+            vec![("198.18.9.9".to_owned(), 5, 0)]
+        );
+        assert_eq!(before[0].top_dport.keys, vec![(53, 5, 0)]);
+        assert!(!before[0].hitters_dropped);
+        assert_eq!(rollups::downsample(&db, 120, 180, 77).await.unwrap(), 1);
+        assert_eq!(rollups::drop_lists(&db, 77, 120, 180).await.unwrap(), 1);
+        let seconds = rows(Table::Seconds).await;
+        assert_eq!(seconds.len(), 1);
+        assert!(seconds[0].hitters_dropped);
+        assert_eq!((seconds[0].packets, seconds[0].bytes), (5, 500));
+        let minutes = rows(Table::Minutes).await;
+        assert_eq!(minutes.len(), 1, "the node's minute (the second is taken)");
+        assert_eq!(
+            minutes[0].top_dst.keys,
+            vec![("198.18.9.9".to_owned(), 5, 0)]
+        );
+        assert_eq!(minutes[0].top_dport.keys, vec![(53, 5, 0)]);
         db.close().await;
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -102,6 +102,23 @@ impl Db {
         Ok(db)
     }
 
+    /// Another handle on the same database with a pool of its own of at most `connections`
+    /// (no migrations: the schema is this one's). For work that must not wait behind the
+    /// shared pool, such as a replica's lease renewal while rollups or queries hold every
+    /// shared connection.
+    pub async fn dedicated(&self, connections: u32) -> Result<Db> {
+        let pool = AnyPoolOptions::new()
+            .max_connections(connections.max(1))
+            .acquire_timeout(Duration::from_secs(30))
+            .connect(&self.url.0)
+            .await?;
+        Ok(Db {
+            pool,
+            backend: self.backend,
+            url: self.url.clone(),
+        })
+    }
+
     /// A trivial query, for `/healthz`.
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;

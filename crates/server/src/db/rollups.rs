@@ -9,7 +9,7 @@ use sqlx::{Acquire, Row};
 
 use super::{Db, to_i64, to_u64};
 use crate::error::{Error, Result};
-use crate::rollups::hitters::{MERGE_CAPACITY, Merge, STORED_KEYS, Stored};
+use crate::rollups::hitters::{self, MERGE_CAPACITY, Merge, STORED_KEYS, Stored};
 
 /// One stored row (a second or a minute of one node, point and account scope).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -37,6 +37,9 @@ pub struct Rollup {
     pub top_dst: Stored<String>,
     pub top_src: Stored<String>,
     pub top_dport: Stored<u16>,
+    /// The heavy-hitter lists were dropped (a second already downsampled: its lists live on
+    /// in its minute); the three lists above are then empty and say nothing.
+    pub hitters_dropped: bool,
 }
 
 /// Which table a query reads.
@@ -55,6 +58,14 @@ const ROWS_PER_STATEMENT: usize = 40;
 
 fn json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+/// A list as stored: empty when dropped.
+fn list<K: hitters::StoredKey>(r: &Rollup, l: &Stored<K>) -> String {
+    match r.hitters_dropped {
+        true => String::new(),
+        false => hitters::encode(l),
+    }
 }
 
 /// Inserts rows into `table` inside the caller's connection or transaction.
@@ -93,9 +104,9 @@ pub async fn insert(conn: &mut sqlx::AnyConnection, table: Table, rows: &[Rollup
                 .bind(to_i64(r.syn))
                 .bind(to_i64(r.rst))
                 .bind(json(&r.lengths))
-                .bind(json(&r.top_dst))
-                .bind(json(&r.top_src))
-                .bind(json(&r.top_dport));
+                .bind(list(r, &r.top_dst))
+                .bind(list(r, &r.top_src))
+                .bind(list(r, &r.top_dport));
             if table == Table::Minutes {
                 q = q.bind(r.seconds);
             }
@@ -117,14 +128,18 @@ pub async fn insert_all(db: &Db, table: Table, rows: &[Rollup]) -> Result<()> {
 fn parse_row(r: &AnyRow, table: Table) -> Result<Rollup> {
     let u = |c: &str| -> Result<u64> { Ok(to_u64(r.try_get::<i64, _>(c)?)) };
     let node: String = r.try_get("node")?;
-    let corrupt = |what: &str, e: serde_json::Error| Error::Corrupt {
+    let corrupt = |what: &str, e: String| Error::Corrupt {
         what: format!("rollup {what} of node {node}"),
-        reason: e.to_string(),
+        reason: e,
     };
     let lengths: String = r.try_get("lengths")?;
     let dst: String = r.try_get("top_dst")?;
     let src: String = r.try_get("top_src")?;
     let dport: String = r.try_get("top_dport")?;
+    let dst = hitters::decode::<String>(&dst).map_err(|e| corrupt("top_dst", e))?;
+    let src = hitters::decode::<String>(&src).map_err(|e| corrupt("top_src", e))?;
+    let dport = hitters::decode::<u16>(&dport).map_err(|e| corrupt("top_dport", e))?;
+    let hitters_dropped = dst.is_none() || src.is_none() || dport.is_none();
     Ok(Rollup {
         point: r.try_get("point")?,
         account_id: r.try_get("account_id")?,
@@ -145,10 +160,11 @@ fn parse_row(r: &AnyRow, table: Table) -> Result<Rollup> {
         other: u("other")?,
         syn: u("syn")?,
         rst: u("rst")?,
-        lengths: serde_json::from_str(&lengths).map_err(|e| corrupt("lengths", e))?,
-        top_dst: serde_json::from_str(&dst).map_err(|e| corrupt("top_dst", e))?,
-        top_src: serde_json::from_str(&src).map_err(|e| corrupt("top_src", e))?,
-        top_dport: serde_json::from_str(&dport).map_err(|e| corrupt("top_dport", e))?,
+        lengths: serde_json::from_str(&lengths).map_err(|e| corrupt("lengths", e.to_string()))?,
+        top_dst: dst.unwrap_or_default(),
+        top_src: src.unwrap_or_default(),
+        top_dport: dport.unwrap_or_default(),
+        hitters_dropped,
         node,
     })
 }
@@ -198,7 +214,7 @@ pub async fn oldest_unrolled(db: &Db) -> Result<Option<i64>> {
 /// Downsamples the seconds in `[from, until)` not yet taken (`until` on a minute) into
 /// minute rows, in one transaction: the seconds are first marked with `batch` (so a
 /// concurrent job skips them), then read and summed per node, point, account and minute.
-/// Returns the seconds taken.
+/// Returns the seconds taken; [`drop_lists`] then slims them.
 pub async fn downsample(db: &Db, from: i64, until: i64, batch: i64) -> Result<u64> {
     let mut conn = db.pool.acquire().await?;
     let mut tx = conn.begin().await?;
@@ -286,6 +302,51 @@ pub async fn downsample(db: &Db, from: i64, until: i64, batch: i64) -> Result<u6
     insert(&mut tx, Table::Minutes, &rows).await?;
     tx.commit().await?;
     Ok(marked)
+}
+
+/// Seconds per transaction of [`drop_lists`]: short transactions, so SQLite's one writer
+/// (the rollup writer, the hub's) never waits long behind it.
+const SLIM_SECONDS: i64 = 10;
+
+/// Drops the heavy-hitter lists of the seconds downsampled by `batch` in `[from, until)`:
+/// they live on, merged, in the minutes (a second's totals stay for the fine retention, its
+/// lists only until it is downsampled). Each second is copied without its lists, then the
+/// original deleted (a list is never empty text until dropped), rather than updated, so
+/// whole pages come free for new rows (SQLite leaves the space a shrinking row frees inside
+/// its page); in transactions of [`SLIM_SECONDS`]. Returns the seconds slimmed.
+pub async fn drop_lists(db: &Db, batch: i64, from: i64, until: i64) -> Result<u64> {
+    let slim = "node, point, account_id, t, packets, bytes, exact, samples, one_in, ipv4, ipv6, \
+                tcp, udp, icmp, other, syn, rst, lengths";
+    let mut done = 0;
+    let mut a = from;
+    while a < until {
+        let b = (a + SLIM_SECONDS).min(until);
+        let mut conn = db.pool.acquire().await?;
+        let mut tx = conn.begin().await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO rollup_seconds ({slim}, top_dst, top_src, top_dport, rolled) \
+             SELECT {slim}, '', '', '', rolled FROM rollup_seconds \
+             WHERE rolled = $1 AND t >= $2 AND t < $3 AND top_dst <> ''"
+        )))
+        .bind(batch)
+        .bind(a)
+        .bind(b)
+        .execute(&mut *tx)
+        .await?;
+        done += sqlx::query(
+            "DELETE FROM rollup_seconds WHERE rolled = $1 AND t >= $2 AND t < $3 \
+             AND top_dst <> ''",
+        )
+        .bind(batch)
+        .bind(a)
+        .bind(b)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        a = b;
+    }
+    Ok(done)
 }
 
 /// Deletes downsampled seconds before `seconds_before` and minutes before `minutes_before`;

@@ -449,7 +449,10 @@ pub(super) async fn start(hub: &Hub) -> Result<Vec<JoinHandle<()>>> {
     if !r.shared {
         return Ok(Vec::new());
     }
-    r.renew(hub.db()).await?;
+    // The lease has a connection of its own: a pool busy with rollups or slow queries must
+    // not make this replica miss its renewals (and drop its agents as "lease lost").
+    let lease_db = hub.db().dedicated(1).await?;
+    r.renew(&lease_db).await?;
     tracing::info!(replica = %r.id, "replica registered");
     // `/readyz`: a replica without its lease is dead to the others.
     let replica = r.clone();
@@ -475,7 +478,7 @@ pub(super) async fn start(hub: &Hub) -> Result<Vec<JoinHandle<()>>> {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                if let Err(e) = hub.shared.replica.renew(hub.db()).await {
+                if let Err(e) = hub.shared.replica.renew(&lease_db).await {
                     tracing::error!(error = %e, "cannot renew this replica's lease");
                     if hub.shared.replica.lease_lost() {
                         hub.drop_sessions();

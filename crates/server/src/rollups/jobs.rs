@@ -21,6 +21,13 @@ pub struct Report {
     pub expired_minutes: u64,
 }
 
+/// Seconds before this (a minute boundary) may have been downsampled by a run at `now` or
+/// earlier, and so have lost their heavy-hitter lists; later ones have not.
+pub fn downsampled_before(now: i64) -> i64 {
+    let c = now - LATENESS;
+    c - c.rem_euclid(60)
+}
+
 fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
@@ -30,10 +37,7 @@ fn secs(d: Duration) -> i64 {
 /// retention and minutes older than the retention are deleted.
 pub async fn run_once(db: &Db, config: &Config, now: i64) -> Result<Report> {
     let mut report = Report::default();
-    let cutoff = {
-        let c = now - LATENESS;
-        c - c.rem_euclid(60)
-    };
+    let cutoff = downsampled_before(now);
     while let Some(oldest) = rollups::oldest_unrolled(db).await? {
         if oldest >= cutoff {
             break;
@@ -46,6 +50,10 @@ pub async fn run_once(db: &Db, config: &Config, now: i64) -> Result<Report> {
             .unwrap_or(1)
             .max(1);
         report.downsampled += rollups::downsample(db, from, until, batch).await?;
+        // In transactions of their own, after the minute is in: a process that stops between
+        // leaves these seconds with their lists until the fine retention ends (space, not
+        // answers: only seconds not yet downsampled are read for their lists).
+        rollups::drop_lists(db, batch, from, until).await?;
     }
     let (s, m) = rollups::expire(
         db,

@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::hitters::{MERGE_CAPACITY, Merge, Stored};
+use super::jobs;
 use crate::config::Config;
 use crate::db::Db;
 use crate::db::accounts::Account;
@@ -435,7 +436,6 @@ pub struct Top {
 /// `GET /traffic/top`.
 pub async fn top(
     db: &Db,
-    config: &Config,
     account: &Account,
     query: &[(String, String)],
     now: i64,
@@ -464,39 +464,51 @@ pub async fn top(
         },
     } as usize;
     let mut sel = selection(db, account, &p, now, "-1m").await?;
-    let fine_from = now.saturating_sub(secs(config.rollup_fine_retention));
-    let table = if sel.since >= fine_from {
-        Table::Seconds
-    } else {
-        // Minutes only: the range is widened to whole minutes.
-        sel.since -= sel.since.rem_euclid(60);
-        sel.until += (60 - sel.until.rem_euclid(60)) % 60;
-        Table::Minutes
+    // Seconds keep their heavy hitters only until they are downsampled: a range within the
+    // last minutes reads seconds, an older one the minutes (and the seconds not yet taken).
+    let mut table = match sel.since >= jobs::downsampled_before(now) {
+        true => Table::Seconds,
+        false => Table::Minutes,
     };
-    let rows = rollups::count(db, table, &sel).await?;
-    if rows > MAX_TOP_ROWS {
-        return Err(HttpError::field(
-            "since",
-            format!(
-                "the range holds {rows} rollup rows, more than the {MAX_TOP_ROWS} a heavy-hitter \
-                 query reads: shorten it or select nodes"
-            ),
-        ));
-    }
-    let mut addrs: Merge<String> = Merge::new(MERGE_CAPACITY);
-    let mut ports: Merge<u16> = Merge::new(MERGE_CAPACITY);
-    let (mut packets, mut bytes, mut one_in) = (0u64, 0u64, 1u64);
-    rollups::each_row(db, table, &sel, |r: Rollup| {
-        one_in = one_in.max(r.one_in);
-        packets = packets.saturating_add(r.packets);
-        bytes = bytes.saturating_add(r.bytes);
-        match by.as_str() {
-            "dst" => addrs.add(&r.top_dst),
-            "src" => addrs.add(&r.top_src),
-            _ => ports.add(&r.top_dport),
+    let (addrs, ports, packets, bytes, one_in) = loop {
+        if table == Table::Minutes {
+            // Minutes only: the range is widened to whole minutes.
+            sel.since -= sel.since.rem_euclid(60);
+            sel.until += (60 - sel.until.rem_euclid(60)) % 60;
         }
-    })
-    .await?;
+        let rows = rollups::count(db, table, &sel).await?;
+        if rows > MAX_TOP_ROWS {
+            return Err(HttpError::field(
+                "since",
+                format!(
+                    "the range holds {rows} rollup rows, more than the {MAX_TOP_ROWS} a \
+                     heavy-hitter query reads: shorten it or select nodes"
+                ),
+            ));
+        }
+        let mut addrs: Merge<String> = Merge::new(MERGE_CAPACITY);
+        let mut ports: Merge<u16> = Merge::new(MERGE_CAPACITY);
+        let (mut packets, mut bytes, mut one_in) = (0u64, 0u64, 1u64);
+        let mut dropped = false;
+        rollups::each_row(db, table, &sel, |r: Rollup| {
+            dropped |= r.hitters_dropped;
+            one_in = one_in.max(r.one_in);
+            packets = packets.saturating_add(r.packets);
+            bytes = bytes.saturating_add(r.bytes);
+            match by.as_str() {
+                "dst" => addrs.add(&r.top_dst),
+                "src" => addrs.add(&r.top_src),
+                _ => ports.add(&r.top_dport),
+            }
+        })
+        .await?;
+        match (dropped, table) {
+            // A second already downsampled (another replica's clock ran ahead): its lists
+            // are in its minute.
+            (true, Table::Seconds) => table = Table::Minutes,
+            _ => break (addrs, ports, packets, bytes, one_in),
+        }
+    };
     let seconds = (sel.until - sel.since).max(1);
     let per = |n: u64| n as f64 / seconds as f64;
     let (keys, floor): (Vec<(Value, u64, u64)>, u64) = match by.as_str() {

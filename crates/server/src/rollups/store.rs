@@ -169,6 +169,7 @@ pub fn row(node: &str, s: &Second, now: i64, oldest: i64) -> Result<Rollup, Stri
         top_src: addr(&s.top_src),
         // Ports: no total to tell a whole list from a cut one, so the floor is kept.
         top_dport: Stored::from_agent(&s.top_dport, None),
+        hitters_dropped: false,
     })
 }
 

@@ -700,3 +700,51 @@ async fn a_replica_that_loses_its_lease_lets_its_agents_go() {
     pool.close().await;
     s1.stop().await;
 }
+
+/// A replica whose database pool is taken by slow work (here: API queries waiting on a locked
+/// rollup table, more of them than the pool has connections) still renews its lease: the
+/// renewal has a connection of its own, so a busy database never makes a replica drop its
+/// agents as "lease lost".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_keeps_its_lease_while_its_pool_is_busy() {
+    let Some((h, s1)) = setup(Backend::Postgres).await else {
+        return;
+    };
+    let until = Instant::now() + Duration::from_secs(5);
+    while !s1.state.hub.lease_held() && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(s1.state.hub.lease_held());
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&h.db_url).await.unwrap();
+    let mut lock = pool.begin().await.unwrap();
+    sqlx::raw_sql("LOCK TABLE rollup_seconds IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    // More queries than the pool's 8 connections, each holding one while it waits.
+    let path = h.acc("traffic?since=-5m&step=1s");
+    let waiting: Vec<_> = (0..12)
+        .map(|_| {
+            let (state, token, path) = (h.state.clone(), h.token.clone(), path.clone());
+            tokio::spawn(async move { call(&state, Some(&token), "GET", &path, None).await })
+        })
+        .collect();
+    // Past a whole lease (5 s) and then some: the lease holds all along.
+    let until = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < until {
+        assert!(
+            s1.state.hub.lease_held(),
+            "the lease lapsed while the pool was busy"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    lock.rollback().await.unwrap();
+    for w in waiting {
+        let (status, body) = w.await.unwrap();
+        assert!(status.is_success(), "{body}");
+    }
+    assert!(s1.state.hub.lease_held());
+    pool.close().await;
+    s1.stop().await;
+}

@@ -220,6 +220,30 @@ async fn downsampling_equals_the_seconds_and_retention_deletes(b: Backend) {
     // Heavy hitters from the minutes are the seconds' merged.
     let top = get(&h, &format!("traffic/top?{range}&by=src")).await;
     assert_eq!(top["hitters"][0]["packets"], p0 + p1);
+    assert_eq!(top["resolution"], "minute");
+    // The downsampled seconds kept their totals (above) but not their lists: those are in
+    // the minutes.
+    let sel = edgecap_server::db::rollups::Selection {
+        scope: edgecap_server::db::rollups::Scope::WholeNodes,
+        since: t0,
+        until: t0 + 120,
+        nodes: vec![],
+        points: vec![],
+        fleet: false,
+    };
+    let mut kept = (0, 0);
+    edgecap_server::db::rollups::each_row(
+        &h.state.db,
+        edgecap_server::db::rollups::Table::Seconds,
+        &sel,
+        |r| {
+            kept.0 += 1;
+            kept.1 += usize::from(!r.hitters_dropped);
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(kept, (240, 0), "(seconds, seconds with lists)");
 
     // Past the fine retention the seconds go, the minutes stay; past the retention, all go.
     let fine_ret = h.state.config.rollup_fine_retention.as_secs() as i64;
@@ -235,6 +259,25 @@ async fn downsampling_equals_the_seconds_and_retention_deletes(b: Backend) {
         .unwrap();
     assert_eq!(r.expired_minutes, 6);
     assert_eq!(h.count("rollup_minutes").await, 0);
+    // Seconds not yet downsampled answer at second resolution.
+    let recent = now() - 30;
+    let n2 = h.node("edge2", &[], &["pre-firewall"]);
+    n2.session.handle(AgentMsg::Rollups {
+        seconds: vec![second(recent, "pre-firewall", 7, "198.18.7.7")],
+    });
+    h.state.hub.rollups().barrier().await;
+    let top = get(
+        &h,
+        &format!(
+            "traffic/top?since={}&until={}&by=dst",
+            recent - 10,
+            recent + 10
+        ),
+    )
+    .await;
+    assert_eq!(top["resolution"], "second", "{top}");
+    assert_eq!(top["hitters"][0]["key"], "198.18.7.7", "{top}");
+    assert_eq!(top["hitters"][0]["packets"], 7, "{top}");
 }
 
 async fn bad_parameters_are_refused_naming_the_field(b: Backend) {
@@ -403,6 +446,9 @@ async fn database_growth_per_node_and_point() {
     jobs::run_once(db, &h.state.config, now()).await.unwrap();
     // 60 minutes of the node, 60 of the fleet.
     assert_eq!(h.count("rollup_minutes").await, 120);
+    // Downsampled seconds keep their totals, not their heavy-hitter lists.
+    assert_eq!(h.count("rollup_seconds").await, 3600);
+    let b_job = used().await;
     let fine = h.state.config.rollup_fine_retention.as_secs() as i64;
     let r = jobs::run_once(db, &h.state.config, t0 + 3600 + fine + 60)
         .await
@@ -410,13 +456,15 @@ async fn database_growth_per_node_and_point() {
     assert_eq!(r.expired_seconds, 3600);
     let b2 = used().await;
     let per_minute = (b2 - b0) as f64 / 120.0;
+    let per_second_kept = b_job.saturating_sub(b2) as f64 / 3600.0;
     let fine_hours = fine as f64 / 3600.0;
     let days = h.state.config.rollup_retention.as_secs() as f64 / 86400.0;
     eprintln!(
-        "rollup growth: {per_second:.0} bytes per second row, {per_minute:.0} bytes per minute \
-         row; per node and point: {:.1} MiB of seconds ({fine_hours} h kept), {:.2} MiB of \
-         minutes a day ({:.1} MiB at {days} days)",
-        per_second * fine as f64 / 1048576.0,
+        "rollup growth: {per_second:.0} bytes per second row as it arrives, \
+         {per_second_kept:.0} once downsampled, {per_minute:.0} bytes per minute row; per node \
+         and point: {:.1} MiB of seconds ({fine_hours} h kept), {:.2} MiB of minutes a day \
+         ({:.1} MiB at {days} days)",
+        per_second_kept * fine as f64 / 1048576.0,
         per_minute * 1440.0 / 1048576.0,
         per_minute * 1440.0 * days / 1048576.0,
     );
