@@ -20,6 +20,7 @@ use crate::common::{Backend, Harness};
 both_databases!(
     dashboard_sessions_act_for_their_account_and_end,
     a_token_holds_a_bounded_number_of_sessions,
+    the_packet_view_pages_filters_and_decodes_a_capture,
 );
 
 mod browser {
@@ -444,5 +445,220 @@ async fn a_token_holds_a_bounded_number_of_sessions(b: Backend) {
     assert!(
         sessions::close(&h.state.db, newest).await.unwrap(),
         "the newest session is open"
+    );
+}
+
+/// An IPv4/UDP sample to `dport` carrying `marker`: what a ring keeps of a packet.
+fn marked_sample(ts_ns: u64, dport: u16, marker: &str) -> edgecap_model::lookback::WireSample {
+    let total = 28 + marker.len();
+    let mut ip = vec![
+        0x45,
+        0,
+        0,
+        total as u8,
+        0,
+        0,
+        0,
+        0,
+        64,
+        17,
+        0,
+        0,
+        198,
+        18,
+        0,
+        1,
+        198,
+        19,
+        0,
+        1,
+        0x9c,
+        0x40,
+    ];
+    ip.extend_from_slice(&dport.to_be_bytes());
+    ip.extend_from_slice(&[0, (8 + marker.len()) as u8, 0, 0]);
+    ip.extend_from_slice(marker.as_bytes());
+    edgecap_model::lookback::WireSample {
+        ts_ns,
+        orig_len: total as u32,
+        point: "pre-firewall".into(),
+        ifindex: 2,
+        one_in: 1,
+        data: edgecap_model::lookback::hex(&ip),
+    }
+}
+
+/// A simple capture of `n` marked samples from `node`, a new node (`extra` goes into the
+/// body); its id.
+async fn simple_capture(h: &Harness, node: &str, n: u64, extra: serde_json::Value) -> String {
+    let mut node = h.node(node, &[("site", "fra")], &["pre-firewall"]);
+    let mut body = serde_json::json!({"type": "simple", "system": "magic-transit",
+        "time_limit": 60, "packet_limit": 1000});
+    for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+        body[k] = v;
+    }
+    let body = body.to_string();
+    let path = h.acc("pcaps");
+    let create = h.call("POST", &path, Some(&body));
+    let answer = async {
+        // No query at all: the create's answer says why.
+        let q = match tokio::time::timeout(Duration::from_secs(3), node.rx.recv()).await {
+            Ok(Some(edgecap_model::ServerMsg::Query { query })) => query,
+            _ => return,
+        };
+        let samples = (0..n)
+            .map(|i| {
+                let dport = if i % 2 == 0 { 53 } else { 443 };
+                marked_sample(q.from_ns + i * 1000, dport, &format!("MARK-{i:04}"))
+            })
+            .collect::<Vec<_>>();
+        let head = edgecap_model::lookback::AnswerHead {
+            matched: n,
+            est_packets: n,
+            est_bytes: n * 40,
+            thinned_by: 1.0,
+            periods: vec![],
+            reach_start: Some(0),
+        };
+        for answer in edgecap_model::lookback::RingAnswer::chunked(&q.query_id, head, samples) {
+            node.session
+                .handle(edgecap_model::AgentMsg::Answer { answer });
+        }
+    };
+    let ((s, v), ()) = tokio::join!(create, answer);
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["result"]["status"], "success", "{v}");
+    v["result"]["id"].as_str().unwrap().to_owned()
+}
+
+fn payloads(v: &serde_json::Value) -> Vec<String> {
+    v["result"]["packets"]
+        .as_array()
+        .unwrap_or(&Vec::new())
+        .iter()
+        .map(|p| p["payload"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+async fn the_packet_view_pages_filters_and_decodes_a_capture(b: Backend) {
+    let Some(h) = Harness::new(b).await else {
+        return;
+    };
+    // Two look-back requests in this test (the default allows 1 a minute).
+    let more = edgecap_server::quota::Changes {
+        simple_per_minute: Some(Some(10)),
+        ..Default::default()
+    };
+    edgecap_server::quota::set(&h.state.db, &h.account.id, more)
+        .await
+        .unwrap();
+    let id = simple_capture(&h, "edge-a", 250, serde_json::json!({})).await;
+    let ui = |q: &str| format!("/ui/accounts/{}/pcaps/{id}/packets{q}", h.account.id);
+    // The first page: the default size, in time order, with the summary and the marker.
+    let (s, v) = h.call("GET", &ui(""), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let marks = payloads(&v);
+    assert_eq!(marks.len() as u64, edgecap_server::dashboard::packets::PAGE);
+    assert_eq!(marks[0], "MARK-0000");
+    assert_eq!(marks[99], "MARK-0099");
+    assert_eq!(v["result"]["more"], true);
+    let first = &v["result"]["packets"][0];
+    assert_eq!(first["interface"], "edge-a/pre-firewall", "{first}");
+    assert_eq!(first["src"], "198.18.0.1");
+    assert_eq!(first["dst_port"], 53);
+    assert_eq!(first["protocol"], "UDP");
+    assert_eq!(first["info"], "UDP 40000 > 53, length 9");
+    // A display filter, by the server's matcher, and the last page of what it keeps.
+    let (s, v) = h
+        .call(
+            "GET",
+            &ui("?filter=udp%20dst%20port%20443&offset=100"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let marks = payloads(&v);
+    assert_eq!(marks.len(), 25, "125 of 250 go to 443: {v}");
+    assert_eq!(marks[0], "MARK-0201");
+    assert_eq!(v["result"]["more"], false);
+    // One packet: the header tree and the hex.
+    let (s, v) = h.call("GET", &ui("?packet=7"), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let names: Vec<&str> = v["result"]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    // One interface in the file: raw IP, no link layer.
+    assert_eq!(names, ["IPv4", "UDP"], "{v}");
+    assert!(
+        v["result"]["hex"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("0000  45 00 00 25"),
+        "{v}"
+    );
+    // A bad filter and an oversized one: the API's 400 naming `filter`, as POST /pcaps says.
+    for bad in [
+        "udp and and".to_owned(),
+        "udp or ".repeat(edgecap_filter::MAX_EXPR_LEN / 7 + 2) + "udp",
+    ] {
+        let q = format!("?filter={}", bad.replace(' ', "%20"));
+        let (s, v) = h.call("GET", &ui(&q), None).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        assert_eq!(v["errors"][0]["source"]["pointer"], "/filter", "{v}");
+        let body = serde_json::json!({"type": "simple", "system": "magic-transit",
+            "time_limit": 60, "packet_limit": 10, "filter": bad})
+        .to_string();
+        let (_, api) = h.call("POST", &h.acc("pcaps"), Some(&body)).await;
+        assert_eq!(v["errors"][0]["message"], api["errors"][0]["message"]);
+    }
+    let (s, v) = h.call("GET", &ui("?limit=501"), None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["errors"][0]["source"]["pointer"], "/limit", "{v}");
+    // Another account: the capture does not exist for it.
+    let theirs = format!("/ui/accounts/{}/pcaps/{id}/packets", h.other.id);
+    let (s, v) = h
+        .call_as(Some(&h.other_token.clone()), "GET", &theirs, None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+
+    // A look-back capture written to a file:// directory on the server's host: read there.
+    let id = simple_capture(
+        &h,
+        "edge-b",
+        3,
+        serde_json::json!({"destination_conf": h.file_dest(), "nodes": ["edge-b"]}),
+    )
+    .await;
+    let (s, v) = h
+        .call(
+            "GET",
+            &format!("/ui/accounts/{}/pcaps/{id}/packets", h.account.id),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(payloads(&v), ["MARK-0000", "MARK-0001", "MARK-0002"]);
+    assert_eq!(v["result"]["file"], "merged");
+    // The file gone from the server's host: a 400 naming `file` that says where it looked.
+    let key = v["result"]["files"][0]["key"].as_str().unwrap().to_owned();
+    std::fs::remove_file(h.dest.join(&key)).unwrap();
+    let (s, v) = h
+        .call(
+            "GET",
+            &format!("/ui/accounts/{}/pcaps/{id}/packets", h.account.id),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["errors"][0]["source"]["pointer"], "/file", "{v}");
+    assert!(
+        v["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("server's host"),
+        "{v}"
     );
 }
