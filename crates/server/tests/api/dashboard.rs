@@ -320,8 +320,35 @@ async fn the_dashboard_works_in_a_real_browser() {
         for chunk in seconds.chunks(edgecap_model::protocol::MAX_ROLLUP_SECONDS) {
             agent.send_rollups(chunk).await.unwrap();
         }
+        // Its look-back ring: one sampled packet a second of that traffic, carrying a
+        // marker, answered for the query's window and filter (as an agent's ring does).
+        let ring = move |q: &edgecap_model::lookback::RingQuery| {
+            let rules = q
+                .filter
+                .as_deref()
+                .map(|f| edgecap_model::request::display_filter(f).unwrap());
+            (now - 121..now - 1)
+                .map(|t| ring_sample(name, t, dst))
+                .filter(|s| (q.from_ns..q.to_ns).contains(&s.ts_ns))
+                .filter(|s| {
+                    let ip = edgecap_model::lookback::unhex(&s.data).unwrap();
+                    rules
+                        .as_ref()
+                        .is_none_or(|r| edgecap_filter::matches(r, &ip))
+                })
+                .collect()
+        };
+        let script = sim::Script {
+            ring: Some(std::sync::Arc::new(ring)),
+            ..sim::Script::default()
+        };
         let (seen, _seen_rx) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(sim::respond(agent, Duration::from_secs(1), seen));
+        tokio::spawn(sim::respond_with(
+            agent,
+            Duration::from_secs(1),
+            seen,
+            script,
+        ));
     }
     let capture = h.create("ORD", serde_json::json!({})).await;
     // The rollups are written before the browser looks.
@@ -331,6 +358,7 @@ async fn the_dashboard_works_in_a_real_browser() {
     std::fs::create_dir_all(&shots).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/dashboard_browser.py");
     let env = [
+        ("EDGECAP_DEST", h.file_dest()),
         ("EDGECAP_BASE", base.clone()),
         ("EDGECAP_TOKEN", h.token.clone()),
         ("EDGECAP_OTHER_TOKEN", h.other_token.clone()),
@@ -408,7 +436,63 @@ async fn the_dashboard_works_in_a_real_browser() {
     assert_eq!(s("live_filter"), "dst host 198.18.1.1", "{v}");
     assert!(s("live_estimate").starts_with("Estimate:"), "{v}");
     assert!(s("live_url").contains("/captures?"), "nothing started: {v}");
+    // The look-back capture's packets: the sampled packets of ord01's traffic to the hitter,
+    // each with its marker, 100 a page; a display filter narrows them on the server; a row
+    // opens its headers; a bad filter shows the server's message under the field.
+    let marks: Vec<String> = serde_json::from_value(v["packet_payloads"].clone()).unwrap();
+    assert_eq!(marks.len(), 100, "a full first page: {v}");
+    assert!(
+        marks.iter().all(|m| m.starts_with("MARK-ord01-")),
+        "only ord01 sends to 198.18.1.1: {v}"
+    );
+    assert!(s("packet_note").contains("more follow"), "{v}");
+    let narrowed: Vec<String> = serde_json::from_value(v["filtered_payloads"].clone()).unwrap();
+    assert!(
+        !narrowed.is_empty() && narrowed.len() < marks.len(),
+        "the filter narrows: {v}"
+    );
+    let ports: Vec<String> = serde_json::from_value(v["filtered_sources"].clone()).unwrap();
+    assert!(ports.iter().all(|p| p.ends_with(":40000")), "{v}");
+    assert_eq!(
+        v["packet_layers"],
+        serde_json::json!(["IPv4", "TCP"]),
+        "the header tree: {v}"
+    );
+    assert!(s("packet_hex").starts_with("0000  45 00"), "{v}");
+    assert!(s("bad_filter_error").starts_with("filter: "), "{v}");
+    // Triggers: a bad field's error under it, nothing created; a good one listed.
+    assert!(
+        s("trigger_field_error").starts_with("condition.above:"),
+        "{v}"
+    );
+    assert_eq!(v["triggers_after_bad"], 0, "{v}");
+    assert_eq!(v["trigger_names"], serde_json::json!(["udp flood"]), "{v}");
+    // Buckets: the bad destination's error under the field.
+    assert!(
+        s("bucket_field_error").starts_with("destination_conf:"),
+        "{v}"
+    );
+    // A directory's ownership: the challenge file named, written where the page says; a wrong
+    // token refused by its field; the file's token validates.
+    let file = s("challenge_file");
+    assert!(
+        file.starts_with("ownership-challenge-") && file.ends_with(".txt"),
+        "{v}"
+    );
+    assert_eq!(
+        s("challenge_place"),
+        format!("{}/{file}", h.file_dest()),
+        "{v}"
+    );
+    assert!(
+        s("challenge_error").starts_with("ownership_challenge:"),
+        "{v}"
+    );
+    assert_eq!(s("ownership_status"), "success", "{v}");
+    assert_eq!(v["triggers_after_delete"], 0, "{v}");
     // The other account sees none of it.
+    assert_eq!(v["other_triggers"], 0, "{v}");
+    assert!(s("other_packets").contains("no capture"), "{v}");
     assert_eq!(v["other_sees_capture"], false, "{v}");
     assert_eq!(v["other_rows"], 0, "{v}");
     assert!(
@@ -418,11 +502,55 @@ async fn the_dashboard_works_in_a_real_browser() {
     // Logged out: back to the login.
     assert_eq!(s("after_logout_url"), format!("{base}/login"), "{v}");
     assert_eq!(v["console_errors"], serde_json::json!([]), "{v}");
-    for view in ["login", "fleet", "captures", "capture", "traffic"] {
+    for view in [
+        "login", "fleet", "captures", "capture", "traffic", "packets", "packet", "triggers",
+        "buckets",
+    ] {
         assert!(shots.join(format!("{view}.png")).exists(), "{view}.png");
     }
     let _ = stop.send(());
     server.await.unwrap().unwrap();
+}
+
+/// One sampled packet of `node`'s traffic at second `t`: TCP from 198.18.0.1 (source ports
+/// 40000-40004 in turn) to `dst` port 443, carrying `MARK-<node>-<t % 1000>`.
+fn ring_sample(node: &str, t: i64, dst: &str) -> edgecap_model::lookback::WireSample {
+    let marker = format!("MARK-{node}-{:03}", t % 1000);
+    let total = 40 + marker.len();
+    let d: std::net::Ipv4Addr = dst.parse().unwrap();
+    let mut ip = vec![
+        0x45,
+        0,
+        0,
+        total as u8,
+        0,
+        0,
+        0x40,
+        0,
+        64,
+        6,
+        0,
+        0,
+        198,
+        18,
+        0,
+        1,
+    ];
+    ip.extend_from_slice(&d.octets());
+    let sport = 40000 + (t % 5) as u16;
+    ip.extend_from_slice(&sport.to_be_bytes());
+    ip.extend_from_slice(&[
+        1, 0xbb, 0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0,
+    ]);
+    ip.extend_from_slice(marker.as_bytes());
+    edgecap_model::lookback::WireSample {
+        ts_ns: t as u64 * 1_000_000_000 + 500_000_000,
+        orig_len: total as u32,
+        point: "pre-firewall".into(),
+        ifindex: 2,
+        one_in: 1,
+        data: edgecap_model::lookback::hex(&ip),
+    }
 }
 
 /// Logging in again and again with one token never grows the table past the per-token cap;

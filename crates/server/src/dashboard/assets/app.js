@@ -449,6 +449,13 @@
 
   // --- packets -----------------------------------------------------------------------------
 
+  // An address and port as tcpdump's peers write them: 198.18.0.1:53, [2001:db8::1]:53.
+  function endpoint(addr, port) {
+    if (!addr) return '–';
+    if (port === null || port === undefined) return addr;
+    return (addr.includes(':') ? '[' + addr + ']' : addr) + ':' + port;
+  }
+
   // A capture's packets (the server reads the file, filters with its own matcher and decodes
   // the headers): a page at a time, a display filter, a row's header tree and hex.
   async function packets() {
@@ -507,8 +514,8 @@
           el('td', { class: 'num', text: p.index }),
           el('td', { text: p.time.slice(11) }),
           el('td', { text: p.interface }),
-          el('td', { text: (p.src || '–') + (p.src_port !== null && p.src_port !== undefined ? ' :' + p.src_port : '') }),
-          el('td', { text: (p.dst || '–') + (p.dst_port !== null && p.dst_port !== undefined ? ' :' + p.dst_port : '') }),
+          el('td', { class: 'src', text: endpoint(p.src, p.src_port) }),
+          el('td', { class: 'dst', text: endpoint(p.dst, p.dst_port) }),
           el('td', { text: p.protocol }),
           el('td', { class: 'num', text: p.length }),
           el('td', { class: 'info', text: p.info }),
@@ -524,7 +531,7 @@
       if (res.capped) notes.push('the server stopped reading after ' + res.scanned.toLocaleString() + ' packets (it reads at most ' + res.max_scanned_packets.toLocaleString() + ' packets or ' + size(res.max_scanned_bytes) + ' a request): download the file for the rest');
       list.replaceChildren(
         el('p', { class: 'muted', id: 'packet-note', text: notes.join('; ') + '. Click a packet for its headers and bytes.' }),
-        el('table', { id: 'packets' },
+        el('table', { id: 'packets', 'data-filter': res.filter || '' },
           el('thead', {}, el('tr', {}, ['#', 'Time (UTC)', 'Node/point', 'Source', 'Destination', 'Protocol', 'Length', 'Summary', 'Payload'].map((t) => el('th', { text: t })))),
           el('tbody', {}, rows)),
         el('div', { class: 'buttons' },
@@ -641,7 +648,7 @@
     });
     setContent(form,
       el('h2', { text: 'Triggers' }),
-      el('p', { class: 'muted', text: 'Agents do not evaluate triggers yet (issue 14): a trigger is stored and checked, and fires nothing for now.' }),
+      el('p', { class: 'muted', text: 'What a trigger does once stored, and what is not built yet: docs/api.md, \u201cTriggers\u201d.' }),
       el('table', { id: 'triggers' },
         el('thead', {}, el('tr', {}, ['Name', 'Condition', 'Scope', 'Capture', 'Cooldown; budget', 'Created', ''].map((x) => el('th', { text: x })))),
         el('tbody', {}, rows.length ? rows : [el('tr', {}, el('td', { colspan: 7, class: 'muted', text: 'No triggers yet.' }))])),
@@ -658,7 +665,11 @@
   async function buckets() {
     const form = el('form', { id: 'new-ownership', class: 'card', novalidate: true },
       el('h2', { text: 'Add a bucket' }),
-      el('p', { class: 'muted', text: 'Captures and triggers write only to buckets this account has shown it controls (a file:// directory needs no proof: it is on the operator\u2019s own machines). 1. Add the bucket\u2019s destination_conf: the server writes a file named ownership-challenge-<id>.txt, holding a random token, into that directory of the bucket. 2. Read that file with your own access to the bucket (for example aws s3 cp s3://bucket/dir/ownership-challenge-<id>.txt -). 3. Paste its content below and validate. Only someone who can read the bucket can know the token.' }),
+      el('p', { class: 'muted', text: 'Captures and triggers write only to buckets this account has shown it controls (a file:// directory needs no proof for a capture: it is on the operator\u2019s own machines). Only someone who can read the bucket can know the token:' }),
+      el('ol', { class: 'muted steps' },
+        el('li', { text: 'Add the bucket\u2019s destination_conf below. The server writes a file named ownership-challenge-<id>.txt, holding a random token, into that directory of the bucket (the list shows where).' }),
+        el('li', { text: 'Read that file with your own access to the bucket, for example: aws s3 cp s3://bucket/dir/ownership-challenge-<id>.txt -' }),
+        el('li', { text: 'Paste its content into the bucket\u2019s row and validate. Captures may then write there.' })),
       field('destination_conf', 'destination_conf', { size: 60, placeholder: 's3://bucket/dir?region=eu-west-1' }),
       el('p', { class: 'form-error error', role: 'alert' }),
       el('div', { class: 'buttons' }, el('button', { type: 'submit', id: 'add-ownership', text: 'Add and write the challenge' })));
@@ -688,7 +699,7 @@
         if (!v.ok) { showErrors(check, v); return; }
         await listBuckets(form, null);
       });
-      return el('tr', { 'data-ownership': o.id, class: o.id === added ? 'added' : null },
+      return el('tr', { 'data-ownership': o.id, 'data-filename': o.filename, class: o.id === added ? 'added' : null },
         el('td', { text: o.destination_conf }),
         el('td', {}, el('span', { class: 'status ' + o.status, text: o.status })),
         el('td', {}, el('code', { text: challengePlace(o) })),
