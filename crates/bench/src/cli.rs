@@ -37,6 +37,9 @@ pub enum BenchCommand {
     /// Traffic rollups from N simulated agents: server CPU, memory and database growth with
     /// rollups and without them, on SQLite and PostgreSQL.
     Rollups(crate::rollups::BenchRollupsArgs),
+    /// The dashboard's first view with a big fleet: N simulated nodes and hours of rollups,
+    /// login -> fleet page and the traffic page (p50/p99, bytes), on SQLite and PostgreSQL.
+    Dashboard(crate::dashboard::BenchDashboardArgs),
 }
 
 #[derive(Debug, Args)]

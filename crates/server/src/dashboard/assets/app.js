@@ -113,22 +113,42 @@
     return s;
   }
 
+  // The steps the traffic API takes (crates/server/src/rollups/query.rs, STEPS).
+  const STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
+  // The smallest step that keeps `series` series over `span` seconds within `points` points
+  // in all: the server downsamples to it, so a big fleet's answer stays small (and within
+  // the API's bound on an answer's points).
+  function stepFor(span, series, points) {
+    for (const s of STEPS) if (series * (Math.ceil(span / s) + 1) <= points) return s;
+    return STEPS[STEPS.length - 1];
+  }
+  // Points of the fleet page's sparklines: at most SPARK_POINTS a node (a sparkline is 120 px
+  // wide) and FLEET_POINTS all nodes together, so a thousand nodes' answer stays small.
+  const SPARK_POINTS = 60;
+  const FLEET_POINTS = 20000;
+  function fleetStep(nodes) {
+    return Math.max(stepFor(900, nodes, FLEET_POINTS), stepFor(900, 1, SPARK_POINTS));
+  }
+  // Points per series of the traffic chart (it is 900 px wide).
+  const CHART_POINTS = 150;
+
   // --- fleet -------------------------------------------------------------------------------
 
   async function fleet() {
-    const [nodes, traffic] = await Promise.all([
-      api('GET', 'nodes'),
-      api('GET', 'traffic?since=-15m&group_by=node'),
-    ]);
+    const nodes = await api('GET', 'nodes');
+    const n = nodes.ok ? nodes.json.result.length : 1;
+    const step = fleetStep(Math.max(n, 1));
+    const traffic = await api('GET', 'traffic?since=-15m&group_by=node&step=' + step);
     if (!nodes.ok) { setContent(el('p', { class: 'error', text: problem(nodes) })); return; }
     const series = {};
     if (traffic.ok) for (const s of traffic.json.result.series) series[s.key] = s.points;
     const rows = nodes.json.result.map((n) => {
       const pts = series[n.name] || [];
-      // The current rate: the newest point with traffic, with its age (agents report their
-      // seconds at each heartbeat, so the last few seconds are not in yet).
+      // The current rate: the newest whole step with traffic, with its age. A step that ended
+      // less than 5 s ago is still filling (agents report their seconds at each heartbeat).
+      const whole = (p) => Date.parse(p.t) + step * 1000 <= Date.now() - 5000;
       let last = null;
-      for (let i = pts.length - 1; i >= 0 && !last; i--) if (pts[i].packets > 0) last = pts[i];
+      for (let i = pts.length - 1; i >= 0 && !last; i--) if (pts[i].packets > 0 && whole(pts[i])) last = pts[i];
       const age = last ? Math.max(0, Math.round((Date.now() - Date.parse(last.t)) / 1000)) : 0;
       const health = n.health
         ? (n.health.ready ? 'ready' : 'not ready') +
@@ -145,7 +165,7 @@
         el('td', { class: 'muted', text: n.last_seen || '' }));
     });
     setContent(
-      el('p', { class: 'muted', text: nodes.json.result.length + ' nodes; current rate: the newest second with traffic in the last 15 minutes' + (traffic.ok ? '' : ' (traffic: ' + problem(traffic) + ')') }),
+      el('p', { class: 'muted', text: nodes.json.result.length + ' nodes; current rate: the newest whole ' + step + ' s with traffic in the last 15 minutes' + (traffic.ok ? '' : ' (traffic: ' + problem(traffic) + ')') }),
       el('table', { id: 'nodes' },
         el('thead', {}, el('tr', {}, ['Node', 'State', 'Labels', 'Points', 'Observer', 'Current rate', 'Last 15 min', 'Last seen'].map((t) => el('th', { text: t })))),
         el('tbody', {}, rows)));
@@ -341,10 +361,16 @@
       el('select', { id: 'by', on: { change: (e) => go({ since, until, by: e.target.value }) } },
         ['dst', 'src', 'dport'].map((g) => el('option', { value: g, selected: g === by, text: g }))));
     const range = 'since=' + since + '&until=' + until;
-    const [t, top] = await Promise.all([
-      api('GET', 'traffic?' + range + '&group_by=' + group),
+    // At most CHART_POINTS points a series; seconds older than the server's fine retention
+    // are kept only as minutes, so a step it refuses there is retried in whole minutes.
+    const series = (step) => api('GET', 'traffic?' + range + '&group_by=' + group + '&step=' + step);
+    const step = stepFor(until - since, 1, CHART_POINTS);
+    const [first, top] = await Promise.all([
+      series(step),
       api('GET', 'traffic/top?' + range + '&by=' + by + '&limit=10'),
     ]);
+    const refusedStep = first.status === 400 && ((first.json && first.json.errors) || []).some((e) => e.source && e.source.pointer === '/step');
+    const t = refusedStep && step % 60 ? await series(Math.ceil(step / 60) * 60) : first;
     const label = new Date(since * 1000).toISOString() + ' – ' + new Date(until * 1000).toISOString();
     const chartBox = el('div', { id: 'chart' });
     if (t.ok) chartBox.append(chart(t.json.result, since, until, (a, b) => go({ since: a, until: b })));
