@@ -478,6 +478,57 @@ mod tests {
         assert!(ask(&q(&[("file", "a"), ("file", "b")])).is_err());
     }
 
+    fn capture(
+        kind: &str,
+        dest: &str,
+        merged: Option<&str>,
+        files: &[(&str, Option<&str>)],
+    ) -> Capture {
+        serde_json::from_value(json!({
+            "id": "0123456789abcdef0123456789abcdef", "type": kind, "system": "magic-transit",
+            "status": "success", "submitted": "2026-12-06T00:00:00.000000Z", "time_limit": 60,
+            "filter_v1": {}, "destination_conf": dest, "packets_captured": 0, "points": [],
+            "format": "pcapng", "bytes_captured": 0, "packets_lost": 0, "merged_file": merged,
+            "node_results": files.iter().map(|(n, f)| json!({"node": n, "status": "success",
+                "packets": 0, "bytes": 0, "lost": 0, "file": f})).collect::<Vec<_>>(),
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn which_files_the_view_reads() {
+        // A look-back capture kept by the server: its one file.
+        let c = capture("simple", "", None, &[("a", None)]);
+        assert_eq!(choices(&c).unwrap()[0].name, "samples");
+        // A file:// directory: the merged file first, then each node's that has one.
+        let c = capture(
+            "full",
+            "file:///srv/pcaps",
+            Some("x/merged.pcapng"),
+            &[
+                ("a", Some("x/a.pcapng")),
+                ("b", None),
+                ("c", Some("x/c.pcapng")),
+            ],
+        );
+        let names: Vec<String> = choices(&c).unwrap().into_iter().map(|f| f.name).collect();
+        assert_eq!(names, ["merged", "a", "c"]);
+        // A bucket is not read here; a directory without files yet says so. Both name `file`.
+        for c in [
+            capture(
+                "full",
+                "s3://pcaps/edge?region=eu-west-1",
+                None,
+                &[("a", Some("k"))],
+            ),
+            capture("full", "file:///srv/pcaps", None, &[("a", None)]),
+        ] {
+            let e = choices(&c).unwrap_err();
+            assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
+            assert!(e.errors[0].message.starts_with("file: "), "{:?}", e.errors);
+        }
+    }
+
     /// A pcapng of `n` UDP packets to port 53 (odd) or 80 (even), each carrying `MARK-<i>`.
     fn file(n: u32) -> Vec<u8> {
         let mut w = Writer::new(
