@@ -100,6 +100,8 @@ pub struct Run {
     fleet: Vec<View>,
     traffic: Vec<View>,
     day: Vec<View>,
+    /// Why views (or their traffic pages) failed.
+    pub failed: Vec<String>,
     /// From the last view: nodes listed, connected; series in the fleet's and the traffic
     /// page's answers; the answers' bytes.
     pub listed: usize,
@@ -319,18 +321,20 @@ fn one_run(a: &BenchDashboardArgs, pg: Option<String>) -> Result<Run, Failure> {
             ..Run::default()
         };
         for i in 0..a.views {
-            let (fleet, traffic, day) = first_view(&base, &account, &token, &mut run).await?;
+            // A view that fails (an error answer, the server's request timeout) is counted
+            // and reported with its reason, not timed.
+            if let Err(e) = first_view(&base, &account, &token, &mut run).await {
+                run.failed.push(e.message);
+            }
             if i == 0 {
+                let last = |v: &[View]| v.last().map_or(f64::NAN, |v| v.took.as_secs_f64() * 1e3);
                 eprintln!(
                     "{name}: first view {:.0} ms, traffic page {:.0} ms, 24 h {:.0} ms",
-                    fleet.took.as_secs_f64() * 1e3,
-                    traffic.took.as_secs_f64() * 1e3,
-                    day.took.as_secs_f64() * 1e3
+                    last(&run.fleet),
+                    last(&run.traffic),
+                    last(&run.day)
                 );
             }
-            run.fleet.push(fleet);
-            run.traffic.push(traffic);
-            run.day.push(day);
         }
         for t in &tasks {
             t.abort();
@@ -432,13 +436,10 @@ async fn traffic_page(
     Ok((view, series, top))
 }
 
-/// A new browser's login, fleet page, traffic page and the traffic page of 24 hours.
-async fn first_view(
-    base: &str,
-    account: &str,
-    token: &str,
-    run: &mut Run,
-) -> Result<(View, View, View), Failure> {
+/// A new browser's login, fleet page, traffic page and the traffic page of 24 hours, each
+/// timed into `run`; a traffic page that fails is recorded there, a failed first view is the
+/// error.
+async fn first_view(base: &str, account: &str, token: &str, run: &mut Run) -> Result<(), Failure> {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(60))
@@ -501,9 +502,7 @@ async fn first_view(
                 .map(|g| g.body.len() as u64)
                 .sum::<u64>(),
     };
-    let (traffic_view, series, top) = traffic_page(&http, base, &acc, &cookie, 3600).await?;
-    let (day_view, day, _) = traffic_page(&http, base, &acc, &cookie, 86400).await?;
-    // What the answers held (the last view's stand for all: the fleet does not change).
+    run.fleet.push(fleet);
     let json = |g: &Got| serde_json::from_slice::<Value>(&g.body).unwrap_or_default();
     let n = json(&nodes);
     let list = n["result"].as_array().cloned().unwrap_or_default();
@@ -511,26 +510,42 @@ async fn first_view(
     run.connected = list.iter().filter(|x| x["connected"] == true).count();
     let count = |v: &Value| v["result"]["series"].as_array().map_or(0, Vec::len);
     run.fleet_series = count(&json(&traffic));
-    run.traffic_series = count(&json(&series));
-    let d = json(&day);
-    run.day_series = count(&d);
-    run.day_points = d["result"]["series"].as_array().map_or(0, |a| {
-        a.iter()
-            .map(|s| s["points"].as_array().map_or(0, Vec::len))
-            .sum()
-    });
-    run.day_bytes = day.body.len() as u64;
-    run.hitters = json(&top)["result"]["hitters"]
-        .as_array()
-        .map_or(0, Vec::len);
     run.nodes_bytes = nodes.body.len() as u64;
     run.fleet_traffic_bytes = traffic.body.len() as u64;
-    run.traffic_bytes = series.body.len() as u64;
-    run.top_bytes = top.body.len() as u64;
     run.html_bytes = page.body.len() as u64;
     run.js_bytes = js.body.len() as u64;
     run.css_bytes = css.body.len() as u64;
-    Ok((fleet, traffic_view, day_view))
+    match traffic_page(&http, base, &acc, &cookie, 3600).await {
+        Ok((view, series, top)) => {
+            run.traffic.push(view);
+            run.traffic_series = count(&json(&series));
+            run.hitters = json(&top)["result"]["hitters"]
+                .as_array()
+                .map_or(0, Vec::len);
+            run.traffic_bytes = series.body.len() as u64;
+            run.top_bytes = top.body.len() as u64;
+        }
+        Err(e) => run
+            .failed
+            .push(format!("traffic page (1 h): {}", e.message)),
+    }
+    match traffic_page(&http, base, &acc, &cookie, 86400).await {
+        Ok((view, day, _)) => {
+            run.day.push(view);
+            let d = json(&day);
+            run.day_series = count(&d);
+            run.day_points = d["result"]["series"].as_array().map_or(0, |a| {
+                a.iter()
+                    .map(|s| s["points"].as_array().map_or(0, Vec::len))
+                    .sum()
+            });
+            run.day_bytes = day.body.len() as u64;
+        }
+        Err(e) => run
+            .failed
+            .push(format!("traffic page (24 h): {}", e.message)),
+    }
+    Ok(())
 }
 
 /// The account id the fleet page names (`data-account="..."`).
@@ -623,6 +638,18 @@ pub fn render(a: &BenchDashboardArgs, runs: &[Run]) -> String {
         ));
     }
     for r in runs {
+        md.push_str(&format!(
+            "{}: timed {} first views, {} traffic pages and {} 24 h pages of {}; failures: {}.\n",
+            r.database,
+            r.fleet.len(),
+            r.traffic.len(),
+            r.day.len(),
+            a.views,
+            match r.failed.first() {
+                None => "none".to_owned(),
+                Some(first) => format!("{} (the first: {first})", r.failed.len()),
+            }
+        ));
         md.push_str(&format!(
             "{}: rollup minutes written in {:.1} s; the agents' recent seconds: {} sent, {} \
              stored, {} dropped, accounted for in {:.1} s.\n",

@@ -241,6 +241,7 @@ fn dashboard_lists_the_fleet_it_was_given() {
         let js = asset("app.js");
         assert!(js > 10_000.0, "{md}");
         assert!(number(cell(r, "first view bytes")) > js, "{md}");
+        assert!(md.contains("failures: none"), "{md}");
         // Every recent second the agents sent was stored.
         let line = md
             .lines()
