@@ -21,6 +21,7 @@ both_databases!(
     dashboard_sessions_act_for_their_account_and_end,
     a_token_holds_a_bounded_number_of_sessions,
     the_packet_view_pages_filters_and_decodes_a_capture,
+    the_packet_view_reads_each_nodes_file_of_a_local_directory,
 );
 
 mod browser {
@@ -789,4 +790,80 @@ async fn the_packet_view_pages_filters_and_decodes_a_capture(b: Backend) {
             .contains("server's host"),
         "{v}"
     );
+}
+
+/// A node's capture file as the agent writes it into a `file://` directory: raw IP packets
+/// on `<node>/pre-firewall`, each carrying `MARK-<node>-<i>`.
+fn node_file(node: &str, n: u64) -> Vec<u8> {
+    use edgecap_pcap::{Direction, Format, Interface, Section, Writer};
+    let iface = Interface::raw(format!("{node}/pre-firewall"), 65_535);
+    let mut w = Writer::new(Vec::new(), Format::Pcapng, &Section::default(), &[iface]).unwrap();
+    for i in 0..n {
+        let s = marked_sample(1_000 + i, 53, &format!("MARK-{node}-{i}"));
+        let ip = edgecap_model::lookback::unhex(&s.data).unwrap();
+        w.write_packet(0, s.ts_ns, &ip, s.orig_len, Direction::Unknown, 0)
+            .unwrap();
+    }
+    w.finish().unwrap()
+}
+
+async fn the_packet_view_reads_each_nodes_file_of_a_local_directory(b: Backend) {
+    let Some(h) = Harness::new(b).await else {
+        return;
+    };
+    let nodes: Vec<_> = ["edge0", "edge1"]
+        .iter()
+        .map(|n| h.node(n, &[("site", "fra")], &["pre-firewall"]))
+        .collect();
+    // A full capture into the test's directory (file://, on this host).
+    let id = h.create("fra", serde_json::json!({})).await;
+    for (i, node) in nodes.iter().enumerate() {
+        let name = format!("edge{i}");
+        let key = format!("{id}/{name}.pcapng");
+        let path = h.dest.join(&key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, node_file(&name, 3 + i as u64)).unwrap();
+        node.session.handle(edgecap_model::AgentMsg::Ack {
+            capture_id: id.clone(),
+        });
+        node.session.handle(edgecap_model::AgentMsg::Done {
+            outcome: edgecap_model::Outcome {
+                capture_id: id.clone(),
+                ok: true,
+                error: None,
+                packets: 3 + i as u64,
+                bytes: 100,
+                lost: 0,
+                stop_reason: Some("time-limit".into()),
+                file: Some(key),
+            },
+        });
+    }
+    let c = h
+        .wait_for(&id, Duration::from_secs(10), |c| c["status"] == "success")
+        .await;
+    assert_eq!(c["status"], "success", "{c:#}");
+    let ui = |q: &str| format!("/ui/accounts/{}/pcaps/{id}/packets{q}", h.account.id);
+    let (s, v) = h.call("GET", &ui(""), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let files: Vec<&str> = v["result"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(files, ["edge0", "edge1"], "{v}");
+    assert_eq!(
+        payloads(&v),
+        ["MARK-edge0-0", "MARK-edge0-1", "MARK-edge0-2"]
+    );
+    let (s, v) = h.call("GET", &ui("?file=edge1&offset=2"), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(payloads(&v), ["MARK-edge1-2", "MARK-edge1-3"]);
+    assert_eq!(v["result"]["packets"][0]["interface"], "edge1/pre-firewall");
+    let (s, v) = h.call("GET", &ui("?file=edge9"), None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let m = v["errors"][0]["message"].as_str().unwrap();
+    assert!(m.starts_with("file: ") && m.contains("edge0, edge1"), "{m}");
+    drop(nodes);
 }
