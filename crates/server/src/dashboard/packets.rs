@@ -132,15 +132,18 @@ fn choices(c: &Capture) -> Result<Vec<FileChoice>, HttpError> {
             ),
         ));
     }
+    // Only keys in the capture's own directory (`<id>/...`, the layout every writer uses):
+    // a key a node reported elsewhere is not read, whatever it names.
+    let own = format!("{}/", c.id.to_ascii_lowercase());
     let mut out = Vec::new();
-    if let Some(m) = &c.merged_file {
+    if let Some(m) = c.merged_file.as_ref().filter(|k| k.starts_with(&own)) {
         out.push(FileChoice {
             name: "merged".into(),
             key: m.clone(),
         });
     }
     for r in &c.node_results {
-        if let Some(f) = &r.file {
+        if let Some(f) = r.file.as_ref().filter(|k| k.starts_with(&own)) {
             out.push(FileChoice {
                 name: r.node.clone(),
                 key: f.clone(),
@@ -501,18 +504,27 @@ mod tests {
         let c = capture("simple", "", None, &[("a", None)]);
         assert_eq!(choices(&c).unwrap()[0].name, "samples");
         // A file:// directory: the merged file first, then each node's that has one.
-        let c = capture(
+        let id = "0123456789abcdef0123456789abcdef";
+        let key = |n: &str| format!("{id}/{n}.pcapng");
+        let (m, a, c) = (key("merged"), key("a"), key("c"));
+        let cap = capture(
             "full",
             "file:///srv/pcaps",
-            Some("x/merged.pcapng"),
-            &[
-                ("a", Some("x/a.pcapng")),
-                ("b", None),
-                ("c", Some("x/c.pcapng")),
-            ],
+            Some(&m),
+            &[("a", Some(&a)), ("b", None), ("c", Some(&c))],
         );
-        let names: Vec<String> = choices(&c).unwrap().into_iter().map(|f| f.name).collect();
+        let names: Vec<String> = choices(&cap).unwrap().into_iter().map(|f| f.name).collect();
         assert_eq!(names, ["merged", "a", "c"]);
+        // A key outside the capture's own directory (another capture's) is never read.
+        let other = "fedcba9876543210fedcba9876543210/a.pcapng";
+        let cap = capture(
+            "full",
+            "file:///srv/pcaps",
+            None,
+            &[("a", Some(other)), ("c", Some(&c))],
+        );
+        let names: Vec<String> = choices(&cap).unwrap().into_iter().map(|f| f.name).collect();
+        assert_eq!(names, ["c"]);
         // A bucket is not read here; a directory without files yet says so. Both name `file`.
         for c in [
             capture(
