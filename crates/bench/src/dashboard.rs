@@ -14,8 +14,9 @@
 //!   style sheet (at once) -> `GET /nodes` -> `GET /traffic?since=-15m&group_by=node&step=..`
 //!   (the step the script picks for that many nodes): the time until the last answer's last
 //!   byte;
-//! - **traffic**: `GET /traffic` -> the assets -> `GET /traffic` of the last hour by node and
-//!   `GET /traffic/top` by destination (at once), the chart's step as the script picks it;
+//! - **traffic**: `GET /traffic` -> the assets -> `GET /nodes` and `GET /traffic/top` by
+//!   destination (at once) -> `GET /traffic` of the last hour by node, at the step the script
+//!   picks for that many series;
 //! - **traffic 24 h**: the same for the last 24 hours (the minutes written), the page's
 //!   "last 24h" button.
 //!
@@ -376,14 +377,19 @@ async fn get(http: &reqwest::Client, url: String, cookie: &str) -> Result<Got, F
 const STEPS: &[i64] = &[
     1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400,
 ];
-/// `app.js`'s bounds: a sparkline, the fleet's sparklines together, and a chart's series.
+/// `app.js`'s bounds: an answer's points, a sparkline's, and a chart series'.
+const TOTAL_POINTS: i64 = 10_000;
 const SPARK_POINTS: i64 = 60;
-const FLEET_POINTS: i64 = 20_000;
 const CHART_POINTS: i64 = 150;
+
+/// `app.js`'s `boundedStep`: at most `each` points a series, [`TOTAL_POINTS`] in all.
+fn bounded_step(span: i64, series: i64, each: i64) -> i64 {
+    step_for(span, series, TOTAL_POINTS).max(step_for(span, 1, each))
+}
 
 /// The step of `app.js`'s `fleetStep`: 15 minutes of sparklines for `nodes` nodes.
 fn fleet_step(nodes: i64) -> i64 {
-    step_for(900, nodes, FLEET_POINTS).max(step_for(900, 1, SPARK_POINTS))
+    bounded_step(900, nodes, SPARK_POINTS)
 }
 
 /// The step `app.js` (`stepFor`) asks for: the smallest that keeps `series` series over
@@ -408,27 +414,34 @@ async fn traffic_page(
     let t1 = Instant::now();
     let now = edgecap_server::clock::unix_now() as i64;
     let range = format!("since={}&until={now}", now - span);
-    let step = step_for(span, 1, CHART_POINTS);
     let page = get(http, format!("{base}/traffic"), cookie).await?;
     let (js, css) = tokio::try_join!(
         get(http, format!("{base}/assets/app.js"), cookie),
         get(http, format!("{base}/assets/app.css"), cookie),
     )?;
-    let (series, top) = tokio::try_join!(
-        get(
-            http,
-            acc(&format!("traffic?{range}&group_by=node&step={step}")),
-            cookie
-        ),
+    // By node: the nodes (how many series) beside the heavy hitters, then the series.
+    let (nodes, top) = tokio::try_join!(
+        get(http, acc("nodes"), cookie),
         get(
             http,
             acc(&format!("traffic/top?{range}&by=dst&limit=10")),
             cookie
         ),
     )?;
+    let n = serde_json::from_slice::<Value>(&nodes.body).unwrap_or_default()["result"]
+        .as_array()
+        .map_or(1, Vec::len)
+        .max(1) as i64;
+    let step = bounded_step(span, n, CHART_POINTS);
+    let series = get(
+        http,
+        acc(&format!("traffic?{range}&group_by=node&step={step}")),
+        cookie,
+    )
+    .await?;
     let view = View {
         took: t1.elapsed(),
-        bytes: [&page, &js, &css, &series, &top]
+        bytes: [&page, &js, &css, &nodes, &series, &top]
             .iter()
             .map(|g| g.body.len() as u64)
             .sum(),
@@ -695,12 +708,14 @@ mod tests {
 
     #[test]
     fn steps_are_the_scripts() {
-        // A few nodes get 30 s sparklines (31 points); a thousand 60 s ones (16 points).
+        // A few nodes get 30 s sparklines (31 points); a thousand 120 s ones (9 points).
         assert_eq!(fleet_step(3), 30);
-        assert_eq!(fleet_step(1000), 60);
-        // The chart: 150 points at most a series.
-        assert_eq!(step_for(3600, 1, CHART_POINTS), 30);
-        assert_eq!(step_for(86400, 1, CHART_POINTS), 600);
+        assert_eq!(fleet_step(1000), 120);
+        // The chart: 150 points at most a series, 10,000 in all.
+        assert_eq!(bounded_step(3600, 3, CHART_POINTS), 30);
+        assert_eq!(bounded_step(86400, 3, CHART_POINTS), 600);
+        assert_eq!(bounded_step(3600, 1000, CHART_POINTS), 600);
+        assert_eq!(bounded_step(86400, 1000, CHART_POINTS), 10800);
     }
 
     #[test]

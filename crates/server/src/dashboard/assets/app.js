@@ -122,15 +122,18 @@
     for (const s of STEPS) if (series * (Math.ceil(span / s) + 1) <= points) return s;
     return STEPS[STEPS.length - 1];
   }
-  // Points of the fleet page's sparklines: at most SPARK_POINTS a node (a sparkline is 120 px
-  // wide) and FLEET_POINTS all nodes together, so a thousand nodes' answer stays small.
+  // Points of an answer: at most `each` a series and TOTAL_POINTS all series together, so a
+  // thousand nodes' answer stays small (a sparkline is 120 px wide: 60 points; the traffic
+  // chart 900 px: 150).
+  const TOTAL_POINTS = 10000;
   const SPARK_POINTS = 60;
-  const FLEET_POINTS = 20000;
-  function fleetStep(nodes) {
-    return Math.max(stepFor(900, nodes, FLEET_POINTS), stepFor(900, 1, SPARK_POINTS));
-  }
-  // Points per series of the traffic chart (it is 900 px wide).
   const CHART_POINTS = 150;
+  function boundedStep(span, series, each) {
+    return Math.max(stepFor(span, series, TOTAL_POINTS), stepFor(span, 1, each));
+  }
+  function fleetStep(nodes) {
+    return boundedStep(900, nodes, SPARK_POINTS);
+  }
 
   // --- fleet -------------------------------------------------------------------------------
 
@@ -361,14 +364,17 @@
       el('select', { id: 'by', on: { change: (e) => go({ since, until, by: e.target.value }) } },
         ['dst', 'src', 'dport'].map((g) => el('option', { value: g, selected: g === by, text: g }))));
     const range = 'since=' + since + '&until=' + until;
-    // At most CHART_POINTS points a series; seconds older than the server's fine retention
-    // are kept only as minutes, so a step it refuses there is retried in whole minutes.
+    // The step bounds the answer (boundedStep): by node, there are as many series as nodes;
+    // by point or protocol, a handful. Seconds older than the server's fine retention are
+    // kept only as minutes, so a step it refuses there is retried in whole minutes.
     const series = (step) => api('GET', 'traffic?' + range + '&group_by=' + group + '&step=' + step);
-    const step = stepFor(until - since, 1, CHART_POINTS);
-    const [first, top] = await Promise.all([
-      series(step),
+    const [fleetNodes, top] = await Promise.all([
+      group === 'node' ? api('GET', 'nodes') : Promise.resolve(null),
       api('GET', 'traffic/top?' + range + '&by=' + by + '&limit=10'),
     ]);
+    const count = fleetNodes && fleetNodes.ok ? fleetNodes.json.result.length : 8;
+    const step = boundedStep(until - since, Math.max(count, 1), CHART_POINTS);
+    const first = await series(step);
     const refusedStep = first.status === 400 && ((first.json && first.json.errors) || []).some((e) => e.source && e.source.pointer === '/step');
     const t = refusedStep && step % 60 ? await series(Math.ceil(step / 60) * 60) : first;
     const label = new Date(since * 1000).toISOString() + ' – ' + new Date(until * 1000).toISOString();
