@@ -14,9 +14,9 @@
 //!   style sheet (at once) -> `GET /nodes` -> `GET /traffic?since=-15m&group_by=node&step=..`
 //!   (the step the script picks for that many nodes): the time until the last answer's last
 //!   byte;
-//! - **traffic**: `GET /traffic` -> the assets -> `GET /nodes` and `GET /traffic/top` by
-//!   destination (at once) -> `GET /traffic` of the last hour by node, at the step the script
-//!   picks for that many series;
+//! - **traffic**: `GET /traffic` -> the assets -> `GET /traffic/top` by destination, beside
+//!   `GET /nodes` -> `GET /traffic` of the last hour by node, at the step the script picks for
+//!   that many series;
 //! - **traffic 24 h**: the same for the last 24 hours (the minutes written), the page's
 //!   "last 24h" button.
 //!
@@ -83,6 +83,9 @@ pub const GOAL: Duration = Duration::from_secs(1);
 struct View {
     took: Duration,
     bytes: u64,
+    /// A traffic page's own answers: the series (from its request) and the heavy hitters.
+    series: Duration,
+    top: Duration,
 }
 
 /// One database's measurements.
@@ -419,32 +422,33 @@ async fn traffic_page(
         get(http, format!("{base}/assets/app.js"), cookie),
         get(http, format!("{base}/assets/app.css"), cookie),
     )?;
-    // By node: the nodes (how many series) beside the heavy hitters, then the series.
-    let (nodes, top) = tokio::try_join!(
-        get(http, acc("nodes"), cookie),
-        get(
-            http,
-            acc(&format!("traffic/top?{range}&by=dst&limit=10")),
-            cookie
-        ),
-    )?;
-    let n = serde_json::from_slice::<Value>(&nodes.body).unwrap_or_default()["result"]
-        .as_array()
-        .map_or(1, Vec::len)
-        .max(1) as i64;
-    let step = bounded_step(span, n, CHART_POINTS);
-    let series = get(
-        http,
-        acc(&format!("traffic?{range}&group_by=node&step={step}")),
-        cookie,
-    )
-    .await?;
+    // The heavy hitters, and beside them by node: the nodes (how many series), then the
+    // series.
+    let timed = |url: String| async move {
+        let t = Instant::now();
+        get(http, url, cookie).await.map(|g| (g, t.elapsed()))
+    };
+    let top_url = acc(&format!("traffic/top?{range}&by=dst&limit=10"));
+    let chart = async {
+        let nodes = get(http, acc("nodes"), cookie).await?;
+        let n = serde_json::from_slice::<Value>(&nodes.body).unwrap_or_default()["result"]
+            .as_array()
+            .map_or(1, Vec::len)
+            .max(1) as i64;
+        let step = bounded_step(span, n, CHART_POINTS);
+        let series = timed(acc(&format!("traffic?{range}&group_by=node&step={step}"))).await?;
+        Ok::<_, Failure>((nodes, series))
+    };
+    let ((nodes, (series, series_took)), (top, top_took)) =
+        tokio::try_join!(chart, timed(top_url))?;
     let view = View {
         took: t1.elapsed(),
         bytes: [&page, &js, &css, &nodes, &series, &top]
             .iter()
             .map(|g| g.body.len() as u64)
             .sum(),
+        series: series_took,
+        top: top_took,
     };
     Ok((view, series, top))
 }
@@ -508,6 +512,8 @@ async fn first_view(base: &str, account: &str, token: &str, run: &mut Run) -> Re
     )
     .await?;
     let fleet = View {
+        series: Duration::ZERO,
+        top: Duration::ZERO,
         took: t0.elapsed(),
         bytes: login_body
             + [&page, &js, &css, &nodes, &traffic]
@@ -621,6 +627,26 @@ pub fn render(a: &BenchDashboardArgs, runs: &[Run]) -> String {
             r.day_series,
             if pct(&f, 0.99) < GOAL { "yes" } else { "no" },
         ));
+    }
+    md.push_str(
+        "\nThe traffic pages' own answers (each timed from its request; the heavy hitters run \
+         beside the nodes and the series):\n\n\
+         | database | range | series by node p50 | p99 | heavy hitters p50 | p99 |\n\
+         | --- | --- | ---: | ---: | ---: | ---: |\n",
+    );
+    for r in runs {
+        for (range, views) in [("1 h", &r.traffic), ("24 h", &r.day)] {
+            let series: Vec<Duration> = views.iter().map(|v| v.series).collect();
+            let top: Vec<Duration> = views.iter().map(|v| v.top).collect();
+            md.push_str(&format!(
+                "| {} | {range} | {} | {} | {} | {} |\n",
+                r.database,
+                ms(pct(&series, 0.5)),
+                ms(pct(&series, 0.99)),
+                ms(pct(&top, 0.5)),
+                ms(pct(&top, 0.99)),
+            ));
+        }
     }
     if let Some(r) = runs.first() {
         md.push_str(&format!(

@@ -368,13 +368,12 @@
     // by point or protocol, a handful. Seconds older than the server's fine retention are
     // kept only as minutes, so a step it refuses there is retried in whole minutes.
     const series = (step) => api('GET', 'traffic?' + range + '&group_by=' + group + '&step=' + step);
-    const [fleetNodes, top] = await Promise.all([
-      group === 'node' ? api('GET', 'nodes') : Promise.resolve(null),
-      api('GET', 'traffic/top?' + range + '&by=' + by + '&limit=10'),
-    ]);
+    const topAnswer = api('GET', 'traffic/top?' + range + '&by=' + by + '&limit=10');
+    const fleetNodes = group === 'node' ? await api('GET', 'nodes') : null;
     const count = fleetNodes && fleetNodes.ok ? fleetNodes.json.result.length : 8;
     const step = boundedStep(until - since, Math.max(count, 1), CHART_POINTS);
     const first = await series(step);
+    const top = await topAnswer;
     const refusedStep = first.status === 400 && ((first.json && first.json.errors) || []).some((e) => e.source && e.source.pointer === '/step');
     const t = refusedStep && step % 60 ? await series(Math.ceil(step / 60) * 60) : first;
     const label = new Date(since * 1000).toISOString() + ' – ' + new Date(until * 1000).toISOString();
