@@ -3,12 +3,12 @@
 //! `--hours` of whole-node rollup minutes for `--nodes` nodes (`edge0`, ...) are written
 //! straight into the database (`db::rollups::fill_synthetic`, with the fleet's rows as the
 //! downsampling job makes them), then a real `edgecap server` starts and `--nodes` simulated
-//! agents of those names connect; each sends, as its first rollups, the last
-//! `--recent-seconds` of its seconds (the bench rollups' synthetic mix, full heavy-hitter
-//! lists), then its new seconds at every heartbeat, as agents do, so the recent views read
-//! second rows as on a live fleet. Once the server has stored (or dropped) the backlog, each
-//! measured view is a new browser's, over new loopback
-//! connections, doing what the dashboard's pages and script do:
+//! agents of those names connect; each sends the last `--recent-seconds` of its seconds (the
+//! bench rollups' synthetic mix, full heavy-hitter lists), [`CATCH_UP`] a heartbeat, then its
+//! new seconds at every heartbeat, as agents do, so the recent views read second rows as on a
+//! live fleet. Once the server has stored (or dropped) the backlog, each measured view is a
+//! new browser's, over new loopback connections, doing what the dashboard's pages and script
+//! do:
 //!
 //! - **fleet** (the first view): `POST /login` with the token -> `GET /` -> the script and the
 //!   style sheet (at once) -> `GET /nodes` -> `GET /traffic?since=-15m&group_by=node&step=..`
@@ -25,7 +25,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use edgecap_server::sim::{Script, Sent};
@@ -52,9 +52,10 @@ pub struct BenchDashboardArgs {
     /// First views measured per database (each also opens the traffic page).
     #[arg(long, default_value_t = 50)]
     pub views: usize,
-    /// Seconds of rollups each node sends as soon as it connects (the recent seconds the
-    /// fleet page and the last hour read); at most 600, what an agent queues.
-    #[arg(long, default_value_t = 600)]
+    /// Seconds of rollups each node sends from its first heartbeat on, 120 a heartbeat (the
+    /// recent seconds the fleet page and the last hour read); at most 600, what an agent
+    /// queues.
+    #[arg(long, default_value_t = 300)]
     pub recent_seconds: u64,
     /// Databases to run on: sqlite, postgres.
     #[arg(long, value_delimiter = ',', default_value = "sqlite,postgres")]
@@ -73,6 +74,8 @@ const MAX_HOURS: u64 = 24 * 7;
 const MAX_VIEWS: usize = 10_000;
 /// What an agent queues while disconnected (docs/operations.md), sent at once on connect.
 const MAX_RECENT: u64 = 600;
+/// Most backlog seconds a simulated agent sends at one heartbeat (two messages).
+const CATCH_UP: u64 = 120;
 /// How long the server may take to store the backlog.
 const DRAIN_LIMIT: Duration = Duration::from_secs(600);
 /// The goal (issue 15): the first view within a second on loopback.
@@ -264,14 +267,18 @@ fn one_run(a: &BenchDashboardArgs, pg: Option<String>) -> Result<Run, Failure> {
         let sent = Arc::new(Sent::default());
         let recent = a.recent_seconds;
         let script = |i: usize| {
-            let (traffic, first) = (traffic.clone(), AtomicBool::new(true));
-            // The first heartbeat carries the backlog; later ones the seconds since.
-            let f = move |from: u64, until: u64| {
-                let from = match first.swap(false, Ordering::Relaxed) {
-                    true => until.saturating_sub(recent),
-                    false => from,
+            let (traffic, next) = (traffic.clone(), AtomicU64::new(0));
+            // From the first heartbeat on, the backlog and then the new seconds, at most
+            // CATCH_UP seconds a heartbeat (a thousand nodes' backlogs at once would be a
+            // fleet reconnecting after an outage, not what the views should be measured in).
+            let f = move |_from: u64, until: u64| {
+                let start = match next.load(Ordering::Relaxed) {
+                    0 => until.saturating_sub(recent),
+                    n => n,
                 };
-                traffic.node_seconds(i, (from, until), 0, &[])
+                let end = until.min(start + CATCH_UP);
+                next.store(end.max(start), Ordering::Relaxed);
+                traffic.node_seconds(i, (start, end), 0, &[])
             };
             Ok(Script {
                 ring: None,
