@@ -18,8 +18,8 @@ DEST = os.environ["EDGECAP_DEST"]
 out = {}
 
 
-def shot(page, name):
-    page.screenshot(path=os.path.join(SHOTS, name + ".png"), full_page=True)
+def shot(page, name, full_page=True):
+    page.screenshot(path=os.path.join(SHOTS, name + ".png"), full_page=full_page)
 
 
 def login(page, token):
@@ -134,7 +134,7 @@ with sync_playwright() as p:
     out["packet_payloads"] = page.eval_on_selector_all(
         "#packets tbody td.payload", "tds => tds.map(t => t.textContent)")
     out["packet_note"] = page.text_content("#packet-note")
-    shot(page, "packets")
+    shot(page, "packets", full_page=False)  # the first rows; the whole page is 100 of them
     page.fill("#f-filter", "src port 40000")
     page.click("#apply-filter")
     page.wait_for_selector('#packets[data-filter="src port 40000"] tbody tr[data-index]')
