@@ -269,36 +269,35 @@ fn scan(input: impl Read, rules: Option<&[Conjunction]>, a: &Ask) -> Result<Scan
         let Some(p) = r.next_packet().map_err(|e| e.to_string())? else {
             break;
         };
-        let p = p.to_owned_parts();
-        let order = order_of(&r, p.interface);
         let this = index;
         index += 1;
         s.scanned = index;
+        // Filtered while borrowed; only the packets shown are copied out.
         if let Some(rules) = rules
-            && !p
-                .ip
-                .as_deref()
-                .is_some_and(|ip| edgecap_filter::matches(rules, ip))
+            && !p.ip.is_some_and(|ip| edgecap_filter::matches(rules, ip))
         {
             continue;
         }
-        if let Some(want) = a.packet {
-            if this == want {
-                let d = dissect(p.linktype, &p.data, order);
-                s.detail = Some(detail(this, &p, &d));
+        let shown = match a.packet {
+            Some(want) => this == want,
+            None if matched >= a.offset.saturating_add(a.limit) => {
+                s.more = true;
                 break;
             }
+            None => matched >= a.offset,
+        };
+        matched += 1;
+        if !shown {
             continue;
         }
-        if matched >= a.offset.saturating_add(a.limit) {
-            s.more = true;
+        let p = p.to_owned_parts();
+        let order = order_of(&r, p.interface);
+        let d = dissect(p.linktype, &p.data, order);
+        if a.packet.is_some() {
+            s.detail = Some(detail(this, &p, &d));
             break;
         }
-        if matched >= a.offset {
-            let d = dissect(p.linktype, &p.data, order);
-            s.rows.push(row(this, &p.view(), &d));
-        }
-        matched += 1;
+        s.rows.push(row(this, &p.view(), &d));
     }
     Ok(s)
 }
@@ -421,11 +420,21 @@ pub async fn packets(
             return Err(HttpError::field(
                 "packet",
                 format!(
-                    "no packet {want} in this file{} (packets are numbered from 0)",
+                    "no packet {want} in this file{}{} (packets are numbered from 0)",
                     if a.filter.is_some() {
                         " that the display filter keeps"
                     } else {
                         ""
+                    },
+                    if s.capped {
+                        format!(
+                            " within the first {} packets the server read (it reads at most \
+                             {MAX_SCANNED_PACKETS} packets or {} MiB a request)",
+                            s.scanned,
+                            MAX_SCANNED_BYTES >> 20
+                        )
+                    } else {
+                        String::new()
                     }
                 ),
             ));
@@ -651,6 +660,15 @@ mod tests {
                 .starts_with("0000  45 00 00 22")
         );
         assert_eq!(d["packet"]["payload"], "MARK-3");
+        // A file longer than a request reads: the scan stops there and says so.
+        let big = file(MAX_SCANNED_PACKETS as u32 + 1);
+        let s = page(&big, Some("tcp"), 0, PAGE);
+        assert!(s.rows.is_empty() && s.capped, "{s:?}");
+        assert_eq!(s.scanned, MAX_SCANNED_PACKETS);
+        assert!(
+            !page(&f, Some("tcp"), 0, PAGE).capped,
+            "a short file is read to its end"
+        );
         // Garbage is an error, not a panic.
         assert!(scan(&b"not a capture file"[..], None, &Ask::default()).is_err());
     }
