@@ -41,6 +41,9 @@ pub enum BenchCommand {
     /// over repeated floods against a real agent and server; false triggers over a long run
     /// of varied benign traffic.
     Trigger(crate::trigger::BenchTriggerArgs),
+    /// The dashboard's first view with a big fleet: N simulated nodes and hours of rollups,
+    /// login -> fleet page and the traffic page (p50/p99, bytes), on SQLite and PostgreSQL.
+    Dashboard(crate::dashboard::BenchDashboardArgs),
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,7 @@ mod api;
 mod capture;
 mod cli;
 mod counts;
+mod dashboard;
 mod dispatch;
 mod exit;
 mod kernel;
@@ -46,6 +47,7 @@ fn main() {
         BenchCommand::Observe(a) => observe::run(a),
         BenchCommand::Rollups(a) => rollups::run(a),
         BenchCommand::Trigger(a) => trigger::run(a),
+        BenchCommand::Dashboard(a) => dashboard::run(a),
     };
     if let Err(f) = result {
         eprintln!("edgecap bench: error: {}", f.message);

@@ -225,3 +225,69 @@ fn trigger_times_every_flood_and_counts_no_false_trigger() {
     assert_eq!(cell(&long[0], "false events"), "0", "{md}");
     assert_eq!(cell(&long[0], "false capture tables"), "0", "{md}");
 }
+
+/// The dashboard's first view with 3 nodes and an hour of rollups: the fleet page listed the
+/// 3 connected nodes with a series each, from the seconds the agents sent; the rollup minutes
+/// written are the database's; every view moved at least the shipped script.
+#[test]
+fn dashboard_lists_the_fleet_it_was_given() {
+    let mut dbs = vec!["sqlite"];
+    if postgres_installed() {
+        dbs.push("postgres");
+    }
+    for db in dbs {
+        let md = bench(&[
+            "dashboard",
+            "--nodes",
+            "3",
+            "--hours",
+            "1",
+            "--views",
+            "2",
+            "--recent-seconds",
+            "30",
+            "--databases",
+            db,
+        ]);
+        let rows = table(&md, "first view (login -> fleet) p50");
+        assert_eq!(rows.len(), 1, "{md}");
+        let r = &rows[0];
+        assert_eq!(cell(r, "nodes"), "3");
+        // 3 nodes x 60 minutes (the fleet's own row of each minute is written beside them).
+        assert_eq!(number(cell(r, "rollup minute rows")), 180.0, "{md}");
+        assert_eq!(cell(r, "nodes listed (connected)"), "3 (3)", "{md}");
+        assert_eq!(
+            cell(r, "series: fleet 15 min / 1 h / 24 h"),
+            "3 / 3 / 3",
+            "{md}"
+        );
+        let assets = table(&md, "shipped asset or answer");
+        let asset = |name: &str| {
+            number(cell(
+                assets
+                    .iter()
+                    .find(|a| cell(a, "shipped asset or answer").starts_with(name))
+                    .unwrap_or_else(|| panic!("no {name}: {md}")),
+                "bytes",
+            ))
+        };
+        let js = asset("app.js");
+        assert!(js > 10_000.0, "{md}");
+        assert!(number(cell(r, "first view bytes")) > js, "{md}");
+        assert!(md.contains("failures: none"), "{md}");
+        // Every recent second the agents sent was stored.
+        let line = md
+            .lines()
+            .find(|l| l.contains("recent seconds:"))
+            .unwrap_or_else(|| panic!("{md}"));
+        assert!(line.contains(" 0 dropped"), "{line}");
+        let sent: Vec<&str> = line
+            .split("recent seconds: ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .collect();
+        assert!(number(sent[0]) >= 90.0, "3 nodes x 30 s: {line}");
+        assert_eq!(sent[0], sent[2], "sent = stored: {line}");
+    }
+}

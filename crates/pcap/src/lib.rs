@@ -28,6 +28,7 @@
 //! `epb_dropcount` and an ISB) are in the project's kernel-capture facts, section 7.
 
 mod compat;
+pub mod dissect;
 mod error;
 mod iplen;
 pub mod merge;

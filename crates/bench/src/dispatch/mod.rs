@@ -12,7 +12,7 @@
 //! whose rings answer with synthetic samples (`simple.rs`).
 
 mod lab;
-mod report;
+pub(crate) mod report;
 mod simple;
 // Also drives `bench agent-memory`'s server.
 pub(crate) mod server;
@@ -337,13 +337,26 @@ pub(crate) fn open_files_limit() -> Option<u64> {
 }
 
 /// Dials agents `from..to` (in batches, agent `i` to server `i % urls.len()`) and leaves
-/// each running [`sim::respond_with`] its `script(i)`, named `<prefix><i>`; the agents' tasks
-/// (aborting one drops its connection).
+/// each running [`sim::respond_with`] its `script(i)`, named `<prefix><i>` (five digits); the
+/// agents' tasks (aborting one drops its connection).
 pub(crate) async fn grow(
     urls: &[String],
     token: &str,
-    (from, to): (usize, usize),
+    range: (usize, usize),
     prefix: &str,
+    seen: &mpsc::UnboundedSender<Seen>,
+    script: &dyn Fn(usize) -> Result<Script, Failure>,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, Failure> {
+    let name = |i: usize| format!("{prefix}{i:05}");
+    grow_named(urls, token, range, &name, seen, script).await
+}
+
+/// [`grow`], agent `i` named `name(i)`.
+pub(crate) async fn grow_named(
+    urls: &[String],
+    token: &str,
+    (from, to): (usize, usize),
+    name: &(dyn Fn(usize) -> String + Sync),
     seen: &mpsc::UnboundedSender<Seen>,
     script: &dyn Fn(usize) -> Result<Script, Failure>,
 ) -> Result<Vec<tokio::task::JoinHandle<()>>, Failure> {
@@ -354,17 +367,9 @@ pub(crate) async fn grow(
         let end = (next + DIAL_BATCH).min(to);
         let mut dials = Vec::new();
         for i in next..end {
-            let (url, token, prefix) = (
-                urls[i % urls.len()].clone(),
-                token.to_owned(),
-                prefix.to_owned(),
-            );
+            let (url, token, name) = (urls[i % urls.len()].clone(), token.to_owned(), name(i));
             dials.push(tokio::spawn(async move {
-                let hello = sim::hello(
-                    &format!("{prefix}{i:05}"),
-                    &[("site", "bench")],
-                    &["pre-firewall"],
-                );
+                let hello = sim::hello(&name, &[("site", "bench")], &["pre-firewall"]);
                 SimAgent::connect(&url, &token, &hello).await
             }));
         }

@@ -15,7 +15,8 @@ pub struct Row {
     pub hwm_kib: u64,
 }
 
-fn pct(v: &[Duration], p: f64) -> Duration {
+/// The nearest-rank percentile `p` (0-1) of `v`; zero when empty.
+pub(crate) fn pct(v: &[Duration], p: f64) -> Duration {
     let mut s = v.to_vec();
     s.sort_unstable();
     if s.is_empty() {

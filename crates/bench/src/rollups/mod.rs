@@ -16,7 +16,7 @@
 
 mod db;
 mod report;
-mod traffic;
+pub(crate) mod traffic;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -386,7 +386,7 @@ fn one_run(
 }
 
 /// The server's rollup seconds (stored, dropped, refused) from its `/metrics` text.
-fn outcomes(metrics: &str) -> (u64, u64, u64) {
+pub(crate) fn outcomes(metrics: &str) -> (u64, u64, u64) {
     let get = |outcome: &str| {
         metrics
             .lines()

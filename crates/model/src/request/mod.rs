@@ -276,6 +276,20 @@ fn filters(
     (filter_v1, parsed, filter)
 }
 
+/// A display filter over packets already captured (the dashboard's packet view): a
+/// tcpdump-style expression with the `filter` field's own rules (`compose` of an empty
+/// structured filter and the expression: the size and depth bounds, the grammar, the rule
+/// limit), its error named `filter` as `POST /pcaps` names it. The rules are for
+/// `edgecap_filter::matches`.
+pub fn display_filter(text: &str) -> Result<Vec<edgecap_filter::ir::Conjunction>, ApiError> {
+    rules::compose(&edgecap_filter::StructuredFilter::default(), Some(text))
+        .map(|c| c.rules)
+        .map_err(|e| match e {
+            rules::ComposeError::Expression(e) => ApiError::field("filter", e),
+            rules::ComposeError::Structured(e) => ApiError::field("filter", e),
+        })
+}
+
 fn filter_v1(
     obj: &Map<String, Value>,
     errs: &mut Vec<ApiError>,

@@ -227,3 +227,28 @@ fn snaplen_is_bounded_by_what_nflog_copies() {
     b["snaplen"] = json!(65_532);
     assert!(messages(b)[0].starts_with("snaplen: 65532 is outside 1-65531"));
 }
+
+#[test]
+fn a_display_filter_has_the_filter_fields_rules_and_name() {
+    let rules = super::display_filter("udp and dst port 53").unwrap();
+    let dns = [
+        0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 198, 18, 0, 1, 198, 19, 0, 2, 0x9c, 0x40, 0, 53,
+        0, 8, 0, 0,
+    ];
+    assert!(edgecap_filter::matches(&rules, &dns));
+    let web = super::display_filter("tcp port 80").unwrap();
+    assert!(!edgecap_filter::matches(&web, &dns));
+    let e = super::display_filter("udp and and").unwrap_err();
+    assert!(e.message.starts_with("filter: "), "{}", e.message);
+    assert_eq!(e.source.unwrap().pointer, "/filter");
+    // The same bound as POST /pcaps's `filter`: the same message.
+    let long = "host 198.18.0.1 or ".repeat(edgecap_filter::MAX_EXPR_LEN / 10) + "udp";
+    let e = super::display_filter(&long).unwrap_err();
+    let body = serde_json::json!({"type": "full", "system": "magic-transit", "colo_name": "x",
+        "destination_conf": "file:///tmp", "filter": long});
+    let api = validate_create(&body, &AccountLimits::default()).unwrap_err();
+    assert!(
+        api.iter().any(|a| a.message == e.message),
+        "{e:?} vs {api:?}"
+    );
+}

@@ -217,7 +217,11 @@ pub async fn download(
     super::simple::download(&state, &c, &headers).await
 }
 
-async fn find(state: &AppState, caller: &Caller, id: &str) -> Result<Capture, HttpError> {
+pub(crate) async fn find(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<Capture, HttpError> {
     let id = capture_id(id)?;
     captures::get(&state.db, &caller.account.id, &id)
         .await?

@@ -1,5 +1,5 @@
-//! The dashboard (issue 15): server-rendered pages at `/`, `/captures`, `/captures/{id}` and
-//! `/traffic`, one hand-written script and one style sheet embedded in the binary
+//! The dashboard (issue 15): server-rendered pages at `/`, `/captures`, `/captures/{id}`,
+//! `/captures/{id}/packets`, `/traffic`, `/triggers` and `/buckets`, one hand-written script and one style sheet embedded in the binary
 //! (`assets/`), no build step and no third-party browser code. The pages carry no data: the
 //! script reads the same JSON API the CLI and the SDKs use (`/client/v4/accounts/...`), so
 //! every account rule (scoping, tenancy, scopes, validation) is the API's own.
@@ -13,9 +13,12 @@
 //! API's 401, which the script turns into the same redirect.
 //!
 //! - [`events`]: a capture's status and per-node progress as server-sent events, at most
-//!   [`events::MAX_STREAMS`] at once per session on each replica.
+//!   [`events::MAX_STREAMS`] at once per session on each replica;
+//! - [`packets`]: the packet view's data (a page of a capture's packets under a display
+//!   filter, one packet's header tree and hex), bounded per request.
 
 pub mod events;
+pub mod packets;
 mod pages;
 
 use std::time::Duration;
@@ -56,6 +59,9 @@ pub fn router() -> Router<AppState> {
         .route("/", get(pages::fleet))
         .route("/captures", get(pages::captures))
         .route("/captures/{pcap_id}", get(pages::capture))
+        .route("/captures/{pcap_id}/packets", get(pages::packets))
+        .route("/triggers", get(pages::triggers))
+        .route("/buckets", get(pages::buckets))
         .route("/traffic", get(pages::traffic))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
@@ -64,6 +70,10 @@ pub fn router() -> Router<AppState> {
         .route(
             "/ui/accounts/{account_id}/pcaps/{pcap_id}/events",
             get(events::capture).layer(axum::Extension(Need::Read)),
+        )
+        .route(
+            "/ui/accounts/{account_id}/pcaps/{pcap_id}/packets",
+            get(packets::packets).layer(axum::Extension(Need::Read)),
         )
         .layer(axum::middleware::map_response(secure_headers))
 }

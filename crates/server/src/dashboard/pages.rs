@@ -72,6 +72,9 @@ fn view(account: &Account, view: &str, title: &str, extra: &str) -> Response {
         ("fleet", "/", "Fleet"),
         ("traffic", "/traffic", "Traffic"),
         ("captures", "/captures", "Captures"),
+        ("triggers", "/triggers", "Triggers"),
+        ("buckets", "/buckets", "Buckets"),
+        // Events (issue 14's /events) get their view and link here once the API exists.
     ]
     .iter()
     .map(|(v, href, label)| {
@@ -131,6 +134,23 @@ pub(super) async fn capture(
 ) -> Response {
     let extra = format!(" data-capture=\"{}\"", escape(&id));
     page(&state, &headers, |a| view(a, "capture", "Capture", &extra)).await
+}
+
+pub(super) async fn packets(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let extra = format!(" data-capture=\"{}\"", escape(&id));
+    page(&state, &headers, |a| view(a, "packets", "Packets", &extra)).await
+}
+
+pub(super) async fn triggers(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    page(&state, &headers, |a| view(a, "triggers", "Triggers", "")).await
+}
+
+pub(super) async fn buckets(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    page(&state, &headers, |a| view(a, "buckets", "Buckets", "")).await
 }
 
 #[cfg(test)]

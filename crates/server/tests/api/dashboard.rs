@@ -20,6 +20,8 @@ use crate::common::{Backend, Harness};
 both_databases!(
     dashboard_sessions_act_for_their_account_and_end,
     a_token_holds_a_bounded_number_of_sessions,
+    the_packet_view_pages_filters_and_decodes_a_capture,
+    the_packet_view_reads_each_nodes_file_of_a_local_directory,
 );
 
 mod browser {
@@ -319,8 +321,35 @@ async fn the_dashboard_works_in_a_real_browser() {
         for chunk in seconds.chunks(edgecap_model::protocol::MAX_ROLLUP_SECONDS) {
             agent.send_rollups(chunk).await.unwrap();
         }
+        // Its look-back ring: one sampled packet a second of that traffic, carrying a
+        // marker, answered for the query's window and filter (as an agent's ring does).
+        let ring = move |q: &edgecap_model::lookback::RingQuery| {
+            let rules = q
+                .filter
+                .as_deref()
+                .map(|f| edgecap_model::request::display_filter(f).unwrap());
+            (now - 121..now - 1)
+                .map(|t| ring_sample(name, t, dst))
+                .filter(|s| (q.from_ns..q.to_ns).contains(&s.ts_ns))
+                .filter(|s| {
+                    let ip = edgecap_model::lookback::unhex(&s.data).unwrap();
+                    rules
+                        .as_ref()
+                        .is_none_or(|r| edgecap_filter::matches(r, &ip))
+                })
+                .collect()
+        };
+        let script = sim::Script {
+            ring: Some(std::sync::Arc::new(ring)),
+            ..sim::Script::default()
+        };
         let (seen, _seen_rx) = tokio::sync::mpsc::unbounded_channel();
-        tokio::spawn(sim::respond(agent, Duration::from_secs(1), seen));
+        tokio::spawn(sim::respond_with(
+            agent,
+            Duration::from_secs(1),
+            seen,
+            script,
+        ));
     }
     let capture = h.create("ORD", serde_json::json!({})).await;
     // The rollups are written before the browser looks.
@@ -330,6 +359,7 @@ async fn the_dashboard_works_in_a_real_browser() {
     std::fs::create_dir_all(&shots).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/dashboard_browser.py");
     let env = [
+        ("EDGECAP_DEST", h.file_dest()),
         ("EDGECAP_BASE", base.clone()),
         ("EDGECAP_TOKEN", h.token.clone()),
         ("EDGECAP_OTHER_TOKEN", h.other_token.clone()),
@@ -407,7 +437,63 @@ async fn the_dashboard_works_in_a_real_browser() {
     assert_eq!(s("live_filter"), "dst host 198.18.1.1", "{v}");
     assert!(s("live_estimate").starts_with("Estimate:"), "{v}");
     assert!(s("live_url").contains("/captures?"), "nothing started: {v}");
+    // The look-back capture's packets: the sampled packets of ord01's traffic to the hitter,
+    // each with its marker, 100 a page; a display filter narrows them on the server; a row
+    // opens its headers; a bad filter shows the server's message under the field.
+    let marks: Vec<String> = serde_json::from_value(v["packet_payloads"].clone()).unwrap();
+    assert_eq!(marks.len(), 100, "a full first page: {v}");
+    assert!(
+        marks.iter().all(|m| m.starts_with("MARK-ord01-")),
+        "only ord01 sends to 198.18.1.1: {v}"
+    );
+    assert!(s("packet_note").contains("more follow"), "{v}");
+    let narrowed: Vec<String> = serde_json::from_value(v["filtered_payloads"].clone()).unwrap();
+    assert!(
+        !narrowed.is_empty() && narrowed.len() < marks.len(),
+        "the filter narrows: {v}"
+    );
+    let ports: Vec<String> = serde_json::from_value(v["filtered_sources"].clone()).unwrap();
+    assert!(ports.iter().all(|p| p.ends_with(":40000")), "{v}");
+    assert_eq!(
+        v["packet_layers"],
+        serde_json::json!(["IPv4", "TCP"]),
+        "the header tree: {v}"
+    );
+    assert!(s("packet_hex").starts_with("0000  45 00"), "{v}");
+    assert!(s("bad_filter_error").starts_with("filter: "), "{v}");
+    // Triggers: a bad field's error under it, nothing created; a good one listed.
+    assert!(
+        s("trigger_field_error").starts_with("condition.above:"),
+        "{v}"
+    );
+    assert_eq!(v["triggers_after_bad"], 0, "{v}");
+    assert_eq!(v["trigger_names"], serde_json::json!(["udp flood"]), "{v}");
+    // Buckets: the bad destination's error under the field.
+    assert!(
+        s("bucket_field_error").starts_with("destination_conf:"),
+        "{v}"
+    );
+    // A directory's ownership: the challenge file named, written where the page says; a wrong
+    // token refused by its field; the file's token validates.
+    let file = s("challenge_file");
+    assert!(
+        file.starts_with("ownership-challenge-") && file.ends_with(".txt"),
+        "{v}"
+    );
+    assert_eq!(
+        s("challenge_place"),
+        format!("{}/{file}", h.file_dest()),
+        "{v}"
+    );
+    assert!(
+        s("challenge_error").starts_with("ownership_challenge:"),
+        "{v}"
+    );
+    assert_eq!(s("ownership_status"), "success", "{v}");
+    assert_eq!(v["triggers_after_delete"], 0, "{v}");
     // The other account sees none of it.
+    assert_eq!(v["other_triggers"], 0, "{v}");
+    assert!(s("other_packets").contains("no capture"), "{v}");
     assert_eq!(v["other_sees_capture"], false, "{v}");
     assert_eq!(v["other_rows"], 0, "{v}");
     assert!(
@@ -417,11 +503,55 @@ async fn the_dashboard_works_in_a_real_browser() {
     // Logged out: back to the login.
     assert_eq!(s("after_logout_url"), format!("{base}/login"), "{v}");
     assert_eq!(v["console_errors"], serde_json::json!([]), "{v}");
-    for view in ["login", "fleet", "captures", "capture", "traffic"] {
+    for view in [
+        "login", "fleet", "captures", "capture", "traffic", "packets", "packet", "triggers",
+        "buckets",
+    ] {
         assert!(shots.join(format!("{view}.png")).exists(), "{view}.png");
     }
     let _ = stop.send(());
     server.await.unwrap().unwrap();
+}
+
+/// One sampled packet of `node`'s traffic at second `t`: TCP from 198.18.0.1 (source ports
+/// 40000-40004 in turn) to `dst` port 443, carrying `MARK-<node>-<t % 1000>`.
+fn ring_sample(node: &str, t: i64, dst: &str) -> edgecap_model::lookback::WireSample {
+    let marker = format!("MARK-{node}-{:03}", t % 1000);
+    let total = 40 + marker.len();
+    let d: std::net::Ipv4Addr = dst.parse().unwrap();
+    let mut ip = vec![
+        0x45,
+        0,
+        0,
+        total as u8,
+        0,
+        0,
+        0x40,
+        0,
+        64,
+        6,
+        0,
+        0,
+        198,
+        18,
+        0,
+        1,
+    ];
+    ip.extend_from_slice(&d.octets());
+    let sport = 40000 + (t % 5) as u16;
+    ip.extend_from_slice(&sport.to_be_bytes());
+    ip.extend_from_slice(&[
+        1, 0xbb, 0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0,
+    ]);
+    ip.extend_from_slice(marker.as_bytes());
+    edgecap_model::lookback::WireSample {
+        ts_ns: t as u64 * 1_000_000_000 + 500_000_000,
+        orig_len: total as u32,
+        point: "pre-firewall".into(),
+        ifindex: 2,
+        one_in: 1,
+        data: edgecap_model::lookback::hex(&ip),
+    }
 }
 
 /// Logging in again and again with one token never grows the table past the per-token cap;
@@ -445,4 +575,295 @@ async fn a_token_holds_a_bounded_number_of_sessions(b: Backend) {
         sessions::close(&h.state.db, newest).await.unwrap(),
         "the newest session is open"
     );
+}
+
+/// An IPv4/UDP sample to `dport` carrying `marker`: what a ring keeps of a packet.
+fn marked_sample(ts_ns: u64, dport: u16, marker: &str) -> edgecap_model::lookback::WireSample {
+    let total = 28 + marker.len();
+    let mut ip = vec![
+        0x45,
+        0,
+        0,
+        total as u8,
+        0,
+        0,
+        0,
+        0,
+        64,
+        17,
+        0,
+        0,
+        198,
+        18,
+        0,
+        1,
+        198,
+        19,
+        0,
+        1,
+        0x9c,
+        0x40,
+    ];
+    ip.extend_from_slice(&dport.to_be_bytes());
+    ip.extend_from_slice(&[0, (8 + marker.len()) as u8, 0, 0]);
+    ip.extend_from_slice(marker.as_bytes());
+    edgecap_model::lookback::WireSample {
+        ts_ns,
+        orig_len: total as u32,
+        point: "pre-firewall".into(),
+        ifindex: 2,
+        one_in: 1,
+        data: edgecap_model::lookback::hex(&ip),
+    }
+}
+
+/// A simple capture of `n` marked samples from `node`, a new node (`extra` goes into the
+/// body); its id.
+async fn simple_capture(h: &Harness, node: &str, n: u64, extra: serde_json::Value) -> String {
+    let mut node = h.node(node, &[("site", "fra")], &["pre-firewall"]);
+    let mut body = serde_json::json!({"type": "simple", "system": "magic-transit",
+        "time_limit": 60, "packet_limit": 1000});
+    for (k, v) in extra.as_object().cloned().unwrap_or_default() {
+        body[k] = v;
+    }
+    let body = body.to_string();
+    let path = h.acc("pcaps");
+    let create = h.call("POST", &path, Some(&body));
+    let answer = async {
+        // No query at all: the create's answer says why.
+        let q = match tokio::time::timeout(Duration::from_secs(3), node.rx.recv()).await {
+            Ok(Some(edgecap_model::ServerMsg::Query { query })) => query,
+            _ => return,
+        };
+        let samples = (0..n)
+            .map(|i| {
+                let dport = if i % 2 == 0 { 53 } else { 443 };
+                marked_sample(q.from_ns + i * 1000, dport, &format!("MARK-{i:04}"))
+            })
+            .collect::<Vec<_>>();
+        let head = edgecap_model::lookback::AnswerHead {
+            matched: n,
+            est_packets: n,
+            est_bytes: n * 40,
+            thinned_by: 1.0,
+            periods: vec![],
+            reach_start: Some(0),
+        };
+        for answer in edgecap_model::lookback::RingAnswer::chunked(&q.query_id, head, samples) {
+            node.session
+                .handle(edgecap_model::AgentMsg::Answer { answer });
+        }
+    };
+    let ((s, v), ()) = tokio::join!(create, answer);
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["result"]["status"], "success", "{v}");
+    v["result"]["id"].as_str().unwrap().to_owned()
+}
+
+fn payloads(v: &serde_json::Value) -> Vec<String> {
+    v["result"]["packets"]
+        .as_array()
+        .unwrap_or(&Vec::new())
+        .iter()
+        .map(|p| p["payload"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+async fn the_packet_view_pages_filters_and_decodes_a_capture(b: Backend) {
+    let Some(h) = Harness::new(b).await else {
+        return;
+    };
+    // Two look-back requests in this test (the default allows 1 a minute).
+    let more = edgecap_server::quota::Changes {
+        simple_per_minute: Some(Some(10)),
+        ..Default::default()
+    };
+    edgecap_server::quota::set(&h.state.db, &h.account.id, more)
+        .await
+        .unwrap();
+    let id = simple_capture(&h, "edge-a", 250, serde_json::json!({})).await;
+    let ui = |q: &str| format!("/ui/accounts/{}/pcaps/{id}/packets{q}", h.account.id);
+    // The first page: the default size, in time order, with the summary and the marker.
+    let (s, v) = h.call("GET", &ui(""), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let marks = payloads(&v);
+    assert_eq!(marks.len() as u64, edgecap_server::dashboard::packets::PAGE);
+    assert_eq!(marks[0], "MARK-0000");
+    assert_eq!(marks[99], "MARK-0099");
+    assert_eq!(v["result"]["more"], true);
+    let first = &v["result"]["packets"][0];
+    assert_eq!(first["interface"], "edge-a/pre-firewall", "{first}");
+    assert_eq!(first["src"], "198.18.0.1");
+    assert_eq!(first["dst_port"], 53);
+    assert_eq!(first["protocol"], "UDP");
+    assert_eq!(first["info"], "UDP 40000 > 53, length 9");
+    // A display filter, by the server's matcher, and the last page of what it keeps.
+    let (s, v) = h
+        .call(
+            "GET",
+            &ui("?filter=udp%20dst%20port%20443&offset=100"),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let marks = payloads(&v);
+    assert_eq!(marks.len(), 25, "125 of 250 go to 443: {v}");
+    assert_eq!(marks[0], "MARK-0201");
+    assert_eq!(v["result"]["more"], false);
+    // One packet: the header tree and the hex.
+    let (s, v) = h.call("GET", &ui("?packet=7"), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let names: Vec<&str> = v["result"]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap())
+        .collect();
+    // One interface in the file: raw IP, no link layer.
+    assert_eq!(names, ["IPv4", "UDP"], "{v}");
+    assert!(
+        v["result"]["hex"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("0000  45 00 00 25"),
+        "{v}"
+    );
+    // A bad filter and an oversized one: the API's 400 naming `filter`, as POST /pcaps says.
+    for bad in [
+        "udp and and".to_owned(),
+        "udp or ".repeat(edgecap_filter::MAX_EXPR_LEN / 7 + 2) + "udp",
+    ] {
+        let q = format!("?filter={}", bad.replace(' ', "%20"));
+        let (s, v) = h.call("GET", &ui(&q), None).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        assert_eq!(v["errors"][0]["source"]["pointer"], "/filter", "{v}");
+        let body = serde_json::json!({"type": "simple", "system": "magic-transit",
+            "time_limit": 60, "packet_limit": 10, "filter": bad})
+        .to_string();
+        let (_, api) = h.call("POST", &h.acc("pcaps"), Some(&body)).await;
+        assert_eq!(v["errors"][0]["message"], api["errors"][0]["message"]);
+    }
+    let (s, v) = h.call("GET", &ui("?limit=501"), None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["errors"][0]["source"]["pointer"], "/limit", "{v}");
+    // Another account: the capture does not exist for it.
+    let theirs = format!("/ui/accounts/{}/pcaps/{id}/packets", h.other.id);
+    let (s, v) = h
+        .call_as(Some(&h.other_token.clone()), "GET", &theirs, None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+
+    // A look-back capture written to a file:// directory on the server's host: read there.
+    let id = simple_capture(
+        &h,
+        "edge-b",
+        3,
+        serde_json::json!({"destination_conf": h.file_dest(), "nodes": ["edge-b"]}),
+    )
+    .await;
+    let (s, v) = h
+        .call(
+            "GET",
+            &format!("/ui/accounts/{}/pcaps/{id}/packets", h.account.id),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(payloads(&v), ["MARK-0000", "MARK-0001", "MARK-0002"]);
+    assert_eq!(v["result"]["file"], "merged");
+    // The file gone from the server's host: a 400 naming `file` that says where it looked.
+    let key = v["result"]["files"][0]["key"].as_str().unwrap().to_owned();
+    std::fs::remove_file(h.dest.join(&key)).unwrap();
+    let (s, v) = h
+        .call(
+            "GET",
+            &format!("/ui/accounts/{}/pcaps/{id}/packets", h.account.id),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["errors"][0]["source"]["pointer"], "/file", "{v}");
+    assert!(
+        v["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("server's host"),
+        "{v}"
+    );
+}
+
+/// A node's capture file as the agent writes it into a `file://` directory: raw IP packets
+/// on `<node>/pre-firewall`, each carrying `MARK-<node>-<i>`.
+fn node_file(node: &str, n: u64) -> Vec<u8> {
+    use edgecap_pcap::{Direction, Format, Interface, Section, Writer};
+    let iface = Interface::raw(format!("{node}/pre-firewall"), 65_535);
+    let mut w = Writer::new(Vec::new(), Format::Pcapng, &Section::default(), &[iface]).unwrap();
+    for i in 0..n {
+        let s = marked_sample(1_000 + i, 53, &format!("MARK-{node}-{i}"));
+        let ip = edgecap_model::lookback::unhex(&s.data).unwrap();
+        w.write_packet(0, s.ts_ns, &ip, s.orig_len, Direction::Unknown, 0)
+            .unwrap();
+    }
+    w.finish().unwrap()
+}
+
+async fn the_packet_view_reads_each_nodes_file_of_a_local_directory(b: Backend) {
+    let Some(h) = Harness::new(b).await else {
+        return;
+    };
+    let nodes: Vec<_> = ["edge0", "edge1"]
+        .iter()
+        .map(|n| h.node(n, &[("site", "fra")], &["pre-firewall"]))
+        .collect();
+    // A full capture into the test's directory (file://, on this host).
+    let id = h.create("fra", serde_json::json!({})).await;
+    for (i, node) in nodes.iter().enumerate() {
+        let name = format!("edge{i}");
+        let key = format!("{id}/{name}.pcapng");
+        let path = h.dest.join(&key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, node_file(&name, 3 + i as u64)).unwrap();
+        node.session.handle(edgecap_model::AgentMsg::Ack {
+            capture_id: id.clone(),
+        });
+        node.session.handle(edgecap_model::AgentMsg::Done {
+            outcome: edgecap_model::Outcome {
+                capture_id: id.clone(),
+                ok: true,
+                error: None,
+                packets: 3 + i as u64,
+                bytes: 100,
+                lost: 0,
+                stop_reason: Some("time-limit".into()),
+                file: Some(key),
+            },
+        });
+    }
+    let c = h
+        .wait_for(&id, Duration::from_secs(10), |c| c["status"] == "success")
+        .await;
+    assert_eq!(c["status"], "success", "{c:#}");
+    let ui = |q: &str| format!("/ui/accounts/{}/pcaps/{id}/packets{q}", h.account.id);
+    let (s, v) = h.call("GET", &ui(""), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let files: Vec<&str> = v["result"]["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(files, ["edge0", "edge1"], "{v}");
+    assert_eq!(
+        payloads(&v),
+        ["MARK-edge0-0", "MARK-edge0-1", "MARK-edge0-2"]
+    );
+    let (s, v) = h.call("GET", &ui("?file=edge1&offset=2"), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(payloads(&v), ["MARK-edge1-2", "MARK-edge1-3"]);
+    assert_eq!(v["result"]["packets"][0]["interface"], "edge1/pre-firewall");
+    let (s, v) = h.call("GET", &ui("?file=edge9"), None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let m = v["errors"][0]["message"].as_str().unwrap();
+    assert!(m.starts_with("file: ") && m.contains("edge0, edge1"), "{m}");
+    drop(nodes);
 }

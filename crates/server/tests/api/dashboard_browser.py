@@ -14,11 +14,12 @@ TOKEN = os.environ["EDGECAP_TOKEN"]
 OTHER = os.environ["EDGECAP_OTHER_TOKEN"]
 CAPTURE = os.environ["EDGECAP_CAPTURE"]
 SHOTS = os.environ["EDGECAP_SCREENSHOTS"]
+DEST = os.environ["EDGECAP_DEST"]
 out = {}
 
 
-def shot(page, name):
-    page.screenshot(path=os.path.join(SHOTS, name + ".png"), full_page=True)
+def shot(page, name, full_page=True):
+    page.screenshot(path=os.path.join(SHOTS, name + ".png"), full_page=full_page)
 
 
 def login(page, token):
@@ -124,6 +125,34 @@ with sync_playwright() as p:
     out["lookback_url"] = page.url
     out["lookback_type"] = page.text_content("dl.facts dd:nth-of-type(2)")
     out["lookback_filter"] = page.text_content("dl.facts dd:nth-of-type(6)")
+    lookback_url = page.url
+
+    # Its packets: the sampled packets with their markers, then a display filter applied by
+    # the server, a packet's header tree and hex, and a bad filter's message by the field.
+    page.click("#packets-link")
+    page.wait_for_selector("#packets tbody tr[data-index]")
+    out["packet_payloads"] = page.eval_on_selector_all(
+        "#packets tbody td.payload", "tds => tds.map(t => t.textContent)")
+    out["packet_note"] = page.text_content("#packet-note")
+    shot(page, "packets", full_page=False)  # the first rows; the whole page is 100 of them
+    page.fill("#f-filter", "src port 40000")
+    page.click("#apply-filter")
+    page.wait_for_selector('#packets[data-filter="src port 40000"] tbody tr[data-index]')
+    out["filtered_payloads"] = page.eval_on_selector_all(
+        "#packets tbody td.payload", "tds => tds.map(t => t.textContent)")
+    out["filtered_sources"] = page.eval_on_selector_all(
+        "#packets tbody td.src", "tds => tds.map(t => t.textContent)")
+    page.click("#packets tbody tr[data-index]")
+    page.wait_for_selector("#packet-tree details")
+    out["packet_layers"] = page.eval_on_selector_all(
+        "#packet-tree details", "ds => ds.map(d => d.dataset.layer)")
+    out["packet_hex"] = page.text_content("#hex")
+    shot(page, "packet")
+    page.fill("#f-filter", "tcp and and")
+    page.click("#apply-filter")
+    page.wait_for_selector('.field-error[data-for="filter"]:not(:empty)')
+    out["bad_filter_error"] = page.text_content('.field-error[data-for="filter"]')
+
     page.goto(zoomed)
     page.click(top + " a.live")
     page.wait_for_selector(".estimate-result")
@@ -131,6 +160,60 @@ with sync_playwright() as p:
     out["live_filter"] = page.input_value("#f-filter")
     out["live_estimate"] = page.text_content(".estimate-result")
     shot(page, "live")
+
+    # Triggers: a bad threshold is refused with the server's message by its field; a good
+    # trigger is listed.
+    page.goto(BASE + "/triggers")
+    page.wait_for_selector("#triggers")
+    page.fill("#f-name", "udp flood")
+    page.fill("#f-scope-filter", "udp")
+    page.fill("#f-scope-colo_name", "ORD")
+    page.fill("#f-condition-above", "-5")
+    page.fill("#f-capture-destination_conf", DEST)
+    page.click("#create-trigger")
+    page.wait_for_selector('.field-error[data-for="condition.above"]:not(:empty)')
+    out["trigger_field_error"] = page.text_content('.field-error[data-for="condition.above"]')
+    out["triggers_after_bad"] = page.eval_on_selector_all(
+        "#triggers tbody tr[data-trigger]", "r => r.length")
+    page.fill("#f-condition-above", "50000")
+    page.click("#create-trigger")
+    try:
+        page.wait_for_selector("#triggers tbody tr[data-trigger]", timeout=10000)
+    except Exception:
+        print(page.text_content("#new-trigger"), file=sys.stderr)
+        raise
+    out["trigger_names"] = page.eval_on_selector_all(
+        "#triggers tbody tr[data-trigger] td.name", "tds => tds.map(t => t.textContent)")
+    shot(page, "triggers")
+
+    # Buckets: a destination that cannot be one shows the server's message by the field.
+    page.goto(BASE + "/buckets")
+    page.wait_for_selector("#ownerships")
+    page.fill("#f-destination_conf", "s3://pcaps")
+    page.click("#add-ownership")
+    page.wait_for_selector('.field-error[data-for="destination_conf"]:not(:empty)')
+    out["bucket_field_error"] = page.text_content('.field-error[data-for="destination_conf"]')
+    # A directory on this host: the challenge file is written there; a wrong token is refused
+    # by its field, the token read from the file validates.
+    page.fill("#f-destination_conf", DEST)
+    page.click("#add-ownership")
+    row = "#ownerships tbody tr[data-ownership]"
+    page.wait_for_selector(row)
+    filename = page.get_attribute(row, "data-filename")
+    out["challenge_place"] = page.text_content(row + " code")
+    page.fill(row + " input[name=ownership_challenge]", "wrong")
+    page.click(row + " form.validate button[type=submit]")
+    page.wait_for_selector(row + ' .field-error[data-for="ownership_challenge"]:not(:empty)')
+    out["challenge_error"] = page.text_content(
+        row + ' .field-error[data-for="ownership_challenge"]')
+    with open(os.path.join(DEST[len("file://"):], filename)) as f:
+        token = f.read().strip()
+    page.fill(row + " input[name=ownership_challenge]", token)
+    page.click(row + " form.validate button[type=submit]")
+    page.wait_for_selector(row + " .status.success")
+    out["ownership_status"] = page.text_content(row + " .status")
+    out["challenge_file"] = filename
+    shot(page, "buckets")
 
     # A second account, in its own browser context: none of the first's captures.
     other = browser.new_context()
@@ -144,7 +227,21 @@ with sync_playwright() as p:
     op.goto(BASE + "/captures/" + CAPTURE)
     op.wait_for_selector("#view .error")
     out["other_detail"] = op.text_content("#view .error")
+    op.goto(lookback_url + "/packets")
+    op.wait_for_selector("#display-filter .form-error:not(:empty)")
+    out["other_packets"] = op.text_content("#display-filter .form-error")
+    op.goto(BASE + "/triggers")
+    op.wait_for_selector("#triggers")
+    out["other_triggers"] = op.eval_on_selector_all(
+        "#triggers tbody tr[data-trigger]", "r => r.length")
     other.close()
+
+    # The trigger can be deleted.
+    page.goto(BASE + "/triggers")
+    page.click("#triggers tbody tr[data-trigger] button.delete")
+    page.wait_for_selector("#triggers tbody td.muted")
+    out["triggers_after_delete"] = page.eval_on_selector_all(
+        "#triggers tbody tr[data-trigger]", "r => r.length")
 
     # Log out: the session ends; the next page is the login.
     page.goto(BASE + "/")

@@ -8,6 +8,8 @@
   if (!main) return; // the login page needs no script
   const account = main.dataset.account;
   const base = '/client/v4/accounts/' + encodeURIComponent(account) + '/';
+  // The dashboard's own data (capture events, the packet view).
+  const ui = '/ui/accounts/' + encodeURIComponent(account) + '/';
 
   // --- helpers -----------------------------------------------------------------------------
 
@@ -34,13 +36,13 @@
   }
 
   // One call to the JSON API. 401 (no session, expired, logged out) goes to the login page.
-  async function api(method, path, body) {
+  async function api(method, path, body, root) {
     const init = { method, credentials: 'same-origin', headers: {} };
     if (body !== undefined) {
       init.headers['content-type'] = 'application/json';
       init.body = JSON.stringify(body);
     }
-    const r = await fetch(base + path, init);
+    const r = await fetch((root || base) + path, init);
     if (r.status === 401) {
       location.assign('/login');
       throw new Error('the session ended');
@@ -81,16 +83,20 @@
   }
 
   // Errors of a 400 shown next to their fields: each error's source.pointer (/colo_name,
-  // /filter_v1/destination_port) names the field; the rest go to the form's own line.
+  // /condition/above, /filter_v1/destination_port) names the field: the slot of the longest
+  // dotted prefix that has one (condition.above, else condition); the rest go to the form's
+  // own line.
   function showErrors(form, r) {
     for (const e of form.querySelectorAll('.field-error')) e.textContent = '';
     const general = form.querySelector('.form-error');
     general.textContent = '';
     for (const e of (r.json && r.json.errors) || [{ message: problem(r) }]) {
-      const pointer = (e.source && e.source.pointer) || '';
-      const name = pointer.split('/')[1] || '';
-      const slot = name && form.querySelector('.field-error[data-for="' + CSS.escape(name) + '"]');
-      if (slot) slot.textContent = e.message;
+      const segs = ((e.source && e.source.pointer) || '').split('/').slice(1).filter(Boolean);
+      let slot = null;
+      for (let i = segs.length; i > 0 && !slot; i--) {
+        slot = form.querySelector('.field-error[data-for="' + CSS.escape(segs.slice(0, i).join('.')) + '"]');
+      }
+      if (slot) slot.textContent = (slot.textContent ? slot.textContent + '; ' : '') + e.message;
       else general.textContent += (general.textContent ? '; ' : '') + e.message;
     }
   }
@@ -107,22 +113,45 @@
     return s;
   }
 
+  // The steps the traffic API takes (crates/server/src/rollups/query.rs, STEPS).
+  const STEPS = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
+  // The smallest step that keeps `series` series over `span` seconds within `points` points
+  // in all: the server downsamples to it, so a big fleet's answer stays small (and within
+  // the API's bound on an answer's points).
+  function stepFor(span, series, points) {
+    for (const s of STEPS) if (series * (Math.ceil(span / s) + 1) <= points) return s;
+    return STEPS[STEPS.length - 1];
+  }
+  // Points of an answer: at most `each` a series and TOTAL_POINTS all series together, so a
+  // thousand nodes' answer stays small (a sparkline is 120 px wide: 60 points; the traffic
+  // chart 900 px: 150).
+  const TOTAL_POINTS = 10000;
+  const SPARK_POINTS = 60;
+  const CHART_POINTS = 150;
+  function boundedStep(span, series, each) {
+    return Math.max(stepFor(span, series, TOTAL_POINTS), stepFor(span, 1, each));
+  }
+  function fleetStep(nodes) {
+    return boundedStep(900, nodes, SPARK_POINTS);
+  }
+
   // --- fleet -------------------------------------------------------------------------------
 
   async function fleet() {
-    const [nodes, traffic] = await Promise.all([
-      api('GET', 'nodes'),
-      api('GET', 'traffic?since=-15m&group_by=node'),
-    ]);
+    const nodes = await api('GET', 'nodes');
+    const n = nodes.ok ? nodes.json.result.length : 1;
+    const step = fleetStep(Math.max(n, 1));
+    const traffic = await api('GET', 'traffic?since=-15m&group_by=node&step=' + step);
     if (!nodes.ok) { setContent(el('p', { class: 'error', text: problem(nodes) })); return; }
     const series = {};
     if (traffic.ok) for (const s of traffic.json.result.series) series[s.key] = s.points;
     const rows = nodes.json.result.map((n) => {
       const pts = series[n.name] || [];
-      // The current rate: the newest point with traffic, with its age (agents report their
-      // seconds at each heartbeat, so the last few seconds are not in yet).
+      // The current rate: the newest whole step with traffic, with its age. A step that ended
+      // less than 5 s ago is still filling (agents report their seconds at each heartbeat).
+      const whole = (p) => Date.parse(p.t) + step * 1000 <= Date.now() - 5000;
       let last = null;
-      for (let i = pts.length - 1; i >= 0 && !last; i--) if (pts[i].packets > 0) last = pts[i];
+      for (let i = pts.length - 1; i >= 0 && !last; i--) if (pts[i].packets > 0 && whole(pts[i])) last = pts[i];
       const age = last ? Math.max(0, Math.round((Date.now() - Date.parse(last.t)) / 1000)) : 0;
       const health = n.health
         ? (n.health.ready ? 'ready' : 'not ready') +
@@ -139,7 +168,7 @@
         el('td', { class: 'muted', text: n.last_seen || '' }));
     });
     setContent(
-      el('p', { class: 'muted', text: nodes.json.result.length + ' nodes; current rate: the newest second with traffic in the last 15 minutes' + (traffic.ok ? '' : ' (traffic: ' + problem(traffic) + ')') }),
+      el('p', { class: 'muted', text: nodes.json.result.length + ' nodes; current rate: the newest whole ' + step + ' s with traffic in the last 15 minutes' + (traffic.ok ? '' : ' (traffic: ' + problem(traffic) + ')') }),
       el('table', { id: 'nodes' },
         el('thead', {}, el('tr', {}, ['Node', 'State', 'Labels', 'Points', 'Observer', 'Current rate', 'Last 15 min', 'Last seen'].map((t) => el('th', { text: t })))),
         el('tbody', {}, rows)));
@@ -147,12 +176,25 @@
 
   // --- captures ----------------------------------------------------------------------------
 
+  // A labelled input (or select, with attrs.options) and the slot for its server error. The
+  // id is f-<name> with dots as dashes (f-condition-above).
   function field(name, label, attrs) {
+    const id = 'f-' + name.replace(/\./g, '-');
+    const a = Object.assign({}, attrs || {});
+    let input;
+    if (a.options) {
+      const opts = a.options;
+      delete a.options;
+      input = el('select', Object.assign({ id, name }, a),
+        opts.map((o) => el('option', { value: o, selected: o === a.value, text: o })));
+    } else if (a.type === 'checkbox') {
+      input = el('input', Object.assign({ id, name }, a));
+    } else {
+      input = el('input', Object.assign({ id, name, type: 'text' }, a));
+    }
     return el('div', { class: 'field' },
-      el('label', { for: 'f-' + name, text: label }),
-      attrs && attrs.type === 'checkbox'
-        ? el('input', Object.assign({ id: 'f-' + name, name }, attrs))
-        : el('input', Object.assign({ id: 'f-' + name, name, type: 'text' }, attrs || {})),
+      el('label', { for: id, text: label }),
+      input,
       el('span', { class: 'field-error', 'data-for': name, role: 'alert' }));
   }
 
@@ -265,6 +307,13 @@
     if (c.type === 'simple' && c.status === 'success') {
       actions.append(el('a', { href: base + 'pcaps/' + encodeURIComponent(c.id) + '/download', text: 'Download file' }));
     }
+    // The packet view: a look-back capture's file, or files in a file:// directory (read
+    // where the server runs).
+    const viewable = (c.type === 'simple' && !c.destination_conf && c.status === 'success') ||
+      ((c.destination_conf || '').startsWith('file://') && (c.merged_file || (c.node_results || []).some((n) => n.file)));
+    if (viewable) {
+      actions.append(el('a', { class: 'button', id: 'packets-link', href: '/captures/' + encodeURIComponent(c.id) + '/packets', text: 'Packets' }));
+    }
     setContent(
       el('dl', { class: 'facts' }, info.map(([k, v]) => [el('dt', { text: k }), el('dd', {}, v)])),
       actions,
@@ -315,10 +364,18 @@
       el('select', { id: 'by', on: { change: (e) => go({ since, until, by: e.target.value }) } },
         ['dst', 'src', 'dport'].map((g) => el('option', { value: g, selected: g === by, text: g }))));
     const range = 'since=' + since + '&until=' + until;
-    const [t, top] = await Promise.all([
-      api('GET', 'traffic?' + range + '&group_by=' + group),
-      api('GET', 'traffic/top?' + range + '&by=' + by + '&limit=10'),
-    ]);
+    // The step bounds the answer (boundedStep): by node, there are as many series as nodes;
+    // by point or protocol, a handful. Seconds older than the server's fine retention are
+    // kept only as minutes, so a step it refuses there is retried in whole minutes.
+    const series = (step) => api('GET', 'traffic?' + range + '&group_by=' + group + '&step=' + step);
+    const topAnswer = api('GET', 'traffic/top?' + range + '&by=' + by + '&limit=10');
+    const fleetNodes = group === 'node' ? await api('GET', 'nodes') : null;
+    const count = fleetNodes && fleetNodes.ok ? fleetNodes.json.result.length : 8;
+    const step = boundedStep(until - since, Math.max(count, 1), CHART_POINTS);
+    const first = await series(step);
+    const top = await topAnswer;
+    const refusedStep = first.status === 400 && ((first.json && first.json.errors) || []).some((e) => e.source && e.source.pointer === '/step');
+    const t = refusedStep && step % 60 ? await series(Math.ceil(step / 60) * 60) : first;
     const label = new Date(since * 1000).toISOString() + ' – ' + new Date(until * 1000).toISOString();
     const chartBox = el('div', { id: 'chart' });
     if (t.ok) chartBox.append(chart(t.json.result, since, until, (a, b) => go({ since: a, until: b })));
@@ -421,9 +478,279 @@
     location.assign('/captures/' + encodeURIComponent(r.json.result.id));
   }
 
+  // --- packets -----------------------------------------------------------------------------
+
+  // An address and port as tcpdump's peers write them: 198.18.0.1:53, [2001:db8::1]:53.
+  function endpoint(addr, port) {
+    if (!addr) return '–';
+    if (port === null || port === undefined) return addr;
+    return (addr.includes(':') ? '[' + addr + ']' : addr) + ':' + port;
+  }
+
+  // A capture's packets (the server reads the file, filters with its own matcher and decodes
+  // the headers): a page at a time, a display filter, a row's header tree and hex.
+  async function packets() {
+    const id = main.dataset.capture;
+    main.querySelector('h1').textContent = 'Packets of capture ' + id;
+    const q = new URLSearchParams(location.search);
+    const st = { filter: q.get('filter') || '', file: q.get('file') || '', offset: Number(q.get('offset')) || 0 };
+    const form = el('form', { id: 'display-filter', class: 'card', novalidate: true },
+      field('filter', 'Display filter (tcpdump syntax, applied by the server)', { value: st.filter, size: 60, placeholder: 'udp and dst port 53' }),
+      el('span', { class: 'field', id: 'file-choice' }),
+      el('p', { class: 'form-error error', role: 'alert' }),
+      el('div', { class: 'buttons' },
+        el('button', { type: 'submit', id: 'apply-filter', text: 'Apply' }),
+        el('a', { class: 'button', href: '/captures/' + encodeURIComponent(id), text: 'Back to the capture' })));
+    const list = el('div', { id: 'packet-list' });
+    const detail = el('div', { id: 'packet-detail' });
+    setContent(form, list, detail);
+    const path = (extra) => {
+      const p = new URLSearchParams();
+      if (st.filter) p.set('filter', st.filter);
+      if (st.file) p.set('file', st.file);
+      for (const [k, v] of Object.entries(extra || {})) p.set(k, v);
+      return 'pcaps/' + encodeURIComponent(id) + '/packets?' + p.toString();
+    };
+    async function showPacket(index, tr) {
+      for (const x of list.querySelectorAll('tr.selected')) x.classList.remove('selected');
+      if (tr) tr.classList.add('selected');
+      detail.replaceChildren(el('p', { class: 'muted', text: 'Decoding packet ' + index + '…' }));
+      const r = await api('GET', path({ packet: index }), undefined, ui);
+      if (!r.ok) { detail.replaceChildren(el('p', { class: 'error', text: problem(r) })); return; }
+      const d = r.json.result;
+      detail.replaceChildren(
+        el('h2', { text: 'Packet ' + index + ': ' + d.packet.info }),
+        el('div', { class: 'tree', id: 'packet-tree' }, d.layers.map((l) => el('details', { open: true, 'data-layer': l.name },
+          el('summary', { text: l.name + ' (bytes ' + l.offset + '–' + (l.offset + l.length) + ')' }),
+          el('dl', { class: 'facts' }, l.fields.map(([k, v]) => [el('dt', { text: k }), el('dd', { text: v })]))))),
+        el('h2', { text: 'Bytes' + (d.hex_cut ? ' (the first ' + d.hex_bytes + ' of ' + d.packet.captured + ')' : '') }),
+        el('pre', { class: 'hex', id: 'hex', text: d.hex.join('\n') }));
+    }
+    async function load() {
+      list.replaceChildren(el('p', { class: 'muted', text: 'Reading the capture…' }));
+      const r = await api('GET', path({ offset: st.offset }), undefined, ui);
+      if (!r.ok) { list.replaceChildren(); showErrors(form, r); return; }
+      showErrors(form, { json: { errors: [] } });
+      const res = r.json.result;
+      const choice = form.querySelector('#file-choice');
+      choice.replaceChildren();
+      if (res.files.length > 1) {
+        choice.append(el('label', { for: 'f-file', text: 'File' }),
+          el('select', { id: 'f-file', on: { change: (e) => { st.file = e.target.value; st.offset = 0; sync(); load(); } } },
+            res.files.map((f) => el('option', { value: f.name, selected: f.name === res.file, text: f.name + (f.key ? ' (' + f.key + ')' : '') }))),
+          el('span', { class: 'field-error', 'data-for': 'file', role: 'alert' }));
+      }
+      const rows = res.packets.map((p) => {
+        const tr = el('tr', { 'data-index': p.index, tabindex: 0 },
+          el('td', { class: 'num', text: p.index }),
+          el('td', { text: p.time.slice(11) }),
+          el('td', { text: p.interface }),
+          el('td', { class: 'src', text: endpoint(p.src, p.src_port) }),
+          el('td', { class: 'dst', text: endpoint(p.dst, p.dst_port) }),
+          el('td', { text: p.protocol }),
+          el('td', { class: 'num', text: p.length }),
+          el('td', { class: 'info', text: p.info }),
+          el('td', { class: 'payload', text: p.payload }));
+        tr.addEventListener('click', () => showPacket(p.index, tr));
+        tr.addEventListener('keydown', (e) => { if (e.key === 'Enter') showPacket(p.index, tr); });
+        return tr;
+      });
+      const from = res.offset + 1, to = res.offset + res.packets.length;
+      const notes = [res.packets.length ? 'matching packets ' + from + '–' + to : 'no matching packets' + (res.offset ? ' on this page' : ''),
+        'at most ' + res.limit + ' a page'];
+      if (res.more) notes.push('more follow');
+      if (res.capped) notes.push('the server stopped reading after ' + res.scanned.toLocaleString() + ' packets (it reads at most ' + res.max_scanned_packets.toLocaleString() + ' packets or ' + size(res.max_scanned_bytes) + ' a request): download the file for the rest');
+      list.replaceChildren(
+        el('p', { class: 'muted', id: 'packet-note', text: notes.join('; ') + '. Click a packet for its headers and bytes.' }),
+        el('table', { id: 'packets', 'data-filter': res.filter || '' },
+          el('thead', {}, el('tr', {}, ['#', 'Time (UTC)', 'Node/point', 'Source', 'Destination', 'Protocol', 'Length', 'Summary', 'Payload'].map((t) => el('th', { text: t })))),
+          el('tbody', {}, rows)),
+        el('div', { class: 'buttons' },
+          el('button', { type: 'button', id: 'prev-page', disabled: res.offset === 0, text: '← Previous', on: { click: () => { st.offset = Math.max(0, res.offset - res.limit); sync(); load(); } } }),
+          el('button', { type: 'button', id: 'next-page', disabled: !res.more, text: 'Next →', on: { click: () => { st.offset = res.offset + res.limit; sync(); load(); } } })));
+    }
+    const sync = () => {
+      const p = new URLSearchParams();
+      if (st.filter) p.set('filter', st.filter);
+      if (st.file) p.set('file', st.file);
+      if (st.offset) p.set('offset', st.offset);
+      history.replaceState(null, '', location.pathname + (p.toString() ? '?' + p.toString() : ''));
+    };
+    form.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      st.filter = form.elements.filter.value.trim();
+      st.offset = 0;
+      detail.replaceChildren();
+      sync();
+      load();
+    });
+    await load();
+  }
+
+  // --- triggers ----------------------------------------------------------------------------
+
+  // The create body from the trigger form: each input's dotted name is its place in the body
+  // (condition.above -> {condition: {above: ..}}); only the fields given.
+  function nested(form) {
+    const b = {};
+    for (const input of form.querySelectorAll('input[name], select[name]')) {
+      let v = input.value.trim();
+      if (!v) continue;
+      const path = input.name.split('.');
+      if (input.dataset.list !== undefined) v = v.split(',').map((x) => x.trim()).filter(Boolean);
+      else if (input.dataset.number !== undefined && /^-?[0-9.eE+]+$/.test(v)) v = Number(v);
+      let o = b;
+      for (const k of path.slice(0, -1)) o = o[k] = o[k] || {};
+      o[path[path.length - 1]] = v;
+    }
+    return b;
+  }
+
+  function describeTrigger(t) {
+    const c = t.condition || {};
+    let when = c.metric + ' per ' + c.per;
+    if (c.above !== undefined) when += ' above ' + c.above;
+    if (c.below !== undefined) when += ' below ' + c.below;
+    if (c.above_baseline) when += ' above ' + c.above_baseline.factor + '× baseline (floor ' + c.above_baseline.floor + ')';
+    when += ' for ' + c.sustained_seconds + ' s';
+    const s = t.scope || {};
+    const where = [s.filter, Object.keys(s.filter_v1 || {}).length ? JSON.stringify(s.filter_v1) : null,
+      s.colo_name ? 'colo ' + s.colo_name : null, s.nodes ? 'nodes ' + s.nodes.join(',') : null].filter(Boolean).join(' · ');
+    return [when, where];
+  }
+
+  async function triggers() {
+    const num = { 'data-number': true };
+    const form = el('form', { id: 'new-trigger', class: 'card', novalidate: true },
+      el('h2', { text: 'New trigger' }),
+      el('p', { class: 'muted', text: 'When the condition holds on a node, it takes the capture below (the server checks it as POST /pcaps would, with this account\u2019s limits, buckets and prefixes). Give exactly one of above, below or a baseline factor.' }),
+      el('div', {},
+        field('name', 'Name', { size: 24 }),
+        field('scope.filter', 'Watch: filter (tcpdump syntax)', { size: 30, placeholder: 'udp' }),
+        field('scope.colo_name', 'Site (colo_name)'),
+        field('scope.nodes', 'or nodes (comma-separated)', { 'data-list': true })),
+      el('div', {},
+        field('condition.metric', 'Metric', { options: ['packets_per_second', 'bits_per_second', 'syn_per_second'], value: 'packets_per_second' }),
+        field('condition.per', 'Per', { options: ['destination', 'scope'], value: 'destination' }),
+        field('condition.above', 'Above', num),
+        field('condition.below', 'Below', num),
+        field('condition.above_baseline.factor', 'Baseline factor', num),
+        field('condition.above_baseline.floor', 'Baseline floor', num),
+        field('condition.sustained_seconds', 'Sustained (s)', Object.assign({ value: '3' }, num))),
+      el('div', {},
+        field('capture.time_limit', 'Capture time limit (s)', Object.assign({ value: '60' }, num)),
+        field('capture.packet_limit', 'Packet limit', Object.assign({ value: '10000' }, num)),
+        field('capture.destination_conf', 'Destination', { size: 36, value: localStorage.getItem('edgecap.destination') || '', placeholder: 's3://bucket/dir or file:///path' }),
+        field('capture.pre_trigger_seconds', 'Pre-trigger (s)', Object.assign({ value: '10' }, num))),
+      el('div', {},
+        field('cooldown_seconds', 'Cooldown (s)', Object.assign({ value: '300' }, num)),
+        field('budget.captures_per_hour', 'Captures per hour', Object.assign({ value: '4' }, num)),
+        field('budget.bytes_per_day', 'Bytes per day', Object.assign({ value: '10000000000' }, num))),
+      el('p', { class: 'form-error error', role: 'alert' }),
+      el('div', { class: 'buttons' }, el('button', { type: 'submit', id: 'create-trigger', text: 'Create trigger' })));
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const r = await api('POST', 'pcaps/triggers', nested(form));
+      if (!r.ok) { showErrors(form, r); return; }
+      showErrors(form, { json: { errors: [] } });
+      await listTriggers(form);
+    });
+    await listTriggers(form);
+  }
+
+  async function listTriggers(form) {
+    const r = await api('GET', 'pcaps/triggers');
+    if (!r.ok) { setContent(form, el('p', { class: 'error', text: problem(r) })); return; }
+    const out = el('p', { class: 'error', id: 'trigger-error', role: 'alert' });
+    const rows = r.json.result.map((t) => {
+      const [when, where] = describeTrigger(t);
+      return el('tr', { 'data-trigger': t.id },
+        el('td', { class: 'name', text: t.name || t.id.slice(0, 12) }),
+        el('td', { text: when }),
+        el('td', { text: where }),
+        el('td', { text: t.capture.time_limit + ' s, ' + (t.capture.packet_limit || '–') + ' packets → ' + t.capture.destination_conf }),
+        el('td', { text: t.cooldown_seconds + ' s; ' + t.budget.captures_per_hour + '/h' }),
+        el('td', { class: 'muted', text: t.created }),
+        el('td', {}, el('button', { type: 'button', class: 'delete', text: 'Delete', on: { click: async () => {
+          const d = await api('DELETE', 'pcaps/triggers/' + encodeURIComponent(t.id));
+          if (!d.ok) { out.textContent = problem(d); return; }
+          await listTriggers(form);
+        } } })));
+    });
+    setContent(form,
+      el('h2', { text: 'Triggers' }),
+      el('p', { class: 'muted', text: 'What a trigger does once stored, and what is not built yet: docs/api.md, \u201cTriggers\u201d.' }),
+      el('table', { id: 'triggers' },
+        el('thead', {}, el('tr', {}, ['Name', 'Condition', 'Scope', 'Capture', 'Cooldown; budget', 'Created', ''].map((x) => el('th', { text: x })))),
+        el('tbody', {}, rows.length ? rows : [el('tr', {}, el('td', { colspan: 7, class: 'muted', text: 'No triggers yet.' }))])),
+      out);
+  }
+
+  // --- buckets (ownership) -----------------------------------------------------------------
+
+  function challengePlace(o) {
+    const d = (o.destination_conf || '').split('?')[0].replace(/\/+$/, '');
+    return d + '/' + o.filename;
+  }
+
+  async function buckets() {
+    const form = el('form', { id: 'new-ownership', class: 'card', novalidate: true },
+      el('h2', { text: 'Add a bucket' }),
+      el('p', { class: 'muted', text: 'Captures and triggers write only to buckets this account has shown it controls (a file:// directory needs no proof for a capture: it is on the operator\u2019s own machines). Only someone who can read the bucket can know the token:' }),
+      el('ol', { class: 'muted steps' },
+        el('li', { text: 'Add the bucket\u2019s destination_conf below. The server writes a file named ownership-challenge-<id>.txt, holding a random token, into that directory of the bucket (the list shows where).' }),
+        el('li', { text: 'Read that file with your own access to the bucket, for example: aws s3 cp s3://bucket/dir/ownership-challenge-<id>.txt -' }),
+        el('li', { text: 'Paste its content into the bucket\u2019s row and validate. Captures may then write there.' })),
+      field('destination_conf', 'destination_conf', { size: 60, placeholder: 's3://bucket/dir?region=eu-west-1' }),
+      el('p', { class: 'form-error error', role: 'alert' }),
+      el('div', { class: 'buttons' }, el('button', { type: 'submit', id: 'add-ownership', text: 'Add and write the challenge' })));
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const r = await api('POST', 'pcaps/ownership', { destination_conf: form.elements.destination_conf.value.trim() });
+      if (!r.ok) { showErrors(form, r); return; }
+      showErrors(form, { json: { errors: [] } });
+      await listBuckets(form, r.json.result.id);
+    });
+    await listBuckets(form, null);
+  }
+
+  async function listBuckets(form, added) {
+    const r = await api('GET', 'pcaps/ownership');
+    if (!r.ok) { setContent(form, el('p', { class: 'error', text: problem(r) })); return; }
+    const rows = r.json.result.map((o) => {
+      const check = el('form', { class: 'validate', novalidate: true },
+        field('ownership_challenge', 'Token from ' + o.filename, { size: 40 }),
+        el('p', { class: 'form-error error', role: 'alert' }),
+        el('button', { type: 'submit', text: 'Validate' }));
+      check.querySelector('input').id = 'f-ownership_challenge-' + o.id;
+      check.querySelector('label').setAttribute('for', 'f-ownership_challenge-' + o.id);
+      check.addEventListener('submit', async (ev) => {
+        ev.preventDefault();
+        const v = await api('POST', 'pcaps/ownership/validate', { destination_conf: o.destination_conf, ownership_challenge: check.elements.ownership_challenge.value.trim() });
+        if (!v.ok) { showErrors(check, v); return; }
+        await listBuckets(form, null);
+      });
+      return el('tr', { 'data-ownership': o.id, 'data-filename': o.filename, class: o.id === added ? 'added' : null },
+        el('td', { text: o.destination_conf }),
+        el('td', {}, el('span', { class: 'status ' + o.status, text: o.status })),
+        el('td', {}, el('code', { text: challengePlace(o) })),
+        el('td', { class: 'muted', text: o.validated || o.submitted }),
+        el('td', {}, o.status === 'success' ? null : check,
+          el('button', { type: 'button', class: 'delete', text: 'Delete', on: { click: async () => {
+            const d = await api('DELETE', 'pcaps/ownership/' + encodeURIComponent(o.id));
+            if (d.ok) await listBuckets(form, null);
+          } } })));
+    });
+    setContent(form,
+      el('h2', { text: 'Buckets' }),
+      el('table', { id: 'ownerships' },
+        el('thead', {}, el('tr', {}, ['destination_conf', 'Status', 'Challenge file (read it from the bucket)', 'Since', ''].map((x) => el('th', { text: x })))),
+        el('tbody', {}, rows.length ? rows : [el('tr', {}, el('td', { colspan: 5, class: 'muted', text: 'No buckets yet.' }))])));
+  }
+
   // --- start -------------------------------------------------------------------------------
 
-  const views = { fleet, captures, capture, traffic };
+  const views = { fleet, captures, capture, traffic, packets, triggers, buckets };
   (views[main.dataset.view] || fleet)().catch((e) => {
     setContent(el('p', { class: 'error', text: 'The dashboard could not load this view: ' + e.message }));
   });
