@@ -32,6 +32,9 @@ pub struct Sizes {
     pub seconds_rows: u64,
     /// Rows of `rollup_seconds` not yet taken into a minute.
     pub unrolled_rows: u64,
+    /// Rows taken into a minute that still carry their heavy-hitter lists (the job drops them
+    /// just after the minute is in).
+    pub listed_rolled_rows: u64,
     /// `rollup_minutes` with its index: bytes; rows of nodes and of the fleet (`*`).
     pub minutes_bytes: u64,
     pub minute_rows: u64,
@@ -42,6 +45,7 @@ pub struct Sizes {
 
 const COUNTS: &str = "select (select count(*) from rollup_seconds), \
      (select count(*) from rollup_seconds where rolled = 0), \
+     (select count(*) from rollup_seconds where rolled <> 0 and top_dst <> ''), \
      (select count(*) from rollup_minutes where node <> '*'), \
      (select count(*) from rollup_minutes where node = '*')";
 
@@ -63,8 +67,8 @@ pub fn sizes(db: &Database) -> Result<Sizes, Failure> {
     let a = query(db, sizes_sql)?;
     let b = query(db, counts)?;
     let (a, b) = match (a.as_slice(), b.as_slice()) {
-        ([s, m, t], [rows, unrolled, minutes, fleet]) => {
-            ((*s, *m, *t), (*rows, *unrolled, *minutes, *fleet))
+        ([s, m, t], [rows, unrolled, listed, minutes, fleet]) => {
+            ((*s, *m, *t), (*rows, *unrolled, *listed, *minutes, *fleet))
         }
         _ => {
             return Err(Failure::runtime(format!(
@@ -79,8 +83,9 @@ pub fn sizes(db: &Database) -> Result<Sizes, Failure> {
         total_bytes: a.2,
         seconds_rows: b.0,
         unrolled_rows: b.1,
-        minute_rows: b.2,
-        fleet_minute_rows: b.3,
+        listed_rolled_rows: b.2,
+        minute_rows: b.3,
+        fleet_minute_rows: b.4,
     })
 }
 

@@ -328,7 +328,7 @@ fn one_run(
             let start = Instant::now();
             loop {
                 let s = db::sizes(&database)?;
-                if s.unrolled_rows == 0 {
+                if s.unrolled_rows == 0 && s.listed_rolled_rows == 0 {
                     downsample_took = Some(start.elapsed());
                     db::compact(&database)?;
                     downsampled = Some(db::sizes(&database)?);
