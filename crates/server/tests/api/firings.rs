@@ -204,7 +204,7 @@ async fn triggers_reach_the_nodes_of_every_replica() {
 
 /// A server listening on 127.0.0.1 until stopped.
 pub(crate) struct Server {
-    base: String,
+    pub(crate) base: String,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<edgecap_server::Result<()>>,
 }

@@ -180,3 +180,165 @@ async fn the_events_page_shows_the_accounts_events_and_no_other(b: Backend) {
     a.close().await;
     s.stop().await;
 }
+
+mod browser {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_events_page_works_in_a_real_browser() {
+        super::the_events_page_works_in_a_real_browser().await
+    }
+}
+
+/// The signature an agent reports for the simulated flood: the rule `rule`.
+fn flood_signature<T: serde::de::DeserializeOwned>(rule: &str) -> T {
+    serde_json::from_value(json!({
+        "attack_packets": 20, "attack_skipped": 0, "baseline_packets": 40,
+        "fields": [{"field": "destination", "address": "198.18.0.9", "value": "198.18.0.9",
+                    "expression": "dst host 198.18.0.9", "coverage": 1.0,
+                    "baseline_hit_rate": 0.0, "chosen": true}],
+        "mitigation": {"expression": "dst host 198.18.0.9 and udp", "nft": [rule],
+                       "coverage": 1.0, "baseline_hit_rate": 0.0, "dropped": []},
+        "note": null
+    }))
+    .unwrap()
+}
+
+/// In Chromium: the events page lists the fired event with its capture link and its
+/// signature's rule; the traffic chart marks it and the marker leads to it; another account
+/// sees neither.
+async fn the_events_page_works_in_a_real_browser() {
+    let Some(python) = super::browser_python() else {
+        return;
+    };
+    let Some((h, s)) = setup(Backend::Sqlite).await else {
+        return;
+    };
+    let tid = add_trigger(&h, &h.state, &trigger_body(&h, 1_000_000, 4)).await;
+    let mut a = sim(&h, &s, "edge0", 1).await;
+    // Two minutes of traffic on the chart, and a flood in them that fired the trigger.
+    let t = now();
+    let seconds: Vec<_> = (t - 121..t - 1)
+        .map(|x| crate::traffic::second(x as i64, "pre-firewall", 30, "198.18.0.9"))
+        .collect();
+    for chunk in seconds.chunks(edgecap_model::protocol::MAX_ROLLUP_SECONDS) {
+        a.send_rollups(chunk).await.unwrap();
+    }
+    let c = new_id();
+    a.fired(firing(
+        &tid,
+        victim(),
+        (t - 90, t - 88),
+        70000.0,
+        Some((&c, fired_capture())),
+        None,
+    ))
+    .await
+    .unwrap();
+    recorded(&h, &c).await;
+    a.send(&AgentMsg::Done {
+        outcome: Outcome {
+            capture_id: c.clone(),
+            ok: true,
+            error: None,
+            packets: 20,
+            bytes: 900,
+            lost: 0,
+            stop_reason: Some("byte-limit".into()),
+            file: Some(format!("{c}/edge0.pcapng")),
+        },
+    })
+    .await
+    .unwrap();
+    a.ended(Ending {
+        trigger_id: tid.clone(),
+        key: victim(),
+        started: t - 90,
+        ended: t - 40,
+        peak: 80000.0,
+    })
+    .await
+    .unwrap();
+    let rule = "meta nfproto ipv4 ip daddr 198.18.0.9 @nh,72,8 == 17 counter drop";
+    a.signed(Signed {
+        trigger_id: tid.clone(),
+        capture_id: c.clone(),
+        signature: flood_signature(rule),
+    })
+    .await
+    .unwrap();
+    let mut signed = false;
+    for _ in 0..60 {
+        h.state.hub.barrier().await;
+        let (_, v) = h.call("GET", &h.acc("events"), None).await;
+        if !v["result"][0]["signature"].is_null() {
+            signed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(signed, "the event never got its signature");
+    h.state.hub.rollups().barrier().await;
+    let (_, v) = h.call("GET", &h.acc("events"), None).await;
+    let event = v["result"][0]["id"].as_str().unwrap().to_owned();
+
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/api/dashboard_events_browser.py");
+    let env = [
+        ("EDGECAP_BASE", s.base.clone()),
+        ("EDGECAP_TOKEN", h.token.clone()),
+        ("EDGECAP_OTHER_TOKEN", h.other_token.clone()),
+        ("EDGECAP_SCREENSHOTS", shots.display().to_string()),
+    ];
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python)
+            .arg(script)
+            .envs(env)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the browser script failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap();
+    let text = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
+    let base = &s.base;
+    // The page: the event, its trigger and key, its capture linked, its rule.
+    assert_eq!(text("events_url"), format!("{base}/events"), "{v}");
+    assert_eq!(v["events"], json!([event]), "{v}");
+    assert!(text("event_text").contains("udp flood"), "{v}");
+    assert!(text("event_text").contains("198.18.0.9"), "{v}");
+    assert!(
+        text("event_text").contains(&format!("{c}/edge0.pcapng")),
+        "{v}"
+    );
+    assert_eq!(v["capture_links"], json!([format!("/captures/{c}")]), "{v}");
+    assert_eq!(v["nft"], json!([rule]), "{v}");
+    assert_eq!(text("expression"), "dst host 198.18.0.9 and udp", "{v}");
+    assert_eq!(text("capture_url"), format!("{base}/captures/{c}"), "{v}");
+    // The chart: the event marked over its 50 s, its tooltip, the link to it.
+    assert_eq!(v["markers"], json!([event]), "{v}");
+    assert!(text("marker_title").contains("udp flood"), "{v}");
+    assert!(v["marker_width"].as_f64().unwrap_or(0.0) > 10.0, "{v}");
+    assert!(text("chart_events").starts_with("1 event(s) marked"), "{v}");
+    assert_eq!(
+        text("marker_url"),
+        format!("{base}/events#event-{event}"),
+        "{v}"
+    );
+    assert_eq!(v["console_errors"], json!([]), "{v}");
+    assert_eq!(v["failed_responses"], json!([]), "{v}");
+    // The other account: nothing.
+    assert_eq!(v["other_events"], 0, "{v}");
+    assert!(text("other_text").contains("No events yet"), "{v}");
+    assert_eq!(v["other_markers"], 0, "{v}");
+    assert_eq!(text("other_chart_events"), "no events in this range", "{v}");
+    assert!(shots.join("events.png").exists());
+    a.close().await;
+    s.stop().await;
+}
