@@ -39,7 +39,8 @@ with sync_playwright() as p:
     out["events_url"] = page.url
     out["events"] = page.eval_on_selector_all(
         "#events section.event", "s => s.map(e => e.dataset.event)")
-    out["event_text"] = page.text_content("#events section.event")
+    out["event_text"] = page.text_content("#events section.event:nth-of-type(2)")
+    out["ongoing_text"] = page.text_content("#events section.event:nth-of-type(1)")
     out["capture_links"] = page.eval_on_selector_all(
         "#events a.capture-link", "a => a.map(l => l.getAttribute('href'))")
     out["nft"] = page.eval_on_selector_all(".signature pre.nft", "p => p.map(x => x.textContent)")
@@ -57,11 +58,14 @@ with sync_playwright() as p:
     page.wait_for_selector("#chart .event-marker")
     out["markers"] = page.eval_on_selector_all(
         "#chart .event-marker", "m => m.map(x => x.dataset.event)")
-    out["marker_title"] = page.text_content("#chart .event-marker title")
-    out["marker_width"] = page.locator("#chart .event-marker rect").bounding_box()["width"]
+    out["ongoing_markers"] = page.eval_on_selector_all(
+        "#chart .event-marker:has(rect.ongoing)", "m => m.map(x => x.dataset.event)")
+    ended = "#chart .event-marker:has(rect:not(.ongoing))"
+    out["marker_title"] = page.text_content(ended + " title")
+    out["marker_width"] = page.locator(ended + " rect").bounding_box()["width"]
     out["chart_events"] = page.text_content("#chart-events")
     page.screenshot(path=os.path.join(SHOTS, "traffic-events.png"), full_page=True)
-    page.click("#chart .event-marker rect")
+    page.click(ended + " rect")
     page.wait_for_url("**/events#event-*")
     out["marker_url"] = page.url
     # Script errors only: the browser also logs the missing favicon as a failed load.

@@ -265,11 +265,26 @@ async fn the_events_page_works_in_a_real_browser() {
     })
     .await
     .unwrap();
+    // A second flood, to another destination, still holding: the agent refused its capture
+    // (cooldown).
+    let other_victim: std::net::IpAddr = "198.18.0.10".parse().unwrap();
+    a.fired(firing(
+        &tid,
+        Some(other_victim),
+        (t - 20, t - 18),
+        60000.0,
+        None,
+        Some("cooldown: the trigger fired 70 s ago"),
+    ))
+    .await
+    .unwrap();
     let mut signed = false;
     for _ in 0..60 {
         h.state.hub.barrier().await;
         let (_, v) = h.call("GET", &h.acc("events"), None).await;
-        if !v["result"][0]["signature"].is_null() {
+        if v["result"].as_array().is_some_and(|l| l.len() == 2)
+            && !v["result"][1]["signature"].is_null()
+        {
             signed = true;
             break;
         }
@@ -278,7 +293,8 @@ async fn the_events_page_works_in_a_real_browser() {
     assert!(signed, "the event never got its signature");
     h.state.hub.rollups().barrier().await;
     let (_, v) = h.call("GET", &h.acc("events"), None).await;
-    let event = v["result"][0]["id"].as_str().unwrap().to_owned();
+    let ongoing = v["result"][0]["id"].as_str().unwrap().to_owned();
+    let event = v["result"][1]["id"].as_str().unwrap().to_owned();
 
     let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
     std::fs::create_dir_all(&shots).unwrap();
@@ -310,7 +326,14 @@ async fn the_events_page_works_in_a_real_browser() {
     let base = &s.base;
     // The page: the event, its trigger and key, its capture linked, its rule.
     assert_eq!(text("events_url"), format!("{base}/events"), "{v}");
-    assert_eq!(v["events"], json!([event]), "{v}");
+    assert_eq!(v["events"], json!([ongoing, event]), "newest first: {v}");
+    assert!(text("ongoing_text").contains("ongoing"), "{v}");
+    assert!(text("ongoing_text").contains("198.18.0.10"), "{v}");
+    assert!(
+        text("ongoing_text").contains("cooldown: the trigger fired"),
+        "{v}"
+    );
+    assert!(text("ongoing_text").contains("None started."), "{v}");
     assert!(text("event_text").contains("udp flood"), "{v}");
     assert!(text("event_text").contains("198.18.0.9"), "{v}");
     assert!(
@@ -321,11 +344,16 @@ async fn the_events_page_works_in_a_real_browser() {
     assert_eq!(v["nft"], json!([rule]), "{v}");
     assert_eq!(text("expression"), "dst host 198.18.0.9 and udp", "{v}");
     assert_eq!(text("capture_url"), format!("{base}/captures/{c}"), "{v}");
-    // The chart: the event marked over its 50 s, its tooltip, the link to it.
-    assert_eq!(v["markers"], json!([event]), "{v}");
-    assert!(text("marker_title").contains("udp flood"), "{v}");
+    // The chart: both marked; the ended one over its 50 s, its tooltip, the link to it; the
+    // ongoing one to now.
+    assert_eq!(v["markers"], json!([ongoing, event]), "{v}");
+    assert_eq!(v["ongoing_markers"], json!([ongoing]), "{v}");
+    assert!(
+        text("marker_title").contains("udp flood · 198.18.0.9"),
+        "{v}"
+    );
     assert!(v["marker_width"].as_f64().unwrap_or(0.0) > 10.0, "{v}");
-    assert!(text("chart_events").starts_with("1 event(s) marked"), "{v}");
+    assert!(text("chart_events").starts_with("2 event(s) marked"), "{v}");
     assert_eq!(
         text("marker_url"),
         format!("{base}/events#event-{event}"),
