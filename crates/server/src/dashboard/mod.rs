@@ -1,5 +1,5 @@
 //! The dashboard (issue 15): server-rendered pages at `/`, `/captures`, `/captures/{id}`,
-//! `/captures/{id}/packets`, `/traffic`, `/triggers` and `/buckets`, one hand-written script and one style sheet embedded in the binary
+//! `/captures/{id}/packets`, `/traffic`, `/triggers`, `/buckets` and `/events`, one hand-written script and one style sheet embedded in the binary
 //! (`assets/`), no build step and no third-party browser code. The pages carry no data: the
 //! script reads the same JSON API the CLI and the SDKs use (`/client/v4/accounts/...`), so
 //! every account rule (scoping, tenancy, scopes, validation) is the API's own.
@@ -63,6 +63,7 @@ pub fn router() -> Router<AppState> {
         .route("/triggers", get(pages::triggers))
         .route("/buckets", get(pages::buckets))
         .route("/traffic", get(pages::traffic))
+        .route("/events", get(pages::events))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
         .route("/assets/app.js", get(js))

@@ -74,7 +74,7 @@ fn view(account: &Account, view: &str, title: &str, extra: &str) -> Response {
         ("captures", "/captures", "Captures"),
         ("triggers", "/triggers", "Triggers"),
         ("buckets", "/buckets", "Buckets"),
-        // Events (issue 14's /events) get their view and link here once the API exists.
+        ("events", "/events", "Events"),
     ]
     .iter()
     .map(|(v, href, label)| {
@@ -151,6 +151,10 @@ pub(super) async fn triggers(State(state): State<AppState>, headers: HeaderMap) 
 
 pub(super) async fn buckets(State(state): State<AppState>, headers: HeaderMap) -> Response {
     page(&state, &headers, |a| view(a, "buckets", "Buckets", "")).await
+}
+
+pub(super) async fn events(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    page(&state, &headers, |a| view(a, "events", "Events", "")).await
 }
 
 #[cfg(test)]

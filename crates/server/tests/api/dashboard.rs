@@ -24,6 +24,8 @@ both_databases!(
     the_packet_view_reads_each_nodes_file_of_a_local_directory,
 );
 
+mod events;
+
 mod browser {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_dashboard_works_in_a_real_browser() {

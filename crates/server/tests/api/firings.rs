@@ -203,8 +203,8 @@ async fn triggers_reach_the_nodes_of_every_replica() {
 }
 
 /// A server listening on 127.0.0.1 until stopped.
-struct Server {
-    base: String,
+pub(crate) struct Server {
+    pub(crate) base: String,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<edgecap_server::Result<()>>,
 }
@@ -224,7 +224,7 @@ impl Server {
         }
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
@@ -232,7 +232,7 @@ impl Server {
     }
 }
 
-async fn setup(b: Backend) -> Option<(Harness, Server)> {
+pub(crate) async fn setup(b: Backend) -> Option<(Harness, Server)> {
     let config = edgecap_server::Config {
         heartbeat_timeout: Duration::from_secs(60),
         ..test_config()
@@ -243,7 +243,7 @@ async fn setup(b: Backend) -> Option<(Harness, Server)> {
 }
 
 /// A simulated agent of site `fra` evaluating triggers, once it has its list of `n`.
-async fn sim(h: &Harness, s: &Server, name: &str, n: usize) -> SimAgent {
+pub(crate) async fn sim(h: &Harness, s: &Server, name: &str, n: usize) -> SimAgent {
     let hello = hello_with_triggers(name, &[("site", "fra")], &["pre-firewall", "egress"]);
     let (mut a, first) = SimAgent::connect(&s.base, &h.agent_token, &hello)
         .await
@@ -280,7 +280,7 @@ async fn sim_stop(a: &mut SimAgent) -> Option<String> {
 }
 
 /// Waits (3 s at most) until capture `id` of our account is recorded.
-async fn recorded(h: &Harness, id: &str) {
+pub(crate) async fn recorded(h: &Harness, id: &str) {
     for _ in 0..60 {
         h.state.hub.barrier().await;
         let (s, _) = h.call("GET", &h.acc(&format!("pcaps/{id}")), None).await;
@@ -292,16 +292,16 @@ async fn recorded(h: &Harness, id: &str) {
     panic!("capture {id} was never recorded");
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     edgecap_server::clock::unix_now() as u64
 }
 
-fn victim() -> Option<IpAddr> {
+pub(crate) fn victim() -> Option<IpAddr> {
     Some("198.18.0.9".parse().unwrap())
 }
 
 /// The capture an agent starts for [`trigger_body`]'s trigger.
-fn fired_capture() -> FiredCapture {
+pub(crate) fn fired_capture() -> FiredCapture {
     FiredCapture {
         filter: "(udp) and dst host 198.18.0.9".into(),
         points: vec!["pre-firewall".into()],
@@ -313,7 +313,7 @@ fn fired_capture() -> FiredCapture {
     }
 }
 
-fn new_id() -> String {
+pub(crate) fn new_id() -> String {
     edgecap_server::secret::new_id()
 }
 

@@ -380,6 +380,7 @@
     const chartBox = el('div', { id: 'chart' });
     if (t.ok) chartBox.append(chart(t.json.result, since, until, (a, b) => go({ since: a, until: b })));
     else chartBox.append(el('p', { class: 'error', text: problem(t) }));
+    if (t.ok) markEvents(chartBox, await timelineEvents(since, until), since, until);
     const hitters = el('div', { id: 'hitters' });
     // A live capture of a hitter is on the nodes in the chart (grouped by node).
     const nodes = t.ok && group === 'node' ? t.json.result.series.map((x) => x.key).filter(Boolean) : [];
@@ -748,9 +749,143 @@
         el('tbody', {}, rows.length ? rows : [el('tr', {}, el('td', { colspan: 5, class: 'muted', text: 'No buckets yet.' }))])));
   }
 
+  // --- events ------------------------------------------------------------------------------
+
+  // Events on the traffic chart: at most this many (the newest that started before the
+  // range's end; those that overlap it are drawn).
+  const TIMELINE_EVENTS = 50;
+  const EVENTS_PER_PAGE = 20;
+
+  function pct(f) {
+    return f === undefined || f === null ? '–' : (f * 100).toFixed(1) + '%';
+  }
+
+  function eventTitle(e) {
+    return (e.trigger_name || e.trigger_id) + (e.key ? ' · ' + e.key : '');
+  }
+
+  // An event's signature: the proposed rule (nft and tcpdump expression) and every field with
+  // its coverage of the attack and hit rate on the baseline.
+  function renderSignature(sig) {
+    if (!sig) return el('p', { class: 'muted', text: 'No signature yet (an agent computes it once the capture ends).' });
+    const m = sig.mitigation;
+    const rule = m ? el('dl', { class: 'facts signature-rule' },
+      el('dt', { text: 'tcpdump expression' }), el('dd', {}, el('code', { class: 'expression', text: m.expression })),
+      el('dt', { text: 'nft rule' }), el('dd', {}, m.nft.map((r) => el('pre', { class: 'nft', text: r }))),
+      el('dt', { text: 'matches' }), el('dd', { text: pct(m.coverage) + ' of the attack' + (m.baseline_hit_rate === null || m.baseline_hit_rate === undefined ? '' : ', ' + pct(m.baseline_hit_rate) + ' of the baseline') }),
+      m.dropped && m.dropped.length ? [el('dt', { text: 'left out' }), el('dd', { text: m.dropped.join('; ') })] : null)
+      : el('p', { class: 'muted', text: 'No rule proposed.' });
+    const fields = el('table', { class: 'signature-fields' },
+      el('thead', {}, el('tr', {}, ['Field', 'Value', 'Coverage', 'Baseline', 'Chosen'].map((t) => el('th', { text: t })))),
+      el('tbody', {}, (sig.fields || []).map((f) => el('tr', { class: f.chosen ? 'chosen' : null },
+        el('td', { text: f.field }),
+        el('td', {}, el('code', { text: f.expression || f.value })),
+        el('td', { class: 'num', text: pct(f.coverage) }),
+        el('td', { class: 'num', text: pct(f.baseline_hit_rate) }),
+        el('td', { text: f.chosen ? 'yes' : '' })))));
+    return el('div', { class: 'signature' }, rule,
+      el('p', { class: 'muted', text: sig.attack_packets + ' attack packets' + (sig.baseline_packets === null || sig.baseline_packets === undefined ? ', no baseline' : ', ' + sig.baseline_packets + ' baseline packets') + (sig.note ? ' · ' + sig.note : '') }),
+      el('details', {}, el('summary', { text: 'Fields (' + (sig.fields || []).length + ')' }), fields));
+  }
+
+  function renderEvent(e) {
+    const captureLinks = (e.captures || []).map((c) => el('li', {},
+      el('a', { href: '/captures/' + encodeURIComponent(c.id), class: 'capture-link', text: c.id }),
+      ' on ' + c.node + ' · ', el('span', { class: 'status ' + (c.status || ''), text: c.status || 'pending' }),
+      c.packets !== null && c.packets !== undefined ? ' · ' + c.packets.toLocaleString() + ' packets' : '',
+      c.file ? [' · file ', el('code', { text: c.file })] : '',
+      c.error_message ? ' · ' + c.error_message : ''));
+    const refusals = (e.refusals || []).map((r) => el('li', { class: 'bad', text: r.node + ' at ' + r.at + ': ' + (r.reason || 'refused') }));
+    return el('section', { class: 'card event', id: 'event-' + e.id, 'data-event': e.id },
+      el('h2', {}, eventTitle(e), ' ', el('span', { class: e.ended ? 'muted' : 'status running', text: e.ended ? 'ended' : 'ongoing' })),
+      el('dl', { class: 'facts' },
+        el('dt', { text: 'Trigger' }), el('dd', {}, el('a', { href: '/triggers', text: e.trigger_name || e.trigger_id }), ' ', el('span', { class: 'muted', text: e.trigger_id })),
+        el('dt', { text: 'Key' }), el('dd', { text: e.key || 'the whole scope' }),
+        el('dt', { text: 'Nodes' }), el('dd', { text: (e.nodes || []).map((n) => n.node + ' (peak ' + n.peak.toLocaleString() + '/s' + (n.ended ? '' : ', holding') + ')').join(', ') }),
+        el('dt', { text: 'Start' }), el('dd', { text: e.started }),
+        el('dt', { text: 'End' }), el('dd', { text: e.ended || 'ongoing' }),
+        el('dt', { text: 'Peak' }), el('dd', { text: e.peak.toLocaleString() + ' /s' }),
+        el('dt', { text: 'Traffic' }), el('dd', {}, el('a', { href: '/traffic?' + new URLSearchParams(eventRange(e)).toString(), text: 'show on the traffic chart' }))),
+      el('h3', { text: 'Captures' }),
+      captureLinks.length ? el('ul', { class: 'captures' }, captureLinks) : el('p', { class: 'muted', text: 'None started.' }),
+      refusals.length ? [el('h3', { text: 'Refused' }), el('ul', { class: 'refusals' }, refusals)] : null,
+      el('h3', { text: 'Signature' }), renderSignature(e.signature));
+  }
+
+  // The traffic range around an event: a minute before its start to a minute after its end
+  // (or now).
+  function eventRange(e) {
+    const a = Math.floor(Date.parse(e.started) / 1000);
+    const b = e.ended ? Math.ceil(Date.parse(e.ended) / 1000) : Math.floor(Date.now() / 1000);
+    return { since: a - 60, until: Math.max(b, a + 1) + 60 };
+  }
+
+  async function events() {
+    const q = new URLSearchParams(location.search);
+    const page = Math.max(1, Number(q.get('page')) || 1);
+    const r = await api('GET', 'events?page=' + page + '&per_page=' + EVENTS_PER_PAGE);
+    if (!r.ok) { setContent(el('p', { class: 'error', text: problem(r) })); return; }
+    const list = r.json.result;
+    const info = r.json.result_info || {};
+    const pages = Math.max(1, Math.ceil((info.total_count || 0) / EVENTS_PER_PAGE));
+    const nav = el('p', { class: 'pager' },
+      page > 1 ? el('a', { class: 'button', href: '/events?page=' + (page - 1), text: '← newer' }) : null,
+      el('span', { class: 'muted', text: ' page ' + page + ' of ' + pages + ' · ' + (info.total_count || 0) + ' events ' }),
+      page < pages ? el('a', { class: 'button', href: '/events?page=' + (page + 1), text: 'older →' }) : null);
+    setContent(nav, el('div', { id: 'events' },
+      list.length ? list.map(renderEvent) : el('p', { class: 'muted', text: 'No events yet: a trigger that fires makes one.' })));
+    if (location.hash) {
+      const target = document.getElementById(location.hash.slice(1));
+      if (target) target.scrollIntoView();
+    }
+  }
+
+  // The events that overlap [since, until]: of the newest TIMELINE_EVENTS that started before
+  // `until`, those still ongoing or ended after `since`.
+  async function timelineEvents(since, until) {
+    const r = await api('GET', 'events?until=' + until + '&per_page=' + TIMELINE_EVENTS);
+    if (!r.ok) return { error: problem(r), events: [] };
+    const now = Date.now() / 1000;
+    const list = r.json.result.filter((e) => {
+      const end = e.ended ? Date.parse(e.ended) / 1000 : now;
+      return end >= since;
+    });
+    return { events: list, more: (r.json.result_info || {}).total_count > TIMELINE_EVENTS };
+  }
+
+  // Marks the events on the traffic chart's svg: a span from start to end (ongoing: to the
+  // range's end), a tooltip and a link to the event.
+  function markEvents(box, found, since, until) {
+    const s = box.querySelector('svg.chart');
+    if (!s) return;
+    const W = 900, H = 260, L = 60, B = 24;
+    const x = (sec) => L + (Math.min(Math.max(sec, since), until) - since) / Math.max(until - since, 1) * (W - L - 4);
+    const now = Date.now() / 1000;
+    const layer = svg('g', { class: 'events' });
+    for (const e of found.events) {
+      const a = Date.parse(e.started) / 1000;
+      const b = e.ended ? Date.parse(e.ended) / 1000 : now;
+      const x1 = x(a), x2 = Math.max(x(b), x1 + 2);
+      const link = svg('a', { href: '/events#event-' + e.id, class: 'event-marker', 'data-event': e.id });
+      const rect = svg('rect', { x: x1.toFixed(1), y: 4, width: (x2 - x1).toFixed(1), height: H - B - 4, class: 'event-span' + (e.ended ? '' : ' ongoing') });
+      const title = svg('title', {});
+      title.textContent = 'event: ' + eventTitle(e) + ', ' + e.started + ' – ' + (e.ended || 'ongoing') + ', peak ' + e.peak.toLocaleString() + '/s';
+      rect.append(title);
+      link.append(rect);
+      // Following the link must not start a brush.
+      link.addEventListener('pointerdown', (ev) => ev.stopPropagation());
+      layer.append(link);
+    }
+    s.append(layer);
+    const note = found.error ? 'events: ' + found.error
+      : found.events.length ? found.events.length + ' event(s) marked (of the newest ' + TIMELINE_EVENTS + ' that started before the range\u2019s end)'
+        : 'no events in this range';
+    box.append(el('p', { class: 'muted', id: 'chart-events', text: note }));
+  }
+
   // --- start -------------------------------------------------------------------------------
 
-  const views = { fleet, captures, capture, traffic, packets, triggers, buckets };
+  const views = { fleet, captures, capture, traffic, packets, triggers, buckets, events };
   (views[main.dataset.view] || fleet)().catch((e) => {
     setContent(el('p', { class: 'error', text: 'The dashboard could not load this view: ' + e.message }));
   });
