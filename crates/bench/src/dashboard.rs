@@ -133,7 +133,7 @@ pub fn run(a: &BenchDashboardArgs) -> Result<(), Failure> {
     let mut runs = Vec::new();
     for db in &dbs {
         let pg = match db.as_str() {
-            "postgres" => Some(postgres_url(a)?),
+            "postgres" => Some(crate::rollups::postgres_url(a.postgres.as_deref())?),
             _ => None,
         };
         runs.push(one_run(a, pg)?);
@@ -166,48 +166,12 @@ fn check(a: &BenchDashboardArgs) -> Result<Vec<String>, Failure> {
             a.views
         )));
     }
-    let mut dbs: Vec<String> = Vec::new();
-    for d in &a.databases {
-        match d.as_str() {
-            "sqlite" | "postgres" if !dbs.contains(d) => dbs.push(d.clone()),
-            "sqlite" | "postgres" => {}
-            other => {
-                return Err(Failure::usage(format!(
-                    "--databases: {other:?} is neither sqlite nor postgres"
-                )));
-            }
-        }
-    }
-    if dbs.is_empty() {
-        return Err(Failure::usage("--databases: give sqlite, postgres or both"));
-    }
-    if let Some(u) = &a.postgres
-        && !(u.starts_with("postgres://") || u.starts_with("postgresql://"))
-    {
-        return Err(Failure::usage("--postgres: give a postgres://... URL"));
-    }
-    let need = a.nodes as u64 + 64;
-    match crate::dispatch::open_files_limit() {
-        Some(limit) if limit < need => Err(Failure::usage(format!(
-            "--nodes: {} agents need {need} open files per process, the limit is {limit} \
-             (raise it: ulimit -n {need})",
-            a.nodes
-        ))),
-        _ => Ok(dbs),
-    }
-}
-
-fn postgres_url(a: &BenchDashboardArgs) -> Result<String, Failure> {
-    if let Some(u) = &a.postgres {
-        return Ok(u.clone());
-    }
-    let pg = edgecap_testkit::pg::server().ok_or_else(|| {
-        Failure::usage(
-            "--databases postgres: PostgreSQL is not installed under /usr/lib/postgresql; \
-             install it or give --postgres URL",
-        )
-    })?;
-    Ok(pg.create_database())
+    crate::rollups::databases(
+        &a.databases,
+        a.postgres.as_deref(),
+        a.nodes as u64,
+        "--nodes",
+    )
 }
 
 fn one_run(a: &BenchDashboardArgs, pg: Option<String>) -> Result<Run, Failure> {

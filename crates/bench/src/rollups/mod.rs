@@ -115,7 +115,7 @@ pub fn run(a: &BenchRollupsArgs) -> Result<(), Failure> {
     for which in &databases {
         for rollups in [false, true] {
             let pg_url = match which.as_str() {
-                "postgres" => Some(postgres_url(a)?),
+                "postgres" => Some(postgres_url(a.postgres.as_deref())?),
                 _ => None,
             };
             runs.push(one_run(a, &traffic, rollups, pg_url)?);
@@ -157,8 +157,25 @@ fn check(a: &BenchRollupsArgs) -> Result<Vec<String>, Failure> {
             a.downsample_wait
         )));
     }
+    databases(
+        &a.databases,
+        a.postgres.as_deref(),
+        a.agents as u64,
+        "--agents",
+    )
+}
+
+/// The databases a benchmark runs on (`--databases`: sqlite, postgres, each once), with
+/// `--postgres` checked and the process's open-file limit checked for `fleet` agents (named
+/// by `fleet_flag`): one owner for `bench rollups` and `bench dashboard`.
+pub(crate) fn databases(
+    databases: &[String],
+    postgres: Option<&str>,
+    fleet: u64,
+    fleet_flag: &str,
+) -> Result<Vec<String>, Failure> {
     let mut dbs = Vec::new();
-    for d in &a.databases {
+    for d in databases {
         match d.as_str() {
             "sqlite" | "postgres" if !dbs.contains(d) => dbs.push(d.clone()),
             "sqlite" | "postgres" => {}
@@ -172,26 +189,25 @@ fn check(a: &BenchRollupsArgs) -> Result<Vec<String>, Failure> {
     if dbs.is_empty() {
         return Err(Failure::usage("--databases: give sqlite, postgres or both"));
     }
-    if let Some(u) = &a.postgres
+    if let Some(u) = postgres
         && !(u.starts_with("postgres://") || u.starts_with("postgresql://"))
     {
         return Err(Failure::usage("--postgres: give a postgres://... URL"));
     }
-    let need = a.agents as u64 + 64;
+    let need = fleet + 64;
     match crate::dispatch::open_files_limit() {
         Some(limit) if limit < need => Err(Failure::usage(format!(
-            "--agents: {} agents need {need} open files per process, the limit is {limit} \
-             (raise it: ulimit -n {need})",
-            a.agents
+            "{fleet_flag}: {fleet} agents need {need} open files per process, the limit is \
+             {limit} (raise it: ulimit -n {need})"
         ))),
         _ => Ok(dbs),
     }
 }
 
 /// `--postgres`, else a fresh database on a throw-away server (started once per process).
-fn postgres_url(a: &BenchRollupsArgs) -> Result<String, Failure> {
-    if let Some(u) = &a.postgres {
-        return Ok(u.clone());
+pub(crate) fn postgres_url(postgres: Option<&str>) -> Result<String, Failure> {
+    if let Some(u) = postgres {
+        return Ok(u.to_owned());
     }
     let pg = edgecap_testkit::pg::server().ok_or_else(|| {
         Failure::usage(
