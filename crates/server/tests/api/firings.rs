@@ -279,6 +279,34 @@ async fn sim_stop(a: &mut SimAgent) -> Option<String> {
     }
 }
 
+/// edge0's capture `c` of trigger `tid` ends (20 packets, 900 bytes, its file) and so does
+/// its run, fired at `t - 5`, at `t` with a peak of 80,000.
+pub(crate) async fn capture_and_run_end(a: &mut SimAgent, tid: &str, c: &str, t: u64) {
+    a.send(&AgentMsg::Done {
+        outcome: Outcome {
+            capture_id: c.to_owned(),
+            ok: true,
+            error: None,
+            packets: 20,
+            bytes: 900,
+            lost: 0,
+            stop_reason: Some("byte-limit".into()),
+            file: Some(format!("{c}/edge0.pcapng")),
+        },
+    })
+    .await
+    .unwrap();
+    a.ended(Ending {
+        trigger_id: tid.to_owned(),
+        key: victim(),
+        started: t - 5,
+        ended: t,
+        peak: 80000.0,
+    })
+    .await
+    .unwrap();
+}
+
 /// Waits (15 s at most) until capture `id` of our account is recorded.
 pub(crate) async fn recorded(h: &Harness, id: &str) {
     for _ in 0..300 {
@@ -410,29 +438,7 @@ async fn a_firing_becomes_a_capture_and_an_event(b: Backend) {
     assert_eq!(e["captures"][0]["status"], "running");
     assert_eq!(e["refused"], false);
     // Done, ended, signed: the event has its end, peak, file and signature.
-    a.send(&AgentMsg::Done {
-        outcome: Outcome {
-            capture_id: c.clone(),
-            ok: true,
-            error: None,
-            packets: 20,
-            bytes: 900,
-            lost: 0,
-            stop_reason: Some("byte-limit".into()),
-            file: Some(format!("{c}/edge0.pcapng")),
-        },
-    })
-    .await
-    .unwrap();
-    a.ended(Ending {
-        trigger_id: tid.clone(),
-        key: victim(),
-        started: t - 5,
-        ended: t,
-        peak: 80000.0,
-    })
-    .await
-    .unwrap();
+    capture_and_run_end(&mut a, &tid, &c, t).await;
     let signature = serde_json::from_value(json!({
         "attack_packets": 20, "attack_skipped": 0, "baseline_packets": null,
         "fields": [], "mitigation": null, "note": "simulated"

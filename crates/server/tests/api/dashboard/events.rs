@@ -14,7 +14,8 @@ use super::{log_in, send};
 use crate::both_databases;
 use crate::common::Backend;
 use crate::firings::{
-    add_trigger, fired_capture, new_id, now, recorded, setup, sim, trigger_body, victim,
+    add_trigger, capture_and_run_end, fired_capture, new_id, now, recorded, setup, sim,
+    trigger_body, victim,
 };
 
 both_databases!(the_events_page_shows_the_accounts_events_and_no_other);
@@ -58,29 +59,7 @@ async fn the_events_page_shows_the_accounts_events_and_no_other(b: Backend) {
     .await
     .unwrap();
     recorded(&h, &c).await;
-    a.send(&AgentMsg::Done {
-        outcome: Outcome {
-            capture_id: c.clone(),
-            ok: true,
-            error: None,
-            packets: 20,
-            bytes: 900,
-            lost: 0,
-            stop_reason: Some("byte-limit".into()),
-            file: Some(format!("{c}/edge0.pcapng")),
-        },
-    })
-    .await
-    .unwrap();
-    a.ended(Ending {
-        trigger_id: tid.clone(),
-        key: victim(),
-        started: t - 5,
-        ended: t,
-        peak: 80000.0,
-    })
-    .await
-    .unwrap();
+    capture_and_run_end(&mut a, &tid, &c, t).await;
     let rule = "meta nfproto ipv4 ip daddr 198.18.0.9 @nh,72,8 == 17 counter drop";
     let signature = serde_json::from_value(json!({
         "attack_packets": 20, "attack_skipped": 0, "baseline_packets": null,
