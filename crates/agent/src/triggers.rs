@@ -24,7 +24,7 @@
 //! [`edgecap_signature::PACKET_BYTES_USED`] bytes kept per capture for its signature, and
 //! the ledger's [`edgecap_model::firing::MAX_PENDING_REPORTS`] reports while the server is away.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -234,6 +234,14 @@ fn now_ns() -> u64 {
 fn tick(ctx: &Ctx, flight: &mut Vec<InFlight>) {
     let fresh = ctx.observer.take_fresh(now_ns() / 1_000_000_000);
     let times: BTreeSet<u64> = fresh.iter().map(|s| s.t).collect();
+    // The seconds of each time and roller (None: the node's), grouped once for every trigger.
+    let mut by_roller: BTreeMap<(u64, Option<&str>), Vec<&Second>> = BTreeMap::new();
+    for s in &fresh {
+        by_roller
+            .entry((s.t, s.account.as_deref()))
+            .or_default()
+            .push(s);
+    }
     let mut decisions: Vec<(AgentTrigger, Decision)> = Vec::new();
     {
         let mut entries = lock(&ctx.triggers.inner);
@@ -242,12 +250,12 @@ fn tick(ctx: &Ctx, flight: &mut Vec<InFlight>) {
                 // The tenant boundary: a restricted account's trigger reads only its own
                 // roller's seconds; any other trigger the node's.
                 let account = e.at.prefixes.as_ref().map(|_| e.at.account_id.as_str());
-                let seconds: Vec<&Second> = fresh
-                    .iter()
-                    .filter(|s| s.t == *t && s.account.as_deref() == account)
-                    .collect();
+                let seconds = by_roller
+                    .get(&(*t, account))
+                    .map(Vec::as_slice)
+                    .unwrap_or_default();
                 let c = &e.at.trigger;
-                let o = detect::observe(*t, &seconds, c.condition.metric, &c.scope.points);
+                let o = detect::observe(*t, seconds, c.condition.metric, &c.scope.points);
                 for d in e.detector.second(&o) {
                     decisions.push((e.at.clone(), d));
                 }
