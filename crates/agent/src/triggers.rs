@@ -317,9 +317,8 @@ fn tick(ctx: &Ctx, asking: &mut Vec<Asking>, flight: &mut Vec<InFlight>) {
 /// The server's answers to asks (and asks refused by the link or the timeout): a granted
 /// capture starts, a refused one is reported as a firing refused by the hourly budget.
 fn answers(ctx: &Ctx, asking: &mut Vec<Asking>, flight: &mut Vec<InFlight>) {
-    if asking.is_empty() {
-        return;
-    }
+    // Always taken, even with nothing asked here: an answer left behind would end every
+    // wait at once.
     for (capture_id, result) in ctx.triggers.grants.take_answers(std::time::Instant::now()) {
         let Some(i) = asking.iter().position(|a| a.capture_id == capture_id) else {
             continue;
