@@ -155,6 +155,19 @@ async fn nodes_in_scope_get_their_triggers_and_every_change(b: Backend) {
     drop(e1);
     h.state.hub.barrier().await;
     no_triggers_for(&mut e0, edgecap_server::hub::triggers::POLL * 2).await;
+    // A node seen for the first time in scope takes its share from the others': four nodes
+    // now, 1001 bytes as 251 + 250 x 3, the 2 captures to the first two by name.
+    let mut e3 = trigger_node(&h.state, "edge3", "fra");
+    let l0 = triggers_until(&mut e0, |l| {
+        l.len() == 1 && l[0].budget.bytes_per_day == 251
+    })
+    .await;
+    assert_eq!(l0[0].budget.captures_per_hour, 1);
+    let l3 = triggers_until(&mut e3, |l| l.len() == 1).await;
+    assert_eq!(
+        (l3[0].budget.captures_per_hour, l3[0].budget.bytes_per_day),
+        (0, 250)
+    );
     // Deleted: the node is told it has none.
     let (s, v) = h
         .call("DELETE", &h.acc(&format!("pcaps/triggers/{id}")), None)
