@@ -277,7 +277,7 @@ pub(super) async fn ask(db: &Db, node: &LiveNode, a: &Ask) -> Grant {
         trigger_id: a.trigger_id.clone(),
         capture_id: a.capture_id.clone(),
         granted,
-        reason: reason.map(|r| reason_text(&r)),
+        reason: reason.map(|r| self::reason(&r)),
     }
 }
 
@@ -345,10 +345,6 @@ async fn decide(
     .await?;
     tx.commit().await?;
     Ok(Ok(()))
-}
-
-fn reason_text(s: &str) -> String {
-    reason(s)
 }
 
 async fn fired(
