@@ -12,15 +12,19 @@
 //!   the run), and, above a threshold, again each cooldown while it keeps holding (a
 //!   cooldown of 0: once per run; `below`: once per run);
 //! - a firing is allowed only when the trigger-wide cooldown has passed since its last
-//!   capture, fewer than `captures_per_hour` captures started in the last hour, and bytes
-//!   are left of `bytes_per_day` in the last day; the capture's byte limit is cut to what is
-//!   left. Otherwise it is refused, once per episode and reason, and the caller reports that
-//!   (an event without a capture);
+//!   capture and bytes are left of `bytes_per_day` in the last day (the capture's byte limit
+//!   is cut to what is left); otherwise it is refused, once per episode and reason, and the
+//!   caller reports that (an event without a capture). Allowed, it starts a capture at once
+//!   while fewer than this node's local share of `captures_per_hour` ([`Decision::Fire`])
+//!   started in the last hour; beyond the share it needs the server's grant first
+//!   ([`Decision::Ask`], answered with [`Detector::answered`]: a refusal gives the bytes and
+//!   the cooldown back; the run asks again after the cooldown, as it would fire again);
 //! - the baseline is an EWMA learned from seconds that do not hold, with the trigger's
 //!   half-life; a key's first second seeds it.
 //!
 //! Memory is bounded: at most [`MAX_KEYS`] keys (the least recently seen is forgotten), at
-//! most `captures_per_hour` firings and as many byte reservations as firings in a day.
+//! most `captures_per_hour` local firings, [`edgecap_model::firing::MAX_PENDING_ASKS`] asks
+//! (the caller's bound) and as many byte reservations as firings in a day.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
@@ -85,7 +89,6 @@ pub fn observe(t: u64, seconds: &[&Second], metric: Metric, points: &[String]) -
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     Cooldown,
-    CapturesPerHour,
     BytesPerDay,
 }
 
@@ -93,7 +96,6 @@ impl Refusal {
     pub fn text(self) -> &'static str {
         match self {
             Refusal::Cooldown => "cooldown",
-            Refusal::CapturesPerHour => "budget.captures_per_hour",
             Refusal::BytesPerDay => "budget.bytes_per_day",
         }
     }
@@ -107,6 +109,18 @@ pub enum Decision {
     /// `byte_limit`: the capture's, cut to the day's budget; `reservation` identifies the
     /// bytes held for it ([`Detector::settle`]).
     Fire {
+        key: Option<IpAddr>,
+        started: u64,
+        at: u64,
+        value: f64,
+        peak: f64,
+        byte_limit: u64,
+        reservation: u64,
+    },
+    /// As `Fire`, but beyond the node's local share of `captures_per_hour`: the capture
+    /// starts only if the server grants it; either way the caller says so with
+    /// [`Detector::answered`]. The bytes and the cooldown are held meanwhile.
+    Ask {
         key: Option<IpAddr>,
         started: u64,
         at: u64,
@@ -155,8 +169,12 @@ pub struct Detector {
     trigger: Trigger,
     keys: BTreeMap<Option<IpAddr>, KeyState>,
     last_capture: Option<u64>,
-    /// Start times of captures in the last hour.
+    /// Start times of the captures of the node's local share in the last hour (granted ones
+    /// are the server's to count).
     captures: VecDeque<u64>,
+    /// Asks waiting for an answer: reservation -> (the second asked, the trigger's last
+    /// capture before it, restored if refused).
+    asks: BTreeMap<u64, (u64, Option<u64>)>,
     /// (time, reservation id, bytes) of captures in the last day.
     bytes: VecDeque<(u64, u64, u64)>,
     next_reservation: u64,
@@ -169,6 +187,7 @@ impl Detector {
             keys: BTreeMap::new(),
             last_capture: None,
             captures: VecDeque::new(),
+            asks: BTreeMap::new(),
             bytes: VecDeque::new(),
             next_reservation: 1,
         }
@@ -197,6 +216,28 @@ impl Detector {
         if let Some(e) = self.bytes.iter_mut().find(|e| e.1 == reservation) {
             e.2 = e.2.min(bytes);
         }
+    }
+
+    /// The server answered the ask of `reservation` (or it timed out, or the link was down:
+    /// `granted` false). Granted: nothing changes (the capture starts; it does not count
+    /// against the local share). Refused: its bytes go back, and so does the trigger-wide
+    /// cooldown unless another capture started since.
+    pub fn answered(&mut self, reservation: u64, granted: bool) {
+        let Some((at, before)) = self.asks.remove(&reservation) else {
+            return;
+        };
+        if granted {
+            return;
+        }
+        self.bytes.retain(|e| e.1 != reservation);
+        if self.last_capture == Some(at) {
+            self.last_capture = before;
+        }
+    }
+
+    /// Asks waiting for an answer.
+    pub fn asking(&self) -> usize {
+        self.asks.len()
     }
 
     fn expire(&mut self, t: u64) {
@@ -315,7 +356,7 @@ impl Detector {
                     });
                 }
             }
-            Ok(byte_limit) => {
+            Ok((byte_limit, local)) => {
                 s.refused = None;
                 s.last_fired = Some(t);
                 if matches!(c.threshold, Threshold::Below(_)) {
@@ -323,24 +364,39 @@ impl Detector {
                 }
                 let reservation = self.next_reservation;
                 self.next_reservation += 1;
-                self.last_capture = Some(t);
-                self.captures.push_back(t);
                 self.bytes.push_back((t, reservation, byte_limit));
-                out.push(Decision::Fire {
-                    key,
-                    started,
-                    at: t,
-                    value: v,
-                    peak,
-                    byte_limit,
-                    reservation,
-                });
+                if local {
+                    self.last_capture = Some(t);
+                    self.captures.push_back(t);
+                    out.push(Decision::Fire {
+                        key,
+                        started,
+                        at: t,
+                        value: v,
+                        peak,
+                        byte_limit,
+                        reservation,
+                    });
+                } else {
+                    self.asks.insert(reservation, (t, self.last_capture));
+                    self.last_capture = Some(t);
+                    out.push(Decision::Ask {
+                        key,
+                        started,
+                        at: t,
+                        value: v,
+                        peak,
+                        byte_limit,
+                        reservation,
+                    });
+                }
             }
         }
     }
 
-    /// May a capture start at `t`; its byte limit if so.
-    fn admit(&mut self, t: u64) -> Result<u64, Refusal> {
+    /// May a capture start at `t`: its byte limit if so, and whether the node's local share
+    /// of `captures_per_hour` covers it (false: only with the server's grant).
+    fn admit(&mut self, t: u64) -> Result<(u64, bool), Refusal> {
         self.expire(t);
         if self
             .last_capture
@@ -348,18 +404,18 @@ impl Detector {
         {
             return Err(Refusal::Cooldown);
         }
-        if self.captures.len() as u64 >= self.trigger.budget.captures_per_hour {
-            return Err(Refusal::CapturesPerHour);
-        }
         let left = self.bytes_left(t);
         if left == 0 {
             return Err(Refusal::BytesPerDay);
         }
-        Ok(self
-            .trigger
-            .capture
-            .byte_limit
-            .map_or(left, |b| b.min(left)))
+        let local = (self.captures.len() as u64) < self.trigger.budget.captures_per_hour;
+        Ok((
+            self.trigger
+                .capture
+                .byte_limit
+                .map_or(left, |b| b.min(left)),
+            local,
+        ))
     }
 }
 

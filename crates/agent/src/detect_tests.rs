@@ -144,46 +144,115 @@ fn the_cooldown_holds_between_captures_and_the_run_reports_its_end() {
     );
 }
 
+/// The seconds of the asks among `ds`, with their reservations.
+fn asks(ds: &[Decision]) -> Vec<(u64, u64)> {
+    ds.iter()
+        .filter_map(|d| match d {
+            Decision::Ask {
+                at, reservation, ..
+            } => Some((*at, *reservation)),
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
-fn the_hourly_budget_refuses_and_frees_up_after_an_hour() {
+fn the_local_share_fires_at_once_beyond_it_the_detector_asks_and_it_frees_up_after_an_hour() {
     let mut d = Detector::new(trigger(
         json!({"metric": "packets_per_second", "above": 100, "sustained_seconds": 1}),
-        json!({"budget": {"captures_per_hour": 2}}),
+        json!({"budget": {"captures_per_hour": 2, "bytes_per_day": 10_000_000}}),
     ));
-    // Three separate floods: the third is refused.
+    // Three separate floods: the node's share (2) starts two captures; the third asks.
     let ds = run(&mut d, &[500.0, 0.0, 500.0, 0.0, 500.0, 0.0]);
     assert_eq!(fires(&ds), vec![100, 102]);
-    assert!(ds.iter().any(|x| matches!(
-        x,
-        Decision::Refused {
-            at: 104,
-            why: Refusal::CapturesPerHour,
-            ..
-        }
-    )));
-    // An hour after the first, one more may start.
-    assert!(d.second(&scope(3699, 0.0)).is_empty());
+    let a = asks(&ds);
+    assert_eq!(a.iter().map(|a| a.0).collect::<Vec<_>>(), vec![104]);
+    assert!(
+        !ds.iter().any(|x| matches!(x, Decision::Refused { .. })),
+        "{ds:?}"
+    );
+    assert_eq!(d.asking(), 1);
+    // The ask holds its bytes (1 MB each) until it is answered; refused, they go back.
+    assert_eq!(d.bytes_left(106), 7_000_000);
+    d.answered(a[0].1, false);
+    assert_eq!((d.asking(), d.bytes_left(106)), (0, 8_000_000));
+    // A later flood asks again; granted, it keeps its bytes and does not use the local share.
+    let ds = d.second(&scope(106, 500.0));
+    let a = asks(&ds);
+    assert_eq!(a.len(), 1, "{ds:?}");
+    d.answered(a[0].1, true);
+    assert_eq!((d.asking(), d.bytes_left(107)), (0, 7_000_000));
+    // An answer for nothing waiting changes nothing.
+    d.answered(a[0].1, false);
+    assert_eq!(d.bytes_left(107), 7_000_000);
+    // An hour after the first local capture, the share starts one more without asking.
+    assert!(
+        d.second(&scope(3699, 0.0))
+            .iter()
+            .all(|x| matches!(x, Decision::Ended { .. }))
+    );
     assert_eq!(fires(&d.second(&scope(3700, 500.0))), vec![3700]);
     assert!(
         d.second(&scope(3701, 0.0))
             .iter()
             .all(|x| matches!(x, Decision::Ended { .. }))
     );
-    // At 3702 the capture of 102 is an hour old too.
+    // At 3702 the capture of 102 is an hour old too; the granted one (106) never counted.
     assert_eq!(fires(&d.second(&scope(3702, 500.0))), vec![3702]);
     assert!(
         d.second(&scope(3703, 0.0))
             .iter()
             .all(|x| matches!(x, Decision::Ended { .. }))
     );
-    let ds = d.second(&scope(3704, 500.0));
-    assert!(matches!(
-        ds[..],
-        [Decision::Refused {
-            why: Refusal::CapturesPerHour,
-            ..
-        }]
+    assert_eq!(asks(&d.second(&scope(3704, 500.0))).len(), 1);
+}
+
+#[test]
+fn a_node_without_a_local_share_asks_for_every_capture() {
+    let mut d = Detector::new(trigger(
+        json!({"metric": "packets_per_second", "above": 100, "sustained_seconds": 1}),
+        json!({}),
     ));
+    d.set_budget(edgecap_model::trigger::Budget {
+        captures_per_hour: 0,
+        bytes_per_day: 10_000_000,
+    });
+    let ds = run(&mut d, &[500.0, 0.0, 500.0]);
+    assert!(fires(&ds).is_empty(), "{ds:?}");
+    assert_eq!(asks(&ds).len(), 2, "{ds:?}");
+}
+
+#[test]
+fn a_refused_ask_gives_the_cooldown_back_and_a_granted_one_keeps_it() {
+    let mut d = Detector::new(trigger(
+        json!({"metric": "packets_per_second", "above": 100, "sustained_seconds": 1}),
+        json!({"cooldown_seconds": 10, "budget": {"captures_per_hour": 1}}),
+    ));
+    // Local at 100; at 120 (after the cooldown) the share is spent: ask.
+    assert_eq!(fires(&d.second(&scope(100, 500.0))), vec![100]);
+    d.second(&scope(101, 0.0));
+    let a = asks(&d.second(&scope(120, 500.0)));
+    assert_eq!(a.len(), 1);
+    d.second(&scope(121, 0.0));
+    // Refused: the trigger's cooldown is the local capture's again (over), so the next run
+    // asks at once rather than being refused for the cooldown.
+    d.answered(a[0].1, false);
+    let a = asks(&d.second(&scope(122, 500.0)));
+    assert_eq!(a.len(), 1);
+    d.second(&scope(123, 0.0));
+    // Granted: the cooldown runs from 122.
+    d.answered(a[0].1, true);
+    let ds = d.second(&scope(125, 500.0));
+    assert!(
+        matches!(
+            ds[..],
+            [Decision::Refused {
+                why: Refusal::Cooldown,
+                ..
+            }]
+        ),
+        "{ds:?}"
+    );
 }
 
 #[test]

@@ -31,6 +31,7 @@
 pub mod backoff;
 pub mod detect;
 pub mod error;
+pub mod grants;
 pub mod identity;
 pub mod ledger;
 pub mod link;

@@ -274,9 +274,24 @@ impl Connection {
             permits: queries,
             observer: observer.view(),
         };
+        // Asks for grants go only over a live connection: when this one ends, every ask
+        // still waiting is refused (grants.rs).
+        struct Up<'a>(&'a crate::grants::Grants);
+        impl Drop for Up<'_> {
+            fn drop(&mut self) {
+                self.0.set_connected(false);
+            }
+        }
+        triggers.grants().set_connected(true);
+        let _up = Up(triggers.grants());
         loop {
             for msg in ledger.outbox() {
                 if let Err(e) = send(&mut self.ws, &msg).await {
+                    return Ended::Lost(format!("sending: {e}"));
+                }
+            }
+            for ask in triggers.grants().take_unsent() {
+                if let Err(e) = send(&mut self.ws, &AgentMsg::Ask { ask }).await {
                     return Ended::Lost(format!("sending: {e}"));
                 }
             }
@@ -315,6 +330,7 @@ impl Connection {
                     }
                 }
                 () = ledger.changed() => {}
+                () = triggers.grants().changed() => {}
                 _ = beat.tick() => {
                     if heard.elapsed() > silent_limit {
                         return Ended::Lost(format!(
@@ -432,6 +448,8 @@ impl Connection {
                     }
                 }
             }
+            // The answer to an ask beyond a trigger's local share (grants.rs).
+            ServerMsg::Grant { grant } => triggers.grants().answer(grant),
             ServerMsg::Welcome { .. } => {}
             ServerMsg::Refused { reason } => {
                 tracing::warn!(%reason, "the server refused us on a live connection");

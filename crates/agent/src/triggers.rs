@@ -9,6 +9,9 @@
 //!     Fire    -> narrowed filter (scope AND dst host K AND its dominant protocol)
 //!                -> pre-trigger samples from the ring (matching it) -> Assignment
 //!                -> ledger.report(fired) -> link::start_with (ledger, cap, worker)
+//!     Ask     (beyond the node's local share of captures_per_hour) -> grants.rs -> link ->
+//!                server; granted: as Fire; refused, unanswered within 1 s, or no link:
+//!                Detector::answered, ledger.report(fired, refused: budget.captures_per_hour)
 //!     Refused -> ledger.report(fired, refused); Ended -> ledger.report(ended)
 //!     a capture it started ended -> Detector::settle(bytes) -> signature thread
 //!                -> ledger.report(signed)
@@ -34,7 +37,8 @@ use std::time::Duration;
 use edgecap_capture::prelude::{Prelude, SampledInterface, SampledPacket, Tap};
 use edgecap_filter::ir::Conjunction;
 use edgecap_model::firing::{
-    AgentTrigger, Ending, FiredCapture, Firing, MAX_AGENT_TRIGGERS, MAX_SIGNATURE_BYTES, Signed,
+    AgentTrigger, Ask, Ending, FiredCapture, Firing, MAX_AGENT_TRIGGERS, MAX_SIGNATURE_BYTES,
+    Signed,
 };
 use edgecap_model::protocol::AccountScope;
 use edgecap_model::{AgentMsg, Assignment};
@@ -42,6 +46,7 @@ use edgecap_observe::Second;
 use rand::RngCore;
 
 use crate::detect::{self, Decision, Detector};
+use crate::grants::Grants;
 use crate::ledger::Ledger;
 use crate::observer::ObserverView;
 use crate::worker::{Extras, NodeContext};
@@ -68,10 +73,11 @@ struct Entry {
     detector: Detector,
 }
 
-/// The triggers this node evaluates; clones share them.
+/// The triggers this node evaluates, and its asks for grants; clones share them.
 #[derive(Clone, Default)]
 pub struct Triggers {
     inner: Arc<Mutex<Vec<Entry>>>,
+    grants: Grants,
 }
 
 impl std::fmt::Debug for Triggers {
@@ -137,6 +143,11 @@ impl Triggers {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The asks beyond local shares, which the link sends and answers.
+    pub fn grants(&self) -> &Grants {
+        &self.grants
+    }
 }
 
 fn same(a: &AgentTrigger, b: &AgentTrigger) -> bool {
@@ -154,6 +165,15 @@ struct InFlight {
     prelude: Option<Arc<Prelude>>,
     tap: Arc<Tap>,
     baseline: Vec<Vec<u8>>,
+}
+
+/// A firing beyond the node's local share, waiting for the server's grant.
+struct Asking {
+    at: AgentTrigger,
+    firing: Firing,
+    capture_id: String,
+    byte_limit: u64,
+    reservation: u64,
 }
 
 /// The triggers' thread.
@@ -197,12 +217,22 @@ impl Edge {
             .name("triggers".into())
             .spawn(move || {
                 let mut flight = Vec::new();
+                let mut asking = Vec::new();
+                let mut next = std::time::Instant::now() + TICK;
                 while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(TICK);
+                    // Woken early by a grant: its capture starts without waiting for the tick.
+                    ctx.triggers
+                        .grants
+                        .wait(next.saturating_duration_since(std::time::Instant::now()));
                     if flag.load(Ordering::Relaxed) {
                         break;
                     }
-                    tick(&ctx, &mut flight);
+                    answers(&ctx, &mut asking, &mut flight);
+                    if std::time::Instant::now() >= next {
+                        tick(&ctx, &mut asking, &mut flight);
+                        answers(&ctx, &mut asking, &mut flight);
+                        next = std::time::Instant::now() + TICK;
+                    }
                 }
             })
             .map_err(|e| tracing::error!(error = %e, "cannot start the triggers' thread"))
@@ -231,7 +261,7 @@ fn now_ns() -> u64 {
 
 /// One round: the seconds closed since the last, fed in time order to every detector, their
 /// decisions acted on; then the captures that ended are settled and signed.
-fn tick(ctx: &Ctx, flight: &mut Vec<InFlight>) {
+fn tick(ctx: &Ctx, asking: &mut Vec<Asking>, flight: &mut Vec<InFlight>) {
     let fresh = ctx.observer.take_fresh(now_ns() / 1_000_000_000);
     let times: BTreeSet<u64> = fresh.iter().map(|s| s.t).collect();
     // The seconds of each time and roller (None: the node's), grouped once for every trigger.
@@ -263,7 +293,7 @@ fn tick(ctx: &Ctx, flight: &mut Vec<InFlight>) {
         }
     }
     for (at, d) in decisions {
-        act(ctx, &at, d, flight);
+        act(ctx, &at, d, asking, flight);
     }
     // Captures that ended: give back unused bytes, then sign them.
     let mut i = 0;
@@ -284,7 +314,96 @@ fn tick(ctx: &Ctx, flight: &mut Vec<InFlight>) {
     }
 }
 
-fn act(ctx: &Ctx, at: &AgentTrigger, d: Decision, flight: &mut Vec<InFlight>) {
+/// The server's answers to asks (and asks refused by the link or the timeout): a granted
+/// capture starts, a refused one is reported as a firing refused by the hourly budget.
+fn answers(ctx: &Ctx, asking: &mut Vec<Asking>, flight: &mut Vec<InFlight>) {
+    // Always taken, even with nothing asked here: an answer left behind would end every
+    // wait at once.
+    for (capture_id, result) in ctx.triggers.grants.take_answers(std::time::Instant::now()) {
+        let Some(i) = asking.iter().position(|a| a.capture_id == capture_id) else {
+            continue;
+        };
+        let a = asking.swap_remove(i);
+        {
+            let mut entries = lock(&ctx.triggers.inner);
+            if let Some(e) = entries.iter_mut().find(|e| e.at.id == a.at.id) {
+                e.detector.answered(a.reservation, result.is_ok());
+            }
+        }
+        match result {
+            Ok(()) => {
+                tracing::info!(trigger = %a.at.id, capture = %capture_id, "grant received");
+                start(
+                    ctx,
+                    &a.at,
+                    a.firing,
+                    capture_id,
+                    a.byte_limit,
+                    a.reservation,
+                    flight,
+                );
+            }
+            Err(why) => refuse_ask(ctx, &a.at, a.firing, &why),
+        }
+    }
+}
+
+/// A firing beyond the local share that may not start: reported with the budget's name.
+fn refuse_ask(ctx: &Ctx, at: &AgentTrigger, firing: Firing, why: &str) {
+    // The server's own reasons name the budget already.
+    let reason = if why.starts_with("budget.captures_per_hour") {
+        why.to_owned()
+    } else {
+        format!(
+            "budget.captures_per_hour: beyond this node's share ({} an hour) and {why}",
+            at.budget.captures_per_hour
+        )
+    };
+    tracing::info!(trigger = %at.id, %reason, "trigger held; capture refused");
+    crate::metrics::agent().firing("refused");
+    let firing = Firing {
+        refused: Some(reason),
+        ..firing
+    };
+    ctx.ledger.report(AgentMsg::Fired { firing }, None);
+}
+
+/// Starts the capture of a firing (local or granted), or reports why it could not start.
+fn start(
+    ctx: &Ctx,
+    at: &AgentTrigger,
+    firing: Firing,
+    capture_id: String,
+    byte_limit: u64,
+    reservation: u64,
+    flight: &mut Vec<InFlight>,
+) {
+    match fire(ctx, at, firing, capture_id, byte_limit, reservation) {
+        Ok(f) => flight.push(f),
+        Err((firing, why)) => {
+            tracing::warn!(trigger = %at.id, reason = %why, "trigger fired; no capture");
+            crate::metrics::agent().firing("failed");
+            let mut entries = lock(&ctx.triggers.inner);
+            if let Some(e) = entries.iter_mut().find(|e| e.at.id == at.id) {
+                e.detector.settle(reservation, 0);
+            }
+            drop(entries);
+            let refused = Firing {
+                refused: Some(why),
+                ..*firing
+            };
+            ctx.ledger.report(AgentMsg::Fired { firing: refused }, None);
+        }
+    }
+}
+
+fn act(
+    ctx: &Ctx,
+    at: &AgentTrigger,
+    d: Decision,
+    asking: &mut Vec<Asking>,
+    flight: &mut Vec<InFlight>,
+) {
     match d {
         Decision::Fire {
             key,
@@ -306,21 +425,62 @@ fn act(ctx: &Ctx, at: &AgentTrigger, d: Decision, flight: &mut Vec<InFlight>) {
                 refused: None,
                 capture: None,
             };
-            match fire(ctx, at, firing, byte_limit, reservation) {
-                Ok(f) => flight.push(f),
-                Err((firing, why)) => {
-                    tracing::warn!(trigger = %at.id, reason = %why, "trigger fired; no capture");
-                    crate::metrics::agent().firing("failed");
+            start(
+                ctx,
+                at,
+                firing,
+                new_capture_id(),
+                byte_limit,
+                reservation,
+                flight,
+            );
+        }
+        Decision::Ask {
+            key,
+            started,
+            at: t,
+            value,
+            peak,
+            byte_limit,
+            reservation,
+        } => {
+            let firing = Firing {
+                trigger_id: at.id.clone(),
+                capture_id: None,
+                key,
+                started,
+                at: t,
+                value,
+                peak,
+                refused: None,
+                capture: None,
+            };
+            let capture_id = new_capture_id();
+            let ask = Ask {
+                trigger_id: at.id.clone(),
+                capture_id: capture_id.clone(),
+                key,
+                at: t,
+            };
+            match ctx.triggers.grants.ask(ask) {
+                Ok(()) => {
+                    tracing::info!(trigger = %at.id, capture = %capture_id,
+                        "beyond the node's share: asking the server");
+                    asking.push(Asking {
+                        at: at.clone(),
+                        firing,
+                        capture_id,
+                        byte_limit,
+                        reservation,
+                    });
+                }
+                Err(why) => {
                     let mut entries = lock(&ctx.triggers.inner);
                     if let Some(e) = entries.iter_mut().find(|e| e.at.id == at.id) {
-                        e.detector.settle(reservation, 0);
+                        e.detector.answered(reservation, false);
                     }
                     drop(entries);
-                    let refused = Firing {
-                        refused: Some(why),
-                        ..*firing
-                    };
-                    ctx.ledger.report(AgentMsg::Fired { firing: refused }, None);
+                    refuse_ask(ctx, at, firing, &why);
                 }
             }
         }
@@ -459,6 +619,7 @@ fn fire(
     ctx: &Ctx,
     at: &AgentTrigger,
     mut firing: Firing,
+    capture_id: String,
     byte_limit: u64,
     reservation: u64,
 ) -> Result<InFlight, (Box<Firing>, String)> {
@@ -513,7 +674,6 @@ fn fire(
             (scope_rules.clone(), scope_text)
         }
     };
-    let capture_id = new_capture_id();
     // The ring's samples before the firing: those matching the capture's filter go first in
     // the file; the scope's others are the signature's baseline.
     let pre = trigger.capture.pre_trigger_seconds;
@@ -790,28 +950,176 @@ mod tests {
         assert!(feed(&ts, &b, 12, 500.0));
     }
 
+    /// Feeds second `t` with `v` to the trigger `id`; its decisions.
+    fn decide(ts: &Triggers, id: &str, t: u64, v: f64) -> Vec<Decision> {
+        let mut entries = lock(&ts.inner);
+        let e = entries.iter_mut().find(|e| e.at.id == id).unwrap();
+        let o = detect::Observation {
+            t,
+            scope: v,
+            destinations: vec![],
+        };
+        e.detector.second(&o)
+    }
+
     #[test]
-    fn the_nodes_share_of_the_budget_is_enforced_and_may_change_without_a_reset() {
+    fn the_nodes_share_is_spent_locally_then_it_asks_and_the_share_may_change_without_a_reset() {
         let a = "a".repeat(32);
         let mut t = agent_trigger(&a, 100.0, None);
         t.budget.captures_per_hour = 1;
         let ts = Triggers::default();
         ts.set(vec![t.clone()]);
-        let run = |from: u64| -> Vec<bool> {
+        // What each run of two holding seconds and a quiet one decided: F a capture of the
+        // share, A an ask beyond it.
+        let run = |from: u64| -> String {
             [500.0, 500.0, 50.0]
                 .iter()
                 .enumerate()
-                .map(|(i, v)| feed(&ts, &a, from + i as u64, *v))
+                .flat_map(|(i, v)| decide(&ts, &a, from + i as u64, *v))
+                .filter_map(|d| match d {
+                    Decision::Fire { .. } => Some('F'),
+                    Decision::Ask { .. } => Some('A'),
+                    _ => None,
+                })
                 .collect()
         };
-        // Fires once; a second run is refused: the node's one capture an hour is used.
-        assert_eq!(run(10), [false, true, false]);
-        assert_eq!(run(13), [false, false, false]);
+        // The node's one capture an hour starts at once; the next run asks.
+        assert_eq!(run(10), "F");
+        assert_eq!(run(13), "A");
         // A larger share takes effect; what was used stays counted (1 of 2, then 2 of 2).
         t.budget.captures_per_hour = 2;
         ts.set(vec![t]);
-        assert_eq!(run(16), [false, true, false]);
-        assert_eq!(run(19), [false, false, false]);
+        assert_eq!(run(16), "F");
+        assert_eq!(run(19), "A");
+    }
+
+    /// A context for the triggers' thread without an observer (disabled) or a server, on a
+    /// node that may run no capture (`--max-captures 0`): a firing that gets as far as
+    /// starting its capture reports the node's cap.
+    fn ctx(ts: &Triggers) -> Ctx {
+        let mut config = edgecap_capture::Config::default();
+        config.observer.enabled = false;
+        let node = NodeContext {
+            name: "edge0".into(),
+            config,
+            netns: None,
+            upload: Default::default(),
+            max_captures: 0,
+        };
+        let observer = crate::observer::Observer::start(&node);
+        Ctx {
+            triggers: ts.clone(),
+            observer: observer.view(),
+            node,
+            ledger: Ledger::default(),
+            signing: Arc::default(),
+        }
+    }
+
+    /// The `fired` reports waiting in the ledger: (capture id, refused).
+    fn reports(ctx: &Ctx) -> Vec<(Option<String>, Option<String>)> {
+        ctx.ledger
+            .outbox()
+            .into_iter()
+            .filter_map(|m| match m {
+                AgentMsg::Fired { firing } => Some((firing.capture_id, firing.refused)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn beyond_its_share_a_node_starts_a_capture_only_with_a_grant() {
+        let a = "a".repeat(32);
+        let mut t = agent_trigger(&a, 100.0, None);
+        t.budget.captures_per_hour = 0;
+        let ts = Triggers::default();
+        ts.set(vec![t]);
+        let ctx = ctx(&ts);
+        let (mut asking, mut flight) = (Vec::new(), Vec::new());
+        let mut second = 100;
+        // Each flood: two holding seconds (the second asks) and a quiet one.
+        let mut flood = |asking: &mut Vec<Asking>, flight: &mut Vec<InFlight>| {
+            for v in [500.0, 500.0, 50.0] {
+                let at = lock(&ts.inner)[0].at.clone();
+                for d in decide(&ts, &a, second, v) {
+                    act(&ctx, &at, d, asking, flight);
+                }
+                second += 1;
+            }
+        };
+        let budget_refusals = |r: &[(Option<String>, Option<String>)]| -> Vec<String> {
+            r.iter()
+                .map(|(c, why)| {
+                    assert!(c.is_none(), "{r:?}");
+                    let why = why.clone().unwrap();
+                    assert!(why.starts_with("budget.captures_per_hour"), "{why}");
+                    why
+                })
+                .collect()
+        };
+        // No connection: refused at once, nothing waits, no capture.
+        flood(&mut asking, &mut flight);
+        let why = budget_refusals(&reports(&ctx));
+        assert_eq!(why.len(), 1);
+        assert!(why[0].contains("not connected"), "{why:?}");
+        assert!(asking.is_empty() && flight.is_empty() && ctx.ledger.running().is_empty());
+        // Connected, but the server never answers: refused once the wait is over.
+        ts.grants().set_connected(true);
+        flood(&mut asking, &mut flight);
+        assert_eq!(ts.grants().take_unsent().len(), 1);
+        assert_eq!(asking.len(), 1);
+        assert!(
+            reports(&ctx).is_empty(),
+            "nothing is reported before the answer"
+        );
+        ts.grants().wait(Duration::from_millis(
+            2 * edgecap_model::firing::GRANT_TIMEOUT_MS,
+        ));
+        answers(&ctx, &mut asking, &mut flight);
+        let why = budget_refusals(&reports(&ctx));
+        assert!(
+            why.len() == 1 && why[0].contains("did not answer"),
+            "{why:?}"
+        );
+        // The server refuses: its reason is the report's.
+        flood(&mut asking, &mut flight);
+        let asked = ts.grants().take_unsent();
+        let server = "budget.captures_per_hour: the pool is spent";
+        ts.grants().answer(edgecap_model::firing::Grant {
+            trigger_id: a.clone(),
+            capture_id: asked[0].capture_id.clone(),
+            granted: false,
+            reason: Some(server.into()),
+        });
+        answers(&ctx, &mut asking, &mut flight);
+        assert_eq!(budget_refusals(&reports(&ctx)), [server]);
+        // The connection ends while an ask waits: refused.
+        flood(&mut asking, &mut flight);
+        ts.grants().set_connected(false);
+        answers(&ctx, &mut asking, &mut flight);
+        let why = budget_refusals(&reports(&ctx));
+        assert!(why.len() == 1 && why[0].contains("connection"), "{why:?}");
+        // Granted: the capture starts (here the node's cap of 0 stops it, and says so),
+        // under the id the grant named.
+        ts.grants().set_connected(true);
+        flood(&mut asking, &mut flight);
+        let asked = ts.grants().take_unsent();
+        ts.grants().answer(edgecap_model::firing::Grant {
+            trigger_id: a.clone(),
+            capture_id: asked[0].capture_id.clone(),
+            granted: true,
+            reason: None,
+        });
+        answers(&ctx, &mut asking, &mut flight);
+        let r = reports(&ctx);
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert!(
+            r[0].1.as_deref().unwrap().contains("--max-captures"),
+            "{r:?}"
+        );
+        assert!(asking.is_empty());
+        assert_eq!(lock(&ts.inner)[0].detector.asking(), 0);
     }
 
     #[test]

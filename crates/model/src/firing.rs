@@ -13,6 +13,19 @@
 //!   | -- signed {signed} ---------------------------------> |  (once the capture has ended)
 //! ```
 //!
+//! Beyond its local share of `captures_per_hour` ([`AgentTrigger::budget`]) a connected agent
+//! asks before it starts a capture:
+//!
+//! ```text
+//!   | -- ask {trigger_id, capture_id, key, at} -----------> |  decided under the trigger's row
+//!   | <-- grant {trigger_id, capture_id, granted, reason} -- |  lock from the pool
+//! ```
+//!
+//! and starts it only when granted; no answer within [`GRANT_TIMEOUT_MS`], or no connection,
+//! is a refusal (`budget.captures_per_hour`, reported in its `fired`). Both messages are new:
+//! an older server ignores `ask` (its agents' asks time out: refused), an older agent never
+//! asks (it spends its local share only).
+//!
 //! The agent starts the capture itself, without a server round trip, and keeps doing so while
 //! the server is away; it keeps at most [`MAX_PENDING_REPORTS`] reports to deliver after a
 //! reconnect (the oldest are dropped first, and counted). Only agents announcing
@@ -39,6 +52,37 @@ pub const MAX_PENDING_REPORTS: usize = 1024;
 /// best fields.
 pub const MAX_SIGNATURE_BYTES: usize = 64 * 1024;
 
+/// How long an agent waits for the server's [`Grant`] before it counts the firing as refused.
+pub const GRANT_TIMEOUT_MS: u64 = 1000;
+
+/// The most asks an agent has waiting at once, and a server decides at once for one
+/// connection; beyond, an ask is refused at once.
+pub const MAX_PENDING_ASKS: usize = 64;
+
+/// An agent beyond its local share of `captures_per_hour` asks for one capture.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ask {
+    pub trigger_id: String,
+    /// The capture the agent will start if granted (32 hex digits, made by the agent).
+    pub capture_id: String,
+    /// The destination that fired (`per: destination`); `None`: the whole scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<IpAddr>,
+    /// The second it fired (Unix seconds).
+    pub at: u64,
+}
+
+/// The server's answer to an [`Ask`]: granted (counted in the trigger's pool) or not, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Grant {
+    pub trigger_id: String,
+    pub capture_id: String,
+    pub granted: bool,
+    /// Why not (`budget.captures_per_hour: ...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
 /// One trigger as one node evaluates it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AgentTrigger {
@@ -47,9 +91,10 @@ pub struct AgentTrigger {
     pub account_id: String,
     /// The trigger as validated; `capture.destination_conf` is the canonical, secret-free form.
     pub trigger: Trigger,
-    /// This node's share of the trigger's budget: the server divides `bytes_per_day` among
-    /// the nodes in scope so that together they never exceed it; `captures_per_hour` is the
-    /// trigger's (the server counts captures per event and stops any beyond the budget).
+    /// This node's local share of the trigger's budget ([`crate::trigger::node_share`]):
+    /// `bytes_per_day` and half of `captures_per_hour` divided among the nodes in scope that
+    /// the server knows (connected or not), so that together they never exceed it. The node
+    /// spends it without asking; beyond `captures_per_hour` it asks ([`Ask`]).
     pub budget: Budget,
     /// Per-bucket credentials for the capture's destination (as in an assignment).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -169,5 +214,50 @@ mod tests {
         let text = serde_json::to_string(&t).unwrap();
         assert_eq!(text, r#"{"type":"triggers","triggers":[]}"#);
         assert_eq!(ServerMsg::decode(&text).unwrap(), t);
+    }
+
+    #[test]
+    fn asks_and_grants_round_trip_and_older_peers_see_unknown_types() {
+        let a = AgentMsg::Ask {
+            ask: Ask {
+                trigger_id: "ab".repeat(16),
+                capture_id: "cd".repeat(16),
+                key: Some("2001:db8::9".parse().unwrap()),
+                at: 103,
+            },
+        };
+        let text = serde_json::to_string(&a).unwrap();
+        assert!(text.contains("\"type\":\"ask\""), "{text}");
+        assert_eq!(AgentMsg::decode(&text).unwrap(), a);
+        // The whole-scope key is left out, and read back as None.
+        let scope = r#"{"type":"ask","ask":{"trigger_id":"ab","capture_id":"cd","at":5}}"#;
+        match AgentMsg::decode(scope).unwrap() {
+            AgentMsg::Ask { ask } => assert_eq!((ask.key, ask.at), (None, 5)),
+            other => panic!("{other:?}"),
+        }
+        for granted in [true, false] {
+            let g = ServerMsg::Grant {
+                grant: Grant {
+                    trigger_id: "ab".repeat(16),
+                    capture_id: "cd".repeat(16),
+                    granted,
+                    reason: (!granted).then(|| "budget.captures_per_hour: spent".into()),
+                },
+            };
+            let text = serde_json::to_string(&g).unwrap();
+            assert!(text.contains("\"type\":\"grant\""), "{text}");
+            assert_eq!(text.contains("reason"), !granted, "{text}");
+            assert_eq!(ServerMsg::decode(&text).unwrap(), g);
+        }
+        // An older peer's enum has no such type: a decode error, which both ends log and
+        // ignore (tests/protocol_compat.rs); the agent's ask then times out as a refusal.
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(tag = "type", rename_all = "snake_case")]
+        #[allow(dead_code)]
+        enum Older {
+            Heartbeat {},
+        }
+        assert!(serde_json::from_str::<Older>(&text).is_err());
+        assert!(serde_json::from_str::<Older>(scope).is_err());
     }
 }

@@ -151,6 +151,11 @@ pub enum AgentMsg {
     Signed {
         signed: Box<crate::firing::Signed>,
     },
+    /// Beyond its local share of a trigger's `captures_per_hour`: may this capture start?
+    /// Answered by [`ServerMsg::Grant`]; older servers ignore it (the ask times out).
+    Ask {
+        ask: crate::firing::Ask,
+    },
 }
 
 /// An agent's own health, sent in its heartbeats and shown in the node list.
@@ -237,6 +242,10 @@ pub enum ServerMsg {
     /// [`crate::firing::FEATURE_TRIGGERS`].
     Triggers {
         triggers: Vec<crate::firing::AgentTrigger>,
+    },
+    /// The answer to an [`AgentMsg::Ask`]. Older agents never ask.
+    Grant {
+        grant: crate::firing::Grant,
     },
 }
 

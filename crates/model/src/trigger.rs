@@ -158,6 +158,33 @@ pub struct Budget {
     pub bytes_per_day: u64,
 }
 
+/// The part of a trigger's `captures_per_hour` its nodes spend without asking: half of it,
+/// rounded down, split among the nodes in its scope ([`node_share`]). The rest
+/// ([`pooled_captures`], at least 1) is granted by the server one capture at a time, under the
+/// trigger's row lock, to the node that asks (`AgentMsg::Ask`). Together never more than the
+/// budget: the local shares add up to `local_captures`, and the server grants at most
+/// `pooled_captures` in any hour.
+pub fn local_captures(captures_per_hour: u64) -> u64 {
+    captures_per_hour / 2
+}
+
+/// The captures of `captures_per_hour` only the server grants (see [`local_captures`]).
+pub fn pooled_captures(captures_per_hour: u64) -> u64 {
+    captures_per_hour - local_captures(captures_per_hour)
+}
+
+/// One node's local share of a trigger's budget when `n` nodes may evaluate it and the node
+/// is the `index`-th of them (by name): [`local_captures`] and `bytes_per_day` each split with
+/// [`split_limit`](crate::protocol::split_limit) (`x / n`, the first `x % n` nodes one more),
+/// so the shares add up to exactly those totals; a share may be 0.
+pub fn node_share(budget: Budget, n: usize, index: usize) -> Budget {
+    use crate::protocol::split_limit;
+    Budget {
+        captures_per_hour: split_limit(local_captures(budget.captures_per_hour), n, index),
+        bytes_per_day: split_limit(budget.bytes_per_day, n, index),
+    }
+}
+
 /// A validated trigger.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Trigger {

@@ -375,3 +375,40 @@ fn not_an_object_is_refused() {
     let errs = errors(json!([1]));
     assert_eq!(errs[0].code, codes::INVALID_BODY);
 }
+
+#[test]
+fn local_shares_and_the_pool_never_add_up_to_more_than_the_budget() {
+    for per_hour in 1..=MAX_CAPTURES_PER_HOUR {
+        assert_eq!(
+            local_captures(per_hour) + pooled_captures(per_hour),
+            per_hour
+        );
+        assert!(pooled_captures(per_hour) >= 1, "{per_hour}");
+        for bytes in [1u64, 7, 10_000_000_000, u64::MAX >> 11] {
+            for n in 1..=13usize {
+                let b = Budget {
+                    captures_per_hour: per_hour,
+                    bytes_per_day: bytes,
+                };
+                let shares: Vec<Budget> = (0..n).map(|i| node_share(b, n, i)).collect();
+                let captures: u64 = shares.iter().map(|s| s.captures_per_hour).sum();
+                let sum: u128 = shares.iter().map(|s| u128::from(s.bytes_per_day)).sum();
+                assert_eq!(captures, local_captures(per_hour), "{per_hour} over {n}");
+                assert_eq!(sum, u128::from(bytes), "{bytes} over {n}");
+                let spread = |f: fn(&Budget) -> u64| {
+                    shares.iter().map(f).max().unwrap() - shares.iter().map(f).min().unwrap()
+                };
+                assert!(spread(|s| s.captures_per_hour) <= 1 && spread(|s| s.bytes_per_day) <= 1);
+            }
+        }
+    }
+    // The fleet test's budget: 2 an hour on two edges is one local capture on the first
+    // edge, none on the second, and one the server grants.
+    let b = Budget {
+        captures_per_hour: 2,
+        bytes_per_day: 10,
+    };
+    assert_eq!(node_share(b, 2, 0).captures_per_hour, 1);
+    assert_eq!(node_share(b, 2, 1).captures_per_hour, 0);
+    assert_eq!(pooled_captures(2), 1);
+}

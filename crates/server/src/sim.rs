@@ -199,6 +199,12 @@ impl SimAgent {
         self.send(&AgentMsg::Fired { firing }).await
     }
 
+    /// Asks for a capture beyond the node's local share of a trigger's hourly budget; the
+    /// answer comes as a `ServerMsg::Grant`.
+    pub async fn ask(&mut self, ask: edgecap_model::firing::Ask) -> Result<()> {
+        self.send(&AgentMsg::Ask { ask }).await
+    }
+
     /// Reports that a key that fired stopped holding.
     pub async fn ended(&mut self, ending: edgecap_model::firing::Ending) -> Result<()> {
         self.send(&AgentMsg::Ended { ending }).await

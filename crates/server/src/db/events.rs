@@ -167,17 +167,78 @@ pub async fn add_firing(
     Ok(())
 }
 
-/// Captures the trigger started since `since` (server clock, unix seconds).
-pub async fn captures_since(conn: &mut AnyConnection, trigger_id: &str, since: u64) -> Result<u64> {
+/// Captures the trigger's nodes started of their own local shares since `since` (server
+/// clock at receipt): the recorded captures that no grant covers.
+pub async fn local_captures_since(
+    conn: &mut AnyConnection,
+    trigger_id: &str,
+    since: u64,
+) -> Result<u64> {
     let n: i64 = sqlx::query_scalar(
-        "SELECT COUNT(*) FROM event_firings
-         WHERE trigger_id = $1 AND at > $2 AND capture_id IS NOT NULL",
+        "SELECT COUNT(*) FROM event_firings f
+         WHERE f.trigger_id = $1 AND f.at > $2 AND f.capture_id IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM trigger_grants g
+                           WHERE g.trigger_id = f.trigger_id AND g.capture_id = f.capture_id)",
     )
     .bind(trigger_id)
     .bind(to_i64(since))
     .fetch_one(conn)
     .await?;
     Ok(to_u64(n))
+}
+
+/// Captures granted from the trigger's pool since `since` (server clock).
+pub async fn grants_since(conn: &mut AnyConnection, trigger_id: &str, since: u64) -> Result<u64> {
+    let n: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM trigger_grants WHERE trigger_id = $1 AND at > $2")
+            .bind(trigger_id)
+            .bind(to_i64(since))
+            .fetch_one(conn)
+            .await?;
+    Ok(to_u64(n))
+}
+
+/// The node a grant of `capture_id` went to, if the trigger granted it.
+pub async fn granted_to(
+    conn: &mut AnyConnection,
+    trigger_id: &str,
+    capture_id: &str,
+) -> Result<Option<String>> {
+    let node: Option<String> = sqlx::query_scalar(
+        "SELECT node FROM trigger_grants WHERE trigger_id = $1 AND capture_id = $2",
+    )
+    .bind(trigger_id)
+    .bind(capture_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(node)
+}
+
+/// Records one capture granted from the trigger's pool, and forgets the trigger's grants
+/// from before `forget_before`.
+pub async fn grant(
+    conn: &mut AnyConnection,
+    trigger_id: &str,
+    capture_id: &str,
+    node: &str,
+    at: u64,
+    forget_before: u64,
+) -> Result<()> {
+    sqlx::query("DELETE FROM trigger_grants WHERE trigger_id = $1 AND at < $2")
+        .bind(trigger_id)
+        .bind(to_i64(forget_before))
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO trigger_grants (trigger_id, capture_id, node, at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(trigger_id)
+    .bind(capture_id)
+    .bind(node)
+    .bind(to_i64(at))
+    .execute(conn)
+    .await?;
+    Ok(())
 }
 
 /// Whether a capture id is taken (by any capture of any account).

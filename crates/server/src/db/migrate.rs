@@ -79,6 +79,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "lighter_rollups",
         include_str!("../../migrations/0015_lighter_rollups.sql"),
     ),
+    (
+        16,
+        "trigger_grants",
+        include_str!("../../migrations/0016_trigger_grants.sql"),
+    ),
 ];
 
 /// How many of [`MIGRATIONS`] the database has not recorded (for `/readyz`).

@@ -199,6 +199,7 @@ pub const TABLES: &[&str] = &[
     "events",
     "event_nodes",
     "event_firings",
+    "trigger_grants",
 ];
 
 /// Rows in one of [`TABLES`] (tests and diagnostics).

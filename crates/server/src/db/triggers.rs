@@ -93,13 +93,21 @@ pub async fn get(db: &Db, account_id: &str, id: &str) -> Result<Option<Stored>> 
     row.as_ref().map(from_row).transpose()
 }
 
-/// Deletes one of the account's triggers; false if there was none.
+/// Deletes one of the account's triggers, with its grants; false if there was none.
 pub async fn delete(db: &Db, account_id: &str, id: &str) -> Result<bool> {
+    let mut tx = db.pool.begin().await?;
     let done = sqlx::query("DELETE FROM triggers WHERE id = $1 AND account_id = $2")
         .bind(id)
         .bind(account_id)
-        .execute(&db.pool)
+        .execute(&mut *tx)
         .await?;
+    if done.rows_affected() > 0 {
+        sqlx::query("DELETE FROM trigger_grants WHERE trigger_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
     Ok(done.rows_affected() > 0)
 }
 

@@ -5,11 +5,17 @@
 //! - `fired` with a capture: checked (ids, times and rates in range, the trigger exists, its
 //!   scope and account take this node ([`super::triggers::evaluates`]), the capture within
 //!   the trigger's template ([`check_capture`])), then, under the trigger's row lock, joined
-//!   to an event and counted against the trigger's `captures_per_hour` across every node and
-//!   replica: within the budget it becomes a capture (type `full`, this node's one part
-//!   running, so `GET /pcaps/{id}`, progress and done work as for any capture); beyond it
-//!   the node is sent `stop` and the event records the refusal. A report that fails a check
-//!   changes nothing (its capture, if any, is stopped) and is logged.
+//!   to an event and recorded as a capture (type `full`, this node's one part running, so
+//!   `GET /pcaps/{id}`, progress and done work as for any capture). A report that fails a
+//!   check changes nothing (its capture, if any, is stopped) and is logged.
+//! - `ask` ([`ask`]): a node beyond its local share of `captures_per_hour` asks for one
+//!   capture; under the trigger's row lock, granted while fewer than the trigger's pool
+//!   ([`edgecap_model::trigger::pooled_captures`]) were granted in the last hour (rows in
+//!   `trigger_grants`, every replica's), refused otherwise; the agent starts the capture only
+//!   when granted. The last guard, at `fired`: a capture no grant covers is one of a node's
+//!   local shares, and when the trigger's nodes recorded as many of those in the last hour as
+//!   the shares add up to, it is stopped and the event records the refusal (agents keep their
+//!   shares, so this does not happen in the normal path).
 //! - `fired` refused by the agent (cooldown, its budget share): the event records why.
 //! - `ended`: the node's run in its newest event of that trigger and key ends.
 //! - `signed`: the event whose firing started that capture on this node keeps the signature.
@@ -24,7 +30,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use edgecap_model::ServerMsg;
-use edgecap_model::firing::{Ending, FiredCapture, Firing, MAX_SIGNATURE_BYTES, Signed};
+use edgecap_model::firing::{
+    Ask, Ending, FiredCapture, Firing, Grant, MAX_SIGNATURE_BYTES, Signed,
+};
 use edgecap_model::ids::is_id;
 use edgecap_model::trigger::{MAX_THRESHOLD, Trigger};
 use serde_json::json;
@@ -48,6 +56,13 @@ pub const MAX_EVENTS_PER_ACCOUNT: u64 = 10_000;
 pub const MAX_REPORT_AGE: u64 = 7 * 24 * 3600;
 /// How far ahead of the server's clock an agent's seconds may be.
 pub const MAX_AHEAD: u64 = 300;
+/// A grant is counted in the trigger's pool for this long (server clock), and forgotten after
+/// twice as long.
+pub const GRANT_HOUR: u64 = 3600;
+/// The last guard at `fired` applies to reports that arrive within this many seconds of
+/// their firing second: a later one comes after an outage, from an agent that spent its own
+/// share while the server was away (its capture has run; it is recorded).
+pub const GUARD_REACH: u64 = 60;
 /// Most characters of a refusal's reason that are kept.
 const MAX_REASON_CHARS: usize = 256;
 
@@ -209,6 +224,129 @@ enum Fired {
     OverBudget,
 }
 
+/// The trigger `trigger_id` (lowercase) as `node` may evaluate it, with the account's
+/// prefixes (None: unrestricted); `Err`: why not.
+async fn evaluated_by(
+    db: &Db,
+    node: &LiveNode,
+    trigger_id: &str,
+) -> Result<std::result::Result<(triggers::Stored, Option<Vec<String>>), String>> {
+    let Some(stored) = triggers::by_id(db, trigger_id).await? else {
+        return Ok(Err(format!("trigger_id: no trigger {trigger_id}")));
+    };
+    let tenancy = crate::db::accounts::tenancy(db, &stored.account_id).await?;
+    let scoped = (!tenancy.unrestricted).then(|| crate::db::accounts::Scoped {
+        id: stored.account_id.clone(),
+        prefixes: tenancy.prefixes.clone(),
+        nodes: tenancy.nodes.clone(),
+    });
+    match super::triggers::evaluates(&stored.trigger, scoped.as_ref(), node) {
+        Some(prefixes) => Ok(Ok((stored, prefixes))),
+        None => Ok(Err(format!(
+            "trigger {trigger_id}: its scope or its account does not take node {}",
+            node.info.name
+        ))),
+    }
+}
+
+/// Decides an ask of `node` (beyond its local share): one capture from the trigger's pool,
+/// under the trigger's row lock. Every refusal names `budget.captures_per_hour` first, so the
+/// agent's report of it counts as a budget refusal in the event.
+pub(super) async fn ask(db: &Db, node: &LiveNode, a: &Ask) -> Grant {
+    let now = crate::clock::unix_now().max(0.0) as u64;
+    let capture_id = a.capture_id.to_ascii_lowercase();
+    let result = decide(db, node, a, &capture_id, now).await;
+    let name = node.info.name.as_str();
+    let (granted, reason) = match result {
+        Ok(Ok(())) => {
+            tracing::info!(node = %name, trigger = %a.trigger_id, capture = %capture_id,
+                "capture granted from the trigger's pool");
+            (true, None)
+        }
+        Ok(Err(why)) => {
+            tracing::info!(node = %name, trigger = %a.trigger_id, reason = %why, "ask refused");
+            (false, Some(why))
+        }
+        Err(e) => {
+            tracing::error!(node = %name, error = %e, "cannot decide an ask");
+            let why = "budget.captures_per_hour: the server could not decide (database error)";
+            (false, Some(why.to_owned()))
+        }
+    };
+    Grant {
+        trigger_id: a.trigger_id.clone(),
+        capture_id: a.capture_id.clone(),
+        granted,
+        reason: reason.map(|r| self::reason(&r)),
+    }
+}
+
+async fn decide(
+    db: &Db,
+    node: &LiveNode,
+    a: &Ask,
+    capture_id: &str,
+    now: u64,
+) -> Result<std::result::Result<(), String>> {
+    let refuse = |s: String| Ok(Err(format!("budget.captures_per_hour: {s}")));
+    if !is_id(&a.trigger_id) || !is_id(capture_id) {
+        return refuse("trigger_id and capture_id must be ids".into());
+    }
+    if let Err(e) = check_run(a.at, a.at, now) {
+        return refuse(e);
+    }
+    let trigger_id = a.trigger_id.to_ascii_lowercase();
+    let stored = match evaluated_by(db, node, &trigger_id).await? {
+        Ok((stored, _)) => stored,
+        Err(why) => return refuse(why),
+    };
+    let name = node.info.name.as_str();
+    let mut tx = db.pool.begin().await?;
+    if !events::lock_trigger(&mut tx, &trigger_id).await? {
+        tx.rollback().await?;
+        return refuse(format!("trigger_id: no trigger {trigger_id}"));
+    }
+    // The same ask again (a repeated message): the same answer, counted once.
+    match events::granted_to(&mut tx, &trigger_id, capture_id).await? {
+        Some(n) if n == name => {
+            tx.rollback().await?;
+            return Ok(Ok(()));
+        }
+        Some(_) => {
+            tx.rollback().await?;
+            return refuse(format!("capture_id: {capture_id} is taken"));
+        }
+        None => {}
+    }
+    if events::capture_exists(&mut tx, capture_id).await? {
+        tx.rollback().await?;
+        return refuse(format!("capture_id: {capture_id} is taken"));
+    }
+    let per_hour = stored.trigger.budget.captures_per_hour;
+    let pool = edgecap_model::trigger::pooled_captures(per_hour);
+    let granted =
+        events::grants_since(&mut tx, &trigger_id, now.saturating_sub(GRANT_HOUR)).await?;
+    if granted >= pool {
+        tx.rollback().await?;
+        return refuse(format!(
+            "the trigger's {pool} captures an hour beyond its nodes' own shares were granted \
+             in the last hour (its budget is {per_hour}; the nodes' shares hold the other {})",
+            per_hour - pool
+        ));
+    }
+    events::grant(
+        &mut tx,
+        &trigger_id,
+        capture_id,
+        name,
+        now,
+        now.saturating_sub(2 * GRANT_HOUR),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Ok(()))
+}
+
 async fn fired(
     db: &Db,
     node: &LiveNode,
@@ -231,20 +369,9 @@ async fn fired(
         return refuse(e);
     }
     let trigger_id = f.trigger_id.to_ascii_lowercase();
-    let Some(stored) = triggers::by_id(db, &trigger_id).await? else {
-        return refuse(format!("trigger_id: no trigger {trigger_id}"));
-    };
-    let tenancy = crate::db::accounts::tenancy(db, &stored.account_id).await?;
-    let scoped = (!tenancy.unrestricted).then(|| crate::db::accounts::Scoped {
-        id: stored.account_id.clone(),
-        prefixes: tenancy.prefixes.clone(),
-        nodes: tenancy.nodes.clone(),
-    });
-    let Some(prefixes) = super::triggers::evaluates(&stored.trigger, scoped.as_ref(), node) else {
-        return refuse(format!(
-            "trigger {trigger_id}: its scope or its account does not take node {}",
-            node.info.name
-        ));
+    let (stored, prefixes) = match evaluated_by(db, node, &trigger_id).await? {
+        Ok(found) => found,
+        Err(why) => return refuse(why),
     };
     let capture = match (&f.refused, &f.capture, capture_id) {
         (None, Some(c), Some(id)) => {
@@ -318,13 +445,23 @@ async fn fired(
             events::add_firing(&mut tx, &event, &trigger_id, name, now, None, Some(&why)).await?;
         }
         Some((c, id)) => {
+            // Granted to this node: the pool counted it. Otherwise it is one of the nodes'
+            // local shares: the last guard (agents keep their shares; a report long after its
+            // firing comes after an outage, its capture has run).
+            let granted = events::granted_to(&mut tx, &trigger_id, id).await?;
             let per_hour = stored.trigger.budget.captures_per_hour;
-            let taken =
-                events::captures_since(&mut tx, &trigger_id, now.saturating_sub(3600)).await?;
-            if taken >= per_hour {
+            let shares = edgecap_model::trigger::local_captures(per_hour);
+            let guarded = granted.as_deref() != Some(name) && f.at + GUARD_REACH >= now;
+            let taken = if guarded {
+                events::local_captures_since(&mut tx, &trigger_id, now.saturating_sub(3600)).await?
+            } else {
+                0
+            };
+            if guarded && taken >= shares {
                 let why = format!(
-                    "budget.captures_per_hour: the trigger started {taken} captures in the last \
-                     hour, its budget is {per_hour}; capture {id} was stopped"
+                    "budget.captures_per_hour: the trigger's nodes started {taken} captures of \
+                     their own shares in the last hour, the shares add up to {shares} (its \
+                     budget is {per_hour}); capture {id} was stopped"
                 );
                 events::add_firing(&mut tx, &event, &trigger_id, name, now, None, Some(&why))
                     .await?;

@@ -354,6 +354,16 @@ impl Hub {
         }
     }
 
+    /// Sends a message to a node only on connection `conn` (an answer meant for it); false if
+    /// that connection is gone.
+    pub(crate) fn send_on(&self, node: &str, conn: u64, msg: ServerMsg) -> bool {
+        let mut live = self.live();
+        match live.nodes.get_mut(node) {
+            Some(c) if c.conn == conn => c.push(msg),
+            _ => false,
+        }
+    }
+
     /// Assigns a part to a connected node, once per connection: false if the node is not
     /// connected, true if it was sent now or earlier on this connection.
     pub fn assign(&self, node: &str, assignment: Assignment) -> bool {

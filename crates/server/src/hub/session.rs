@@ -3,7 +3,8 @@
 //! starts. Nothing here knows about WebSockets.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use edgecap_model::{AgentMsg, Outcome, ServerMsg, Status};
 use tokio::sync::{mpsc, watch};
@@ -24,6 +25,9 @@ pub struct Session {
     /// Set when a report found the writer's queue full: the session must end (the agent
     /// keeps what it could not deliver and reports it again on its next connection).
     overloaded: AtomicBool,
+    /// Asks for grants being decided for this connection (at most
+    /// [`edgecap_model::firing::MAX_PENDING_ASKS`]; beyond, refused at once).
+    asking: Arc<AtomicUsize>,
 }
 
 impl Hub {
@@ -91,6 +95,7 @@ impl Hub {
                 name,
                 conn,
                 overloaded: AtomicBool::new(false),
+                asking: Arc::default(),
             },
             rx,
         ))
@@ -302,22 +307,60 @@ impl Session {
             AgentMsg::Signed { signed } => {
                 self.trigger_report(super::firings::Report::Signed(signed))
             }
+            // Decided at once, not by the writer: the agent waits for the answer (at most
+            // GRANT_TIMEOUT_MS) before it starts the capture.
+            AgentMsg::Ask { ask } => self.ask(ask),
         }
+    }
+
+    /// What the node said of itself on this connection; None once it is gone.
+    fn live_node(&self) -> Option<super::LiveNode> {
+        let live = self.hub.live();
+        match live.nodes.get(&self.name) {
+            Some(c) if c.conn == self.conn => Some(super::LiveNode {
+                info: c.info.clone(),
+                last_seen: c.last_seen,
+                replica: None,
+                health: None,
+            }),
+            _ => None,
+        }
+    }
+
+    /// An ask beyond the node's local share of a trigger's hourly budget, decided on a task
+    /// of its own (hub/firings.rs) and answered on this connection only.
+    fn ask(&self, ask: edgecap_model::firing::Ask) {
+        use edgecap_model::firing::{Grant, MAX_PENDING_ASKS};
+        let Some(node) = self.live_node() else {
+            return;
+        };
+        let (hub, name, conn) = (self.hub.clone(), self.name.clone(), self.conn);
+        if self.asking.fetch_add(1, Ordering::SeqCst) >= MAX_PENDING_ASKS {
+            self.asking.fetch_sub(1, Ordering::SeqCst);
+            let grant = Grant {
+                trigger_id: ask.trigger_id,
+                capture_id: ask.capture_id,
+                granted: false,
+                reason: Some(format!(
+                    "budget.captures_per_hour: this node has {MAX_PENDING_ASKS} asks being \
+                     decided already"
+                )),
+            };
+            hub.send_on(&name, conn, ServerMsg::Grant { grant });
+            return;
+        }
+        let asking = self.asking.clone();
+        tokio::spawn(async move {
+            let grant = super::firings::ask(hub.db(), &node, &ask).await;
+            asking.fetch_sub(1, Ordering::SeqCst);
+            hub.send_on(&name, conn, ServerMsg::Grant { grant });
+        });
     }
 
     /// Queues a trigger report with what the node said of itself on this connection.
     fn trigger_report(&self, report: super::firings::Report) {
-        let node = {
-            let live = self.hub.live();
-            match live.nodes.get(&self.name) {
-                Some(c) if c.conn == self.conn => super::LiveNode {
-                    info: c.info.clone(),
-                    last_seen: c.last_seen,
-                    replica: None,
-                    health: None,
-                },
-                _ => return,
-            }
+        let Some(node) = self.live_node() else {
+            return;
         };
         self.report(Write::Report {
             node: Box::new(node),

@@ -9,12 +9,16 @@
 //!   of the scope and of the capture; and the trigger's account may capture there (an
 //!   unrestricted account anywhere; a restricted one with prefixes only on nodes of its node
 //!   set that enforce the tenant boundary, and its prefixes go with the trigger).
-//! - Budget ([`node_budget`]): `bytes_per_day` is split among the nodes that evaluate the
-//!   trigger, across the whole fleet (every replica's nodes), so their shares never add up to
-//!   more than the trigger's; `captures_per_hour` is counted by the server per trigger.
+//! - Budget ([`node_budget`], [`edgecap_model::trigger::node_share`]): `bytes_per_day` and
+//!   the local half of `captures_per_hour` are split among the nodes that MAY evaluate the
+//!   trigger: every node the server knows (`nodes`, every node that ever said hello, connected
+//!   or not, on any replica) whose name, labels and points the scope selects and where the
+//!   account may capture. A node that disconnects keeps its share (it may still be spending
+//!   it), so nobody else's grows: disconnects, reconnects, replicas and restarts change no
+//!   share. The other half of `captures_per_hour` is granted on request (hub/firings.rs).
 //! - When: a refresh runs at every change this process sees (a hello, a trigger created or
 //!   deleted here or, through a `NOTIFY "triggers <id>"`, on another replica) and every
-//!   [`POLL`] (nodes joining or leaving elsewhere change the shares); a node is sent its list
+//!   [`POLL`] (a node first seen elsewhere, or relabelled, changes the shares); a node is sent its list
 //!   only when it differs from what it was sent on this connection, and always once on a new
 //!   connection (an agent keeps its triggers while the server is away, so an empty list
 //!   tells it they are gone).
@@ -27,7 +31,6 @@ use std::time::Duration;
 
 use edgecap_model::ServerMsg;
 use edgecap_model::firing::{AgentTrigger, FEATURE_TRIGGERS, MAX_AGENT_TRIGGERS};
-use edgecap_model::split_limit;
 use edgecap_model::trigger::{Budget, Trigger};
 use tokio::task::JoinHandle;
 
@@ -39,16 +42,11 @@ use crate::db::triggers::{self, Stored};
 /// How often the lists are computed again without a change seen here.
 pub const POLL: Duration = Duration::from_secs(2);
 
-/// One node's share of a trigger's budget when `n` nodes evaluate it and the node is the
-/// `index`-th of them (by name): `bytes_per_day / n`, the first `bytes_per_day % n` nodes one
-/// byte more, so the shares add up to exactly the trigger's budget (a share may be 0 when
-/// there are more nodes than bytes). `captures_per_hour` is the trigger's: the server counts
-/// captures per trigger across the fleet and stops any beyond it.
+/// One node's local share of a trigger's budget when `n` nodes may evaluate it and the node
+/// is the `index`-th of them (by name): the model's one rule,
+/// [`edgecap_model::trigger::node_share`].
 pub fn node_budget(budget: Budget, n: usize, index: usize) -> Budget {
-    Budget {
-        captures_per_hour: budget.captures_per_hour,
-        bytes_per_day: split_limit(budget.bytes_per_day, n, index),
-    }
+    edgecap_model::trigger::node_share(budget, n, index)
 }
 
 /// Whether the scope's selection takes `node` and the node offers every point the trigger
@@ -83,6 +81,17 @@ fn account_reach(restricted: Option<&Scoped>, node: &LiveNode) -> Option<Option<
         .then(|| Some(a.prefixes.clone()))
 }
 
+/// Whether `node` may evaluate trigger `t` of an account, whatever its agent announces now:
+/// the nodes that share the budget. A superset of those that [`evaluates`] it, so the shares
+/// of the nodes that do never add up to more than the budget.
+fn may_evaluate(t: &Trigger, restricted: Option<&Scoped>, node: &LiveNode) -> bool {
+    selects(t, node)
+        && restricted.is_none_or(|a| {
+            !a.prefixes.is_empty()
+                && (a.nodes.is_empty() || a.nodes.iter().any(|e| matches_entry(node, e)))
+        })
+}
+
 /// Whether `node` evaluates trigger `t` of an account (`restricted`: its entry among the
 /// restricted accounts), and with which prefixes (None inside: unrestricted).
 pub fn evaluates(
@@ -104,37 +113,80 @@ pub struct Planned<'a> {
     pub prefixes: Option<Vec<String>>,
 }
 
-/// For every node of `fleet` that evaluates some trigger: its triggers (in the order of
-/// `all`, oldest first) with its budget share among the fleet's nodes evaluating each.
+/// For every node of `fleet` (connected, on any replica) that evaluates some trigger: its
+/// triggers (in the order of `all`, oldest first) with its local share of the budget among
+/// the nodes that may evaluate each, `fleet` and `known` together (`known`: every node the
+/// server has seen, as it last said hello; a connected node's own hello wins).
 pub fn plan<'a>(
     all: &'a [Stored],
     restricted: &[Scoped],
     fleet: &[LiveNode],
+    known: &[LiveNode],
 ) -> BTreeMap<String, Vec<Planned<'a>>> {
     let by_account: HashMap<&str, &Scoped> =
         restricted.iter().map(|a| (a.id.as_str(), a)).collect();
     let mut fleet: Vec<&LiveNode> = fleet.iter().collect();
     fleet.sort_by(|a, b| a.info.name.cmp(&b.info.name));
     fleet.dedup_by(|a, b| a.info.name == b.info.name);
+    let live: HashSet<&str> = fleet.iter().map(|n| n.info.name.as_str()).collect();
+    let mut sharing: Vec<&LiveNode> = fleet
+        .iter()
+        .copied()
+        .chain(
+            known
+                .iter()
+                .filter(|n| !live.contains(n.info.name.as_str())),
+        )
+        .collect();
+    sharing.sort_by(|a, b| a.info.name.cmp(&b.info.name));
+    sharing.dedup_by(|a, b| a.info.name == b.info.name);
     let mut out: BTreeMap<String, Vec<Planned<'a>>> = BTreeMap::new();
     for stored in all {
         let scoped = by_account.get(stored.account_id.as_str()).copied();
-        let chosen: Vec<(&LiveNode, Option<Vec<String>>)> = fleet
+        let shares: Vec<&str> = sharing
             .iter()
-            .filter_map(|n| evaluates(&stored.trigger, scoped, n).map(|p| (*n, p)))
+            .filter(|n| may_evaluate(&stored.trigger, scoped, n))
+            .map(|n| n.info.name.as_str())
             .collect();
-        let n = chosen.len();
-        for (i, (node, prefixes)) in chosen.into_iter().enumerate() {
+        for node in &fleet {
+            let Some(prefixes) = evaluates(&stored.trigger, scoped, node) else {
+                continue;
+            };
+            // Every node that evaluates may evaluate; the position is its share's.
+            let Ok(i) = shares.binary_search(&node.info.name.as_str()) else {
+                continue;
+            };
             out.entry(node.info.name.clone())
                 .or_default()
                 .push(Planned {
                     stored,
-                    budget: node_budget(stored.trigger.budget, n, i),
+                    budget: node_budget(stored.trigger.budget, shares.len(), i),
                     prefixes,
                 });
         }
     }
     out
+}
+
+/// Every node the server has seen (the `nodes` table, shared by the replicas), as it last
+/// said hello, for [`plan`]'s shares.
+pub async fn known_nodes(db: &crate::db::Db) -> crate::error::Result<Vec<LiveNode>> {
+    Ok(crate::db::nodes::list(db)
+        .await?
+        .into_iter()
+        .map(|n| LiveNode {
+            info: crate::db::nodes::NodeInfo {
+                name: n.name,
+                labels: n.labels,
+                points: n.points,
+                version: n.version,
+                features: Vec::new(),
+            },
+            last_seen: 0.0,
+            replica: None,
+            health: None,
+        })
+        .collect())
 }
 
 fn digest(list: &[AgentTrigger]) -> u64 {
@@ -178,11 +230,12 @@ impl Hub {
         let all = triggers::list_all(self.db()).await?;
         let restricted = crate::db::accounts::restricted_scopes(self.db()).await?;
         let fleet = self.fleet_nodes().await?;
+        let known = known_nodes(self.db()).await?;
         let here: HashSet<String> = self.live_nodes().into_iter().map(|n| n.info.name).collect();
         let mut out = HashMap::new();
         // Each trigger's credentials are opened once per refresh, whatever its nodes.
         let mut opened: HashMap<&str, Option<Option<edgecap_model::SecretJson>>> = HashMap::new();
-        for (node, planned) in plan(&all, &restricted, &fleet) {
+        for (node, planned) in plan(&all, &restricted, &fleet, &known) {
             if !here.contains(&node) {
                 continue;
             }
@@ -282,7 +335,8 @@ mod tests {
                     shares.iter().map(|s| s.bytes_per_day).max().unwrap(),
                 );
                 assert!(hi - lo <= 1, "even shares: {shares:?}");
-                assert!(shares.iter().all(|s| s.captures_per_hour == 4));
+                let captures: u64 = shares.iter().map(|s| s.captures_per_hour).sum();
+                assert_eq!(captures, 2, "half of 4 is the nodes' own");
             }
         }
     }
