@@ -271,28 +271,8 @@ async fn dashboard_sessions_act_for_their_account_and_end(b: Backend) {
     assert_eq!(header(&a, header::LOCATION), "/login");
 }
 
-/// The browser venv's python, or None (a note) outside CI.
-fn browser_python() -> Option<String> {
-    let python = std::env::var("EDGECAP_BROWSER_PYTHON")
-        .unwrap_or_else(|_| "/opt/edgecap-browser/bin/python".into());
-    let ready = Path::new("/usr/bin/chromium").exists()
-        && std::process::Command::new(&python)
-            .args(["-c", "import playwright.sync_api"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-    if ready {
-        return Some(python);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "/usr/bin/chromium or Playwright in {python} is missing (scripts/test installs them)"
-    );
-    eprintln!("note: chromium or Playwright is not installed; skipping the browser test");
-    None
-}
-
 async fn the_dashboard_works_in_a_real_browser() {
-    let Some(python) = browser_python() else {
+    let Some(python) = edgecap_testkit::browser::python() else {
         return;
     };
     let Some(h) = Harness::new(Backend::Sqlite).await else {
@@ -430,6 +410,21 @@ async fn the_dashboard_works_in_a_real_browser() {
         "ord01 sends 50/s: {v}"
     );
     assert!(s("zoomed_url").contains("since="), "the brush zooms: {v}");
+    // The chart's numbers, as its table writes them: ord01's 50 packets a second (a step only
+    // partly inside its 2 minutes shows less, none more).
+    let rates: Vec<f64> = v["chart_rates_ord01"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let t = t.as_str().unwrap();
+            t.strip_suffix(" pps").unwrap_or(t).parse().unwrap()
+        })
+        .collect();
+    assert!(
+        rates.contains(&50.0) && rates.iter().all(|r| *r <= 50.0),
+        "{v}"
+    );
     assert!(
         s("lookback_url").starts_with(&format!("{base}/captures/")),
         "{v}"

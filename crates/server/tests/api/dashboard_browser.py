@@ -114,6 +114,11 @@ with sync_playwright() as p:
     page.wait_for_selector("#chart polyline[data-series]")
     zoomed = page.url
     shot(page, "traffic")
+    # The chart's numbers as a table (opened: built on demand).
+    page.click("#chart-data summary")
+    page.wait_for_selector("#chart-data tbody tr")
+    out["chart_rates_ord01"] = page.eval_on_selector_all(
+        '#chart-data tbody tr[data-series="ord01"] td.pps', "tds => tds.map(t => t.textContent)")
     top = '#top tr[data-key="198.18.1.1"]'
     page.click(top + " button.lookback")
     try:
