@@ -346,6 +346,13 @@ fn send_phases(fleet: &Fleet, truth: &[Truth; 2]) -> (u64, Vec<[u64; 2]>, [u64; 
                     .send(edge, &packets)
                     .expect("send through the lab");
             }
+            // The comparison needs each burst inside its second, clear of the next reads.
+            let late = unix() - (t0 + k) as f64;
+            assert!(
+                late < 0.9,
+                "the burst of T+{k} went out {late:.2} s into its second: the machine is too \
+                 busy for a second-aligned comparison"
+            );
         }
     }
     (t0, readings, sent)
