@@ -163,6 +163,12 @@ def run(p):
         out["live_done"] = node_rows(page)
         out["live_page_loads"] = page.evaluate("performance.getEntriesByType('navigation').length")
         out["live_streams"] = [u for u in streams if "/pcaps/" + live + "/" in u]
+        # Its packets: the server reads the nodes' files in the directory (its own host).
+        page.click("#packets-link")
+        page.wait_for_selector("#packets tbody tr[data-index]")
+        out["live_files"] = page.eval_on_selector_all("#f-file option", "os => os.map(o => o.value)")
+        out["live_payloads"] = page.eval_on_selector_all(
+            "#packets tbody td.payload", "tds => tds.map(t => t.textContent)")
 
         # 5. A second account (restricted to its own prefix): none of the first's captures,
         # and in the same range only its own traffic.

@@ -281,6 +281,20 @@ fn the_dashboard_shows_the_labs_nodes_traffic_and_captures_in_a_real_browser() {
         );
     }
 
+    // Its packet view reads those files where the server runs (the directory is shared
+    // here): edge0's, the first, by their markers.
+    assert_eq!(
+        v["live_files"],
+        serde_json::json!(["edge0", "edge1"]),
+        "{v}"
+    );
+    let first = live_marker(0, 0);
+    assert_eq!(
+        page_markers(&v["live_payloads"]),
+        (first..first + LIVE_SHARE).collect::<Vec<_>>(),
+        "{v}"
+    );
+
     // 5. The second account: none of the first's captures; in the same range, only its own
     // packets (edge 0's second account traffic), and its own source as the only hitter.
     assert_eq!(v["other_captures"], serde_json::json!([]), "{v}");
