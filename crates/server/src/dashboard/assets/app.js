@@ -395,7 +395,7 @@
 
   function chart(t, since, until, zoom) {
     const W = 900, H = 260, L = 60, B = 24;
-    const s = svg('svg', { viewBox: '0 0 ' + W + ' ' + H, class: 'chart', role: 'img' });
+    const s = svg('svg', { viewBox: '0 0 ' + W + ' ' + H, class: 'chart', role: 'img', 'aria-label': 'Packet rates over time; the chart\u2019s numbers are in the table below it' });
     const ts = (p) => Date.parse(p.t) / 1000;
     let max = 0;
     for (const se of t.series) for (const p of se.points) max = Math.max(max, p.packets_per_second);
