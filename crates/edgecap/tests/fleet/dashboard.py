@@ -141,8 +141,14 @@ def run(p):
         page.fill("#f-nodes", NODES)
         page.fill("#f-filter", LIVE_FILTER)
         page.fill("#f-time_limit", "60")
-        page.fill("#f-packet_limit", "20")
         page.fill("#f-destination_conf", DEST)
+        # Fewer packets than the selected nodes: the server's refusal under the field.
+        page.fill("#f-packet_limit", "1")
+        page.click("#start")
+        page.wait_for_selector('.field-error[data-for="packet_limit"]:not(:empty)')
+        out["limit_error"] = page.text_content('.field-error[data-for="packet_limit"]')
+        out["url_after_limit_error"] = page.url
+        page.fill("#f-packet_limit", "20")
         page.click("#start")
         page.wait_for_url("**/captures/*")
         page.wait_for_selector("#capture-status")

@@ -255,6 +255,19 @@ fn the_dashboard_shows_the_labs_nodes_traffic_and_captures_in_a_real_browser() {
     expected.sort_unstable();
     assert_eq!(page_markers(&v["lookback_payloads"]), expected, "{v}");
 
+    // A packet limit below the number of nodes the form selects: the server's refusal next
+    // to the field, and no capture.
+    assert!(
+        s("limit_error").starts_with("packet_limit: ")
+            && s("limit_error").contains("2 selected nodes"),
+        "{v}"
+    );
+    assert_eq!(
+        s("url_after_limit_error"),
+        format!("{}/captures", fleet.url),
+        "{v}"
+    );
+
     // 4. The live capture: progress pushed into the page while it ran (one page load, its
     // event stream), then each node's file, listed and in the destination.
     let progress = v["live_progress"].as_array().unwrap();
@@ -294,6 +307,10 @@ fn the_dashboard_shows_the_labs_nodes_traffic_and_captures_in_a_real_browser() {
         (first..first + LIVE_SHARE).collect::<Vec<_>>(),
         "{v}"
     );
+
+    // The account's captures: the look-back and the live one, nothing from the refused form.
+    let (_, list) = fleet.api(reqwest::Method::GET, "pcaps", None);
+    assert_eq!(list["result"].as_array().map(Vec::len), Some(2), "{list}");
 
     // 5. The second account: none of the first's captures; in the same range, only its own
     // packets (edge 0's second account traffic), and its own source as the only hitter.
