@@ -30,8 +30,8 @@ const INSIDE: Range<u64> = 4..12;
 const AFTER: Range<u64> = 14..16;
 /// The counters are read at the start of each second up to this one.
 const LAST: u64 = 17;
-/// The range the test brushes, in seconds from T: two quiet seconds between it and the
-/// phases outside it, however the drag's ends round to whole seconds.
+/// The range the test brushes, in seconds from T: its ends lie in the quiet seconds between
+/// the phases, whichever whole second the page rounds them to.
 const BRUSH: (f64, f64) = (2.5, 13.5);
 /// Packets a second through each edge (and the second account's, through edge 0 only).
 const RATES: [u64; 2] = [8, 4];
@@ -211,7 +211,7 @@ fn the_dashboard_shows_the_labs_nodes_traffic_and_captures_in_a_real_browser() {
     );
     let inside = (t0 + INSIDE.start, t0 + INSIDE.end);
     assert!(
-        a > t0 + BEFORE.end && a <= inside.0 && b >= inside.1 && b <= t0 + AFTER.start,
+        a >= t0 + BEFORE.end && a <= inside.0 && b >= inside.1 && b <= t0 + AFTER.start,
         "the brush [{a}, {b}) does not hold the middle phase [{}, {}) alone (T = {t0})",
         inside.0,
         inside.1
