@@ -135,9 +135,14 @@ def run(p):
         out["lookback_payloads"] = payloads
         out["lookback_note"] = page.text_content("#packet-note")
 
-        # 4. A live capture from the form: progress pushed to its page, then its files.
-        page.goto(BASE + "/captures")
-        page.wait_for_selector("#new-capture")
+        # 4. A live capture from the form, opened from the brushed range's top destination
+        # (pre-filled, its size estimated from the rings), then given the test's own filter:
+        # progress pushed to its page, then its files.
+        page.goto(zoomed)
+        page.click('#top tr[data-key="%s"] a.live' % HITTER)
+        page.wait_for_selector(".estimate-result")
+        out["live_prefilled"] = [page.input_value("#f-filter"), page.input_value("#f-nodes")]
+        out["live_estimate"] = page.text_content(".estimate-result")
         page.fill("#f-nodes", NODES)
         page.fill("#f-filter", LIVE_FILTER)
         page.fill("#f-time_limit", "60")

@@ -255,6 +255,14 @@ fn the_dashboard_shows_the_labs_nodes_traffic_and_captures_in_a_real_browser() {
     expected.sort_unstable();
     assert_eq!(page_markers(&v["lookback_payloads"]), expected, "{v}");
 
+    // The live form from the top destination: pre-filled with it and the chart's nodes, its
+    // size estimated before anything starts.
+    assert_eq!(
+        v["live_prefilled"],
+        serde_json::json!([format!("dst host {origin0}"), "edge0,edge1"]),
+        "{v}"
+    );
+    assert!(s("live_estimate").starts_with("Estimate: "), "{v}");
     // A packet limit below the number of nodes the form selects: the server's refusal next
     // to the field, and no capture.
     assert!(
@@ -262,10 +270,10 @@ fn the_dashboard_shows_the_labs_nodes_traffic_and_captures_in_a_real_browser() {
             && s("limit_error").contains("2 selected nodes"),
         "{v}"
     );
-    assert_eq!(
-        s("url_after_limit_error"),
-        format!("{}/captures", fleet.url),
-        "{v}"
+    let stayed = s("url_after_limit_error");
+    assert!(
+        stayed.starts_with(&format!("{}/captures?", fleet.url)),
+        "the form stays: {v}"
     );
 
     // 4. The live capture: progress pushed into the page while it ran (one page load, its
