@@ -284,9 +284,12 @@ async fn the_dashboard_works_in_a_real_browser() {
     let server = tokio::spawn(edgecap_server::run(listener, h.state.clone(), async {
         let _ = stopped.await;
     }));
-    // Each node reports the last 2 minutes of traffic (rollups as agents send them): a
-    // steady rate to one destination each.
+    // Each node reports 2 minutes of traffic (rollups as agents send them): a steady rate to
+    // one destination each. They end on a boundary of the fleet page's 30 s steps (3 nodes),
+    // so its newest whole step with traffic is full whenever the browser looks, and the rate
+    // it shows is the node's own (a step half past the end would average in quiet seconds).
     let now = edgecap_server::clock::unix_now() as i64;
+    let end = (now - 1) - (now - 1).rem_euclid(30);
     let nodes = [
         ("ord01", "ORD", 50, "198.18.1.1"),
         ("ord02", "ORD", 20, "198.18.2.2"),
@@ -297,7 +300,7 @@ async fn the_dashboard_works_in_a_real_browser() {
         let (mut agent, _) = SimAgent::connect(&base, &h.agent_token, &hello)
             .await
             .unwrap();
-        let seconds: Vec<_> = (now - 121..now - 1)
+        let seconds: Vec<_> = (end - 120..end)
             .map(|t| crate::traffic::second(t, "pre-firewall", pps, dst))
             .collect();
         for chunk in seconds.chunks(edgecap_model::protocol::MAX_ROLLUP_SECONDS) {
@@ -310,7 +313,7 @@ async fn the_dashboard_works_in_a_real_browser() {
                 .filter
                 .as_deref()
                 .map(|f| edgecap_model::request::display_filter(f).unwrap());
-            (now - 121..now - 1)
+            (end - 120..end)
                 .map(|t| ring_sample(name, t, dst))
                 .filter(|s| (q.from_ns..q.to_ns).contains(&s.ts_ns))
                 .filter(|s| {
