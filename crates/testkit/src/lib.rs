@@ -11,6 +11,7 @@
 //! | [`root`] | [`root_or_skip`]: root-only tests skip outside CI and fail under `CI=true` |
 //! | [`readers`] | files read back with tshark and tcpdump: packets, fields |
 //! | [`pcapfile`] | capture files for uploads, written by edgecap's pcapng writer, and their check |
+//! | [`browser`] | the dashboard's browser tests: chromium and Playwright found, or skip (fail under `CI=true`) |
 //! | [`pki`] | [`TestPki`]: a CA, a server certificate for 127.0.0.1/localhost and an untrusted second CA, as PEM files (`rcgen`) |
 //!
 //! Failures panic with what went wrong: that is a failed test. A missing server program is a
@@ -18,6 +19,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test scaffolding: a panic is a failed test
 
 pub mod azurite;
+pub mod browser;
 pub mod http;
 pub mod pcapfile;
 pub mod pg;

@@ -26,6 +26,7 @@ mod across;
 mod bad_input;
 mod boundary;
 mod cli;
+mod dashboard;
 mod estimate;
 mod events;
 mod limits;

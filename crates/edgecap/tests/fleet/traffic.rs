@@ -14,14 +14,14 @@ use crate::capture_common::{Scratch, root_or_skip};
 use crate::harness::{Fleet, PORT, ServerOpts, edgecap};
 
 /// The test's counter table in the edge namespace; deleted on drop (and gone with the lab's
-/// namespace in any case).
-struct Truth {
+/// namespace in any case). Also the dashboard's lab test's truth (dashboard.rs).
+pub(crate) struct Truth {
     ns: String,
     table: String,
 }
 
 impl Truth {
-    fn install(ns: &str) -> Truth {
+    pub(crate) fn install(ns: &str) -> Truth {
         let table = format!("ec_truth_{}", std::process::id());
         let rules = format!(
             "table inet {table} {{\n counter seen {{}}\n chain c {{\n  type filter hook \
@@ -47,7 +47,8 @@ impl Truth {
         }
     }
 
-    fn packets(&self) -> u64 {
+    /// Every IPv4 and IPv6 packet the counter saw so far.
+    pub(crate) fn packets(&self) -> u64 {
         let out = Command::new("ip")
             .args([
                 "netns", "exec", &self.ns, "nft", "-j", "list", "counter", "inet",
@@ -74,7 +75,7 @@ impl Drop for Truth {
     }
 }
 
-fn unix() -> f64 {
+pub(crate) fn unix() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
@@ -82,7 +83,7 @@ fn unix() -> f64 {
 }
 
 /// Sleeps until 50 ms into the next whole second; that second.
-fn next_second() -> u64 {
+pub(crate) fn next_second() -> u64 {
     let now = unix();
     let next = now.floor() + 1.0;
     std::thread::sleep(Duration::from_secs_f64(next + 0.05 - now));

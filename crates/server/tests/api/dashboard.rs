@@ -271,28 +271,8 @@ async fn dashboard_sessions_act_for_their_account_and_end(b: Backend) {
     assert_eq!(header(&a, header::LOCATION), "/login");
 }
 
-/// The browser venv's python, or None (a note) outside CI.
-fn browser_python() -> Option<String> {
-    let python = std::env::var("EDGECAP_BROWSER_PYTHON")
-        .unwrap_or_else(|_| "/opt/edgecap-browser/bin/python".into());
-    let ready = Path::new("/usr/bin/chromium").exists()
-        && std::process::Command::new(&python)
-            .args(["-c", "import playwright.sync_api"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-    if ready {
-        return Some(python);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "/usr/bin/chromium or Playwright in {python} is missing (scripts/test installs them)"
-    );
-    eprintln!("note: chromium or Playwright is not installed; skipping the browser test");
-    None
-}
-
 async fn the_dashboard_works_in_a_real_browser() {
-    let Some(python) = browser_python() else {
+    let Some(python) = edgecap_testkit::browser::python() else {
         return;
     };
     let Some(h) = Harness::new(Backend::Sqlite).await else {
@@ -304,9 +284,12 @@ async fn the_dashboard_works_in_a_real_browser() {
     let server = tokio::spawn(edgecap_server::run(listener, h.state.clone(), async {
         let _ = stopped.await;
     }));
-    // Each node reports the last 2 minutes of traffic (rollups as agents send them): a
-    // steady rate to one destination each.
+    // Each node reports 2 minutes of traffic (rollups as agents send them): a steady rate to
+    // one destination each. They end on a boundary of the fleet page's 30 s steps (3 nodes),
+    // so its newest whole step with traffic is full whenever the browser looks, and the rate
+    // it shows is the node's own (a step half past the end would average in quiet seconds).
     let now = edgecap_server::clock::unix_now() as i64;
+    let end = (now - 1) - (now - 1).rem_euclid(30);
     let nodes = [
         ("ord01", "ORD", 50, "198.18.1.1"),
         ("ord02", "ORD", 20, "198.18.2.2"),
@@ -317,7 +300,7 @@ async fn the_dashboard_works_in_a_real_browser() {
         let (mut agent, _) = SimAgent::connect(&base, &h.agent_token, &hello)
             .await
             .unwrap();
-        let seconds: Vec<_> = (now - 121..now - 1)
+        let seconds: Vec<_> = (end - 120..end)
             .map(|t| crate::traffic::second(t, "pre-firewall", pps, dst))
             .collect();
         for chunk in seconds.chunks(edgecap_model::protocol::MAX_ROLLUP_SECONDS) {
@@ -330,7 +313,7 @@ async fn the_dashboard_works_in_a_real_browser() {
                 .filter
                 .as_deref()
                 .map(|f| edgecap_model::request::display_filter(f).unwrap());
-            (now - 121..now - 1)
+            (end - 120..end)
                 .map(|t| ring_sample(name, t, dst))
                 .filter(|s| (q.from_ns..q.to_ns).contains(&s.ts_ns))
                 .filter(|s| {
@@ -430,6 +413,21 @@ async fn the_dashboard_works_in_a_real_browser() {
         "ord01 sends 50/s: {v}"
     );
     assert!(s("zoomed_url").contains("since="), "the brush zooms: {v}");
+    // The chart's numbers, as its table writes them: ord01's 50 packets a second (a step only
+    // partly inside its 2 minutes shows less, none more).
+    let rates: Vec<f64> = v["chart_rates_ord01"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let t = t.as_str().unwrap();
+            t.strip_suffix(" pps").unwrap_or(t).parse().unwrap()
+        })
+        .collect();
+    assert!(
+        rates.contains(&50.0) && rates.iter().all(|r| *r <= 50.0),
+        "{v}"
+    );
     assert!(
         s("lookback_url").starts_with(&format!("{base}/captures/")),
         "{v}"

@@ -101,11 +101,12 @@ with sync_playwright() as p:
         "#chart polyline[data-series]", "ls => ls.map(l => l.dataset.series)")
     out["hitters"] = page.eval_on_selector_all(
         "#top tbody tr[data-key]", "rows => rows.map(r => r.dataset.key)")
-    # Brush the last ~2.5 minutes of the hour to zoom in (a look-back reaches at most the
-    # account's time limit).
+    # Brush the last ~3.5 minutes of the hour to zoom in (a look-back reaches at most the
+    # account's time limit, 5 minutes): over 100 of the sampled seconds, which may have ended
+    # up to half a minute before the test started.
     box = page.locator("#chart svg").bounding_box()
     y = box["y"] + box["height"] / 2
-    page.mouse.move(box["x"] + box["width"] * 0.955, y)
+    page.mouse.move(box["x"] + box["width"] * 0.94, y)
     page.mouse.down()
     page.mouse.move(box["x"] + box["width"] * 0.999, y, steps=5)
     page.mouse.up()
@@ -114,6 +115,11 @@ with sync_playwright() as p:
     page.wait_for_selector("#chart polyline[data-series]")
     zoomed = page.url
     shot(page, "traffic")
+    # The chart's numbers as a table (opened: built on demand).
+    page.click("#chart-data summary")
+    page.wait_for_selector("#chart-data tbody tr")
+    out["chart_rates_ord01"] = page.eval_on_selector_all(
+        '#chart-data tbody tr[data-series="ord01"] td.pps', "tds => tds.map(t => t.textContent)")
     top = '#top tr[data-key="198.18.1.1"]'
     page.click(top + " button.lookback")
     try:

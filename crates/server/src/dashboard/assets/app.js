@@ -395,7 +395,7 @@
 
   function chart(t, since, until, zoom) {
     const W = 900, H = 260, L = 60, B = 24;
-    const s = svg('svg', { viewBox: '0 0 ' + W + ' ' + H, class: 'chart', role: 'img' });
+    const s = svg('svg', { viewBox: '0 0 ' + W + ' ' + H, class: 'chart', role: 'img', 'aria-label': 'Packet rates over time; the chart\u2019s numbers are in the table below it' });
     const ts = (p) => Date.parse(p.t) / 1000;
     let max = 0;
     for (const se of t.series) for (const p of se.points) max = Math.max(max, p.packets_per_second);
@@ -443,7 +443,29 @@
       from = null;
       if (b - a >= 10) zoom(a, b);
     });
-    return el('div', {}, s, legend, t.series.length ? null : el('p', { class: 'muted', text: 'No traffic in this range.' }));
+    return el('div', {}, s, legend, t.series.length ? null : el('p', { class: 'muted', text: 'No traffic in this range.' }),
+      t.series.length ? chartTable(t) : null);
+  }
+
+  // The chart's numbers as a table (for screen readers, copying, and exact values): one row
+  // per series and step, built when first opened (an answer holds at most TOTAL_POINTS).
+  function chartTable(t) {
+    const body = el('tbody', {});
+    const box = el('details', { id: 'chart-data' },
+      el('summary', { text: 'The chart\u2019s numbers (' + t.step + ' s a step)' }),
+      el('table', {},
+        el('thead', {}, el('tr', {}, ['Series', 'Step from (UTC)', 'Packets', 'Rate', 'Bit rate'].map((h) => el('th', { text: h })))),
+        body));
+    box.addEventListener('toggle', () => {
+      if (!box.open || body.childElementCount) return;
+      body.append(...t.series.flatMap((se) => se.points.map((p) => el('tr', { 'data-series': se.key || 'all', 'data-t': Date.parse(p.t) / 1000 },
+        el('td', { text: se.key || 'all' }),
+        el('td', { text: p.t.replace('T', ' ').replace('Z', '') }),
+        el('td', { class: 'num packets', text: p.packets.toLocaleString() }),
+        el('td', { class: 'num pps', text: rate(p.packets_per_second) }),
+        el('td', { class: 'num bps', text: bits(p.bits_per_second) })))));
+    });
+    return box;
   }
 
   function hitterFilter(by, key) {

@@ -185,7 +185,7 @@ fn flood_signature<T: serde::de::DeserializeOwned>(rule: &str) -> T {
 /// signature's rule; the traffic chart marks it and the marker leads to it; another account
 /// sees neither.
 async fn the_events_page_works_in_a_real_browser() {
-    let Some(python) = super::browser_python() else {
+    let Some(python) = edgecap_testkit::browser::python() else {
         return;
     };
     let Some((h, s)) = setup(Backend::Sqlite).await else {
