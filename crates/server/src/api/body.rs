@@ -116,42 +116,134 @@ impl JsonBody {
     }
 }
 
-/// Reads `?page=&per_page=` style parameters: each known one at most once, a whole number in
-/// `1..=max`; anything else is a 400 naming the parameter.
+/// The one check of a query string's names: each parameter must be one of `known` and appear
+/// at most once. `each` reads the value of every accepted one (its name as in `known`), in
+/// query order; an unknown or repeated parameter, or a value `each` refuses, is an error
+/// naming it, and all of them come back together in one 400, in query order.
+pub fn known_once<'k>(
+    query: &[(String, String)],
+    known: &[&'k str],
+    mut each: impl FnMut(&'k str, &str) -> Result<(), HttpError>,
+) -> Result<(), HttpError> {
+    let mut errs = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for (k, v) in query {
+        let Some(&name) = known.iter().find(|n| **n == k) else {
+            errs.push(edgecap_model::ApiError::field(
+                k,
+                format!("unknown query parameter (known: {})", known.join(", ")),
+            ));
+            continue;
+        };
+        if seen.contains(&name) {
+            errs.push(edgecap_model::ApiError::field(name, "given more than once"));
+            continue;
+        }
+        seen.push(name);
+        if let Err(e) = each(name, v) {
+            errs.extend(e.errors);
+        }
+    }
+    if errs.is_empty() {
+        Ok(())
+    } else {
+        Err(HttpError::bad_request(errs))
+    }
+}
+
+/// A query value that must be a whole number in `lo..=hi`; else a 400 naming `name`.
+pub fn whole_number(name: &str, v: &str, lo: u64, hi: u64) -> Result<u64, HttpError> {
+    match v.parse::<u64>() {
+        Ok(n) if (lo..=hi).contains(&n) => Ok(n),
+        _ => Err(HttpError::field(
+            name,
+            format!("{v:?} is not a whole number in {lo}-{hi}"),
+        )),
+    }
+}
+
+/// Reads `?page=&per_page=` style parameters (`known`: name, default, largest): each known
+/// one at most once ([`known_once`]), a whole number in `1..=max`; anything else is a 400
+/// naming the parameter.
 pub fn numbers(
     query: &[(String, String)],
     known: &[(&str, u64, u64)],
 ) -> Result<Vec<u64>, HttpError> {
     let mut out: Vec<u64> = known.iter().map(|k| k.1).collect();
-    let mut errs = Vec::new();
-    let mut seen = Vec::new();
-    for (k, v) in query {
-        let Some(i) = known.iter().position(|(name, _, _)| name == k) else {
-            let names: Vec<&str> = known.iter().map(|k| k.0).collect();
-            errs.push(edgecap_model::ApiError::field(
-                k,
-                format!("unknown query parameter (known: {})", names.join(", ")),
-            ));
-            continue;
-        };
-        if seen.contains(&i) {
-            errs.push(edgecap_model::ApiError::field(k, "given more than once"));
-            continue;
-        }
-        seen.push(i);
-        let max = known[i].2;
-        match v.parse::<u64>() {
-            Ok(n) if (1..=max).contains(&n) => out[i] = n,
-            _ => errs.push(edgecap_model::ApiError::field(
-                k,
-                format!("{v:?} is not a whole number in 1-{max}"),
-            )),
-        }
+    let names: Vec<&str> = known.iter().map(|k| k.0).collect();
+    known_once(query, &names, |name, v| {
+        let i = names.iter().position(|n| *n == name).unwrap_or_default();
+        out[i] = whole_number(name, v, 1, known[i].2)?;
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
     }
-    if errs.is_empty() {
-        Ok(out)
-    } else {
-        Err(HttpError::bad_request(errs))
+
+    fn messages(e: HttpError) -> Vec<String> {
+        e.errors.into_iter().map(|e| e.message).collect()
+    }
+
+    #[test]
+    fn unknown_and_repeated_parameters_are_named_together_in_query_order() {
+        let mut got = Vec::new();
+        let e = known_once(
+            &q(&[("b", "1"), ("x", "2"), ("b", "3"), ("a", "bad"), ("a", "4")]),
+            &["a", "b"],
+            |name, v| {
+                got.push((name, v.to_owned()));
+                match v {
+                    "bad" => Err(HttpError::field(name, "not good")),
+                    _ => Ok(()),
+                }
+            },
+        )
+        .unwrap_err();
+        assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        assert_eq!(
+            messages(e),
+            [
+                "x: unknown query parameter (known: a, b)",
+                "b: given more than once",
+                "a: not good",
+                "a: given more than once",
+            ]
+        );
+        assert_eq!(got, [("b", "1".to_owned()), ("a", "bad".to_owned())]);
+        assert!(known_once(&q(&[("a", "1"), ("b", "1")]), &["a", "b"], |_, _| Ok(())).is_ok());
+        assert!(known_once(&[], &["a"], |_, _| Ok(())).is_ok());
+    }
+
+    #[test]
+    fn numbers_have_defaults_and_bounds() {
+        let known = [("page", 1, 1_000_000), ("per_page", 50, 1000)];
+        assert_eq!(numbers(&[], &known).unwrap(), [1, 50]);
+        assert_eq!(
+            numbers(&q(&[("per_page", "1000"), ("page", "3")]), &known).unwrap(),
+            [3, 1000]
+        );
+        let e = numbers(
+            &q(&[("per_page", "1001"), ("page", "0"), ("page", "2")]),
+            &known,
+        );
+        assert_eq!(
+            messages(e.unwrap_err()),
+            [
+                "per_page: \"1001\" is not a whole number in 1-1000",
+                "page: \"0\" is not a whole number in 1-1000000",
+                "page: given more than once",
+            ]
+        );
     }
 }
 

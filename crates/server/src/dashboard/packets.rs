@@ -22,14 +22,14 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::response::Response;
 use edgecap_filter::ir::Conjunction;
-use edgecap_model::{ApiError, Capture};
+use edgecap_model::Capture;
 use edgecap_pcap::dissect::{Dissection, dissect, hex_dump};
 use edgecap_pcap::read::{Packet, Reader};
 use edgecap_store::{Destination, ObjectReader, Store};
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::api::body::{PathId, ok};
+use crate::api::body::{PathId, known_once, ok, whole_number};
 use crate::auth::Caller;
 use crate::clock;
 use crate::credentials::samples_context;
@@ -65,44 +65,18 @@ fn ask(q: &[(String, String)]) -> Result<Ask, HttpError> {
         limit: PAGE,
         ..Ask::default()
     };
-    let mut errs = Vec::new();
-    let mut seen: Vec<&str> = Vec::new();
-    for (k, v) in q {
-        let Some(&name) = KNOWN.iter().find(|n| **n == k) else {
-            errs.push(ApiError::field(
-                k,
-                format!("unknown query parameter (known: {})", KNOWN.join(", ")),
-            ));
-            continue;
-        };
-        if seen.contains(&name) {
-            errs.push(ApiError::field(name, "given more than once"));
-            continue;
-        }
-        seen.push(name);
-        let number = |lo: u64, hi: u64, errs: &mut Vec<ApiError>| match v.parse::<u64>() {
-            Ok(n) if (lo..=hi).contains(&n) => Some(n),
-            _ => {
-                errs.push(ApiError::field(
-                    name,
-                    format!("{v:?} is not a whole number in {lo}-{hi}"),
-                ));
-                None
-            }
-        };
+    let text = |v: &str| Some(v.trim().to_owned()).filter(|f| !f.is_empty());
+    known_once(q, KNOWN, |name, v| {
         match name {
-            "filter" => a.filter = Some(v.trim().to_owned()).filter(|f| !f.is_empty()),
-            "file" => a.file = Some(v.trim().to_owned()).filter(|f| !f.is_empty()),
-            "offset" => a.offset = number(0, MAX_SCANNED_PACKETS, &mut errs).unwrap_or(0),
-            "limit" => a.limit = number(1, MAX_PAGE, &mut errs).unwrap_or(PAGE),
-            _ => a.packet = number(0, MAX_SCANNED_PACKETS - 1, &mut errs),
+            "filter" => a.filter = text(v),
+            "file" => a.file = text(v),
+            "offset" => a.offset = whole_number(name, v, 0, MAX_SCANNED_PACKETS)?,
+            "limit" => a.limit = whole_number(name, v, 1, MAX_PAGE)?,
+            _ => a.packet = Some(whole_number(name, v, 0, MAX_SCANNED_PACKETS - 1)?),
         }
-    }
-    if errs.is_empty() {
-        Ok(a)
-    } else {
-        Err(HttpError::bad_request(errs))
-    }
+        Ok(())
+    })?;
+    Ok(a)
 }
 
 /// One file the view can read.
