@@ -307,7 +307,9 @@ fn rfc(t: i64) -> String {
     edgecap_model::ids::rfc3339(t as f64)
 }
 
-/// A page of the account's events, newest first, and how many match in all.
+/// A page of the account's events, newest first, and how many match in all; read in one
+/// [`Db::begin_read`] transaction, so the count, the page and each event's nodes and firings
+/// are of one moment.
 pub async fn list(
     db: &Db,
     account_id: &str,
@@ -341,7 +343,8 @@ pub async fn list(
             Bind::Int(i) => q.bind(*i),
         };
     }
-    let total = q.fetch_one(&db.pool).await?;
+    let mut tx = db.begin_read().await?;
+    let total = q.fetch_one(&mut *tx).await?;
     let sql = format!(
         "SELECT {EVENT_COLUMNS} FROM events WHERE {cond}
          ORDER BY started DESC, id DESC LIMIT ${} OFFSET ${}",
@@ -358,9 +361,10 @@ pub async fn list(
     let rows = q
         .bind(to_i64(limit))
         .bind(to_i64(offset))
-        .fetch_all(&db.pool)
+        .fetch_all(&mut *tx)
         .await?;
-    let events = views(db, &rows).await?;
+    let events = views(&mut tx, &rows).await?;
+    tx.commit().await?;
     Ok((events, to_u64(total)))
 }
 
@@ -372,20 +376,24 @@ enum Bind {
 const EVENT_COLUMNS: &str = "id, trigger_id, trigger_name, event_key, started, last_at, peak, \
                              signature, created";
 
-/// One of the account's events (None: none, or another account's).
+/// One of the account's events (None: none, or another account's), read in one
+/// [`Db::begin_read`] transaction with its nodes and firings.
 pub async fn get(db: &Db, account_id: &str, id: &str) -> Result<Option<Value>> {
     let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = $1 AND account_id = $2");
+    let mut tx = db.begin_read().await?;
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .bind(account_id)
-        .fetch_all(&db.pool)
+        .fetch_all(&mut *tx)
         .await?;
-    Ok(views(db, &rows).await?.pop())
+    let event = views(&mut tx, &rows).await?.pop();
+    tx.commit().await?;
+    Ok(event)
 }
 
 /// The events of `rows` as the API shows them, with their nodes, captures (status and file
-/// from the capture's part) and refusals.
-async fn views(db: &Db, rows: &[sqlx::any::AnyRow]) -> Result<Vec<Value>> {
+/// from the capture's part) and refusals, read on `conn` (the caller's read transaction).
+async fn views(conn: &mut AnyConnection, rows: &[sqlx::any::AnyRow]) -> Result<Vec<Value>> {
     if rows.is_empty() {
         return Ok(vec![]);
     }
@@ -404,7 +412,7 @@ async fn views(db: &Db, rows: &[sqlx::any::AnyRow]) -> Result<Vec<Value>> {
     for id in &ids {
         q = q.bind(id.clone());
     }
-    for r in q.fetch_all(&db.pool).await? {
+    for r in q.fetch_all(&mut *conn).await? {
         let ended: Option<i64> = r.try_get("ended")?;
         let v = json!({
             "node": r.try_get::<String, _>("node")?,
@@ -431,7 +439,7 @@ async fn views(db: &Db, rows: &[sqlx::any::AnyRow]) -> Result<Vec<Value>> {
     for id in &ids {
         q = q.bind(id.clone());
     }
-    for r in q.fetch_all(&db.pool).await? {
+    for r in q.fetch_all(&mut *conn).await? {
         let event: String = r.try_get("event_id")?;
         let at = rfc(r.try_get("at")?);
         let node: String = r.try_get("node")?;

@@ -139,6 +139,23 @@ impl Db {
         )
     }
 
+    /// A read transaction: every statement in it sees the database as of its first read,
+    /// so what several statements read together (a row and its children, a count and a
+    /// page) is never half of a concurrent write. PostgreSQL: `REPEATABLE READ READ ONLY`
+    /// (one snapshot for the transaction); SQLite: a deferred transaction, whose first read
+    /// takes a snapshot of the WAL that it keeps until it ends, beside the writer. End it
+    /// with `commit` (or drop it).
+    pub async fn begin_read(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN DEFERRED").await?,
+            Backend::Postgres => {
+                self.pool
+                    .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await?
+            }
+        })
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }
