@@ -162,28 +162,115 @@ pub fn whole_number(name: &str, v: &str, lo: u64, hi: u64) -> Result<u64, HttpEr
     }
 }
 
-/// Reads `?page=&per_page=` style parameters (`known`: name, default, largest): each known
-/// one at most once ([`known_once`]), a whole number in `1..=max`; anything else is a 400
-/// naming the parameter.
-pub fn numbers(
-    query: &[(String, String)],
-    known: &[(&str, u64, u64)],
-) -> Result<Vec<u64>, HttpError> {
-    let mut out: Vec<u64> = known.iter().map(|k| k.1).collect();
-    let names: Vec<&str> = known.iter().map(|k| k.0).collect();
-    known_once(query, &names, |name, v| {
-        let i = names.iter().position(|n| *n == name).unwrap_or_default();
-        out[i] = whole_number(name, v, 1, known[i].2)?;
-        Ok(())
-    })?;
-    Ok(out)
+/// Most pages a list answers (`page`).
+pub const MAX_PAGE: u64 = 1_000_000;
+/// Items a page holds unless `per_page` says otherwise (Cloudflare's page).
+pub const PER_PAGE: u64 = 50;
+/// The largest `per_page` of every list (`/pcaps`, `/events`).
+pub const MAX_PER_PAGE: u64 = 1000;
+
+/// `?page=&per_page=` of a list: their defaults and bounds, and the `result_info` of the
+/// answer, for every list the API pages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Paging {
+    /// From 1.
+    pub page: u64,
+    pub per_page: u64,
+}
+
+impl Default for Paging {
+    fn default() -> Self {
+        Paging {
+            page: 1,
+            per_page: PER_PAGE,
+        }
+    }
+}
+
+impl Paging {
+    /// The names [`Paging::read`] takes, for [`known_once`].
+    pub const PARAMS: [&'static str; 2] = ["page", "per_page"];
+
+    /// Reads `page` (1 to [`MAX_PAGE`]) or `per_page` (1 to [`MAX_PER_PAGE`]); a bad value
+    /// is a 400 naming it. Any other name is not paging: false.
+    pub fn read(&mut self, name: &str, v: &str) -> Result<bool, HttpError> {
+        match name {
+            "page" => self.page = whole_number(name, v, 1, MAX_PAGE)?,
+            "per_page" => self.per_page = whole_number(name, v, 1, MAX_PER_PAGE)?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// A query of paging parameters only.
+    pub fn from_query(query: &[(String, String)]) -> Result<Paging, HttpError> {
+        let mut p = Paging::default();
+        known_once(query, &Self::PARAMS, |name, v| p.read(name, v).map(|_| ()))?;
+        Ok(p)
+    }
+
+    /// Items before this page.
+    pub fn offset(&self) -> u64 {
+        (self.page - 1).saturating_mul(self.per_page)
+    }
+
+    /// The envelope of a page `list` of `total` items, with its `result_info`.
+    pub fn answer<T: Serialize>(&self, list: &[T], total: u64) -> Response {
+        let mut envelope = serde_json::to_value(Envelope::ok(list)).unwrap_or_default();
+        envelope["result_info"] = serde_json::json!({
+            "page": self.page, "per_page": self.per_page, "count": list.len(),
+            "total_count": total,
+        });
+        axum::Json(envelope).into_response()
+    }
+}
+
+/// `{result, success, errors, messages}` with a result.
+pub fn ok<T: Serialize>(result: T) -> Response {
+    axum::Json(Envelope::ok(result)).into_response()
+}
+
+/// A 32-hex-digit id from the path, lower-cased; else a 400 naming `field` (`pcap_id`, ...)
+/// and saying what it should have been (`a capture id`).
+pub fn path_id(id: &str, field: &str, what: &str) -> Result<String, HttpError> {
+    if edgecap_model::ids::is_id(id) {
+        Ok(id.to_ascii_lowercase())
+    } else {
+        Err(HttpError::field(
+            field,
+            format!("{id:?} is not {what} (32 hex digits)"),
+        ))
+    }
+}
+
+/// The id at the end of the path (`pcap_id` or `ownership_id`), as typed.
+#[derive(Debug)]
+pub struct PathId(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PathId {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, HttpError> {
+        let params = axum::extract::RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|e| HttpError::field("path", e.body_text()))?;
+        params
+            .iter()
+            .find(|(k, _)| k.ends_with("_id") && *k != "account_id")
+            .map(|(_, v)| PathId(v.to_owned()))
+            .ok_or_else(|| HttpError::field("path", "no id in the path"))
+    }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    /// A query string's pairs.
+    pub(crate) fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -225,17 +312,12 @@ mod tests {
     }
 
     #[test]
-    fn numbers_have_defaults_and_bounds() {
-        let known = [("page", 1, 1_000_000), ("per_page", 50, 1000)];
-        assert_eq!(numbers(&[], &known).unwrap(), [1, 50]);
-        assert_eq!(
-            numbers(&q(&[("per_page", "1000"), ("page", "3")]), &known).unwrap(),
-            [3, 1000]
-        );
-        let e = numbers(
-            &q(&[("per_page", "1001"), ("page", "0"), ("page", "2")]),
-            &known,
-        );
+    fn paging_has_defaults_and_bounds() {
+        assert_eq!(Paging::from_query(&[]).unwrap(), Paging::default());
+        assert_eq!(Paging::default().offset(), 0);
+        let p = Paging::from_query(&q(&[("per_page", "1000"), ("page", "3")])).unwrap();
+        assert_eq!((p.page, p.per_page, p.offset()), (3, 1000, 2000));
+        let e = Paging::from_query(&q(&[("per_page", "1001"), ("page", "0"), ("page", "2")]));
         assert_eq!(
             messages(e.unwrap_err()),
             [
@@ -244,45 +326,8 @@ mod tests {
                 "page: given more than once",
             ]
         );
-    }
-}
-
-/// `{result, success, errors, messages}` with a result.
-pub fn ok<T: Serialize>(result: T) -> Response {
-    axum::Json(Envelope::ok(result)).into_response()
-}
-
-/// A 32-hex-digit id from the path, lower-cased; else a 400 naming `field` (`pcap_id`, ...)
-/// and saying what it should have been (`a capture id`).
-pub fn path_id(id: &str, field: &str, what: &str) -> Result<String, HttpError> {
-    if edgecap_model::ids::is_id(id) {
-        Ok(id.to_ascii_lowercase())
-    } else {
-        Err(HttpError::field(
-            field,
-            format!("{id:?} is not {what} (32 hex digits)"),
-        ))
-    }
-}
-
-/// The id at the end of the path (`pcap_id` or `ownership_id`), as typed.
-#[derive(Debug)]
-pub struct PathId(pub String);
-
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PathId {
-    type Rejection = HttpError;
-
-    async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
-        state: &S,
-    ) -> Result<Self, HttpError> {
-        let params = axum::extract::RawPathParams::from_request_parts(parts, state)
-            .await
-            .map_err(|e| HttpError::field("path", e.body_text()))?;
-        params
-            .iter()
-            .find(|(k, _)| k.ends_with("_id") && *k != "account_id")
-            .map(|(_, v)| PathId(v.to_owned()))
-            .ok_or_else(|| HttpError::field("path", "no id in the path"))
+        let mut p = Paging::default();
+        assert!(!p.read("since", "1").unwrap(), "not a paging parameter");
+        assert_eq!(p, Paging::default());
     }
 }

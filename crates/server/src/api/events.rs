@@ -6,19 +6,14 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::response::{IntoResponse, Response};
-use edgecap_model::Envelope;
-use serde_json::json;
+use axum::response::Response;
 
-use super::body::{PathId, known_once, ok, path_id, whole_number};
+use super::body::{Paging, PathId, known_once, ok, path_id};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::db::events::{self, Filter};
 use crate::error::HttpError;
 use crate::rollups::query::parse_time;
-
-/// Most events a page holds.
-pub const MAX_PER_PAGE: u64 = 1000;
 
 /// `GET /events?since=&until=&trigger_id=&page=&per_page=`: events that started in
 /// `[since, until)` (RFC 3339, unix seconds, `now` or `-<duration>`), of one trigger if given,
@@ -31,7 +26,7 @@ pub async fn list(
     let Query(query) = query.map_err(|e| HttpError::field("query", e.body_text()))?;
     let now = crate::clock::unix_now().max(0.0) as i64;
     let (mut since, mut until, mut trigger_id) = (None, None, None);
-    let (mut page, mut per_page) = (1, 50);
+    let mut paging = Paging::default();
     let time = |field: &str, v: &str| parse_time(field, v, now).map(|t| Some(t.max(0) as u64));
     let read = known_once(
         &query,
@@ -49,8 +44,9 @@ pub async fn list(
                         format!("{v:?} is not a trigger id (32 hex digits)"),
                     ));
                 }
-                "page" => page = whole_number(name, v, 1, 1_000_000)?,
-                _ => per_page = whole_number(name, v, 1, MAX_PER_PAGE)?,
+                _ => {
+                    paging.read(name, v)?;
+                }
             }
             Ok(())
         },
@@ -76,15 +72,11 @@ pub async fn list(
         &state.db,
         &caller.account.id,
         &filter,
-        (page - 1) * per_page,
-        per_page,
+        paging.offset(),
+        paging.per_page,
     )
     .await?;
-    let mut envelope = serde_json::to_value(Envelope::ok(&list)).unwrap_or_default();
-    envelope["result_info"] = json!({
-        "page": page, "per_page": per_page, "count": list.len(), "total_count": total,
-    });
-    Ok(axum::Json(envelope).into_response())
+    Ok(paging.answer(&list, total))
 }
 
 /// `GET /events/{event_id}`.

@@ -377,14 +377,8 @@ pub async fn packets(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::body::tests::q;
     use edgecap_pcap::{Format, Interface, Section, Writer};
-
-    fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
 
     #[test]
     fn the_query_is_read_with_its_bounds_named() {
