@@ -556,15 +556,20 @@ mod tests {
         assert_eq!(s.rows.len(), 2, "the filter sees the IP packets: {s:?}");
         assert_eq!(s.rows[0]["dst_port"], 80);
         assert_eq!(s.rows[0]["payload"], "MARK-0");
-        let a = Ask {
-            packet: Some(1),
-            limit: PAGE,
-            ..Ask::default()
-        };
-        let d = scan(&f[..], None, &a).unwrap().detail.unwrap();
+        let d = packet_detail(&f, 1);
         let layers = layer_names(&d);
         assert!(layers.ends_with(&["IPv4", "UDP"]), "{layers:?}");
         assert_eq!(d["packet"]["src"], "198.18.0.1");
+    }
+
+    /// Packet `n`'s detail (tree and hex), unfiltered.
+    fn packet_detail(f: &[u8], n: u64) -> Value {
+        let a = Ask {
+            packet: Some(n),
+            limit: PAGE,
+            ..Ask::default()
+        };
+        scan(f, None, &a).unwrap().detail.unwrap()
     }
 
     fn page(f: &[u8], filter: Option<&str>, offset: u64, limit: u64) -> Scan {
@@ -604,12 +609,7 @@ mod tests {
         assert_eq!(s.rows.len(), 1);
         assert!(!s.more);
         // One packet's tree and hex.
-        let a = Ask {
-            packet: Some(3),
-            limit: PAGE,
-            ..Ask::default()
-        };
-        let d = scan(&f[..], None, &a).unwrap().detail.unwrap();
+        let d = packet_detail(&f, 3);
         let layers = layer_names(&d);
         assert_eq!(layers, ["IPv4", "UDP"]);
         assert!(
