@@ -265,6 +265,26 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PathId {
     }
 }
 
+/// The query string as name-value pairs, in order (read them with [`known_once`]); one that
+/// does not parse is a 400 naming `query`.
+#[derive(Debug)]
+pub struct QueryPairs(pub Vec<(String, String)>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for QueryPairs {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, HttpError> {
+        let axum::extract::Query(q) =
+            axum::extract::Query::<Vec<(String, String)>>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| HttpError::field("query", e.body_text()))?;
+        Ok(QueryPairs(q))
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -309,6 +329,22 @@ pub(crate) mod tests {
         assert_eq!(got, [("b", "1".to_owned()), ("a", "bad".to_owned())]);
         assert!(known_once(&q(&[("a", "1"), ("b", "1")]), &["a", "b"], |_, _| Ok(())).is_ok());
         assert!(known_once(&[], &["a"], |_, _| Ok(())).is_ok());
+    }
+
+    #[tokio::test]
+    async fn the_query_string_is_read_as_pairs_in_order() {
+        use axum::extract::FromRequestParts;
+        let req = axum::http::Request::get("/x?page=2&filter=udp%20port%2053&page=3")
+            .body(())
+            .unwrap();
+        let (mut parts, ()) = req.into_parts();
+        let QueryPairs(got) = QueryPairs::from_request_parts(&mut parts, &())
+            .await
+            .unwrap();
+        assert_eq!(
+            got,
+            q(&[("page", "2"), ("filter", "udp port 53"), ("page", "3")])
+        );
     }
 
     #[test]

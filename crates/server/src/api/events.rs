@@ -4,11 +4,10 @@
 //! Recorded by the hub from the agents' reports (`hub/firings.rs`); an account sees only its
 //! own.
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::Response;
 
-use super::body::{Paging, PathId, known_once, ok, path_id};
+use super::body::{Paging, PathId, QueryPairs, known_once, ok, path_id};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::db::events::{self, Filter};
@@ -21,9 +20,8 @@ use crate::rollups::query::parse_time;
 pub async fn list(
     caller: Caller,
     State(state): State<AppState>,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    QueryPairs(query): QueryPairs,
 ) -> Result<Response, HttpError> {
-    let Query(query) = query.map_err(|e| HttpError::field("query", e.body_text()))?;
     let now = crate::clock::unix_now().max(0.0) as i64;
     let (mut since, mut until, mut trigger_id) = (None, None, None);
     let mut paging = Paging::default();

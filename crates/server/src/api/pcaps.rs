@@ -1,11 +1,10 @@
 //! `/client/v4/accounts/{account_id}/pcaps`: create, list, get, stop, download.
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::Response;
 use edgecap_model::{Capture, SecretJson, Status, split_limit, validate_create};
 
-use super::body::{JsonBody, Paging, PathId, ok};
+use super::body::{JsonBody, Paging, PathId, QueryPairs, ok};
 use super::select::select;
 use crate::AppState;
 use crate::auth::Caller;
@@ -142,9 +141,8 @@ pub async fn quotas(caller: Caller, State(state): State<AppState>) -> Result<Res
 pub async fn list(
     caller: Caller,
     State(state): State<AppState>,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    QueryPairs(query): QueryPairs,
 ) -> Result<Response, HttpError> {
-    let Query(query) = query.map_err(|e| HttpError::field("query", e.body_text()))?;
     let paging = Paging::from_query(&query)?;
     let (mut list, total) = captures::list(
         &state.db,

@@ -18,8 +18,7 @@
 
 use std::io::{BufReader, Read};
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::Response;
 use edgecap_filter::ir::Conjunction;
 use edgecap_model::Capture;
@@ -29,7 +28,7 @@ use edgecap_store::{Destination, ObjectReader, Store};
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::api::body::{PathId, known_once, ok, whole_number};
+use crate::api::body::{PathId, QueryPairs, known_once, ok, whole_number};
 use crate::auth::Caller;
 use crate::clock;
 use crate::credentials::samples_context;
@@ -284,9 +283,8 @@ pub async fn packets(
     caller: Caller,
     State(state): State<AppState>,
     PathId(id): PathId,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    QueryPairs(q): QueryPairs,
 ) -> Result<Response, HttpError> {
-    let Query(q) = q.map_err(|e| HttpError::field("query", e.body_text()))?;
     let a = ask(&q)?;
     let rules = a
         .filter
