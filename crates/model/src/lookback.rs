@@ -39,6 +39,30 @@ pub struct RingQuery {
     pub limit: u64,
 }
 
+impl RingQuery {
+    /// The question a create request asks of the rings (an estimate's, `limit: 0`, or a
+    /// look-back capture's): its filter fields and points, inside `prefixes` (the account's,
+    /// when restricted), over `[from_ns, to_ns)`. The query id is set per node when sent.
+    pub fn of_request(
+        req: &crate::CreateRequest,
+        prefixes: Option<Vec<String>>,
+        from_ns: u64,
+        to_ns: u64,
+        limit: u64,
+    ) -> RingQuery {
+        RingQuery {
+            query_id: String::new(),
+            filter_v1: req.filter_v1.clone(),
+            filter: req.filter.clone(),
+            prefixes,
+            points: req.points.clone(),
+            from_ns,
+            to_ns,
+            limit,
+        }
+    }
+}
+
 /// One sample in an answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WireSample {
@@ -120,6 +144,22 @@ pub fn unhex(s: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_requests_ring_query_carries_its_filters_points_and_prefixes() {
+        let body = serde_json::json!({"type": "simple", "system": "magic-transit",
+            "time_limit": 60, "packet_limit": 10, "points": ["pre-firewall", "ingress"],
+            "filter_v1": {"destination_port": 53}, "filter": "udp"});
+        let req = crate::validate_create(&body, &crate::AccountLimits::default()).unwrap();
+        let prefixes = Some(vec!["198.18.0.0/24".to_owned()]);
+        let q = RingQuery::of_request(&req, prefixes.clone(), 5, 9, 10);
+        assert_eq!(q.filter_v1["destination_port"], 53);
+        assert_eq!(q.filter.as_deref(), Some("udp"));
+        assert_eq!(q.points, ["pre-firewall", "ingress"]);
+        assert_eq!(q.prefixes, prefixes);
+        assert_eq!((q.from_ns, q.to_ns, q.limit), (5, 9, 10));
+        assert!(q.query_id.is_empty(), "set per node when sent");
+    }
 
     #[test]
     fn hex_round_trips_and_refuses_what_is_not_hex() {

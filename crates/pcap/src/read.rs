@@ -174,6 +174,7 @@ impl<R: Read> Reader<R> {
             data,
             ip: ip_packet(info.linktype, data, info.byte_order),
             direction: m.direction,
+            byte_order: info.byte_order,
         }))
     }
 

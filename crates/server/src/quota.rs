@@ -275,7 +275,7 @@ pub fn check_simple(q: &Quotas, granted: &[f64], now: f64) -> Option<Refusal> {
 /// burst through any number of replicas gets exactly the limit. The rows of requests older
 /// than the minute are deleted on the way.
 pub async fn admit_simple(db: &Db, account_id: &str) -> Result<(), HttpError> {
-    let mut tx = begin_write(db).await?;
+    let mut tx = db.begin_write().await?;
     if db.backend == Backend::Postgres {
         sqlx::query("SELECT id FROM accounts WHERE id = $1 FOR UPDATE")
             .bind(account_id)
@@ -375,7 +375,7 @@ pub async fn create(
     let mut nodes: Vec<String> = c.parts.iter().map(|p| p.node.clone()).collect();
     nodes.sort();
     nodes.dedup();
-    let mut tx = begin_write(db).await?;
+    let mut tx = db.begin_write().await?;
     if db.backend == Backend::Postgres {
         sqlx::query("SELECT id FROM accounts WHERE id = $1 FOR UPDATE")
             .bind(c.account_id)
@@ -419,16 +419,6 @@ pub async fn create(
         .await?;
     tx.commit().await?;
     Ok(())
-}
-
-/// A transaction that reads, then writes. On SQLite it takes the write lock first (`BEGIN
-/// IMMEDIATE`, waiting up to the busy timeout): two such transactions never both read before
-/// either writes, and none fails upgrading its read lock while another writes.
-async fn begin_write(db: &Db) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
-    Ok(match db.backend {
-        Backend::Sqlite => db.pool.begin_with("BEGIN IMMEDIATE").await?,
-        Backend::Postgres => db.pool.begin().await?,
-    })
 }
 
 /// A PostgreSQL advisory lock key per node name (the first 8 bytes of a digest).
@@ -488,7 +478,7 @@ impl Changes {
 /// Sets some of an account's overrides.
 pub async fn set(db: &Db, account_id: &str, c: Changes) -> Result<Overrides> {
     crate::db::accounts::get(db, account_id).await?;
-    let mut tx = begin_write(db).await?;
+    let mut tx = db.begin_write().await?;
     let old = overrides_in(&mut tx, account_id).await?;
     let new = Overrides {
         running: c.running.unwrap_or(old.running),

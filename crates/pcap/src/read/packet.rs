@@ -55,4 +55,8 @@ pub struct Packet<'a> {
     pub ip: Option<&'a [u8]>,
     /// Which way it went, from a pcapng EPB's `epb_flags`; `Unknown` for pcap and SPBs.
     pub direction: crate::model::Direction,
+    /// Byte order of the file or section it came from (its interface's
+    /// [`InterfaceInfo::byte_order`]): NFLOG and NULL frames, and so
+    /// [`crate::dissect::dissect`], depend on it.
+    pub byte_order: Endian,
 }

@@ -43,6 +43,10 @@ fn both_byte_orders_and_resolutions() {
             );
             assert_eq!((p.caplen, p.orig_len, p.interface), (29, 33, 0));
             assert_eq!(p.interface_name, "if0");
+            assert_eq!(
+                p.byte_order, order,
+                "the packet carries the file's byte order"
+            );
             assert_eq!(p.ip.unwrap().len(), 29);
             let p = r.next_packet().unwrap().unwrap();
             assert!(p.ip.is_none(), "2 bytes are no IP packet");

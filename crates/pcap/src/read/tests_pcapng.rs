@@ -23,8 +23,14 @@ fn sections_in_both_byte_orders_number_interfaces_globally() {
     assert_eq!((p.interface, p.interface_name), (1, "edge0/post-firewall"));
     assert_eq!(p.ts_ns, (SEC * 1_000_000 + 5) as i64 * 1000);
     assert_eq!(p.ip, Some(&ip[..]));
+    assert_eq!(p.byte_order, Endian::Little);
     let p = r.next_packet().unwrap().unwrap();
     assert_eq!((p.interface, p.interface_name), (2, "origin/ingress"));
+    assert_eq!(
+        p.byte_order,
+        Endian::Big,
+        "each packet carries its own section's order"
+    );
     assert!(r.next_packet().unwrap().is_none());
     let ifs = r.interfaces();
     assert_eq!(ifs.len(), 3);

@@ -56,16 +56,7 @@ pub async fn estimate(
     let window = state.config.estimate_window;
     let from_ns = to_ns.saturating_sub(window.as_nanos() as u64);
     let ask = Ask {
-        query: RingQuery {
-            query_id: String::new(),
-            filter_v1: req.filter_v1.clone(),
-            filter: req.filter.clone(),
-            prefixes: access.prefixes(),
-            points: req.points.clone(),
-            from_ns,
-            to_ns,
-            limit: 0,
-        },
+        query: RingQuery::of_request(&req, access.prefixes(), from_ns, to_ns, 0),
         deadline: state.config.lookback_deadline,
         total_limit: 0,
     };

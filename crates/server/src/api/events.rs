@@ -4,21 +4,15 @@
 //! Recorded by the hub from the agents' reports (`hub/firings.rs`); an account sees only its
 //! own.
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
-use axum::response::{IntoResponse, Response};
-use edgecap_model::Envelope;
-use serde_json::json;
+use axum::extract::State;
+use axum::response::Response;
 
-use super::body::{PathId, ok, path_id};
+use super::body::{Paging, PathId, QueryPairs, known_once, ok, path_id};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::db::events::{self, Filter};
 use crate::error::HttpError;
 use crate::rollups::query::parse_time;
-
-/// Most events a page holds.
-pub const MAX_PER_PAGE: u64 = 1000;
 
 /// `GET /events?since=&until=&trigger_id=&page=&per_page=`: events that started in
 /// `[since, until)` (RFC 3339, unix seconds, `now` or `-<duration>`), of one trigger if given,
@@ -26,24 +20,36 @@ pub const MAX_PER_PAGE: u64 = 1000;
 pub async fn list(
     caller: Caller,
     State(state): State<AppState>,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    QueryPairs(query): QueryPairs,
 ) -> Result<Response, HttpError> {
-    let Query(query) = query.map_err(|e| HttpError::field("query", e.body_text()))?;
-    let p = crate::rollups::query::params(
+    let now = crate::clock::unix_now().max(0.0) as i64;
+    let (mut since, mut until, mut trigger_id) = (None, None, None);
+    let mut paging = Paging::default();
+    let time = |field: &str, v: &str| parse_time(field, v, now).map(|t| Some(t.max(0) as u64));
+    let read = known_once(
         &query,
         &["since", "until", "trigger_id", "page", "per_page"],
-    )?;
-    let now = crate::clock::unix_now().max(0.0) as i64;
-    let mut errs = Vec::new();
-    let mut time = |field: &str| match p.get(field).map(|v| parse_time(field, v, now)) {
-        Some(Ok(t)) => Some(t.max(0) as u64),
-        Some(Err(e)) => {
-            errs.extend(e.errors);
-            None
-        }
-        None => None,
-    };
-    let (since, until) = (time("since"), time("until"));
+        |name, v| {
+            match name {
+                "since" => since = time(name, v)?,
+                "until" => until = time(name, v)?,
+                "trigger_id" if edgecap_model::ids::is_id(v) => {
+                    trigger_id = Some(v.to_ascii_lowercase());
+                }
+                "trigger_id" => {
+                    return Err(HttpError::field(
+                        name,
+                        format!("{v:?} is not a trigger id (32 hex digits)"),
+                    ));
+                }
+                _ => {
+                    paging.read(name, v)?;
+                }
+            }
+            Ok(())
+        },
+    );
+    let mut errs = read.err().map(|e| e.errors).unwrap_or_default();
     if let (Some(s), Some(u)) = (since, until)
         && s >= u
     {
@@ -52,40 +58,9 @@ pub async fn list(
             format!("must be before until ({s} is not before {u})"),
         ));
     }
-    let trigger_id = match p.get("trigger_id") {
-        Some(t) if edgecap_model::ids::is_id(t) => Some(t.to_ascii_lowercase()),
-        Some(t) => {
-            errs.push(edgecap_model::ApiError::field(
-                "trigger_id",
-                format!("{t:?} is not a trigger id (32 hex digits)"),
-            ));
-            None
-        }
-        None => None,
-    };
-    let pages: Vec<(String, String)> = p
-        .iter()
-        .filter(|(k, _)| *k == "page" || *k == "per_page")
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let numbers = super::body::numbers(
-        &pages,
-        &[("page", 1, 1_000_000), ("per_page", 50, MAX_PER_PAGE)],
-    );
-    let numbers = match numbers {
-        Ok(n) => Some(n),
-        Err(e) => {
-            errs.extend(e.errors);
-            None
-        }
-    };
     if !errs.is_empty() {
         return Err(HttpError::bad_request(errs));
     }
-    let Some(v) = numbers else {
-        return Err(HttpError::field("page", "unreadable"));
-    };
-    let (page, per_page) = (v[0], v[1]);
     let filter = Filter {
         since,
         until,
@@ -95,15 +70,11 @@ pub async fn list(
         &state.db,
         &caller.account.id,
         &filter,
-        (page - 1) * per_page,
-        per_page,
+        paging.offset(),
+        paging.per_page,
     )
     .await?;
-    let mut envelope = serde_json::to_value(Envelope::ok(&list)).unwrap_or_default();
-    envelope["result_info"] = json!({
-        "page": page, "per_page": per_page, "count": list.len(), "total_count": total,
-    });
-    Ok(axum::Json(envelope).into_response())
+    Ok(paging.answer(&list, total))
 }
 
 /// `GET /events/{event_id}`.

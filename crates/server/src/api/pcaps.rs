@@ -1,12 +1,10 @@
 //! `/client/v4/accounts/{account_id}/pcaps`: create, list, get, stop, download.
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
-use axum::response::{IntoResponse, Response};
-use edgecap_model::{Capture, Envelope, SecretJson, Status, split_limit, validate_create};
-use serde_json::json;
+use axum::extract::State;
+use axum::response::Response;
+use edgecap_model::{Capture, SecretJson, Status, split_limit, validate_create};
 
-use super::body::{JsonBody, PathId, numbers, ok};
+use super::body::{JsonBody, Paging, PathId, QueryPairs, ok};
 use super::select::select;
 use crate::AppState;
 use crate::auth::Caller;
@@ -143,26 +141,20 @@ pub async fn quotas(caller: Caller, State(state): State<AppState>) -> Result<Res
 pub async fn list(
     caller: Caller,
     State(state): State<AppState>,
-    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    QueryPairs(query): QueryPairs,
 ) -> Result<Response, HttpError> {
-    let Query(query) = query.map_err(|e| HttpError::field("query", e.body_text()))?;
-    let v = numbers(&query, &[("page", 1, 1_000_000), ("per_page", 50, 1000)])?;
-    let (page, per_page) = (v[0], v[1]);
+    let paging = Paging::from_query(&query)?;
     let (mut list, total) = captures::list(
         &state.db,
         &caller.account.id,
-        (page - 1) * per_page,
-        per_page,
+        paging.offset(),
+        paging.per_page,
     )
     .await?;
     for c in &mut list {
         overlay(&state.hub, c);
     }
-    let mut envelope = serde_json::to_value(Envelope::ok(&list)).unwrap_or_default();
-    envelope["result_info"] = json!({
-        "page": page, "per_page": per_page, "count": list.len(), "total_count": total,
-    });
-    Ok(axum::Json(envelope).into_response())
+    Ok(paging.answer(&list, total))
 }
 
 /// `GET /pcaps/{pcap_id}`.

@@ -137,16 +137,13 @@ pub async fn create(
     crate::quota::admit_simple(&state.db, &caller.account.id).await?;
     let limit = req.packet_limit.unwrap_or(1);
     let ask = Ask {
-        query: RingQuery {
-            query_id: String::new(),
-            filter_v1: req.filter_v1.clone(),
-            filter: req.filter.clone(),
-            prefixes: access.prefixes(),
-            points: req.points.clone(),
-            from_ns: (from * 1e9) as u64,
-            to_ns: (offset.min(now) * 1e9) as u64,
+        query: RingQuery::of_request(
+            req,
+            access.prefixes(),
+            (from * 1e9) as u64,
+            (offset.min(now) * 1e9) as u64,
             limit,
-        },
+        ),
         deadline: state.config.lookback_deadline,
         total_limit: GATHERED,
     };

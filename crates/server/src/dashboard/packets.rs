@@ -18,18 +18,17 @@
 
 use std::io::{BufReader, Read};
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::response::Response;
 use edgecap_filter::ir::Conjunction;
-use edgecap_model::{ApiError, Capture};
+use edgecap_model::Capture;
 use edgecap_pcap::dissect::{Dissection, dissect, hex_dump};
-use edgecap_pcap::read::Reader;
+use edgecap_pcap::read::{Packet, Reader};
 use edgecap_store::{Destination, ObjectReader, Store};
 use serde_json::{Value, json};
 
 use crate::AppState;
-use crate::api::body::{PathId, ok};
+use crate::api::body::{PathId, QueryPairs, known_once, ok, whole_number};
 use crate::auth::Caller;
 use crate::clock;
 use crate::credentials::samples_context;
@@ -65,44 +64,18 @@ fn ask(q: &[(String, String)]) -> Result<Ask, HttpError> {
         limit: PAGE,
         ..Ask::default()
     };
-    let mut errs = Vec::new();
-    let mut seen: Vec<&str> = Vec::new();
-    for (k, v) in q {
-        let Some(&name) = KNOWN.iter().find(|n| **n == k) else {
-            errs.push(ApiError::field(
-                k,
-                format!("unknown query parameter (known: {})", KNOWN.join(", ")),
-            ));
-            continue;
-        };
-        if seen.contains(&name) {
-            errs.push(ApiError::field(name, "given more than once"));
-            continue;
-        }
-        seen.push(name);
-        let number = |lo: u64, hi: u64, errs: &mut Vec<ApiError>| match v.parse::<u64>() {
-            Ok(n) if (lo..=hi).contains(&n) => Some(n),
-            _ => {
-                errs.push(ApiError::field(
-                    name,
-                    format!("{v:?} is not a whole number in {lo}-{hi}"),
-                ));
-                None
-            }
-        };
+    let text = |v: &str| Some(v.trim().to_owned()).filter(|f| !f.is_empty());
+    known_once(q, KNOWN, |name, v| {
         match name {
-            "filter" => a.filter = Some(v.trim().to_owned()).filter(|f| !f.is_empty()),
-            "file" => a.file = Some(v.trim().to_owned()).filter(|f| !f.is_empty()),
-            "offset" => a.offset = number(0, MAX_SCANNED_PACKETS, &mut errs).unwrap_or(0),
-            "limit" => a.limit = number(1, MAX_PAGE, &mut errs).unwrap_or(PAGE),
-            _ => a.packet = number(0, MAX_SCANNED_PACKETS - 1, &mut errs),
+            "filter" => a.filter = text(v),
+            "file" => a.file = text(v),
+            "offset" => a.offset = whole_number(name, v, 0, MAX_SCANNED_PACKETS)?,
+            "limit" => a.limit = whole_number(name, v, 1, MAX_PAGE)?,
+            _ => a.packet = Some(whole_number(name, v, 0, MAX_SCANNED_PACKETS - 1)?),
         }
-    }
-    if errs.is_empty() {
-        Ok(a)
-    } else {
-        Err(HttpError::bad_request(errs))
-    }
+        Ok(())
+    })?;
+    Ok(a)
 }
 
 /// One file the view can read.
@@ -232,7 +205,7 @@ struct Scan {
     capped: bool,
 }
 
-fn row(index: u64, p: &edgecap_pcap::read::Packet<'_>, d: &Dissection) -> Value {
+fn row(index: u64, p: &Packet<'_>, d: &Dissection) -> Value {
     json!({
         "index": index,
         "time": edgecap_model::ids::rfc3339(p.ts_ns as f64 / 1e9),
@@ -250,7 +223,6 @@ fn row(index: u64, p: &edgecap_pcap::read::Packet<'_>, d: &Dissection) -> Value 
 /// Reads `input` (a pcap or pcapng file) for `ask`, within the bounds.
 fn scan(input: impl Read, rules: Option<&[Conjunction]>, a: &Ask) -> Result<Scan, String> {
     let mut r = Reader::new(BufReader::with_capacity(1 << 16, input)).map_err(|e| e.to_string())?;
-    let orders: Vec<_> = r.interfaces().iter().map(|i| i.byte_order).collect();
     let mut s = Scan::default();
     let mut matched = 0u64;
     let mut index = 0u64;
@@ -259,20 +231,13 @@ fn scan(input: impl Read, rules: Option<&[Conjunction]>, a: &Ask) -> Result<Scan
             s.capped = true;
             break;
         }
-        let order_of = |r: &Reader<_>, i: u32| {
-            r.interfaces()
-                .get(i as usize)
-                .map(|x| x.byte_order)
-                .or_else(|| orders.first().copied())
-                .unwrap_or(edgecap_pcap::read::Endian::Little)
-        };
         let Some(p) = r.next_packet().map_err(|e| e.to_string())? else {
             break;
         };
         let this = index;
         index += 1;
         s.scanned = index;
-        // Filtered while borrowed; only the packets shown are copied out.
+        // Filtered and shown while borrowed: nothing is copied out of the reader.
         if let Some(rules) = rules
             && !p.ip.is_some_and(|ip| edgecap_filter::matches(rules, ip))
         {
@@ -290,22 +255,20 @@ fn scan(input: impl Read, rules: Option<&[Conjunction]>, a: &Ask) -> Result<Scan
         if !shown {
             continue;
         }
-        let p = p.to_owned_parts();
-        let order = order_of(&r, p.interface);
-        let d = dissect(p.linktype, &p.data, order);
+        let d = dissect(p.linktype, p.data, p.byte_order);
         if a.packet.is_some() {
             s.detail = Some(detail(this, &p, &d));
             break;
         }
-        s.rows.push(row(this, &p.view(), &d));
+        s.rows.push(row(this, &p, &d));
     }
     Ok(s)
 }
 
-fn detail(index: u64, p: &Owned, d: &Dissection) -> Value {
+fn detail(index: u64, p: &Packet<'_>, d: &Dissection) -> Value {
     let shown = &p.data[..p.data.len().min(MAX_HEX_BYTES)];
     json!({
-        "packet": row(index, &p.view(), d),
+        "packet": row(index, p, d),
         "layers": d.layers.iter().map(|l| json!({
             "name": l.name, "offset": l.offset, "length": l.len,
             "fields": l.fields.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
@@ -316,60 +279,12 @@ fn detail(index: u64, p: &Owned, d: &Dissection) -> Value {
     })
 }
 
-/// A packet copied out of the reader (which lends it only until the next call).
-struct Owned {
-    interface: u32,
-    interface_name: String,
-    linktype: u16,
-    ts_ns: i64,
-    orig_len: u32,
-    data: Vec<u8>,
-    ip: Option<Vec<u8>>,
-}
-
-trait ToOwnedParts {
-    fn to_owned_parts(&self) -> Owned;
-}
-
-impl ToOwnedParts for edgecap_pcap::read::Packet<'_> {
-    fn to_owned_parts(&self) -> Owned {
-        Owned {
-            interface: self.interface,
-            interface_name: self.interface_name.to_owned(),
-            linktype: self.linktype,
-            ts_ns: self.ts_ns,
-            orig_len: self.orig_len,
-            data: self.data.to_vec(),
-            ip: self.ip.map(<[u8]>::to_vec),
-        }
-    }
-}
-
-impl Owned {
-    fn view(&self) -> edgecap_pcap::read::Packet<'_> {
-        edgecap_pcap::read::Packet {
-            offset: 0,
-            interface: self.interface,
-            interface_name: &self.interface_name,
-            linktype: self.linktype,
-            ts_ns: self.ts_ns,
-            ts_known: true,
-            caplen: self.data.len() as u32,
-            orig_len: self.orig_len,
-            data: &self.data,
-            ip: self.ip.as_deref(),
-            direction: edgecap_pcap::Direction::Unknown,
-        }
-    }
-}
-
 pub async fn packets(
     caller: Caller,
     State(state): State<AppState>,
     PathId(id): PathId,
-    q: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    QueryPairs(q): QueryPairs,
 ) -> Result<Response, HttpError> {
-    let Query(q) = q.map_err(|e| HttpError::field("query", e.body_text()))?;
     let a = ask(&q)?;
     let rules = a
         .filter
@@ -460,14 +375,8 @@ pub async fn packets(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::body::tests::q;
     use edgecap_pcap::{Format, Interface, Section, Writer};
-
-    fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
 
     #[test]
     fn the_query_is_read_with_its_bounds_named() {
@@ -603,6 +512,64 @@ mod tests {
         w.finish().unwrap()
     }
 
+    /// A big-endian classic pcap of NFLOG frames (linktype 239), whose TLV lengths are in the
+    /// file's byte order: each frame holds `file(1)`'s UDP packet to port 80.
+    fn nflog_big_endian(n: u32) -> Vec<u8> {
+        let ip = &file(1)[..];
+        let mut r = Reader::new(ip).unwrap();
+        let ip = r.next_packet().unwrap().unwrap().data.to_vec();
+        let mut f = Vec::new();
+        for v in [0xA1B2_C3D4u32, 0x0002_0004, 0, 0, 65_535, 239] {
+            f.extend_from_slice(&v.to_be_bytes());
+        }
+        let mut frame = vec![2, 0, 0, 5];
+        for (kind, value) in [(10u16, &b"p0\0"[..]), (9, &ip[..])] {
+            frame.extend_from_slice(&((4 + value.len()) as u16).to_be_bytes());
+            frame.extend_from_slice(&kind.to_be_bytes());
+            frame.extend_from_slice(value);
+            frame.resize(frame.len().div_ceil(4) * 4, 0);
+        }
+        for i in 0..n {
+            for v in [1_700_000_000, i, frame.len() as u32, frame.len() as u32] {
+                f.extend_from_slice(&v.to_be_bytes());
+            }
+            f.extend_from_slice(&frame);
+        }
+        f
+    }
+
+    fn layer_names(detail: &Value) -> Vec<&str> {
+        detail["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["name"].as_str().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn frames_are_dissected_in_their_files_byte_order() {
+        let f = nflog_big_endian(2);
+        let s = page(&f, Some("udp dst port 80"), 0, PAGE);
+        assert_eq!(s.rows.len(), 2, "the filter sees the IP packets: {s:?}");
+        assert_eq!(s.rows[0]["dst_port"], 80);
+        assert_eq!(s.rows[0]["payload"], "MARK-0");
+        let d = packet_detail(&f, 1);
+        let layers = layer_names(&d);
+        assert!(layers.ends_with(&["IPv4", "UDP"]), "{layers:?}");
+        assert_eq!(d["packet"]["src"], "198.18.0.1");
+    }
+
+    /// Packet `n`'s detail (tree and hex), unfiltered.
+    fn packet_detail(f: &[u8], n: u64) -> Value {
+        let a = Ask {
+            packet: Some(n),
+            limit: PAGE,
+            ..Ask::default()
+        };
+        scan(f, None, &a).unwrap().detail.unwrap()
+    }
+
     fn page(f: &[u8], filter: Option<&str>, offset: u64, limit: u64) -> Scan {
         let rules = filter.map(|t| edgecap_model::request::display_filter(t).unwrap());
         let a = Ask {
@@ -640,18 +607,8 @@ mod tests {
         assert_eq!(s.rows.len(), 1);
         assert!(!s.more);
         // One packet's tree and hex.
-        let a = Ask {
-            packet: Some(3),
-            limit: PAGE,
-            ..Ask::default()
-        };
-        let d = scan(&f[..], None, &a).unwrap().detail.unwrap();
-        let layers: Vec<&str> = d["layers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| l["name"].as_str().unwrap())
-            .collect();
+        let d = packet_detail(&f, 3);
+        let layers = layer_names(&d);
         assert_eq!(layers, ["IPv4", "UDP"]);
         assert!(
             d["hex"][0]

@@ -261,7 +261,7 @@ pub async fn node_ended(
     peak: f64,
 ) -> Result<bool> {
     let row = sqlx::query(
-        "SELECT e.id FROM events e JOIN event_nodes n ON n.event_id = e.id
+        "SELECT e.id, e.started FROM events e JOIN event_nodes n ON n.event_id = e.id
          WHERE e.trigger_id = $1 AND e.event_key = $2 AND n.node = $3
          ORDER BY e.started DESC, e.id DESC LIMIT 1",
     )
@@ -272,6 +272,7 @@ pub async fn node_ended(
     .await?;
     let Some(row) = row else { return Ok(false) };
     let id: String = row.try_get("id")?;
+    let started: i64 = row.try_get("started")?;
     sqlx::query(
         "UPDATE event_nodes SET ended = $3,
              peak = CASE WHEN peak < $4 THEN $4 ELSE peak END
@@ -283,17 +284,8 @@ pub async fn node_ended(
     .bind(peak)
     .execute(&mut *conn)
     .await?;
-    sqlx::query(
-        "UPDATE events SET
-             last_at = CASE WHEN last_at < $2 THEN $2 ELSE last_at END,
-             peak = CASE WHEN peak < $3 THEN $3 ELSE peak END
-         WHERE id = $1",
-    )
-    .bind(&id)
-    .bind(to_i64(ended))
-    .bind(peak)
-    .execute(conn)
-    .await?;
+    // The event's own start widens nothing: only its last activity and peak move.
+    widen(conn, &id, to_u64(started), ended, peak).await?;
     Ok(true)
 }
 
@@ -320,33 +312,45 @@ pub async fn set_signature(
     Ok(done.rows_affected() > 0)
 }
 
+/// Events deleted per statement by [`prune`] (each id a bound parameter).
+const PRUNE_CHUNK: usize = 500;
+
 /// Deletes the account's events that started before `before` and those beyond its `keep`
-/// newest, with their nodes and firings (the captures stay: they are the account's).
+/// newest, with their nodes and firings (the captures stay: they are the account's). Which
+/// events go is decided once, by one query, and the same ids are deleted from each table.
 pub async fn prune(
     conn: &mut AnyConnection,
     account_id: &str,
     before: u64,
     keep: u64,
 ) -> Result<()> {
-    let doomed = "SELECT id FROM events WHERE account_id = $1 AND (started < $2 OR id NOT IN (
-                      SELECT id FROM events WHERE account_id = $1
-                      ORDER BY started DESC, id DESC LIMIT $3))";
-    for table in ["event_nodes", "event_firings"] {
-        let sql = format!("DELETE FROM {table} WHERE event_id IN ({doomed})");
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(account_id)
-            .bind(to_i64(before))
-            .bind(to_i64(keep))
-            .execute(&mut *conn)
-            .await?;
+    let doomed: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM events WHERE account_id = $1 AND (started < $2 OR id NOT IN (
+             SELECT id FROM events WHERE account_id = $1
+             ORDER BY started DESC, id DESC LIMIT $3))",
+    )
+    .bind(account_id)
+    .bind(to_i64(before))
+    .bind(to_i64(keep))
+    .fetch_all(&mut *conn)
+    .await?;
+    for ids in doomed.chunks(PRUNE_CHUNK) {
+        for (table, column) in [
+            ("event_nodes", "event_id"),
+            ("event_firings", "event_id"),
+            ("events", "id"),
+        ] {
+            let sql = format!(
+                "DELETE FROM {table} WHERE {column} IN ({})",
+                placeholders(1, ids.len())
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for id in ids {
+                q = q.bind(id.as_str());
+            }
+            q.execute(&mut *conn).await?;
+        }
     }
-    let sql = format!("DELETE FROM events WHERE id IN ({doomed})");
-    sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(account_id)
-        .bind(to_i64(before))
-        .bind(to_i64(keep))
-        .execute(conn)
-        .await?;
     Ok(())
 }
 
@@ -364,7 +368,9 @@ fn rfc(t: i64) -> String {
     edgecap_model::ids::rfc3339(t as f64)
 }
 
-/// A page of the account's events, newest first, and how many match in all.
+/// A page of the account's events, newest first, and how many match in all; read in one
+/// [`Db::begin_read`] transaction, so the count, the page and each event's nodes and firings
+/// are of one moment.
 pub async fn list(
     db: &Db,
     account_id: &str,
@@ -398,7 +404,8 @@ pub async fn list(
             Bind::Int(i) => q.bind(*i),
         };
     }
-    let total = q.fetch_one(&db.pool).await?;
+    let mut tx = db.begin_read().await?;
+    let total = q.fetch_one(&mut *tx).await?;
     let sql = format!(
         "SELECT {EVENT_COLUMNS} FROM events WHERE {cond}
          ORDER BY started DESC, id DESC LIMIT ${} OFFSET ${}",
@@ -415,9 +422,10 @@ pub async fn list(
     let rows = q
         .bind(to_i64(limit))
         .bind(to_i64(offset))
-        .fetch_all(&db.pool)
+        .fetch_all(&mut *tx)
         .await?;
-    let events = views(db, &rows).await?;
+    let events = views(&mut tx, &rows).await?;
+    tx.commit().await?;
     Ok((events, to_u64(total)))
 }
 
@@ -429,20 +437,24 @@ enum Bind {
 const EVENT_COLUMNS: &str = "id, trigger_id, trigger_name, event_key, started, last_at, peak, \
                              signature, created";
 
-/// One of the account's events (None: none, or another account's).
+/// One of the account's events (None: none, or another account's), read in one
+/// [`Db::begin_read`] transaction with its nodes and firings.
 pub async fn get(db: &Db, account_id: &str, id: &str) -> Result<Option<Value>> {
     let sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE id = $1 AND account_id = $2");
+    let mut tx = db.begin_read().await?;
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(id)
         .bind(account_id)
-        .fetch_all(&db.pool)
+        .fetch_all(&mut *tx)
         .await?;
-    Ok(views(db, &rows).await?.pop())
+    let event = views(&mut tx, &rows).await?.pop();
+    tx.commit().await?;
+    Ok(event)
 }
 
 /// The events of `rows` as the API shows them, with their nodes, captures (status and file
-/// from the capture's part) and refusals.
-async fn views(db: &Db, rows: &[sqlx::any::AnyRow]) -> Result<Vec<Value>> {
+/// from the capture's part) and refusals, read on `conn` (the caller's read transaction).
+async fn views(conn: &mut AnyConnection, rows: &[sqlx::any::AnyRow]) -> Result<Vec<Value>> {
     if rows.is_empty() {
         return Ok(vec![]);
     }
@@ -461,7 +473,7 @@ async fn views(db: &Db, rows: &[sqlx::any::AnyRow]) -> Result<Vec<Value>> {
     for id in &ids {
         q = q.bind(id.clone());
     }
-    for r in q.fetch_all(&db.pool).await? {
+    for r in q.fetch_all(&mut *conn).await? {
         let ended: Option<i64> = r.try_get("ended")?;
         let v = json!({
             "node": r.try_get::<String, _>("node")?,
@@ -488,7 +500,7 @@ async fn views(db: &Db, rows: &[sqlx::any::AnyRow]) -> Result<Vec<Value>> {
     for id in &ids {
         q = q.bind(id.clone());
     }
-    for r in q.fetch_all(&db.pool).await? {
+    for r in q.fetch_all(&mut *conn).await? {
         let event: String = r.try_get("event_id")?;
         let at = rfc(r.try_get("at")?);
         let node: String = r.try_get("node")?;
@@ -554,18 +566,82 @@ async fn views(db: &Db, rows: &[sqlx::any::AnyRow]) -> Result<Vec<Value>> {
 mod tests {
     use super::*;
 
-    /// Retention: events older than the cut-off and beyond the newest `keep` go, with their
-    /// nodes and firings; another account's stay.
-    #[tokio::test]
-    async fn prune_keeps_the_newest_within_the_retention() {
+    /// A database of its own in a temporary directory, removed by the caller.
+    async fn scratch(what: &str) -> (Db, std::path::PathBuf) {
         let dir = std::env::temp_dir().join(format!(
-            "edgecap-events-{}-{}",
+            "edgecap-events-{what}-{}-{}",
             std::process::id(),
             crate::secret::new_id()
         ));
         let db = Db::connect(&format!("sqlite://{}/e.db", dir.display()))
             .await
             .unwrap();
+        (db, dir)
+    }
+
+    fn event<'a>(id: &'a str, account_id: &'a str, started: u64) -> NewEvent<'a> {
+        NewEvent {
+            id,
+            account_id,
+            trigger_id: "t",
+            trigger_name: None,
+            key: "",
+            started,
+            at: started,
+            peak: 1.0,
+            created: "x",
+        }
+    }
+
+    /// A node's end moves its event's last activity and peak up, never its start, and never
+    /// back down.
+    #[tokio::test]
+    async fn a_nodes_end_widens_its_event_forward_only() {
+        let (db, dir) = scratch("ended").await;
+        let limits = edgecap_model::AccountLimits::default();
+        let a = crate::db::accounts::create(&db, "a", &limits)
+            .await
+            .unwrap();
+        let id = crate::secret::new_id();
+        let mut tx = db.pool.begin().await.unwrap();
+        insert(&mut tx, &event(&id, &a.id, 1000)).await.unwrap();
+        node_fired(&mut tx, &id, "edge0", 1000, 1.0).await.unwrap();
+        assert!(
+            !node_ended(&mut tx, "t", "", "edge9", 1050, 5.0)
+                .await
+                .unwrap()
+        );
+        assert!(
+            node_ended(&mut tx, "t", "", "edge0", 1050, 5.0)
+                .await
+                .unwrap()
+        );
+        assert!(
+            node_ended(&mut tx, "t", "", "edge0", 1040, 2.0)
+                .await
+                .unwrap()
+        );
+        tx.commit().await.unwrap();
+        let row: (i64, i64, f64) =
+            sqlx::query_as("SELECT started, last_at, peak FROM events WHERE id = $1")
+                .bind(&id)
+                .fetch_one(&db.pool)
+                .await
+                .unwrap();
+        assert_eq!(row, (1000, 1050, 5.0));
+        let e = get(&db, &a.id, &id).await.unwrap().unwrap();
+        assert_eq!(e["nodes"][0]["peak"], 5.0);
+        assert_eq!(e["ended"], rfc(1040), "the node's run ended last at 1040");
+        db.close().await;
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Retention: events older than the cut-off and beyond the newest `keep` go, with their
+    /// nodes and firings; another account's stay; more than one statement's worth of ids
+    /// goes too.
+    #[tokio::test]
+    async fn prune_keeps_the_newest_within_the_retention() {
+        let (db, dir) = scratch("prune").await;
         let limits = edgecap_model::AccountLimits::default();
         let a = crate::db::accounts::create(&db, "a", &limits)
             .await
@@ -573,22 +649,17 @@ mod tests {
         let b = crate::db::accounts::create(&db, "b", &limits)
             .await
             .unwrap();
+        let c = crate::db::accounts::create(&db, "c", &limits)
+            .await
+            .unwrap();
         let mut tx = db.pool.begin().await.unwrap();
-        for (account, n) in [(&a.id, 6u64), (&b.id, 2)] {
+        let many = PRUNE_CHUNK as u64 + 2;
+        for (account, n) in [(&a.id, 6u64), (&b.id, 2), (&c.id, many)] {
             for i in 0..n {
                 let id = crate::secret::new_id();
-                let e = NewEvent {
-                    id: &id,
-                    account_id: account,
-                    trigger_id: "t",
-                    trigger_name: None,
-                    key: "",
-                    started: 1000 + i,
-                    at: 1000 + i,
-                    peak: 1.0,
-                    created: "x",
-                };
-                insert(&mut tx, &e).await.unwrap();
+                insert(&mut tx, &event(&id, account, 1000 + i))
+                    .await
+                    .unwrap();
                 node_fired(&mut tx, &id, "edge0", 1000 + i, 1.0)
                     .await
                     .unwrap();
@@ -599,20 +670,29 @@ mod tests {
         }
         // Started before 1001: gone; of the rest, the 3 newest stay.
         prune(&mut tx, &a.id, 1001, 3).await.unwrap();
+        // Only the newest stays.
+        prune(&mut tx, &c.id, 0, 1).await.unwrap();
         tx.commit().await.unwrap();
-        let kept: Vec<i64> =
-            sqlx::query_scalar("SELECT started FROM events WHERE account_id = $1 ORDER BY started")
-                .bind(&a.id)
+        let started = |account: String| {
+            let db = db.clone();
+            async move {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT started FROM events WHERE account_id = $1 ORDER BY started",
+                )
+                .bind(account)
                 .fetch_all(&db.pool)
                 .await
-                .unwrap();
-        assert_eq!(kept, [1003, 1004, 1005]);
+                .unwrap()
+            }
+        };
+        assert_eq!(started(a.id.clone()).await, [1003, 1004, 1005]);
+        assert_eq!(started(c.id.clone()).await, [1000 + many as i64 - 1]);
         let (_, total) = list(&db, &b.id, &Filter::default(), 0, 10).await.unwrap();
         assert_eq!(total, 2);
         for table in ["event_nodes", "event_firings"] {
             assert_eq!(
                 super::super::count_rows(&db, table).await.unwrap(),
-                5,
+                6,
                 "{table}"
             );
         }

@@ -139,6 +139,34 @@ impl Db {
         )
     }
 
+    /// A transaction that reads, then writes. On SQLite it takes the write lock first (`BEGIN
+    /// IMMEDIATE`, waiting up to the busy timeout): two such transactions never both read
+    /// before either writes, and none fails upgrading its read lock while another writes.
+    /// (`quota.rs`'s check-and-insert; on PostgreSQL its row and advisory locks serialise.)
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
+    /// A read transaction: every statement in it sees the database as of its first read,
+    /// so what several statements read together (a row and its children, a count and a
+    /// page) is never half of a concurrent write. PostgreSQL: `REPEATABLE READ READ ONLY`
+    /// (one snapshot for the transaction); SQLite: a deferred transaction, whose first read
+    /// takes a snapshot of the WAL that it keeps until it ends, beside the writer. End it
+    /// with `commit` (or drop it).
+    pub async fn begin_read(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN DEFERRED").await?,
+            Backend::Postgres => {
+                self.pool
+                    .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .await?
+            }
+        })
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }

@@ -15,7 +15,7 @@ use http_body_util::BodyExt;
 use tower::ServiceExt;
 
 use crate::both_databases;
-use crate::common::{Backend, Harness};
+use crate::common::{Backend, Harness, run_python};
 
 both_databases!(
     dashboard_sessions_act_for_their_account_and_end,
@@ -342,8 +342,7 @@ async fn the_dashboard_works_in_a_real_browser() {
     h.state.hub.rollups().barrier().await;
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
     std::fs::create_dir_all(&shots).unwrap();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/dashboard_browser.py");
-    let env = [
+    let env = vec![
         ("EDGECAP_DEST", h.file_dest()),
         ("EDGECAP_BASE", base.clone()),
         ("EDGECAP_TOKEN", h.token.clone()),
@@ -351,23 +350,7 @@ async fn the_dashboard_works_in_a_real_browser() {
         ("EDGECAP_CAPTURE", capture.clone()),
         ("EDGECAP_SCREENSHOTS", shots.display().to_string()),
     ];
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(python)
-            .arg(script)
-            .envs(env)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "the browser script failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value =
-        serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap();
+    let v = run_python(python, "dashboard_browser.py", env, "the browser script").await;
     let s = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
     // Without a session: the login page, under the CSP.
     assert_eq!(s("no_session_url"), format!("{base}/login"), "{v}");

@@ -1064,6 +1064,7 @@ async fn bad_event_queries_name_the_field(b: Backend) {
         ("page=0", "/page"),
         ("per_page=100000", "/per_page"),
         ("colour=red", "/colour"),
+        ("page=1&page=2", "/page"),
     ] {
         let (st, v) = h
             .call("GET", &h.acc(&format!("events?{query}")), None)

@@ -22,6 +22,7 @@ mod openapi;
 mod ownership;
 mod pcaps;
 mod quotas;
+mod reads;
 mod scopes;
 mod sdk;
 mod simple;

@@ -4,13 +4,12 @@
 //! (`cloudflare_sdk.py`). The SDK is installed by .ci/run into /opt/edgecap-cf-sdk (or set
 //! EDGECAP_CF_SDK_PYTHON to a python that has it); under CI=true a missing SDK is a failure.
 
-use std::path::Path;
 use std::time::Duration;
 
 use edgecap_server::sim::{self, SimAgent};
 
 use crate::both_databases;
-use crate::common::{Backend, Harness};
+use crate::common::{Backend, Harness, run_python};
 
 both_databases!(the_cloudflare_python_sdk_works_unchanged);
 
@@ -49,30 +48,13 @@ async fn the_cloudflare_python_sdk_works_unchanged(b: Backend) {
         .unwrap();
     let (seen, _seen_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(sim::respond(agent, Duration::from_secs(1), seen));
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/api/cloudflare_sdk.py");
-    let env = [
+    let env = vec![
         ("EDGECAP_BASE", format!("{base}/client/v4")),
         ("EDGECAP_TOKEN", h.token.clone()),
         ("EDGECAP_ACCOUNT", h.account.id.clone()),
         ("EDGECAP_DEST", h.file_dest()),
     ];
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(python)
-            .arg(script)
-            .envs(env)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "the SDK script failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: serde_json::Value =
-        serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap();
+    let summary = run_python(python, "cloudflare_sdk.py", env, "the SDK script").await;
     assert!(edgecap_model::ids::is_id(summary["id"].as_str().unwrap()));
     assert!(
         summary["bad"].to_string().contains("colo_name"),

@@ -463,3 +463,33 @@ pub async fn token_with_scopes(
         .expect("token")
         .1
 }
+
+/// Runs `tests/api/<script>` with `python` and `env` off the runtime's threads, asserts that
+/// it succeeded (else its output in the failure, `what` naming it), and returns the JSON of
+/// its last line of output: what the script saw, for the test to check.
+pub async fn run_python(
+    python: String,
+    script: &str,
+    env: Vec<(&'static str, String)>,
+    what: &str,
+) -> Value {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/api")
+        .join(script);
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python)
+            .arg(script)
+            .envs(env)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{what} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap()
+}

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::{log_in, send};
 use crate::both_databases;
-use crate::common::Backend;
+use crate::common::{Backend, run_python};
 use crate::firings::{
     add_trigger, capture_and_run_end, fired_capture, new_id, now, recorded, setup, sim,
     trigger_body, victim,
@@ -277,30 +277,19 @@ async fn the_events_page_works_in_a_real_browser() {
 
     let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
     std::fs::create_dir_all(&shots).unwrap();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/api/dashboard_events_browser.py");
-    let env = [
+    let env = vec![
         ("EDGECAP_BASE", s.base.clone()),
         ("EDGECAP_TOKEN", h.token.clone()),
         ("EDGECAP_OTHER_TOKEN", h.other_token.clone()),
         ("EDGECAP_SCREENSHOTS", shots.display().to_string()),
     ];
-    let out = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(python)
-            .arg(script)
-            .envs(env)
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "the browser script failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap();
+    let v = run_python(
+        python,
+        "dashboard_events_browser.py",
+        env,
+        "the browser script",
+    )
+    .await;
     let text = |k: &str| v[k].as_str().unwrap_or_default().to_owned();
     let base = &s.base;
     // The page: the event, its trigger and key, its capture linked, its rule.
