@@ -100,6 +100,37 @@ pub fn remove_tcpdump_rule(lab: &Lab, ns: &str) -> Result<(), Failure> {
     nft_script(lab, ns, &script)
 }
 
+/// The `bench observe --bounds` table: what a chain at the observer's hooks costs before
+/// anything the observer's rule does.
+const BOUND_TABLE: &str = "bench_observer_bound";
+
+/// One base chain per hook of the observer's points (`(hook name, priority, ingress device)`),
+/// empty or with one bare `counter` rule. The chains accept every packet, like the observer's.
+pub fn install_bound(
+    lab: &Lab,
+    ns: &str,
+    hooks: &[(&str, i32, Option<&str>)],
+    with_counter: bool,
+) -> Result<(), Failure> {
+    let mut script = format!("table inet {BOUND_TABLE} {{\n");
+    for (i, (hook, priority, device)) in hooks.iter().enumerate() {
+        let device = device.map_or(String::new(), |d| format!(" device \"{d}\""));
+        let rule = if with_counter { " counter;" } else { "" };
+        script.push_str(&format!(
+            "\tchain c{i} {{ type filter hook {hook}{device} priority {priority}; \
+             policy accept;{rule} }}\n"
+        ));
+    }
+    script.push_str("}\n");
+    nft_script(lab, ns, &script)
+}
+
+/// Removes the bound table, if there.
+pub fn remove_bound(lab: &Lab, ns: &str) -> Result<(), Failure> {
+    let script = format!("table inet {BOUND_TABLE}\ndelete table inet {BOUND_TABLE}\n");
+    nft_script(lab, ns, &script)
+}
+
 /// True once an edgecap capture table (`edgecap_<id>`) exists in `ns`: edgecap installs it
 /// only after binding the group, so from then on it is reading.
 pub fn edgecap_table_present(lab: &Lab, ns: &str) -> Result<bool, Failure> {

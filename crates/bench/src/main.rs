@@ -18,6 +18,7 @@ mod measure;
 mod merge;
 mod noise;
 mod observe;
+mod paired;
 mod reader;
 mod report;
 mod rollups;

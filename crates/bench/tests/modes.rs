@@ -291,3 +291,81 @@ fn dashboard_lists_the_fleet_it_was_given() {
         assert_eq!(sent[0], sent[2], "sent = stored: {line}");
     }
 }
+
+/// The observer's cost at a tiny scale, in a lab (root): 2 rounds of the four modes (observer
+/// off, on, and the two bound chains), each mode once per round in a rotated order; every
+/// run forwarded traffic; the paired table's costs are the ones the runs' own rates give,
+/// round by round. Under CI=true a missing root fails.
+#[test]
+fn observe_pairs_each_run_with_its_rounds_off_run() {
+    if !edgecap_testkit::root_or_skip() {
+        return;
+    }
+    let md = bench(&["observe", "--seconds", "0.5", "--rounds", "2", "--bounds"]);
+    let runs = table(&md, "other processes' CPU");
+    assert_eq!(runs.len(), 8, "{md}");
+    let modes = ["off", "on", "empty chain", "counter chain"];
+    for round in ["1", "2"] {
+        let mut seen: Vec<&str> = runs
+            .iter()
+            .filter(|r| cell(r, "round") == round)
+            .map(|r| cell(r, "mode"))
+            .collect();
+        seen.sort_unstable();
+        let mut want = modes.to_vec();
+        want.sort_unstable();
+        assert_eq!(seen, want, "round {round}: {md}");
+    }
+    // The order rotates: round 2 does not start with round 1's first mode.
+    assert_ne!(cell(&runs[0], "mode"), cell(&runs[4], "mode"), "{md}");
+    let pps = |round: &str, mode: &str| {
+        let r = runs
+            .iter()
+            .find(|r| cell(r, "round") == round && cell(r, "mode") == mode)
+            .unwrap_or_else(|| panic!("no {mode} run in round {round}: {md}"));
+        number(cell(r, "forwarded pps"))
+    };
+    for r in &runs {
+        assert!(number(cell(r, "forwarded pps")) > 0.0, "{md}");
+        assert!(number(cell(r, "sender CPU per packet")) > 0.0, "{md}");
+    }
+    let per_mode = table(&md, "forwarded pps (min / median / max)");
+    assert_eq!(per_mode.len(), 4, "{md}");
+    for r in &per_mode {
+        assert_eq!(cell(r, "runs"), "2", "{md}");
+    }
+    // With two rounds the paired median is the mean of the two rounds' costs.
+    let paired = table(&md, "rate cost (median)");
+    let row = |mode: &str, base: &str| {
+        paired
+            .iter()
+            .find(|r| cell(r, "mode") == mode && cell(r, "base") == base)
+            .unwrap_or_else(|| panic!("no {mode} / {base} row: {md}"))
+    };
+    for (mode, base) in [
+        ("on", "off"),
+        ("empty chain", "off"),
+        ("counter chain", "off"),
+        ("on", "empty chain"),
+    ] {
+        let r = row(mode, base);
+        assert_eq!(cell(r, "rounds"), "2", "{md}");
+        let want = ["1", "2"]
+            .iter()
+            .map(|round| 100.0 * (1.0 - pps(round, mode) / pps(round, base)))
+            .sum::<f64>()
+            / 2.0;
+        let got = number(cell(r, "rate cost (median)"));
+        // The report rounds the rates to whole packets and the cost to 0.1 %.
+        assert!(
+            (got - want).abs() < 0.11,
+            "{mode}/{base}: {got} vs {want}: {md}"
+        );
+        // Two rounds give no interval, and the verdict says so.
+        assert!(
+            cell(r, "rate cost (95 % interval)").starts_with('-'),
+            "{md}"
+        );
+    }
+    assert!(md.contains("goal under 3 %: not settled"), "{md}");
+}
