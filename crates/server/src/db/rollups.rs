@@ -388,12 +388,37 @@ pub struct Selection {
 /// The node name of fleet-wide minute rows (no node name can be `*`).
 pub const FLEET: &str = "*";
 
-/// Which minute rows a selection reads: the fleet's or the nodes'.
-fn minutes_filter(sel: &Selection) -> &'static str {
-    match sel.fleet {
-        true => "node = '*'",
-        false => "node <> '*'",
+/// Which minute rows a selection reads, as a `FROM ... WHERE` text over `rollup_minutes`
+/// (the selection's own clause `w` included): the fleet's rows (node `*`), the listed nodes'
+/// rows, or every node's. Every node's rows are found node by node, along the time index
+/// `(account_id, node, t, point)`: its distinct nodes are walked with one index step each
+/// (the recursive `k`, whatever order the database's collation gives), then each node's
+/// rows in the range read by the index, so the time read is the range's and not the whole
+/// retention's (a plain `node <> '*'` reads every minute of the scope).
+fn minutes_from(sel: &Selection, w: &str, from: usize) -> String {
+    if sel.fleet {
+        return format!("rollup_minutes WHERE {w} AND node = '*'");
     }
+    if !sel.nodes.is_empty() {
+        return format!("rollup_minutes WHERE {w} AND node <> '*'");
+    }
+    let scope = match &sel.scope {
+        Scope::WholeNodes => "account_id IS NULL".to_owned(),
+        Scope::Account(_) => format!("account_id = ${from}"),
+    };
+    let next = |after: &str| {
+        format!(
+            "(SELECT node FROM rollup_minutes WHERE {scope}{after} ORDER BY account_id, node \
+             LIMIT 1)"
+        )
+    };
+    format!(
+        "(WITH RECURSIVE k(n) AS (SELECT {} UNION ALL SELECT {} FROM k WHERE k.n IS NOT NULL) \
+         SELECT rollup_minutes.* FROM k JOIN rollup_minutes ON rollup_minutes.node = k.n \
+         WHERE k.n <> '*' AND {w}) AS nm",
+        next(""),
+        next(" AND node > k.n")
+    )
 }
 
 /// The WHERE clause of a selection, parameters numbered from `from` in the order
@@ -472,9 +497,9 @@ pub async fn series(
     let source = match table {
         Table::Seconds => format!("SELECT {cols} FROM rollup_seconds WHERE {w}"),
         Table::Minutes => format!(
-            "SELECT {cols} FROM rollup_minutes WHERE {w} AND {} UNION ALL \
+            "SELECT {cols} FROM {} UNION ALL \
              SELECT {cols} FROM rollup_seconds WHERE rolled = 0 AND {w}",
-            minutes_filter(sel)
+            minutes_from(sel, &w, 3)
         ),
     };
     let group_by = match group {
@@ -518,9 +543,9 @@ pub async fn count(db: &Db, table: Table, sel: &Selection) -> Result<u64> {
     let sql = match table {
         Table::Seconds => format!("SELECT COUNT(*) FROM rollup_seconds WHERE {w}"),
         Table::Minutes => format!(
-            "SELECT (SELECT COUNT(*) FROM rollup_minutes WHERE {w} AND {}) + \
+            "SELECT (SELECT COUNT(*) FROM {}) + \
              (SELECT COUNT(*) FROM rollup_seconds WHERE rolled = 0 AND {w})",
-            minutes_filter(sel)
+            minutes_from(sel, &w, 1)
         ),
     };
     let q = bind_selection(sqlx::query(sqlx::AssertSqlSafe(sql)), sel);
@@ -545,8 +570,8 @@ pub async fn each_row(
         Table::Minutes => vec![
             (
                 format!(
-                    "SELECT {COLUMNS}, seconds FROM rollup_minutes WHERE {w} AND {}",
-                    minutes_filter(sel)
+                    "SELECT {COLUMNS}, seconds FROM {}",
+                    minutes_from(sel, &w, 1)
                 ),
                 Table::Minutes,
             ),
@@ -561,6 +586,71 @@ pub async fn each_row(
         let mut rows = q.fetch(&db.pool);
         while let Some(r) = rows.try_next().await? {
             each(parse_row(&r, t)?);
+        }
+    }
+    Ok(())
+}
+
+/// One heavy-hitter list of a row ([`each_list`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum List {
+    Dst,
+    Src,
+    Dport,
+}
+
+impl List {
+    fn column(self) -> &'static str {
+        match self {
+            List::Dst => "top_dst",
+            List::Src => "top_src",
+            List::Dport => "top_dport",
+        }
+    }
+}
+
+/// A row's totals and one of its lists as stored ([`hitters::decode`] reads it; empty text:
+/// dropped).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListRow {
+    pub packets: u64,
+    pub bytes: u64,
+    pub one_in: u64,
+    pub list: String,
+}
+
+/// What a heavy-hitter query reads: the rows of [`each_row`], streamed, with only the totals
+/// and the one list it merges (a row's three lists are most of its bytes; the other columns
+/// are never decoded). Stops at the first error `each` returns.
+pub async fn each_list(
+    db: &Db,
+    table: Table,
+    sel: &Selection,
+    list: List,
+    mut each: impl FnMut(ListRow) -> Result<()>,
+) -> Result<()> {
+    let w = where_clause(sel, 1);
+    let cols = format!("packets, bytes, one_in, {} AS list", list.column());
+    let mut sources = vec![match table {
+        Table::Seconds => format!("SELECT {cols} FROM rollup_seconds WHERE {w}"),
+        Table::Minutes => format!("SELECT {cols} FROM {}", minutes_from(sel, &w, 1)),
+    }];
+    if table == Table::Minutes {
+        sources.push(format!(
+            "SELECT {cols} FROM rollup_seconds WHERE rolled = 0 AND {w}"
+        ));
+    }
+    for sql in sources {
+        let q = bind_selection(sqlx::query(sqlx::AssertSqlSafe(sql)), sel);
+        let mut rows = q.fetch(&db.pool);
+        while let Some(r) = rows.try_next().await? {
+            let u = |c: &str| -> Result<u64> { Ok(to_u64(r.try_get::<i64, _>(c)?)) };
+            each(ListRow {
+                packets: u("packets")?,
+                bytes: u("bytes")?,
+                one_in: u("one_in")?,
+                list: r.try_get("list")?,
+            })?;
         }
     }
     Ok(())

@@ -7,12 +7,12 @@ use edgecap_model::ApiError;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::hitters::{MERGE_CAPACITY, Merge, Stored};
+use super::hitters::{self, MERGE_CAPACITY, Merge, Stored};
 use super::jobs;
 use crate::config::Config;
 use crate::db::Db;
 use crate::db::accounts::Account;
-use crate::db::rollups::{self, Bucket, GroupCol, Rollup, Table};
+use crate::db::rollups::{self, Bucket, GroupCol, List, ListRow, Table};
 pub use crate::db::rollups::{Scope, Selection};
 use crate::error::HttpError;
 use crate::tenancy::Tenancy;
@@ -490,16 +490,31 @@ pub async fn top(
         let mut ports: Merge<u16> = Merge::new(MERGE_CAPACITY);
         let (mut packets, mut bytes, mut one_in) = (0u64, 0u64, 1u64);
         let mut dropped = false;
-        rollups::each_row(db, table, &sel, |r: Rollup| {
-            dropped |= r.hitters_dropped;
+        let list = match by.as_str() {
+            "dst" => List::Dst,
+            "src" => List::Src,
+            _ => List::Dport,
+        };
+        let corrupt = |e: String| crate::error::Error::Corrupt {
+            what: format!("rollup heavy-hitter list ({by})"),
+            reason: e,
+        };
+        // Only the totals and the one list merged are read and decoded.
+        rollups::each_list(db, table, &sel, list, |r: ListRow| {
             one_in = one_in.max(r.one_in);
             packets = packets.saturating_add(r.packets);
             bytes = bytes.saturating_add(r.bytes);
-            match by.as_str() {
-                "dst" => addrs.add(&r.top_dst),
-                "src" => addrs.add(&r.top_src),
-                _ => ports.add(&r.top_dport),
+            match list {
+                List::Dport => match hitters::decode::<u16>(&r.list).map_err(corrupt)? {
+                    Some(l) => ports.add(&l),
+                    None => dropped = true,
+                },
+                _ => match hitters::decode::<String>(&r.list).map_err(corrupt)? {
+                    Some(l) => addrs.add(&l),
+                    None => dropped = true,
+                },
             }
+            Ok(())
         })
         .await?;
         match (dropped, table) {
