@@ -537,22 +537,6 @@ pub async fn series(
         .collect()
 }
 
-/// Rows a heavy-hitter query would read (to refuse one that is too wide before reading).
-pub async fn count(db: &Db, table: Table, sel: &Selection) -> Result<u64> {
-    let w = where_clause(sel, 1);
-    let sql = match table {
-        Table::Seconds => format!("SELECT COUNT(*) FROM rollup_seconds WHERE {w}"),
-        Table::Minutes => format!(
-            "SELECT (SELECT COUNT(*) FROM {}) + \
-             (SELECT COUNT(*) FROM rollup_seconds WHERE rolled = 0 AND {w})",
-            minutes_from(sel, &w, 1)
-        ),
-    };
-    let q = bind_selection(sqlx::query(sqlx::AssertSqlSafe(sql)), sel);
-    let row = q.fetch_one(&db.pool).await?;
-    Ok(to_u64(row.try_get::<i64, _>(0)?))
-}
-
 /// Calls `each` with every row of the selection (minutes plus seconds not yet downsampled,
 /// or seconds), streamed.
 pub async fn each_row(
@@ -621,14 +605,18 @@ pub struct ListRow {
 
 /// What a heavy-hitter query reads: the rows of [`each_row`], streamed, with only the totals
 /// and the one list it merges (a row's three lists are most of its bytes; the other columns
-/// are never decoded). Stops at the first error `each` returns.
+/// are never decoded). Reads at most `max_rows` rows: returns false, having stopped, when the
+/// selection holds more (bounded as it reads, rather than counted first: a count reads the
+/// same rows once more). Stops at the first error `each` returns.
 pub async fn each_list(
     db: &Db,
     table: Table,
     sel: &Selection,
     list: List,
+    max_rows: u64,
     mut each: impl FnMut(ListRow) -> Result<()>,
-) -> Result<()> {
+) -> Result<bool> {
+    let mut read = 0u64;
     let w = where_clause(sel, 1);
     let cols = format!("packets, bytes, one_in, {} AS list", list.column());
     let mut sources = vec![match table {
@@ -644,6 +632,10 @@ pub async fn each_list(
         let q = bind_selection(sqlx::query(sqlx::AssertSqlSafe(sql)), sel);
         let mut rows = q.fetch(&db.pool);
         while let Some(r) = rows.try_next().await? {
+            read += 1;
+            if read > max_rows {
+                return Ok(false);
+            }
             let u = |c: &str| -> Result<u64> { Ok(to_u64(r.try_get::<i64, _>(c)?)) };
             each(ListRow {
                 packets: u("packets")?,
@@ -653,7 +645,7 @@ pub async fn each_list(
             })?;
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Fills `rollup_minutes` with synthetic whole-node rows for `nodes` nodes (`edge0`, ...) at

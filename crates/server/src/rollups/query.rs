@@ -476,16 +476,6 @@ pub async fn top(
             sel.since -= sel.since.rem_euclid(60);
             sel.until += (60 - sel.until.rem_euclid(60)) % 60;
         }
-        let rows = rollups::count(db, table, &sel).await?;
-        if rows > MAX_TOP_ROWS {
-            return Err(HttpError::field(
-                "since",
-                format!(
-                    "the range holds {rows} rollup rows, more than the {MAX_TOP_ROWS} a \
-                     heavy-hitter query reads: shorten it or select nodes"
-                ),
-            ));
-        }
         let mut addrs: Merge<String> = Merge::new(MERGE_CAPACITY);
         let mut ports: Merge<u16> = Merge::new(MERGE_CAPACITY);
         let (mut packets, mut bytes, mut one_in) = (0u64, 0u64, 1u64);
@@ -499,8 +489,9 @@ pub async fn top(
             what: format!("rollup heavy-hitter list ({by})"),
             reason: e,
         };
-        // Only the totals and the one list merged are read and decoded.
-        rollups::each_list(db, table, &sel, list, |r: ListRow| {
+        // Only the totals and the one list merged are read and decoded, and at most
+        // MAX_TOP_ROWS rows.
+        let whole = rollups::each_list(db, table, &sel, list, MAX_TOP_ROWS, |r: ListRow| {
             one_in = one_in.max(r.one_in);
             packets = packets.saturating_add(r.packets);
             bytes = bytes.saturating_add(r.bytes);
@@ -517,6 +508,15 @@ pub async fn top(
             Ok(())
         })
         .await?;
+        if !whole {
+            return Err(HttpError::field(
+                "since",
+                format!(
+                    "the range holds more than the {MAX_TOP_ROWS} rollup rows a heavy-hitter \
+                     query reads: shorten it or select nodes"
+                ),
+            ));
+        }
         match (dropped, table) {
             // A second already downsampled (another replica's clock ran ahead): its lists
             // are in its minute.
