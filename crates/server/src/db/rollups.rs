@@ -388,23 +388,23 @@ pub struct Selection {
 /// The node name of fleet-wide minute rows (no node name can be `*`).
 pub const FLEET: &str = "*";
 
-/// Which minute rows a selection reads, as a `FROM ... WHERE` text over `rollup_minutes`
-/// (the selection's own clause `w` included): the fleet's rows (node `*`), the listed nodes'
-/// rows, or every node's. Every node's rows are found node by node, along the time index
-/// `(account_id, node, t, point)`: its distinct nodes are walked with one index step each
-/// (the recursive `k`, whatever order the database's collation gives), then each node's
-/// rows in the range read by the index, so the time read is the range's and not the whole
-/// retention's (a plain `node <> '*'` reads every minute of the scope).
-fn minutes_from(sel: &Selection, w: &str, from: usize) -> String {
-    if sel.fleet {
-        return format!("rollup_minutes WHERE {w} AND node = '*'");
-    }
-    if !sel.nodes.is_empty() {
-        return format!("rollup_minutes WHERE {w} AND node <> '*'");
+/// Most nodes a by-node minute read names one by one ([`minute_nodes`]); with more, it reads
+/// every minute row of the scope.
+const MAX_WALKED_NODES: usize = 5000;
+
+/// The nodes with minute rows in the selection's scope, for a read by node with no node named
+/// over the minutes (else `None`: the selection names its nodes or reads the fleet's rows).
+/// Found along the time index `(account_id, node, t, point)`, one index step per node (the
+/// recursive `k`, in whatever order the database's collation gives), so that the minutes are
+/// then read node by node for the range only, where a plain `node <> '*'` would read every
+/// minute the scope holds (the whole retention). `None` too past [`MAX_WALKED_NODES`].
+async fn minute_nodes(db: &Db, table: Table, sel: &Selection) -> Result<Option<Vec<String>>> {
+    if table != Table::Minutes || sel.fleet || !sel.nodes.is_empty() {
+        return Ok(None);
     }
     let scope = match &sel.scope {
-        Scope::WholeNodes => "account_id IS NULL".to_owned(),
-        Scope::Account(_) => format!("account_id = ${from}"),
+        Scope::WholeNodes => "account_id IS NULL",
+        Scope::Account(_) => "account_id = $1",
     };
     let next = |after: &str| {
         format!(
@@ -412,13 +412,54 @@ fn minutes_from(sel: &Selection, w: &str, from: usize) -> String {
              LIMIT 1)"
         )
     };
-    format!(
-        "(WITH RECURSIVE k(n) AS (SELECT {} UNION ALL SELECT {} FROM k WHERE k.n IS NOT NULL) \
-         SELECT rollup_minutes.* FROM k JOIN rollup_minutes ON rollup_minutes.node = k.n \
-         WHERE k.n <> '*' AND {w}) AS nm",
+    let sql = format!(
+        "WITH RECURSIVE k(n) AS (SELECT {} UNION ALL SELECT {} FROM k WHERE k.n IS NOT NULL) \
+         SELECT n FROM k WHERE n IS NOT NULL AND n <> '*' LIMIT {}",
         next(""),
-        next(" AND node > k.n")
-    )
+        next(" AND node > k.n"),
+        MAX_WALKED_NODES + 1
+    );
+    let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
+    if let Scope::Account(id) = &sel.scope {
+        q = q.bind(id.clone());
+    }
+    let nodes = q.fetch_all(&db.pool).await?;
+    Ok(match nodes.len() {
+        0 => None,
+        n if n > MAX_WALKED_NODES => None,
+        _ => Some(nodes),
+    })
+}
+
+/// Parameters [`bind_selection`] binds.
+fn selection_params(sel: &Selection) -> usize {
+    usize::from(matches!(sel.scope, Scope::Account(_))) + 2 + sel.nodes.len() + sel.points.len()
+}
+
+/// Which minute rows a selection reads, as a `FROM ... WHERE` text over `rollup_minutes` (the
+/// selection's own clause `w`, numbered from `from`, included): the fleet's rows (node `*`),
+/// the listed nodes', or every node's: those of `walked` ([`minute_nodes`], bound after the
+/// selection's parameters) when given. The database picks how to read a list of nodes: along
+/// the index for a short range, a scan for one that covers most of what is kept.
+fn minutes_from(sel: &Selection, w: &str, from: usize, walked: Option<&[String]>) -> String {
+    match (sel.fleet, walked) {
+        (true, _) => format!("rollup_minutes WHERE {w} AND node = '*'"),
+        (false, Some(names)) => format!(
+            "rollup_minutes WHERE {w} AND node IN ({})",
+            super::placeholders(from + selection_params(sel), names.len())
+        ),
+        (false, None) => format!("rollup_minutes WHERE {w} AND node <> '*'"),
+    }
+}
+
+fn bind_names<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    names: Option<&[String]>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    for n in names.unwrap_or_default() {
+        q = q.bind(n.clone());
+    }
+    q
 }
 
 /// The WHERE clause of a selection, parameters numbered from `from` in the order
@@ -493,13 +534,14 @@ pub async fn series(
         GroupCol::Point => "point",
     };
     let w = where_clause(sel, 3);
+    let walked = minute_nodes(db, table, sel).await?;
     let cols = "t, node, point, packets, bytes, tcp, udp, icmp, other";
     let source = match table {
         Table::Seconds => format!("SELECT {cols} FROM rollup_seconds WHERE {w}"),
         Table::Minutes => format!(
             "SELECT {cols} FROM {} UNION ALL \
              SELECT {cols} FROM rollup_seconds WHERE rolled = 0 AND {w}",
-            minutes_from(sel, &w, 3)
+            minutes_from(sel, &w, 3, walked.as_deref())
         ),
     };
     let group_by = match group {
@@ -521,7 +563,7 @@ pub async fn series(
     let q = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(sel.since)
         .bind(step);
-    let q = bind_selection(q, sel);
+    let q = bind_names(bind_selection(q, sel), walked.as_deref());
     let rows = q.fetch_all(&db.pool).await?;
     rows.iter()
         .map(|r| {
@@ -546,27 +588,33 @@ pub async fn each_row(
     mut each: impl FnMut(Rollup),
 ) -> Result<()> {
     let w = where_clause(sel, 1);
-    let sources: Vec<(String, Table)> = match table {
+    let walked = minute_nodes(db, table, sel).await?;
+    // Each statement and whether it reads the walked nodes.
+    let sources: Vec<(String, Table, bool)> = match table {
         Table::Seconds => vec![(
             format!("SELECT {COLUMNS} FROM rollup_seconds WHERE {w}"),
             Table::Seconds,
+            false,
         )],
         Table::Minutes => vec![
             (
                 format!(
                     "SELECT {COLUMNS}, seconds FROM {}",
-                    minutes_from(sel, &w, 1)
+                    minutes_from(sel, &w, 1, walked.as_deref())
                 ),
                 Table::Minutes,
+                true,
             ),
             (
                 format!("SELECT {COLUMNS} FROM rollup_seconds WHERE rolled = 0 AND {w}"),
                 Table::Seconds,
+                false,
             ),
         ],
     };
-    for (sql, t) in sources {
+    for (sql, t, names) in sources {
         let q = bind_selection(sqlx::query(sqlx::AssertSqlSafe(sql)), sel);
+        let q = bind_names(q, walked.as_deref().filter(|_| names));
         let mut rows = q.fetch(&db.pool);
         while let Some(r) = rows.try_next().await? {
             each(parse_row(&r, t)?);
@@ -619,17 +667,30 @@ pub async fn each_list(
     let mut read = 0u64;
     let w = where_clause(sel, 1);
     let cols = format!("packets, bytes, one_in, {} AS list", list.column());
+    let walked = minute_nodes(db, table, sel).await?;
+    // Each statement and whether it reads the walked nodes.
     let mut sources = vec![match table {
-        Table::Seconds => format!("SELECT {cols} FROM rollup_seconds WHERE {w}"),
-        Table::Minutes => format!("SELECT {cols} FROM {}", minutes_from(sel, &w, 1)),
+        Table::Seconds => (
+            format!("SELECT {cols} FROM rollup_seconds WHERE {w}"),
+            false,
+        ),
+        Table::Minutes => (
+            format!(
+                "SELECT {cols} FROM {}",
+                minutes_from(sel, &w, 1, walked.as_deref())
+            ),
+            true,
+        ),
     }];
     if table == Table::Minutes {
-        sources.push(format!(
-            "SELECT {cols} FROM rollup_seconds WHERE rolled = 0 AND {w}"
+        sources.push((
+            format!("SELECT {cols} FROM rollup_seconds WHERE rolled = 0 AND {w}"),
+            false,
         ));
     }
-    for sql in sources {
+    for (sql, names) in sources {
         let q = bind_selection(sqlx::query(sqlx::AssertSqlSafe(sql)), sel);
+        let q = bind_names(q, walked.as_deref().filter(|_| names));
         let mut rows = q.fetch(&db.pool);
         while let Some(r) = rows.try_next().await? {
             read += 1;

@@ -590,6 +590,15 @@ async fn account_rows_stay_with_their_account(b: Backend) {
     )
     .await
     .unwrap();
+    // A node with seconds not yet downsampled and no minute yet is read too.
+    let fresh = Rollup {
+        node: "edge7".into(),
+        t: m0 + 5,
+        ..row(None, 70)
+    };
+    rollups::insert_all(&h.state.db, Table::Seconds, &[fresh])
+        .await
+        .unwrap();
     let by_node = |scope: Scope| {
         let sel = Selection {
             scope,
@@ -616,7 +625,7 @@ async fn account_rows_stay_with_their_account(b: Backend) {
     };
     assert_eq!(
         by_node(Scope::WholeNodes).await,
-        pairs(&[("edge0", 100), ("edge1", 500)])
+        pairs(&[("edge0", 100), ("edge1", 500), ("edge7", 70)])
     );
     assert_eq!(
         by_node(Scope::Account(acme.into())).await,
@@ -627,7 +636,8 @@ async fn account_rows_stay_with_their_account(b: Backend) {
         pairs(&[("edge1", 9)])
     );
     // A heavy-hitter read stops past its bound and says so (the API's 400 for too wide a
-    // range): the three minutes of the whole nodes are read with a bound of 3, not of 2.
+    // range): the three minutes and the one fresh second of the whole nodes are read with a
+    // bound of 4, not of 3.
     let sel = Selection {
         scope: Scope::WholeNodes,
         since: m0,
@@ -636,7 +646,7 @@ async fn account_rows_stay_with_their_account(b: Backend) {
         points: vec![],
         fleet: false,
     };
-    for (bound, whole, read) in [(3, true, 3), (2, false, 2)] {
+    for (bound, whole, read) in [(4, true, 4), (3, false, 3)] {
         let mut n = 0;
         let packets = std::cell::Cell::new(0);
         let got = rollups::each_list(&h.state.db, Table::Minutes, &sel, List::Dst, bound, |r| {
@@ -648,7 +658,7 @@ async fn account_rows_stay_with_their_account(b: Backend) {
         .unwrap();
         assert_eq!((got, n), (whole, read), "bound {bound}");
         if whole {
-            assert_eq!(packets.get(), 600);
+            assert_eq!(packets.get(), 670);
         }
     }
     // Through the API: an unrestricted account reads whole nodes; a restricted one only the
