@@ -27,6 +27,10 @@ use sqlx::{AnyPool, Executor, Row};
 
 use crate::error::{Error, Result};
 
+/// Connections of a SQLite pool: the writers that may wait for the lock at once, and room
+/// for the API's readers beside them.
+const SQLITE_CONNECTIONS: u32 = 16;
+
 /// Which engine is behind the pool (the few places that differ ask this).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -71,10 +75,13 @@ impl Db {
             return Err(bad("use sqlite:///path/to/file.db or postgres://..."));
         };
         let options = match backend {
-            // SQLite takes one writer at a time: a few connections serve the readers, and
-            // every connection waits for the lock rather than failing at once.
+            // SQLite takes one writer at a time, and every connection waits for the lock
+            // rather than failing at once; a writer waiting holds its connection. In WAL mode
+            // readers run beside the writer, so the pool leaves room for them beside the
+            // writers that may wait at once (the hub's writer, the rollup writer, the rollup
+            // jobs, sessions): with 4, a page's requests queued behind those waiters.
             Backend::Sqlite => AnyPoolOptions::new()
-                .max_connections(4)
+                .max_connections(SQLITE_CONNECTIONS)
                 .after_connect(|conn, _| {
                     Box::pin(async move {
                         conn.execute("PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000")

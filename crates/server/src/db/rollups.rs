@@ -388,12 +388,78 @@ pub struct Selection {
 /// The node name of fleet-wide minute rows (no node name can be `*`).
 pub const FLEET: &str = "*";
 
-/// Which minute rows a selection reads: the fleet's or the nodes'.
-fn minutes_filter(sel: &Selection) -> &'static str {
-    match sel.fleet {
-        true => "node = '*'",
-        false => "node <> '*'",
+/// Most nodes a by-node minute read names one by one ([`minute_nodes`]); with more, it reads
+/// every minute row of the scope.
+const MAX_WALKED_NODES: usize = 5000;
+
+/// The nodes with minute rows in the selection's scope, for a read by node with no node named
+/// over the minutes (else `None`: the selection names its nodes or reads the fleet's rows).
+/// Found along the time index `(account_id, node, t, point)`, one index step per node (the
+/// recursive `k`, in whatever order the database's collation gives), so that the minutes are
+/// then read node by node for the range only, where a plain `node <> '*'` would read every
+/// minute the scope holds (the whole retention). `None` too past [`MAX_WALKED_NODES`].
+async fn minute_nodes(db: &Db, table: Table, sel: &Selection) -> Result<Option<Vec<String>>> {
+    if table != Table::Minutes || sel.fleet || !sel.nodes.is_empty() {
+        return Ok(None);
     }
+    let scope = match &sel.scope {
+        Scope::WholeNodes => "account_id IS NULL",
+        Scope::Account(_) => "account_id = $1",
+    };
+    let next = |after: &str| {
+        format!(
+            "(SELECT node FROM rollup_minutes WHERE {scope}{after} ORDER BY account_id, node \
+             LIMIT 1)"
+        )
+    };
+    let sql = format!(
+        "WITH RECURSIVE k(n) AS (SELECT {} UNION ALL SELECT {} FROM k WHERE k.n IS NOT NULL) \
+         SELECT n FROM k WHERE n IS NOT NULL AND n <> '*' LIMIT {}",
+        next(""),
+        next(" AND node > k.n"),
+        MAX_WALKED_NODES + 1
+    );
+    let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
+    if let Scope::Account(id) = &sel.scope {
+        q = q.bind(id.clone());
+    }
+    let nodes = q.fetch_all(&db.pool).await?;
+    Ok(match nodes.len() {
+        0 => None,
+        n if n > MAX_WALKED_NODES => None,
+        _ => Some(nodes),
+    })
+}
+
+/// Parameters [`bind_selection`] binds.
+fn selection_params(sel: &Selection) -> usize {
+    usize::from(matches!(sel.scope, Scope::Account(_))) + 2 + sel.nodes.len() + sel.points.len()
+}
+
+/// Which minute rows a selection reads, as a `FROM ... WHERE` text over `rollup_minutes` (the
+/// selection's own clause `w`, numbered from `from`, included): the fleet's rows (node `*`),
+/// the listed nodes', or every node's: those of `walked` ([`minute_nodes`], bound after the
+/// selection's parameters) when given. The database picks how to read a list of nodes: along
+/// the index for a short range, a scan for one that covers most of what is kept.
+fn minutes_from(sel: &Selection, w: &str, from: usize, walked: Option<&[String]>) -> String {
+    match (sel.fleet, walked) {
+        (true, _) => format!("rollup_minutes WHERE {w} AND node = '*'"),
+        (false, Some(names)) => format!(
+            "rollup_minutes WHERE {w} AND node IN ({})",
+            super::placeholders(from + selection_params(sel), names.len())
+        ),
+        (false, None) => format!("rollup_minutes WHERE {w} AND node <> '*'"),
+    }
+}
+
+fn bind_names<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    names: Option<&[String]>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    for n in names.unwrap_or_default() {
+        q = q.bind(n.clone());
+    }
+    q
 }
 
 /// The WHERE clause of a selection, parameters numbered from `from` in the order
@@ -468,13 +534,14 @@ pub async fn series(
         GroupCol::Point => "point",
     };
     let w = where_clause(sel, 3);
+    let walked = minute_nodes(db, table, sel).await?;
     let cols = "t, node, point, packets, bytes, tcp, udp, icmp, other";
     let source = match table {
         Table::Seconds => format!("SELECT {cols} FROM rollup_seconds WHERE {w}"),
         Table::Minutes => format!(
-            "SELECT {cols} FROM rollup_minutes WHERE {w} AND {} UNION ALL \
+            "SELECT {cols} FROM {} UNION ALL \
              SELECT {cols} FROM rollup_seconds WHERE rolled = 0 AND {w}",
-            minutes_filter(sel)
+            minutes_from(sel, &w, 3, walked.as_deref())
         ),
     };
     let group_by = match group {
@@ -496,7 +563,7 @@ pub async fn series(
     let q = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(sel.since)
         .bind(step);
-    let q = bind_selection(q, sel);
+    let q = bind_names(bind_selection(q, sel), walked.as_deref());
     let rows = q.fetch_all(&db.pool).await?;
     rows.iter()
         .map(|r| {
@@ -512,22 +579,6 @@ pub async fn series(
         .collect()
 }
 
-/// Rows a heavy-hitter query would read (to refuse one that is too wide before reading).
-pub async fn count(db: &Db, table: Table, sel: &Selection) -> Result<u64> {
-    let w = where_clause(sel, 1);
-    let sql = match table {
-        Table::Seconds => format!("SELECT COUNT(*) FROM rollup_seconds WHERE {w}"),
-        Table::Minutes => format!(
-            "SELECT (SELECT COUNT(*) FROM rollup_minutes WHERE {w} AND {}) + \
-             (SELECT COUNT(*) FROM rollup_seconds WHERE rolled = 0 AND {w})",
-            minutes_filter(sel)
-        ),
-    };
-    let q = bind_selection(sqlx::query(sqlx::AssertSqlSafe(sql)), sel);
-    let row = q.fetch_one(&db.pool).await?;
-    Ok(to_u64(row.try_get::<i64, _>(0)?))
-}
-
 /// Calls `each` with every row of the selection (minutes plus seconds not yet downsampled,
 /// or seconds), streamed.
 pub async fn each_row(
@@ -537,33 +588,125 @@ pub async fn each_row(
     mut each: impl FnMut(Rollup),
 ) -> Result<()> {
     let w = where_clause(sel, 1);
-    let sources: Vec<(String, Table)> = match table {
+    let walked = minute_nodes(db, table, sel).await?;
+    // Each statement and whether it reads the walked nodes.
+    let sources: Vec<(String, Table, bool)> = match table {
         Table::Seconds => vec![(
             format!("SELECT {COLUMNS} FROM rollup_seconds WHERE {w}"),
             Table::Seconds,
+            false,
         )],
         Table::Minutes => vec![
             (
                 format!(
-                    "SELECT {COLUMNS}, seconds FROM rollup_minutes WHERE {w} AND {}",
-                    minutes_filter(sel)
+                    "SELECT {COLUMNS}, seconds FROM {}",
+                    minutes_from(sel, &w, 1, walked.as_deref())
                 ),
                 Table::Minutes,
+                true,
             ),
             (
                 format!("SELECT {COLUMNS} FROM rollup_seconds WHERE rolled = 0 AND {w}"),
                 Table::Seconds,
+                false,
             ),
         ],
     };
-    for (sql, t) in sources {
+    for (sql, t, names) in sources {
         let q = bind_selection(sqlx::query(sqlx::AssertSqlSafe(sql)), sel);
+        let q = bind_names(q, walked.as_deref().filter(|_| names));
         let mut rows = q.fetch(&db.pool);
         while let Some(r) = rows.try_next().await? {
             each(parse_row(&r, t)?);
         }
     }
     Ok(())
+}
+
+/// One heavy-hitter list of a row ([`each_list`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum List {
+    Dst,
+    Src,
+    Dport,
+}
+
+impl List {
+    fn column(self) -> &'static str {
+        match self {
+            List::Dst => "top_dst",
+            List::Src => "top_src",
+            List::Dport => "top_dport",
+        }
+    }
+}
+
+/// A row's totals and one of its lists as stored ([`hitters::decode`] reads it; empty text:
+/// dropped).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListRow {
+    pub packets: u64,
+    pub bytes: u64,
+    pub one_in: u64,
+    pub list: String,
+}
+
+/// What a heavy-hitter query reads: the rows of [`each_row`], streamed, with only the totals
+/// and the one list it merges (a row's three lists are most of its bytes; the other columns
+/// are never decoded). Reads at most `max_rows` rows: returns false, having stopped, when the
+/// selection holds more (bounded as it reads, rather than counted first: a count reads the
+/// same rows once more). Stops at the first error `each` returns.
+pub async fn each_list(
+    db: &Db,
+    table: Table,
+    sel: &Selection,
+    list: List,
+    max_rows: u64,
+    mut each: impl FnMut(ListRow) -> Result<()>,
+) -> Result<bool> {
+    let mut read = 0u64;
+    let w = where_clause(sel, 1);
+    let cols = format!("packets, bytes, one_in, {} AS list", list.column());
+    let walked = minute_nodes(db, table, sel).await?;
+    // Each statement and whether it reads the walked nodes.
+    let mut sources = vec![match table {
+        Table::Seconds => (
+            format!("SELECT {cols} FROM rollup_seconds WHERE {w}"),
+            false,
+        ),
+        Table::Minutes => (
+            format!(
+                "SELECT {cols} FROM {}",
+                minutes_from(sel, &w, 1, walked.as_deref())
+            ),
+            true,
+        ),
+    }];
+    if table == Table::Minutes {
+        sources.push((
+            format!("SELECT {cols} FROM rollup_seconds WHERE rolled = 0 AND {w}"),
+            false,
+        ));
+    }
+    for (sql, names) in sources {
+        let q = bind_selection(sqlx::query(sqlx::AssertSqlSafe(sql)), sel);
+        let q = bind_names(q, walked.as_deref().filter(|_| names));
+        let mut rows = q.fetch(&db.pool);
+        while let Some(r) = rows.try_next().await? {
+            read += 1;
+            if read > max_rows {
+                return Ok(false);
+            }
+            let u = |c: &str| -> Result<u64> { Ok(to_u64(r.try_get::<i64, _>(c)?)) };
+            each(ListRow {
+                packets: u("packets")?,
+                bytes: u("bytes")?,
+                one_in: u("one_in")?,
+                list: r.try_get("list")?,
+            })?;
+        }
+    }
+    Ok(true)
 }
 
 /// Fills `rollup_minutes` with synthetic whole-node rows for `nodes` nodes (`edge0`, ...) at

@@ -241,14 +241,24 @@ impl<K: Hash + Eq + Clone + Ord> Merge<K> {
     pub fn add(&mut self, list: &Stored<K>) {
         let absent = self.absent_bound();
         for (key, count, error) in &list.keys {
-            let e = self.entries.entry(key.clone()).or_insert(Entry {
-                base: absent,
-                floors_at_entry: self.floors,
-                ..Entry::default()
-            });
-            e.counts = e.counts.saturating_add(*count);
-            e.errors = e.errors.saturating_add(*error);
-            e.floors_listed = e.floors_listed.saturating_add(list.floor);
+            let add = |e: &mut Entry| {
+                e.counts = e.counts.saturating_add(*count);
+                e.errors = e.errors.saturating_add(*error);
+                e.floors_listed = e.floors_listed.saturating_add(list.floor);
+            };
+            // A key already held is found without cloning it (most are, in a long merge).
+            match self.entries.get_mut(key) {
+                Some(e) => add(e),
+                None => {
+                    let mut e = Entry {
+                        base: absent,
+                        floors_at_entry: self.floors,
+                        ..Entry::default()
+                    };
+                    add(&mut e);
+                    self.entries.insert(key.clone(), e);
+                }
+            }
         }
         self.floors = self.floors.saturating_add(list.floor);
         if self.entries.len() > 2 * self.capacity {

@@ -7,12 +7,12 @@ use edgecap_model::ApiError;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::hitters::{MERGE_CAPACITY, Merge, Stored};
+use super::hitters::{self, MERGE_CAPACITY, Merge, Stored};
 use super::jobs;
 use crate::config::Config;
 use crate::db::Db;
 use crate::db::accounts::Account;
-use crate::db::rollups::{self, Bucket, GroupCol, Rollup, Table};
+use crate::db::rollups::{self, Bucket, GroupCol, List, ListRow, Table};
 pub use crate::db::rollups::{Scope, Selection};
 use crate::error::HttpError;
 use crate::tenancy::Tenancy;
@@ -476,32 +476,47 @@ pub async fn top(
             sel.since -= sel.since.rem_euclid(60);
             sel.until += (60 - sel.until.rem_euclid(60)) % 60;
         }
-        let rows = rollups::count(db, table, &sel).await?;
-        if rows > MAX_TOP_ROWS {
-            return Err(HttpError::field(
-                "since",
-                format!(
-                    "the range holds {rows} rollup rows, more than the {MAX_TOP_ROWS} a \
-                     heavy-hitter query reads: shorten it or select nodes"
-                ),
-            ));
-        }
         let mut addrs: Merge<String> = Merge::new(MERGE_CAPACITY);
         let mut ports: Merge<u16> = Merge::new(MERGE_CAPACITY);
         let (mut packets, mut bytes, mut one_in) = (0u64, 0u64, 1u64);
         let mut dropped = false;
-        rollups::each_row(db, table, &sel, |r: Rollup| {
-            dropped |= r.hitters_dropped;
+        let list = match by.as_str() {
+            "dst" => List::Dst,
+            "src" => List::Src,
+            _ => List::Dport,
+        };
+        let corrupt = |e: String| crate::error::Error::Corrupt {
+            what: format!("rollup heavy-hitter list ({by})"),
+            reason: e,
+        };
+        // Only the totals and the one list merged are read and decoded, and at most
+        // MAX_TOP_ROWS rows.
+        let whole = rollups::each_list(db, table, &sel, list, MAX_TOP_ROWS, |r: ListRow| {
             one_in = one_in.max(r.one_in);
             packets = packets.saturating_add(r.packets);
             bytes = bytes.saturating_add(r.bytes);
-            match by.as_str() {
-                "dst" => addrs.add(&r.top_dst),
-                "src" => addrs.add(&r.top_src),
-                _ => ports.add(&r.top_dport),
+            match list {
+                List::Dport => match hitters::decode::<u16>(&r.list).map_err(corrupt)? {
+                    Some(l) => ports.add(&l),
+                    None => dropped = true,
+                },
+                _ => match hitters::decode::<String>(&r.list).map_err(corrupt)? {
+                    Some(l) => addrs.add(&l),
+                    None => dropped = true,
+                },
             }
+            Ok(())
         })
         .await?;
+        if !whole {
+            return Err(HttpError::field(
+                "since",
+                format!(
+                    "the range holds more than the {MAX_TOP_ROWS} rollup rows a heavy-hitter \
+                     query reads: shorten it or select nodes"
+                ),
+            ));
+        }
         match (dropped, table) {
             // A second already downsampled (another replica's clock ran ahead): its lists
             // are in its minute.

@@ -520,7 +520,7 @@ async fn rollups_over_a_real_socket_are_stored(b: Backend) {
 /// scoped to that account, and never by a whole-node query; whole-node rows never by an
 /// account's. (Which scope an account gets is `rollups::query::scope_for`.)
 async fn account_rows_stay_with_their_account(b: Backend) {
-    use edgecap_server::db::rollups::{self, GroupCol, Rollup, Scope, Selection, Table};
+    use edgecap_server::db::rollups::{self, GroupCol, List, Rollup, Scope, Selection, Table};
     let Some(h) = Harness::new(b).await else {
         return;
     };
@@ -565,6 +565,102 @@ async fn account_rows_stay_with_their_account(b: Backend) {
     assert_eq!(total(Scope::WholeNodes).await, 1000);
     assert_eq!(total(Scope::Account(acme.into())).await, 30);
     assert_eq!(total(Scope::Account(other.into())).await, 7);
+    // Minutes by node with no node named (each node's rows found along the time index): a
+    // scope reads its own rows of every node, in the range only, and never the fleet's.
+    let minute = |node: &str, account: Option<&str>, t: i64, packets| Rollup {
+        node: node.into(),
+        t,
+        seconds: 60,
+        ..row(account, packets)
+    };
+    let m0 = t - t % 60 - 600;
+    rollups::insert_all(
+        &h.state.db,
+        Table::Minutes,
+        &[
+            minute("edge0", None, m0, 100),
+            minute("edge1", None, m0, 200),
+            minute("edge1", None, m0 + 60, 300),
+            minute("edge2", None, m0 - 3600, 999),
+            minute("*", None, m0, 600),
+            minute("edge1", Some(acme), m0, 40),
+            minute("edge3", Some(acme), m0 + 60, 50),
+            minute("edge1", Some(other), m0, 9),
+        ],
+    )
+    .await
+    .unwrap();
+    // A node with seconds not yet downsampled and no minute yet is read too.
+    let fresh = Rollup {
+        node: "edge7".into(),
+        t: m0 + 5,
+        ..row(None, 70)
+    };
+    rollups::insert_all(&h.state.db, Table::Seconds, &[fresh])
+        .await
+        .unwrap();
+    let by_node = |scope: Scope| {
+        let sel = Selection {
+            scope,
+            since: m0,
+            until: m0 + 120,
+            nodes: vec![],
+            points: vec![],
+            fleet: false,
+        };
+        let db = h.state.db.clone();
+        async move {
+            let mut sums = std::collections::BTreeMap::new();
+            for b in rollups::series(&db, Table::Minutes, &sel, 60, GroupCol::Node)
+                .await
+                .unwrap()
+            {
+                *sums.entry(b.group).or_insert(0) += b.packets;
+            }
+            sums.into_iter().collect::<Vec<(String, u64)>>()
+        }
+    };
+    let pairs = |v: &[(&str, u64)]| -> Vec<(String, u64)> {
+        v.iter().map(|(n, p)| (n.to_string(), *p)).collect()
+    };
+    assert_eq!(
+        by_node(Scope::WholeNodes).await,
+        pairs(&[("edge0", 100), ("edge1", 500), ("edge7", 70)])
+    );
+    assert_eq!(
+        by_node(Scope::Account(acme.into())).await,
+        pairs(&[("edge1", 40), ("edge3", 50)])
+    );
+    assert_eq!(
+        by_node(Scope::Account(other.into())).await,
+        pairs(&[("edge1", 9)])
+    );
+    // A heavy-hitter read stops past its bound and says so (the API's 400 for too wide a
+    // range): the three minutes and the one fresh second of the whole nodes are read with a
+    // bound of 4, not of 3.
+    let sel = Selection {
+        scope: Scope::WholeNodes,
+        since: m0,
+        until: m0 + 120,
+        nodes: vec![],
+        points: vec![],
+        fleet: false,
+    };
+    for (bound, whole, read) in [(4, true, 4), (3, false, 3)] {
+        let mut n = 0;
+        let packets = std::cell::Cell::new(0);
+        let got = rollups::each_list(&h.state.db, Table::Minutes, &sel, List::Dst, bound, |r| {
+            n += 1;
+            packets.set(packets.get() + r.packets);
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert_eq!((got, n), (whole, read), "bound {bound}");
+        if whole {
+            assert_eq!(packets.get(), 670);
+        }
+    }
     // Through the API: an unrestricted account reads whole nodes; a restricted one only the
     // rows made for it.
     let _n = h.node("edge0", &[], &["pre-firewall"]);
