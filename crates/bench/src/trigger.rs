@@ -15,7 +15,8 @@
 //! - flood start -> the end of the first second over the threshold (the firing's `started`
 //!   second, from the agent's own 1 s rollups, as the event records it);
 //! - condition holds (the end of the `--sustained`-th second over the threshold) -> `fired`
-//!   (the event's `created`: when the server recorded the agent's report);
+//!   (the event's `created`: when the server recorded the agent's report; only when the
+//!   event holds the recorded capture and no refusal);
 //! - condition holds -> rule installed (the capture's nft table is in the edge, polled here);
 //! - rule installed -> first bytes of the capture's file in the destination directory;
 //! - flood start -> rule installed, the whole way.
@@ -439,10 +440,14 @@ fn flood(
     let first_over = event["nodes"][0]["started"].as_str().and_then(rfc3339);
     let created = event["created"].as_str().and_then(rfc3339);
     let holds = first_over.map(|s| s + a.sustained as f64);
+    // Fired only when the server recorded the capture: a capture beyond the node's share that
+    // no grant covers is stopped and the event records a refusal instead.
+    let recorded =
+        event["refused"] == false && event["captures"].as_array().is_some_and(|c| !c.is_empty());
     Ok(Flood {
         way,
         onset: first_over.map(|s| s + 1.0 - started),
-        fired: created.zip(holds).map(|(c, h)| c - h),
+        fired: created.zip(holds).filter(|_| recorded).map(|(c, h)| c - h),
         rule: rule_at.zip(holds).map(|(r, h)| r - h),
         bytes: bytes_at.zip(rule_at).map(|(b, r)| b - r),
         start_to_rule: rule_at.map(|r| r - started),
