@@ -4,14 +4,19 @@
 //! (packets per second per destination above `--threshold` for `--sustained` seconds,
 //! capturing into a `file://` directory).
 //!
-//! Floods: `--floods` bounded UDP floods from many sources, each to a destination of its own
-//! (so each is an anomaly of its own), one after another. Per flood, on the machine's one
-//! clock (server, agent and this program share it):
+//! Floods: twice `--floods` bounded UDP floods from many sources, each to a destination of its
+//! own (so each is an anomaly of its own), one after another, on the two paths a firing takes
+//! (issue 14, "Budgets across nodes"): the trigger's `captures_per_hour` is `2 × --floods`,
+//! so the one node's local share is `--floods` captures; the first `--floods` floods start
+//! their capture within it (no round trip), the next `--floods` are beyond it, and each waits
+//! for the server's grant from the trigger's pool (`ask`/`grant`, one round trip) before it
+//! starts. Per flood, on the machine's one clock (server, agent and this program share it):
 //!
 //! - flood start -> the end of the first second over the threshold (the firing's `started`
 //!   second, from the agent's own 1 s rollups, as the event records it);
 //! - condition holds (the end of the `--sustained`-th second over the threshold) -> `fired`
-//!   (the event's `created`: when the server recorded the agent's report);
+//!   (the event's `created`: when the server recorded the agent's report; only when the
+//!   event holds the recorded capture and no refusal);
 //! - condition holds -> rule installed (the capture's nft table is in the edge, polled here);
 //! - rule installed -> first bytes of the capture's file in the destination directory;
 //! - flood start -> rule installed, the whole way.
@@ -40,7 +45,8 @@ use crate::exit::Failure;
 
 #[derive(Debug, clap::Args)]
 pub struct BenchTriggerArgs {
-    /// Floods to time (each to a destination of its own), 1-50.
+    /// Floods to time per path (each to a destination of its own), 1-30: as many within the
+    /// node's local share of the trigger's budget, then as many granted from its pool.
     #[arg(long, default_value_t = 10)]
     pub floods: usize,
     /// Seconds each flood lasts (2-30; at least --sustained + 2).
@@ -78,9 +84,28 @@ const PORT: u16 = 9999;
 /// Benign destinations of the long run.
 const BENIGN_DESTINATIONS: u8 = 3;
 
+/// How a flood's capture was allowed: within the node's local share of `captures_per_hour`,
+/// or beyond it, granted by the server from the trigger's pool.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Way {
+    #[default]
+    Local,
+    Granted,
+}
+
+impl Way {
+    fn name(self) -> &'static str {
+        match self {
+            Way::Local => "within the local share",
+            Way::Granted => "granted from the pool",
+        }
+    }
+}
+
 /// One flood's timings, in seconds (None: that step was not seen).
 #[derive(Debug, Default, Clone)]
 struct Flood {
+    way: Way,
     onset: Option<f64>,
     fired: Option<f64>,
     rule: Option<f64>,
@@ -103,8 +128,11 @@ impl Drop for Agent {
 
 fn validate(a: &BenchTriggerArgs) -> Result<(), Failure> {
     let bad = |m: &str| Err(Failure::usage(m.to_owned()));
-    if !(1..=50).contains(&a.floods) {
-        return bad("--floods: must be 1 to 50 (the trigger's budget is 60 captures an hour)");
+    if !(1..=30).contains(&a.floods) {
+        return bad(
+            "--floods: must be 1 to 30 (the trigger's budget is 2 × --floods captures an hour, \
+             at most 60)",
+        );
     }
     if !(1..=10).contains(&a.sustained) {
         return bad("--sustained: must be 1 to 10");
@@ -213,7 +241,7 @@ pub fn run(a: &BenchTriggerArgs) -> Result<(), Failure> {
                         "destination_conf": format!("file://{dest_s}"),
                         "pre_trigger_seconds": 5},
             "cooldown_seconds": 0,
-            "budget": {"captures_per_hour": 60},
+            "budget": {"captures_per_hour": captures_per_hour(a.floods)},
         })),
     )?;
     let trigger_id = trigger["id"].as_str().unwrap_or_default().to_owned();
@@ -221,13 +249,21 @@ pub fn run(a: &BenchTriggerArgs) -> Result<(), Failure> {
     std::thread::sleep(Duration::from_secs(1));
 
     let mut floods = Vec::new();
-    for k in 0..a.floods {
-        let f = flood(a, &lab, &ns, &api, &dest, k)?;
+    let local_share = edgecap_model::trigger::local_captures(captures_per_hour(a.floods));
+    for k in 0..2 * a.floods {
+        // The node spends its share first: a flood beyond it asks and is granted.
+        let way = if (k as u64) < local_share {
+            Way::Local
+        } else {
+            Way::Granted
+        };
+        let f = flood(a, &lab, &ns, &api, &dest, k, way)?;
         eprintln!(
-            "flood {}/{}: first second over {} s, fired {} s, rule {} s, first bytes {} s \
+            "flood {}/{} ({}): first second over {} s, fired {} s, rule {} s, first bytes {} s \
              (after the condition held)",
             k + 1,
-            a.floods,
+            2 * a.floods,
+            way.name(),
             show(f.onset),
             show(f.fired),
             show(f.rule),
@@ -239,6 +275,13 @@ pub fn run(a: &BenchTriggerArgs) -> Result<(), Failure> {
     drop(agent);
     let md = report(a, &trigger_id, &floods, &long);
     crate::publish(&md, a.markdown.as_deref())
+}
+
+/// The trigger's `captures_per_hour`: twice the floods of one path, so that the one node's
+/// local share ([`edgecap_model::trigger::local_captures`]) covers exactly the first path's
+/// floods and the pool ([`edgecap_model::trigger::pooled_captures`]) the second's.
+fn captures_per_hour(floods: usize) -> u64 {
+    2 * floods as u64
 }
 
 /// What the long benign run saw.
@@ -345,6 +388,7 @@ fn flood(
     api: &Api,
     dest: &Path,
     k: usize,
+    way: Way,
 ) -> Result<Flood, Failure> {
     let dst = target(k);
     let per_second = flood_packets(dst, a.flood_pps);
@@ -396,9 +440,14 @@ fn flood(
     let first_over = event["nodes"][0]["started"].as_str().and_then(rfc3339);
     let created = event["created"].as_str().and_then(rfc3339);
     let holds = first_over.map(|s| s + a.sustained as f64);
+    // Fired only when the server recorded the capture: a capture beyond the node's share that
+    // no grant covers is stopped and the event records a refusal instead.
+    let recorded =
+        event["refused"] == false && event["captures"].as_array().is_some_and(|c| !c.is_empty());
     Ok(Flood {
+        way,
         onset: first_over.map(|s| s + 1.0 - started),
-        fired: created.zip(holds).map(|(c, h)| c - h),
+        fired: created.zip(holds).filter(|_| recorded).map(|(c, h)| c - h),
         rule: rule_at.zip(holds).map(|(r, h)| r - h),
         bytes: bytes_at.zip(rule_at).map(|(b, r)| b - r),
         start_to_rule: rule_at.map(|r| r - started),
@@ -562,20 +611,29 @@ fn quantile(v: &[f64], q: f64) -> Option<f64> {
 fn report(a: &BenchTriggerArgs, trigger: &str, floods: &[Flood], long: &Long) -> String {
     let mut out = format!(
         "Command: `{}`\n\nTrigger {trigger}: packets per second per destination above {} \
-         for {} s, observer sampling 1 in {}; {} floods of {} s at {} packets/s from 4096 \
-         sources, each to a destination of its own; a {} s capture into a file:// directory \
-         per firing.\n\n",
+         for {} s, observer sampling 1 in {}; {} captures an hour (the one node's local share \
+         {}, the server's pool {}); {} floods of {} s at {} packets/s from 4096 sources, each \
+         to a destination of its own: the first {} within the node's local share, the next {} \
+         beyond it, each granted from the pool (one round trip more); a {} s capture into a \
+         file:// directory per firing.\n\n",
         std::env::args().collect::<Vec<_>>().join(" "),
         a.threshold,
         a.sustained,
         a.sample_one_in,
-        a.floods,
+        captures_per_hour(a.floods),
+        edgecap_model::trigger::local_captures(captures_per_hour(a.floods)),
+        edgecap_model::trigger::pooled_captures(captures_per_hour(a.floods)),
+        floods.len(),
         a.flood_seconds,
         a.flood_pps,
+        a.floods,
+        a.floods,
         CAPTURE_SECONDS,
     );
-    let fired = floods.iter().filter(|f| f.fired.is_some()).count();
-    out.push_str("| step | floods seen | p50 (s) | p99 (s) | max (s) |\n| --- | ---: | ---: | ---: | ---: |\n");
+    out.push_str(
+        "| step | path | floods seen | p50 (s) | p99 (s) | max (s) |\n\
+         | --- | --- | ---: | ---: | ---: | ---: |\n",
+    );
     let steps: [(&str, Step); 5] = [
         ("flood start -> first second over the threshold ends", |f| {
             f.onset
@@ -590,31 +648,44 @@ fn report(a: &BenchTriggerArgs, trigger: &str, floods: &[Flood], long: &Long) ->
         ("flood start -> rule installed", |f| f.start_to_rule),
     ];
     for (name, get) in steps {
-        let v: Vec<f64> = floods.iter().filter_map(get).collect();
+        for way in [Way::Local, Way::Granted] {
+            let v: Vec<f64> = floods
+                .iter()
+                .filter(|f| f.way == way)
+                .filter_map(get)
+                .collect();
+            out.push_str(&format!(
+                "| {name} | {} | {} | {} | {} | {} |\n",
+                way.name(),
+                v.len(),
+                show(quantile(&v, 0.5)),
+                show(quantile(&v, 0.99)),
+                show(v.iter().copied().reduce(f64::max)),
+            ));
+        }
+    }
+    out.push('\n');
+    for way in [Way::Local, Way::Granted] {
+        let of_way: Vec<&Flood> = floods.iter().filter(|f| f.way == way).collect();
+        let fired = of_way.iter().filter(|f| f.fired.is_some()).count();
+        let rule: Vec<f64> = of_way.iter().filter_map(|f| f.rule).collect();
+        let p99 = quantile(&rule, 0.99);
         out.push_str(&format!(
-            "| {name} | {} | {} | {} | {} |\n",
-            v.len(),
-            show(quantile(&v, 0.5)),
-            show(quantile(&v, 0.99)),
-            show(v.iter().copied().reduce(f64::max)),
+            "Floods that fired {}: {fired} of {}. Goal: the rule installed within 2 s of the \
+             condition holding at p99: {}.\n",
+            way.name(),
+            of_way.len(),
+            match p99 {
+                Some(p) if p < 2.0 && rule.len() == of_way.len() => format!("met ({p:.3} s)"),
+                Some(p) => format!(
+                    "NOT met ({p:.3} s, {} of {} floods)",
+                    rule.len(),
+                    of_way.len()
+                ),
+                None => "NOT met (no rule seen)".to_owned(),
+            }
         ));
     }
-    let rule: Vec<f64> = floods.iter().filter_map(|f| f.rule).collect();
-    let p99 = quantile(&rule, 0.99);
-    out.push_str(&format!(
-        "\nFloods that fired: {fired} of {}. Goal: the rule installed within 2 s of the \
-         condition holding at p99: {}.\n",
-        floods.len(),
-        match p99 {
-            Some(p) if p < 2.0 && rule.len() == floods.len() => format!("met ({p:.3} s)"),
-            Some(p) => format!(
-                "NOT met ({p:.3} s, {} of {} floods)",
-                rule.len(),
-                floods.len()
-            ),
-            None => "NOT met (no rule seen)".to_owned(),
-        }
-    ));
     out.push_str(&format!(
         "\n| long benign run (s) | packets sent | highest second to one destination (packets) | false events | false capture tables |\n| ---: | ---: | ---: | ---: | ---: |\n| {} | {} | {} | {} | {} |\n",
         long.seconds, long.packets, long.highest_second, long.false_events, long.false_tables
@@ -655,6 +726,18 @@ mod tests {
             Some(1_796_602_202.25)
         );
         assert_eq!(rfc3339("nonsense"), None);
+    }
+
+    #[test]
+    fn the_budget_covers_each_path_s_floods_exactly() {
+        // The first path's floods within the node's local share, the second's granted from
+        // the pool: neither more (a granted flood would run locally) nor fewer.
+        for n in 1..=30 {
+            let per_hour = captures_per_hour(n);
+            assert!(per_hour <= 60, "{n}");
+            assert_eq!(edgecap_model::trigger::local_captures(per_hour), n as u64);
+            assert_eq!(edgecap_model::trigger::pooled_captures(per_hour), n as u64);
+        }
     }
 
     #[test]

@@ -193,31 +193,50 @@ fn rollups_stores_every_second_sent() {
     }
 }
 
-/// Triggers at the edge at a tiny scale, in a lab (root): two floods, each fires the trigger
-/// once with every step seen (fired, the rule, the file's first bytes), and a short benign
-/// run below the threshold makes no event and no capture. Under CI=true a missing root fails.
+/// Triggers at the edge at a tiny scale, in a lab (root): one flood within the node's local
+/// share of the trigger's budget and one beyond it, granted from the server's pool; each
+/// fires the trigger once with every step seen (fired, the rule, the file's first bytes), on
+/// its path; and a short benign run below the threshold makes no event and no capture. Under
+/// CI=true a missing root fails.
 #[test]
-fn trigger_times_every_flood_and_counts_no_false_trigger() {
+fn trigger_times_every_flood_on_both_paths_and_counts_no_false_trigger() {
     if !edgecap_testkit::root_or_skip() {
         return;
     }
     let md = bench(&[
         "trigger",
         "--floods",
-        "2",
+        "1",
         "--flood-seconds",
         "5",
         "--long-seconds",
         "12",
     ]);
+    assert!(
+        md.contains("2 captures an hour (the one node's local share 1, the server's pool 1)"),
+        "{md}"
+    );
     let rows = table(&md, "floods seen");
-    assert_eq!(rows.len(), 5, "{md}");
-    for r in &rows {
-        assert_eq!(cell(r, "floods seen"), "2", "{md}");
+    assert_eq!(rows.len(), 10, "{md}");
+    for (i, r) in rows.iter().enumerate() {
+        let way = if i % 2 == 0 {
+            "within the local share"
+        } else {
+            "granted from the pool"
+        };
+        assert_eq!(cell(r, "path"), way, "{md}");
+        assert_eq!(cell(r, "floods seen"), "1", "{md}");
         let p50 = number(cell(r, "p50 (s)"));
         assert!(p50.is_finite(), "{md}");
     }
-    assert!(md.contains("Floods that fired: 2 of 2."), "{md}");
+    assert!(
+        md.contains("Floods that fired within the local share: 1 of 1."),
+        "{md}"
+    );
+    assert!(
+        md.contains("Floods that fired granted from the pool: 1 of 1."),
+        "{md}"
+    );
     let long = table(&md, "false events");
     assert_eq!(long.len(), 1, "{md}");
     assert_eq!(cell(&long[0], "long benign run (s)"), "12");

@@ -13,6 +13,9 @@
 //!   ignore once the session is up (server: `hub/socket.rs`; agent: `link.rs`).
 //! - A `filter_v1` field an agent does not know makes its part fail, naming the field: a
 //!   filter is never silently widened.
+//! - Messages added after 0.1.0 are pinned the same way from their release on ([`later_agent_wire`],
+//!   [`later_server_wire`]): `ask` and `grant` (issue 14, budgets across nodes). A 0.1.0 peer
+//!   reads them as a message type it does not know ([`Release010Agent`], [`Release010Server`]).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is a failed test
 
 use edgecap_model::protocol::{AgentMsg, DecodeError, Outcome, ServerMsg};
@@ -52,6 +55,45 @@ fn server_wire() -> Vec<Value> {
     ]
 }
 
+/// Messages added after 0.1.0, as this release sends them: an agent's `ask` beyond its local
+/// share of a trigger's `captures_per_hour` (with and without a destination key) and the
+/// server's `grant`, granted or refused with its reason.
+fn later_agent_wire() -> Vec<Value> {
+    vec![
+        json!({"type": "ask", "ask": {"trigger_id": "00112233445566778899aabbccddeeff",
+               "capture_id": "0123456789abcdef0123456789abcdef", "key": "198.18.0.9",
+               "at": 1796602202u64}}),
+        json!({"type": "ask", "ask": {"trigger_id": "00112233445566778899aabbccddeeff",
+               "capture_id": "0123456789abcdef0123456789abcdef", "key": "2001:db8::9",
+               "at": 1796602203u64}}),
+        json!({"type": "ask", "ask": {"trigger_id": "00112233445566778899aabbccddeeff",
+               "capture_id": "0123456789abcdef0123456789abcdef", "at": 1796602204u64}}),
+    ]
+}
+
+fn later_server_wire() -> Vec<Value> {
+    vec![
+        json!({"type": "grant", "grant": {"trigger_id": "00112233445566778899aabbccddeeff",
+               "capture_id": "0123456789abcdef0123456789abcdef", "granted": true}}),
+        json!({"type": "grant", "grant": {"trigger_id": "00112233445566778899aabbccddeeff",
+               "capture_id": "0123456789abcdef0123456789abcdef", "granted": false,
+               "reason": "budget.captures_per_hour: the trigger's 2 captures an hour beyond \
+                          its nodes' own shares were granted"}}),
+    ]
+}
+
+/// Every message this release pins, 0.1.0's and the later ones.
+fn all_agent_wire() -> Vec<Value> {
+    agent_wire().into_iter().chain(later_agent_wire()).collect()
+}
+
+fn all_server_wire() -> Vec<Value> {
+    server_wire()
+        .into_iter()
+        .chain(later_server_wire())
+        .collect()
+}
+
 /// True when `later` holds every field of `pinned` with the same value (objects compared
 /// field by field, lists item by item): a later release may add fields (and write them out,
 /// `[]` or `null` when absent), never drop or change one.
@@ -69,12 +111,12 @@ fn keeps(pinned: &Value, later: &Value) -> bool {
 
 #[test]
 fn this_release_s_messages_decode_and_keep_every_field() {
-    for wire in agent_wire() {
+    for wire in all_agent_wire() {
         let msg = AgentMsg::decode(&wire.to_string()).unwrap_or_else(|e| panic!("{wire}: {e}"));
         let again = serde_json::to_value(&msg).unwrap();
         assert!(keeps(&wire, &again), "{wire}\n{again}");
     }
-    for wire in server_wire() {
+    for wire in all_server_wire() {
         let msg = ServerMsg::decode(&wire.to_string()).unwrap_or_else(|e| panic!("{wire}: {e}"));
         let again = serde_json::to_value(&msg).unwrap();
         assert!(keeps(&wire, &again), "{wire}\n{again}");
@@ -107,7 +149,7 @@ fn with_unknown_fields(v: &Value) -> Value {
 #[test]
 fn a_newer_peer_s_extra_fields_are_ignored() {
     // A newer agent's messages at an older server, and the reverse.
-    for wire in agent_wire() {
+    for wire in all_agent_wire() {
         let newer = with_unknown_fields(&wire);
         let msg = AgentMsg::decode(&newer.to_string()).unwrap_or_else(|e| panic!("{newer}: {e}"));
         let again = serde_json::to_value(&msg).unwrap();
@@ -117,7 +159,7 @@ fn a_newer_peer_s_extra_fields_are_ignored() {
             "{again}"
         );
     }
-    for wire in server_wire() {
+    for wire in all_server_wire() {
         let newer = with_unknown_fields(&wire);
         let msg = ServerMsg::decode(&newer.to_string()).unwrap_or_else(|e| panic!("{newer}: {e}"));
         let again = serde_json::to_value(&msg).unwrap();
@@ -200,4 +242,132 @@ fn a_filter_field_an_older_agent_does_not_know_is_refused_naming_it() {
     let filter = json!({"protocol": 6, "vlan_id": 100});
     let e = serde_json::from_value::<edgecap_filter::RawFilter>(filter).unwrap_err();
     assert!(e.to_string().contains("vlan_id"), "{e}");
+}
+
+#[test]
+fn asks_and_grants_are_written_exactly_as_pinned() {
+    use edgecap_model::firing::{Ask, Grant};
+    // What this release writes, field for field: no more (an absent key or reason is left
+    // out, not `null`), no fewer.
+    let wire = later_agent_wire();
+    let asks = [
+        Some("198.18.0.9".parse().unwrap()),
+        Some("2001:db8::9".parse().unwrap()),
+        None,
+    ];
+    for (i, (key, wire)) in asks.into_iter().zip(&wire).enumerate() {
+        let ask = AgentMsg::Ask {
+            ask: Ask {
+                trigger_id: "00112233445566778899aabbccddeeff".into(),
+                capture_id: "0123456789abcdef0123456789abcdef".into(),
+                key,
+                at: 1_796_602_202 + i as u64,
+            },
+        };
+        assert_eq!(&serde_json::to_value(&ask).unwrap(), wire);
+        assert_eq!(AgentMsg::decode(&wire.to_string()).unwrap(), ask);
+    }
+    let wire = later_server_wire();
+    let grants = [
+        (true, None),
+        (
+            false,
+            Some(
+                "budget.captures_per_hour: the trigger's 2 captures an hour beyond its nodes' \
+                 own shares were granted"
+                    .to_owned(),
+            ),
+        ),
+    ];
+    for ((granted, reason), wire) in grants.into_iter().zip(&wire) {
+        let grant = ServerMsg::Grant {
+            grant: Grant {
+                trigger_id: "00112233445566778899aabbccddeeff".into(),
+                capture_id: "0123456789abcdef0123456789abcdef".into(),
+                granted,
+                reason,
+            },
+        };
+        assert_eq!(&serde_json::to_value(&grant).unwrap(), wire);
+        assert_eq!(ServerMsg::decode(&wire.to_string()).unwrap(), grant);
+    }
+}
+
+#[test]
+fn an_ask_or_grant_missing_a_required_field_is_refused_naming_it() {
+    // The fields a receiver needs to act are required: an ask without its second or
+    // capture, a grant without its answer, is an error naming the field (which the receiver
+    // logs and ignores), never a default that grants or starts something.
+    for field in ["trigger_id", "capture_id", "at"] {
+        let mut ask = later_agent_wire().remove(0);
+        ask["ask"].as_object_mut().unwrap().remove(field);
+        let e = AgentMsg::decode(&ask.to_string()).unwrap_err();
+        assert!(
+            matches!(&e, DecodeError::Shape(_)) && e.to_string().contains(field),
+            "{field}: {e}"
+        );
+    }
+    for field in ["trigger_id", "capture_id", "granted"] {
+        let mut grant = later_server_wire().remove(0);
+        grant["grant"].as_object_mut().unwrap().remove(field);
+        let e = ServerMsg::decode(&grant.to_string()).unwrap_err();
+        assert!(
+            matches!(&e, DecodeError::Shape(_)) && e.to_string().contains(field),
+            "{field}: {e}"
+        );
+    }
+    // A key that is not an address is refused too (it names the destination the capture is
+    // narrowed to).
+    let mut ask = later_agent_wire().remove(0);
+    ask["ask"]["key"] = json!("not-an-address");
+    assert!(AgentMsg::decode(&ask.to_string()).is_err());
+}
+
+/// The message types of 0.1.0's agent, as its server's decoder knew them (tagged by `type`;
+/// fields not read here).
+#[derive(Debug, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[allow(dead_code)] // only whether it decodes matters
+enum Release010Agent {
+    Hello {},
+    Heartbeat {},
+    Ack {},
+    Progress {},
+    Done {},
+}
+
+/// The message types of 0.1.0's server, as its agent's decoder knew them.
+#[derive(Debug, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[allow(dead_code)]
+enum Release010Server {
+    Welcome {},
+    Refused {},
+    Assign {},
+    Stop {},
+}
+
+#[test]
+fn a_0_1_0_peer_reads_asks_and_grants_as_unknown_types() {
+    // The stand-ins know every message of 0.1.0 (so what they refuse, they refuse for its
+    // type) ...
+    for wire in agent_wire() {
+        serde_json::from_value::<Release010Agent>(wire.clone())
+            .unwrap_or_else(|e| panic!("{wire}: {e}"));
+    }
+    for wire in server_wire() {
+        serde_json::from_value::<Release010Server>(wire.clone())
+            .unwrap_or_else(|e| panic!("{wire}: {e}"));
+    }
+    // ... and an ask at a 0.1.0 server, or a grant at a 0.1.0 agent, is a message of an
+    // unknown type: logged and ignored there (the ask then times out at the agent, which
+    // counts it as refused; a 0.1.0 agent never asks).
+    for wire in later_agent_wire() {
+        let e = serde_json::from_value::<Release010Agent>(wire.clone()).unwrap_err();
+        assert!(e.to_string().contains("unknown variant `ask`"), "{e}");
+    }
+    for wire in later_server_wire() {
+        let e = serde_json::from_value::<Release010Server>(wire.clone()).unwrap_err();
+        assert!(e.to_string().contains("unknown variant `grant`"), "{e}");
+    }
 }

@@ -45,6 +45,10 @@ const MAX_DISPATCHES: usize = 65_536;
 /// A dispatch unacknowledged this long is forgotten when room is needed.
 const DISPATCH_FORGET: Duration = Duration::from_secs(600);
 
+/// Unrecorded captures remembered so each is counted once (a finished one's outcome is
+/// repeated in every hello of its agent); the oldest are forgotten first.
+const MAX_UNRECORDED_REMEMBERED: usize = 1024;
+
 /// The server's registry and its families.
 pub struct Metrics {
     registry: Registry,
@@ -55,6 +59,10 @@ pub struct Metrics {
     queues: Family<Labels, Gauge>,
     /// Rollup seconds from agents by outcome (`crate::rollups::Rollups`).
     rollups: Family<Labels, Counter>,
+    /// Captures agents reported that the server has no record of ([`Metrics::unrecorded`]).
+    unrecorded: Counter,
+    /// Their ids, the last [`MAX_UNRECORDED_REMEMBERED`].
+    unrecorded_ids: Mutex<std::collections::VecDeque<String>>,
     /// (capture id, node) -> when its create request arrived.
     dispatches: Mutex<HashMap<(String, String), Instant>>,
     checks: Mutex<Vec<ReadyCheck>>,
@@ -116,8 +124,19 @@ impl Metrics {
              the database refused the batch), refused (malformed)",
             rollups.clone(),
         );
+        let unrecorded = Counter::default();
+        registry.register(
+            "unrecorded_captures",
+            "Captures an agent reported finished that this server has no record of, each \
+             counted once: a trigger's capture whose `fired` report the agent dropped (its \
+             bounded queue was full while the server was away). Its file is in the trigger's \
+             destination; the server logs the capture, node and file, and records nothing",
+            unrecorded.clone(),
+        );
         Metrics {
             rollups,
+            unrecorded,
+            unrecorded_ids: Mutex::new(std::collections::VecDeque::new()),
             registry,
             api_requests,
             dispatch,
@@ -166,6 +185,22 @@ impl Metrics {
     /// A dispatch that was not sent after all: it is not timed.
     pub fn forget_dispatch(&self, capture_id: &str, node: &str) {
         lock(&self.dispatches).remove(&(capture_id.to_owned(), node.to_owned()));
+    }
+
+    /// An agent reported capture `capture_id` finished and the server has no record of it.
+    /// Counts it unless it was counted already (among the last [`MAX_UNRECORDED_REMEMBERED`]);
+    /// true when it was counted now.
+    pub fn unrecorded(&self, capture_id: &str) -> bool {
+        let mut ids = lock(&self.unrecorded_ids);
+        if ids.iter().any(|id| id == capture_id) {
+            return false;
+        }
+        if ids.len() >= MAX_UNRECORDED_REMEMBERED {
+            ids.pop_front();
+        }
+        ids.push_back(capture_id.to_owned());
+        self.unrecorded.inc();
+        true
     }
 
     /// Adds a readiness condition; `/readyz` runs every one on each request.

@@ -39,6 +39,9 @@ pub enum Reply {
     ReplicaSilent(String, Duration),
     /// This server has [`MAX_PENDING`] queries waiting already.
     Busy,
+    /// Connected to another replica, and this server has [`super::relay::MAX_RELAYS`] relays
+    /// waiting for other replicas' answers already (never relayed itself: the asker makes it).
+    RelaysBusy,
 }
 
 impl Reply {
@@ -50,7 +53,7 @@ impl Reply {
             Reply::TimedOut(_) => "timed_out",
             Reply::NotConnected => "not_connected",
             Reply::ReplicaSilent(..) => "timed_out",
-            Reply::Busy => "busy",
+            Reply::Busy | Reply::RelaysBusy => "busy",
         }
     }
 
@@ -71,6 +74,11 @@ impl Reply {
             Reply::Busy => Some(format!(
                 "node {node} was not asked: this server has {MAX_PENDING} look-back queries \
                  waiting; try again"
+            )),
+            Reply::RelaysBusy => Some(format!(
+                "node {node} was not asked: it is connected to another replica, and this server \
+                 has {} look-back queries waiting for other replicas' answers; try again",
+                super::relay::MAX_RELAYS
             )),
         }
     }

@@ -185,6 +185,7 @@ impl Hub {
         let live = Arc::new(Mutex::new(Live::default()));
         let vault = Arc::new(Vault::new(config.secrets_key.clone()));
         let replica = Arc::new(Replica::new(&db));
+        let metrics = Arc::new(crate::metrics::Metrics::new());
         tokio::spawn(writer::run(
             db.clone(),
             live.clone(),
@@ -192,6 +193,7 @@ impl Hub {
             merges.clone(),
             replica.clone(),
             config.result_margin,
+            metrics.clone(),
         ));
         tokio::spawn(crate::merge::run(
             db.clone(),
@@ -217,7 +219,7 @@ impl Hub {
                 writes,
                 closing: watch::channel(false).0,
                 replica,
-                metrics: Arc::new(crate::metrics::Metrics::new()),
+                metrics,
                 queries: lookback::Registry::default(),
                 relays: relay::Relays::default(),
                 triggers_wake: Arc::new(tokio::sync::Notify::new()),

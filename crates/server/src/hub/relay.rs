@@ -12,8 +12,11 @@
 //! are [`Reply::ReplicaSilent`]: named, with their replica, as not answering.
 //!
 //! Bounds: at most [`MAX_RELAYS`] relays wait for answers in one process (more: their nodes
-//! are answered busy), at most [`MAX_SERVED`] questions of other replicas are answered at once
-//! (more: not answered, the asker names the nodes at its deadline); the replies hold what
+//! are answered busy, [`Reply::RelaysBusy`], naming the bound; nothing is written), at most
+//! [`MAX_SERVED`] questions of other replicas are answered at once (more: not answered and
+//! logged with the bound; the asker names the nodes as not answering at its deadline, and the
+//! row goes with its asker's `take` or the sweep); rows live at most their wait and a minute
+//! (`expires`, swept by `replicas::sweep`); the replies hold what
 //! the query's limits allow (`Hub::ask_here`), the asker cuts each sample again
 //! (`crate::samples::bound`) and applies its own total over every node.
 
@@ -23,7 +26,7 @@ use std::time::Duration;
 
 use edgecap_model::lookback::RingQuery;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use super::Hub;
 use super::lookback::{Ask, NodeReply, Reply};
@@ -71,6 +74,32 @@ impl Relays {
     fn waiting(&self) -> std::sync::MutexGuard<'_, HashMap<String, oneshot::Sender<()>>> {
         self.waiting.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// A new relay waiting for its answer (woken through [`Relays::answered`]; no longer
+    /// waiting once the [`Waiting`] is dropped); None when [`MAX_RELAYS`] wait already.
+    fn wait(&self) -> Option<(Waiting<'_>, oneshot::Receiver<()>)> {
+        let id = crate::secret::new_id();
+        let (tx, rx) = oneshot::channel();
+        let mut waiting = self.waiting();
+        if waiting.len() >= MAX_RELAYS {
+            return None;
+        }
+        waiting.insert(id.clone(), tx);
+        Some((Waiting { relays: self, id }, rx))
+    }
+
+    /// Wakes the relay `id` (its answer was written), if it still waits.
+    fn answered(&self, id: &str) {
+        if let Some(tx) = self.waiting().remove(id) {
+            let _ = tx.send(());
+        }
+    }
+
+    /// A permit to answer another replica's question, held while answering; None when
+    /// [`MAX_SERVED`] are being answered already.
+    fn serve(&self) -> Option<OwnedSemaphorePermit> {
+        self.serving.clone().try_acquire_owned().ok()
+    }
 }
 
 /// Removes a relay from the waiting ones when its asker is done (or dropped).
@@ -102,20 +131,12 @@ impl Hub {
         if !self.shared.replica.shared {
             return all(Reply::ReplicaSilent(replica.to_owned(), Duration::ZERO));
         }
-        let relays = &self.shared.relays;
-        let id = crate::secret::new_id();
-        let (tx, rx) = oneshot::channel();
-        {
-            let mut waiting = relays.waiting();
-            if waiting.len() >= MAX_RELAYS {
-                return all(Reply::Busy);
-            }
-            waiting.insert(id.clone(), tx);
-        }
-        let _waiting = Waiting {
-            relays,
-            id: id.clone(),
+        let Some((waiting, rx)) = self.shared.relays.wait() else {
+            tracing::warn!(%replica, nodes = nodes.len(),
+                "{MAX_RELAYS} look-back relays wait for answers; these nodes are answered busy");
+            return all(Reply::RelaysBusy);
         };
+        let id = waiting.id.clone();
         let request = Request {
             nodes: nodes.to_vec(),
             query: ask.query.clone(),
@@ -197,15 +218,13 @@ impl Hub {
 
     /// The answer of another replica to a relay of this one has been written.
     pub(super) fn relay_answered(&self, id: &str) {
-        if let Some(tx) = self.shared.relays.waiting().remove(id) {
-            let _ = tx.send(());
-        }
+        self.shared.relays.answered(id);
     }
 
     /// Another replica asks this one's nodes (relay `id`): answered on a task of its own,
     /// so the notification loop goes on; beyond [`MAX_SERVED`] at once, not answered.
     pub(super) fn relay_asked(&self, id: String) {
-        let Ok(permit) = self.shared.relays.serving.clone().try_acquire_owned() else {
+        let Some(permit) = self.shared.relays.serve() else {
             tracing::warn!(relay = %id, "{MAX_SERVED} look-back relays are being answered; \
                 this one is not (its asker names the nodes as not answering)");
             return;
@@ -272,5 +291,69 @@ impl Hub {
                 .map_err(|e| e.to_string())?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waiting_relays_stop_at_max_relays_and_make_room_when_one_ends() {
+        let relays = Relays::default();
+        let mut held: Vec<_> = (0..MAX_RELAYS)
+            .map(|i| relays.wait().unwrap_or_else(|| panic!("relay {i} refused")))
+            .collect();
+        assert_eq!(relays.waiting().len(), MAX_RELAYS);
+        // One more is refused, and changes nothing.
+        assert!(relays.wait().is_none());
+        assert!(relays.wait().is_none());
+        assert_eq!(relays.waiting().len(), MAX_RELAYS);
+        // Its nodes are told why, with the bound, as busy.
+        let reason = Reply::RelaysBusy.reason("edge3").unwrap();
+        assert_eq!(Reply::RelaysBusy.status(), "busy");
+        assert!(
+            reason.starts_with("node edge3 was not asked")
+                && reason.contains(&format!(
+                    "{MAX_RELAYS} look-back queries waiting for other replicas"
+                )),
+            "{reason}"
+        );
+        // An answered relay is woken; when its asker is done, its place is free again.
+        let (w, mut rx) = held.pop().unwrap();
+        relays.answered(&w.id);
+        assert_eq!(rx.try_recv(), Ok(()));
+        assert_eq!(relays.waiting().len(), MAX_RELAYS - 1);
+        drop(w);
+        let (w, _rx) = relays.wait().expect("room after one answered");
+        assert!(relays.wait().is_none());
+        // An asker that gives up (dropped unanswered) frees its place too.
+        drop(w);
+        drop(held.pop());
+        assert_eq!(relays.waiting().len(), MAX_RELAYS - 2);
+        assert!(relays.wait().is_some());
+        drop(held);
+        assert!(relays.waiting().is_empty());
+    }
+
+    #[test]
+    fn answering_other_replicas_stops_at_max_served_and_resumes_when_one_ends() {
+        let relays = Relays::default();
+        let mut permits: Vec<_> = (0..MAX_SERVED)
+            .map(|i| {
+                relays
+                    .serve()
+                    .unwrap_or_else(|| panic!("question {i} refused"))
+            })
+            .collect();
+        assert!(relays.serve().is_none());
+        assert!(relays.serve().is_none());
+        drop(permits.pop());
+        assert!(relays.serve().is_some());
+        let again = relays.serve();
+        assert!(again.is_some());
+        assert!(relays.serve().is_none());
+        drop((permits, again));
+        assert_eq!(relays.serving.available_permits(), MAX_SERVED);
     }
 }

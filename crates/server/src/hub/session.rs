@@ -172,7 +172,7 @@ impl Session {
             }
         }
         for id in running.difference(&known) {
-            tracing::info!(node = %self.name, capture = %id, "stopping a capture that is over");
+            tracing::info!(node = %self.name, capture = %id, "stopping a capture that is over (or that this server has no record of)");
             self.hub.send(
                 &self.name,
                 ServerMsg::Stop {

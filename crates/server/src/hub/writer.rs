@@ -5,6 +5,11 @@
 //! repeated message (a `done` after the server gave up, a second `fail`) changes nothing.
 //! Agents' trigger reports (`firings.rs`) are applied in their place in the queue: the
 //! captures' changes queued before one are applied first.
+//!
+//! A `done` for a capture the database has no record of at all changes nothing: it is a
+//! capture an agent started itself whose `fired` report it dropped (its queue of reports is
+//! bounded while the server is away). The server cannot tell whose it is, so it logs the
+//! capture, node and file and counts it once in `/metrics` (`unrecorded_captures`).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -104,6 +109,7 @@ pub(super) async fn run(
     merges: mpsc::Sender<String>,
     replica: Arc<Replica>,
     result_margin: std::time::Duration,
+    metrics: Arc<crate::metrics::Metrics>,
 ) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
@@ -113,18 +119,31 @@ pub(super) async fn run(
                 Err(_) => break,
             }
         }
-        apply(&db, &live, batch, &merges, &replica, result_margin).await;
+        let ctx = Ctx {
+            db: &db,
+            live: &live,
+            merges: &merges,
+            metrics: &metrics,
+        };
+        apply(&ctx, batch, &replica, result_margin).await;
     }
 }
 
+/// What applying captures' changes needs.
+struct Ctx<'a> {
+    db: &'a Db,
+    live: &'a Mutex<Live>,
+    merges: &'a mpsc::Sender<String>,
+    metrics: &'a crate::metrics::Metrics,
+}
+
 async fn apply(
-    db: &Db,
-    live: &Mutex<Live>,
+    ctx: &Ctx<'_>,
     batch: Vec<Write>,
-    merges: &mpsc::Sender<String>,
     replica: &Replica,
     result_margin: std::time::Duration,
 ) {
+    let db = ctx.db;
     let mut node_writes = Vec::new();
     let mut by_capture: BTreeMap<String, Vec<PartWrite>> = BTreeMap::new();
     let mut barriers = Vec::new();
@@ -181,8 +200,8 @@ async fn apply(
             // (a `signed` after its capture's `done` finds the capture done), and a fired
             // capture is recorded before its own progress and outcome, which come after it.
             Write::Report { node, conn, report } => {
-                apply_captures(db, live, merges, std::mem::take(&mut by_capture)).await;
-                super::firings::apply(db, live, result_margin, &node, conn, report).await;
+                apply_captures(ctx, std::mem::take(&mut by_capture)).await;
+                super::firings::apply(db, ctx.live, result_margin, &node, conn, report).await;
             }
             Write::Barrier(tx) => barriers.push(tx),
         }
@@ -192,19 +211,15 @@ async fn apply(
     {
         tracing::error!(error = %e, count = node_writes.len(), "cannot record node connections");
     }
-    apply_captures(db, live, merges, by_capture).await;
+    apply_captures(ctx, by_capture).await;
     for b in barriers {
         let _ = b.send(());
     }
 }
 
 /// Applies the changes of each capture, one transaction per capture.
-async fn apply_captures(
-    db: &Db,
-    live: &Mutex<Live>,
-    merges: &mpsc::Sender<String>,
-    by_capture: BTreeMap<String, Vec<PartWrite>>,
-) {
+async fn apply_captures(ctx: &Ctx<'_>, by_capture: BTreeMap<String, Vec<PartWrite>>) {
+    let db = ctx.db;
     // BTreeMap order: captures are always locked in the same order, so two replicas' writers
     // cannot deadlock each other on PostgreSQL.
     for (capture_id, writes) in by_capture {
@@ -218,13 +233,46 @@ async fn apply_captures(
                 // No part will change again (finished, merging, or no longer open).
                 let done = !matches!(status, Status::Pending | Status::Running);
                 if status == Status::ConversionRunning {
-                    super::queue_merge(merges, capture_id.clone());
+                    super::queue_merge(ctx.merges, capture_id.clone());
                 }
-                forget(live, &capture_id, &writes, done)
+                if status == Status::Unknown {
+                    unrecorded(ctx, &capture_id, &writes).await;
+                }
+                forget(ctx.live, &capture_id, &writes, done)
             }
             Err(e) => tracing::error!(capture = %capture_id, error = %e, changes = writes.len(),
                 "cannot record agent reports"),
         }
+    }
+}
+
+/// After changes to a capture that is not open: when it is a `done` for a capture the
+/// database has no record of (see the module's documentation), logs it and counts it once.
+async fn unrecorded(ctx: &Ctx<'_>, capture_id: &str, writes: &[PartWrite]) {
+    let Some((node, outcome)) = writes.iter().find_map(|w| match w {
+        PartWrite::Done { node, outcome, .. } => Some((node, outcome)),
+        _ => None,
+    }) else {
+        return;
+    };
+    let exists = async {
+        let mut conn = ctx.db.pool.acquire().await?;
+        crate::db::events::capture_exists(&mut conn, capture_id).await
+    }
+    .await;
+    match exists {
+        Ok(true) => {}
+        Ok(false) => {
+            if ctx.metrics.unrecorded(capture_id) {
+                tracing::warn!(node = %node, capture = %capture_id, ok = outcome.ok,
+                    packets = outcome.packets, bytes = outcome.bytes,
+                    file = outcome.file.as_deref().unwrap_or("-"),
+                    "a capture this server has no record of finished (a trigger's capture whose \
+                     fired report the agent dropped?); nothing recorded");
+            }
+        }
+        Err(e) => tracing::warn!(capture = %capture_id, error = %e,
+            "cannot check whether a finished capture is recorded"),
     }
 }
 

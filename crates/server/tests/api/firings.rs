@@ -34,6 +34,7 @@ both_databases!(
     a_capture_no_grant_covers_beyond_the_shares_is_stopped_and_the_event_says_so,
     concurrent_asks_never_grant_more_than_the_pool,
     hostile_reports_change_nothing,
+    a_capture_whose_fired_report_was_dropped_is_logged_and_counted_not_recorded,
     bad_event_queries_name_the_field,
     a_restricted_accounts_trigger_goes_only_to_its_nodes_with_its_prefixes,
     a_node_is_sent_at_most_max_agent_triggers_the_oldest,
@@ -875,6 +876,129 @@ async fn concurrent_asks_never_grant_more_than_the_pool(b: Backend) {
         .await;
     assert!(st.is_success(), "{v}");
     assert_eq!(h.count("trigger_grants").await, 0);
+    s.stop().await;
+}
+
+/// `edgecap_unrecorded_captures_total` in the server's `/metrics`.
+async fn unrecorded_captures(h: &Harness) -> f64 {
+    h.state.hub.barrier().await;
+    let (s, v) = h.call_as(None, "GET", "/metrics", None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let text = v.as_str().expect("text");
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix("edgecap_unrecorded_captures_total ")?
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no edgecap_unrecorded_captures_total in {text}"))
+}
+
+/// Polls [`unrecorded_captures`] until it is `n` (15 s at most); the last count.
+async fn unrecorded_captures_until(h: &Harness, n: f64) -> f64 {
+    let until = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let got = unrecorded_captures(h).await;
+        if got == n || tokio::time::Instant::now() > until {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// edge0's outcome of capture `c`: 20 packets into its file.
+fn finished(c: &str) -> Outcome {
+    Outcome {
+        capture_id: c.to_owned(),
+        ok: true,
+        error: None,
+        packets: 20,
+        bytes: 900,
+        lost: 0,
+        stop_reason: Some("time-limit".into()),
+        file: Some(format!("{c}/edge0.pcapng")),
+    }
+}
+
+/// An agent's queue of reports is bounded while the server is away: the oldest, a `fired`,
+/// may be dropped while its capture runs on and later reaches the server (running in a
+/// hello, progress, done, its outcome repeated in the next hello). The server records none
+/// of it (it cannot tell whose capture it is), stops the capture, stays up for the node's
+/// next reports, and counts the capture once in `/metrics` (and logs its node and file);
+/// a capture it did record is never counted there, however often its outcome is repeated.
+async fn a_capture_whose_fired_report_was_dropped_is_logged_and_counted_not_recorded(b: Backend) {
+    let Some((h, s)) = setup(b).await else { return };
+    let tid = add_trigger(&h, &h.state, &trigger_body(&h, 1_000_000, 10)).await;
+    assert_eq!(unrecorded_captures(&h).await, 0.0);
+    let lost = new_id();
+    // Back after an outage: the capture runs, its fired report was dropped.
+    let mut hello = hello_with_triggers("edge0", &[("site", "fra")], &["pre-firewall", "egress"]);
+    if let AgentMsg::Hello { running, .. } = &mut hello {
+        running.push(lost.clone());
+    }
+    let (mut a, first) = SimAgent::connect(&s.base, &h.agent_token, &hello)
+        .await
+        .unwrap();
+    assert!(matches!(first, ServerMsg::Welcome { .. }), "{first:?}");
+    assert_eq!(sim_stop(&mut a).await.as_deref(), Some(lost.as_str()));
+    a.send(&AgentMsg::Progress {
+        capture_id: lost.clone(),
+        packets: 10,
+        bytes: 640,
+        lost: 0,
+    })
+    .await
+    .unwrap();
+    a.send(&AgentMsg::Done {
+        outcome: finished(&lost),
+    })
+    .await
+    .unwrap();
+    assert_eq!(unrecorded_captures_until(&h, 1.0).await, 1.0);
+    // Nothing recorded: no capture, no event.
+    let (st, v) = h.call("GET", &h.acc(&format!("pcaps/{lost}")), None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
+    let (st, v) = h.call("GET", &h.acc("pcaps"), None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(v["result"], json!([]), "{v}");
+    assert_eq!(our_events(&h).await, Vec::<Value>::new());
+    // The session goes on: the next firing is recorded as usual, and finishes.
+    let c = new_id();
+    let t = now();
+    a.fired(firing(
+        &tid,
+        victim(),
+        (t - 5, t - 2),
+        70000.0,
+        Some((&c, fired_capture())),
+        None,
+    ))
+    .await
+    .unwrap();
+    recorded(&h, &c).await;
+    a.send(&AgentMsg::Done {
+        outcome: finished(&c),
+    })
+    .await
+    .unwrap();
+    h.wait_for(&c, Duration::from_secs(15), |v| v["status"] == "success")
+        .await;
+    a.close().await;
+    // The agent repeats both outcomes in its next hello: neither is counted again, the
+    // recorded one never.
+    let mut hello = hello_with_triggers("edge0", &[("site", "fra")], &["pre-firewall", "egress"]);
+    if let AgentMsg::Hello { finished: f, .. } = &mut hello {
+        *f = vec![finished(&lost), finished(&c)];
+    }
+    let (a, first) = SimAgent::connect(&s.base, &h.agent_token, &hello)
+        .await
+        .unwrap();
+    assert!(matches!(first, ServerMsg::Welcome { .. }), "{first:?}");
+    assert_eq!(unrecorded_captures(&h).await, 1.0);
+    let (st, v) = h.call("GET", &h.acc(&format!("pcaps/{lost}")), None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
+    assert_eq!(h.capture(&c).await["status"], "success");
+    a.close().await;
     s.stop().await;
 }
 
