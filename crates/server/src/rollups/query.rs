@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use edgecap_model::ApiError;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -74,27 +73,18 @@ pub fn parse_time(field: &str, v: &str, now: i64) -> Result<i64, HttpError> {
         })
 }
 
-/// The query string as pairs, each known name at most once; unknown ones refused.
+/// The query string as pairs, each known name at most once; unknown ones refused (the
+/// check is [`crate::api::body::known_once`]'s, as for every route).
 pub fn params(
     query: &[(String, String)],
     known: &[&str],
 ) -> Result<BTreeMap<String, String>, HttpError> {
     let mut out = BTreeMap::new();
-    let mut errs = Vec::new();
-    for (k, v) in query {
-        if !known.contains(&k.as_str()) {
-            errs.push(ApiError::field(
-                k,
-                format!("unknown query parameter (known: {})", known.join(", ")),
-            ));
-        } else if out.insert(k.clone(), v.clone()).is_some() {
-            errs.push(ApiError::field(k, "given more than once"));
-        }
-    }
-    match errs.is_empty() {
-        true => Ok(out),
-        false => Err(HttpError::bad_request(errs)),
-    }
+    crate::api::body::known_once(query, known, |k, v| {
+        out.insert(k.to_owned(), v.to_owned());
+        Ok(())
+    })?;
+    Ok(out)
 }
 
 fn list(v: Option<&String>) -> Vec<String> {
