@@ -60,19 +60,8 @@ pub async fn select_nodes(
         .into_iter()
         .filter(|n| !pool.iter().any(|l| l.info.name == n.name))
         .filter(|n| edgecap_model::ids::parse_rfc3339(&n.last_seen).is_some_and(|t| t >= since))
-        .map(|n| LiveNode {
-            info: crate::db::nodes::NodeInfo {
-                name: n.name,
-                labels: n.labels,
-                points: n.points,
-                version: n.version,
-                // Never sent anything (it is not connected); only named as missing.
-                features: vec![edgecap_model::protocol::FEATURE_BOUNDARY.into()],
-            },
-            last_seen: 0.0,
-            replica: None,
-            health: None,
-        })
+        // Never sent anything (it is not connected); only named as missing.
+        .map(|n| LiveNode::remembered(n, vec![edgecap_model::protocol::FEATURE_BOUNDARY.into()]))
         .collect();
     pool.extend(offline);
     pool.sort_by(|a, b| a.info.name.cmp(&b.info.name));

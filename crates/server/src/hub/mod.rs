@@ -62,6 +62,25 @@ pub struct LiveNode {
     pub health: Option<edgecap_model::NodeHealth>,
 }
 
+impl LiveNode {
+    /// A node as the database remembers it (not connected here), with the features it is
+    /// taken to have.
+    pub fn remembered(n: edgecap_model::Node, features: Vec<String>) -> Self {
+        LiveNode {
+            info: NodeInfo {
+                name: n.name,
+                labels: n.labels,
+                points: n.points,
+                version: n.version,
+                features,
+            },
+            last_seen: 0.0,
+            replica: None,
+            health: None,
+        }
+    }
+}
+
 /// A handle on the hub; clones share it.
 #[derive(Debug, Clone)]
 pub struct Hub {

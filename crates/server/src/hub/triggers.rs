@@ -174,18 +174,7 @@ pub async fn known_nodes(db: &crate::db::Db) -> crate::error::Result<Vec<LiveNod
     Ok(crate::db::nodes::list(db)
         .await?
         .into_iter()
-        .map(|n| LiveNode {
-            info: crate::db::nodes::NodeInfo {
-                name: n.name,
-                labels: n.labels,
-                points: n.points,
-                version: n.version,
-                features: Vec::new(),
-            },
-            last_seen: 0.0,
-            replica: None,
-            health: None,
-        })
+        .map(|n| LiveNode::remembered(n, Vec::new()))
         .collect())
 }
 
