@@ -2,12 +2,13 @@
 //!
 //! One owned table, like a capture's (`flags owner`: nothing stays behind if the process
 //! dies), matching every IP packet at the observer's points: per point a counter of everything
-//! that passed (exact packets and bytes) and a random sample, one packet in N (`numgen
-//! random`), logged with a short snaplen to an NFLOG group of the observer's own and read by
+//! that passed (exact packets and bytes) and a random sample, one packet in N (`meta
+//! random` below 2^32 / N), logged with a short snaplen to an NFLOG group of the observer's own and read by
 //! the same reader as captures. Its rule runs on every packet, so it is kept to three
 //! expressions before the sampling rejects a packet: an anonymous counter in the rule
 //! ([`Counting::InRule`]: one call fewer per packet than a named counter object, which the
-//! observer does not need as it never detaches its chains), `numgen` and its compare. Nothing is written to a file: each sample goes to an
+//! observer does not need as it never detaches its chains), `meta random` and its compare
+//! (both called directly by nf_tables, no function pointer). Nothing is written to a file: each sample goes to an
 //! [`Observation`] (the agent's look-back ring and rollups), and every second the counters'
 //! growth per point.
 
@@ -98,7 +99,7 @@ pub fn observe(
         filter: &every,
         group,
         snaplen,
-        // The counters are exact only when the rule samples (`seen` before numgen).
+        // The counters are exact only when the rule samples (`seen` before the random compare).
         sample_one_in: Some(spec.one_in.max(1)),
         counting: Counting::InRule,
     };

@@ -25,6 +25,7 @@ const NFT_REG_1: u32 = 1;
 const NFT_META_LEN: u32 = 0;
 const NFT_META_NFPROTO: u32 = 15;
 const NFT_META_L4PROTO: u32 = 16;
+const NFT_META_PRANDOM: u32 = 24;
 const NFTA_META_DREG: u16 = 1;
 const NFTA_META_KEY: u16 = 2;
 
@@ -96,11 +97,6 @@ const ANONYMOUS_SET_NAME: &str = "__set%d";
 const NFTA_OBJREF_IMM_TYPE: u16 = 1;
 const NFTA_OBJREF_IMM_NAME: u16 = 2;
 pub(crate) const NFT_OBJECT_COUNTER: u32 = 1;
-
-const NFTA_NG_DREG: u16 = 1;
-const NFTA_NG_MODULUS: u16 = 2;
-const NFTA_NG_TYPE: u16 = 3;
-const NFT_NG_RANDOM: u32 = 1;
 
 const NFTA_LOG_GROUP: u16 = 1;
 const NFTA_LOG_PREFIX: u16 = 2;
@@ -476,15 +472,27 @@ pub(crate) fn parse_counter_expr(elem: &[u8]) -> Option<(u64, u64)> {
     Some((packets?, bytes.unwrap_or(0)))
 }
 
-/// `numgen random mod N == 0`: lets one packet in N through. Equality with zero does not depend
-/// on the register's byte order, so no byteorder expression is needed.
+/// `meta random < 2^32 / N`: lets one packet in N through (every packet when N is 1).
+///
+/// `meta random` loads a fresh random 32-bit value into the register and `cmp lt` compares its
+/// four bytes with the bound's as a byte string (`memcmp`), so the bound is written most
+/// significant byte first, as `nft` writes it: uniformly random bytes are below a big-endian
+/// bound B with probability B / 2^32, whatever the register's byte order. With B = 2^32 / N
+/// (rounded down) that is exactly 1 / N for a power of two and within 2^-32 of it otherwise.
+/// Both expressions are among those nf_tables calls directly rather than through a function
+/// pointer (a retpoline per packet where the kernel mitigates Spectre v2); `numgen random`,
+/// which this replaced, is not (see docs/benchmarks.md, "Observer").
 pub(crate) fn sample_one_in(b: &mut MsgBuilder, n: u32) {
-    let e = Expr::begin(b, "numgen");
-    e.b.attr_be32(NFTA_NG_DREG, NFT_REG_1);
-    e.b.attr_be32(NFTA_NG_MODULUS, n);
-    e.b.attr_be32(NFTA_NG_TYPE, NFT_NG_RANDOM);
-    e.end();
-    cmp(b, NFT_CMP_EQ, &[0, 0, 0, 0]);
+    let Some(bound) = sample_bound(n) else {
+        return;
+    };
+    meta(b, NFT_META_PRANDOM);
+    cmp(b, NFT_CMP_LT, &bound.to_be_bytes());
+}
+
+/// The compare's bound for one packet in `n`: `None` when every packet passes (n <= 1).
+fn sample_bound(n: u32) -> Option<u32> {
+    (n > 1).then(|| ((1u64 << 32) / u64::from(n)) as u32)
 }
 
 /// `log group G snaplen S [prefix P]`.
@@ -509,4 +517,27 @@ pub(crate) fn return_(b: &mut MsgBuilder) {
     e.b.nest_end(v);
     e.b.nest_end(d);
     e.end();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sample_bound;
+
+    #[test]
+    fn the_sampling_bound_lets_one_packet_in_n_through() {
+        // Exactly 1/N of all 2^32 values lie below the bound for a power of two.
+        assert_eq!(sample_bound(64), Some(1 << 26));
+        assert_eq!(sample_bound(2), Some(1 << 31));
+        assert_eq!(sample_bound(65536), Some(1 << 16));
+        // Otherwise within one value of 2^32 / N.
+        assert_eq!(sample_bound(3), Some(0x5555_5555));
+        for n in [3u32, 7, 100, 1000, 65535] {
+            let b = u64::from(sample_bound(n).unwrap());
+            let exact = (1u64 << 32) as f64 / f64::from(n);
+            assert!((b as f64 - exact).abs() < 1.0, "n={n}: {b} vs {exact}");
+        }
+        // One in one: no compare at all, every packet passes.
+        assert_eq!(sample_bound(1), None);
+        assert_eq!(sample_bound(0), None);
+    }
 }

@@ -305,9 +305,9 @@ fn every_primitive_reads_back_as_the_nft_it_stands_for() {
         .filter(|l| l.contains("log prefix"))
         .collect();
     assert_eq!(rules.len(), cases.len(), "{listing}");
-    let tail = "counter name \"pre_seen\" numgen random mod 4 0 counter name \"pre_logged\" log prefix \"pre\" group 4242 snaplen 128 return";
+    let tail = "counter name \"pre_seen\" meta random < 1073741824 counter name \"pre_logged\" log prefix \"pre\" group 4242 snaplen 128 return";
     for ((_, want), got) in cases.iter().zip(&rules) {
-        // nft prints the sampling compare as `numgen random mod 4 0` (equality implied).
+        // nft prints the sampling compare with its bound as a number: 2^32 / 4.
         assert_eq!(*got, format!("{want} {tail}"), "full listing:\n{listing}");
     }
     assert!(listing.contains("flags owner"), "{listing}");
@@ -637,9 +637,12 @@ fn in_rule_counters_count_as_exactly_as_counter_objects() {
             counters.logged, read,
             "{counting:?}: every logged packet was read"
         );
+        // 1 in 4 at random: binomial, so within 6 standard deviations of a quarter (a
+        // wrong bound, such as one in the wrong byte order, is off by orders of magnitude).
+        let (expect, sd) = (SENT as f64 / 4.0, (SENT as f64 * 0.25 * 0.75).sqrt());
         assert!(
-            counters.logged > 0 && counters.logged < SENT,
-            "{counting:?}: 1 in 4 sampled, {} logged",
+            (counters.logged as f64 - expect).abs() <= 6.0 * sd,
+            "{counting:?}: 1 in 4 sampled, {} logged of {SENT}",
             counters.logged
         );
         match counting {
