@@ -470,35 +470,12 @@ mod tests {
         .unwrap();
         for i in 0..n {
             let payload = format!("MARK-{i}");
-            let total = 28 + payload.len();
             let dport: u16 = if i % 2 == 1 { 53 } else { 80 };
-            let mut p = vec![
-                0x45,
-                0,
-                0,
-                total as u8,
-                0,
-                0,
-                0,
-                0,
-                64,
-                17,
-                0,
-                0,
-                198,
-                18,
-                0,
-                1,
-                198,
-                19,
-                0,
-                2,
-                0x9c,
-                0x40,
-            ];
-            p.extend_from_slice(&dport.to_be_bytes());
-            p.extend_from_slice(&[0, (8 + payload.len()) as u8, 0, 0]);
-            p.extend_from_slice(payload.as_bytes());
+            let p =
+                edgecap_lab::packet::Packet::udp([198, 18, 0, 1], [198, 19, 0, 2], 40000, dport)
+                    .payload(payload)
+                    .build()
+                    .unwrap();
             w.write_packet(
                 0,
                 1_700_000_000_000_000_000 + u64::from(i),

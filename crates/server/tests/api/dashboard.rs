@@ -562,34 +562,11 @@ async fn a_token_holds_a_bounded_number_of_sessions(b: Backend) {
 
 /// An IPv4/UDP sample to `dport` carrying `marker`: what a ring keeps of a packet.
 fn marked_sample(ts_ns: u64, dport: u16, marker: &str) -> edgecap_model::lookback::WireSample {
-    let total = 28 + marker.len();
-    let mut ip = vec![
-        0x45,
-        0,
-        0,
-        total as u8,
-        0,
-        0,
-        0,
-        0,
-        64,
-        17,
-        0,
-        0,
-        198,
-        18,
-        0,
-        1,
-        198,
-        19,
-        0,
-        1,
-        0x9c,
-        0x40,
-    ];
-    ip.extend_from_slice(&dport.to_be_bytes());
-    ip.extend_from_slice(&[0, (8 + marker.len()) as u8, 0, 0]);
-    ip.extend_from_slice(marker.as_bytes());
+    let ip = edgecap_lab::packet::Packet::udp([198, 18, 0, 1], [198, 19, 0, 1], 40000, dport)
+        .payload(marker.as_bytes())
+        .build()
+        .unwrap();
+    let total = ip.len();
     edgecap_model::lookback::WireSample {
         ts_ns,
         orig_len: total as u32,
