@@ -222,24 +222,8 @@ impl Observer {
     /// and logged.
     pub fn set_accounts(&self, accounts: &[AccountScope]) {
         let mut st = lock(&self.shared.state);
-        let mut old = std::mem::take(&mut st.accounts);
-        let mut next = Vec::new();
-        for a in accounts.iter().take(MAX_OBSERVED_ACCOUNTS) {
-            let boundary = match Boundary::parse(&a.prefixes) {
-                Ok(b) => b,
-                Err(e) => {
-                    tracing::warn!(account = %a.id, error = %e, "account's prefixes skipped");
-                    continue;
-                }
-            };
-            let same = old
-                .iter()
-                .position(|r| r.account() == Some(&a.id) && r.boundary() == Some(&boundary));
-            next.push(match same {
-                Some(i) => old.swap_remove(i),
-                None => Roller::for_account(st.points.clone(), a.id.clone(), boundary, TOP),
-            });
-        }
+        let old = std::mem::take(&mut st.accounts);
+        let next = rollers_for(old, accounts, &st.points, "account's");
         if accounts.len() > MAX_OBSERVED_ACCOUNTS {
             tracing::warn!(
                 accounts = accounts.len(),
@@ -329,28 +313,43 @@ impl ObserverView {
     /// (that account's triggers then see nothing: fail closed).
     pub fn set_trigger_accounts(&self, accounts: &[AccountScope]) {
         let mut st = lock(&self.shared.state);
-        let mut old = std::mem::take(&mut st.trigger_accounts);
-        let mut next = Vec::new();
-        for a in accounts.iter().take(MAX_OBSERVED_ACCOUNTS) {
-            let Ok(boundary) = Boundary::parse(&a.prefixes) else {
-                tracing::warn!(account = %a.id, "a trigger's prefixes do not parse; skipped");
-                continue;
-            };
-            let same = old
-                .iter()
-                .position(|r| r.account() == Some(&a.id) && r.boundary() == Some(&boundary));
-            next.push(match same {
-                Some(i) => old.swap_remove(i),
-                None => Roller::for_account(st.points.clone(), a.id.clone(), boundary, TOP),
-            });
-        }
-        st.trigger_accounts = next;
+        let old = std::mem::take(&mut st.trigger_accounts);
+        st.trigger_accounts = rollers_for(old, accounts, &st.points, "a trigger's");
     }
 
     /// The observer's point names, by index in its samples.
     pub fn points(&self) -> Vec<String> {
         lock(&self.shared.state).points.clone()
     }
+}
+
+/// One roller per account (at most [`MAX_OBSERVED_ACCOUNTS`]), keeping the rollers of `old`
+/// whose account and boundary are unchanged (their current second goes on) and starting the
+/// others; an account whose prefixes do not parse is skipped and logged (`whose` names it).
+fn rollers_for(
+    mut old: Vec<Roller>,
+    accounts: &[AccountScope],
+    points: &[String],
+    whose: &str,
+) -> Vec<Roller> {
+    let mut next = Vec::new();
+    for a in accounts.iter().take(MAX_OBSERVED_ACCOUNTS) {
+        let boundary = match Boundary::parse(&a.prefixes) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(account = %a.id, error = %e, "{whose} prefixes skipped");
+                continue;
+            }
+        };
+        let same = old
+            .iter()
+            .position(|r| r.account() == Some(&a.id) && r.boundary() == Some(&boundary));
+        next.push(match same {
+            Some(i) => old.swap_remove(i),
+            None => Roller::for_account(points.to_vec(), a.id.clone(), boundary, TOP),
+        });
+    }
+    next
 }
 
 impl std::fmt::Debug for Observer {
