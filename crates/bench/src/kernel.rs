@@ -100,6 +100,27 @@ pub fn remove_tcpdump_rule(lab: &Lab, ns: &str) -> Result<(), Failure> {
     nft_script(lab, ns, &script)
 }
 
+/// The `bench observe --firewall` table.
+const FIREWALL_TABLE: &str = "bench_firewall";
+
+/// A stateless edge firewall on the forward hook (`bench observe --firewall`): sources no
+/// edge should see from outside dropped, ICMP and a few services (the benchmark's port among
+/// them) accepted, everything else dropped. It runs after the observer's pre-firewall chain.
+pub fn install_firewall(lab: &Lab, ns: &str) -> Result<(), Failure> {
+    let script = format!(
+        "table inet {FIREWALL_TABLE} {{\n\
+         \tchain forward {{ type filter hook forward priority 0; policy drop;\n\
+         \t\tip saddr {{ 0.0.0.0/8, 10.0.0.0/8, 100.64.0.0/10, 127.0.0.0/8, 169.254.0.0/16, \
+         172.16.0.0/12, 192.168.0.0/16, 224.0.0.0/4, 240.0.0.0/4 }} drop\n\
+         \t\tip6 saddr {{ ::1/128, fc00::/7, fe80::/10, ff00::/8 }} drop\n\
+         \t\tmeta l4proto {{ icmp, ipv6-icmp }} accept\n\
+         \t\ttcp dport {{ 22, 80, 443 }} accept\n\
+         \t\tudp dport {{ {DPORT}, 53, 123, 443 }} accept\n\
+         \t}}\n}}\n"
+    );
+    nft_script(lab, ns, &script)
+}
+
 /// The `bench observe --bounds` table: what a chain at the observer's hooks costs before
 /// anything the observer's rule does.
 const BOUND_TABLE: &str = "bench_observer_bound";

@@ -44,6 +44,12 @@ pub struct BenchObserveArgs {
     /// costs, to compare its rule with.
     #[arg(long)]
     pub bounds: bool,
+    /// Give the edge a stateless firewall in every mode (a forward chain of typical edge
+    /// rules: bogon sources dropped, a few services allowed, the rest dropped), the pipeline
+    /// the observer's default point, `pre-firewall`, stands before. Without it the edge runs
+    /// no rule but the benchmark's two counters.
+    #[arg(long)]
+    pub firewall: bool,
     /// Write the markdown report here as well as to stdout.
     #[arg(long)]
     pub markdown: Option<PathBuf>,
@@ -129,6 +135,9 @@ pub fn run(a: &BenchObserveArgs) -> Result<(), Failure> {
     let ns = lab.edge_ns(0).to_owned();
     kernel::install_offered(&lab, &ns)?;
     kernel::install_forwarded(&lab, &ns)?;
+    if a.firewall {
+        kernel::install_firewall(&lab, &ns)?;
+    }
     let lab_err = |e: edgecap_lab::LabError| Failure::runtime(format!("lab: {e}"));
     let template = Packet::udp(
         lab.src_addr(0, false),
@@ -371,7 +380,7 @@ fn report(a: &BenchObserveArgs, runs: &[Run]) -> String {
     out.push_str(&format!(
         "Observer cost: {} rounds of {} s per mode, each round every mode once ({}), the order \
          rotated by one each round; UDP with {}-byte payloads at the generator's maximum rate, \
-         many flows; observer 1 in {}, ring cap {}.\n\n",
+         many flows; observer 1 in {}, ring cap {}; {}.\n\n",
         a.rounds,
         a.seconds,
         modes
@@ -381,7 +390,12 @@ fn report(a: &BenchObserveArgs, runs: &[Run]) -> String {
             .join(", "),
         a.payload,
         a.sample_one_in,
-        a.ring_cap
+        a.ring_cap,
+        if a.firewall {
+            "the edge runs a stateless firewall (`--firewall`)"
+        } else {
+            "the edge runs no firewall"
+        }
     ));
     out.push_str(
         "| mode | runs | forwarded pps (min / median / max) | sender CPU per forwarded packet \
@@ -503,6 +517,7 @@ mod tests {
             ring_cap: ring_cap.to_owned(),
             payload: 64,
             bounds: false,
+            firewall: false,
             markdown: None,
         }
     }

@@ -311,8 +311,9 @@ fn dashboard_lists_the_fleet_it_was_given() {
     }
 }
 
-/// The observer's cost at a tiny scale, in a lab (root): 2 rounds of the four modes (observer
-/// off, on, and the two bound chains), each mode once per round in a rotated order; every
+/// The observer's cost at a tiny scale, in a lab (root) whose edge runs the benchmark's
+/// firewall: 2 rounds of the four modes (observer off, on, and the two bound chains), each
+/// mode once per round in a rotated order; every
 /// run forwarded traffic; the paired table's costs are the ones the runs' own rates give,
 /// round by round. Under CI=true a missing root fails.
 #[test]
@@ -320,7 +321,18 @@ fn observe_pairs_each_run_with_its_rounds_off_run() {
     if !edgecap_testkit::root_or_skip() {
         return;
     }
-    let md = bench(&["observe", "--seconds", "0.5", "--rounds", "2", "--bounds"]);
+    // With the edge's firewall, which must let the benchmark's traffic through (every run
+    // forwards, below).
+    let md = bench(&[
+        "observe",
+        "--seconds",
+        "0.5",
+        "--rounds",
+        "2",
+        "--bounds",
+        "--firewall",
+    ]);
+    assert!(md.contains("the edge runs a stateless firewall"), "{md}");
     let runs = table(&md, "other processes' CPU");
     assert_eq!(runs.len(), 8, "{md}");
     let modes = ["off", "on", "empty chain", "counter chain"];
