@@ -243,3 +243,24 @@ pub async fn prune(db: &Db) -> Result<()> {
     tx.commit().await?;
     Ok(())
 }
+
+/// Moves a trigger's split times `secs` into the past, as if that long had passed since
+/// (tests: an hour is not waited for).
+pub async fn backdate(db: &Db, trigger_id: &str, secs: u64) -> Result<()> {
+    let mut tx = db.pool.begin().await?;
+    sqlx::query(
+        "UPDATE trigger_epochs SET created = created - $2, settled = settled - $2
+         WHERE trigger_id = $1",
+    )
+    .bind(trigger_id)
+    .bind(to_i64(secs))
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE trigger_heard SET at = at - $2, gone = gone - $2 WHERE trigger_id = $1")
+        .bind(trigger_id)
+        .bind(to_i64(secs))
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
