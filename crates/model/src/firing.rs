@@ -93,8 +93,10 @@ pub struct AgentTrigger {
     pub trigger: Trigger,
     /// This node's local share of the trigger's budget ([`crate::trigger::node_share`]):
     /// `bytes_per_day` and half of `captures_per_hour` divided among the nodes in scope that
-    /// the server knows (connected or not), so that together they never exceed it. The node
-    /// spends it without asking; beyond `captures_per_hour` it asks ([`Ask`]).
+    /// the server knows (connected or not), so that together they never exceed it (the
+    /// captures share, while that split changes, the least over the splits that may still be
+    /// spent: a new node's is 0 for the first hour). The node spends it without asking;
+    /// beyond `captures_per_hour` it asks ([`Ask`]).
     pub budget: Budget,
     /// Per-bucket credentials for the capture's destination (as in an assignment).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -15,7 +15,11 @@
 //!   or not, on any replica) whose name, labels and points the scope selects and where the
 //!   account may capture. A node that disconnects keeps its share (it may still be spending
 //!   it), so nobody else's grows: disconnects, reconnects, replicas and restarts change no
-//!   share. The other half of `captures_per_hour` is granted on request (hub/firings.rs).
+//!   share. When the split of `captures_per_hour` changes (a node new in scope, relabelled,
+//!   forgotten), it is recorded as an epoch and each node is sent its effective share over
+//!   the epochs ([`splits`]): a falling share at once, a growing one once the split settles;
+//!   each refresh records what every connected node heard and settles what may settle. The
+//!   other half of `captures_per_hour` is granted on request (hub/firings.rs).
 //! - When: a refresh runs at every change this process sees (a hello, a trigger created or
 //!   deleted here or, through a `NOTIFY "triggers <id>"`, on another replica) and every
 //!   [`POLL`] (a node first seen elsewhere, or relabelled, changes the shares); a node is sent its list
