@@ -105,7 +105,17 @@ pub struct AgentTrigger {
     /// rollups are the account's), and its capture's rule is bounded to them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefixes: Option<Vec<String>>,
+    /// When (unix seconds, the server's clock when it recorded them) this node started the
+    /// captures of its own share of `captures_per_hour` the server recorded in the last hour,
+    /// at most [`MAX_SPENT`]. An agent that starts evaluating the trigger afresh (after a
+    /// restart it has forgotten its own) counts them against its share. Absent from servers
+    /// before it: empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spent: Vec<u64>,
 }
+
+/// Most entries of [`AgentTrigger::spent`]: the largest `captures_per_hour`.
+pub const MAX_SPENT: usize = crate::trigger::MAX_CAPTURES_PER_HOUR as usize;
 
 /// A trigger's condition held long enough on this node.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

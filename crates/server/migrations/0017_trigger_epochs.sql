@@ -29,3 +29,6 @@ CREATE TABLE trigger_heard (
     gone BIGINT,
     PRIMARY KEY (trigger_id, node)
 );
+-- The captures of the nodes' own shares of the last hour, read at every refresh of the
+-- trigger lists (an agent that restarted counts them against its share again).
+CREATE INDEX event_firings_by_time ON event_firings (at);

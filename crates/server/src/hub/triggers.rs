@@ -209,9 +209,17 @@ pub async fn known_nodes(db: &crate::db::Db) -> crate::error::Result<Vec<LiveNod
         .collect())
 }
 
+/// What a list says, but for `spent` (which only an agent evaluating a trigger afresh reads:
+/// it changes nothing for one that has it, so a change of it alone is not sent).
 fn digest(list: &[AgentTrigger]) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    serde_json::to_string(list).unwrap_or_default().hash(&mut h);
+    for t in list {
+        let t = AgentTrigger {
+            spent: Vec::new(),
+            ..t.clone()
+        };
+        serde_json::to_string(&t).unwrap_or_default().hash(&mut h);
+    }
     h.finish()
 }
 
@@ -288,6 +296,13 @@ impl Hub {
         let known = known_nodes(self.db()).await?;
         let plan = plan(&all, &restricted, &fleet, &known);
         let epochs = self.sync_splits(&plan).await?;
+        let now = crate::clock::unix_now().max(0.0) as u64;
+        let mut spent = db::events::local_captures_by_node(
+            self.db(),
+            now.saturating_sub(splits::SETTLE),
+            edgecap_model::firing::MAX_SPENT,
+        )
+        .await?;
         let none = Vec::new();
         let mut out = Refresh::default();
         for stored in &all {
@@ -333,6 +348,9 @@ impl Hub {
                         budget,
                         credentials: credentials.clone(),
                         prefixes: p.prefixes,
+                        spent: spent
+                            .remove(&(p.stored.id.clone(), node.clone()))
+                            .unwrap_or_default(),
                     });
                 }
             }

@@ -22,6 +22,7 @@ both_databases!(
     a_node_leaving_the_scope_grows_nobody_until_the_split_settles,
     a_disconnected_node_holds_the_split_unsettled_until_it_reconnects,
     a_forgotten_node_leaves_the_split_an_hour_after_it_was_forgotten,
+    a_reconnecting_agent_is_told_the_captures_of_its_share_it_started_this_hour,
 );
 
 /// 8 captures an hour: 4 are the nodes' own shares, 4 the pool.
@@ -300,5 +301,78 @@ async fn two_replicas_agree_on_the_split_and_settle_it_once() {
             ("edge1".to_owned(), 1),
             ("edge2".to_owned(), 1)
         ])
+    );
+}
+
+/// The next grant `n` is sent, within 10 s.
+async fn grant(n: &mut FakeNode) -> edgecap_model::firing::Grant {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), n.rx.recv()).await {
+            Ok(Some(ServerMsg::Grant { grant })) => return grant,
+            Ok(Some(_)) => continue,
+            other => panic!("no grant: {other:?}"),
+        }
+    }
+}
+
+/// An agent that restarts forgets the captures it started; the server tells it, with each
+/// trigger, when it started those of its own share in the last hour (not those the pool
+/// granted), so it counts them against its share again.
+async fn a_reconnecting_agent_is_told_the_captures_of_its_share_it_started_this_hour(b: Backend) {
+    use crate::firings::{fired_capture, new_id, now, recorded, victim};
+    use edgecap_server::sim::firing;
+    let Some(h) = Harness::new(b).await else {
+        return;
+    };
+    let _timers = h.state.hub.start().await.unwrap();
+    let mut e0 = nodes(&h.state, &["edge0"]).await.pop().unwrap();
+    let tid = add_trigger(&h, &h.state, &trigger_body(&h, 1_000_000, PER_HOUR)).await;
+    let first = told(&mut e0, LOCAL).await;
+    assert!(first[0].spent.is_empty(), "{first:?}");
+    // One capture of its own share, one granted from the pool.
+    let before = now();
+    let own = new_id();
+    e0.session.handle(AgentMsg::Fired {
+        firing: firing(
+            &tid,
+            victim(),
+            (before - 5, before),
+            80000.0,
+            Some((&own, fired_capture())),
+            None,
+        ),
+    });
+    recorded(&h, &own).await;
+    let pooled = new_id();
+    e0.session.handle(AgentMsg::Ask {
+        ask: Ask {
+            trigger_id: tid.clone(),
+            capture_id: pooled.clone(),
+            key: victim(),
+            at: now(),
+        },
+    });
+    assert!(grant(&mut e0).await.granted);
+    e0.session.handle(AgentMsg::Fired {
+        firing: firing(
+            &tid,
+            victim(),
+            (now() - 1, now()),
+            80000.0,
+            Some((&pooled, fired_capture())),
+            None,
+        ),
+    });
+    recorded(&h, &pooled).await;
+    // The agent restarts: its new connection's list says when its own capture started.
+    drop(e0);
+    h.state.hub.barrier().await;
+    let mut again = trigger_node(&h.state, "edge0", "fra");
+    let list = told(&mut again, LOCAL).await;
+    assert_eq!(list[0].spent.len(), 1, "{list:?}");
+    assert!(
+        (before..=now()).contains(&list[0].spent[0]),
+        "{:?} not within {before}..now",
+        list[0].spent
     );
 }
