@@ -267,6 +267,8 @@ impl Hub {
         for (id, split) in &plan.splits {
             let had = epochs.get(id).map(Vec::as_slice).unwrap_or_default();
             let result = if splits::changed(had, split) {
+                // Read again whether this one or another replica's was recorded.
+                changed = true;
                 db::splits::record(db, id, splits::latest(had), split, now).await
             } else if splits::settles(had, heard.get(id).unwrap_or(&BTreeMap::new()), now).is_some()
             {
