@@ -197,6 +197,18 @@ impl Detector {
         &self.trigger
     }
 
+    /// Counts captures of this node's own share that it no longer remembers (`spent`: start
+    /// times the server recorded in the last hour, sent with the trigger; an agent that
+    /// restarted forgot its own) against the share, as if started here: at most
+    /// [`edgecap_model::firing::MAX_SPENT`], the latest. For a detector made afresh; one that
+    /// kept its own counts would count them twice.
+    pub fn seed(&mut self, spent: &[u64]) {
+        let mut times: Vec<u64> = spent.to_vec();
+        times.sort_unstable();
+        let from = times.len().saturating_sub(edgecap_model::firing::MAX_SPENT);
+        self.captures.extend(&times[from..]);
+    }
+
     /// The budget this node enforces (its share of the trigger's, as the server sends it);
     /// what was used stays counted.
     pub fn set_budget(&mut self, budget: edgecap_model::trigger::Budget) {

@@ -208,6 +208,37 @@ fn the_local_share_fires_at_once_beyond_it_the_detector_asks_and_it_frees_up_aft
 }
 
 #[test]
+fn captures_the_server_recorded_count_against_a_fresh_detectors_share_for_their_hour() {
+    let t = trigger(
+        json!({"metric": "packets_per_second", "above": 100, "sustained_seconds": 1}),
+        json!({"budget": {"captures_per_hour": 2, "bytes_per_day": 10_000_000}}),
+    );
+    // A restarted agent: the server recorded two captures of its share, at 50 and 90.
+    let mut d = Detector::new(t.clone());
+    d.seed(&[90, 50]);
+    let ds = run(&mut d, &[500.0, 0.0, 500.0]);
+    assert!(fires(&ds).is_empty(), "its share is spent: {ds:?}");
+    assert_eq!(asks(&ds).len(), 2, "{ds:?}");
+    // An hour after the first, one is free again; after the second, both.
+    assert_eq!(fires(&d.second(&scope(3650, 500.0))), vec![3650]);
+    // Without the seed, the same floods start captures of its own share at once.
+    let mut fresh = Detector::new(t);
+    assert_eq!(
+        fires(&run(&mut fresh, &[500.0, 0.0, 500.0])),
+        vec![100, 102]
+    );
+    // At most MAX_SPENT entries are kept, the latest.
+    let mut many = Detector::new(trigger(
+        json!({"metric": "packets_per_second", "above": 100, "sustained_seconds": 1}),
+        json!({}),
+    ));
+    let spent: Vec<u64> = (0..1000).collect();
+    many.seed(&spent);
+    assert_eq!(many.captures.len(), edgecap_model::firing::MAX_SPENT);
+    assert_eq!(many.captures.front(), Some(&940));
+}
+
+#[test]
 fn a_node_without_a_local_share_asks_for_every_capture() {
     let mut d = Detector::new(trigger(
         json!({"metric": "packets_per_second", "above": 100, "sustained_seconds": 1}),

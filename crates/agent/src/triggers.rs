@@ -109,7 +109,13 @@ impl Triggers {
             }
             let mut detector = match old.iter().position(|e| same(&e.at, &t)) {
                 Some(i) => old.swap_remove(i).detector,
-                None => Detector::new(t.trigger.clone()),
+                None => {
+                    // Afresh (this process never had it, e.g. after a restart): what the
+                    // server recorded of its own share in the last hour counts.
+                    let mut d = Detector::new(t.trigger.clone());
+                    d.seed(&t.spent);
+                    d
+                }
             };
             // The node's share of the budget, which changes with the nodes in scope without
             // resetting what was used or the cooldown.
@@ -913,6 +919,7 @@ mod tests {
             },
             credentials: None,
             prefixes: prefixes.map(|p| vec![p.into()]),
+            spent: Vec::new(),
         }
     }
 

@@ -93,8 +93,10 @@ pub struct AgentTrigger {
     pub trigger: Trigger,
     /// This node's local share of the trigger's budget ([`crate::trigger::node_share`]):
     /// `bytes_per_day` and half of `captures_per_hour` divided among the nodes in scope that
-    /// the server knows (connected or not), so that together they never exceed it. The node
-    /// spends it without asking; beyond `captures_per_hour` it asks ([`Ask`]).
+    /// the server knows (connected or not), so that together they never exceed it (the
+    /// captures share, while that split changes, the least over the splits that may still be
+    /// spent: a new node's is 0 for the first hour). The node spends it without asking;
+    /// beyond `captures_per_hour` it asks ([`Ask`]).
     pub budget: Budget,
     /// Per-bucket credentials for the capture's destination (as in an assignment).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -103,7 +105,17 @@ pub struct AgentTrigger {
     /// rollups are the account's), and its capture's rule is bounded to them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prefixes: Option<Vec<String>>,
+    /// When (unix seconds, the server's clock when it recorded them) this node started the
+    /// captures of its own share of `captures_per_hour` the server recorded in the last hour,
+    /// at most [`MAX_SPENT`]. An agent that starts evaluating the trigger afresh (after a
+    /// restart it has forgotten its own) counts them against its share. Absent from servers
+    /// before it: empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spent: Vec<u64>,
 }
+
+/// Most entries of [`AgentTrigger::spent`]: the largest `captures_per_hour`.
+pub const MAX_SPENT: usize = crate::trigger::MAX_CAPTURES_PER_HOUR as usize;
 
 /// A trigger's condition held long enough on this node.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -371,3 +371,50 @@ fn a_0_1_0_peer_reads_asks_and_grants_as_unknown_types() {
         assert!(e.to_string().contains("unknown variant `grant`"), "{e}");
     }
 }
+
+/// `spent` (the captures of a node's own share the server recorded in the last hour, for an
+/// agent that evaluates a trigger afresh) was added to a trigger of `triggers` after the
+/// message: a list from an older server, without it, decodes with none; this release writes
+/// it only when there is something, so an older agent reads the same shape as before, and a
+/// list that has it keeps it.
+#[test]
+fn a_trigger_s_spent_captures_are_optional_both_ways() {
+    use edgecap_model::firing::AgentTrigger;
+    use edgecap_model::trigger::{Budget, validate_trigger};
+    let body = json!({
+        "scope": {"colo_name": "fra"},
+        "condition": {"metric": "packets_per_second", "above": 1000},
+        "capture": {"time_limit": 30, "destination_conf": "file:///srv/captures"},
+        "budget": {"captures_per_hour": 4},
+    });
+    let (trigger, _) = validate_trigger(&body, &Default::default()).unwrap();
+    let t = AgentTrigger {
+        id: "00112233445566778899aabbccddeeff".into(),
+        account_id: "a1".into(),
+        trigger,
+        budget: Budget {
+            captures_per_hour: 1,
+            bytes_per_day: 1000,
+        },
+        credentials: None,
+        prefixes: None,
+        spent: Vec::new(),
+    };
+    let older = serde_json::to_value(ServerMsg::Triggers {
+        triggers: vec![t.clone()],
+    })
+    .unwrap();
+    assert!(older["triggers"][0].get("spent").is_none(), "{older}");
+    let Ok(ServerMsg::Triggers { triggers }) = ServerMsg::decode(&older.to_string()) else {
+        panic!("{older}");
+    };
+    assert_eq!(triggers, vec![t.clone()]);
+    let mut later = older.clone();
+    later["triggers"][0]["spent"] = json!([1796602202u64, 1796602500u64]);
+    let Ok(ServerMsg::Triggers { triggers }) = ServerMsg::decode(&later.to_string()) else {
+        panic!("{later}");
+    };
+    assert_eq!(triggers[0].spent, [1796602202, 1796602500]);
+    let again = serde_json::to_value(ServerMsg::Triggers { triggers }).unwrap();
+    assert!(keeps(&later, &again), "{later}\n{again}");
+}

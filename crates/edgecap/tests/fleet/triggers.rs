@@ -109,6 +109,7 @@ fn trigger_to(
         trigger: t,
         credentials: None,
         prefixes,
+        spent: Vec::new(),
     }
 }
 

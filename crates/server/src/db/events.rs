@@ -2,6 +2,8 @@
 //! account's triggers, their nodes, the captures they started or why none. Written by the
 //! hub's writer (`hub/firings.rs`, which owns the rules), read by `GET /events`.
 
+use std::collections::HashMap;
+
 use serde_json::{Value, json};
 use sqlx::{AnyConnection, Row};
 
@@ -185,6 +187,37 @@ pub async fn local_captures_since(
     .fetch_one(conn)
     .await?;
     Ok(to_u64(n))
+}
+
+/// Per (trigger, node): when (server clock at receipt) the node started each capture of its
+/// own local share since `since`, the recorded captures no grant covers, at most `most` each
+/// (the latest).
+pub async fn local_captures_by_node(
+    db: &Db,
+    since: u64,
+    most: usize,
+) -> Result<HashMap<(String, String), Vec<u64>>> {
+    let rows = sqlx::query(
+        "SELECT f.trigger_id, f.node, f.at FROM event_firings f
+         WHERE f.at > $1 AND f.capture_id IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM trigger_grants g
+                           WHERE g.trigger_id = f.trigger_id AND g.capture_id = f.capture_id)
+         ORDER BY f.at DESC",
+    )
+    .bind(to_i64(since))
+    .fetch_all(&db.pool)
+    .await?;
+    let mut out: HashMap<(String, String), Vec<u64>> = HashMap::new();
+    for r in &rows {
+        let at: i64 = r.try_get("at")?;
+        let times = out
+            .entry((r.try_get("trigger_id")?, r.try_get("node")?))
+            .or_default();
+        if times.len() < most {
+            times.push(to_u64(at));
+        }
+    }
+    Ok(out)
 }
 
 /// Captures granted from the trigger's pool since `since` (server clock).

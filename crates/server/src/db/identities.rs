@@ -233,12 +233,27 @@ pub enum Forgot {
     NotRevoked,
 }
 
-/// Removes a revoked identity, freeing its name for a new enrolment.
+/// Removes a revoked identity, freeing its name for a new enrolment, and the node with it:
+/// its `nodes` row goes (it no longer takes a share of any trigger's budget), and it counts
+/// as having heard every trigger's split now (db/splits.rs: the others' shares grow an hour
+/// later). Revoked, it cannot connect again with that identity; an agent that still runs
+/// cut off from every server may spend its old shares until it reaches one, which refuses it
+/// and makes it exit (docs/operations.md: stop the agent before forgetting its node).
 pub async fn forget(db: &Db, name: &str) -> Result<Forgot> {
+    let mut tx = db.pool.begin().await?;
     let done = sqlx::query("DELETE FROM node_identities WHERE name = $1 AND revoked IS NOT NULL")
         .bind(name)
-        .execute(&db.pool)
+        .execute(&mut *tx)
         .await?;
+    if done.rows_affected() > 0 {
+        sqlx::query("DELETE FROM nodes WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
+        let now = crate::clock::unix_now().max(0.0) as u64;
+        super::splits::forgotten(&mut tx, name, now).await?;
+    }
+    tx.commit().await?;
     Ok(if done.rows_affected() > 0 {
         Forgot::Done
     } else if get(db, name).await?.is_some() {

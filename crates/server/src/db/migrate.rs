@@ -84,6 +84,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "trigger_grants",
         include_str!("../../migrations/0016_trigger_grants.sql"),
     ),
+    (
+        17,
+        "trigger_epochs",
+        include_str!("../../migrations/0017_trigger_epochs.sql"),
+    ),
 ];
 
 /// How many of [`MIGRATIONS`] the database has not recorded (for `/readyz`).

@@ -16,6 +16,7 @@ pub mod rollups;
 pub mod samples;
 pub mod sealed;
 pub mod sessions;
+pub mod splits;
 pub mod tokens;
 pub mod triggers;
 
@@ -235,6 +236,8 @@ pub const TABLES: &[&str] = &[
     "event_nodes",
     "event_firings",
     "trigger_grants",
+    "trigger_epochs",
+    "trigger_heard",
 ];
 
 /// Rows in one of [`TABLES`] (tests and diagnostics).

@@ -93,7 +93,7 @@ pub async fn get(db: &Db, account_id: &str, id: &str) -> Result<Option<Stored>> 
     row.as_ref().map(from_row).transpose()
 }
 
-/// Deletes one of the account's triggers, with its grants; false if there was none.
+/// Deletes one of the account's triggers, with its grants and split epochs; false if there was none.
 pub async fn delete(db: &Db, account_id: &str, id: &str) -> Result<bool> {
     let mut tx = db.pool.begin().await?;
     let done = sqlx::query("DELETE FROM triggers WHERE id = $1 AND account_id = $2")
@@ -106,6 +106,7 @@ pub async fn delete(db: &Db, account_id: &str, id: &str) -> Result<bool> {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        super::splits::delete(&mut tx, id).await?;
     }
     tx.commit().await?;
     Ok(done.rows_affected() > 0)

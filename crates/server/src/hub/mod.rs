@@ -21,6 +21,7 @@ mod revoke;
 pub mod scopes;
 mod session;
 pub mod socket;
+pub mod splits;
 mod timers;
 pub mod triggers;
 mod writer;

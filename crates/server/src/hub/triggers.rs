@@ -15,7 +15,11 @@
 //!   or not, on any replica) whose name, labels and points the scope selects and where the
 //!   account may capture. A node that disconnects keeps its share (it may still be spending
 //!   it), so nobody else's grows: disconnects, reconnects, replicas and restarts change no
-//!   share. The other half of `captures_per_hour` is granted on request (hub/firings.rs).
+//!   share. When the split of `captures_per_hour` changes (a node new in scope, relabelled,
+//!   forgotten), it is recorded as an epoch and each node is sent its effective share over
+//!   the epochs ([`splits`]): a falling share at once, a growing one once the split settles;
+//!   each refresh records what every connected node heard and settles what may settle. The
+//!   other half of `captures_per_hour` is granted on request (hub/firings.rs).
 //! - When: a refresh runs at every change this process sees (a hello, a trigger created or
 //!   deleted here or, through a `NOTIFY "triggers <id>"`, on another replica) and every
 //!   [`POLL`] (a node first seen elsewhere, or relabelled, changes the shares); a node is sent its list
@@ -25,7 +29,7 @@
 //! - At most [`MAX_AGENT_TRIGGERS`] per node, oldest triggers first; the rest are left out
 //!   and logged.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
@@ -34,9 +38,12 @@ use edgecap_model::firing::{AgentTrigger, FEATURE_TRIGGERS, MAX_AGENT_TRIGGERS};
 use edgecap_model::trigger::{Budget, Trigger};
 use tokio::task::JoinHandle;
 
+use super::splits::{self, Split};
 use super::{Hub, LiveNode};
 use crate::api::select::{matches_colo, matches_entry};
+use crate::db;
 use crate::db::accounts::Scoped;
+use crate::db::splits::Epochs;
 use crate::db::triggers::{self, Stored};
 
 /// How often the lists are computed again without a change seen here.
@@ -113,16 +120,29 @@ pub struct Planned<'a> {
     pub prefixes: Option<Vec<String>>,
 }
 
+/// What [`plan`] computes.
+#[derive(Debug, Default)]
+pub struct Plan<'a> {
+    /// For every node of `fleet` that evaluates some trigger: its triggers (oldest first).
+    pub nodes: BTreeMap<String, Vec<Planned<'a>>>,
+    /// For every trigger (by id): the split of its local captures among the nodes that may
+    /// evaluate it, positive shares only (hub/splits.rs records it as an epoch when it
+    /// changes).
+    pub splits: HashMap<String, Split>,
+}
+
 /// For every node of `fleet` (connected, on any replica) that evaluates some trigger: its
 /// triggers (in the order of `all`, oldest first) with its local share of the budget among
 /// the nodes that may evaluate each, `fleet` and `known` together (`known`: every node the
-/// server has seen, as it last said hello; a connected node's own hello wins).
+/// server has seen, as it last said hello; a connected node's own hello wins). The shares of
+/// `captures_per_hour` here are this split's; what a node is sent is its effective share
+/// over the split's epochs ([`splits::effective`]).
 pub fn plan<'a>(
     all: &'a [Stored],
     restricted: &[Scoped],
     fleet: &[LiveNode],
     known: &[LiveNode],
-) -> BTreeMap<String, Vec<Planned<'a>>> {
+) -> Plan<'a> {
     let by_account: HashMap<&str, &Scoped> =
         restricted.iter().map(|a| (a.id.as_str(), a)).collect();
     let mut fleet: Vec<&LiveNode> = fleet.iter().collect();
@@ -140,7 +160,7 @@ pub fn plan<'a>(
         .collect();
     sharing.sort_by(|a, b| a.info.name.cmp(&b.info.name));
     sharing.dedup_by(|a, b| a.info.name == b.info.name);
-    let mut out: BTreeMap<String, Vec<Planned<'a>>> = BTreeMap::new();
+    let mut out = Plan::default();
     for stored in all {
         let scoped = by_account.get(stored.account_id.as_str()).copied();
         let shares: Vec<&str> = sharing
@@ -148,6 +168,16 @@ pub fn plan<'a>(
             .filter(|n| may_evaluate(&stored.trigger, scoped, n))
             .map(|n| n.info.name.as_str())
             .collect();
+        let budget = stored.trigger.budget;
+        out.splits.insert(
+            stored.id.clone(),
+            splits::positive(shares.iter().enumerate().map(|(i, n)| {
+                (
+                    (*n).to_owned(),
+                    node_budget(budget, shares.len(), i).captures_per_hour,
+                )
+            })),
+        );
         for node in &fleet {
             let Some(prefixes) = evaluates(&stored.trigger, scoped, node) else {
                 continue;
@@ -156,11 +186,12 @@ pub fn plan<'a>(
             let Ok(i) = shares.binary_search(&node.info.name.as_str()) else {
                 continue;
             };
-            out.entry(node.info.name.clone())
+            out.nodes
+                .entry(node.info.name.clone())
                 .or_default()
                 .push(Planned {
                     stored,
-                    budget: node_budget(stored.trigger.budget, shares.len(), i),
+                    budget: node_budget(budget, shares.len(), i),
                     prefixes,
                 });
         }
@@ -178,9 +209,17 @@ pub async fn known_nodes(db: &crate::db::Db) -> crate::error::Result<Vec<LiveNod
         .collect())
 }
 
+/// What a list says, but for `spent` (which only an agent evaluating a trigger afresh reads:
+/// it changes nothing for one that has it, so a change of it alone is not sent).
 fn digest(list: &[AgentTrigger]) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    serde_json::to_string(list).unwrap_or_default().hash(&mut h);
+    for t in list {
+        let t = AgentTrigger {
+            spent: Vec::new(),
+            ..t.clone()
+        };
+        serde_json::to_string(&t).unwrap_or_default().hash(&mut h);
+    }
     h.finish()
 }
 
@@ -213,18 +252,71 @@ impl Hub {
         }
     }
 
+    /// Records each trigger's split as a new epoch when it changed and settles the epochs
+    /// whose hour has passed (under each trigger's row lock: every replica agrees); the
+    /// epochs as they are then. A failure leaves the epochs as they were (still strict: a
+    /// node absent from them has no share) and is logged.
+    async fn sync_splits(&self, plan: &Plan<'_>) -> crate::error::Result<Epochs> {
+        let db = self.db();
+        let now = crate::clock::unix_now().max(0.0) as u64;
+        let (epochs, heard) = db::splits::load(db).await?;
+        let mut changed = false;
+        if epochs.keys().any(|t| !plan.splits.contains_key(t)) {
+            db::splits::prune(db).await?;
+        }
+        for (id, split) in &plan.splits {
+            let had = epochs.get(id).map(Vec::as_slice).unwrap_or_default();
+            let result = if splits::changed(had, split) {
+                // Read again whether this one or another replica's was recorded.
+                changed = true;
+                db::splits::record(db, id, splits::latest(had), split, now).await
+            } else if splits::settles(had, heard.get(id).unwrap_or(&BTreeMap::new()), now).is_some()
+            {
+                db::splits::settle(db, id, now).await
+            } else {
+                Ok(false)
+            };
+            match result {
+                Ok(done) => changed |= done,
+                Err(e) => tracing::error!(trigger = %id, error = %e,
+                    "cannot record or settle the trigger's split; its shares stay as they were"),
+            }
+        }
+        if changed {
+            return Ok(db::splits::load(db).await?.0);
+        }
+        Ok(epochs)
+    }
+
     /// The lists of this process's connected nodes that evaluate triggers, as they should
-    /// be now (credentials opened). Nodes with none are absent.
-    async fn trigger_lists(&self) -> crate::error::Result<HashMap<String, Vec<AgentTrigger>>> {
+    /// be now (credentials opened; each node's share of `captures_per_hour` its effective
+    /// share over the trigger's epochs). Nodes with none are absent.
+    async fn trigger_lists(&self) -> crate::error::Result<Refresh> {
         let all = triggers::list_all(self.db()).await?;
         let restricted = crate::db::accounts::restricted_scopes(self.db()).await?;
         let fleet = self.fleet_nodes().await?;
         let known = known_nodes(self.db()).await?;
+        let plan = plan(&all, &restricted, &fleet, &known);
+        let epochs = self.sync_splits(&plan).await?;
+        let now = crate::clock::unix_now().max(0.0) as u64;
+        let mut spent = db::events::local_captures_by_node(
+            self.db(),
+            now.saturating_sub(splits::SETTLE),
+            edgecap_model::firing::MAX_SPENT,
+        )
+        .await?;
+        let none = Vec::new();
+        let mut out = Refresh::default();
+        for stored in &all {
+            let e = epochs.get(&stored.id).unwrap_or(&none);
+            let holders = splits::holders(e).into_iter().map(str::to_owned).collect();
+            out.splits
+                .insert(stored.id.clone(), (splits::latest(e).unwrap_or(0), holders));
+        }
         let here: HashSet<String> = self.live_nodes().into_iter().map(|n| n.info.name).collect();
-        let mut out = HashMap::new();
         // Each trigger's credentials are opened once per refresh, whatever its nodes.
         let mut opened: HashMap<&str, Option<Option<edgecap_model::SecretJson>>> = HashMap::new();
-        for (node, planned) in plan(&all, &restricted, &fleet, &known) {
+        for (node, planned) in plan.nodes {
             if !here.contains(&node) {
                 continue;
             }
@@ -246,20 +338,82 @@ impl Hub {
                         .ok()
                 });
                 if let Some(credentials) = credentials {
+                    let e = epochs.get(&p.stored.id).unwrap_or(&none);
+                    let budget = Budget {
+                        captures_per_hour: splits::effective(e, &node),
+                        ..p.budget
+                    };
                     list.push(AgentTrigger {
                         id: p.stored.id.clone(),
                         account_id: p.stored.account_id.clone(),
                         trigger: p.stored.trigger.clone(),
-                        budget: p.budget,
+                        budget,
                         credentials: credentials.clone(),
                         prefixes: p.prefixes,
+                        spent: spent
+                            .remove(&(p.stored.id.clone(), node.clone()))
+                            .unwrap_or_default(),
                     });
                 }
             }
-            out.insert(node, list);
+            out.lists.insert(node, list);
         }
         Ok(out)
     }
+}
+
+/// What one refresh computed.
+#[derive(Debug, Default)]
+struct Refresh {
+    /// The lists of this process's connected nodes that evaluate triggers.
+    lists: HashMap<String, Vec<AgentTrigger>>,
+    /// Per trigger: the latest epoch the shares were computed at, and the nodes that must
+    /// hear it before it settles.
+    splits: HashMap<String, (u64, BTreeSet<String>)>,
+}
+
+/// What a connection was last told of the splits it must hear: trigger -> (epoch, the
+/// share of `captures_per_hour` it holds, None: the trigger is not in its list).
+type Told = HashMap<String, (u64, Option<u64>)>;
+
+/// What `node` (on connection `conn`, holding `list`) hears of the splits now: a row for
+/// every trigger whose latest epoch it must hear and has not been recorded hearing on this
+/// connection with what it holds now. `told`: what was recorded on `conn` before (None: a
+/// new connection, everything counts as sent now).
+fn hearings(
+    node: &str,
+    list: &[AgentTrigger],
+    splits: &HashMap<String, (u64, BTreeSet<String>)>,
+    told: Option<&Told>,
+    now: u64,
+) -> Vec<db::splits::Hearing> {
+    let holds: HashMap<&str, u64> = list
+        .iter()
+        .map(|t| (t.id.as_str(), t.budget.captures_per_hour))
+        .collect();
+    let mut out = Vec::new();
+    for (id, (seq, holders)) in splits {
+        if !holders.contains(node) {
+            continue;
+        }
+        let value = holds.get(id.as_str()).copied();
+        let sent = match told.and_then(|t| t.get(id)) {
+            // New here (a new connection, or a holder of a new epoch): conservatively heard
+            // now.
+            None => true,
+            Some((_, v)) if *v != value => true,
+            Some((s, _)) if s < seq => false,
+            Some(_) => continue,
+        };
+        out.push(db::splits::Hearing {
+            trigger_id: id.clone(),
+            node: node.to_owned(),
+            seq: *seq,
+            at: now,
+            sent,
+        });
+    }
+    out
 }
 
 pub(super) fn start(hub: &Hub) -> JoinHandle<()> {
@@ -267,6 +421,8 @@ pub(super) fn start(hub: &Hub) -> JoinHandle<()> {
     tokio::spawn(async move {
         // Node -> (connection, digest of the list it was sent).
         let mut sent: HashMap<String, (u64, u64)> = HashMap::new();
+        // Node -> (connection, what it was recorded hearing on it).
+        let mut told: HashMap<String, (u64, Told)> = HashMap::new();
         let mut tick = tokio::time::interval(POLL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let wake = hub.shared.triggers_wake.clone();
@@ -275,7 +431,7 @@ pub(super) fn start(hub: &Hub) -> JoinHandle<()> {
                 _ = tick.tick() => {}
                 _ = wake.notified() => {}
             }
-            let lists = match hub.trigger_lists().await {
+            let refresh = match hub.trigger_lists().await {
                 Ok(l) => l,
                 Err(e) => {
                     tracing::error!(error = %e, "reading the triggers failed");
@@ -285,20 +441,64 @@ pub(super) fn start(hub: &Hub) -> JoinHandle<()> {
             let live = hub.live_connections();
             let names: HashSet<&str> = live.iter().map(|(n, _)| n.info.name.as_str()).collect();
             sent.retain(|name, _| names.contains(name.as_str()));
+            told.retain(|name, _| names.contains(name.as_str()));
+            let now = crate::clock::unix_now().max(0.0) as u64;
+            let mut heard = Vec::new();
             for (node, conn) in &live {
-                if !node.info.features.iter().any(|f| f == FEATURE_TRIGGERS) {
-                    continue;
+                let name = &node.info.name;
+                // A node whose agent does not evaluate triggers holds none: it hears that
+                // when it connects.
+                let list = if node.info.features.iter().any(|f| f == FEATURE_TRIGGERS) {
+                    let list = refresh.lists.get(name).cloned().unwrap_or_default();
+                    let d = digest(&list);
+                    if !matches!(sent.get(name), Some((c, had)) if c == conn && *had == d) {
+                        let count = list.len();
+                        if !hub.send(
+                            name,
+                            ServerMsg::Triggers {
+                                triggers: list.clone(),
+                            },
+                        ) {
+                            continue;
+                        }
+                        tracing::debug!(node = %name, triggers = count, "triggers sent");
+                        sent.insert(name.clone(), (*conn, d));
+                    }
+                    list
+                } else {
+                    Vec::new()
+                };
+                let before = told.get(name).filter(|(c, _)| c == conn).map(|(_, t)| t);
+                let rows = hearings(name, &list, &refresh.splits, before, now);
+                if !rows.is_empty() {
+                    let holds: HashMap<&str, u64> = list
+                        .iter()
+                        .map(|t| (t.id.as_str(), t.budget.captures_per_hour))
+                        .collect();
+                    heard.push((name.clone(), *conn, rows, {
+                        let mut t = before.cloned().unwrap_or_default();
+                        for (id, (seq, _)) in &refresh.splits {
+                            t.insert(id.clone(), (*seq, holds.get(id.as_str()).copied()));
+                        }
+                        t
+                    }));
                 }
-                let list = lists.get(&node.info.name).cloned().unwrap_or_default();
-                let d = digest(&list);
-                if matches!(sent.get(&node.info.name), Some((c, had)) if c == conn && *had == d) {
-                    continue;
+            }
+            if heard.is_empty() {
+                continue;
+            }
+            let rows: Vec<db::splits::Hearing> = heard
+                .iter()
+                .flat_map(|(_, _, r, _)| r.iter().cloned())
+                .collect();
+            match db::splits::hear(hub.db(), &rows).await {
+                Ok(()) => {
+                    for (name, conn, _, t) in heard {
+                        told.insert(name, (conn, t));
+                    }
                 }
-                let count = list.len();
-                if hub.send(&node.info.name, ServerMsg::Triggers { triggers: list }) {
-                    tracing::debug!(node = %node.info.name, triggers = count, "triggers sent");
-                    sent.insert(node.info.name.clone(), (*conn, d));
-                }
+                // Not recorded: asked again at the next refresh (the epochs wait).
+                Err(e) => tracing::error!(error = %e, "cannot record what the nodes heard"),
             }
         }
     })

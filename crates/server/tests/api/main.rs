@@ -26,6 +26,7 @@ mod reads;
 mod scopes;
 mod sdk;
 mod simple;
+mod splits;
 mod tenancy;
 mod tokens;
 mod traffic;

@@ -1,0 +1,378 @@
+//! The hourly budget stays strict while the nodes in a trigger's scope change (issue 14,
+//! hub/splits.rs): when the split of the nodes' local captures changes, shares that fall
+//! apply at once and shares that grow (a new node's from 0) wait until the split settles, an
+//! hour after every node holding a share heard it. An hour is not waited for: the split's
+//! recorded times are moved back (`db::splits::backdate`), as if it had passed.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use edgecap_model::firing::{AgentTrigger, Ask};
+use edgecap_model::{AgentMsg, ServerMsg};
+use edgecap_server::AppState;
+use edgecap_server::db::{identities, splits};
+use edgecap_server::hub::triggers::POLL;
+
+use crate::both_databases;
+use crate::common::{Backend, FakeNode, Harness};
+use crate::firings::{add_trigger, trigger_body, trigger_node, triggers_until};
+
+both_databases!(
+    a_node_joining_mid_hour_takes_no_share_until_the_split_settles,
+    a_node_leaving_the_scope_grows_nobody_until_the_split_settles,
+    a_disconnected_node_holds_the_split_unsettled_until_it_reconnects,
+    a_forgotten_node_leaves_the_split_an_hour_after_it_was_forgotten,
+    a_reconnecting_agent_is_told_the_captures_of_its_share_it_started_this_hour,
+);
+
+/// 8 captures an hour: 4 are the nodes' own shares, 4 the pool.
+const PER_HOUR: u64 = 8;
+const LOCAL: u64 = 4;
+const HOUR: u64 = 3600;
+
+/// The node's share of `captures_per_hour` in a list of one trigger.
+fn share(l: &[AgentTrigger]) -> Option<u64> {
+    (l.len() == 1).then(|| l[0].budget.captures_per_hour)
+}
+
+/// The next list of one trigger whose share is `want`.
+async fn told(n: &mut FakeNode, want: u64) -> Vec<AgentTrigger> {
+    triggers_until(n, |l| share(l) == Some(want)).await
+}
+
+/// For `d`, every list `n` is sent (its share of `bytes_per_day` may change, as that split
+/// takes effect at once) keeps its share of `captures_per_hour` at `want`.
+async fn keeps(n: &mut FakeNode, want: u64, d: Duration) {
+    let until = tokio::time::Instant::now() + d;
+    loop {
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, n.rx.recv()).await {
+            Ok(Some(ServerMsg::Triggers { triggers })) => assert_eq!(
+                share(&triggers),
+                Some(want),
+                "{} was told {triggers:?}",
+                n.session.name()
+            ),
+            Ok(Some(_)) => continue,
+            Ok(None) | Err(_) => return,
+        }
+    }
+}
+
+/// Nodes `names` of site fra, connected, each told it has no trigger yet.
+async fn nodes(state: &AppState, names: &[&str]) -> Vec<FakeNode> {
+    let mut out = Vec::new();
+    for name in names {
+        let mut n = trigger_node(state, name, "fra");
+        triggers_until(&mut n, <[_]>::is_empty).await;
+        out.push(n);
+    }
+    out
+}
+
+/// The split's latest epoch: its number and whether it settled.
+async fn latest(h: &Harness, tid: &str) -> (u64, bool) {
+    let (epochs, _) = splits::load(&h.state.db).await.unwrap();
+    let e = epochs[tid].last().unwrap();
+    (e.seq, e.settled.is_some())
+}
+
+/// A node joins the scope in the middle of an hour in which the others may have spent the
+/// shares of the old split: their shares fall at once, its own stays 0 (it asks the pool,
+/// which grants) until the split settles. Over that hour, the most each node was told adds
+/// up to the local half, so with the pool no hour holds more than the budget.
+async fn a_node_joining_mid_hour_takes_no_share_until_the_split_settles(b: Backend) {
+    let Some(h) = Harness::new(b).await else {
+        return;
+    };
+    let _timers = h.state.hub.start().await.unwrap();
+    let mut n = nodes(&h.state, &["edge0", "edge1"]).await;
+    let tid = add_trigger(&h, &h.state, &trigger_body(&h, 1_000_000, PER_HOUR)).await;
+    // The most each node was told in this hour.
+    let mut most: BTreeMap<&str, u64> = BTreeMap::new();
+    for (name, node) in ["edge0", "edge1"].into_iter().zip(n.iter_mut()) {
+        told(node, 2).await;
+        most.insert(name, 2);
+    }
+    assert_eq!(
+        latest(&h, &tid).await,
+        (1, true),
+        "a new trigger's first split holds at once"
+    );
+    // edge2 joins: the split is now 2, 1, 1 (the first by name gets the remainder).
+    let mut e2 = trigger_node(&h.state, "edge2", "fra");
+    let l2 = triggers_until(&mut e2, |l| l.len() == 1).await;
+    most.insert("edge2", share(&l2).unwrap());
+    told(&mut n[1], 1).await;
+    assert_eq!(latest(&h, &tid).await, (2, false));
+    keeps(&mut n[0], 2, POLL * 2).await;
+    assert_eq!(
+        most["edge2"], 0,
+        "a new node takes nothing before the split settles"
+    );
+    assert!(
+        most.values().sum::<u64>() <= LOCAL,
+        "shares told within one hour add up to more than the local half: {most:?}"
+    );
+    // Beyond its share of 0, edge2 asks: the pool grants.
+    e2.session.handle(AgentMsg::Ask {
+        ask: Ask {
+            trigger_id: tid.clone(),
+            capture_id: crate::firings::new_id(),
+            key: crate::firings::victim(),
+            at: crate::firings::now(),
+        },
+    });
+    let grant = loop {
+        match tokio::time::timeout(Duration::from_secs(10), e2.rx.recv()).await {
+            Ok(Some(ServerMsg::Grant { grant })) => break grant,
+            Ok(Some(_)) => continue,
+            other => panic!("no grant: {other:?}"),
+        }
+    };
+    assert!(grant.granted, "{grant:?}");
+    // Within the hour nothing grows, whatever refreshes run.
+    splits::backdate(&h.state.db, &tid, HOUR - 60)
+        .await
+        .unwrap();
+    keeps(&mut e2, 0, POLL * 2).await;
+    assert_eq!(latest(&h, &tid).await, (2, false));
+    // An hour after every node heard it: settled, edge2 takes its share; the others keep
+    // theirs, which add up to the local half again.
+    splits::backdate(&h.state.db, &tid, 60).await.unwrap();
+    told(&mut e2, 1).await;
+    assert_eq!(latest(&h, &tid).await, (2, true));
+    keeps(&mut n[0], 2, POLL).await;
+    keeps(&mut n[1], 1, POLL).await;
+    assert_eq!(
+        h.count("trigger_epochs").await,
+        1,
+        "epochs before the settled one go"
+    );
+}
+
+/// A node relabelled out of the scope: the others' shares do not grow until the split
+/// settles (the node may still be spending its old share until it hears).
+async fn a_node_leaving_the_scope_grows_nobody_until_the_split_settles(b: Backend) {
+    let Some(h) = Harness::new(b).await else {
+        return;
+    };
+    let _timers = h.state.hub.start().await.unwrap();
+    let mut n = nodes(&h.state, &["edge0", "edge1", "edge2"]).await;
+    let tid = add_trigger(&h, &h.state, &trigger_body(&h, 1_000_000, PER_HOUR)).await;
+    for (node, want) in n.iter_mut().zip([2, 1, 1]) {
+        told(node, want).await;
+    }
+    // edge2 comes back as a node of site ams: out of scope, told it has no trigger.
+    let gone = n.pop().unwrap();
+    drop(gone);
+    h.state.hub.barrier().await;
+    let mut ams = trigger_node(&h.state, "edge2", "ams");
+    triggers_until(&mut ams, <[_]>::is_empty).await;
+    // The split is 2, 2 now, but edge1 keeps 1 until it settles.
+    let until = tokio::time::Instant::now() + Duration::from_secs(15);
+    while latest(&h, &tid).await.0 < 2 {
+        assert!(tokio::time::Instant::now() < until, "no new epoch");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    keeps(&mut n[1], 1, POLL * 2).await;
+    splits::backdate(&h.state.db, &tid, HOUR).await.unwrap();
+    told(&mut n[1], 2).await;
+    assert_eq!(latest(&h, &tid).await, (2, true));
+    keeps(&mut n[0], 2, POLL).await;
+}
+
+/// A node that was away when the split changed has not heard its smaller share: the split
+/// stays unsettled (the new node at 0) however long it is away, and settles an hour after
+/// it reconnects and is told.
+async fn a_disconnected_node_holds_the_split_unsettled_until_it_reconnects(b: Backend) {
+    let Some(h) = Harness::new(b).await else {
+        return;
+    };
+    let _timers = h.state.hub.start().await.unwrap();
+    let mut n = nodes(&h.state, &["edge0", "edge1"]).await;
+    let tid = add_trigger(&h, &h.state, &trigger_body(&h, 1_000_000, PER_HOUR)).await;
+    for node in &mut n {
+        told(node, 2).await;
+    }
+    let away = n.pop().unwrap();
+    drop(away);
+    h.state.hub.barrier().await;
+    let mut e2 = trigger_node(&h.state, "edge2", "fra");
+    told(&mut e2, 0).await;
+    assert_eq!(latest(&h, &tid).await, (2, false));
+    // Two hours on, edge1 still has not heard: nothing settles.
+    splits::backdate(&h.state.db, &tid, 2 * HOUR).await.unwrap();
+    keeps(&mut e2, 0, POLL * 2).await;
+    assert_eq!(latest(&h, &tid).await, (2, false));
+    // edge1 comes back and is told its smaller share; an hour later the split settles.
+    let mut e1 = trigger_node(&h.state, "edge1", "fra");
+    told(&mut e1, 1).await;
+    keeps(&mut e2, 0, POLL * 2).await;
+    splits::backdate(&h.state.db, &tid, HOUR).await.unwrap();
+    told(&mut e2, 1).await;
+    assert_eq!(latest(&h, &tid).await, (2, true));
+    keeps(&mut e1, 1, POLL).await;
+    keeps(&mut n[0], 2, POLL).await;
+}
+
+/// A revoked node keeps its share (it may still be running); forgotten, it leaves the split,
+/// and the others' shares grow an hour after it was forgotten.
+async fn a_forgotten_node_leaves_the_split_an_hour_after_it_was_forgotten(b: Backend) {
+    let Some(h) = Harness::new(b).await else {
+        return;
+    };
+    let _timers = h.state.hub.start().await.unwrap();
+    let db = &h.state.db;
+    let admitted = identities::admit(db, "edge2", "ecn_edge2-credential", Some(&h.agent_token))
+        .await
+        .unwrap();
+    assert!(admitted.is_ok(), "{admitted:?}");
+    let mut n = nodes(&h.state, &["edge0", "edge1", "edge2"]).await;
+    let tid = add_trigger(&h, &h.state, &trigger_body(&h, 1_000_000, PER_HOUR)).await;
+    for (node, want) in n.iter_mut().zip([2, 1, 1]) {
+        told(node, want).await;
+    }
+    identities::revoke(db, "edge2").await.unwrap().unwrap();
+    h.state.hub.revoked("edge2");
+    drop(n.pop());
+    h.state.hub.barrier().await;
+    keeps(&mut n[1], 1, POLL * 2).await;
+    assert_eq!(
+        latest(&h, &tid).await,
+        (1, true),
+        "a revoked node keeps its share"
+    );
+    assert_eq!(
+        identities::forget(db, "edge2").await.unwrap(),
+        identities::Forgot::Done
+    );
+    let until = tokio::time::Instant::now() + Duration::from_secs(15);
+    while latest(&h, &tid).await.0 < 2 {
+        assert!(tokio::time::Instant::now() < until, "no new epoch");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    keeps(&mut n[1], 1, POLL * 2).await;
+    assert_eq!(latest(&h, &tid).await, (2, false));
+    splits::backdate(db, &tid, HOUR).await.unwrap();
+    told(&mut n[1], 2).await;
+    assert_eq!(latest(&h, &tid).await, (2, true));
+}
+
+/// Replicas (PostgreSQL): nodes on two replicas, one joining through one of them; both
+/// record one split, tell shares of it (the others' fall at once, the new node's waits), and
+/// settle it once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_agree_on_the_split_and_settle_it_once() {
+    let Some(h) = Harness::new(Backend::Postgres).await else {
+        return;
+    };
+    let _t1 = h.state.hub.start().await.unwrap();
+    let s2 = AppState::open(&h.db_url, crate::common::test_config())
+        .await
+        .unwrap();
+    let _t2 = s2.hub.start().await.unwrap();
+    let mut a = nodes(&h.state, &["edge0"]).await.pop().unwrap();
+    let mut b = nodes(&s2, &["edge1"]).await.pop().unwrap();
+    h.state.hub.barrier().await;
+    s2.hub.barrier().await;
+    let tid = add_trigger(&h, &h.state, &trigger_body(&h, 1_000_000, PER_HOUR)).await;
+    told(&mut a, 2).await;
+    told(&mut b, 2).await;
+    // edge2 joins through the second replica: edge1 (there) falls to 1, edge0 (on the
+    // first) keeps 2, edge2 gets 0.
+    let mut c = trigger_node(&s2, "edge2", "fra");
+    told(&mut c, 0).await;
+    told(&mut b, 1).await;
+    keeps(&mut a, 2, POLL * 2).await;
+    assert_eq!(latest(&h, &tid).await, (2, false));
+    splits::backdate(&h.state.db, &tid, HOUR).await.unwrap();
+    told(&mut c, 1).await;
+    keeps(&mut a, 2, POLL * 2).await;
+    keeps(&mut b, 1, POLL).await;
+    let (epochs, _) = splits::load(&h.state.db).await.unwrap();
+    let only = &epochs[&tid];
+    assert_eq!(only.len(), 1, "{only:?}");
+    assert_eq!(only[0].seq, 2);
+    assert_eq!(
+        only[0].shares,
+        BTreeMap::from([
+            ("edge0".to_owned(), 2),
+            ("edge1".to_owned(), 1),
+            ("edge2".to_owned(), 1)
+        ])
+    );
+}
+
+/// The next grant `n` is sent, within 10 s.
+async fn grant(n: &mut FakeNode) -> edgecap_model::firing::Grant {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), n.rx.recv()).await {
+            Ok(Some(ServerMsg::Grant { grant })) => return grant,
+            Ok(Some(_)) => continue,
+            other => panic!("no grant: {other:?}"),
+        }
+    }
+}
+
+/// An agent that restarts forgets the captures it started; the server tells it, with each
+/// trigger, when it started those of its own share in the last hour (not those the pool
+/// granted), so it counts them against its share again.
+async fn a_reconnecting_agent_is_told_the_captures_of_its_share_it_started_this_hour(b: Backend) {
+    use crate::firings::{fired_capture, new_id, now, recorded, victim};
+    use edgecap_server::sim::firing;
+    let Some(h) = Harness::new(b).await else {
+        return;
+    };
+    let _timers = h.state.hub.start().await.unwrap();
+    let mut e0 = nodes(&h.state, &["edge0"]).await.pop().unwrap();
+    let tid = add_trigger(&h, &h.state, &trigger_body(&h, 1_000_000, PER_HOUR)).await;
+    let first = told(&mut e0, LOCAL).await;
+    assert!(first[0].spent.is_empty(), "{first:?}");
+    // One capture of its own share, one granted from the pool.
+    let before = now();
+    let own = new_id();
+    e0.session.handle(AgentMsg::Fired {
+        firing: firing(
+            &tid,
+            victim(),
+            (before - 5, before),
+            80000.0,
+            Some((&own, fired_capture())),
+            None,
+        ),
+    });
+    recorded(&h, &own).await;
+    let pooled = new_id();
+    e0.session.handle(AgentMsg::Ask {
+        ask: Ask {
+            trigger_id: tid.clone(),
+            capture_id: pooled.clone(),
+            key: victim(),
+            at: now(),
+        },
+    });
+    assert!(grant(&mut e0).await.granted);
+    e0.session.handle(AgentMsg::Fired {
+        firing: firing(
+            &tid,
+            victim(),
+            (now() - 1, now()),
+            80000.0,
+            Some((&pooled, fired_capture())),
+            None,
+        ),
+    });
+    recorded(&h, &pooled).await;
+    // The agent restarts: its new connection's list says when its own capture started.
+    drop(e0);
+    h.state.hub.barrier().await;
+    let mut again = trigger_node(&h.state, "edge0", "fra");
+    let list = told(&mut again, LOCAL).await;
+    assert_eq!(list[0].spent.len(), 1, "{list:?}");
+    assert!(
+        (before..=now()).contains(&list[0].spent[0]),
+        "{:?} not within {before}..now",
+        list[0].spent
+    );
+}
