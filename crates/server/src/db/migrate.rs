@@ -84,6 +84,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "trigger_grants",
         include_str!("../../migrations/0016_trigger_grants.sql"),
     ),
+    (
+        18,
+        "fresh_minutes",
+        include_str!("../../migrations/0018_fresh_minutes.sql"),
+    ),
 ];
 
 /// How many of [`MIGRATIONS`] the database has not recorded (for `/readyz`).

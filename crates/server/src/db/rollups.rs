@@ -1,7 +1,7 @@
 //! `rollup_seconds` and `rollup_minutes`: the agents' per-second traffic rollups and their
 //! per-minute downsampling (see `crate::rollups` for the rules; this file is the SQL).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use futures_util::TryStreamExt;
 use sqlx::any::AnyRow;
@@ -112,6 +112,167 @@ pub async fn insert(conn: &mut sqlx::AnyConnection, table: Table, rows: &[Rollup
             }
         }
         q.execute(&mut *conn).await?;
+    }
+    if table == Table::Seconds {
+        // New seconds are not downsampled: their minutes' fresh sums grow with them.
+        add_fresh(conn, &fresh_sums(rows), Sign::Add).await?;
+    }
+    Ok(())
+}
+
+/// A row of `rollup_fresh` (migration 0018): account scope (`''`: whole nodes), minute, node
+/// and point.
+type FreshKey = (String, i64, String, String);
+
+/// The sums `rollup_fresh` keeps of the seconds not yet downsampled.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct FreshSums {
+    seconds: i64,
+    packets: u64,
+    bytes: u64,
+    protos: [u64; 4],
+}
+
+fn fresh_key(r: &Rollup) -> FreshKey {
+    (
+        r.account_id.clone().unwrap_or_default(),
+        r.t - r.t.rem_euclid(60),
+        r.node.clone(),
+        r.point.clone(),
+    )
+}
+
+impl FreshSums {
+    fn add(&mut self, r: &Rollup) {
+        self.seconds += r.seconds;
+        self.packets = self.packets.saturating_add(r.packets);
+        self.bytes = self.bytes.saturating_add(r.bytes);
+        for (sum, v) in self.protos.iter_mut().zip([r.tcp, r.udp, r.icmp, r.other]) {
+            *sum = sum.saturating_add(v);
+        }
+    }
+}
+
+/// Seconds summed per fresh row, in key order (the order every writer of `rollup_fresh`
+/// takes its rows' locks in on PostgreSQL, so the rollup writer and the job never deadlock).
+fn fresh_sums(rows: &[Rollup]) -> BTreeMap<FreshKey, FreshSums> {
+    let mut sums: BTreeMap<FreshKey, FreshSums> = BTreeMap::new();
+    for r in rows {
+        sums.entry(fresh_key(r)).or_default().add(r);
+    }
+    sums
+}
+
+/// One row of `rollup_fresh` as stored ([`fresh_rows`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FreshRow {
+    /// The account of the seconds (None: whole nodes).
+    pub account_id: Option<String>,
+    /// The minute's first second.
+    pub t: i64,
+    pub node: String,
+    pub point: String,
+    pub seconds: i64,
+    pub packets: i64,
+    pub bytes: i64,
+    /// TCP, UDP, ICMP, other.
+    pub protos: [i64; 4],
+}
+
+/// Every row of `rollup_fresh` in key order (tests and diagnostics: each is the sum of the
+/// seconds of its minute not yet downsampled).
+pub async fn fresh_rows(db: &Db) -> Result<Vec<FreshRow>> {
+    let rows = sqlx::query(
+        "SELECT scope, t, node, point, seconds, packets, bytes, tcp, udp, icmp, other \
+         FROM rollup_fresh ORDER BY scope, t, node, point",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let scope: String = r.try_get("scope")?;
+            Ok(FreshRow {
+                account_id: Some(scope).filter(|s| !s.is_empty()),
+                t: r.try_get("t")?,
+                node: r.try_get("node")?,
+                point: r.try_get("point")?,
+                seconds: r.try_get("seconds")?,
+                packets: r.try_get("packets")?,
+                bytes: r.try_get("bytes")?,
+                protos: [
+                    r.try_get("tcp")?,
+                    r.try_get("udp")?,
+                    r.try_get("icmp")?,
+                    r.try_get("other")?,
+                ],
+            })
+        })
+        .collect()
+}
+
+/// Whether [`add_fresh`] adds seconds (the writer) or takes them away (the job).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sign {
+    Add,
+    Subtract,
+}
+
+/// Fresh rows per statement of [`add_fresh`] (11 parameters each).
+const FRESH_PER_STATEMENT: usize = 80;
+
+/// Adds (or subtracts) sums to `rollup_fresh` inside the caller's transaction, creating rows
+/// as needed (an upsert: one statement form on both databases). Subtracting deletes the
+/// rows left with no second.
+async fn add_fresh(
+    conn: &mut sqlx::AnyConnection,
+    sums: &BTreeMap<FreshKey, FreshSums>,
+    sign: Sign,
+) -> Result<()> {
+    let keys: Vec<(&FreshKey, &FreshSums)> = sums.iter().collect();
+    let v = |n: u64| match sign {
+        Sign::Add => to_i64(n),
+        Sign::Subtract => -to_i64(n),
+    };
+    let cols = ["seconds", "packets", "bytes", "tcp", "udp", "icmp", "other"];
+    let set: Vec<String> = cols
+        .iter()
+        .map(|c| format!("{c} = rollup_fresh.{c} + excluded.{c}"))
+        .collect();
+    for chunk in keys.chunks(FRESH_PER_STATEMENT) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| format!("({})", super::placeholders(1 + i * 11, 11)))
+            .collect();
+        let sql = format!(
+            "INSERT INTO rollup_fresh (scope, t, node, point, {}) VALUES {} \
+             ON CONFLICT (scope, t, node, point) DO UPDATE SET {}",
+            cols.join(", "),
+            values.join(", "),
+            set.join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for ((scope, t, node, point), s) in chunk {
+            q = q
+                .bind(scope.clone())
+                .bind(*t)
+                .bind(node.clone())
+                .bind(point.clone())
+                .bind(v(to_u64(s.seconds)))
+                .bind(v(s.packets))
+                .bind(v(s.bytes));
+            for p in s.protos {
+                q = q.bind(v(p));
+            }
+        }
+        q.execute(&mut *conn).await?;
+    }
+    if sign == Sign::Subtract && !keys.is_empty() {
+        let from = keys.iter().map(|(k, _)| k.1).min().unwrap_or(0);
+        let until = keys.iter().map(|(k, _)| k.1).max().unwrap_or(0) + 60;
+        sqlx::query("DELETE FROM rollup_fresh WHERE t >= $1 AND t < $2 AND seconds <= 0")
+            .bind(from)
+            .bind(until)
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(())
 }
@@ -232,6 +393,8 @@ pub async fn downsample(db: &Db, from: i64, until: i64, batch: i64) -> Result<u6
         return Ok(0);
     }
     let mut minutes: HashMap<(String, String, Option<String>, i64), MinuteAcc> = HashMap::new();
+    // What the marked seconds added to `rollup_fresh`, taken away in this transaction.
+    let mut fresh: BTreeMap<FreshKey, FreshSums> = BTreeMap::new();
     {
         let sql = format!(
             "SELECT {COLUMNS} FROM rollup_seconds WHERE rolled = $1 AND t >= $2 AND t < $3"
@@ -243,6 +406,7 @@ pub async fn downsample(db: &Db, from: i64, until: i64, batch: i64) -> Result<u6
             .fetch(&mut *tx);
         while let Some(r) = rows.try_next().await? {
             let r = parse_row(&r, Table::Seconds)?;
+            fresh.entry(fresh_key(&r)).or_default().add(&r);
             let minute = r.t - r.t.rem_euclid(60);
             let key = (
                 r.node.clone(),
@@ -300,6 +464,7 @@ pub async fn downsample(db: &Db, from: i64, until: i64, batch: i64) -> Result<u6
         })
         .collect();
     insert(&mut tx, Table::Minutes, &rows).await?;
+    add_fresh(&mut tx, &fresh, Sign::Subtract).await?;
     tx.commit().await?;
     Ok(marked)
 }
@@ -465,12 +630,23 @@ fn bind_names<'q>(
 /// The WHERE clause of a selection, parameters numbered from `from` in the order
 /// [`bind_selection`] binds them: the account (if any), since, until, nodes, points.
 fn where_clause(sel: &Selection, from: usize) -> String {
+    where_on(sel, from, false)
+}
+
+/// [`where_clause`] over `rollup_fresh` (`fresh`: its `scope` column, `''` for whole nodes)
+/// or over the seconds and minutes (`account_id`); the same parameters.
+fn where_on(sel: &Selection, from: usize, fresh: bool) -> String {
     let mut text = Vec::new();
     let mut n = from;
-    match &sel.scope {
-        Scope::WholeNodes => text.push("account_id IS NULL".to_owned()),
-        Scope::Account(_) => {
+    match (&sel.scope, fresh) {
+        (Scope::WholeNodes, false) => text.push("account_id IS NULL".to_owned()),
+        (Scope::WholeNodes, true) => text.push("scope = ''".to_owned()),
+        (Scope::Account(_), false) => {
             text.push(format!("account_id = ${n}"));
+            n += 1;
+        }
+        (Scope::Account(_), true) => {
+            text.push(format!("scope = ${n}"));
             n += 1;
         }
     }
@@ -520,7 +696,10 @@ pub struct Bucket {
 
 /// Sums per bucket (`(t - since) / step`) and group. From the seconds table, every second
 /// (downsampled or not); from the minutes table, the minutes plus the seconds not yet
-/// downsampled, so recent traffic is never missing.
+/// downsampled, so recent traffic is never missing: those as their minutes' fresh sums
+/// (`rollup_fresh`, a row per node and minute rather than 60) when the range is whole
+/// minutes (the step is then a multiple of 60 and a minute never straddles two buckets),
+/// else the seconds themselves.
 pub async fn series(
     db: &Db,
     table: Table,
@@ -538,11 +717,16 @@ pub async fn series(
     let cols = "t, node, point, packets, bytes, tcp, udp, icmp, other";
     let source = match table {
         Table::Seconds => format!("SELECT {cols} FROM rollup_seconds WHERE {w}"),
-        Table::Minutes => format!(
-            "SELECT {cols} FROM {} UNION ALL \
-             SELECT {cols} FROM rollup_seconds WHERE rolled = 0 AND {w}",
-            minutes_from(sel, &w, 3, walked.as_deref())
-        ),
+        Table::Minutes => {
+            let fresh = match sel.since.rem_euclid(60) == 0 && sel.until.rem_euclid(60) == 0 {
+                true => format!("rollup_fresh WHERE {}", where_on(sel, 3, true)),
+                false => format!("rollup_seconds WHERE rolled = 0 AND {w}"),
+            };
+            format!(
+                "SELECT {cols} FROM {} UNION ALL SELECT {cols} FROM {fresh}",
+                minutes_from(sel, &w, 3, walked.as_deref())
+            )
+        }
     };
     let group_by = match group {
         GroupCol::None => "1",
