@@ -372,106 +372,182 @@ pub async fn oldest_unrolled(db: &Db) -> Result<Option<i64>> {
     )
 }
 
+/// What [`downsample`] makes of a minute's seconds: the minute rows (each node's and the
+/// fleet's) and what the seconds added to `rollup_fresh`.
+#[derive(Default)]
+struct Taken {
+    seconds: u64,
+    /// The seconds taken, as [`SecondKey`]s (sorted by [`downsample`] to compare).
+    keys: Vec<SecondKey>,
+    minutes: HashMap<(String, String, Option<String>, i64), MinuteAcc>,
+    fresh: BTreeMap<FreshKey, FreshSums>,
+}
+
+impl Taken {
+    fn add(&mut self, r: &Rollup) {
+        self.seconds += 1;
+        self.keys.push((
+            r.node.clone(),
+            r.point.clone(),
+            r.account_id.clone(),
+            r.t,
+            to_i64(r.packets),
+            to_i64(r.bytes),
+        ));
+        self.fresh.entry(fresh_key(r)).or_default().add(r);
+        let minute = r.t - r.t.rem_euclid(60);
+        let key = (
+            r.node.clone(),
+            r.point.clone(),
+            r.account_id.clone(),
+            minute,
+        );
+        let acc = self.minutes.entry(key).or_insert_with(|| MinuteAcc {
+            row: Rollup {
+                node: r.node.clone(),
+                point: r.point.clone(),
+                account_id: r.account_id.clone(),
+                t: minute,
+                ..Rollup::default()
+            },
+            dst: Merge::new(MERGE_CAPACITY),
+            src: Merge::new(MERGE_CAPACITY),
+            dport: Merge::new(MERGE_CAPACITY),
+        });
+        add_into(acc, r);
+    }
+
+    /// The minute rows to insert: every node's, and the fleet's (every node's minute of a
+    /// point and account added together).
+    fn rows(self) -> Vec<Rollup> {
+        let mut fleet: HashMap<(String, Option<String>, i64), MinuteAcc> = HashMap::new();
+        for acc in self.minutes.values() {
+            let r = &acc.row;
+            let f = fleet
+                .entry((r.point.clone(), r.account_id.clone(), r.t))
+                .or_insert_with(|| MinuteAcc {
+                    row: Rollup {
+                        node: FLEET.to_owned(),
+                        point: r.point.clone(),
+                        account_id: r.account_id.clone(),
+                        t: r.t,
+                        ..Rollup::default()
+                    },
+                    dst: Merge::new(MERGE_CAPACITY),
+                    src: Merge::new(MERGE_CAPACITY),
+                    dport: Merge::new(MERGE_CAPACITY),
+                });
+            let mut stored = r.clone();
+            stored.top_dst = acc.dst.top(STORED_KEYS);
+            stored.top_src = acc.src.top(STORED_KEYS);
+            stored.top_dport = acc.dport.top(STORED_KEYS);
+            add_into(f, &stored);
+        }
+        self.minutes
+            .into_values()
+            .chain(fleet.into_values())
+            .map(|mut acc| {
+                acc.row.top_dst = acc.dst.top(STORED_KEYS);
+                acc.row.top_src = acc.src.top(STORED_KEYS);
+                acc.row.top_dport = acc.dport.top(STORED_KEYS);
+                acc.row
+            })
+            .collect()
+    }
+}
+
+/// A second as the mark returns it: node, point, account, t, packets, bytes.
+type SecondKey = (String, String, Option<String>, i64, i64, i64);
+
+/// Reads the seconds of `[from, until)` with `rolled = $1` (0: not yet taken; else a batch)
+/// into a [`Taken`].
+async fn take<'c, E>(exec: E, rolled: i64, from: i64, until: i64) -> Result<Taken>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Any>,
+{
+    let sql =
+        format!("SELECT {COLUMNS} FROM rollup_seconds WHERE rolled = $1 AND t >= $2 AND t < $3");
+    let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(rolled)
+        .bind(from)
+        .bind(until)
+        .fetch(exec);
+    let mut taken = Taken::default();
+    while let Some(r) = rows.try_next().await? {
+        taken.add(&parse_row(&r, Table::Seconds)?);
+    }
+    Ok(taken)
+}
+
 /// Downsamples the seconds in `[from, until)` not yet taken (`until` on a minute) into
-/// minute rows, in one transaction: the seconds are first marked with `batch` (so a
-/// concurrent job skips them), then read and summed per node, point, account and minute.
-/// Returns the seconds taken; [`drop_lists`] then slims them.
+/// minute rows. The seconds are read and summed first, outside any transaction (reading
+/// and merging a minute of 1,000 nodes' seconds takes seconds of CPU, during which SQLite's
+/// one writer, the rollup writer and the logins' sessions, would wait); then one short
+/// transaction marks them with `batch` (so a concurrent job skips them), inserts the
+/// minutes and takes the seconds out of `rollup_fresh`. The mark returns what it took;
+/// when that is not what was read (a late second came in between, or another replica's job
+/// took the minute), the marked seconds are read again inside the transaction. Returns the
+/// seconds taken; [`drop_lists`] then slims them.
 pub async fn downsample(db: &Db, from: i64, until: i64, batch: i64) -> Result<u64> {
+    let read = take(&db.pool, 0, from, until).await?;
+    if read.seconds == 0 {
+        return Ok(0);
+    }
+    mark_and_insert(db, read, from, until, batch).await
+}
+
+/// The transaction of [`downsample`], given what it read.
+async fn mark_and_insert(
+    db: &Db,
+    mut read: Taken,
+    from: i64,
+    until: i64,
+    batch: i64,
+) -> Result<u64> {
+    read.keys.sort_unstable();
     let mut conn = db.pool.acquire().await?;
     let mut tx = conn.begin().await?;
-    let marked = sqlx::query(
-        "UPDATE rollup_seconds SET rolled = $1 WHERE rolled = 0 AND t >= $2 AND t < $3",
-    )
-    .bind(batch)
-    .bind(from)
-    .bind(until)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if marked == 0 {
+    let mut marked: Vec<SecondKey> = Vec::with_capacity(read.keys.len());
+    {
+        let mut rows = sqlx::query(
+            "UPDATE rollup_seconds SET rolled = $1 WHERE rolled = 0 AND t >= $2 AND t < $3 \
+             RETURNING node, point, account_id, t, packets, bytes",
+        )
+        .bind(batch)
+        .bind(from)
+        .bind(until)
+        .fetch(&mut *tx);
+        while let Some(r) = rows.try_next().await? {
+            marked.push((
+                r.try_get("node")?,
+                r.try_get("point")?,
+                r.try_get("account_id")?,
+                r.try_get("t")?,
+                r.try_get("packets")?,
+                r.try_get("bytes")?,
+            ));
+        }
+    }
+    if marked.is_empty() {
         tx.commit().await?;
         return Ok(0);
     }
-    let mut minutes: HashMap<(String, String, Option<String>, i64), MinuteAcc> = HashMap::new();
-    // What the marked seconds added to `rollup_fresh`, taken away in this transaction.
-    let mut fresh: BTreeMap<FreshKey, FreshSums> = BTreeMap::new();
-    {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM rollup_seconds WHERE rolled = $1 AND t >= $2 AND t < $3"
-        );
-        let mut rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(batch)
-            .bind(from)
-            .bind(until)
-            .fetch(&mut *tx);
-        while let Some(r) = rows.try_next().await? {
-            let r = parse_row(&r, Table::Seconds)?;
-            fresh.entry(fresh_key(&r)).or_default().add(&r);
-            let minute = r.t - r.t.rem_euclid(60);
-            let key = (
-                r.node.clone(),
-                r.point.clone(),
-                r.account_id.clone(),
-                minute,
-            );
-            let acc = minutes.entry(key).or_insert_with(|| MinuteAcc {
-                row: Rollup {
-                    node: r.node.clone(),
-                    point: r.point.clone(),
-                    account_id: r.account_id.clone(),
-                    t: minute,
-                    ..Rollup::default()
-                },
-                dst: Merge::new(MERGE_CAPACITY),
-                src: Merge::new(MERGE_CAPACITY),
-                dport: Merge::new(MERGE_CAPACITY),
-            });
-            add_into(acc, &r);
-        }
-    }
-    // The fleet's rows: every node's minute of a point and account added together.
-    let mut fleet: HashMap<(String, Option<String>, i64), MinuteAcc> = HashMap::new();
-    for acc in minutes.values() {
-        let r = &acc.row;
-        let f = fleet
-            .entry((r.point.clone(), r.account_id.clone(), r.t))
-            .or_insert_with(|| MinuteAcc {
-                row: Rollup {
-                    node: FLEET.to_owned(),
-                    point: r.point.clone(),
-                    account_id: r.account_id.clone(),
-                    t: r.t,
-                    ..Rollup::default()
-                },
-                dst: Merge::new(MERGE_CAPACITY),
-                src: Merge::new(MERGE_CAPACITY),
-                dport: Merge::new(MERGE_CAPACITY),
-            });
-        let mut stored = r.clone();
-        stored.top_dst = acc.dst.top(STORED_KEYS);
-        stored.top_src = acc.src.top(STORED_KEYS);
-        stored.top_dport = acc.dport.top(STORED_KEYS);
-        add_into(f, &stored);
-    }
-    let rows: Vec<Rollup> = minutes
-        .into_values()
-        .chain(fleet.into_values())
-        .map(|mut acc| {
-            acc.row.top_dst = acc.dst.top(STORED_KEYS);
-            acc.row.top_src = acc.src.top(STORED_KEYS);
-            acc.row.top_dport = acc.dport.top(STORED_KEYS);
-            acc.row
-        })
-        .collect();
+    marked.sort_unstable();
+    let mut taken = match marked == read.keys {
+        true => read,
+        false => take(&mut *tx, batch, from, until).await?,
+    };
+    let fresh = std::mem::take(&mut taken.fresh);
+    let rows = taken.rows();
     insert(&mut tx, Table::Minutes, &rows).await?;
     add_fresh(&mut tx, &fresh, Sign::Subtract).await?;
     tx.commit().await?;
-    Ok(marked)
+    Ok(marked.len() as u64)
 }
 
 /// Seconds per transaction of [`drop_lists`]: short transactions, so SQLite's one writer
 /// (the rollup writer, the hub's) never waits long behind it.
-const SLIM_SECONDS: i64 = 10;
+const SLIM_SECONDS: i64 = 2;
 
 /// Drops the heavy-hitter lists of the seconds downsampled by `batch` in `[from, until)`:
 /// they live on, merged, in the minutes (a second's totals stay for the fine retention, its
@@ -953,4 +1029,82 @@ pub async fn sqlite_used_bytes(db: &Db) -> Result<Option<u64>> {
         .await?;
     let size = pragma("PRAGMA page_size").fetch_one(&mut *conn).await?;
     Ok(Some(to_u64((pages - free) * size)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn second(node: &str, t: i64, packets: u64) -> Rollup {
+        Rollup {
+            node: node.into(),
+            point: "pre-firewall".into(),
+            t,
+            seconds: 1,
+            packets,
+            bytes: packets * 100,
+            tcp: packets,
+            ..Rollup::default()
+        }
+    }
+
+    /// The downsampling job reads a minute's seconds before its transaction: a second that
+    /// comes in between is marked with the others, so the minute is made again from what the
+    /// mark took (the late second included, nothing counted twice), and the fresh rows go
+    /// to nothing.
+    #[tokio::test]
+    async fn a_second_arriving_while_the_job_reads_is_in_its_minute() {
+        let dir = std::env::temp_dir().join(format!(
+            "edgecap-downsample-{}-{}",
+            std::process::id(),
+            crate::secret::new_id()
+        ));
+        let db = Db::connect(&format!("sqlite://{}/r.db", dir.display()))
+            .await
+            .unwrap();
+        let seconds: Vec<Rollup> = (0..60)
+            .map(|i| second(if i % 2 == 0 { "edge0" } else { "edge1" }, 600 + i, 10))
+            .collect();
+        insert_all(&db, Table::Seconds, &seconds).await.unwrap();
+        let read = take(&db.pool, 0, 600, 660).await.unwrap();
+        assert_eq!(read.seconds, 60);
+        insert_all(&db, Table::Seconds, &[second("edge0", 630, 5)])
+            .await
+            .unwrap();
+        assert_eq!(mark_and_insert(&db, read, 600, 660, 9).await.unwrap(), 61);
+        assert_eq!(fresh_rows(&db).await.unwrap(), vec![]);
+        let sel = Selection {
+            scope: Scope::WholeNodes,
+            since: 600,
+            until: 660,
+            nodes: vec![],
+            points: vec![],
+            fleet: false,
+        };
+        let mut minutes = Vec::new();
+        each_row(&db, Table::Minutes, &sel, |r| {
+            minutes.push((r.node, r.seconds, r.packets))
+        })
+        .await
+        .unwrap();
+        minutes.sort();
+        assert_eq!(
+            minutes,
+            vec![("edge0".into(), 31, 305), ("edge1".into(), 30, 300)]
+        );
+        // Nothing left to take; a read with nothing marked since is used as read.
+        assert_eq!(downsample(&db, 600, 660, 10).await.unwrap(), 0);
+        insert_all(&db, Table::Seconds, &[second("edge1", 601, 7)])
+            .await
+            .unwrap();
+        assert_eq!(downsample(&db, 600, 660, 11).await.unwrap(), 1);
+        let mut fleet = 0;
+        let sel = Selection { fleet: true, ..sel };
+        each_row(&db, Table::Minutes, &sel, |r| fleet += r.packets)
+            .await
+            .unwrap();
+        assert_eq!(fleet, 612);
+        db.close().await;
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
