@@ -89,6 +89,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "trigger_epochs",
         include_str!("../../migrations/0017_trigger_epochs.sql"),
     ),
+    (
+        18,
+        "fresh_minutes",
+        include_str!("../../migrations/0018_fresh_minutes.sql"),
+    ),
 ];
 
 /// How many of [`MIGRATIONS`] the database has not recorded (for `/readyz`).
@@ -359,6 +364,73 @@ mod tests {
             vec![("198.18.9.9".to_owned(), 5, 0)]
         );
         assert_eq!(minutes[0].top_dport.keys, vec![(53, 5, 0)]);
+        db.close().await;
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Seconds stored before version 18: the upgrade sums those not yet downsampled into
+    /// their fresh minutes (whole nodes and accounts apart), not the ones already taken.
+    #[tokio::test]
+    async fn seconds_from_before_version_18_make_their_fresh_minutes() {
+        use sqlx::Executor;
+
+        use crate::db::Db;
+        use crate::db::rollups::{self, FreshRow};
+        let dir = std::env::temp_dir().join(format!(
+            "edgecap-migrate18-{}-{}",
+            std::process::id(),
+            crate::secret::new_id()
+        ));
+        let url = format!("sqlite://{}/old.db", dir.display());
+        let db = Db::connect(&url).await.unwrap();
+        let acme = "0123456789abcdef0123456789abcdef";
+        let second = |node: &str, account: Option<&str>, t: i64, packets: i64, rolled: i64| {
+            let account = account.map_or("NULL".to_owned(), |a| format!("'{a}'"));
+            format!(
+                "INSERT INTO rollup_seconds (node, point, account_id, t, packets, bytes, exact,
+                     samples, one_in, ipv4, ipv6, tcp, udp, icmp, other, syn, rst, lengths,
+                     top_dst, top_src, top_dport, rolled)
+                 VALUES ('{node}', 'pre-firewall', {account}, {t}, {packets}, {}, 1, 0, 1, 0,
+                     0, {packets}, 0, 1, 0, 0, 0, '[0,0,0,0,0,0,0,0]', '', '', '', {rolled});",
+                packets * 100
+            )
+        };
+        let rows = [
+            second("edge0", None, 120, 5, 0),
+            second("edge0", None, 179, 6, 0),
+            second("edge0", None, 180, 7, 0),
+            second("edge1", None, 125, 8, 0),
+            second("edge0", Some(acme), 130, 9, 0),
+            second("edge0", None, 60, 1000, 42),
+        ]
+        .concat();
+        db.pool
+            .execute(sqlx::AssertSqlSafe(format!(
+                "DROP TABLE rollup_fresh; DELETE FROM schema_migrations WHERE version = 18; {rows}"
+            )))
+            .await
+            .unwrap();
+        db.close().await;
+        let db = Db::connect(&url).await.unwrap();
+        let row = |account: Option<&str>, t, node: &str, seconds, packets: i64| FreshRow {
+            account_id: account.map(str::to_owned),
+            t,
+            node: node.into(),
+            point: "pre-firewall".into(),
+            seconds,
+            packets,
+            bytes: packets * 100,
+            protos: [packets, 0, seconds, 0],
+        };
+        assert_eq!(
+            rollups::fresh_rows(&db).await.unwrap(),
+            vec![
+                row(None, 120, "edge0", 2, 11),
+                row(None, 120, "edge1", 1, 8),
+                row(None, 180, "edge0", 1, 7),
+                row(Some(acme), 120, "edge0", 1, 9),
+            ]
+        );
         db.close().await;
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -227,6 +227,7 @@ pub const TABLES: &[&str] = &[
     "claims",
     "rollup_seconds",
     "rollup_minutes",
+    "rollup_fresh",
     "sample_files",
     "simple_requests",
     "lookback_relays",

@@ -11,7 +11,8 @@
 //!   and the series and heavy hitters it answers;
 //! - [`hitters`]: heavy-hitter lists as stored and their bounded, bound-keeping merge (pure).
 //!
-//! The SQL lives in `crate::db::rollups` (migration `0008_rollups.sql`).
+//! The SQL lives in `crate::db::rollups` (migration `0008_rollups.sql`; `rollup_fresh`, the
+//! fresh seconds' sums per minute that minute-step series read, `0018_fresh_minutes.sql`).
 
 pub mod hitters;
 pub mod jobs;
