@@ -180,6 +180,8 @@ mod tests {
             capture_id: format!("{n:02x}").repeat(16),
             key: None,
             at: 100,
+            bytes: None,
+            capture: true,
         }
     }
 
@@ -189,6 +191,7 @@ mod tests {
             capture_id: format!("{n:02X}").repeat(16),
             granted,
             reason: (!granted).then(|| "budget.captures_per_hour: the pool is spent".into()),
+            bytes: None,
         }
     }
 

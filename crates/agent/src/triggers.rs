@@ -467,6 +467,8 @@ fn act(
                 capture_id: capture_id.clone(),
                 key,
                 at: t,
+                bytes: None,
+                capture: true,
             };
             match ctx.triggers.grants.ask(ask) {
                 Ok(()) => {
@@ -1098,6 +1100,7 @@ mod tests {
             capture_id: asked[0].capture_id.clone(),
             granted: false,
             reason: Some(server.into()),
+            bytes: None,
         });
         answers(&ctx, &mut asking, &mut flight);
         assert_eq!(budget_refusals(&reports(&ctx)), [server]);
@@ -1117,6 +1120,7 @@ mod tests {
             capture_id: asked[0].capture_id.clone(),
             granted: true,
             reason: None,
+            bytes: None,
         });
         answers(&ctx, &mut asking, &mut flight);
         let r = reports(&ctx);

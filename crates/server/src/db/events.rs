@@ -274,6 +274,88 @@ pub async fn grant(
     Ok(())
 }
 
+/// The bytes the trigger's bytes pool granted after `since` (every replica's grants).
+pub async fn byte_grants_since(
+    conn: &mut AnyConnection,
+    trigger_id: &str,
+    since: u64,
+) -> Result<u64> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(bytes), 0) AS BIGINT) FROM trigger_byte_grants
+         WHERE trigger_id = $1 AND at > $2",
+    )
+    .bind(trigger_id)
+    .bind(to_i64(since))
+    .fetch_one(conn)
+    .await?;
+    Ok(to_u64(n))
+}
+
+/// The node and bytes of the trigger's bytes grant to `capture_id`, if it made one.
+pub async fn bytes_granted_to(
+    conn: &mut AnyConnection,
+    trigger_id: &str,
+    capture_id: &str,
+) -> Result<Option<(String, u64)>> {
+    let row = sqlx::query(
+        "SELECT node, bytes FROM trigger_byte_grants WHERE trigger_id = $1 AND capture_id = $2",
+    )
+    .bind(trigger_id)
+    .bind(capture_id)
+    .fetch_optional(conn)
+    .await?;
+    match row {
+        Some(r) => Ok(Some((r.try_get("node")?, to_u64(r.try_get("bytes")?)))),
+        None => Ok(None),
+    }
+}
+
+/// Records `bytes` granted from the trigger's bytes pool to one capture, and forgets the
+/// trigger's bytes grants from before `forget_before`.
+pub async fn grant_bytes(
+    conn: &mut AnyConnection,
+    trigger_id: &str,
+    capture_id: &str,
+    node: &str,
+    bytes: u64,
+    at: u64,
+    forget_before: u64,
+) -> Result<()> {
+    sqlx::query("DELETE FROM trigger_byte_grants WHERE trigger_id = $1 AND at < $2")
+        .bind(trigger_id)
+        .bind(to_i64(forget_before))
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO trigger_byte_grants (trigger_id, capture_id, node, at, bytes)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(trigger_id)
+    .bind(capture_id)
+    .bind(node)
+    .bind(to_i64(at))
+    .bind(to_i64(bytes))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Moves a trigger's grants (captures and bytes) `secs` into the past, as if that long had
+/// passed since (tests: a day is not waited for).
+pub async fn backdate_grants(db: &Db, trigger_id: &str, secs: u64) -> Result<()> {
+    let mut tx = db.pool.begin().await?;
+    for table in ["trigger_grants", "trigger_byte_grants"] {
+        let sql = format!("UPDATE {table} SET at = at - $2 WHERE trigger_id = $1");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(trigger_id)
+            .bind(to_i64(secs))
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
 /// Whether a capture id is taken (by any capture of any account).
 pub async fn capture_exists(conn: &mut AnyConnection, capture_id: &str) -> Result<bool> {
     let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM captures WHERE id = $1")

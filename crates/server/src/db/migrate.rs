@@ -89,6 +89,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "trigger_epochs",
         include_str!("../../migrations/0017_trigger_epochs.sql"),
     ),
+    (
+        19,
+        "trigger_bytes_pool",
+        include_str!("../../migrations/0019_trigger_bytes_pool.sql"),
+    ),
 ];
 
 /// How many of [`MIGRATIONS`] the database has not recorded (for `/readyz`).

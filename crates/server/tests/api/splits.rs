@@ -29,6 +29,7 @@ both_databases!(
 const PER_HOUR: u64 = 8;
 const LOCAL: u64 = 4;
 const HOUR: u64 = 3600;
+const DAY: u64 = 24 * HOUR;
 
 /// The node's share of `captures_per_hour` in a list of one trigger.
 fn share(l: &[AgentTrigger]) -> Option<u64> {
@@ -121,6 +122,8 @@ async fn a_node_joining_mid_hour_takes_no_share_until_the_split_settles(b: Backe
             capture_id: crate::firings::new_id(),
             key: crate::firings::victim(),
             at: crate::firings::now(),
+            bytes: None,
+            capture: true,
         },
     });
     let grant = loop {
@@ -144,6 +147,21 @@ async fn a_node_joining_mid_hour_takes_no_share_until_the_split_settles(b: Backe
     assert_eq!(latest(&h, &tid).await, (2, true));
     keeps(&mut n[0], 2, POLL).await;
     keeps(&mut n[1], 1, POLL).await;
+    assert_eq!(
+        h.count("trigger_epochs").await,
+        2,
+        "the split before stays while the bytes wait for their day"
+    );
+    // The bytes (half of 1 MB split 166 667, 166 667, 166 666) wait for a day, not an hour,
+    // after every node last heard its shares (edge2 heard its new captures share just now):
+    // edge2's share was 0 until then.
+    assert_eq!(l2[0].budget.bytes_per_day, 0);
+    splits::backdate(&h.state.db, &tid, DAY - 60).await.unwrap();
+    keeps(&mut e2, 1, POLL * 2).await;
+    assert_eq!(h.count("trigger_epochs").await, 2);
+    splits::backdate(&h.state.db, &tid, 60).await.unwrap();
+    let l = triggers_until(&mut e2, |l| l.len() == 1 && l[0].budget.bytes_per_day > 0).await;
+    assert_eq!(l[0].budget.bytes_per_day, 166_666);
     assert_eq!(
         h.count("trigger_epochs").await,
         1,
@@ -290,6 +308,9 @@ async fn two_replicas_agree_on_the_split_and_settle_it_once() {
     told(&mut c, 1).await;
     keeps(&mut a, 2, POLL * 2).await;
     keeps(&mut b, 1, POLL).await;
+    // The bytes settle a day after: then the split before goes.
+    splits::backdate(&h.state.db, &tid, DAY).await.unwrap();
+    triggers_until(&mut c, |l| l.len() == 1 && l[0].budget.bytes_per_day > 0).await;
     let (epochs, _) = splits::load(&h.state.db).await.unwrap();
     let only = &epochs[&tid];
     assert_eq!(only.len(), 1, "{only:?}");
@@ -350,6 +371,8 @@ async fn a_reconnecting_agent_is_told_the_captures_of_its_share_it_started_this_
             capture_id: pooled.clone(),
             key: victim(),
             at: now(),
+            bytes: None,
+            capture: true,
         },
     });
     assert!(grant(&mut e0).await.granted);
