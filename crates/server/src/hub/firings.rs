@@ -263,8 +263,13 @@ pub(super) async fn ask(db: &Db, node: &LiveNode, a: &Ask) -> Grant {
     let name = node.info.name.as_str();
     let (granted, reason, bytes) = match result {
         Ok(Ok(bytes)) => {
-            tracing::info!(node = %name, trigger = %a.trigger_id, capture = %capture_id,
-                pooled_capture = a.capture, ?bytes, "granted from the trigger's pools");
+            if a.capture {
+                tracing::info!(node = %name, trigger = %a.trigger_id, capture = %capture_id,
+                    ?bytes, "capture granted from the trigger's pool");
+            } else {
+                tracing::info!(node = %name, trigger = %a.trigger_id, capture = %capture_id,
+                    ?bytes, "bytes granted from the trigger's bytes pool");
+            }
             (true, None, bytes)
         }
         Ok(Err(why)) => {
