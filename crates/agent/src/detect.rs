@@ -16,8 +16,9 @@
 //!   that (an event without a capture). Allowed, it starts a capture at once
 //!   ([`Decision::Fire`]) while fewer than this node's local share of `captures_per_hour`
 //!   started in the last hour and what is left of its local share of `bytes_per_day` in the
-//!   last day covers the capture's byte limit (the trigger's `capture.byte_limit`, or the
-//!   whole `bytes_per_day`: [`edgecap_model::trigger::wanted_bytes`]). Otherwise it needs the
+//!   last day covers the capture's byte limit (the trigger's `capture.byte_limit`; without
+//!   one, what is left, or the whole `bytes_per_day` when nothing is:
+//!   [`edgecap_model::trigger::wanted_bytes`]). Otherwise it needs the
 //!   server's grant first ([`Decision::Ask`]: a capture from the pool beyond the captures
 //!   share, the bytes the local bytes do not cover from the bytes pool, or both; answered
 //!   with [`Detector::answered`]: a refusal gives the local bytes, the local capture and the
@@ -444,8 +445,11 @@ impl Detector {
             return Err(Refusal::Cooldown);
         }
         let left = self.bytes_left(t);
-        let want =
-            edgecap_model::trigger::wanted_bytes(self.trigger.capture.byte_limit, self.per_day);
+        let want = edgecap_model::trigger::wanted_bytes(
+            self.trigger.capture.byte_limit,
+            self.per_day,
+            left,
+        );
         let local_bytes = want.min(left);
         Ok(Admit {
             local_bytes,

@@ -378,8 +378,8 @@ fn a_node_without_local_bytes_asks_for_them_with_or_without_the_capture() {
     });
     let a = byte_asks(&run(&mut d, &[500.0]));
     assert_eq!((a[0].1, a[0].2, a[0].3), (0, Some(1_000_000), true));
-    // A capture without a byte limit wants the whole day's bytes: what its share does not
-    // cover is asked.
+    // A capture without a byte limit takes what is left of its share without asking; with
+    // nothing left it asks for the whole day's bytes (the pool grants what it has).
     let mut d = Detector::new(trigger(
         json!({"metric": "packets_per_second", "above": 100, "sustained_seconds": 1}),
         json!({"budget": {"bytes_per_day": 1000},
@@ -389,8 +389,22 @@ fn a_node_without_local_bytes_asks_for_them_with_or_without_the_capture() {
         captures_per_hour: 2,
         bytes_per_day: 300,
     });
-    let a = byte_asks(&run(&mut d, &[500.0]));
-    assert_eq!((a[0].1, a[0].2, a[0].3), (300, Some(700), false));
+    let ds = run(&mut d, &[500.0, 0.0, 500.0]);
+    assert!(
+        matches!(
+            ds.first(),
+            Some(Decision::Fire {
+                byte_limit: 300,
+                ..
+            })
+        ),
+        "{ds:?}"
+    );
+    let a = byte_asks(&ds);
+    assert_eq!(
+        a.iter().map(|a| (a.0, a.1, a.2, a.3)).collect::<Vec<_>>(),
+        vec![(102, 0, Some(1000), false)]
+    );
 }
 
 #[test]

@@ -202,10 +202,11 @@ pub fn grant_bytes(asked: u64, left: u64) -> Option<u64> {
     (g > 0 && g >= asked.min(MIN_GRANT_BYTES)).then_some(g)
 }
 
-/// The bytes a capture of a trigger wants (its limit before the budget cuts it): the trigger's
-/// `capture.byte_limit`, or without one the whole `bytes_per_day`.
-pub fn wanted_bytes(byte_limit: Option<u64>, bytes_per_day: u64) -> u64 {
-    byte_limit.unwrap_or(bytes_per_day)
+/// The bytes a capture of a trigger wants when its node has `left` bytes of its own share:
+/// the trigger's `capture.byte_limit`; without one (the budget is its only bound) what is
+/// left, or, with nothing left, the whole `bytes_per_day` (the pool grants what it has).
+pub fn wanted_bytes(byte_limit: Option<u64>, bytes_per_day: u64, left: u64) -> u64 {
+    byte_limit.unwrap_or(if left > 0 { left } else { bytes_per_day })
 }
 
 /// One node's local share of a trigger's budget when `n` nodes may evaluate it and the node

@@ -441,6 +441,7 @@ fn the_bytes_pool_grants_what_is_left_but_never_a_useless_sliver() {
             }
         }
     }
-    assert_eq!(wanted_bytes(Some(600), 1000), 600);
-    assert_eq!(wanted_bytes(None, 1000), 1000);
+    assert_eq!(wanted_bytes(Some(600), 1000, 300), 600);
+    assert_eq!(wanted_bytes(None, 1000, 300), 300);
+    assert_eq!(wanted_bytes(None, 1000, 0), 1000);
 }

@@ -330,7 +330,7 @@ async fn decide(
         Err(why) => return refuse(why),
     };
     let per_day = stored.trigger.budget.bytes_per_day;
-    let most = edgecap_model::trigger::wanted_bytes(stored.trigger.capture.byte_limit, per_day);
+    let most = edgecap_model::trigger::wanted_bytes(stored.trigger.capture.byte_limit, per_day, 0);
     if let Some(b) = asked
         && b > most
     {
