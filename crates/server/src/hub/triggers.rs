@@ -529,7 +529,11 @@ mod tests {
                 };
                 let shares: Vec<Budget> = (0..n).map(|i| node_budget(b, n, i)).collect();
                 let sum: u128 = shares.iter().map(|s| u128::from(s.bytes_per_day)).sum();
-                assert_eq!(sum, u128::from(total), "total {total} over {n} nodes");
+                assert_eq!(
+                    sum,
+                    u128::from(edgecap_model::trigger::local_bytes(total)),
+                    "half of {total} over {n} nodes"
+                );
                 let (lo, hi) = (
                     shares.iter().map(|s| s.bytes_per_day).min().unwrap(),
                     shares.iter().map(|s| s.bytes_per_day).max().unwrap(),
