@@ -121,11 +121,12 @@ pub struct AgentTrigger {
     /// The trigger as validated; `capture.destination_conf` is the canonical, secret-free form.
     pub trigger: Trigger,
     /// This node's local share of the trigger's budget ([`crate::trigger::node_share`]):
-    /// `bytes_per_day` and half of `captures_per_hour` divided among the nodes in scope that
-    /// the server knows (connected or not), so that together they never exceed it (the
-    /// captures share, while that split changes, the least over the splits that may still be
-    /// spent: a new node's is 0 for the first hour). The node spends it without asking;
-    /// beyond `captures_per_hour` it asks ([`Ask`]).
+    /// half of `bytes_per_day` and half of `captures_per_hour` divided among the nodes in
+    /// scope that the server knows (connected or not), so that together they never exceed
+    /// those halves (each share, while that split changes, the least over the splits that
+    /// may still be spent: a new node's is 0 for the first hour, for bytes the first day).
+    /// The node spends it without asking; beyond it it asks the pools ([`Ask`]). Servers
+    /// before the bytes pool send a share of the whole `bytes_per_day`.
     pub budget: Budget,
     /// Per-bucket credentials for the capture's destination (as in an assignment).
     #[serde(default, skip_serializing_if = "Option::is_none")]
