@@ -225,6 +225,25 @@ impl Detector {
         self.captures.extend(&times[from..]);
     }
 
+    /// Counts the bytes of this node's own share that it held for captures it no longer
+    /// remembers (`spent_bytes`: `[when, bytes]` the server recorded in the last day, sent with
+    /// the trigger; an agent that restarted forgot its own) against its bytes share, as if
+    /// reserved here: at most [`edgecap_model::firing::MAX_SPENT_BYTES`], the latest. For a
+    /// detector made afresh.
+    pub fn seed_bytes(&mut self, spent: &[[u64; 2]]) {
+        let mut held: Vec<[u64; 2]> = spent.to_vec();
+        held.sort_unstable();
+        let from = held
+            .len()
+            .saturating_sub(edgecap_model::firing::MAX_SPENT_BYTES);
+        // Reservation 0 is never handed out: nothing settles these.
+        let mut seeded: Vec<(u64, u64, u64)> =
+            held[from..].iter().map(|[t, b]| (*t, 0, *b)).collect();
+        seeded.extend(self.bytes.drain(..));
+        seeded.sort_by_key(|e| e.0);
+        self.bytes = seeded.into();
+    }
+
     /// The budget this node enforces (its share of the trigger's, as the server sends it);
     /// what was used stays counted.
     pub fn set_budget(&mut self, budget: edgecap_model::trigger::Budget) {

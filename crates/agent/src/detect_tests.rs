@@ -347,6 +347,30 @@ fn beyond_its_local_bytes_the_detector_asks_the_pool_for_the_rest() {
 }
 
 #[test]
+fn bytes_the_server_recorded_count_against_a_fresh_detectors_share_for_their_day() {
+    let t = trigger(
+        json!({"metric": "packets_per_second", "above": 100, "sustained_seconds": 1}),
+        json!({"budget": {"captures_per_hour": 60, "bytes_per_day": 1000},
+               "capture": {"time_limit": 30, "byte_limit": 600, "destination_conf": "file:///x"}}),
+    );
+    // A restarted agent: the server recorded 400 and 300 bytes of its share, at 90 and 50.
+    let mut d = Detector::new(t.clone());
+    d.seed_bytes(&[[90, 400], [50, 300]]);
+    assert_eq!(d.bytes_left(100), 300);
+    // Its 300 left do not cover a capture of 600: it asks the pool for the other 300.
+    let a = byte_asks(&run(&mut d, &[500.0]));
+    assert_eq!((a[0].1, a[0].2), (300, Some(300)));
+    // A day after each, its bytes are free again; nothing settles a seeded entry.
+    d.answered(a[0].4, false);
+    d.settle(0, 0);
+    assert_eq!(d.bytes_left(50 + 24 * 3600), 600);
+    assert_eq!(d.bytes_left(90 + 24 * 3600), 1000);
+    // Without the seed the same flood fires at once within the share.
+    let mut fresh = Detector::new(t);
+    assert_eq!(fires(&run(&mut fresh, &[500.0])), vec![100]);
+}
+
+#[test]
 fn a_node_without_local_bytes_asks_for_them_with_or_without_the_capture() {
     let t = trigger(
         json!({"metric": "packets_per_second", "above": 100, "sustained_seconds": 1}),

@@ -116,6 +116,7 @@ impl Triggers {
                     // server recorded of its own share in the last hour counts.
                     let mut d = Detector::new(t.trigger.clone());
                     d.seed(&t.spent);
+                    d.seed_bytes(&t.spent_bytes);
                     d
                 }
             };
@@ -957,6 +958,7 @@ mod tests {
             credentials: None,
             prefixes: prefixes.map(|p| vec![p.into()]),
             spent: Vec::new(),
+            spent_bytes: Vec::new(),
         }
     }
 

@@ -142,7 +142,19 @@ pub struct AgentTrigger {
     /// before it: empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub spent: Vec<u64>,
+    /// The bytes of its own share of `bytes_per_day` this node held for the captures the
+    /// server recorded in the last day: `[when, bytes]` (unix seconds, the server's clock when
+    /// it recorded them; bytes: the capture's byte limit less what the bytes pool granted
+    /// it), at most [`MAX_SPENT_BYTES`], the latest. An agent that starts evaluating the
+    /// trigger afresh counts them against its bytes share. Absent from servers before it:
+    /// empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spent_bytes: Vec<[u64; 2]>,
 }
+
+/// Most entries of [`AgentTrigger::spent_bytes`]: a day of captures at the largest
+/// `captures_per_hour`.
+pub const MAX_SPENT_BYTES: usize = 24 * MAX_SPENT;
 
 /// Most entries of [`AgentTrigger::spent`]: the largest `captures_per_hour`.
 pub const MAX_SPENT: usize = crate::trigger::MAX_CAPTURES_PER_HOUR as usize;

@@ -220,6 +220,46 @@ pub async fn local_captures_by_node(
     Ok(out)
 }
 
+/// Per (trigger, node): when (server clock at receipt) the node started each capture
+/// recorded since `since`, with the bytes of its own share it held for it (the capture's byte
+/// limit less the bytes the pool granted it; none: left out), at most `most` each (the
+/// latest).
+pub async fn local_bytes_by_node(
+    db: &Db,
+    since: u64,
+    most: usize,
+) -> Result<HashMap<(String, String), Vec<[u64; 2]>>> {
+    let rows = sqlx::query(
+        "SELECT f.trigger_id, f.node, f.at, p.byte_limit, g.bytes AS granted
+         FROM event_firings f
+         JOIN capture_nodes p ON p.capture_id = f.capture_id AND p.node = f.node
+         LEFT JOIN trigger_byte_grants g
+           ON g.trigger_id = f.trigger_id AND g.capture_id = f.capture_id
+         WHERE f.at > $1 AND f.capture_id IS NOT NULL
+         ORDER BY f.at DESC",
+    )
+    .bind(to_i64(since))
+    .fetch_all(&db.pool)
+    .await?;
+    let mut out: HashMap<(String, String), Vec<[u64; 2]>> = HashMap::new();
+    for r in &rows {
+        let at: i64 = r.try_get("at")?;
+        let limit: Option<i64> = r.try_get("byte_limit")?;
+        let granted: Option<i64> = r.try_get("granted")?;
+        let own = to_u64(limit.unwrap_or(0)).saturating_sub(to_u64(granted.unwrap_or(0)));
+        if own == 0 {
+            continue;
+        }
+        let held = out
+            .entry((r.try_get("trigger_id")?, r.try_get("node")?))
+            .or_default();
+        if held.len() < most {
+            held.push([to_u64(at), own]);
+        }
+    }
+    Ok(out)
+}
+
 /// Captures granted from the trigger's pool since `since` (server clock).
 pub async fn grants_since(conn: &mut AnyConnection, trigger_id: &str, since: u64) -> Result<u64> {
     let n: i64 =

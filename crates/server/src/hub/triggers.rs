@@ -216,13 +216,15 @@ pub async fn known_nodes(db: &crate::db::Db) -> crate::error::Result<Vec<LiveNod
         .collect())
 }
 
-/// What a list says, but for `spent` (which only an agent evaluating a trigger afresh reads:
-/// it changes nothing for one that has it, so a change of it alone is not sent).
+/// What a list says, but for `spent` and `spent_bytes` (which only an agent evaluating a
+/// trigger afresh reads: they change nothing for one that has it, so a change of them alone
+/// is not sent).
 fn digest(list: &[AgentTrigger]) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     for t in list {
         let t = AgentTrigger {
             spent: Vec::new(),
+            spent_bytes: Vec::new(),
             ..t.clone()
         };
         serde_json::to_string(&t).unwrap_or_default().hash(&mut h);
@@ -317,6 +319,12 @@ impl Hub {
             edgecap_model::firing::MAX_SPENT,
         )
         .await?;
+        let mut spent_bytes = db::events::local_bytes_by_node(
+            self.db(),
+            now.saturating_sub(splits::BYTES_SETTLE),
+            edgecap_model::firing::MAX_SPENT_BYTES,
+        )
+        .await?;
         let none = Vec::new();
         let mut out = Refresh::default();
         for stored in &all {
@@ -367,6 +375,9 @@ impl Hub {
                         credentials: credentials.clone(),
                         prefixes: p.prefixes,
                         spent: spent
+                            .remove(&(p.stored.id.clone(), node.clone()))
+                            .unwrap_or_default(),
+                        spent_bytes: spent_bytes
                             .remove(&(p.stored.id.clone(), node.clone()))
                             .unwrap_or_default(),
                     });

@@ -390,16 +390,57 @@ async fn a_reconnecting_agent_is_told_the_captures_of_its_share_it_started_this_
         ),
     });
     recorded(&h, &pooled).await;
-    // The agent restarts: its new connection's list says when its own capture started.
+    // A third, of its own captures share, with 600 of its 1000 bytes from the bytes pool.
+    let topped = Ask {
+        capture_id: new_id(),
+        bytes: Some(600),
+        capture: false,
+        ..Ask {
+            trigger_id: tid.clone(),
+            capture_id: String::new(),
+            key: victim(),
+            at: now(),
+            bytes: None,
+            capture: true,
+        }
+    };
+    e0.session.handle(AgentMsg::Ask {
+        ask: topped.clone(),
+    });
+    let g = grant(&mut e0).await;
+    assert_eq!((g.granted, g.bytes), (true, Some(600)), "{g:?}");
+    e0.session.handle(AgentMsg::Fired {
+        firing: firing(
+            &tid,
+            victim(),
+            (now() - 1, now()),
+            80000.0,
+            Some((&topped.capture_id, fired_capture())),
+            None,
+        ),
+    });
+    recorded(&h, &topped.capture_id).await;
+    assert!(first[0].spent_bytes.is_empty(), "{first:?}");
+    // The agent restarts: its new connection's list says when its own captures started, and
+    // the bytes of its own share each held (the captures' 1000 less the pool's grants).
     drop(e0);
     h.state.hub.barrier().await;
     let mut again = trigger_node(&h.state, "edge0", "fra");
     let list = told(&mut again, LOCAL).await;
-    assert_eq!(list[0].spent.len(), 1, "{list:?}");
+    assert_eq!(list[0].spent.len(), 2, "{list:?}");
     assert!(
-        (before..=now()).contains(&list[0].spent[0]),
+        list[0].spent.iter().all(|t| (before..=now()).contains(t)),
         "{:?} not within {before}..now",
         list[0].spent
+    );
+    let mut held: Vec<u64> = list[0].spent_bytes.iter().map(|e| e[1]).collect();
+    held.sort_unstable();
+    assert_eq!(held, [400, 1000, 1000], "{list:?}");
+    assert!(
+        list[0]
+            .spent_bytes
+            .iter()
+            .all(|e| (before..=now()).contains(&e[0]))
     );
 }
 
