@@ -707,3 +707,48 @@ async fn over_a_day_of_nodes_joining_and_leaving_the_bytes_stay_within_the_budge
     let next: u64 = ask_until_refused(&mut e2, &tid, true).await.iter().sum();
     assert_eq!(next, POOL_BYTES);
 }
+
+/// Replicas (PostgreSQL): nodes on two replicas ask the bytes pool at once; the row lock
+/// makes one decision across both, so the grants add up to the pool and no more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn byte_asks_on_two_replicas_share_one_pool() {
+    let Some(h) = Harness::new(Backend::Postgres).await else {
+        return;
+    };
+    let _t1 = h.state.hub.start().await.unwrap();
+    let s2 = AppState::open(&h.db_url, crate::common::test_config())
+        .await
+        .unwrap();
+    let _t2 = s2.hub.start().await.unwrap();
+    let mut a = nodes(&h.state, &["edge0"]).await.pop().unwrap();
+    let mut b = nodes(&s2, &["edge1"]).await.pop().unwrap();
+    h.state.hub.barrier().await;
+    s2.hub.barrier().await;
+    let tid = add_trigger(&h, &h.state, &bytes_body(&h, PER_DAY)).await;
+    for n in [&mut a, &mut b] {
+        triggers_until(n, |l| l.len() == 1).await;
+    }
+    for _ in 0..4 {
+        for n in [&mut a, &mut b] {
+            n.session.handle(AgentMsg::Ask {
+                ask: bytes_ask(&tid, CAPTURE_BYTES, false),
+            });
+        }
+    }
+    let mut total = 0;
+    let mut granted = 0;
+    for n in [&mut a, &mut b] {
+        for _ in 0..4 {
+            let g = grant(n).await;
+            if g.granted {
+                granted += 1;
+                total += g.bytes.unwrap();
+            } else {
+                let why = g.reason.unwrap_or_default();
+                assert!(why.starts_with("budget.bytes_per_day: "), "{why}");
+            }
+        }
+    }
+    // 1 000 000: three of 300 000 and the 100 000 left.
+    assert_eq!((total, granted), (POOL_BYTES, 4));
+}
