@@ -12,19 +12,29 @@
 //!   the run), and, above a threshold, again each cooldown while it keeps holding (a
 //!   cooldown of 0: once per run; `below`: once per run);
 //! - a firing is allowed only when the trigger-wide cooldown has passed since its last
-//!   capture and bytes are left of `bytes_per_day` in the last day (the capture's byte limit
-//!   is cut to what is left); otherwise it is refused, once per episode and reason, and the
-//!   caller reports that (an event without a capture). Allowed, it starts a capture at once
-//!   while fewer than this node's local share of `captures_per_hour` ([`Decision::Fire`])
-//!   started in the last hour; beyond the share it needs the server's grant first
-//!   ([`Decision::Ask`], answered with [`Detector::answered`]: a refusal gives the bytes and
-//!   the cooldown back; the run asks again after the cooldown, as it would fire again);
+//!   capture; otherwise it is refused, once per episode and reason, and the caller reports
+//!   that (an event without a capture). Allowed, it starts a capture at once
+//!   ([`Decision::Fire`]) while fewer than this node's local share of `captures_per_hour`
+//!   started in the last hour and what is left of its local share of `bytes_per_day` in the
+//!   last day covers the capture's byte limit (the trigger's `capture.byte_limit`; without
+//!   one, what is left, or the whole `bytes_per_day` when nothing is:
+//!   [`edgecap_model::trigger::wanted_bytes`]). Otherwise it needs the
+//!   server's grant first ([`Decision::Ask`]: a capture from the pool beyond the captures
+//!   share, the bytes the local bytes do not cover from the bytes pool, or both; answered
+//!   with [`Detector::answered`]: a refusal gives the local bytes, the local capture and the
+//!   cooldown back; the run asks again after the cooldown, as it would fire again). The
+//!   capture's byte limit is then the local bytes plus the granted ones;
 //! - the baseline is an EWMA learned from seconds that do not hold, with the trigger's
 //!   half-life; a key's first second seeds it.
 //!
 //! Memory is bounded: at most [`MAX_KEYS`] keys (the least recently seen is forgotten), at
 //! most `captures_per_hour` local firings, [`edgecap_model::firing::MAX_PENDING_ASKS`] asks
 //! (the caller's bound) and as many byte reservations as firings in a day.
+//!
+//! Strict across nodes: the local shares are the server's split of half of each budget
+//! (hub/splits.rs); the pools hold the other halves. Granted bytes are the server's to count
+//! (for a day, whatever the capture writes); the local bytes of a capture are counted here
+//! until it ends, and then what it wrote beyond its grant, at most its local bytes.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::IpAddr;
@@ -89,14 +99,12 @@ pub fn observe(t: u64, seconds: &[&Second], metric: Metric, points: &[String]) -
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refusal {
     Cooldown,
-    BytesPerDay,
 }
 
 impl Refusal {
     pub fn text(self) -> &'static str {
         match self {
             Refusal::Cooldown => "cooldown",
-            Refusal::BytesPerDay => "budget.bytes_per_day",
         }
     }
 }
@@ -117,9 +125,12 @@ pub enum Decision {
         byte_limit: u64,
         reservation: u64,
     },
-    /// As `Fire`, but beyond the node's local share of `captures_per_hour`: the capture
-    /// starts only if the server grants it; either way the caller says so with
-    /// [`Detector::answered`]. The bytes and the cooldown are held meanwhile.
+    /// As `Fire`, but beyond what the node's local shares cover: the capture starts only if
+    /// the server grants it; either way the caller says so with [`Detector::answered`]. The
+    /// local bytes, the local capture (if any) and the cooldown are held meanwhile.
+    /// `byte_limit`: the local bytes held (the capture's limit is these plus the granted
+    /// ones); `bytes`: those asked of the bytes pool; `capture`: whether the capture comes
+    /// from the pool of `captures_per_hour` (false: from the node's own share).
     Ask {
         key: Option<IpAddr>,
         started: u64,
@@ -128,6 +139,8 @@ pub enum Decision {
         peak: f64,
         byte_limit: u64,
         reservation: u64,
+        bytes: Option<u64>,
+        capture: bool,
     },
     /// The condition held long enough but no capture may start.
     Refused {
@@ -173,8 +186,10 @@ pub struct Detector {
     /// are the server's to count).
     captures: VecDeque<u64>,
     /// Asks waiting for an answer: reservation -> (the second asked, the trigger's last
-    /// capture before it, restored if refused).
-    asks: BTreeMap<u64, (u64, Option<u64>)>,
+    /// capture before it, restored if refused, and whether it counted a local capture).
+    asks: BTreeMap<u64, (u64, Option<u64>, bool)>,
+    /// The trigger's whole `bytes_per_day` (what a capture without a byte limit wants).
+    per_day: u64,
     /// (time, reservation id, bytes) of captures in the last day.
     bytes: VecDeque<(u64, u64, u64)>,
     next_reservation: u64,
@@ -183,6 +198,7 @@ pub struct Detector {
 impl Detector {
     pub fn new(trigger: Trigger) -> Detector {
         Detector {
+            per_day: trigger.budget.bytes_per_day,
             trigger,
             keys: BTreeMap::new(),
             last_capture: None,
@@ -209,13 +225,32 @@ impl Detector {
         self.captures.extend(&times[from..]);
     }
 
+    /// Counts the bytes of this node's own share that it held for captures it no longer
+    /// remembers (`spent_bytes`: `[when, bytes]` the server recorded in the last day, sent with
+    /// the trigger; an agent that restarted forgot its own) against its bytes share, as if
+    /// reserved here: at most [`edgecap_model::firing::MAX_SPENT_BYTES`], the latest. For a
+    /// detector made afresh.
+    pub fn seed_bytes(&mut self, spent: &[[u64; 2]]) {
+        let mut held: Vec<[u64; 2]> = spent.to_vec();
+        held.sort_unstable();
+        let from = held
+            .len()
+            .saturating_sub(edgecap_model::firing::MAX_SPENT_BYTES);
+        // Reservation 0 is never handed out: nothing settles these.
+        let mut seeded: Vec<(u64, u64, u64)> =
+            held[from..].iter().map(|[t, b]| (*t, 0, *b)).collect();
+        seeded.extend(self.bytes.drain(..));
+        seeded.sort_by_key(|e| e.0);
+        self.bytes = seeded.into();
+    }
+
     /// The budget this node enforces (its share of the trigger's, as the server sends it);
     /// what was used stays counted.
     pub fn set_budget(&mut self, budget: edgecap_model::trigger::Budget) {
         self.trigger.budget = budget;
     }
 
-    /// Bytes still allowed at `t` by the daily budget.
+    /// Bytes still allowed at `t` by the node's local share of the daily budget.
     pub fn bytes_left(&mut self, t: u64) -> u64 {
         self.expire(t);
         let used: u64 = self.bytes.iter().map(|(_, _, b)| *b).sum();
@@ -231,17 +266,21 @@ impl Detector {
     }
 
     /// The server answered the ask of `reservation` (or it timed out, or the link was down:
-    /// `granted` false). Granted: nothing changes (the capture starts; it does not count
-    /// against the local share). Refused: its bytes go back, and so does the trigger-wide
-    /// cooldown unless another capture started since.
+    /// `granted` false). Granted: nothing changes (the capture starts; what was granted does
+    /// not count against the local shares). Refused: its local bytes and its local capture
+    /// (if it took one) go back, and so does the trigger-wide cooldown unless another
+    /// capture started since.
     pub fn answered(&mut self, reservation: u64, granted: bool) {
-        let Some((at, before)) = self.asks.remove(&reservation) else {
+        let Some((at, before, local)) = self.asks.remove(&reservation) else {
             return;
         };
         if granted {
             return;
         }
         self.bytes.retain(|e| e.1 != reservation);
+        if local && let Some(i) = self.captures.iter().rposition(|c| *c == at) {
+            self.captures.remove(i);
+        }
         if self.last_capture == Some(at) {
             self.last_capture = before;
         }
@@ -368,7 +407,11 @@ impl Detector {
                     });
                 }
             }
-            Ok((byte_limit, local)) => {
+            Ok(Admit {
+                local_bytes: byte_limit,
+                ask_bytes,
+                local_capture: local,
+            }) => {
                 s.refused = None;
                 s.last_fired = Some(t);
                 if matches!(c.threshold, Threshold::Below(_)) {
@@ -378,8 +421,10 @@ impl Detector {
                 self.next_reservation += 1;
                 self.bytes.push_back((t, reservation, byte_limit));
                 if local {
-                    self.last_capture = Some(t);
                     self.captures.push_back(t);
+                }
+                if local && ask_bytes.is_none() {
+                    self.last_capture = Some(t);
                     out.push(Decision::Fire {
                         key,
                         started,
@@ -390,7 +435,7 @@ impl Detector {
                         reservation,
                     });
                 } else {
-                    self.asks.insert(reservation, (t, self.last_capture));
+                    self.asks.insert(reservation, (t, self.last_capture, local));
                     self.last_capture = Some(t);
                     out.push(Decision::Ask {
                         key,
@@ -400,15 +445,17 @@ impl Detector {
                         peak,
                         byte_limit,
                         reservation,
+                        bytes: ask_bytes,
+                        capture: !local,
                     });
                 }
             }
         }
     }
 
-    /// May a capture start at `t`: its byte limit if so, and whether the node's local share
-    /// of `captures_per_hour` covers it (false: only with the server's grant).
-    fn admit(&mut self, t: u64) -> Result<(u64, bool), Refusal> {
+    /// May a capture start at `t`: what the node's local shares cover of it, and what it
+    /// must ask the server for.
+    fn admit(&mut self, t: u64) -> Result<Admit, Refusal> {
         self.expire(t);
         if self
             .last_capture
@@ -417,18 +464,28 @@ impl Detector {
             return Err(Refusal::Cooldown);
         }
         let left = self.bytes_left(t);
-        if left == 0 {
-            return Err(Refusal::BytesPerDay);
-        }
-        let local = (self.captures.len() as u64) < self.trigger.budget.captures_per_hour;
-        Ok((
-            self.trigger
-                .capture
-                .byte_limit
-                .map_or(left, |b| b.min(left)),
-            local,
-        ))
+        let want = edgecap_model::trigger::wanted_bytes(
+            self.trigger.capture.byte_limit,
+            self.per_day,
+            left,
+        );
+        let local_bytes = want.min(left);
+        Ok(Admit {
+            local_bytes,
+            ask_bytes: (local_bytes < want).then(|| want - local_bytes),
+            local_capture: (self.captures.len() as u64) < self.trigger.budget.captures_per_hour,
+        })
     }
+}
+
+/// What [`Detector::admit`] allows.
+struct Admit {
+    /// The bytes of the node's local share the capture holds.
+    local_bytes: u64,
+    /// The bytes it must ask of the pool (the local ones do not cover its byte limit).
+    ask_bytes: Option<u64>,
+    /// The node's local share of `captures_per_hour` covers it.
+    local_capture: bool,
 }
 
 fn end_run(key: Option<IpAddr>, s: &mut KeyState, out: &mut Vec<Decision>) {

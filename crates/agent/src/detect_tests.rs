@@ -286,79 +286,148 @@ fn a_refused_ask_gives_the_cooldown_back_and_a_granted_one_keeps_it() {
     );
 }
 
+/// The asks among `ds`: (second, local bytes held, bytes asked, capture asked, reservation).
+fn byte_asks(ds: &[Decision]) -> Vec<(u64, u64, Option<u64>, bool, u64)> {
+    ds.iter()
+        .filter_map(|d| match d {
+            Decision::Ask {
+                at,
+                byte_limit,
+                bytes,
+                capture,
+                reservation,
+                ..
+            } => Some((*at, *byte_limit, *bytes, *capture, *reservation)),
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
-fn the_daily_byte_budget_cuts_limits_and_refuses_when_spent() {
+fn beyond_its_local_bytes_the_detector_asks_the_pool_for_the_rest() {
     let mut d = Detector::new(trigger(
         json!({"metric": "packets_per_second", "above": 100, "sustained_seconds": 1}),
         json!({"budget": {"captures_per_hour": 60, "bytes_per_day": 1000},
                "capture": {"time_limit": 30, "byte_limit": 600, "destination_conf": "file:///x"}}),
     ));
-    let ds = run(&mut d, &[500.0, 0.0, 500.0, 0.0, 500.0]);
-    let limits: Vec<(u64, u64)> = ds
-        .iter()
-        .filter_map(|x| match x {
-            Decision::Fire {
-                byte_limit,
-                reservation,
-                ..
-            } => Some((*byte_limit, *reservation)),
-            _ => None,
-        })
-        .collect();
-    // 600, then what is left (400), then nothing.
-    assert_eq!(
-        limits.iter().map(|l| l.0).collect::<Vec<_>>(),
-        vec![600, 400]
-    );
-    assert!(ds.iter().any(|x| matches!(
-        x,
-        Decision::Refused {
-            why: Refusal::BytesPerDay,
+    let ds = run(&mut d, &[500.0, 0.0, 500.0, 0.0]);
+    // 600 of the local 1000 at once; the next capture's 600 are 400 local and 200 asked of
+    // the pool (its capture is of the node's own share: only bytes are asked).
+    let first = match ds.first() {
+        Some(Decision::Fire {
+            byte_limit: 600,
+            reservation,
             ..
-        }
-    )));
-    // The first capture wrote only 100 bytes: 500 are free again.
-    d.settle(limits[0].1, 100);
+        }) => *reservation,
+        other => panic!("{other:?} in {ds:?}"),
+    };
+    let a = byte_asks(&ds);
+    assert_eq!(
+        a.iter().map(|a| (a.0, a.1, a.2, a.3)).collect::<Vec<_>>(),
+        vec![(102, 400, Some(200), false)]
+    );
+    assert!(
+        !ds.iter().any(|x| matches!(x, Decision::Refused { .. })),
+        "{ds:?}"
+    );
+    assert_eq!(d.bytes_left(103), 0, "the ask holds its local bytes");
+    // Refused: its local bytes and its local capture go back.
+    d.answered(a[0].4, false);
+    assert_eq!(d.bytes_left(103), 400);
+    assert_eq!(d.captures.len(), 1);
+    // Asked again, granted: the local 400 stay held (the server counts its 200).
+    let a = byte_asks(&d.second(&scope(104, 500.0)));
+    assert_eq!((a[0].1, a[0].2), (400, Some(200)));
+    d.answered(a[0].4, true);
+    assert_eq!((d.bytes_left(105), d.captures.len()), (0, 2));
+    // The first capture wrote only 100 bytes: 500 are free again. A day after, everything.
+    d.settle(first, 100);
     assert_eq!(d.bytes_left(105), 500);
-    // A day after, everything is.
-    assert_eq!(d.bytes_left(100 + 24 * 3600 + 2), 1000);
-    // A capture without a byte limit gets what is left as its limit, held until it ends.
+    assert_eq!(d.bytes_left(104 + 24 * 3600), 1000);
+}
+
+#[test]
+fn bytes_the_server_recorded_count_against_a_fresh_detectors_share_for_their_day() {
+    let t = trigger(
+        json!({"metric": "packets_per_second", "above": 100, "sustained_seconds": 1}),
+        json!({"budget": {"captures_per_hour": 60, "bytes_per_day": 1000},
+               "capture": {"time_limit": 30, "byte_limit": 600, "destination_conf": "file:///x"}}),
+    );
+    // A restarted agent: the server recorded 400 and 300 bytes of its share, at 90 and 50.
+    let mut d = Detector::new(t.clone());
+    d.seed_bytes(&[[90, 400], [50, 300]]);
+    assert_eq!(d.bytes_left(100), 300);
+    // Its 300 left do not cover a capture of 600: it asks the pool for the other 300.
+    let a = byte_asks(&run(&mut d, &[500.0]));
+    assert_eq!((a[0].1, a[0].2), (300, Some(300)));
+    // A day after each, its bytes are free again; nothing settles a seeded entry.
+    d.answered(a[0].4, false);
+    d.settle(0, 0);
+    assert_eq!(d.bytes_left(50 + 24 * 3600), 600);
+    assert_eq!(d.bytes_left(90 + 24 * 3600), 1000);
+    // Without the seed the same flood fires at once within the share.
+    let mut fresh = Detector::new(t);
+    assert_eq!(fires(&run(&mut fresh, &[500.0])), vec![100]);
+}
+
+#[test]
+fn a_node_without_local_bytes_asks_for_them_with_or_without_the_capture() {
+    let t = trigger(
+        json!({"metric": "packets_per_second", "above": 100, "sustained_seconds": 1}),
+        json!({"budget": {"captures_per_hour": 4, "bytes_per_day": 2_000_000}}),
+    );
+    // A new node: its bytes share is 0 until the split settles; its captures share is 1.
+    let mut d = Detector::new(t.clone());
+    d.set_budget(edgecap_model::trigger::Budget {
+        captures_per_hour: 1,
+        bytes_per_day: 0,
+    });
+    let a = byte_asks(&run(&mut d, &[500.0, 0.0]));
+    assert_eq!(
+        a.iter().map(|a| (a.0, a.1, a.2, a.3)).collect::<Vec<_>>(),
+        vec![(100, 0, Some(1_000_000), false)]
+    );
+    // Refused: its captures share is free again, so once it has bytes it fires at once.
+    d.answered(a[0].4, false);
+    d.set_budget(edgecap_model::trigger::Budget {
+        captures_per_hour: 1,
+        bytes_per_day: 1_000_000,
+    });
+    assert_eq!(fires(&d.second(&scope(102, 500.0))), vec![102]);
+    // No share of either: both are asked.
+    let mut d = Detector::new(t);
+    d.set_budget(edgecap_model::trigger::Budget {
+        captures_per_hour: 0,
+        bytes_per_day: 0,
+    });
+    let a = byte_asks(&run(&mut d, &[500.0]));
+    assert_eq!((a[0].1, a[0].2, a[0].3), (0, Some(1_000_000), true));
+    // A capture without a byte limit takes what is left of its share without asking; with
+    // nothing left it asks for the whole day's bytes (the pool grants what it has).
     let mut d = Detector::new(trigger(
         json!({"metric": "packets_per_second", "above": 100, "sustained_seconds": 1}),
         json!({"budget": {"bytes_per_day": 1000},
                "capture": {"time_limit": 30, "destination_conf": "file:///x"}}),
     ));
+    d.set_budget(edgecap_model::trigger::Budget {
+        captures_per_hour: 2,
+        bytes_per_day: 300,
+    });
     let ds = run(&mut d, &[500.0, 0.0, 500.0]);
-    let Some(Decision::Fire {
-        byte_limit: 1000,
-        reservation,
-        ..
-    }) = ds.first()
-    else {
-        panic!("{ds:?}")
-    };
-    assert!(matches!(
-        ds.last(),
-        Some(Decision::Refused {
-            why: Refusal::BytesPerDay,
-            ..
-        })
-    ));
-    d.settle(*reservation, 300);
-    // (Second 103 never came: the refused run ended at 102.)
-    let ds = d.second(&scope(104, 500.0));
     assert!(
         matches!(
-            ds[..],
-            [
-                Decision::Ended { ended: 102, .. },
-                Decision::Fire {
-                    byte_limit: 700,
-                    ..
-                }
-            ]
+            ds.first(),
+            Some(Decision::Fire {
+                byte_limit: 300,
+                ..
+            })
         ),
         "{ds:?}"
+    );
+    let a = byte_asks(&ds);
+    assert_eq!(
+        a.iter().map(|a| (a.0, a.1, a.2, a.3)).collect::<Vec<_>>(),
+        vec![(102, 0, Some(1000), false)]
     );
 }
 

@@ -1,5 +1,5 @@
-//! Asks for captures beyond a node's local share of a trigger's `captures_per_hour` (issue
-//! 14), between the triggers' thread and the link: the thread [`Grants::ask`]s, the link
+//! Asks for captures beyond a node's local share of a trigger's `captures_per_hour`, or for
+//! the bytes its local share of `bytes_per_day` does not cover (issue 14), between the triggers' thread and the link: the thread [`Grants::ask`]s, the link
 //! sends the ask ([`Grants::take_unsent`]) and hands the server's [`Grant`] back
 //! ([`Grants::answer`]), and the thread takes the answers ([`Grants::take_answers`]), waking
 //! as soon as one arrives ([`Grants::wait`]).
@@ -42,8 +42,9 @@ struct State {
     unsent: Vec<Ask>,
     /// Capture id -> when its ask stops waiting.
     waiting: BTreeMap<String, Instant>,
-    /// Answers not yet taken: capture id -> granted, or why not.
-    answers: Vec<(String, Result<(), Refusal>)>,
+    /// Answers not yet taken: capture id -> granted (with the bytes granted from the bytes
+    /// pool, 0 when none: not asked, or an older server), or why not.
+    answers: Vec<(String, Result<u64, Refusal>)>,
 }
 
 fn timeout() -> Duration {
@@ -113,7 +114,7 @@ impl Grants {
             return;
         }
         let result = if grant.granted {
-            Ok(())
+            Ok(grant.bytes.unwrap_or(0))
         } else {
             Err(grant.reason.unwrap_or_else(|| "the server refused".into()))
         };
@@ -124,7 +125,7 @@ impl Grants {
 
     /// The answers since the last call, with the asks that waited longer than
     /// [`GRANT_TIMEOUT_MS`] at `now` as refusals.
-    pub fn take_answers(&self, now: Instant) -> Vec<(String, Result<(), Refusal>)> {
+    pub fn take_answers(&self, now: Instant) -> Vec<(String, Result<u64, Refusal>)> {
         let mut st = self.state();
         let late: Vec<String> = st
             .waiting
@@ -180,6 +181,8 @@ mod tests {
             capture_id: format!("{n:02x}").repeat(16),
             key: None,
             at: 100,
+            bytes: None,
+            capture: true,
         }
     }
 
@@ -189,6 +192,7 @@ mod tests {
             capture_id: format!("{n:02X}").repeat(16),
             granted,
             reason: (!granted).then(|| "budget.captures_per_hour: the pool is spent".into()),
+            bytes: None,
         }
     }
 
@@ -223,10 +227,32 @@ mod tests {
         g.answer(grant(2, false));
         let answers = g.take_answers(Instant::now());
         assert_eq!(answers.len(), 2, "{answers:?}");
-        assert_eq!(answers[0], ("01".repeat(16), Ok(())));
+        assert_eq!(answers[0], ("01".repeat(16), Ok(0)));
         assert_eq!(answers[1].0, "02".repeat(16));
         assert!(answers[1].1.as_ref().unwrap_err().starts_with("budget."));
         assert_eq!(g.waiting(), 0);
+    }
+
+    #[test]
+    fn granted_bytes_reach_their_ask() {
+        let g = Grants::default();
+        g.set_connected(true);
+        g.ask(Ask {
+            bytes: Some(700_000),
+            capture: false,
+            ..ask(1)
+        })
+        .unwrap();
+        let sent = g.take_unsent();
+        assert_eq!((sent[0].bytes, sent[0].capture), (Some(700_000), false));
+        g.answer(Grant {
+            bytes: Some(500_000),
+            ..grant(1, true)
+        });
+        assert_eq!(
+            g.take_answers(Instant::now()),
+            vec![("01".repeat(16), Ok(500_000))]
+        );
     }
 
     #[test]
@@ -266,6 +292,6 @@ mod tests {
         g.wait(Duration::from_secs(30));
         t.join().unwrap();
         let answers = g.take_answers(Instant::now());
-        assert_eq!(answers, vec![("01".repeat(16), Ok(()))]);
+        assert_eq!(answers, vec![("01".repeat(16), Ok(0))]);
     }
 }

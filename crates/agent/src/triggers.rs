@@ -9,9 +9,11 @@
 //!     Fire    -> narrowed filter (scope AND dst host K AND its dominant protocol)
 //!                -> pre-trigger samples from the ring (matching it) -> Assignment
 //!                -> ledger.report(fired) -> link::start_with (ledger, cap, worker)
-//!     Ask     (beyond the node's local share of captures_per_hour) -> grants.rs -> link ->
-//!                server; granted: as Fire; refused, unanswered within 1 s, or no link:
-//!                Detector::answered, ledger.report(fired, refused: budget.captures_per_hour)
+//!     Ask     (beyond the node's local share of captures_per_hour, or bytes beyond its
+//!                local share of bytes_per_day) -> grants.rs -> link -> server; granted: as
+//!                Fire, its byte limit the local bytes plus the granted ones; refused,
+//!                unanswered within 1 s, or no link: Detector::answered,
+//!                ledger.report(fired, refused: budget.captures_per_hour or bytes_per_day)
 //!     Refused -> ledger.report(fired, refused); Ended -> ledger.report(ended)
 //!     a capture it started ended -> Detector::settle(bytes) -> signature thread
 //!                -> ledger.report(signed)
@@ -114,6 +116,7 @@ impl Triggers {
                     // server recorded of its own share in the last hour counts.
                     let mut d = Detector::new(t.trigger.clone());
                     d.seed(&t.spent);
+                    d.seed_bytes(&t.spent_bytes);
                     d
                 }
             };
@@ -173,13 +176,17 @@ struct InFlight {
     baseline: Vec<Vec<u8>>,
 }
 
-/// A firing beyond the node's local share, waiting for the server's grant.
+/// A firing beyond the node's local shares, waiting for the server's grant.
 struct Asking {
     at: AgentTrigger,
     firing: Firing,
     capture_id: String,
+    /// The local bytes held; the capture's limit is these plus the granted ones.
     byte_limit: u64,
     reservation: u64,
+    /// What was asked: a capture from the pool, bytes from the bytes pool.
+    capture: bool,
+    bytes: Option<u64>,
 }
 
 /// The triggers' thread.
@@ -330,6 +337,12 @@ fn answers(ctx: &Ctx, asking: &mut Vec<Asking>, flight: &mut Vec<InFlight>) {
             continue;
         };
         let a = asking.swap_remove(i);
+        // The capture's byte limit: the local bytes and the granted ones, never more than
+        // was asked (an older server grants none: the local bytes alone, if any).
+        let result = result.and_then(|granted| {
+            granted_limit(a.byte_limit, a.bytes, granted)
+                .ok_or_else(|| "the server granted no bytes".to_owned())
+        });
         {
             let mut entries = lock(&ctx.triggers.inner);
             if let Some(e) = entries.iter_mut().find(|e| e.at.id == a.at.id) {
@@ -337,34 +350,52 @@ fn answers(ctx: &Ctx, asking: &mut Vec<Asking>, flight: &mut Vec<InFlight>) {
             }
         }
         match result {
-            Ok(()) => {
-                tracing::info!(trigger = %a.at.id, capture = %capture_id, "grant received");
+            Ok(byte_limit) => {
+                tracing::info!(trigger = %a.at.id, capture = %capture_id, byte_limit,
+                    "grant received");
                 start(
                     ctx,
                     &a.at,
                     a.firing,
                     capture_id,
-                    a.byte_limit,
+                    byte_limit,
                     a.reservation,
                     flight,
                 );
             }
-            Err(why) => refuse_ask(ctx, &a.at, a.firing, &why),
+            Err(why) => refuse_ask(ctx, &a, &why),
         }
     }
 }
 
-/// A firing beyond the local share that may not start: reported with the budget's name.
-fn refuse_ask(ctx: &Ctx, at: &AgentTrigger, firing: Firing, why: &str) {
+/// The byte limit of a granted capture: its `local` bytes and the `granted` ones, never more
+/// than were `asked`; `None` when that is nothing (an older server grants no bytes).
+fn granted_limit(local: u64, asked: Option<u64>, granted: u64) -> Option<u64> {
+    let limit = local.saturating_add(granted.min(asked.unwrap_or(0)));
+    (limit > 0).then_some(limit)
+}
+
+/// A firing beyond the local shares that may not start: reported with the budget's name
+/// (the hourly one when the capture itself was asked for, else the daily bytes).
+fn refuse_ask(ctx: &Ctx, a: &Asking, why: &str) {
+    let at = &a.at;
     // The server's own reasons name the budget already.
-    let reason = if why.starts_with("budget.captures_per_hour") {
-        why.to_owned()
-    } else {
-        format!(
-            "budget.captures_per_hour: beyond this node's share ({} an hour) and {why}",
-            at.budget.captures_per_hour
-        )
-    };
+    let reason =
+        if why.starts_with("budget.captures_per_hour") || why.starts_with("budget.bytes_per_day") {
+            why.to_owned()
+        } else if a.capture {
+            format!(
+                "budget.captures_per_hour: beyond this node's share ({} an hour) and {why}",
+                at.budget.captures_per_hour
+            )
+        } else {
+            format!(
+                "budget.bytes_per_day: this node's own bytes ({} left of its share of {} a day) do \
+             not cover the capture's byte limit and {why}",
+                a.byte_limit, at.budget.bytes_per_day
+            )
+        };
+    let firing = a.firing.clone();
     tracing::info!(trigger = %at.id, %reason, "trigger held; capture refused");
     crate::metrics::agent().firing("refused");
     let firing = Firing {
@@ -449,6 +480,8 @@ fn act(
             peak,
             byte_limit,
             reservation,
+            bytes,
+            capture,
         } => {
             let firing = Firing {
                 trigger_id: at.id.clone(),
@@ -467,18 +500,23 @@ fn act(
                 capture_id: capture_id.clone(),
                 key,
                 at: t,
+                bytes,
+                capture,
+            };
+            let a = Asking {
+                at: at.clone(),
+                firing,
+                capture_id: capture_id.clone(),
+                byte_limit,
+                reservation,
+                capture,
+                bytes,
             };
             match ctx.triggers.grants.ask(ask) {
                 Ok(()) => {
-                    tracing::info!(trigger = %at.id, capture = %capture_id,
-                        "beyond the node's share: asking the server");
-                    asking.push(Asking {
-                        at: at.clone(),
-                        firing,
-                        capture_id,
-                        byte_limit,
-                        reservation,
-                    });
+                    tracing::info!(trigger = %at.id, capture = %capture_id, pooled_capture = capture,
+                        ?bytes, "beyond the node's shares: asking the server");
+                    asking.push(a);
                 }
                 Err(why) => {
                     let mut entries = lock(&ctx.triggers.inner);
@@ -486,7 +524,7 @@ fn act(
                         e.detector.answered(reservation, false);
                     }
                     drop(entries);
-                    refuse_ask(ctx, at, firing, &why);
+                    refuse_ask(ctx, &a, &why);
                 }
             }
         }
@@ -920,6 +958,7 @@ mod tests {
             credentials: None,
             prefixes: prefixes.map(|p| vec![p.into()]),
             spent: Vec::new(),
+            spent_bytes: Vec::new(),
         }
     }
 
@@ -1098,6 +1137,7 @@ mod tests {
             capture_id: asked[0].capture_id.clone(),
             granted: false,
             reason: Some(server.into()),
+            bytes: None,
         });
         answers(&ctx, &mut asking, &mut flight);
         assert_eq!(budget_refusals(&reports(&ctx)), [server]);
@@ -1117,6 +1157,7 @@ mod tests {
             capture_id: asked[0].capture_id.clone(),
             granted: true,
             reason: None,
+            bytes: None,
         });
         answers(&ctx, &mut asking, &mut flight);
         let r = reports(&ctx);
@@ -1127,6 +1168,81 @@ mod tests {
         );
         assert!(asking.is_empty());
         assert_eq!(lock(&ts.inner)[0].detector.asking(), 0);
+    }
+
+    #[test]
+    fn when_its_local_bytes_are_short_a_node_asks_for_bytes_and_starts_only_with_them() {
+        let a = "a".repeat(32);
+        let mut t = agent_trigger(&a, 100.0, None);
+        // Its own share of captures covers the capture, but only 300 of the 1000 bytes.
+        t.budget = Budget {
+            captures_per_hour: 4,
+            bytes_per_day: 300,
+        };
+        let ts = Triggers::default();
+        ts.set(vec![t]);
+        let ctx = ctx(&ts);
+        let (mut asking, mut flight) = (Vec::new(), Vec::new());
+        let mut second = 100;
+        let mut flood = |asking: &mut Vec<Asking>, flight: &mut Vec<InFlight>| {
+            for v in [500.0, 500.0, 50.0] {
+                let at = lock(&ts.inner)[0].at.clone();
+                for d in decide(&ts, &a, second, v) {
+                    act(&ctx, &at, d, asking, flight);
+                }
+                second += 1;
+            }
+        };
+        // Not connected: refused at once, named by the daily budget.
+        flood(&mut asking, &mut flight);
+        let r = reports(&ctx);
+        assert_eq!(r.len(), 1, "{r:?}");
+        let why = r[0].1.clone().unwrap();
+        assert!(
+            why.starts_with("budget.bytes_per_day") && why.contains("not connected"),
+            "{why}"
+        );
+        // Connected: the ask is for the 700 bytes only, not for a capture of the pool.
+        ts.grants().set_connected(true);
+        flood(&mut asking, &mut flight);
+        let asked = ts.grants().take_unsent();
+        assert_eq!(asked.len(), 1);
+        assert_eq!((asked[0].bytes, asked[0].capture), (Some(700), false));
+        // The server refuses with its reason (the pool is spent): reported as is.
+        let server = "budget.bytes_per_day: the pool is spent";
+        ts.grants().answer(edgecap_model::firing::Grant {
+            trigger_id: a.clone(),
+            capture_id: asked[0].capture_id.clone(),
+            granted: false,
+            reason: Some(server.into()),
+            bytes: None,
+        });
+        answers(&ctx, &mut asking, &mut flight);
+        let r = reports(&ctx);
+        assert_eq!(r, [(None, Some(server.to_owned()))]);
+        // Granted 500 of the 700: the capture starts (the node's cap of 0 stops it here).
+        flood(&mut asking, &mut flight);
+        let asked = ts.grants().take_unsent();
+        ts.grants().answer(edgecap_model::firing::Grant {
+            trigger_id: a.clone(),
+            capture_id: asked[0].capture_id.clone(),
+            granted: true,
+            reason: None,
+            bytes: Some(500),
+        });
+        answers(&ctx, &mut asking, &mut flight);
+        let r = reports(&ctx);
+        assert!(
+            r.len() == 1 && r[0].1.as_deref().unwrap().contains("--max-captures"),
+            "{r:?}"
+        );
+        assert!(asking.is_empty());
+        // Its limit: the local bytes and the granted ones, never more than asked; nothing
+        // at all is no capture.
+        assert_eq!(granted_limit(300, Some(700), 500), Some(800));
+        assert_eq!(granted_limit(300, Some(700), 9000), Some(1000));
+        assert_eq!(granted_limit(300, None, 0), Some(300));
+        assert_eq!(granted_limit(0, Some(700), 0), None);
     }
 
     #[test]

@@ -17,14 +17,19 @@
 //! asks before it starts a capture:
 //!
 //! ```text
-//!   | -- ask {trigger_id, capture_id, key, at} -----------> |  decided under the trigger's row
-//!   | <-- grant {trigger_id, capture_id, granted, reason} -- |  lock from the pool
+//!   | -- ask {trigger_id, capture_id, key, at, bytes?, capture?} --> |  decided under the
+//!   | <-- grant {trigger_id, capture_id, granted, reason, bytes?} -- |  trigger's row lock
 //! ```
 //!
 //! and starts it only when granted; no answer within [`GRANT_TIMEOUT_MS`], or no connection,
-//! is a refusal (`budget.captures_per_hour`, reported in its `fired`). Both messages are new:
-//! an older server ignores `ask` (its agents' asks time out: refused), an older agent never
-//! asks (it spends its local share only).
+//! is a refusal (`budget.captures_per_hour`, reported in its `fired`). It also asks, with
+//! `bytes`, when its local share of `bytes_per_day` does not cover the capture's byte limit
+//! (`capture: false` when its local share of captures covers the capture itself); the
+//! capture's byte limit is then the local bytes plus the granted `bytes` (refused:
+//! `budget.bytes_per_day`). Both messages are new: an older server ignores `ask` (its
+//! agents' asks time out: refused), an older agent never asks (it spends its local share
+//! only); `bytes` and `capture` are newer still and optional both ways (an older server
+//! grants no bytes; an older agent asks for none).
 //!
 //! The agent starts the capture itself, without a server round trip, and keeps doing so while
 //! the server is away; it keeps at most [`MAX_PENDING_REPORTS`] reports to deliver after a
@@ -59,7 +64,8 @@ pub const GRANT_TIMEOUT_MS: u64 = 1000;
 /// connection; beyond, an ask is refused at once.
 pub const MAX_PENDING_ASKS: usize = 64;
 
-/// An agent beyond its local share of `captures_per_hour` asks for one capture.
+/// An agent beyond its local share of `captures_per_hour`, or whose local share of
+/// `bytes_per_day` does not cover the capture's byte limit, asks for one capture.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Ask {
     pub trigger_id: String,
@@ -70,17 +76,40 @@ pub struct Ask {
     pub key: Option<IpAddr>,
     /// The second it fired (Unix seconds).
     pub at: u64,
+    /// The bytes it asks of the trigger's bytes pool (what its local share of `bytes_per_day`
+    /// does not cover of the capture's byte limit); absent: none (and from older agents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// Whether the capture itself comes from the pool of `captures_per_hour` (true, and from
+    /// older agents) or from the node's local share (false: only `bytes` are asked). An
+    /// older server ignores it and counts every ask as a capture of its pool.
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub capture: bool,
 }
 
-/// The server's answer to an [`Ask`]: granted (counted in the trigger's pool) or not, and why.
+fn yes() -> bool {
+    true
+}
+
+fn is_yes(b: &bool) -> bool {
+    *b
+}
+
+/// The server's answer to an [`Ask`]: granted (counted in the trigger's pools) or not, and
+/// why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Grant {
     pub trigger_id: String,
     pub capture_id: String,
     pub granted: bool,
-    /// Why not (`budget.captures_per_hour: ...`).
+    /// Why not (`budget.captures_per_hour: ...` or `budget.bytes_per_day: ...`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The bytes granted from the bytes pool (at most those asked; counted there for a day
+    /// whatever the capture writes). Absent: none (and from older servers, which have no
+    /// bytes pool).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
 }
 
 /// One trigger as one node evaluates it.
@@ -92,11 +121,12 @@ pub struct AgentTrigger {
     /// The trigger as validated; `capture.destination_conf` is the canonical, secret-free form.
     pub trigger: Trigger,
     /// This node's local share of the trigger's budget ([`crate::trigger::node_share`]):
-    /// `bytes_per_day` and half of `captures_per_hour` divided among the nodes in scope that
-    /// the server knows (connected or not), so that together they never exceed it (the
-    /// captures share, while that split changes, the least over the splits that may still be
-    /// spent: a new node's is 0 for the first hour). The node spends it without asking;
-    /// beyond `captures_per_hour` it asks ([`Ask`]).
+    /// half of `bytes_per_day` and half of `captures_per_hour` divided among the nodes in
+    /// scope that the server knows (connected or not), so that together they never exceed
+    /// those halves (each share, while that split changes, the least over the splits that
+    /// may still be spent: a new node's is 0 for the first hour, for bytes the first day).
+    /// The node spends it without asking; beyond it it asks the pools ([`Ask`]). Servers
+    /// before the bytes pool send a share of the whole `bytes_per_day`.
     pub budget: Budget,
     /// Per-bucket credentials for the capture's destination (as in an assignment).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -112,7 +142,19 @@ pub struct AgentTrigger {
     /// before it: empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub spent: Vec<u64>,
+    /// The bytes of its own share of `bytes_per_day` this node held for the captures the
+    /// server recorded in the last day: `[when, bytes]` (unix seconds, the server's clock when
+    /// it recorded them; bytes: the capture's byte limit less what the bytes pool granted
+    /// it), at most [`MAX_SPENT_BYTES`], the latest. An agent that starts evaluating the
+    /// trigger afresh counts them against its bytes share. Absent from servers before it:
+    /// empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spent_bytes: Vec<[u64; 2]>,
 }
+
+/// Most entries of [`AgentTrigger::spent_bytes`]: a day of captures at the largest
+/// `captures_per_hour`.
+pub const MAX_SPENT_BYTES: usize = 24 * MAX_SPENT;
 
 /// Most entries of [`AgentTrigger::spent`]: the largest `captures_per_hour`.
 pub const MAX_SPENT: usize = crate::trigger::MAX_CAPTURES_PER_HOUR as usize;
@@ -236,6 +278,8 @@ mod tests {
                 capture_id: "cd".repeat(16),
                 key: Some("2001:db8::9".parse().unwrap()),
                 at: 103,
+                bytes: None,
+                capture: true,
             },
         };
         let text = serde_json::to_string(&a).unwrap();
@@ -254,6 +298,7 @@ mod tests {
                     capture_id: "cd".repeat(16),
                     granted,
                     reason: (!granted).then(|| "budget.captures_per_hour: spent".into()),
+                    bytes: None,
                 },
             };
             let text = serde_json::to_string(&g).unwrap();

@@ -173,15 +173,51 @@ pub fn pooled_captures(captures_per_hour: u64) -> u64 {
     captures_per_hour - local_captures(captures_per_hour)
 }
 
+/// The part of a trigger's `bytes_per_day` its nodes spend without asking: half of it,
+/// rounded down, split among the nodes in its scope ([`node_share`]). The rest
+/// ([`pooled_bytes`], at least 1) is granted by the server under the trigger's row lock to a
+/// node whose local bytes do not cover a capture's byte limit (`AgentMsg::Ask` with `bytes`),
+/// up to what the pool has left of the last day ([`grant_bytes`]). Together never more than
+/// the budget: the local shares add up to `local_bytes`, and the server grants at most
+/// `pooled_bytes` in any day.
+pub fn local_bytes(bytes_per_day: u64) -> u64 {
+    bytes_per_day / 2
+}
+
+/// The bytes of `bytes_per_day` only the server grants (see [`local_bytes`]).
+pub fn pooled_bytes(bytes_per_day: u64) -> u64 {
+    bytes_per_day - local_bytes(bytes_per_day)
+}
+
+/// The fewest bytes a grant from the pool may hold when more were asked: a capture of fewer
+/// bytes than this (64 KiB, about 40 full-size packets) is not worth a rule, so such a grant
+/// is a refusal (`budget.bytes_per_day`).
+pub const MIN_GRANT_BYTES: u64 = 64 * 1024;
+
+/// What the pool grants when `asked` bytes are asked and `left` remain of it in the last day:
+/// as much of the ask as is left, or `None` (refused) when that is nothing or less than
+/// [`MIN_GRANT_BYTES`] (an ask of fewer than that is granted whole or not at all).
+pub fn grant_bytes(asked: u64, left: u64) -> Option<u64> {
+    let g = asked.min(left);
+    (g > 0 && g >= asked.min(MIN_GRANT_BYTES)).then_some(g)
+}
+
+/// The bytes a capture of a trigger wants when its node has `left` bytes of its own share:
+/// the trigger's `capture.byte_limit`; without one (the budget is its only bound) what is
+/// left, or, with nothing left, the whole `bytes_per_day` (the pool grants what it has).
+pub fn wanted_bytes(byte_limit: Option<u64>, bytes_per_day: u64, left: u64) -> u64 {
+    byte_limit.unwrap_or(if left > 0 { left } else { bytes_per_day })
+}
+
 /// One node's local share of a trigger's budget when `n` nodes may evaluate it and the node
-/// is the `index`-th of them (by name): [`local_captures`] and `bytes_per_day` each split with
+/// is the `index`-th of them (by name): [`local_captures`] and [`local_bytes`] each split with
 /// [`split_limit`](crate::protocol::split_limit) (`x / n`, the first `x % n` nodes one more),
 /// so the shares add up to exactly those totals; a share may be 0.
 pub fn node_share(budget: Budget, n: usize, index: usize) -> Budget {
     use crate::protocol::split_limit;
     Budget {
         captures_per_hour: split_limit(local_captures(budget.captures_per_hour), n, index),
-        bytes_per_day: split_limit(budget.bytes_per_day, n, index),
+        bytes_per_day: split_limit(local_bytes(budget.bytes_per_day), n, index),
     }
 }
 

@@ -384,6 +384,10 @@ fn local_shares_and_the_pool_never_add_up_to_more_than_the_budget() {
             per_hour
         );
         assert!(pooled_captures(per_hour) >= 1, "{per_hour}");
+        for bytes in [1u64, 2, 7, 10_000_000_000, u64::MAX] {
+            assert_eq!(local_bytes(bytes) + pooled_bytes(bytes), bytes);
+            assert!(pooled_bytes(bytes) >= 1 && local_bytes(bytes) <= pooled_bytes(bytes));
+        }
         for bytes in [1u64, 7, 10_000_000_000, u64::MAX >> 11] {
             for n in 1..=13usize {
                 let b = Budget {
@@ -394,7 +398,7 @@ fn local_shares_and_the_pool_never_add_up_to_more_than_the_budget() {
                 let captures: u64 = shares.iter().map(|s| s.captures_per_hour).sum();
                 let sum: u128 = shares.iter().map(|s| u128::from(s.bytes_per_day)).sum();
                 assert_eq!(captures, local_captures(per_hour), "{per_hour} over {n}");
-                assert_eq!(sum, u128::from(bytes), "{bytes} over {n}");
+                assert_eq!(sum, u128::from(local_bytes(bytes)), "{bytes} over {n}");
                 let spread = |f: fn(&Budget) -> u64| {
                     shares.iter().map(f).max().unwrap() - shares.iter().map(f).min().unwrap()
                 };
@@ -411,4 +415,33 @@ fn local_shares_and_the_pool_never_add_up_to_more_than_the_budget() {
     assert_eq!(node_share(b, 2, 0).captures_per_hour, 1);
     assert_eq!(node_share(b, 2, 1).captures_per_hour, 0);
     assert_eq!(pooled_captures(2), 1);
+}
+
+#[test]
+fn the_bytes_pool_grants_what_is_left_but_never_a_useless_sliver() {
+    // Enough left: the whole ask.
+    assert_eq!(grant_bytes(1_000_000, 5_000_000), Some(1_000_000));
+    // Less left than asked: what is left, if it is worth a capture.
+    assert_eq!(grant_bytes(1_000_000, 200_000), Some(200_000));
+    assert_eq!(
+        grant_bytes(1_000_000, MIN_GRANT_BYTES),
+        Some(MIN_GRANT_BYTES)
+    );
+    assert_eq!(grant_bytes(1_000_000, MIN_GRANT_BYTES - 1), None);
+    // A small ask is granted whole or not at all; nothing left, nothing asked: refused.
+    assert_eq!(grant_bytes(500, 500), Some(500));
+    assert_eq!(grant_bytes(500, 499), None);
+    assert_eq!(grant_bytes(500, 0), None);
+    assert_eq!(grant_bytes(0, 1000), None);
+    // Never more than asked or left.
+    for asked in [1u64, 100, 70_000, 1 << 30] {
+        for left in [0u64, 1, 65_535, 65_536, 1 << 20, u64::MAX] {
+            if let Some(g) = grant_bytes(asked, left) {
+                assert!(g <= asked && g <= left && g > 0, "{asked} {left} {g}");
+            }
+        }
+    }
+    assert_eq!(wanted_bytes(Some(600), 1000, 300), 600);
+    assert_eq!(wanted_bytes(None, 1000, 300), 300);
+    assert_eq!(wanted_bytes(None, 1000, 0), 1000);
 }

@@ -262,6 +262,8 @@ fn asks_and_grants_are_written_exactly_as_pinned() {
                 capture_id: "0123456789abcdef0123456789abcdef".into(),
                 key,
                 at: 1_796_602_202 + i as u64,
+                bytes: None,
+                capture: true,
             },
         };
         assert_eq!(&serde_json::to_value(&ask).unwrap(), wire);
@@ -286,11 +288,82 @@ fn asks_and_grants_are_written_exactly_as_pinned() {
                 capture_id: "0123456789abcdef0123456789abcdef".into(),
                 granted,
                 reason,
+                bytes: None,
             },
         };
         assert_eq!(&serde_json::to_value(&grant).unwrap(), wire);
         assert_eq!(ServerMsg::decode(&wire.to_string()).unwrap(), grant);
     }
+}
+
+#[test]
+fn bytes_in_asks_and_grants_are_optional_both_ways() {
+    use edgecap_model::firing::{Ask, Grant};
+    // This release's ask for bytes only (the node's own share covers the capture itself),
+    // and its grant of bytes, field for field.
+    let ask_wire = json!({"type": "ask", "ask": {"trigger_id": "00112233445566778899aabbccddeeff",
+        "capture_id": "0123456789abcdef0123456789abcdef", "at": 1796602204u64,
+        "bytes": 700000u64, "capture": false}});
+    let ask = AgentMsg::Ask {
+        ask: Ask {
+            trigger_id: "00112233445566778899aabbccddeeff".into(),
+            capture_id: "0123456789abcdef0123456789abcdef".into(),
+            key: None,
+            at: 1_796_602_204,
+            bytes: Some(700_000),
+            capture: false,
+        },
+    };
+    assert_eq!(serde_json::to_value(&ask).unwrap(), ask_wire);
+    assert_eq!(AgentMsg::decode(&ask_wire.to_string()).unwrap(), ask);
+    let grant_wire = json!({"type": "grant", "grant": {"trigger_id": "00112233445566778899aabbccddeeff",
+        "capture_id": "0123456789abcdef0123456789abcdef", "granted": true, "bytes": 500000u64}});
+    let grant = ServerMsg::Grant {
+        grant: Grant {
+            trigger_id: "00112233445566778899aabbccddeeff".into(),
+            capture_id: "0123456789abcdef0123456789abcdef".into(),
+            granted: true,
+            reason: None,
+            bytes: Some(500_000),
+        },
+    };
+    assert_eq!(serde_json::to_value(&grant).unwrap(), grant_wire);
+    assert_eq!(ServerMsg::decode(&grant_wire.to_string()).unwrap(), grant);
+    // An older agent's ask (no bytes, no capture) reads as an ask for a pooled capture and
+    // no bytes; an older server's grant (no bytes) as a grant of none.
+    for wire in later_agent_wire() {
+        match AgentMsg::decode(&wire.to_string()).unwrap() {
+            AgentMsg::Ask { ask } => assert_eq!((ask.bytes, ask.capture), (None, true)),
+            other => panic!("{other:?}"),
+        }
+    }
+    for wire in later_server_wire() {
+        match ServerMsg::decode(&wire.to_string()).unwrap() {
+            ServerMsg::Grant { grant } => assert_eq!(grant.bytes, None),
+            other => panic!("{other:?}"),
+        }
+    }
+    // An older peer's struct (the fields of the release before) reads the new ones, ignoring
+    // what it does not know: its server grants a capture (counted in its pool), its agent
+    // starts within its own bytes.
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct OlderAsk {
+        trigger_id: String,
+        capture_id: String,
+        at: u64,
+    }
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct OlderGrant {
+        trigger_id: String,
+        capture_id: String,
+        granted: bool,
+    }
+    let a: OlderAsk = serde_json::from_value(ask_wire["ask"].clone()).unwrap();
+    assert_eq!(a.at, 1_796_602_204);
+    let g: OlderGrant = serde_json::from_value(grant_wire["grant"].clone()).unwrap();
+    assert!(g.granted);
 }
 
 #[test]
@@ -399,12 +472,14 @@ fn a_trigger_s_spent_captures_are_optional_both_ways() {
         credentials: None,
         prefixes: None,
         spent: Vec::new(),
+        spent_bytes: Vec::new(),
     };
     let older = serde_json::to_value(ServerMsg::Triggers {
         triggers: vec![t.clone()],
     })
     .unwrap();
     assert!(older["triggers"][0].get("spent").is_none(), "{older}");
+    assert!(older["triggers"][0].get("spent_bytes").is_none(), "{older}");
     let Ok(ServerMsg::Triggers { triggers }) = ServerMsg::decode(&older.to_string()) else {
         panic!("{older}");
     };
@@ -417,4 +492,13 @@ fn a_trigger_s_spent_captures_are_optional_both_ways() {
     assert_eq!(triggers[0].spent, [1796602202, 1796602500]);
     let again = serde_json::to_value(ServerMsg::Triggers { triggers }).unwrap();
     assert!(keeps(&later, &again), "{later}\n{again}");
+    // The bytes a node held of its own share, as [when, bytes] pairs.
+    let mut bytes = later.clone();
+    bytes["triggers"][0]["spent_bytes"] = json!([[1796602202u64, 400u64]]);
+    let Ok(ServerMsg::Triggers { triggers }) = ServerMsg::decode(&bytes.to_string()) else {
+        panic!("{bytes}");
+    };
+    assert_eq!(triggers[0].spent_bytes, [[1796602202, 400]]);
+    let again = serde_json::to_value(ServerMsg::Triggers { triggers }).unwrap();
+    assert!(keeps(&bytes, &again), "{bytes}\n{again}");
 }

@@ -110,6 +110,7 @@ fn trigger_to(
         credentials: None,
         prefixes,
         spent: Vec::new(),
+        spent_bytes: Vec::new(),
     }
 }
 

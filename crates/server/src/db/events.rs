@@ -220,6 +220,46 @@ pub async fn local_captures_by_node(
     Ok(out)
 }
 
+/// Per (trigger, node): when (server clock at receipt) the node started each capture
+/// recorded since `since`, with the bytes of its own share it held for it (the capture's byte
+/// limit less the bytes the pool granted it; none: left out), at most `most` each (the
+/// latest).
+pub async fn local_bytes_by_node(
+    db: &Db,
+    since: u64,
+    most: usize,
+) -> Result<HashMap<(String, String), Vec<[u64; 2]>>> {
+    let rows = sqlx::query(
+        "SELECT f.trigger_id, f.node, f.at, p.byte_limit, g.bytes AS granted
+         FROM event_firings f
+         JOIN capture_nodes p ON p.capture_id = f.capture_id AND p.node = f.node
+         LEFT JOIN trigger_byte_grants g
+           ON g.trigger_id = f.trigger_id AND g.capture_id = f.capture_id
+         WHERE f.at > $1 AND f.capture_id IS NOT NULL
+         ORDER BY f.at DESC",
+    )
+    .bind(to_i64(since))
+    .fetch_all(&db.pool)
+    .await?;
+    let mut out: HashMap<(String, String), Vec<[u64; 2]>> = HashMap::new();
+    for r in &rows {
+        let at: i64 = r.try_get("at")?;
+        let limit: Option<i64> = r.try_get("byte_limit")?;
+        let granted: Option<i64> = r.try_get("granted")?;
+        let own = to_u64(limit.unwrap_or(0)).saturating_sub(to_u64(granted.unwrap_or(0)));
+        if own == 0 {
+            continue;
+        }
+        let held = out
+            .entry((r.try_get("trigger_id")?, r.try_get("node")?))
+            .or_default();
+        if held.len() < most {
+            held.push([to_u64(at), own]);
+        }
+    }
+    Ok(out)
+}
+
 /// Captures granted from the trigger's pool since `since` (server clock).
 pub async fn grants_since(conn: &mut AnyConnection, trigger_id: &str, since: u64) -> Result<u64> {
     let n: i64 =
@@ -271,6 +311,88 @@ pub async fn grant(
     .bind(to_i64(at))
     .execute(conn)
     .await?;
+    Ok(())
+}
+
+/// The bytes the trigger's bytes pool granted after `since` (every replica's grants).
+pub async fn byte_grants_since(
+    conn: &mut AnyConnection,
+    trigger_id: &str,
+    since: u64,
+) -> Result<u64> {
+    let n: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(bytes), 0) AS BIGINT) FROM trigger_byte_grants
+         WHERE trigger_id = $1 AND at > $2",
+    )
+    .bind(trigger_id)
+    .bind(to_i64(since))
+    .fetch_one(conn)
+    .await?;
+    Ok(to_u64(n))
+}
+
+/// The node and bytes of the trigger's bytes grant to `capture_id`, if it made one.
+pub async fn bytes_granted_to(
+    conn: &mut AnyConnection,
+    trigger_id: &str,
+    capture_id: &str,
+) -> Result<Option<(String, u64)>> {
+    let row = sqlx::query(
+        "SELECT node, bytes FROM trigger_byte_grants WHERE trigger_id = $1 AND capture_id = $2",
+    )
+    .bind(trigger_id)
+    .bind(capture_id)
+    .fetch_optional(conn)
+    .await?;
+    match row {
+        Some(r) => Ok(Some((r.try_get("node")?, to_u64(r.try_get("bytes")?)))),
+        None => Ok(None),
+    }
+}
+
+/// Records `bytes` granted from the trigger's bytes pool to one capture, and forgets the
+/// trigger's bytes grants from before `forget_before`.
+pub async fn grant_bytes(
+    conn: &mut AnyConnection,
+    trigger_id: &str,
+    capture_id: &str,
+    node: &str,
+    bytes: u64,
+    at: u64,
+    forget_before: u64,
+) -> Result<()> {
+    sqlx::query("DELETE FROM trigger_byte_grants WHERE trigger_id = $1 AND at < $2")
+        .bind(trigger_id)
+        .bind(to_i64(forget_before))
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query(
+        "INSERT INTO trigger_byte_grants (trigger_id, capture_id, node, at, bytes)
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(trigger_id)
+    .bind(capture_id)
+    .bind(node)
+    .bind(to_i64(at))
+    .bind(to_i64(bytes))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Moves a trigger's grants (captures and bytes) `secs` into the past, as if that long had
+/// passed since (tests: a day is not waited for).
+pub async fn backdate_grants(db: &Db, trigger_id: &str, secs: u64) -> Result<()> {
+    let mut tx = db.pool.begin().await?;
+    for table in ["trigger_grants", "trigger_byte_grants"] {
+        let sql = format!("UPDATE {table} SET at = at - $2 WHERE trigger_id = $1");
+        sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(trigger_id)
+            .bind(to_i64(secs))
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
     Ok(())
 }
 

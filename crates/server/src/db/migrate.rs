@@ -94,6 +94,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "fresh_minutes",
         include_str!("../../migrations/0018_fresh_minutes.sql"),
     ),
+    (
+        19,
+        "trigger_bytes_pool",
+        include_str!("../../migrations/0019_trigger_bytes_pool.sql"),
+    ),
 ];
 
 /// How many of [`MIGRATIONS`] the database has not recorded (for `/readyz`).

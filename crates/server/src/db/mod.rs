@@ -239,6 +239,7 @@ pub const TABLES: &[&str] = &[
     "trigger_grants",
     "trigger_epochs",
     "trigger_heard",
+    "trigger_byte_grants",
 ];
 
 /// Rows in one of [`TABLES`] (tests and diagnostics).

@@ -1,4 +1,4 @@
-//! Split epochs and what each node heard of them (migration 0017; the rules are
+//! Split epochs and what each node heard of them (migrations 0017 and 0019; the rules are
 //! hub/splits.rs). Writes that decide something (a new epoch, a settling) run under the
 //! trigger's row lock, so replicas agree; what nodes heard is written with upserts that only
 //! move forward.
@@ -9,7 +9,7 @@ use sqlx::{AnyConnection, Row};
 
 use super::{Db, to_i64, to_u64};
 use crate::error::Result;
-use crate::hub::splits::{Epoch, Heard, Split};
+use crate::hub::splits::{Epoch, Heard, Kind, Shares, Split};
 
 /// Every trigger's epochs, in `seq` order.
 pub type Epochs = HashMap<String, Vec<Epoch>>;
@@ -19,14 +19,22 @@ pub type HeardBy = HashMap<String, BTreeMap<String, Heard>>;
 fn epoch_of(r: &sqlx::any::AnyRow) -> Result<(String, Epoch)> {
     let shares: String = r.try_get("shares")?;
     let shares: Split = serde_json::from_str(&shares).unwrap_or_default();
+    // NULL before migration 0019: no bytes share counts in that epoch.
+    let bytes: Option<String> = r.try_get("bytes")?;
+    let bytes: Split = bytes
+        .and_then(|b| serde_json::from_str(&b).ok())
+        .unwrap_or_default();
     let settled: Option<i64> = r.try_get("settled")?;
+    let bytes_settled: Option<i64> = r.try_get("bytes_settled")?;
     Ok((
         r.try_get("trigger_id")?,
         Epoch {
             seq: to_u64(r.try_get("seq")?),
             created: to_u64(r.try_get("created")?),
             shares,
+            bytes,
             settled: settled.map(to_u64),
+            bytes_settled: bytes_settled.map(to_u64),
         },
     ))
 }
@@ -46,7 +54,7 @@ fn heard_of(r: &sqlx::any::AnyRow) -> Result<(String, String, Heard)> {
 
 async fn epochs_of(conn: &mut AnyConnection, trigger_id: Option<&str>) -> Result<Epochs> {
     let rows = sqlx::query(
-        "SELECT trigger_id, seq, created, shares, settled FROM trigger_epochs
+        "SELECT trigger_id, seq, created, shares, settled, bytes, bytes_settled FROM trigger_epochs
          WHERE $1 IS NULL OR trigger_id = $1 ORDER BY trigger_id, seq",
     )
     .bind(trigger_id)
@@ -84,15 +92,15 @@ pub async fn load(db: &Db) -> Result<(Epochs, HeardBy)> {
     Ok((epochs, heard))
 }
 
-/// Records `split` as the trigger's next epoch if its latest is still `latest` (None: it has
-/// none, and this first one is settled at once: no node held a share of it before). False
-/// when the trigger is gone or another replica recorded one first (the next refresh looks
-/// again).
+/// Records `split` (both local halves) as the trigger's next epoch if its latest is still
+/// `latest` (None: it has none, and this first one is settled at once for both: no node held
+/// a share of it before). False when the trigger is gone or another replica recorded one
+/// first (the next refresh looks again).
 pub async fn record(
     db: &Db,
     trigger_id: &str,
     latest: Option<u64>,
-    split: &Split,
+    split: &Shares,
     now: u64,
 ) -> Result<bool> {
     let mut tx = db.pool.begin().await?;
@@ -110,26 +118,28 @@ pub async fn record(
         return Ok(false);
     }
     let seq = latest.map_or(1, |s| s + 1);
-    let shares = serde_json::to_string(split).unwrap_or_else(|_| "{}".into());
+    let shares = serde_json::to_string(&split.captures).unwrap_or_else(|_| "{}".into());
+    let bytes = serde_json::to_string(&split.bytes).unwrap_or_else(|_| "{}".into());
     sqlx::query(
-        "INSERT INTO trigger_epochs (trigger_id, seq, created, shares, settled)
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO trigger_epochs (trigger_id, seq, created, shares, settled, bytes, bytes_settled)
+         VALUES ($1, $2, $3, $4, $5, $6, $5)",
     )
     .bind(trigger_id)
     .bind(to_i64(seq))
     .bind(to_i64(now))
     .bind(shares)
     .bind(latest.is_none().then_some(to_i64(now)))
+    .bind(bytes)
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
     Ok(true)
 }
 
-/// Settles the trigger's latest epoch if it settles at `now` (checked again under the
-/// trigger's lock, on what every replica wrote) and deletes the epochs before it. True if it
-/// settled.
-pub async fn settle(db: &Db, trigger_id: &str, now: u64) -> Result<bool> {
+/// Settles the trigger's latest epoch for `kind` if it settles at `now` (checked again under
+/// the trigger's lock, on what every replica wrote) and deletes the epochs neither kind needs
+/// any more ([`crate::hub::splits::kept_from`]). True if it settled.
+pub async fn settle(db: &Db, trigger_id: &str, kind: Kind, now: u64) -> Result<bool> {
     let mut tx = db.pool.begin().await?;
     if !super::events::lock_trigger(&mut tx, trigger_id).await? {
         tx.rollback().await?;
@@ -143,24 +153,40 @@ pub async fn settle(db: &Db, trigger_id: &str, now: u64) -> Result<bool> {
         .await?
         .remove(trigger_id)
         .unwrap_or_default();
-    let Some(seq) = crate::hub::splits::settles(&epochs, &heard, now) else {
+    let Some(seq) = crate::hub::splits::settles(&epochs, &heard, now, kind) else {
         tx.rollback().await?;
         return Ok(false);
     };
-    sqlx::query(
-        "UPDATE trigger_epochs SET settled = $3
-         WHERE trigger_id = $1 AND seq = $2 AND settled IS NULL",
-    )
-    .bind(trigger_id)
-    .bind(to_i64(seq))
-    .bind(to_i64(now))
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query("DELETE FROM trigger_epochs WHERE trigger_id = $1 AND seq < $2")
+    let sql = match kind {
+        Kind::Captures => {
+            "UPDATE trigger_epochs SET settled = $3
+             WHERE trigger_id = $1 AND seq = $2 AND settled IS NULL"
+        }
+        Kind::Bytes => {
+            "UPDATE trigger_epochs SET bytes_settled = $3
+             WHERE trigger_id = $1 AND seq = $2 AND bytes_settled IS NULL"
+        }
+    };
+    sqlx::query(sql)
         .bind(trigger_id)
         .bind(to_i64(seq))
+        .bind(to_i64(now))
         .execute(&mut *tx)
         .await?;
+    let mut after = epochs;
+    if let Some(e) = after.iter_mut().find(|e| e.seq == seq) {
+        match kind {
+            Kind::Captures => e.settled = Some(now),
+            Kind::Bytes => e.bytes_settled = Some(now),
+        }
+    }
+    if let Some(from) = crate::hub::splits::kept_from(&after) {
+        sqlx::query("DELETE FROM trigger_epochs WHERE trigger_id = $1 AND seq < $2")
+            .bind(trigger_id)
+            .bind(to_i64(from))
+            .execute(&mut *tx)
+            .await?;
+    }
     tx.commit().await?;
     Ok(true)
 }
@@ -249,8 +275,8 @@ pub async fn prune(db: &Db) -> Result<()> {
 pub async fn backdate(db: &Db, trigger_id: &str, secs: u64) -> Result<()> {
     let mut tx = db.pool.begin().await?;
     sqlx::query(
-        "UPDATE trigger_epochs SET created = created - $2, settled = settled - $2
-         WHERE trigger_id = $1",
+        "UPDATE trigger_epochs SET created = created - $2, settled = settled - $2,
+         bytes_settled = bytes_settled - $2 WHERE trigger_id = $1",
     )
     .bind(trigger_id)
     .bind(to_i64(secs))

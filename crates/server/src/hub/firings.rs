@@ -249,28 +249,42 @@ async fn evaluated_by(
     }
 }
 
-/// Decides an ask of `node` (beyond its local share): one capture from the trigger's pool,
-/// under the trigger's row lock. Every refusal names `budget.captures_per_hour` first, so the
-/// agent's report of it counts as a budget refusal in the event.
+/// Decides an ask of `node` under the trigger's row lock: one capture from the trigger's
+/// captures pool (unless `capture` is false: the node's own share covers it) and the
+/// `bytes` asked from its bytes pool (as many as are left of the last day, if worth a
+/// capture: [`edgecap_model::trigger::grant_bytes`]); both or neither. Every refusal names
+/// the budget first (`budget.captures_per_hour` or `budget.bytes_per_day`), so the agent's
+/// report of it counts as a budget refusal in the event. Granted bytes stay counted for a
+/// day, whatever the capture writes.
 pub(super) async fn ask(db: &Db, node: &LiveNode, a: &Ask) -> Grant {
     let now = crate::clock::unix_now().max(0.0) as u64;
     let capture_id = a.capture_id.to_ascii_lowercase();
     let result = decide(db, node, a, &capture_id, now).await;
     let name = node.info.name.as_str();
-    let (granted, reason) = match result {
-        Ok(Ok(())) => {
-            tracing::info!(node = %name, trigger = %a.trigger_id, capture = %capture_id,
-                "capture granted from the trigger's pool");
-            (true, None)
+    let (granted, reason, bytes) = match result {
+        Ok(Ok(bytes)) => {
+            if a.capture {
+                tracing::info!(node = %name, trigger = %a.trigger_id, capture = %capture_id,
+                    ?bytes, "capture granted from the trigger's pool");
+            } else {
+                tracing::info!(node = %name, trigger = %a.trigger_id, capture = %capture_id,
+                    ?bytes, "bytes granted from the trigger's bytes pool");
+            }
+            (true, None, bytes)
         }
         Ok(Err(why)) => {
             tracing::info!(node = %name, trigger = %a.trigger_id, reason = %why, "ask refused");
-            (false, Some(why))
+            (false, Some(why), None)
         }
         Err(e) => {
             tracing::error!(node = %name, error = %e, "cannot decide an ask");
-            let why = "budget.captures_per_hour: the server could not decide (database error)";
-            (false, Some(why.to_owned()))
+            let budget = if a.capture {
+                "budget.captures_per_hour"
+            } else {
+                "budget.bytes_per_day"
+            };
+            let why = format!("{budget}: the server could not decide (database error)");
+            (false, Some(why), None)
         }
     };
     Grant {
@@ -278,8 +292,13 @@ pub(super) async fn ask(db: &Db, node: &LiveNode, a: &Ask) -> Grant {
         capture_id: a.capture_id.clone(),
         granted,
         reason: reason.map(|r| self::reason(&r)),
+        bytes,
     }
 }
+
+/// A bytes grant is counted in the trigger's bytes pool for this long (server clock), and
+/// forgotten after twice as long.
+pub const GRANT_DAY: u64 = 24 * 3600;
 
 async fn decide(
     db: &Db,
@@ -287,10 +306,20 @@ async fn decide(
     a: &Ask,
     capture_id: &str,
     now: u64,
-) -> Result<std::result::Result<(), String>> {
-    let refuse = |s: String| Ok(Err(format!("budget.captures_per_hour: {s}")));
+) -> Result<std::result::Result<Option<u64>, String>> {
+    let budget = if a.capture {
+        "budget.captures_per_hour"
+    } else {
+        "budget.bytes_per_day"
+    };
+    let refuse = |s: String| Ok(Err(format!("{budget}: {s}")));
+    let refuse_bytes = |s: String| Ok(Err(format!("budget.bytes_per_day: {s}")));
     if !is_id(&a.trigger_id) || !is_id(capture_id) {
         return refuse("trigger_id and capture_id must be ids".into());
+    }
+    let asked = a.bytes.filter(|b| *b > 0);
+    if !a.capture && asked.is_none() {
+        return refuse_bytes("bytes: an ask without a capture must ask for bytes".into());
     }
     if let Err(e) = check_run(a.at, a.at, now) {
         return refuse(e);
@@ -300,6 +329,15 @@ async fn decide(
         Ok((stored, _)) => stored,
         Err(why) => return refuse(why),
     };
+    let per_day = stored.trigger.budget.bytes_per_day;
+    let most = edgecap_model::trigger::wanted_bytes(stored.trigger.capture.byte_limit, per_day, 0);
+    if let Some(b) = asked
+        && b > most
+    {
+        return refuse_bytes(format!(
+            "bytes: {b} is more than a capture of this trigger may write ({most})"
+        ));
+    }
     let name = node.info.name.as_str();
     let mut tx = db.pool.begin().await?;
     if !events::lock_trigger(&mut tx, &trigger_id).await? {
@@ -307,44 +345,76 @@ async fn decide(
         return refuse(format!("trigger_id: no trigger {trigger_id}"));
     }
     // The same ask again (a repeated message): the same answer, counted once.
-    match events::granted_to(&mut tx, &trigger_id, capture_id).await? {
-        Some(n) if n == name => {
-            tx.rollback().await?;
-            return Ok(Ok(()));
+    let had = events::granted_to(&mut tx, &trigger_id, capture_id).await?;
+    let had_bytes = events::bytes_granted_to(&mut tx, &trigger_id, capture_id).await?;
+    if had.is_some() || had_bytes.is_some() {
+        tx.rollback().await?;
+        let mine = had.as_deref().is_none_or(|n| n == name)
+            && had_bytes.as_ref().is_none_or(|(n, _)| n == name);
+        if mine {
+            return Ok(Ok(had_bytes.map(|(_, b)| b)));
         }
-        Some(_) => {
-            tx.rollback().await?;
-            return refuse(format!("capture_id: {capture_id} is taken"));
-        }
-        None => {}
+        return refuse(format!("capture_id: {capture_id} is taken"));
     }
     if events::capture_exists(&mut tx, capture_id).await? {
         tx.rollback().await?;
         return refuse(format!("capture_id: {capture_id} is taken"));
     }
-    let per_hour = stored.trigger.budget.captures_per_hour;
-    let pool = edgecap_model::trigger::pooled_captures(per_hour);
-    let granted =
-        events::grants_since(&mut tx, &trigger_id, now.saturating_sub(GRANT_HOUR)).await?;
-    if granted >= pool {
-        tx.rollback().await?;
-        return refuse(format!(
-            "the trigger's {pool} captures an hour beyond its nodes' own shares were granted \
-             in the last hour (its budget is {per_hour}; the nodes' shares hold the other {})",
-            per_hour - pool
-        ));
+    if a.capture {
+        let per_hour = stored.trigger.budget.captures_per_hour;
+        let pool = edgecap_model::trigger::pooled_captures(per_hour);
+        let granted =
+            events::grants_since(&mut tx, &trigger_id, now.saturating_sub(GRANT_HOUR)).await?;
+        if granted >= pool {
+            tx.rollback().await?;
+            return Ok(Err(format!(
+                "budget.captures_per_hour: the trigger's {pool} captures an hour beyond its \
+                 nodes' own shares were granted in the last hour (its budget is {per_hour}; \
+                 the nodes' shares hold the other {})",
+                per_hour - pool
+            )));
+        }
     }
-    events::grant(
-        &mut tx,
-        &trigger_id,
-        capture_id,
-        name,
-        now,
-        now.saturating_sub(2 * GRANT_HOUR),
-    )
-    .await?;
+    let mut bytes = None;
+    if let Some(asked) = asked {
+        let pool = edgecap_model::trigger::pooled_bytes(per_day);
+        let spent =
+            events::byte_grants_since(&mut tx, &trigger_id, now.saturating_sub(GRANT_DAY)).await?;
+        let left = pool.saturating_sub(spent);
+        let Some(g) = edgecap_model::trigger::grant_bytes(asked, left) else {
+            tx.rollback().await?;
+            return refuse_bytes(format!(
+                "the trigger's pool of {pool} bytes a day beyond its nodes' own shares has \
+                 {left} left of the last day, too few for this capture's {asked} (its budget \
+                 is {per_day}; the nodes' shares hold the other {})",
+                per_day - pool
+            ));
+        };
+        events::grant_bytes(
+            &mut tx,
+            &trigger_id,
+            capture_id,
+            name,
+            g,
+            now,
+            now.saturating_sub(2 * GRANT_DAY),
+        )
+        .await?;
+        bytes = Some(g);
+    }
+    if a.capture {
+        events::grant(
+            &mut tx,
+            &trigger_id,
+            capture_id,
+            name,
+            now,
+            now.saturating_sub(2 * GRANT_HOUR),
+        )
+        .await?;
+    }
     tx.commit().await?;
-    Ok(Ok(()))
+    Ok(Ok(bytes))
 }
 
 async fn fired(

@@ -327,7 +327,7 @@ impl Session {
         }
     }
 
-    /// An ask beyond the node's local share of a trigger's hourly budget, decided on a task
+    /// An ask beyond the node's local shares of a trigger's budget, decided on a task
     /// of its own (hub/firings.rs) and answered on this connection only.
     fn ask(&self, ask: edgecap_model::firing::Ask) {
         use edgecap_model::firing::{Grant, MAX_PENDING_ASKS};
@@ -342,9 +342,14 @@ impl Session {
                 capture_id: ask.capture_id,
                 granted: false,
                 reason: Some(format!(
-                    "budget.captures_per_hour: this node has {MAX_PENDING_ASKS} asks being \
-                     decided already"
+                    "{}: this node has {MAX_PENDING_ASKS} asks being decided already",
+                    if ask.capture {
+                        "budget.captures_per_hour"
+                    } else {
+                        "budget.bytes_per_day"
+                    }
                 )),
+                bytes: None,
             };
             hub.send_on(&name, conn, ServerMsg::Grant { grant });
             return;

@@ -9,17 +9,18 @@
 //!   of the scope and of the capture; and the trigger's account may capture there (an
 //!   unrestricted account anywhere; a restricted one with prefixes only on nodes of its node
 //!   set that enforce the tenant boundary, and its prefixes go with the trigger).
-//! - Budget ([`node_budget`], [`edgecap_model::trigger::node_share`]): `bytes_per_day` and
-//!   the local half of `captures_per_hour` are split among the nodes that MAY evaluate the
+//! - Budget ([`node_budget`], [`edgecap_model::trigger::node_share`]): the local halves of
+//!   `bytes_per_day` and `captures_per_hour` are split among the nodes that MAY evaluate the
 //!   trigger: every node the server knows (`nodes`, every node that ever said hello, connected
 //!   or not, on any replica) whose name, labels and points the scope selects and where the
 //!   account may capture. A node that disconnects keeps its share (it may still be spending
 //!   it), so nobody else's grows: disconnects, reconnects, replicas and restarts change no
-//!   share. When the split of `captures_per_hour` changes (a node new in scope, relabelled,
-//!   forgotten), it is recorded as an epoch and each node is sent its effective share over
-//!   the epochs ([`splits`]): a falling share at once, a growing one once the split settles;
-//!   each refresh records what every connected node heard and settles what may settle. The
-//!   other half of `captures_per_hour` is granted on request (hub/firings.rs).
+//!   share. When the split changes (a node new in scope, relabelled, forgotten), it is
+//!   recorded as an epoch and each node is sent its effective shares over the epochs
+//!   ([`splits`]): a falling share at once, a growing one once the split settles (an hour
+//!   for captures, a day for bytes); each refresh records what every connected node heard
+//!   and settles what may settle. The other halves of `captures_per_hour` and
+//!   `bytes_per_day` are granted on request (hub/firings.rs).
 //! - When: a refresh runs at every change this process sees (a hello, a trigger created or
 //!   deleted here or, through a `NOTIFY "triggers <id>"`, on another replica) and every
 //!   [`POLL`] (a node first seen elsewhere, or relabelled, changes the shares); a node is sent its list
@@ -38,7 +39,7 @@ use edgecap_model::firing::{AgentTrigger, FEATURE_TRIGGERS, MAX_AGENT_TRIGGERS};
 use edgecap_model::trigger::{Budget, Trigger};
 use tokio::task::JoinHandle;
 
-use super::splits::{self, Split};
+use super::splits::{self, Kind, Shares};
 use super::{Hub, LiveNode};
 use crate::api::select::{matches_colo, matches_entry};
 use crate::db;
@@ -125,10 +126,10 @@ pub struct Planned<'a> {
 pub struct Plan<'a> {
     /// For every node of `fleet` that evaluates some trigger: its triggers (oldest first).
     pub nodes: BTreeMap<String, Vec<Planned<'a>>>,
-    /// For every trigger (by id): the split of its local captures among the nodes that may
-    /// evaluate it, positive shares only (hub/splits.rs records it as an epoch when it
-    /// changes).
-    pub splits: HashMap<String, Split>,
+    /// For every trigger (by id): the split of its local captures and bytes among the nodes
+    /// that may evaluate it, positive shares only (hub/splits.rs records it as an epoch when
+    /// it changes).
+    pub splits: HashMap<String, Shares>,
 }
 
 /// For every node of `fleet` (connected, on any replica) that evaluates some trigger: its
@@ -169,14 +170,20 @@ pub fn plan<'a>(
             .map(|n| n.info.name.as_str())
             .collect();
         let budget = stored.trigger.budget;
+        let of = |f: fn(Budget) -> u64| {
+            splits::positive(
+                shares
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| ((*n).to_owned(), f(node_budget(budget, shares.len(), i)))),
+            )
+        };
         out.splits.insert(
             stored.id.clone(),
-            splits::positive(shares.iter().enumerate().map(|(i, n)| {
-                (
-                    (*n).to_owned(),
-                    node_budget(budget, shares.len(), i).captures_per_hour,
-                )
-            })),
+            Shares {
+                captures: of(|b| b.captures_per_hour),
+                bytes: of(|b| b.bytes_per_day),
+            },
         );
         for node in &fleet {
             let Some(prefixes) = evaluates(&stored.trigger, scoped, node) else {
@@ -209,13 +216,15 @@ pub async fn known_nodes(db: &crate::db::Db) -> crate::error::Result<Vec<LiveNod
         .collect())
 }
 
-/// What a list says, but for `spent` (which only an agent evaluating a trigger afresh reads:
-/// it changes nothing for one that has it, so a change of it alone is not sent).
+/// What a list says, but for `spent` and `spent_bytes` (which only an agent evaluating a
+/// trigger afresh reads: they change nothing for one that has it, so a change of them alone
+/// is not sent).
 fn digest(list: &[AgentTrigger]) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     for t in list {
         let t = AgentTrigger {
             spent: Vec::new(),
+            spent_bytes: Vec::new(),
             ..t.clone()
         };
         serde_json::to_string(&t).unwrap_or_default().hash(&mut h);
@@ -253,7 +262,7 @@ impl Hub {
     }
 
     /// Records each trigger's split as a new epoch when it changed and settles the epochs
-    /// whose hour has passed (under each trigger's row lock: every replica agrees); the
+    /// whose hour (captures) or day (bytes) has passed (under each trigger's row lock: every replica agrees); the
     /// epochs as they are then. A failure leaves the epochs as they were (still strict: a
     /// node absent from them has no share) and is logged.
     async fn sync_splits(&self, plan: &Plan<'_>) -> crate::error::Result<Epochs> {
@@ -270,11 +279,16 @@ impl Hub {
                 // Read again whether this one or another replica's was recorded.
                 changed = true;
                 db::splits::record(db, id, splits::latest(had), split, now).await
-            } else if splits::settles(had, heard.get(id).unwrap_or(&BTreeMap::new()), now).is_some()
-            {
-                db::splits::settle(db, id, now).await
             } else {
-                Ok(false)
+                let heard = heard.get(id).cloned().unwrap_or_default();
+                let mut settled = Ok(false);
+                for kind in Kind::ALL {
+                    if splits::settles(had, &heard, now, kind).is_some() {
+                        settled = db::splits::settle(db, id, kind, now).await;
+                        break;
+                    }
+                }
+                settled
             };
             match result {
                 Ok(done) => changed |= done,
@@ -305,11 +319,21 @@ impl Hub {
             edgecap_model::firing::MAX_SPENT,
         )
         .await?;
+        let mut spent_bytes = db::events::local_bytes_by_node(
+            self.db(),
+            now.saturating_sub(splits::BYTES_SETTLE),
+            edgecap_model::firing::MAX_SPENT_BYTES,
+        )
+        .await?;
         let none = Vec::new();
         let mut out = Refresh::default();
         for stored in &all {
             let e = epochs.get(&stored.id).unwrap_or(&none);
-            let holders = splits::holders(e).into_iter().map(str::to_owned).collect();
+            let holders = Kind::ALL
+                .iter()
+                .flat_map(|k| splits::holders(e, *k))
+                .map(str::to_owned)
+                .collect();
             out.splits
                 .insert(stored.id.clone(), (splits::latest(e).unwrap_or(0), holders));
         }
@@ -340,8 +364,8 @@ impl Hub {
                 if let Some(credentials) = credentials {
                     let e = epochs.get(&p.stored.id).unwrap_or(&none);
                     let budget = Budget {
-                        captures_per_hour: splits::effective(e, &node),
-                        ..p.budget
+                        captures_per_hour: splits::effective(e, &node, Kind::Captures),
+                        bytes_per_day: splits::effective(e, &node, Kind::Bytes),
                     };
                     list.push(AgentTrigger {
                         id: p.stored.id.clone(),
@@ -351,6 +375,9 @@ impl Hub {
                         credentials: credentials.clone(),
                         prefixes: p.prefixes,
                         spent: spent
+                            .remove(&(p.stored.id.clone(), node.clone()))
+                            .unwrap_or_default(),
+                        spent_bytes: spent_bytes
                             .remove(&(p.stored.id.clone(), node.clone()))
                             .unwrap_or_default(),
                     });
@@ -373,8 +400,8 @@ struct Refresh {
 }
 
 /// What a connection was last told of the splits it must hear: trigger -> (epoch, the
-/// share of `captures_per_hour` it holds, None: the trigger is not in its list).
-type Told = HashMap<String, (u64, Option<u64>)>;
+/// shares it holds, None: the trigger is not in its list).
+type Told = HashMap<String, (u64, Option<Budget>)>;
 
 /// What `node` (on connection `conn`, holding `list`) hears of the splits now: a row for
 /// every trigger whose latest epoch it must hear and has not been recorded hearing on this
@@ -387,10 +414,7 @@ fn hearings(
     told: Option<&Told>,
     now: u64,
 ) -> Vec<db::splits::Hearing> {
-    let holds: HashMap<&str, u64> = list
-        .iter()
-        .map(|t| (t.id.as_str(), t.budget.captures_per_hour))
-        .collect();
+    let holds: HashMap<&str, Budget> = list.iter().map(|t| (t.id.as_str(), t.budget)).collect();
     let mut out = Vec::new();
     for (id, (seq, holders)) in splits {
         if !holders.contains(node) {
@@ -471,10 +495,8 @@ pub(super) fn start(hub: &Hub) -> JoinHandle<()> {
                 let before = told.get(name).filter(|(c, _)| c == conn).map(|(_, t)| t);
                 let rows = hearings(name, &list, &refresh.splits, before, now);
                 if !rows.is_empty() {
-                    let holds: HashMap<&str, u64> = list
-                        .iter()
-                        .map(|t| (t.id.as_str(), t.budget.captures_per_hour))
-                        .collect();
+                    let holds: HashMap<&str, Budget> =
+                        list.iter().map(|t| (t.id.as_str(), t.budget)).collect();
                     heard.push((name.clone(), *conn, rows, {
                         let mut t = before.cloned().unwrap_or_default();
                         for (id, (seq, _)) in &refresh.splits {
@@ -518,7 +540,11 @@ mod tests {
                 };
                 let shares: Vec<Budget> = (0..n).map(|i| node_budget(b, n, i)).collect();
                 let sum: u128 = shares.iter().map(|s| u128::from(s.bytes_per_day)).sum();
-                assert_eq!(sum, u128::from(total), "total {total} over {n} nodes");
+                assert_eq!(
+                    sum,
+                    u128::from(edgecap_model::trigger::local_bytes(total)),
+                    "half of {total} over {n} nodes"
+                );
                 let (lo, hi) = (
                     shares.iter().map(|s| s.bytes_per_day).min().unwrap(),
                     shares.iter().map(|s| s.bytes_per_day).max().unwrap(),
