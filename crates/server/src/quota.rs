@@ -275,7 +275,7 @@ pub fn check_simple(q: &Quotas, granted: &[f64], now: f64) -> Option<Refusal> {
 /// burst through any number of replicas gets exactly the limit. The rows of requests older
 /// than the minute are deleted on the way.
 pub async fn admit_simple(db: &Db, account_id: &str) -> Result<(), HttpError> {
-    let mut tx = db.begin_write().await?;
+    let (_turn, mut tx) = db.begin_write().await?;
     if db.backend == Backend::Postgres {
         sqlx::query("SELECT id FROM accounts WHERE id = $1 FOR UPDATE")
             .bind(account_id)
@@ -375,7 +375,7 @@ pub async fn create(
     let mut nodes: Vec<String> = c.parts.iter().map(|p| p.node.clone()).collect();
     nodes.sort();
     nodes.dedup();
-    let mut tx = db.begin_write().await?;
+    let (_turn, mut tx) = db.begin_write().await?;
     if db.backend == Backend::Postgres {
         sqlx::query("SELECT id FROM accounts WHERE id = $1 FOR UPDATE")
             .bind(c.account_id)
@@ -478,7 +478,7 @@ impl Changes {
 /// Sets some of an account's overrides.
 pub async fn set(db: &Db, account_id: &str, c: Changes) -> Result<Overrides> {
     crate::db::accounts::get(db, account_id).await?;
-    let mut tx = db.begin_write().await?;
+    let (_turn, mut tx) = db.begin_write().await?;
     let old = overrides_in(&mut tx, account_id).await?;
     let new = Overrides {
         running: c.running.unwrap_or(old.running),

@@ -46,7 +46,12 @@ pub struct Db {
     pub backend: Backend,
     /// The URL it was opened with (a replica's `LISTEN` connection opens its own).
     pub(crate) url: DbUrl,
+    /// This process's turns at SQLite's one write lock ([`Db::write_turn`]).
+    write_turns: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
+
+/// A turn at the write lock (SQLite; `None` on PostgreSQL): held until the transaction ends.
+pub type WriteTurn = Option<tokio::sync::OwnedMutexGuard<()>>;
 
 /// A database URL, which may hold a password: never printed.
 #[derive(Clone)]
@@ -105,6 +110,7 @@ impl Db {
             pool,
             backend,
             url: DbUrl(url.clone()),
+            write_turns: Default::default(),
         };
         migrate::run(&db).await?;
         Ok(db)
@@ -124,6 +130,7 @@ impl Db {
             pool,
             backend: self.backend,
             url: self.url.clone(),
+            write_turns: self.write_turns.clone(),
         })
     }
 
@@ -151,11 +158,31 @@ impl Db {
     /// IMMEDIATE`, waiting up to the busy timeout): two such transactions never both read
     /// before either writes, and none fails upgrading its read lock while another writes.
     /// (`quota.rs`'s check-and-insert; on PostgreSQL its row and advisory locks serialise.)
-    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
-        Ok(match self.backend {
+    /// It comes with this process's turn at the write lock ([`Db::write_turn`]): keep the
+    /// turn until the transaction has ended.
+    pub async fn begin_write(&self) -> Result<(WriteTurn, sqlx::Transaction<'static, sqlx::Any>)> {
+        let turn = self.write_turn().await;
+        let tx = match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
-        })
+        };
+        Ok((turn, tx))
+    }
+
+    /// Waits for this process's turn to write (SQLite; PostgreSQL locks rows, not the
+    /// database, so there it is `None` at once). SQLite has one write lock, and a writer that
+    /// finds it taken sleeps and polls (its busy timeout): a writer that commits and begins
+    /// again at once, like the rollup writer with a thousand agents' seconds, holds it nearly
+    /// all the time, and a login's one session write waited behind it for seconds. The big
+    /// writers (the rollup writer, the downsampling job, the hub's capture writer and
+    /// [`Db::begin_write`]) take a turn first, in the order they asked (a fair queue), so a
+    /// write waits for the transactions ahead of it, not for luck. Hold it until the
+    /// transaction ends; never ask for a second turn while holding one.
+    pub async fn write_turn(&self) -> WriteTurn {
+        match self.backend {
+            Backend::Sqlite => Some(self.write_turns.clone().lock_owned().await),
+            Backend::Postgres => None,
+        }
     }
 
     /// A read transaction: every statement in it sees the database as of its first read,
@@ -290,5 +317,47 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
         assert!(prepare_sqlite("sqlite::memory:").is_err());
         assert_eq!(placeholders(2, 3), "$2, $3, $4");
+    }
+
+    /// On SQLite a write transaction comes with this process's turn to write and keeps it
+    /// until it ends: a writer asking meanwhile waits in line instead of polling SQLite's lock
+    /// (the rollup writer's batches, a login); turns are served in the order asked.
+    #[tokio::test]
+    async fn a_write_transaction_holds_the_turn_and_turns_come_in_order() {
+        let dir = std::env::temp_dir().join(format!("edgecap-db-turn-{}", std::process::id()));
+        let db = Db::connect(&format!("sqlite://{}/t.db", dir.display()))
+            .await
+            .unwrap();
+        let (turn, mut tx) = db.begin_write().await.unwrap();
+        assert!(turn.is_some(), "SQLite writes take turns");
+        let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut waiting = Vec::new();
+        for i in 0..3 {
+            let (db, order) = (db.clone(), order.clone());
+            waiting.push(tokio::spawn(async move {
+                let _turn = db.write_turn().await;
+                order.lock().unwrap().push(i);
+            }));
+            // Each asks before the next one does.
+            for _ in 0..20 {
+                tokio::task::yield_now().await;
+            }
+        }
+        sqlx::query("DELETE FROM dashboard_sessions")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        assert!(
+            order.lock().unwrap().is_empty(),
+            "nobody writes before the transaction ends"
+        );
+        tx.commit().await.unwrap();
+        drop(turn);
+        for w in waiting {
+            w.await.unwrap();
+        }
+        assert_eq!(*order.lock().unwrap(), vec![0, 1, 2]);
+        db.close().await;
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

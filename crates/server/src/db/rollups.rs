@@ -279,6 +279,7 @@ async fn add_fresh(
 
 /// Inserts rows in one transaction.
 pub async fn insert_all(db: &Db, table: Table, rows: &[Rollup]) -> Result<()> {
+    let _turn = db.write_turn().await;
     let mut conn = db.pool.acquire().await?;
     let mut tx = conn.begin().await?;
     insert(&mut tx, table, rows).await?;
@@ -505,6 +506,7 @@ async fn mark_and_insert(
     batch: i64,
 ) -> Result<u64> {
     read.keys.sort_unstable();
+    let _turn = db.write_turn().await;
     let mut conn = db.pool.acquire().await?;
     let mut tx = conn.begin().await?;
     let mut marked: Vec<SecondKey> = Vec::with_capacity(read.keys.len());
@@ -562,6 +564,7 @@ pub async fn drop_lists(db: &Db, batch: i64, from: i64, until: i64) -> Result<u6
     let mut a = from;
     while a < until {
         let b = (a + SLIM_SECONDS).min(until);
+        let _turn = db.write_turn().await;
         let mut conn = db.pool.acquire().await?;
         let mut tx = conn.begin().await?;
         sqlx::query(sqlx::AssertSqlSafe(format!(

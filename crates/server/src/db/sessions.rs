@@ -33,7 +33,7 @@ pub async fn open(
     ttl: Duration,
 ) -> Result<std::result::Result<String, String>> {
     let now = crate::clock::now();
-    let mut tx = db.begin_write().await?;
+    let (_turn, mut tx) = db.begin_write().await?;
     sqlx::query("DELETE FROM dashboard_sessions WHERE expires <= $1")
         .bind(&now)
         .execute(&mut *tx)

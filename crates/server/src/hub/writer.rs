@@ -311,6 +311,7 @@ async fn apply_nodes(db: &Db, writes: &[Write], replica: &Replica) -> Result<()>
 /// Applies one capture's changes; the capture's status afterwards (for a capture that was
 /// no longer open, `Unknown`: it has finished or is merging, and this changed nothing).
 async fn apply_capture(db: &Db, capture_id: &str, writes: &[PartWrite]) -> Result<Status> {
+    let _turn = db.write_turn().await;
     let mut tx = db.pool.begin().await?;
     if !parts::lock_open(&mut tx, capture_id).await? {
         tx.rollback().await?;
