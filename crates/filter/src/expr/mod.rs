@@ -78,7 +78,7 @@ impl Expression {
             formula::compile(&lower::lower(&self.root)).map_err(|o| self.too_many(o, false))?;
         for field in lower::payload_fields(&self.root) {
             let in_every_rule = lower::payload_load(field)
-                .is_some_and(|load| rules.iter().all(|r| r.matches.contains(&load)));
+                .is_some_and(|load| rules.iter().all(|r| reads_as_far(&r.matches, &load)));
             if rules.len() > 1 || (!in_every_rule && !rules.is_empty()) {
                 return Err(ExprError::PayloadNotExact {
                     expression: self.text.clone(),
@@ -105,6 +105,21 @@ impl Expression {
             combined,
         }
     }
+}
+
+/// Whether a rule of `matches` fails every packet too short for `load`: it holds a load from
+/// the same base reaching at least as far. The load itself may be gone from the rule when
+/// another test implies it (`tcp[20:2] == 1 and tcp[20:2] > 0` keeps only the first).
+fn reads_as_far(matches: &[crate::ir::Match], load: &crate::ir::Match) -> bool {
+    use crate::ir::Match;
+    let Match::Payload(want) = load else {
+        return matches.contains(load);
+    };
+    let end = |p: &crate::ir::Payload| u32::from(p.offset) + u32::from(p.size);
+    matches.iter().any(|m| match m {
+        Match::Payload(have) => have.base == want.base && end(have) >= end(want),
+        _ => false,
+    })
 }
 
 /// Canonical syntax: every qualifier explicit, parenthesized where `and`/`or` mix.

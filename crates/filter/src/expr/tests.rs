@@ -147,6 +147,8 @@ fn payload_fields_are_accepted_in_one_rule_filters_only() {
         "ip6[6] == 6 and ip6[53] == 0x02",
         "ip and udp[8:4] == 1 and len == 100 and udp[12:2] & 0xff00 == 0x100",
         "icmp6[8:4] == 7",
+        // The second field is implied by the first and pruned; the rule still loads its bytes.
+        "tcp[20:2] == 1 and tcp[20:2] > 0",
     ] {
         let rules = Expression::parse(text).unwrap().compile().unwrap();
         assert_eq!(rules.len(), 1, "{text}");
