@@ -149,6 +149,7 @@ async fn dial_inner(
         features: vec![
             edgecap_model::protocol::FEATURE_BOUNDARY.into(),
             edgecap_model::firing::FEATURE_TRIGGERS.into(),
+            edgecap_model::firing::FEATURE_TRIGGERS_HEARD.into(),
         ],
     };
     send(&mut ws, &hello).await.map_err(|e| retry(&e))?;
@@ -421,8 +422,16 @@ impl Connection {
             }
             ServerMsg::Accounts { accounts } => observer.set_accounts(&accounts),
             // Evaluated on this node's own seconds (triggers.rs), with or without a link.
-            ServerMsg::Triggers { triggers: list } => {
+            ServerMsg::Triggers {
+                triggers: list,
+                ack,
+            } => {
                 observer.view().set_trigger_accounts(&triggers.set(list));
+                // Only now is the list in force: the server counts this node as having heard
+                // its shares when it reads this (hub/triggers.rs on the server).
+                if let Some(ack) = ack {
+                    send(&mut self.ws, &AgentMsg::Heard { ack }).await?;
+                }
             }
             ServerMsg::Query { query } => {
                 if !edgecap_model::ids::is_id(&query.query_id) {

@@ -46,6 +46,10 @@ use crate::trigger::{Budget, Trigger};
 /// The feature an agent announces in `hello.features` when it evaluates triggers.
 pub const FEATURE_TRIGGERS: &str = "triggers";
 
+/// The feature an agent announces in `hello.features` when it answers each trigger list
+/// carrying an `ack` with [`crate::AgentMsg::Heard`] once it evaluates that list.
+pub const FEATURE_TRIGGERS_HEARD: &str = "triggers-heard";
+
 /// The most triggers one node evaluates (all accounts together); the server sends a node at
 /// most this many and says so in its log when it has to leave some out.
 pub const MAX_AGENT_TRIGGERS: usize = 256;
@@ -264,10 +268,28 @@ mod tests {
         let text = serde_json::to_string(&e).unwrap();
         assert!(text.contains("\"type\":\"ended\""), "{text}");
         assert_eq!(AgentMsg::decode(&text).unwrap(), e);
-        let t = ServerMsg::Triggers { triggers: vec![] };
+        let t = ServerMsg::Triggers {
+            triggers: vec![],
+            ack: None,
+        };
         let text = serde_json::to_string(&t).unwrap();
         assert_eq!(text, r#"{"type":"triggers","triggers":[]}"#);
         assert_eq!(ServerMsg::decode(&text).unwrap(), t);
+        // To agents announcing FEATURE_TRIGGERS_HEARD, a list carries an ack, echoed back.
+        let t = ServerMsg::Triggers {
+            triggers: vec![],
+            ack: Some(u64::MAX),
+        };
+        let text = serde_json::to_string(&t).unwrap();
+        assert_eq!(
+            text,
+            r#"{"type":"triggers","triggers":[],"ack":18446744073709551615}"#
+        );
+        assert_eq!(ServerMsg::decode(&text).unwrap(), t);
+        let h = AgentMsg::Heard { ack: u64::MAX };
+        let text = serde_json::to_string(&h).unwrap();
+        assert_eq!(text, r#"{"type":"heard","ack":18446744073709551615}"#);
+        assert_eq!(AgentMsg::decode(&text).unwrap(), h);
     }
 
     #[test]

@@ -156,6 +156,11 @@ pub enum AgentMsg {
     Ask {
         ask: crate::firing::Ask,
     },
+    /// The agent evaluates the trigger list whose [`ServerMsg::Triggers`] carried `ack`.
+    /// Sent only in answer to a list carrying one, so older servers never see it.
+    Heard {
+        ack: u64,
+    },
 }
 
 /// An agent's own health, sent in its heartbeats and shown in the node list.
@@ -242,6 +247,13 @@ pub enum ServerMsg {
     /// [`crate::firing::FEATURE_TRIGGERS`].
     Triggers {
         triggers: Vec<crate::firing::AgentTrigger>,
+        /// Sent only to agents announcing [`crate::firing::FEATURE_TRIGGERS_HEARD`]: the
+        /// agent echoes it in [`AgentMsg::Heard`] once it evaluates this list, and only then
+        /// does the server count the node as having heard its shares (a list written to a
+        /// connection that breaks before the agent reads it is not heard). Older agents
+        /// ignore it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ack: Option<u64>,
     },
     /// The answer to an [`AgentMsg::Ask`]. Older agents never ask.
     Grant {

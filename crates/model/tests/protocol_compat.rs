@@ -476,29 +476,38 @@ fn a_trigger_s_spent_captures_are_optional_both_ways() {
     };
     let older = serde_json::to_value(ServerMsg::Triggers {
         triggers: vec![t.clone()],
+        ack: None,
     })
     .unwrap();
     assert!(older["triggers"][0].get("spent").is_none(), "{older}");
     assert!(older["triggers"][0].get("spent_bytes").is_none(), "{older}");
-    let Ok(ServerMsg::Triggers { triggers }) = ServerMsg::decode(&older.to_string()) else {
+    let Ok(ServerMsg::Triggers { triggers, .. }) = ServerMsg::decode(&older.to_string()) else {
         panic!("{older}");
     };
     assert_eq!(triggers, vec![t.clone()]);
     let mut later = older.clone();
     later["triggers"][0]["spent"] = json!([1796602202u64, 1796602500u64]);
-    let Ok(ServerMsg::Triggers { triggers }) = ServerMsg::decode(&later.to_string()) else {
+    let Ok(ServerMsg::Triggers { triggers, .. }) = ServerMsg::decode(&later.to_string()) else {
         panic!("{later}");
     };
     assert_eq!(triggers[0].spent, [1796602202, 1796602500]);
-    let again = serde_json::to_value(ServerMsg::Triggers { triggers }).unwrap();
+    let again = serde_json::to_value(ServerMsg::Triggers {
+        triggers,
+        ack: None,
+    })
+    .unwrap();
     assert!(keeps(&later, &again), "{later}\n{again}");
     // The bytes a node held of its own share, as [when, bytes] pairs.
     let mut bytes = later.clone();
     bytes["triggers"][0]["spent_bytes"] = json!([[1796602202u64, 400u64]]);
-    let Ok(ServerMsg::Triggers { triggers }) = ServerMsg::decode(&bytes.to_string()) else {
+    let Ok(ServerMsg::Triggers { triggers, .. }) = ServerMsg::decode(&bytes.to_string()) else {
         panic!("{bytes}");
     };
     assert_eq!(triggers[0].spent_bytes, [[1796602202, 400]]);
-    let again = serde_json::to_value(ServerMsg::Triggers { triggers }).unwrap();
+    let again = serde_json::to_value(ServerMsg::Triggers {
+        triggers,
+        ack: None,
+    })
+    .unwrap();
     assert!(keeps(&bytes, &again), "{bytes}\n{again}");
 }

@@ -225,7 +225,7 @@ fn events_lists_and_shows_what_a_trigger_saw() {
                 .await
                 .unwrap()
             {
-                Some(ServerMsg::Triggers { triggers }) if triggers.len() == 1 => break,
+                Some(ServerMsg::Triggers { triggers, .. }) if triggers.len() == 1 => break,
                 Some(_) => continue,
                 None => panic!("no trigger reached the node"),
             }

@@ -170,7 +170,12 @@ fn a_flood_fires_a_capture_with_the_packets_from_before_it() {
         &dest,
         None,
     );
-    hub.send(ServerMsg::Triggers { triggers: vec![t] });
+    // With an ack, as a server does for agents announcing `triggers-heard`: the agent says
+    // it heard the list once it is in force.
+    hub.send(ServerMsg::Triggers {
+        triggers: vec![t],
+        ack: Some(7),
+    });
     let target = lab.origin_addr(0, false);
     // 3000 datagrams a second for 7 s, among 100 benign segments a second for 9 s.
     let flood_packets = flood(target, 1, 21_000);
@@ -193,6 +198,14 @@ fn a_flood_fires_a_capture_with_the_packets_from_before_it() {
     });
     let fired = firings(&msgs);
     assert_eq!(fired.len(), 1, "{msgs:#?}\n{}", hub.log());
+    let heard = msgs.iter().position(|m| *m == AgentMsg::Heard { ack: 7 });
+    let first_fired = msgs
+        .iter()
+        .position(|m| matches!(m, AgentMsg::Fired { .. }));
+    assert!(
+        heard.is_some() && heard < first_fired,
+        "the list was not acknowledged before the firing: {msgs:#?}"
+    );
     let f = fired[0];
     assert_eq!(f.trigger_id, id);
     assert_eq!(f.refused, None);
@@ -331,7 +344,10 @@ fn a_benign_ramp_below_the_threshold_fires_nothing() {
         &dest,
         None,
     );
-    hub.send(ServerMsg::Triggers { triggers: vec![t] });
+    hub.send(ServerMsg::Triggers {
+        triggers: vec![t],
+        ack: None,
+    });
     let target = lab.origin_addr(0, false);
     // 100, 300, 500, 700, 900 datagrams a second, a second each.
     let mut next = 1;
@@ -386,7 +402,10 @@ fn below_fires_when_a_steady_flow_stops() {
         &dest,
         None,
     );
-    hub.send(ServerMsg::Triggers { triggers: vec![t] });
+    hub.send(ServerMsg::Triggers {
+        triggers: vec![t],
+        ack: None,
+    });
     let target = lab.origin_addr(0, false);
     let flow = flood(target, 1, 2000);
     let mut stopped = None;
@@ -436,7 +455,10 @@ fn a_restricted_accounts_trigger_ignores_another_accounts_flood() {
         ),
         trigger(ours, condition, &dest, Some(vec!["198.19.250.0/24".into()])),
     ];
-    hub.send(ServerMsg::Triggers { triggers });
+    hub.send(ServerMsg::Triggers {
+        triggers,
+        ack: None,
+    });
     let packets = flood(target, 1, 15_000);
     let msgs = std::thread::scope(|s| {
         s.spawn(|| paced(&lab, 0, &packets, 3000));
@@ -476,7 +498,10 @@ fn a_trigger_fires_while_the_server_is_away_and_is_reported_after_the_hello() {
         &dest,
         None,
     );
-    hub.send(ServerMsg::Triggers { triggers: vec![t] });
+    hub.send(ServerMsg::Triggers {
+        triggers: vec![t],
+        ack: None,
+    });
     // Let the agent read the triggers, then cut it off.
     let _ = collect(&mut hub, Instant::now() + Duration::from_secs(2), |_| false);
     hub.close();
@@ -560,7 +585,10 @@ fn a_flood_fires_a_capture_into_a_bucket() {
     t.credentials = Some(edgecap_model::SecretJson::new(bucket.credentials()));
     // Shorter than the ring's 160-byte samples: those are cut to it as well.
     t.trigger.capture.snaplen = Some(100);
-    hub.send(ServerMsg::Triggers { triggers: vec![t] });
+    hub.send(ServerMsg::Triggers {
+        triggers: vec![t],
+        ack: None,
+    });
     let target = lab.origin_addr(0, false);
     let packets = flood(target, 1, 18_000);
     let msgs = std::thread::scope(|s| {
@@ -613,7 +641,10 @@ fn a_pcap_trigger_capture_leaves_the_sampled_packets_out() {
     t.trigger.capture.format = "pcap".into();
     // A structured scope: the reported filter is the whole rule's.
     t.trigger.scope.filter_v1 = json!({"protocol": 17});
-    hub.send(ServerMsg::Triggers { triggers: vec![t] });
+    hub.send(ServerMsg::Triggers {
+        triggers: vec![t],
+        ack: None,
+    });
     let target = lab.origin_addr(0, false);
     let packets = flood(target, 1, 18_000);
     let msgs = std::thread::scope(|s| {
@@ -656,7 +687,10 @@ fn a_repeated_flood_within_the_cooldown_is_refused() {
         None,
     );
     t.trigger.capture.time_limit = 2.0;
-    hub.send(ServerMsg::Triggers { triggers: vec![t] });
+    hub.send(ServerMsg::Triggers {
+        triggers: vec![t],
+        ack: None,
+    });
     let target = lab.origin_addr(0, false);
     // Two floods of 4 s at 3000 a second, 4 s apart.
     let first = flood(target, 1, 12_000);

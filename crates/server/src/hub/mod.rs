@@ -159,6 +159,9 @@ struct Connected {
     assigned: HashSet<String>,
     /// The agent's health from its last heartbeat that carried one (bounded).
     health: Option<edgecap_model::NodeHealth>,
+    /// The `ack` of the last trigger list the agent said it evaluates on this connection
+    /// (`AgentMsg::Heard`; agents announcing `FEATURE_TRIGGERS_HEARD`), see triggers.rs.
+    triggers_heard: Option<u64>,
 }
 
 /// Captures waiting for a merge slot, at most.

@@ -77,6 +77,7 @@ impl Hub {
                     tx: Some(tx),
                     assigned: HashSet::new(),
                     health: None,
+                    triggers_heard: None,
                 },
             );
             conn
@@ -310,6 +311,9 @@ impl Session {
             // Decided at once, not by the writer: the agent waits for the answer (at most
             // GRANT_TIMEOUT_MS) before it starts the capture.
             AgentMsg::Ask { ask } => self.ask(ask),
+            // The trigger list with this ack is in force on the node (triggers.rs records
+            // the hearing at its next refresh, woken now).
+            AgentMsg::Heard { ack } => self.hub.triggers_heard(&self.name, self.conn, ack),
         }
     }
 

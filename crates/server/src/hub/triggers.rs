@@ -19,7 +19,10 @@
 //!   recorded as an epoch and each node is sent its effective shares over the epochs
 //!   ([`splits`]): a falling share at once, a growing one once the split settles (an hour
 //!   for captures, a day for bytes); each refresh records what every connected node heard
-//!   and settles what may settle. The other halves of `captures_per_hour` and
+//!   and settles what may settle. A node announcing
+//!   [`FEATURE_TRIGGERS_HEARD`] has heard a list only once it answers the list's `ack`
+//!   (`AgentMsg::Heard`, which wakes a refresh); an older one when the list is written to
+//!   its connection. The other halves of `captures_per_hour` and
 //!   `bytes_per_day` are granted on request (hub/firings.rs).
 //! - When: a refresh runs at every change this process sees (a hello, a trigger created or
 //!   deleted here or, through a `NOTIFY "triggers <id>"`, on another replica) and every
@@ -35,7 +38,9 @@ use std::hash::{Hash, Hasher};
 use std::time::Duration;
 
 use edgecap_model::ServerMsg;
-use edgecap_model::firing::{AgentTrigger, FEATURE_TRIGGERS, MAX_AGENT_TRIGGERS};
+use edgecap_model::firing::{
+    AgentTrigger, FEATURE_TRIGGERS, FEATURE_TRIGGERS_HEARD, MAX_AGENT_TRIGGERS,
+};
 use edgecap_model::trigger::{Budget, Trigger};
 use tokio::task::JoinHandle;
 
@@ -233,6 +238,27 @@ fn digest(list: &[AgentTrigger]) -> u64 {
 }
 
 impl Hub {
+    /// The node on connection `conn` evaluates the trigger list sent with `ack`
+    /// (`AgentMsg::Heard`): kept for the next refresh, which runs now.
+    pub(crate) fn triggers_heard(&self, node: &str, conn: u64, ack: u64) {
+        let mut live = self.live();
+        match live.nodes.get_mut(node) {
+            Some(c) if c.conn == conn => c.triggers_heard = Some(ack),
+            _ => return,
+        }
+        drop(live);
+        self.triggers_dirty();
+    }
+
+    /// The `ack` of the last list the node on `conn` said it evaluates.
+    fn triggers_acked(&self, node: &str, conn: u64) -> Option<u64> {
+        let live = self.live();
+        live.nodes
+            .get(node)
+            .filter(|c| c.conn == conn)
+            .and_then(|c| c.triggers_heard)
+    }
+
     /// Something that changes the nodes' trigger lists happened in this process: the next
     /// refresh runs now rather than at the next [`POLL`].
     pub(crate) fn triggers_dirty(&self) {
@@ -475,18 +501,30 @@ pub(super) fn start(hub: &Hub) -> JoinHandle<()> {
                 let list = if node.info.features.iter().any(|f| f == FEATURE_TRIGGERS) {
                     let list = refresh.lists.get(name).cloned().unwrap_or_default();
                     let d = digest(&list);
+                    // An agent that acknowledges has heard a list once it says so; an older
+                    // one when the list is written to its connection.
+                    let acks = node
+                        .info
+                        .features
+                        .iter()
+                        .any(|f| f == FEATURE_TRIGGERS_HEARD);
                     if !matches!(sent.get(name), Some((c, had)) if c == conn && *had == d) {
                         let count = list.len();
                         if !hub.send(
                             name,
                             ServerMsg::Triggers {
                                 triggers: list.clone(),
+                                ack: acks.then_some(d),
                             },
                         ) {
                             continue;
                         }
                         tracing::debug!(node = %name, triggers = count, "triggers sent");
                         sent.insert(name.clone(), (*conn, d));
+                    }
+                    if acks && hub.triggers_acked(name, *conn) != Some(d) {
+                        // Not heard yet: recorded when its `heard` arrives (which wakes this).
+                        continue;
                     }
                     list
                 } else {

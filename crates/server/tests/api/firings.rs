@@ -84,7 +84,7 @@ pub async fn triggers_until(
     loop {
         let left = until.saturating_duration_since(tokio::time::Instant::now());
         match tokio::time::timeout(left, n.rx.recv()).await {
-            Ok(Some(ServerMsg::Triggers { triggers })) => {
+            Ok(Some(ServerMsg::Triggers { triggers, .. })) => {
                 if f(&triggers) {
                     return triggers;
                 }
@@ -106,7 +106,7 @@ pub async fn no_triggers_for(n: &mut FakeNode, d: Duration) {
     loop {
         let left = until.saturating_duration_since(tokio::time::Instant::now());
         match tokio::time::timeout(left, n.rx.recv()).await {
-            Ok(Some(ServerMsg::Triggers { triggers })) => {
+            Ok(Some(ServerMsg::Triggers { triggers, .. })) => {
                 panic!("{} was sent triggers: {triggers:?}", n.session.name())
             }
             Ok(Some(_)) => continue,
@@ -282,7 +282,7 @@ async fn sim_triggers(a: &mut SimAgent, f: impl Fn(&[AgentTrigger]) -> bool) -> 
     loop {
         let left = until.saturating_duration_since(tokio::time::Instant::now());
         match a.recv_within(left).await.unwrap() {
-            Some(ServerMsg::Triggers { triggers }) if f(&triggers) => return triggers,
+            Some(ServerMsg::Triggers { triggers, .. }) if f(&triggers) => return triggers,
             Some(_) => continue,
             None => panic!("no such trigger list within 15 s"),
         }

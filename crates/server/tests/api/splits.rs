@@ -7,14 +7,15 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use edgecap_model::firing::{AgentTrigger, Ask};
+use edgecap_model::firing::{AgentTrigger, Ask, FEATURE_TRIGGERS, FEATURE_TRIGGERS_HEARD};
+use edgecap_model::protocol::FEATURE_BOUNDARY;
 use edgecap_model::{AgentMsg, ServerMsg};
 use edgecap_server::AppState;
 use edgecap_server::db::{identities, splits};
 use edgecap_server::hub::triggers::POLL;
 
 use crate::both_databases;
-use crate::common::{Backend, FakeNode, Harness};
+use crate::common::{Backend, FakeNode, Harness, node_info, node_on};
 use crate::firings::{add_trigger, trigger_body, trigger_node, triggers_until};
 
 both_databases!(
@@ -26,6 +27,7 @@ both_databases!(
     concurrent_byte_asks_never_grant_more_than_the_pool,
     a_node_joining_mid_day_takes_no_local_bytes_and_captures_with_pool_bytes,
     over_a_day_of_nodes_joining_and_leaving_the_bytes_stay_within_the_budget,
+    a_split_is_heard_when_the_agent_acknowledges_it_not_when_it_is_written,
 );
 
 /// 8 captures an hour: 4 are the nodes' own shares, 4 the pool.
@@ -51,7 +53,7 @@ async fn keeps(n: &mut FakeNode, want: u64, d: Duration) {
     loop {
         let left = until.saturating_duration_since(tokio::time::Instant::now());
         match tokio::time::timeout(left, n.rx.recv()).await {
-            Ok(Some(ServerMsg::Triggers { triggers })) => assert_eq!(
+            Ok(Some(ServerMsg::Triggers { triggers, .. })) => assert_eq!(
                 share(&triggers),
                 Some(want),
                 "{} was told {triggers:?}",
@@ -480,7 +482,7 @@ async fn watch(n: &mut FakeNode, most: &mut BTreeMap<String, u64>, d: Duration) 
     loop {
         let left = until.saturating_duration_since(tokio::time::Instant::now());
         match tokio::time::timeout(left, n.rx.recv()).await {
-            Ok(Some(ServerMsg::Triggers { triggers })) => {
+            Ok(Some(ServerMsg::Triggers { triggers, .. })) => {
                 if let Some(b) = bytes_share(&triggers) {
                     let m = most.entry(n.session.name().to_owned()).or_default();
                     *m = (*m).max(b);
@@ -751,4 +753,106 @@ async fn byte_asks_on_two_replicas_share_one_pool() {
     }
     // 1 000 000: three of 300 000 and the 100 000 left.
     assert_eq!((total, granted), (POOL_BYTES, 4));
+}
+
+/// A node whose agent acknowledges its trigger lists (`FEATURE_TRIGGERS_HEARD`, as
+/// `edgecap agent` does).
+fn acking_node(state: &AppState, name: &str) -> FakeNode {
+    let mut info = node_info(name, &[("site", "fra")], &["pre-firewall", "egress"]);
+    info.features = vec![
+        FEATURE_BOUNDARY.into(),
+        FEATURE_TRIGGERS.into(),
+        FEATURE_TRIGGERS_HEARD.into(),
+    ];
+    node_on(state, info)
+}
+
+/// The next list sent to `n` whose share of `captures_per_hour` is `want`, not acknowledged:
+/// its `ack`.
+async fn sent_unheard(n: &mut FakeNode, want: Option<u64>) -> u64 {
+    let until = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, n.rx.recv()).await {
+            Ok(Some(ServerMsg::Triggers { triggers, ack })) if share(&triggers) == want => {
+                return ack.expect("a node announcing triggers-heard is sent an ack");
+            }
+            Ok(Some(_)) => continue,
+            other => panic!(
+                "{}: no list with share {want:?}: {other:?}",
+                n.session.name()
+            ),
+        }
+    }
+}
+
+/// Acknowledges like an agent: the next list with share `want`, and every list after it
+/// for `d` (each must keep that share).
+async fn hears(n: &mut FakeNode, want: Option<u64>, d: Duration) {
+    let ack = sent_unheard(n, want).await;
+    n.session.handle(AgentMsg::Heard { ack });
+    acks_for(n, want, d).await;
+}
+
+/// For `d`, acknowledges every list `n` is sent, each of which must keep share `want`.
+async fn acks_for(n: &mut FakeNode, want: Option<u64>, d: Duration) {
+    let until = tokio::time::Instant::now() + d;
+    loop {
+        let left = until.saturating_duration_since(tokio::time::Instant::now());
+        match tokio::time::timeout(left, n.rx.recv()).await {
+            Ok(Some(ServerMsg::Triggers { triggers, ack })) => {
+                assert_eq!(share(&triggers), want, "{}", n.session.name());
+                n.session.handle(AgentMsg::Heard {
+                    ack: ack.expect("an ack"),
+                });
+            }
+            Ok(Some(_)) => continue,
+            Ok(None) | Err(_) => return,
+        }
+    }
+}
+
+/// An agent that acknowledges has heard a split only once it says so: a list written to a
+/// connection that breaks before the agent reads it is not heard (the agent may still be
+/// spending its older, bigger share while away), nor is one written to a live connection
+/// but not yet acknowledged. The split settles an hour after the acknowledgement.
+async fn a_split_is_heard_when_the_agent_acknowledges_it_not_when_it_is_written(b: Backend) {
+    let Some(h) = Harness::new(b).await else {
+        return;
+    };
+    let _timers = h.state.hub.start().await.unwrap();
+    let mut e0 = acking_node(&h.state, "edge0");
+    let mut e1 = acking_node(&h.state, "edge1");
+    hears(&mut e0, None, Duration::ZERO).await;
+    hears(&mut e1, None, Duration::ZERO).await;
+    let tid = add_trigger(&h, &h.state, &trigger_body(&h, 1_000_000, PER_HOUR)).await;
+    hears(&mut e0, Some(2), Duration::ZERO).await;
+    hears(&mut e1, Some(2), Duration::ZERO).await;
+    assert_eq!(latest(&h, &tid).await, (1, true));
+    // edge2 joins: edge1 falls to 1, but its connection breaks before it reads the list.
+    let mut e2 = acking_node(&h.state, "edge2");
+    hears(&mut e2, Some(0), Duration::ZERO).await;
+    sent_unheard(&mut e1, Some(1)).await;
+    drop(e1);
+    h.state.hub.barrier().await;
+    hears(&mut e0, Some(2), POLL * 2).await;
+    assert_eq!(latest(&h, &tid).await, (2, false));
+    // Two hours on, edge1 has not heard: nothing settles, edge2 stays at 0.
+    splits::backdate(&h.state.db, &tid, 2 * HOUR).await.unwrap();
+    acks_for(&mut e2, Some(0), POLL * 2).await;
+    assert_eq!(latest(&h, &tid).await, (2, false));
+    // edge1 comes back and is sent its share, but has not said it heard: still nothing.
+    let mut e1 = acking_node(&h.state, "edge1");
+    let ack = sent_unheard(&mut e1, Some(1)).await;
+    splits::backdate(&h.state.db, &tid, 2 * HOUR).await.unwrap();
+    acks_for(&mut e2, Some(0), POLL * 2).await;
+    assert_eq!(latest(&h, &tid).await, (2, false));
+    // It acknowledges; an hour later the split settles and edge2 takes its share.
+    e1.session.handle(AgentMsg::Heard { ack });
+    h.state.hub.barrier().await;
+    acks_for(&mut e2, Some(0), POLL * 2).await;
+    assert_eq!(latest(&h, &tid).await, (2, false), "within the hour");
+    splits::backdate(&h.state.db, &tid, HOUR).await.unwrap();
+    hears(&mut e2, Some(1), POLL).await;
+    assert_eq!(latest(&h, &tid).await, (2, true));
 }
