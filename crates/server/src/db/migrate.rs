@@ -99,6 +99,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "trigger_bytes_pool",
         include_str!("../../migrations/0019_trigger_bytes_pool.sql"),
     ),
+    (
+        20,
+        "rollup_hours",
+        include_str!("../../migrations/0020_rollup_hours.sql"),
+    ),
 ];
 
 /// How many of [`MIGRATIONS`] the database has not recorded (for `/readyz`).

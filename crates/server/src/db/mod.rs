@@ -255,6 +255,7 @@ pub const TABLES: &[&str] = &[
     "rollup_seconds",
     "rollup_minutes",
     "rollup_fresh",
+    "rollup_hours",
     "sample_files",
     "simple_requests",
     "lookback_relays",

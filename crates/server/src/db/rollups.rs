@@ -113,9 +113,11 @@ pub async fn insert(conn: &mut sqlx::AnyConnection, table: Table, rows: &[Rollup
         }
         q.execute(&mut *conn).await?;
     }
-    if table == Table::Seconds {
+    match table {
         // New seconds are not downsampled: their minutes' fresh sums grow with them.
-        add_fresh(conn, &fresh_sums(rows), Sign::Add).await?;
+        Table::Seconds => add_fresh(conn, &fresh_sums(rows), Sign::Add).await?,
+        // New minutes add to their hours' sums.
+        Table::Minutes => add_hours(conn, rows).await?,
     }
     Ok(())
 }
@@ -275,6 +277,111 @@ async fn add_fresh(
             .await?;
     }
     Ok(())
+}
+
+/// A row of `rollup_hours` (migration 0020): account scope (`''`: whole nodes), node (`*`:
+/// the fleet), hour and point.
+type HourKey = (String, String, i64, String);
+
+/// Adds minute rows to their hours' sums in `rollup_hours`, inside the caller's transaction
+/// (an upsert, in key order: the order every writer takes the rows' locks in on PostgreSQL,
+/// so two replicas' jobs never deadlock).
+async fn add_hours(conn: &mut sqlx::AnyConnection, minutes: &[Rollup]) -> Result<()> {
+    let mut sums: BTreeMap<HourKey, FreshSums> = BTreeMap::new();
+    for r in minutes {
+        let key = (
+            r.account_id.clone().unwrap_or_default(),
+            r.node.clone(),
+            r.t - r.t.rem_euclid(3600),
+            r.point.clone(),
+        );
+        // `seconds` counts the hour's minute rows here.
+        let s = sums.entry(key).or_default();
+        s.add(r);
+        s.seconds = s.seconds - r.seconds + 1;
+    }
+    let keys: Vec<(&HourKey, &FreshSums)> = sums.iter().collect();
+    let cols = ["minutes", "packets", "bytes", "tcp", "udp", "icmp", "other"];
+    let set: Vec<String> = cols
+        .iter()
+        .map(|c| format!("{c} = rollup_hours.{c} + excluded.{c}"))
+        .collect();
+    for chunk in keys.chunks(FRESH_PER_STATEMENT) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| format!("({})", super::placeholders(1 + i * 11, 11)))
+            .collect();
+        let sql = format!(
+            "INSERT INTO rollup_hours (scope, node, t, point, {}) VALUES {} \
+             ON CONFLICT (scope, node, t, point) DO UPDATE SET {}",
+            cols.join(", "),
+            values.join(", "),
+            set.join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for ((scope, node, t, point), s) in chunk {
+            q = q
+                .bind(scope.clone())
+                .bind(node.clone())
+                .bind(*t)
+                .bind(point.clone())
+                .bind(s.seconds)
+                .bind(to_i64(s.packets))
+                .bind(to_i64(s.bytes));
+            for p in s.protos {
+                q = q.bind(to_i64(p));
+            }
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// One row of `rollup_hours` as stored ([`hour_rows`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HourRow {
+    /// The account of the minutes (None: whole nodes).
+    pub account_id: Option<String>,
+    pub node: String,
+    /// The hour's first second.
+    pub t: i64,
+    pub point: String,
+    /// Minute rows added in (a late second's minute counts again).
+    pub minutes: i64,
+    pub packets: i64,
+    pub bytes: i64,
+    /// TCP, UDP, ICMP, other.
+    pub protos: [i64; 4],
+}
+
+/// Every row of `rollup_hours` in key order (tests and diagnostics: each is the sum of its
+/// hour's minute rows).
+pub async fn hour_rows(db: &Db) -> Result<Vec<HourRow>> {
+    let rows = sqlx::query(
+        "SELECT scope, node, t, point, minutes, packets, bytes, tcp, udp, icmp, other \
+         FROM rollup_hours ORDER BY scope, node, t, point",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let scope: String = r.try_get("scope")?;
+            Ok(HourRow {
+                account_id: Some(scope).filter(|s| !s.is_empty()),
+                node: r.try_get("node")?,
+                t: r.try_get("t")?,
+                point: r.try_get("point")?,
+                minutes: r.try_get("minutes")?,
+                packets: r.try_get("packets")?,
+                bytes: r.try_get("bytes")?,
+                protos: [
+                    r.try_get("tcp")?,
+                    r.try_get("udp")?,
+                    r.try_get("icmp")?,
+                    r.try_get("other")?,
+                ],
+            })
+        })
+        .collect()
 }
 
 /// Inserts rows in one transaction.
@@ -606,6 +713,11 @@ pub async fn expire(db: &Db, seconds_before: i64, minutes_before: i64) -> Result
         .execute(&db.pool)
         .await?
         .rows_affected();
+    // An hour goes with its last minute.
+    sqlx::query("DELETE FROM rollup_hours WHERE t <= $1")
+        .bind(minutes_before - 3600)
+        .execute(&db.pool)
+        .await?;
     Ok((s, m))
 }
 
@@ -686,13 +798,25 @@ fn selection_params(sel: &Selection) -> usize {
 /// selection's parameters) when given. The database picks how to read a list of nodes: along
 /// the index for a short range, a scan for one that covers most of what is kept.
 fn minutes_from(sel: &Selection, w: &str, from: usize, walked: Option<&[String]>) -> String {
+    rows_from("rollup_minutes", sel, w, from, walked)
+}
+
+/// [`minutes_from`] over `table` (`rollup_minutes`, or `rollup_hours` with `w` on its
+/// `scope` column).
+fn rows_from(
+    table: &str,
+    sel: &Selection,
+    w: &str,
+    from: usize,
+    walked: Option<&[String]>,
+) -> String {
     match (sel.fleet, walked) {
-        (true, _) => format!("rollup_minutes WHERE {w} AND node = '*'"),
+        (true, _) => format!("{table} WHERE {w} AND node = '*'"),
         (false, Some(names)) => format!(
-            "rollup_minutes WHERE {w} AND node IN ({})",
+            "{table} WHERE {w} AND node IN ({})",
             super::placeholders(from + selection_params(sel), names.len())
         ),
-        (false, None) => format!("rollup_minutes WHERE {w} AND node <> '*'"),
+        (false, None) => format!("{table} WHERE {w} AND node <> '*'"),
     }
 }
 
@@ -778,7 +902,8 @@ pub struct Bucket {
 /// downsampled, so recent traffic is never missing: those as their minutes' fresh sums
 /// (`rollup_fresh`, a row per node and minute rather than 60) when the range is whole
 /// minutes (the step is then a multiple of 60 and a minute never straddles two buckets),
-/// else the seconds themselves.
+/// else the seconds themselves. When the range and the step are whole hours, the minutes
+/// are read as their hours' sums (`rollup_hours`, a row per node and hour rather than 60).
 pub async fn series(
     db: &Db,
     table: Table,
@@ -801,10 +926,21 @@ pub async fn series(
                 true => format!("rollup_fresh WHERE {}", where_on(sel, 3, true)),
                 false => format!("rollup_seconds WHERE rolled = 0 AND {w}"),
             };
-            format!(
-                "SELECT {cols} FROM {} UNION ALL SELECT {cols} FROM {fresh}",
-                minutes_from(sel, &w, 3, walked.as_deref())
-            )
+            // Whole hours in every bucket: the hours' sums rather than their minutes.
+            let hours = sel.since.rem_euclid(3600) == 0
+                && sel.until.rem_euclid(3600) == 0
+                && step % 3600 == 0;
+            let coarse = match hours {
+                true => rows_from(
+                    "rollup_hours",
+                    sel,
+                    &where_on(sel, 3, true),
+                    3,
+                    walked.as_deref(),
+                ),
+                false => minutes_from(sel, &w, 3, walked.as_deref()),
+            };
+            format!("SELECT {cols} FROM {coarse} UNION ALL SELECT {cols} FROM {fresh}")
         }
     };
     let group_by = match group {
@@ -972,9 +1108,9 @@ pub async fn each_list(
     Ok(true)
 }
 
-/// Fills `rollup_minutes` with synthetic whole-node rows for `nodes` nodes (`edge0`, ...) at
-/// point `pre-firewall`, one per minute for `minutes` minutes from `since` (on a minute), in
-/// one statement: node `i` sends `1000 + i % 7` packets of 100 bytes a minute. For the
+/// Fills `rollup_minutes` (and their `rollup_hours`) with synthetic whole-node rows for
+/// `nodes` nodes (`edge0`, ...) at point `pre-firewall`, one per minute for `minutes`
+/// minutes from `since` (on a minute), in one statement: node `i` sends `1000 + i % 7` packets of 100 bytes a minute. For the
 /// query-speed test and benchmarks; the rows are generated inside the database.
 pub async fn fill_synthetic(db: &Db, nodes: i64, since: i64, minutes: i64) -> Result<u64> {
     let empty = "'{\"floor\":0,\"keys\":[]}'";
@@ -1009,6 +1145,24 @@ pub async fn fill_synthetic(db: &Db, nodes: i64, since: i64, minutes: i64) -> Re
          WHERE node <> '*' AND t >= $1 AND t < $2 GROUP BY point, account_id, t",
         sums.join(", "),
         sum("seconds")
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(since)
+        .bind(since + minutes * 60)
+        .execute(&db.pool)
+        .await?;
+    // Their hours, as inserting minutes makes them (the database holds no hour of the range
+    // yet).
+    let hour_sums: Vec<String> = ["packets", "bytes", "tcp", "udp", "icmp", "other"]
+        .iter()
+        .map(|c| sum(c))
+        .collect();
+    let sql = format!(
+        "INSERT INTO rollup_hours (scope, node, t, point, minutes, packets, bytes, tcp, udp, \
+         icmp, other) SELECT COALESCE(account_id, ''), node, t - t % 3600, point, COUNT(*), {} \
+         FROM rollup_minutes WHERE t >= $1 AND t < $2 \
+         GROUP BY COALESCE(account_id, ''), node, t - t % 3600, point",
+        hour_sums.join(", ")
     );
     sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(since)

@@ -260,6 +260,12 @@ async fn downsampling_equals_the_seconds_and_retention_deletes(b: Backend) {
         .unwrap();
     assert_eq!(r.expired_minutes, 6);
     assert_eq!(h.count("rollup_minutes").await, 0);
+    // An hour's sums go with the last minute of the hour (migration 0020).
+    assert!(h.count("rollup_hours").await > 0);
+    jobs::run_once(&h.state.db, &h.state.config, t0 + ret + 600 + 3600)
+        .await
+        .unwrap();
+    assert_eq!(h.count("rollup_hours").await, 0);
     // Seconds not yet downsampled answer at second resolution.
     let recent = now() - 30;
     let n2 = h.node("edge2", &[], &["pre-firewall"]);
@@ -340,6 +346,18 @@ async fn fresh_minutes_are_the_sums_of_their_seconds(b: Backend) {
     minutes_equal_seconds(&fine, &coarse);
     assert_eq!(series(&coarse, "edge1")["packets"], p1);
 
+    // A series at whole hours reads the hours' sums (migration 0020) and the fresh minutes:
+    // none of the first yet.
+    let h0 = t0 - t0.rem_euclid(3600);
+    let hourly = format!(
+        "traffic?since={h0}&until={}&step=1h&group_by=node",
+        h0 + 7200
+    );
+    let by_hour = get(&h, &hourly).await;
+    assert_eq!(series(&by_hour, "edge0")["packets"], p0, "{by_hour}");
+    assert_eq!(series(&by_hour, "edge1")["packets"], p1, "{by_hour}");
+    assert_eq!(rollups::hour_rows(&h.state.db).await.unwrap(), vec![]);
+
     // The job takes the seconds into minutes and their fresh rows go with them.
     let r = jobs::run_once(&h.state.db, &h.state.config, now())
         .await
@@ -348,6 +366,28 @@ async fn fresh_minutes_are_the_sums_of_their_seconds(b: Backend) {
     assert_eq!(rollups::fresh_rows(&h.state.db).await.unwrap(), vec![]);
     let coarse = get(&h, &format!("traffic?{range}&step=1m&group_by=node")).await;
     minutes_equal_seconds(&fine, &coarse);
+    // Their hours hold the minutes' sums (the two minutes may fall in two hours): each node's,
+    // and the fleet's (`*`).
+    let hours = |rows: &[rollups::HourRow], account: Option<&str>, node: &str| {
+        rows.iter()
+            .filter(|r| r.account_id.as_deref() == account && r.node == node)
+            .fold((0, 0, 0), |(m, p, b), r| {
+                (m + r.minutes, p + r.packets, b + r.bytes)
+            })
+    };
+    let rows = rollups::hour_rows(&h.state.db).await.unwrap();
+    assert_eq!(hours(&rows, None, "edge0"), (2, 1440, 144_000), "{rows:?}");
+    assert_eq!(hours(&rows, None, "edge1"), (2, 360, 36_000), "{rows:?}");
+    assert_eq!(hours(&rows, None, "*"), (2, 1800, 180_000), "{rows:?}");
+    let by_hour = get(&h, &hourly).await;
+    assert_eq!(series(&by_hour, "edge0")["packets"], p0, "{by_hour}");
+    assert_eq!(series(&by_hour, "edge1")["packets"], p1, "{by_hour}");
+    let fleet = get(
+        &h,
+        &format!("traffic?since={h0}&until={}&step=1h", h0 + 7200),
+    )
+    .await;
+    assert_eq!(fleet["series"][0]["packets"], p0 + p1, "{fleet}");
 
     // Late seconds of minutes already downsampled, one of them an account's.
     let acme = h.account.id.clone();
@@ -391,6 +431,13 @@ async fn fresh_minutes_are_the_sums_of_their_seconds(b: Backend) {
     let v = get(&h, &format!("traffic?{range}&step=1m&group_by=node")).await;
     assert_eq!(series(&v, "edge0")["packets"], p0 + 7, "{v}");
     assert_eq!(series(&v, "edge1")["packets"], p1, "{v}");
+    // The late seconds' minutes were added to their hours, the account's apart.
+    let rows = rollups::hour_rows(&h.state.db).await.unwrap();
+    assert_eq!(hours(&rows, None, "edge0"), (3, 1447, 144_700), "{rows:?}");
+    assert_eq!(hours(&rows, Some(&acme), "edge0"), (1, 4, 400), "{rows:?}");
+    let by_hour = get(&h, &hourly).await;
+    assert_eq!(series(&by_hour, "edge0")["packets"], p0 + 7, "{by_hour}");
+    assert_eq!(series(&by_hour, "edge1")["packets"], p1, "{by_hour}");
 }
 
 async fn bad_parameters_are_refused_naming_the_field(b: Backend) {
@@ -494,6 +541,29 @@ async fn a_day_of_a_thousand_nodes() {
     assert_eq!(series(&v, "edge1")["packets"], 1440 * 1001);
     assert_eq!(series(&v, "edge9")["packets"], 1440 * 1002);
     eprintln!("two nodes grouped by node in {:?}", started.elapsed());
+    // Every node, at 3-hour steps (the dashboard's day): read from the hours' sums, the same
+    // as the minutes at 1-hour-and-a-half steps, which are not whole hours.
+    let h0 = since - since.rem_euclid(10800) + 10800;
+    let range = format!("since={h0}&until={}&group_by=node", h0 + 6 * 10800);
+    let started = Instant::now();
+    let hours = get(&h, &format!("traffic?{range}&step=3h")).await;
+    eprintln!("18 h by node at 3 h steps in {:?}", started.elapsed());
+    let started = Instant::now();
+    let minutes = get(&h, &format!("traffic?{range}&step=90m")).await;
+    eprintln!("the same at 90 min steps in {:?}", started.elapsed());
+    let all = hours["series"].as_array().unwrap();
+    assert_eq!(all.len(), 1000);
+    for s in all {
+        let node = s["key"].as_str().unwrap();
+        let i: u64 = node.trim_start_matches("edge").parse().unwrap();
+        assert_eq!(s["packets"], 18 * 60 * (1000 + i % 7), "{node}");
+        let fine = series(&minutes, node)["points"].as_array().unwrap();
+        for (k, p) in s["points"].as_array().unwrap().iter().enumerate() {
+            let two = fine[2 * k]["packets"].as_u64().unwrap()
+                + fine[2 * k + 1]["packets"].as_u64().unwrap();
+            assert_eq!(p["packets"], two, "{node} step {k}");
+        }
+    }
 }
 
 /// A realistic second: 10 heavy hitters of each kind, with errors (a full sketch).
