@@ -444,4 +444,88 @@ mod tests {
         db.close().await;
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    /// Minutes stored before version 20: the upgrade sums them into their hours (whole
+    /// nodes, the fleet and accounts apart), and minutes inserted after it add to those.
+    #[tokio::test]
+    async fn minutes_from_before_version_20_make_their_hours() {
+        use sqlx::Executor;
+
+        use crate::db::Db;
+        use crate::db::rollups::{self, HourRow, Rollup, Table};
+        let dir = std::env::temp_dir().join(format!(
+            "edgecap-migrate20-{}-{}",
+            std::process::id(),
+            crate::secret::new_id()
+        ));
+        let url = format!("sqlite://{}/old.db", dir.display());
+        let db = Db::connect(&url).await.unwrap();
+        let acme = "0123456789abcdef0123456789abcdef";
+        let minute = |node: &str, account: Option<&str>, t: i64, packets: i64| {
+            let account = account.map_or("NULL".to_owned(), |a| format!("'{a}'"));
+            format!(
+                "INSERT INTO rollup_minutes (node, point, account_id, t, seconds, packets, bytes,
+                     exact, samples, one_in, ipv4, ipv6, tcp, udp, icmp, other, syn, rst,
+                     lengths, top_dst, top_src, top_dport)
+                 VALUES ('{node}', 'pre-firewall', {account}, {t}, 60, {packets}, {}, 60, 0, 1,
+                     0, 0, 0, {packets}, 0, 0, 0, 0, '[0,0,0,0,0,0,0,0]', '', '', '');",
+                packets * 100
+            )
+        };
+        let rows = [
+            minute("edge0", None, 3600, 5),
+            minute("edge0", None, 7140, 6),
+            minute("edge0", None, 7200, 7),
+            minute("*", None, 3600, 5),
+            minute("edge0", Some(acme), 3660, 9),
+        ]
+        .concat();
+        db.pool
+            .execute(sqlx::AssertSqlSafe(format!(
+                "DROP TABLE rollup_hours; DELETE FROM schema_migrations WHERE version = 20; {rows}"
+            )))
+            .await
+            .unwrap();
+        db.close().await;
+        let db = Db::connect(&url).await.unwrap();
+        let row = |account: Option<&str>, node: &str, t, minutes, packets: i64| HourRow {
+            account_id: account.map(str::to_owned),
+            node: node.into(),
+            t,
+            point: "pre-firewall".into(),
+            minutes,
+            packets,
+            bytes: packets * 100,
+            protos: [0, packets, 0, 0],
+        };
+        assert_eq!(
+            rollups::hour_rows(&db).await.unwrap(),
+            vec![
+                row(None, "*", 3600, 1, 5),
+                row(None, "edge0", 3600, 2, 11),
+                row(None, "edge0", 7200, 1, 7),
+                row(Some(acme), "edge0", 3600, 1, 9),
+            ]
+        );
+        // A minute inserted now adds to its hour.
+        let late = Rollup {
+            node: "edge0".into(),
+            point: "pre-firewall".into(),
+            t: 7260,
+            seconds: 60,
+            packets: 3,
+            bytes: 300,
+            udp: 3,
+            ..Rollup::default()
+        };
+        rollups::insert_all(&db, Table::Minutes, &[late])
+            .await
+            .unwrap();
+        assert_eq!(
+            rollups::hour_rows(&db).await.unwrap()[2],
+            row(None, "edge0", 7200, 2, 10)
+        );
+        db.close().await;
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
