@@ -104,6 +104,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "rollup_hours",
         include_str!("../../migrations/0020_rollup_hours.sql"),
     ),
+    (
+        21,
+        "fresh_fleet_hitters",
+        include_str!("../../migrations/0021_fresh_fleet_hitters.sql"),
+    ),
 ];
 
 /// How many of [`MIGRATIONS`] the database has not recorded (for `/readyz`).

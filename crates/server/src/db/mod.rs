@@ -256,6 +256,7 @@ pub const TABLES: &[&str] = &[
     "rollup_minutes",
     "rollup_fresh",
     "rollup_hours",
+    "rollup_fresh_top",
     "sample_files",
     "simple_requests",
     "lookback_relays",

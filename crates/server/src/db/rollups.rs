@@ -70,6 +70,11 @@ fn list<K: hitters::StoredKey>(r: &Rollup, l: &Stored<K>) -> String {
 
 /// Inserts rows into `table` inside the caller's connection or transaction.
 pub async fn insert(conn: &mut sqlx::AnyConnection, table: Table, rows: &[Rollup]) -> Result<()> {
+    if table == Table::Seconds {
+        // First, so that on PostgreSQL a writer waiting for the job's lock on this table
+        // (mark_and_insert) holds no row lock the job needs.
+        add_fresh_top(conn, rows).await?;
+    }
     let (name, extra) = match table {
         Table::Seconds => ("rollup_seconds", ""),
         Table::Minutes => ("rollup_minutes", ", seconds"),
@@ -275,6 +280,73 @@ async fn add_fresh(
             .bind(until)
             .execute(&mut *conn)
             .await?;
+    }
+    Ok(())
+}
+
+/// The rows of `rollup_fresh_top` (migration 0021) for new seconds: per account scope,
+/// second and point, the seconds of every node merged (totals and the three heavy-hitter
+/// lists, merged keeping their bounds as the fleet's minutes are), in key order.
+fn fresh_top(rows: &[Rollup]) -> Vec<Rollup> {
+    let mut merged: BTreeMap<(String, i64, String), MinuteAcc> = BTreeMap::new();
+    for r in rows.iter().filter(|r| !r.hitters_dropped) {
+        let key = (
+            r.account_id.clone().unwrap_or_default(),
+            r.t,
+            r.point.clone(),
+        );
+        let acc = merged.entry(key).or_insert_with(|| MinuteAcc {
+            row: Rollup {
+                node: FLEET.to_owned(),
+                point: r.point.clone(),
+                account_id: r.account_id.clone(),
+                t: r.t,
+                ..Rollup::default()
+            },
+            dst: Merge::new(MERGE_CAPACITY),
+            src: Merge::new(MERGE_CAPACITY),
+            dport: Merge::new(MERGE_CAPACITY),
+        });
+        add_into(acc, r);
+    }
+    merged
+        .into_values()
+        .map(|mut acc| {
+            acc.row.top_dst = acc.dst.top(STORED_KEYS);
+            acc.row.top_src = acc.src.top(STORED_KEYS);
+            acc.row.top_dport = acc.dport.top(STORED_KEYS);
+            acc.row
+        })
+        .collect()
+}
+
+/// Inserts the [`fresh_top`] rows of new seconds inside the caller's transaction.
+async fn add_fresh_top(conn: &mut sqlx::AnyConnection, seconds: &[Rollup]) -> Result<()> {
+    let rows = fresh_top(seconds);
+    const WIDTH: usize = 9;
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|i| format!("({})", super::placeholders(1 + i * WIDTH, WIDTH)))
+            .collect();
+        let sql = format!(
+            "INSERT INTO rollup_fresh_top (scope, t, point, packets, bytes, one_in, top_dst, \
+             top_src, top_dport) VALUES {}",
+            values.join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for r in chunk {
+            q = q
+                .bind(r.account_id.clone().unwrap_or_default())
+                .bind(r.t)
+                .bind(r.point.clone())
+                .bind(to_i64(r.packets))
+                .bind(to_i64(r.bytes))
+                .bind(to_i64(r.one_in))
+                .bind(list(r, &r.top_dst))
+                .bind(list(r, &r.top_src))
+                .bind(list(r, &r.top_dport));
+        }
+        q.execute(&mut *conn).await?;
     }
     Ok(())
 }
@@ -616,6 +688,15 @@ async fn mark_and_insert(
     let _turn = db.write_turn().await;
     let mut conn = db.pool.acquire().await?;
     let mut tx = conn.begin().await?;
+    if db.backend == super::Backend::Postgres {
+        // A writer's seconds and their merged fleet rows (rollup_fresh_top) are both
+        // before the mark or both after the delete below: writers wait here (they insert
+        // into that table first), or the mark waits for them to commit. SQLite's writers
+        // take turns (write_turn) and its one write lock orders them anyway.
+        sqlx::query("LOCK TABLE rollup_fresh_top IN SHARE ROW EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await?;
+    }
     let mut marked: Vec<SecondKey> = Vec::with_capacity(read.keys.len());
     {
         let mut rows = sqlx::query(
@@ -650,6 +731,13 @@ async fn mark_and_insert(
     let rows = taken.rows();
     insert(&mut tx, Table::Minutes, &rows).await?;
     add_fresh(&mut tx, &fresh, Sign::Subtract).await?;
+    // Every second of the range not yet taken was marked: the fleet's minute rows now hold
+    // what their merged fresh rows did.
+    sqlx::query("DELETE FROM rollup_fresh_top WHERE t >= $1 AND t < $2")
+        .bind(from)
+        .bind(until)
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(marked.len() as u64)
 }
@@ -1082,10 +1170,12 @@ pub async fn each_list(
         ),
     }];
     if table == Table::Minutes {
-        sources.push((
-            format!("SELECT {cols} FROM rollup_seconds WHERE rolled = 0 AND {w}"),
-            false,
-        ));
+        let fresh = match sel.fleet {
+            // Every node's seconds merged per writer batch (migration 0021).
+            true => format!("rollup_fresh_top WHERE {}", where_on(sel, 1, true)),
+            false => format!("rollup_seconds WHERE rolled = 0 AND {w}"),
+        };
+        sources.push((format!("SELECT {cols} FROM {fresh}"), false));
     }
     for (sql, names) in sources {
         let q = bind_selection(sqlx::query(sqlx::AssertSqlSafe(sql)), sel);

@@ -357,6 +357,27 @@ async fn fresh_minutes_are_the_sums_of_their_seconds(b: Backend) {
     assert_eq!(series(&by_hour, "edge0")["packets"], p0, "{by_hour}");
     assert_eq!(series(&by_hour, "edge1")["packets"], p1, "{by_hour}");
     assert_eq!(rollups::hour_rows(&h.state.db).await.unwrap(), vec![]);
+    // Fleet-wide heavy hitters read every node's fresh seconds merged per writer batch
+    // (rollup_fresh_top, migration 0021: at most a row per batch, second and point); naming
+    // the nodes reads their seconds: the same answer.
+    let merged = h.count("rollup_fresh_top").await;
+    assert!((120..=240).contains(&merged), "{merged} merged rows");
+    let same_top = |when: &'static str| {
+        let range = range.clone();
+        let h = &h;
+        async move {
+            let fleet = get(h, &format!("traffic/top?{range}&by=dst")).await;
+            let nodes = get(h, &format!("traffic/top?{range}&by=dst&nodes=edge0,edge1")).await;
+            assert_eq!(fleet["hitters"], nodes["hitters"], "{when}");
+            assert_eq!(fleet["resolution"], "minute", "{when}");
+            fleet
+        }
+    };
+    let top = same_top("before the job").await;
+    assert_eq!(top["hitters"][0]["key"], "198.18.1.1", "{top}");
+    assert_eq!(top["hitters"][0]["packets"], p0, "{top}");
+    assert_eq!(top["hitters"][1]["key"], "198.18.2.2", "{top}");
+    assert_eq!(top["hitters"][1]["packets"], p1, "{top}");
 
     // The job takes the seconds into minutes and their fresh rows go with them.
     let r = jobs::run_once(&h.state.db, &h.state.config, now())
@@ -388,6 +409,9 @@ async fn fresh_minutes_are_the_sums_of_their_seconds(b: Backend) {
     )
     .await;
     assert_eq!(fleet["series"][0]["packets"], p0 + p1, "{fleet}");
+    // The merged fresh rows went with their seconds; the fleet's minutes hold them.
+    assert_eq!(h.count("rollup_fresh_top").await, 0);
+    assert_eq!(same_top("after the job").await["hitters"], top["hitters"]);
 
     // Late seconds of minutes already downsampled, one of them an account's.
     let acme = h.account.id.clone();
