@@ -189,10 +189,16 @@ pub struct FreshRow {
 /// Every row of `rollup_fresh` in key order (tests and diagnostics: each is the sum of the
 /// seconds of its minute not yet downsampled).
 pub async fn fresh_rows(db: &Db) -> Result<Vec<FreshRow>> {
-    let rows = sqlx::query(
-        "SELECT scope, t, node, point, seconds, packets, bytes, tcp, udp, icmp, other \
-         FROM rollup_fresh ORDER BY scope, t, node, point",
-    )
+    sum_rows(db, Summed::Fresh, "scope, t, node, point").await
+}
+
+/// Every row of a table of sums in `order`, as [`FreshRow`]s (`seconds`: its count column).
+async fn sum_rows(db: &Db, summed: Summed, order: &str) -> Result<Vec<FreshRow>> {
+    let (table, _, count) = summed.table();
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT scope, t, node, point, {count} AS n, packets, bytes, tcp, udp, icmp, other \
+         FROM {table} ORDER BY {order}"
+    )))
     .fetch_all(&db.pool)
     .await?;
     rows.iter()
@@ -203,7 +209,7 @@ pub async fn fresh_rows(db: &Db) -> Result<Vec<FreshRow>> {
                 t: r.try_get("t")?,
                 node: r.try_get("node")?,
                 point: r.try_get("point")?,
-                seconds: r.try_get("seconds")?,
+                seconds: r.try_get("n")?,
                 packets: r.try_get("packets")?,
                 bytes: r.try_get("bytes")?,
                 protos: [
@@ -227,31 +233,51 @@ enum Sign {
 /// Fresh rows per statement of [`add_fresh`] (11 parameters each).
 const FRESH_PER_STATEMENT: usize = 80;
 
-/// Adds (or subtracts) sums to `rollup_fresh` inside the caller's transaction, creating rows
-/// as needed (an upsert: one statement form on both databases). Subtracting deletes the
-/// rows left with no second.
-async fn add_fresh(
+/// The tables of sums kept beside the rollups: `rollup_fresh` (a minute's seconds not yet
+/// downsampled, migration 0018) and `rollup_hours` (an hour's minutes, migration 0020).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Summed {
+    Fresh,
+    Hours,
+}
+
+impl Summed {
+    /// The table, its key (the conflict target) and the column counting what was added.
+    fn table(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Summed::Fresh => ("rollup_fresh", "scope, t, node, point", "seconds"),
+            Summed::Hours => ("rollup_hours", "scope, node, t, point", "minutes"),
+        }
+    }
+}
+
+/// Adds (or subtracts) `rows` to a table of sums inside the caller's transaction, creating
+/// rows as needed (an upsert: one statement form on both databases), in the order given (the
+/// callers' key order: the order every writer of a table takes its rows' locks in on
+/// PostgreSQL, so two writers never deadlock).
+async fn upsert_sums(
     conn: &mut sqlx::AnyConnection,
-    sums: &BTreeMap<FreshKey, FreshSums>,
+    summed: Summed,
+    rows: &[(&FreshKey, &FreshSums)],
     sign: Sign,
 ) -> Result<()> {
-    let keys: Vec<(&FreshKey, &FreshSums)> = sums.iter().collect();
+    let (table, key, count) = summed.table();
     let v = |n: u64| match sign {
         Sign::Add => to_i64(n),
         Sign::Subtract => -to_i64(n),
     };
-    let cols = ["seconds", "packets", "bytes", "tcp", "udp", "icmp", "other"];
+    let cols = [count, "packets", "bytes", "tcp", "udp", "icmp", "other"];
     let set: Vec<String> = cols
         .iter()
-        .map(|c| format!("{c} = rollup_fresh.{c} + excluded.{c}"))
+        .map(|c| format!("{c} = {table}.{c} + excluded.{c}"))
         .collect();
-    for chunk in keys.chunks(FRESH_PER_STATEMENT) {
+    for chunk in rows.chunks(FRESH_PER_STATEMENT) {
         let values: Vec<String> = (0..chunk.len())
             .map(|i| format!("({})", super::placeholders(1 + i * 11, 11)))
             .collect();
         let sql = format!(
-            "INSERT INTO rollup_fresh (scope, t, node, point, {}) VALUES {} \
-             ON CONFLICT (scope, t, node, point) DO UPDATE SET {}",
+            "INSERT INTO {table} (scope, t, node, point, {}) VALUES {} \
+             ON CONFLICT ({key}) DO UPDATE SET {}",
             cols.join(", "),
             values.join(", "),
             set.join(", ")
@@ -272,6 +298,18 @@ async fn add_fresh(
         }
         q.execute(&mut *conn).await?;
     }
+    Ok(())
+}
+
+/// Adds (or subtracts) sums to `rollup_fresh` inside the caller's transaction, creating rows
+/// as needed. Subtracting deletes the rows left with no second.
+async fn add_fresh(
+    conn: &mut sqlx::AnyConnection,
+    sums: &BTreeMap<FreshKey, FreshSums>,
+    sign: Sign,
+) -> Result<()> {
+    let keys: Vec<(&FreshKey, &FreshSums)> = sums.iter().collect();
+    upsert_sums(conn, Summed::Fresh, &keys, sign).await?;
     if sign == Sign::Subtract && !keys.is_empty() {
         let from = keys.iter().map(|(k, _)| k.1).min().unwrap_or(0);
         let until = keys.iter().map(|(k, _)| k.1).max().unwrap_or(0) + 60;
@@ -351,61 +389,23 @@ async fn add_fresh_top(conn: &mut sqlx::AnyConnection, seconds: &[Rollup]) -> Re
     Ok(())
 }
 
-/// A row of `rollup_hours` (migration 0020): account scope (`''`: whole nodes), node (`*`:
-/// the fleet), hour and point.
-type HourKey = (String, String, i64, String);
-
-/// Adds minute rows to their hours' sums in `rollup_hours`, inside the caller's transaction
-/// (an upsert, in key order: the order every writer takes the rows' locks in on PostgreSQL,
-/// so two replicas' jobs never deadlock).
+/// Adds minute rows to their hours' sums in `rollup_hours` inside the caller's transaction
+/// (keyed like `rollup_fresh`: scope, hour, node, point; `seconds` counts minute rows here).
 async fn add_hours(conn: &mut sqlx::AnyConnection, minutes: &[Rollup]) -> Result<()> {
-    let mut sums: BTreeMap<HourKey, FreshSums> = BTreeMap::new();
+    let mut sums: BTreeMap<FreshKey, FreshSums> = BTreeMap::new();
     for r in minutes {
         let key = (
             r.account_id.clone().unwrap_or_default(),
-            r.node.clone(),
             r.t - r.t.rem_euclid(3600),
+            r.node.clone(),
             r.point.clone(),
         );
-        // `seconds` counts the hour's minute rows here.
         let s = sums.entry(key).or_default();
         s.add(r);
         s.seconds = s.seconds - r.seconds + 1;
     }
-    let keys: Vec<(&HourKey, &FreshSums)> = sums.iter().collect();
-    let cols = ["minutes", "packets", "bytes", "tcp", "udp", "icmp", "other"];
-    let set: Vec<String> = cols
-        .iter()
-        .map(|c| format!("{c} = rollup_hours.{c} + excluded.{c}"))
-        .collect();
-    for chunk in keys.chunks(FRESH_PER_STATEMENT) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|i| format!("({})", super::placeholders(1 + i * 11, 11)))
-            .collect();
-        let sql = format!(
-            "INSERT INTO rollup_hours (scope, node, t, point, {}) VALUES {} \
-             ON CONFLICT (scope, node, t, point) DO UPDATE SET {}",
-            cols.join(", "),
-            values.join(", "),
-            set.join(", ")
-        );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for ((scope, node, t, point), s) in chunk {
-            q = q
-                .bind(scope.clone())
-                .bind(node.clone())
-                .bind(*t)
-                .bind(point.clone())
-                .bind(s.seconds)
-                .bind(to_i64(s.packets))
-                .bind(to_i64(s.bytes));
-            for p in s.protos {
-                q = q.bind(to_i64(p));
-            }
-        }
-        q.execute(&mut *conn).await?;
-    }
-    Ok(())
+    let rows: Vec<(&FreshKey, &FreshSums)> = sums.iter().collect();
+    upsert_sums(conn, Summed::Hours, &rows, Sign::Add).await
 }
 
 /// One row of `rollup_hours` as stored ([`hour_rows`]).
@@ -428,32 +428,20 @@ pub struct HourRow {
 /// Every row of `rollup_hours` in key order (tests and diagnostics: each is the sum of its
 /// hour's minute rows).
 pub async fn hour_rows(db: &Db) -> Result<Vec<HourRow>> {
-    let rows = sqlx::query(
-        "SELECT scope, node, t, point, minutes, packets, bytes, tcp, udp, icmp, other \
-         FROM rollup_hours ORDER BY scope, node, t, point",
-    )
-    .fetch_all(&db.pool)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            let scope: String = r.try_get("scope")?;
-            Ok(HourRow {
-                account_id: Some(scope).filter(|s| !s.is_empty()),
-                node: r.try_get("node")?,
-                t: r.try_get("t")?,
-                point: r.try_get("point")?,
-                minutes: r.try_get("minutes")?,
-                packets: r.try_get("packets")?,
-                bytes: r.try_get("bytes")?,
-                protos: [
-                    r.try_get("tcp")?,
-                    r.try_get("udp")?,
-                    r.try_get("icmp")?,
-                    r.try_get("other")?,
-                ],
-            })
+    let rows = sum_rows(db, Summed::Hours, "scope, node, t, point").await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| HourRow {
+            account_id: r.account_id,
+            node: r.node,
+            t: r.t,
+            point: r.point,
+            minutes: r.seconds,
+            packets: r.packets,
+            bytes: r.bytes,
+            protos: r.protos,
         })
-        .collect()
+        .collect())
 }
 
 /// Inserts rows in one transaction.
