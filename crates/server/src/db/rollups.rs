@@ -333,29 +333,12 @@ fn fresh_top(rows: &[Rollup]) -> Vec<Rollup> {
             r.t,
             r.point.clone(),
         );
-        let acc = merged.entry(key).or_insert_with(|| MinuteAcc {
-            row: Rollup {
-                node: FLEET.to_owned(),
-                point: r.point.clone(),
-                account_id: r.account_id.clone(),
-                t: r.t,
-                ..Rollup::default()
-            },
-            dst: Merge::new(MERGE_CAPACITY),
-            src: Merge::new(MERGE_CAPACITY),
-            dport: Merge::new(MERGE_CAPACITY),
-        });
+        let acc = merged
+            .entry(key)
+            .or_insert_with(|| MinuteAcc::empty(FLEET, &r.point, &r.account_id, r.t));
         add_into(acc, r);
     }
-    merged
-        .into_values()
-        .map(|mut acc| {
-            acc.row.top_dst = acc.dst.top(STORED_KEYS);
-            acc.row.top_src = acc.src.top(STORED_KEYS);
-            acc.row.top_dport = acc.dport.top(STORED_KEYS);
-            acc.row
-        })
-        .collect()
+    merged.into_values().map(MinuteAcc::finish).collect()
 }
 
 /// Inserts the [`fresh_top`] rows of new seconds inside the caller's transaction.
@@ -506,6 +489,32 @@ struct MinuteAcc {
     dport: Merge<u16>,
 }
 
+impl MinuteAcc {
+    /// Nothing yet of `node`'s (or the fleet's) `point` of `account_id` at `t`.
+    fn empty(node: &str, point: &str, account_id: &Option<String>, t: i64) -> MinuteAcc {
+        MinuteAcc {
+            row: Rollup {
+                node: node.to_owned(),
+                point: point.to_owned(),
+                account_id: account_id.clone(),
+                t,
+                ..Rollup::default()
+            },
+            dst: Merge::new(MERGE_CAPACITY),
+            src: Merge::new(MERGE_CAPACITY),
+            dport: Merge::new(MERGE_CAPACITY),
+        }
+    }
+
+    /// The row, with its merged lists cut to the kept keys.
+    fn finish(mut self) -> Rollup {
+        self.row.top_dst = self.dst.top(STORED_KEYS);
+        self.row.top_src = self.src.top(STORED_KEYS);
+        self.row.top_dport = self.dport.top(STORED_KEYS);
+        self.row
+    }
+}
+
 fn add_into(acc: &mut MinuteAcc, r: &Rollup) {
     let a = &mut acc.row;
     a.seconds += r.seconds;
@@ -570,18 +579,10 @@ impl Taken {
             r.account_id.clone(),
             minute,
         );
-        let acc = self.minutes.entry(key).or_insert_with(|| MinuteAcc {
-            row: Rollup {
-                node: r.node.clone(),
-                point: r.point.clone(),
-                account_id: r.account_id.clone(),
-                t: minute,
-                ..Rollup::default()
-            },
-            dst: Merge::new(MERGE_CAPACITY),
-            src: Merge::new(MERGE_CAPACITY),
-            dport: Merge::new(MERGE_CAPACITY),
-        });
+        let acc = self
+            .minutes
+            .entry(key)
+            .or_insert_with(|| MinuteAcc::empty(&r.node, &r.point, &r.account_id, minute));
         add_into(acc, r);
     }
 
@@ -593,18 +594,7 @@ impl Taken {
             let r = &acc.row;
             let f = fleet
                 .entry((r.point.clone(), r.account_id.clone(), r.t))
-                .or_insert_with(|| MinuteAcc {
-                    row: Rollup {
-                        node: FLEET.to_owned(),
-                        point: r.point.clone(),
-                        account_id: r.account_id.clone(),
-                        t: r.t,
-                        ..Rollup::default()
-                    },
-                    dst: Merge::new(MERGE_CAPACITY),
-                    src: Merge::new(MERGE_CAPACITY),
-                    dport: Merge::new(MERGE_CAPACITY),
-                });
+                .or_insert_with(|| MinuteAcc::empty(FLEET, &r.point, &r.account_id, r.t));
             let mut stored = r.clone();
             stored.top_dst = acc.dst.top(STORED_KEYS);
             stored.top_src = acc.src.top(STORED_KEYS);
@@ -614,12 +604,7 @@ impl Taken {
         self.minutes
             .into_values()
             .chain(fleet.into_values())
-            .map(|mut acc| {
-                acc.row.top_dst = acc.dst.top(STORED_KEYS);
-                acc.row.top_src = acc.src.top(STORED_KEYS);
-                acc.row.top_dport = acc.dport.top(STORED_KEYS);
-                acc.row
-            })
+            .map(MinuteAcc::finish)
             .collect()
     }
 }
