@@ -150,8 +150,14 @@ fn fresh_key(r: &Rollup) -> FreshKey {
 }
 
 impl FreshSums {
+    /// Adds a second (or a minute of seconds) of the rollups, counting its seconds.
     fn add(&mut self, r: &Rollup) {
-        self.seconds += r.seconds;
+        self.add_counting(r, r.seconds);
+    }
+
+    /// Adds a row's sums, counting it as `count` (a minute row is one of an hour's minutes).
+    fn add_counting(&mut self, r: &Rollup, count: i64) {
+        self.seconds += count;
         self.packets = self.packets.saturating_add(r.packets);
         self.bytes = self.bytes.saturating_add(r.bytes);
         for (sum, v) in self.protos.iter_mut().zip([r.tcp, r.udp, r.icmp, r.other]) {
@@ -383,9 +389,7 @@ async fn add_hours(conn: &mut sqlx::AnyConnection, minutes: &[Rollup]) -> Result
             r.node.clone(),
             r.point.clone(),
         );
-        let s = sums.entry(key).or_default();
-        s.add(r);
-        s.seconds = s.seconds - r.seconds + 1;
+        sums.entry(key).or_default().add_counting(r, 1);
     }
     let rows: Vec<(&FreshKey, &FreshSums)> = sums.iter().collect();
     upsert_sums(conn, Summed::Hours, &rows, Sign::Add).await

@@ -239,11 +239,14 @@ fn digest(list: &[AgentTrigger]) -> u64 {
 
 impl Hub {
     /// The node on connection `conn` evaluates the trigger list sent with `ack`
-    /// (`AgentMsg::Heard`): kept for the next refresh, which runs now.
+    /// (`AgentMsg::Heard`): kept for the next refresh, which runs now. A repeated answer
+    /// changes nothing and wakes nothing (a refresh reads the database).
     pub(crate) fn triggers_heard(&self, node: &str, conn: u64, ack: u64) {
         let mut live = self.live();
         match live.nodes.get_mut(node) {
-            Some(c) if c.conn == conn => c.triggers_heard = Some(ack),
+            Some(c) if c.conn == conn && c.triggers_heard != Some(ack) => {
+                c.triggers_heard = Some(ack)
+            }
             _ => return,
         }
         drop(live);
